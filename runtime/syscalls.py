@@ -1,0 +1,280 @@
+"""The one way into the kernel: thin, errno-checked wrappers over libc.
+
+Everything here raises :class:`SyscallError` carrying the operation, the
+path and the errno.  The rest of the runtime calls these functions and never
+ctypes directly, so unit tests can swap this module for a recording fake.
+
+Numbers are x86_64 (and the generic table for the new mount API, which is the
+same on every architecture since 5.2).  Facts worth knowing:
+
+* ``pivot_root`` has no libc wrapper in glibc; it is called through
+  ``syscall(2)``.  ``pivot_root(".", ".")`` stacks the old root under the new
+  one at the same place, so a later ``umount2(".", MNT_DETACH)`` drops it
+  without needing a directory for it inside the rootfs (runc does the same).
+* ``mount_setattr`` with ``AT_RECURSIVE`` is the only way to make a whole
+  mount tree read-only in one step (``rro``); plain ``MS_REMOUNT|MS_RDONLY``
+  touches only the top mount.  It appeared in 5.12.
+* ``MOUNT_ATTR_IDMAP`` needs a detached mount made by ``open_tree`` with
+  ``OPEN_TREE_CLONE``; it is then attached with ``move_mount``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from .errors import SyscallError
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+# --- constants -------------------------------------------------------------
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_I_VERSION = 1 << 23
+MS_LAZYTIME = 1 << 25
+
+MNT_FORCE = 1
+MNT_DETACH = 2
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+
+MOUNT_ATTR_RDONLY = 0x00000001
+MOUNT_ATTR_NOSUID = 0x00000002
+MOUNT_ATTR_NODEV = 0x00000004
+MOUNT_ATTR_NOEXEC = 0x00000008
+MOUNT_ATTR__ATIME = 0x00000070  # the atime field: clear all of it, then set one of the three
+MOUNT_ATTR_RELATIME = 0x00000000
+MOUNT_ATTR_NOATIME = 0x00000010
+MOUNT_ATTR_STRICTATIME = 0x00000020
+MOUNT_ATTR_NODIRATIME = 0x00000080
+MOUNT_ATTR_IDMAP = 0x00100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x00200000
+
+SECCOMP_SET_MODE_FILTER = 1
+
+_NR_PIVOT_ROOT = 155
+_NR_SETNS = 308
+_NR_SECCOMP = 317
+_NR_OPEN_TREE = 428
+_NR_MOVE_MOUNT = 429
+_NR_MOUNT_SETATTR = 442
+_NR_CLOSE_RANGE = 436
+_NR_CAPGET = 125
+_NR_CAPSET = 126
+
+
+def _fail(op: str, target: str = "") -> SyscallError:
+    return SyscallError(op, target, ctypes.get_errno())
+
+
+def _b(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+# --- mounts ----------------------------------------------------------------
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    if _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)) != 0:
+        raise _fail(f"mount {fstype or ''} {source or ''} flags={flags:#x}".replace("  ", " "), target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    if _libc.umount2(_b(target), flags) != 0:
+        raise _fail("umount", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    if _syscall(_NR_PIVOT_ROOT, _b(new_root), _b(put_old)) != 0:
+        raise _fail("pivot_root", new_root)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    if _syscall(_NR_MOUNT_SETATTR, dirfd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        raise _fail("mount_setattr", path)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    fd = _syscall(_NR_OPEN_TREE, dirfd, _b(path), flags)
+    if fd < 0:
+        raise _fail("open_tree", path)
+    return int(fd)
+
+
+def move_mount(from_fd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
+    if _syscall(_NR_MOVE_MOUNT, from_fd, _b(from_path), to_dirfd, _b(to_path), flags) != 0:
+        raise _fail("move_mount", to_path)
+
+
+# --- namespaces ------------------------------------------------------------
+
+def unshare(flags: int) -> None:
+    if _libc.unshare(flags) != 0:
+        raise _fail(f"unshare flags={flags:#x}")
+
+
+def setns(fd: int, nstype: int, path: str = "") -> None:
+    if _syscall(_NR_SETNS, fd, nstype) != 0:
+        raise _fail("setns", path or f"fd {fd}")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    if _libc.sethostname(raw, len(raw)) != 0:
+        raise _fail("sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    if _libc.setdomainname(raw, len(raw)) != 0:
+        raise _fail("setdomainname", name)
+
+
+def personality(persona: int) -> None:
+    if _libc.personality(ctypes.c_ulong(persona)) == -1:
+        raise _fail("personality", hex(persona))
+
+
+# --- process attributes ------------------------------------------------------
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    ret = _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
+    if ret < 0:
+        raise _fail(f"prctl option={option}")
+    return int(ret)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the three capability sets of the calling thread (64-bit masks)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i, shift in enumerate((0, 32)):
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    if _syscall(_NR_CAPSET, ctypes.byref(hdr), data) != 0:
+        raise _fail("capset")
+
+
+def capget() -> tuple[int, int, int]:
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if _syscall(_NR_CAPGET, ctypes.byref(hdr), data) != 0:
+        raise _fail("capget")
+    eff = data[0].effective | (data[1].effective << 32)
+    per = data[0].permitted | (data[1].permitted << 32)
+    inh = data[0].inheritable | (data[1].inheritable << 32)
+    return eff, per, inh
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """Load a classic-BPF seccomp program (an array of 8-byte sock_filter)."""
+    count = len(program) // 8
+    buf = ctypes.create_string_buffer(program, len(program))
+
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = _Prog(count, ctypes.cast(buf, ctypes.c_void_p))
+    if _syscall(_NR_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)) != 0:
+        raise _fail("seccomp(SET_MODE_FILTER)")
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    if _syscall(_NR_CLOSE_RANGE, first, last, flags) != 0:
+        raise _fail("close_range")
+
+
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def execve(path: str, argv: list[str], env: list[str]) -> None:
+    """execve through libc with every argument already marshalled, so that no
+    Python allocation or syscall happens between a seccomp load and the exec."""
+    raise SyscallError("execve", path, prepare_execve(path, argv, env)())
+
+
+def prepare_execve(path: str, argv: list[str], env: list[str]):  # type: ignore[no-untyped-def]
+    """Return a zero-argument callable that calls execve(2) and, only if it
+    fails, returns the errno.  All marshalling happens here, up front."""
+    c_path = os.fsencode(path)
+    c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+    c_env = (ctypes.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)
+    fn = _libc.execve
+
+    def call() -> int:
+        fn(c_path, c_argv, c_env)
+        return ctypes.get_errno()
+
+    return call
