@@ -1,0 +1,1 @@
+"""The project's own protocol definitions (the shim API), generated with grpcio-tools."""

@@ -1,0 +1,1 @@
+"""dockyard-runc: a runc-compatible OCI runtime."""

@@ -1,0 +1,96 @@
+"""Linux namespaces: which clone flag each OCI type is, the order in which
+they are joined, and the id maps a parent writes for a child's user namespace.
+
+Facts that decide the order:
+
+* A user namespace goes first, both when joined and when created: every
+  other namespace created afterwards is owned by it, which is what lets the
+  container's root mount proc or sysfs there.
+* setns/unshare of a pid or time namespace changes only the caller's
+  *children*; that is why the init is forked once more after them.
+* The mount namespace is joined last: after setns into it, paths (including
+  /proc/<pid>/ns/*) resolve inside the container, so all namespace fds are
+  opened before any setns.
+* uid_map/gid_map of a process can be written once, by a process with
+  CAP_SETUID/CAP_SETGID in the parent user namespace; a privileged writer may
+  leave setgroups allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from . import syscalls as sc
+from .errors import SyscallError
+from .spec import IDMap, Namespace
+
+CLONE_FLAGS: dict[str, int] = {
+    "user": sc.CLONE_NEWUSER,
+    "ipc": sc.CLONE_NEWIPC,
+    "uts": sc.CLONE_NEWUTS,
+    "network": sc.CLONE_NEWNET,
+    "pid": sc.CLONE_NEWPID,
+    "cgroup": sc.CLONE_NEWCGROUP,
+    "time": sc.CLONE_NEWTIME,
+    "mount": sc.CLONE_NEWNS,
+}
+
+# /proc/<pid>/ns/<name> for each OCI type
+PROC_NAMES: dict[str, str] = {
+    "user": "user", "ipc": "ipc", "uts": "uts", "network": "net",
+    "pid": "pid", "cgroup": "cgroup", "time": "time", "mount": "mnt",
+}
+
+# the order of CLONE_FLAGS is the join order: user first, mount last
+JOIN_ORDER: tuple[str, ...] = tuple(CLONE_FLAGS)
+
+
+def new_flags(namespaces: Sequence[Namespace]) -> int:
+    """The unshare flags for namespaces to create (those without a path),
+    without the user namespace, which is created on its own first."""
+    flags = 0
+    for ns in namespaces:
+        if not ns.path and ns.type != "user":
+            flags |= CLONE_FLAGS[ns.type]
+    return flags
+
+
+def open_paths(joins: Sequence[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """Open each namespace path (type, path) in join order; the caller closes
+    the fds.  Returns (type, fd, path)."""
+    order = {t: i for i, t in enumerate(JOIN_ORDER)}
+    opened: list[tuple[str, int, str]] = []
+    try:
+        for kind, path in sorted(joins, key=lambda j: order[j[0]]):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise SyscallError(f"open {kind} namespace", path, err.errno or 0) from err
+            opened.append((kind, fd, path))
+    except BaseException:
+        for _, fd, _ in opened:
+            os.close(fd)
+        raise
+    return opened
+
+
+def join(opened: Sequence[tuple[str, int, str]]) -> None:
+    for kind, fd, path in opened:
+        sc.setns(fd, CLONE_FLAGS[kind], path)
+
+
+def format_idmap(maps: Sequence[IDMap]) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+
+def write_idmaps(pid: int, uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> None:
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        if not maps:
+            continue
+        path = f"/proc/{pid}/{name}"
+        try:
+            with open(path, "w") as f:
+                f.write(format_idmap(maps))
+        except OSError as err:
+            raise SyscallError("write id map", path, err.errno or 0) from err

@@ -1,0 +1,295 @@
+"""Building the container's filesystem view, inside its new mount namespace.
+
+The init calls these in order: :func:`prepare` (propagation, the rootfs bind,
+every spec mount, /dev), then hooks, then :func:`pivot`, then
+:func:`finalize` (masked and read-only paths, read-only root).
+
+Facts this code depends on:
+
+* The new mount namespace starts as a copy of the host's, with the host's
+  propagation.  "/" is made rslave (or what rootfsPropagation says) first, so
+  nothing mounted here ever propagates back to the host, while host mounts
+  still reach us.
+* pivot_root needs the new root to be a mount point, hence the bind of the
+  rootfs onto itself.  After ``pivot_root(".", ".")`` the old root sits on
+  top at "/"; it is made rslave and detached, so its unmount does not reach
+  the host either.
+* Every destination is resolved inside the rootfs and opened with O_PATH one
+  component at a time (``securejoin.open_in_root``); the mount then goes onto
+  ``/proc/self/fd/N``.  A symlink in the image, or one swapped in by a
+  container that shares a volume, can thus never redirect a mount to the host.
+* A bind mount ignores every flag but MS_BIND|MS_REC; ro/nosuid/... need a
+  second ``MS_REMOUNT|MS_BIND`` call, and that call *replaces* the per-mount
+  flags, so the ones the mount already has (nosuid, nodev, noexec of /proc,
+  say) are read back with statvfs and kept.  In a user namespace they are
+  locked and dropping them would fail with EPERM anyway.
+* sysfs can only be mounted by a process that owns the network namespace;
+  without a private one, the host's /sys is bind-mounted instead (as runc does).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, replace
+
+from .. import syscalls as sc
+from ..errors import SyscallError
+from ..spec import Mount
+from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
+from .mountopts import MountOptions, parse_mount_options
+from .securejoin import open_in_root
+
+_PROPAGATION = {
+    "": sc.MS_REC | sc.MS_SLAVE,
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_REC | sc.MS_PRIVATE,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_REC | sc.MS_SLAVE,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_REC | sc.MS_SHARED,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_REC | sc.MS_UNBINDABLE,
+}
+
+# statvfs f_flag bits that mean the same as the MS_* flag of the same value
+_KEEP_ON_REMOUNT = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
+_ST_RELATIME = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMount:
+    mount: Mount
+    opts: MountOptions
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootfsPlan:
+    rootfs: str
+    readonly: bool
+    propagation: str
+    mounts: tuple[PlannedMount, ...]
+    devices: tuple[Device, ...]
+    create_default_devices: bool
+    masked_paths: tuple[str, ...]
+    readonly_paths: tuple[str, ...]
+    no_pivot: bool
+    private_netns: bool
+    private_cgroupns: bool
+    cgroup_v1_mounts: tuple[tuple[str, str], ...]   # (host mountpoint, options) per v1 hierarchy
+    cgroup_v2_mount: str                             # host cgroup2 mountpoint, "" if none
+    cgroup_paths: dict[str, str]                     # controller -> host dir of this container
+
+
+def plan_mounts(mounts: tuple[Mount, ...]) -> tuple[PlannedMount, ...]:
+    """Pure: parse every mount's options up front, so a bad option fails
+    ``create`` before anything is touched."""
+    return tuple(PlannedMount(m, parse_mount_options(m.options, f"mounts[{i}].options"), f"mounts[{i}]")
+                 for i, m in enumerate(mounts))
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _current_flags(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    flags = st.f_flag & _KEEP_ON_REMOUNT
+    if st.f_flag & _ST_RELATIME:
+        flags |= sc.MS_RELATIME
+    return flags
+
+
+def remount_bind(path: str, flags: int, clear: int = 0) -> None:
+    """Apply per-mount flags to a bind mount, keeping the ones it has."""
+    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | ((_current_flags(path) | flags) & ~clear))
+
+
+def _apply_after(target: str, opts: MountOptions) -> None:
+    for prop in opts.propagation:
+        sc.mount(None, target, None, prop)
+    if opts.rec_attr_set or opts.rec_attr_clr:
+        sc.mount_setattr(sc.AT_FDCWD, target, sc.AT_RECURSIVE, opts.rec_attr_set, opts.rec_attr_clr)
+
+
+def _is_dir_source(m: Mount) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(m.source).st_mode)
+    except OSError:
+        return True
+
+
+def _mount_bind(pm: PlannedMount, rootfs: str) -> None:
+    m, opts = pm.mount, pm.opts
+    if not os.path.exists(m.source):
+        raise SyscallError("bind mount", m.source, errno.ENOENT, f"source of {pm.field} does not exist")
+    fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
+    try:
+        target = _fd_path(fd)
+        sc.mount(m.source, target, None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
+        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC)
+        if extra or opts.clear:
+            remount_bind(target, extra, opts.clear)
+        _apply_after(target, opts)
+    finally:
+        os.close(fd)
+
+
+def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
+    """A cgroup mount: with a private cgroup namespace, fresh cgroupfs mounts
+    show the container's cgroup as their root; without one, the container's
+    own directories are bind-mounted from the host."""
+    m, opts = pm.mount, pm.opts
+    ro = opts.flags & sc.MS_RDONLY
+    base_flags = (opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_RDONLY)) | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    fd = open_in_root(plan.rootfs, m.destination, create="dir")
+    try:
+        top = _fd_path(fd)
+        if plan.cgroup_v1_mounts:
+            sc.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
+            for mountpoint, options in plan.cgroup_v1_mounts:
+                name = os.path.basename(mountpoint)
+                sub = os.path.join(top, name)
+                os.makedirs(sub, exist_ok=True)
+                if plan.private_cgroupns:
+                    sc.mount("cgroup", sub, "cgroup", base_flags | ro, options)
+                else:
+                    ctl = options.split(",")[0].removeprefix("name=")
+                    host = plan.cgroup_paths.get(ctl) or plan.cgroup_paths.get(options, "")
+                    if host:
+                        sc.mount(host, sub, None, sc.MS_BIND | sc.MS_REC)
+                        remount_bind(sub, base_flags | ro)
+                # co-mounted controllers ("cpu,cpuacct") are also reachable by each name
+                for part in options.split(","):
+                    if part != name and "=" not in part and not os.path.lexists(os.path.join(top, part)):
+                        os.symlink(name, os.path.join(top, part))
+            if plan.cgroup_v2_mount and plan.private_cgroupns:
+                sub = os.path.join(top, os.path.basename(plan.cgroup_v2_mount))
+                os.makedirs(sub, exist_ok=True)
+                sc.mount("cgroup2", sub, "cgroup2", base_flags | ro)
+            if ro:
+                sc.mount(None, top, None, sc.MS_REMOUNT | base_flags | sc.MS_RDONLY, "mode=755")
+        elif plan.private_cgroupns:
+            sc.mount("cgroup2", top, "cgroup2", base_flags | ro)
+        else:
+            sc.mount(plan.cgroup_paths.get("", ""), top, None, sc.MS_BIND | sc.MS_REC)
+            remount_bind(top, base_flags | ro)
+        _apply_after(top, opts)
+    finally:
+        os.close(fd)
+
+
+def _mount_one(pm: PlannedMount, plan: RootfsPlan) -> None:
+    m, opts = pm.mount, pm.opts
+    if opts.is_bind or m.type == "bind":
+        _mount_bind(pm, plan.rootfs)
+        return
+    if m.type == "cgroup" or m.type == "cgroup2":
+        _mount_cgroup(pm, plan)
+        return
+    if m.type == "sysfs" and not plan.private_netns:
+        # sysfs belongs to the network namespace's owner: bind the host's
+        host_sys = Mount(m.destination, "bind", "/sys", m.options)
+        _mount_bind(PlannedMount(host_sys, replace(opts, is_bind=True, recursive_bind=True), pm.field), plan.rootfs)
+        return
+    fd = open_in_root(plan.rootfs, m.destination, create="dir")
+    try:
+        target = _fd_path(fd)
+        sc.mount(m.source or m.type, target, m.type, opts.flags, opts.data or None)
+        _apply_after(target, opts)
+    finally:
+        os.close(fd)
+
+
+def _create_device(rootfs: str, dev: Device) -> None:
+    fd = open_in_root(rootfs, os.path.dirname(dev.path), create="dir")
+    try:
+        parent = _fd_path(fd)
+        path = os.path.join(parent, os.path.basename(dev.path))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            os.mknod(path, mknod_mode(dev), os.makedev(dev.major, dev.minor))
+            os.chown(path, dev.uid, dev.gid)
+            os.chmod(path, dev.file_mode & 0o7777)
+        except PermissionError:
+            # In a user namespace mknod is not allowed: bind the host's node.
+            with open(path, "w"):
+                pass
+            sc.mount(dev.path, path, None, sc.MS_BIND)
+        except OSError as err:
+            raise SyscallError("create device", dev.path, err.errno or 0) from err
+    finally:
+        os.close(fd)
+
+
+def _setup_dev(plan: RootfsPlan) -> None:
+    devices = list(plan.devices)
+    if plan.create_default_devices:
+        explicit = {d.path for d in devices}
+        devices = [d for d in DEFAULT_DEVICES if d.path not in explicit] + devices
+        for link, target in DEFAULT_SYMLINKS:
+            fd = open_in_root(plan.rootfs, os.path.dirname(link), create="dir")
+            try:
+                path = os.path.join(_fd_path(fd), os.path.basename(link))
+                if not os.path.lexists(path):
+                    os.symlink(target, path)
+            finally:
+                os.close(fd)
+    for dev in devices:
+        _create_device(plan.rootfs, dev)
+
+
+def prepare(plan: RootfsPlan) -> None:
+    sc.mount(None, "/", None, _PROPAGATION[plan.propagation])
+    sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
+    for pm in plan.mounts:
+        _mount_one(pm, plan)
+    _setup_dev(plan)
+
+
+def pivot(plan: RootfsPlan) -> None:
+    os.chdir(plan.rootfs)
+    if plan.no_pivot:
+        sc.mount(plan.rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+    else:
+        sc.pivot_root(".", ".")
+        sc.mount(None, ".", None, sc.MS_REC | sc.MS_SLAVE)
+        sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def _mask(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise SyscallError("mask path", path, err.errno or 0) from err
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k")
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND)
+
+
+def _make_readonly(path: str) -> None:
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    except SyscallError as err:
+        if err.errno == errno.ENOENT:
+            return
+        raise
+    remount_bind(path, sc.MS_RDONLY | sc.MS_REC)
+
+
+def finalize(plan: RootfsPlan) -> None:
+    for path in plan.readonly_paths:
+        _make_readonly(path)
+    for path in plan.masked_paths:
+        _mask(path)
+    if plan.readonly:
+        remount_bind("/", sc.MS_RDONLY)

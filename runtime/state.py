@@ -1,0 +1,185 @@
+"""What the runtime remembers about a container between invocations.
+
+Layout under ``--root`` (default ``/run/dockyard-runc``)::
+
+    <root>/<id>/state.json   versioned record, written atomically
+    <root>/<id>/config.json  the spec as create saw it (the bundle may change later)
+    <root>/<id>/exec.fifo    exists from create until start
+    <root>/<id>/lock         flock'd by every verb that changes the container
+
+Writes go to a temporary file that is fsync'd and renamed over the target, so
+a crash leaves either the old or the new record, never half of one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
+from .status import Status
+
+STATE_VERSION = 1
+DEFAULT_ROOT = "/run/dockyard-runc"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def validate_id(container_id: str) -> str:
+    """Container ids become directory names: only [A-Za-z0-9_.-], never '.' or '..'."""
+    if not container_id:
+        raise InvalidArgument("validate container id", repr(container_id), "must not be empty")
+    if container_id in (".", "..") or not set(container_id) <= _ID_CHARS or len(container_id) > 1024:
+        raise InvalidArgument("validate container id", repr(container_id),
+                              "may contain only letters, digits, '_', '.' and '-', and must not be '.' or '..'")
+    return container_id
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int
+    pid_start: int           # /proc/<pid>/stat starttime: tells a reused pid from ours
+    created: str             # RFC 3339 with nanoseconds, UTC
+    cgroup_path: str         # the cgroupsPath the manager was built from
+    owner: str = ""
+    oci_version: str = "1.2.0"
+    annotations: dict[str, str] = field(default_factory=dict)
+    private_pidns: bool = True
+    version: int = STATE_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], where: str) -> ContainerState:
+        if raw.get("version") != STATE_VERSION:
+            raise InvalidSpec(f"{where}.version", f"unsupported state version {raw.get('version')!r}")
+        try:
+            return cls(**raw)
+        except TypeError as err:
+            raise InvalidSpec(where, f"malformed state record: {err}") from err
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise SyscallError("write", path, err.errno or 0) from err
+
+
+def process_start_time(pid: int) -> tuple[int, str] | None:
+    """(starttime, state letter) of a pid from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parentheses: split after the last ')'
+    rest = raw[raw.rindex(b")") + 2:].split()
+    return int(rest[19]), rest[0].decode()
+
+
+class Store:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, validate_id(container_id))
+
+    def fifo(self, container_id: str) -> str:
+        return os.path.join(self.dir(container_id), "exec.fifo")
+
+    def create_dir(self, container_id: str) -> str:
+        path = self.dir(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError as err:
+            raise AlreadyExists("create container", container_id, "a container with this id exists") from err
+        return path
+
+    def remove_dir(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+    def save(self, state: ContainerState) -> None:
+        write_atomic(os.path.join(self.dir(state.id), "state.json"), json.dumps(state.to_json()).encode())
+
+    def load(self, container_id: str) -> ContainerState:
+        path = os.path.join(self.dir(container_id), "state.json")
+        try:
+            with open(path, "rb") as f:
+                raw = json.load(f)
+        except FileNotFoundError as err:
+            raise NotFound("find container", container_id, "container does not exist") from err
+        except ValueError as err:
+            raise InvalidSpec(path, f"corrupt state record: {err}") from err
+        return ContainerState.from_json(raw, path)
+
+    def save_config(self, container_id: str, raw: dict[str, Any]) -> None:
+        write_atomic(os.path.join(self.dir(container_id), "config.json"), json.dumps(raw).encode())
+
+    def load_config(self, container_id: str) -> dict[str, Any]:
+        path = os.path.join(self.dir(container_id), "config.json")
+        try:
+            with open(path, "rb") as f:
+                raw: dict[str, Any] = json.load(f)
+        except FileNotFoundError as err:
+            raise NotFound("find container config", container_id) from err
+        return raw
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.exists(os.path.join(self.root, n, "state.json"))]
+
+    @contextmanager
+    def lock(self, container_id: str) -> Iterator[None]:
+        path = os.path.join(self.dir(container_id), "lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError as err:
+            raise NotFound("find container", container_id, "container does not exist") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def status(self, state: ContainerState, frozen: bool) -> Status:
+        """Derive the status (see runtime.status for why it is not stored)."""
+        if state.pid <= 0:
+            return Status.STOPPED
+        proc = process_start_time(state.pid)
+        if proc is None or proc[0] != state.pid_start or proc[1] in ("Z", "X"):
+            return Status.STOPPED
+        if frozen:
+            return Status.PAUSED
+        try:
+            os.stat(self.fifo(state.id))
+        except OSError as err:
+            if err.errno != errno.ENOENT:
+                raise
+            return Status.RUNNING
+        return Status.CREATED

@@ -1,0 +1,81 @@
+"""The parent <-> container-init channel: a small typed protocol.
+
+One SOCK_SEQPACKET socketpair, one JSON object per packet, each with a
+``type``.  Every receive names the types it expects; anything else (or EOF,
+which is what the parent sees when the child dies) is an error, so a
+confused or dead child can never be mistaken for a successful one.
+
+Child -> parent           parent -> child
+  idmap   (need uid_map)    idmap-done
+  pid     (stage-2 pid)
+  hooks   (run prestart,    hooks-done
+           createRuntime)
+  ready   (about to wait
+           on exec.fifo)
+  error   (a RuntimeFault)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from . import errors
+from .errors import RuntimeFault
+
+_MAX = 1 << 16
+
+_ERROR_CLASSES: dict[str, type[RuntimeFault]] = {
+    cls.__name__: cls for cls in (
+        errors.RuntimeFault, errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
+        errors.FailedPrecondition, errors.Unsupported, errors.SyscallError, errors.HookFailed,
+    )
+}
+
+
+class Channel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        fields["type"] = kind
+        self.sock.send(json.dumps(fields).encode())
+
+    def send_error(self, err: RuntimeFault) -> None:
+        name = type(err).__name__
+        if isinstance(err, errors.InvalidSpec):
+            self.send("error", cls="InvalidArgument", op=err.op, target=err.target, detail=err.detail, errno=err.errno)
+            return
+        self.send("error", cls=name if name in _ERROR_CLASSES else "RuntimeFault",
+                  op=err.op, target=err.target, detail=err.detail, errno=err.errno)
+
+    def recv(self, *expected: str, what: str = "container init") -> dict[str, Any]:
+        """Receive one message of one of the ``expected`` types.  An ``error``
+        message is raised as the fault the child reported."""
+        data = self.sock.recv(_MAX)
+        if not data:
+            raise RuntimeFault(f"wait for {what}", "", f"it exited before sending {'/'.join(expected)}")
+        msg: dict[str, Any] = json.loads(data)
+        kind = msg.get("type")
+        if kind == "error":
+            cls = _ERROR_CLASSES.get(str(msg.get("cls")), RuntimeFault)
+            op, target = str(msg.get("op", "")), str(msg.get("target", ""))
+            detail, err = str(msg.get("detail", "")), int(msg.get("errno", 0))
+            if cls is errors.SyscallError:
+                raise errors.SyscallError(op, target, err, detail)
+            raise cls(op, target, detail, err)
+        if kind not in expected:
+            raise RuntimeFault(f"talk to {what}", "", f"unexpected message {kind!r}, wanted {'/'.join(expected)}")
+        return msg
