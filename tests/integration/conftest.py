@@ -1,0 +1,265 @@
+"""Fixtures for the runtime's integration tests: bundles, and the leak check.
+
+Facts the leak check relies on:
+- The runtime must leave nothing behind in the host's namespaces once a
+  container is deleted (or once `create` has failed): no mount in our mount
+  namespace, no cgroup directory, no process, and no fd in the caller.
+- This machine is shared with other sessions that create cgroups (the sandbox
+  makes one memory cgroup per command, as siblings of ours) and sometimes
+  mounts, at any time. So the check snapshots the whole tree (cgroups to depth
+  2 below each hierarchy) but only *reports* what it can pin on the test: a
+  path naming one of its container ids, its tmp dir, its rootfs, or the
+  `dockyard-test` cgroup parent that every test container is given.
+- pytest makes itself a child subreaper, the way containerd's shim does, so a
+  detached container's init is re-parented to pytest when the runtime exits.
+  That makes "a child of pytest" a reliable sign of a leaked container process,
+  and lets the check reap the zombies of containers that exited normally.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bundle import CGROUP_PARENT, TEST_ID_ENV, Bundle, make_bundle, runtime_binary, shared_rootfs
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PR_SET_CHILD_SUBREAPER = 36
+GRACE_SECONDS = 3.0
+
+BundleFactory = Callable[..., Bundle]
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Path:
+    path = runtime_binary()
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"runtime under test {path} is not an executable (set DOCKYARD_TEST_RUNTIME)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_rootfs(tmp_path_factory.mktemp("rootfs-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subreaper_and_cgroup_parent() -> Iterator[None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    yield
+    _reap_children()
+    for hierarchy in _hierarchies():
+        parent = hierarchy / CGROUP_PARENT
+        if not parent.is_dir():
+            continue
+        # Children first: rmdir of a cgroup with sub-cgroups fails with EBUSY.
+        for child in sorted(parent.iterdir(), key=lambda p: -len(p.parts)):
+            if child.is_dir():
+                _rmdir_tree(child)
+        _rmdir_tree(parent)
+
+
+@pytest.fixture
+def _bundles() -> list[Bundle]:
+    return []
+
+
+@pytest.fixture
+def new_bundle(
+    tmp_path: Path, rootfs: Path, runtime: Path, request: pytest.FixtureRequest, _bundles: list[Bundle]
+) -> BundleFactory:
+    """Make a fresh bundle; `writable=True` gives it its own rootfs copy."""
+
+    def factory(*, writable: bool = False) -> Bundle:
+        made = make_bundle(tmp_path, rootfs, runtime, request.node.name, writable=writable)
+        _bundles.append(made)
+        return made
+
+    return factory
+
+
+@pytest.fixture
+def bundle(new_bundle: BundleFactory) -> Bundle:
+    """A fresh bundle on the shared, read-only rootfs."""
+    return new_bundle()
+
+
+@pytest.fixture
+def writable_bundle(new_bundle: BundleFactory) -> Bundle:
+    """A fresh bundle with its own writable copy of the rootfs."""
+    return new_bundle(writable=True)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    mounts: frozenset[tuple[str, str, str, str]]
+    cgroups: frozenset[Path]
+    processes: frozenset[tuple[int, str]]
+    fds: frozenset[tuple[int, str]]
+
+
+@pytest.fixture(autouse=True)
+def leak_check(_bundles: list[Bundle], tmp_path: Path, rootfs: Path) -> Iterator[None]:
+    """After each test: no container, mount, cgroup, process or fd the test made is left."""
+    before = _snapshot(ids=())
+    yield
+    ids = tuple(b.id for b in _bundles)
+    markers = (str(tmp_path), str(rootfs), CGROUP_PARENT, *ids)
+    leftover_state = [b.id for b in _bundles if b.state_root.is_dir() and any(b.state_root.iterdir())]
+    deadline = time.monotonic() + GRACE_SECONDS
+    while True:
+        _reap_children()
+        after = _snapshot(ids=ids)
+        leaks = _attributable(before, after, ids, markers)
+        if not any(leaks.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    _clean_up(_bundles, leaks)
+    report = {kind: found for kind, found in leaks.items() if found}
+    if leftover_state:
+        report["containers left in --root"] = leftover_state
+    assert not report, f"test left resources behind: {report}"
+
+
+def _attributable(
+    before: Snapshot, after: Snapshot, ids: tuple[str, ...], markers: tuple[str, ...]
+) -> dict[str, list[object]]:
+    def ours(path: str) -> bool:
+        return any(marker in path for marker in markers)
+
+    mounts = [m for m in after.mounts - before.mounts if ours(m[0]) or ours(m[1])]
+    # The shared parent is created on demand and removed at session end.
+    parents = {h / CGROUP_PARENT for h in _hierarchies()}
+    cgroups = sorted(c for c in after.cgroups - before.cgroups - parents if ours(str(c)))
+    # The test's own cgroupsPath may sit deeper than the depth-2 scan.
+    for hierarchy in _hierarchies():
+        for cid in ids:
+            for found in (hierarchy / CGROUP_PARENT / cid, hierarchy / cid):
+                if found.is_dir() and found not in cgroups:
+                    cgroups.append(found)
+    return {
+        "mounts": list(mounts),
+        "cgroups": list(cgroups),
+        "processes": sorted(after.processes - before.processes),
+        "fds": sorted(after.fds - before.fds),
+    }
+
+
+def _snapshot(ids: tuple[str, ...]) -> Snapshot:
+    return Snapshot(
+        mounts=frozenset(_mounts()),
+        cgroups=frozenset(_cgroup_dirs()),
+        processes=frozenset(_suspect_processes(ids)),
+        fds=frozenset(_fds()),
+    )
+
+
+def _mounts() -> Iterator[tuple[str, str, str, str]]:
+    # mountinfo: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        fstype, source = right.split()[:2]
+        yield (fields[4], fields[3], fstype, source)
+
+
+def _hierarchies() -> list[Path]:
+    return [p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink()]
+
+
+def _cgroup_dirs() -> Iterator[Path]:
+    for hierarchy in _hierarchies():
+        for first in _subdirs(hierarchy):
+            yield first
+            yield from _subdirs(first)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def _suspect_processes(ids: tuple[str, ...]) -> Iterator[tuple[int, str]]:
+    me = os.getpid()
+    env_markers = [f"{TEST_ID_ENV}={cid}".encode() for cid in ids]
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+            stat = Path(entry.path, "stat").read_text()
+            cgroup = Path(entry.path, "cgroup").read_text()
+            environ = Path(entry.path, "environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        suspect = (
+            ppid == me
+            or f"/{CGROUP_PARENT}/" in cgroup
+            or any(cid.encode() in cmdline for cid in ids)
+            or any(marker in environ for marker in env_markers)
+        )
+        if suspect:
+            yield pid, cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _fds() -> Iterator[tuple[int, str]]:
+    listing = os.listdir("/proc/self/fd")
+    for name in listing:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:
+            continue  # the fd that listdir itself used
+        yield int(name), target
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _clean_up(bundles: list[Bundle], leaks: dict[str, list[object]]) -> None:
+    """Undo what a failed test left, so one failure does not cascade into the next tests."""
+    for b in bundles:
+        if b.state_root.is_dir() and any(b.state_root.iterdir()):
+            b.invoke("delete", "--force", b.id)
+    for pid, _cmd in leaks["processes"]:  # type: ignore[misc]
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.1)
+    _reap_children()
+    for mount in sorted(leaks["mounts"], key=lambda m: -len(m[0])):  # type: ignore[index]
+        subprocess.run(["umount", "-l", mount[0]], capture_output=True)  # type: ignore[index]
+    for cgroup in sorted(leaks["cgroups"], key=lambda c: -len(str(c))):
+        _rmdir_tree(Path(str(cgroup)))
+
+
+def _rmdir_tree(path: Path) -> None:
+    for child in _subdirs(path):
+        _rmdir_tree(child)
+    try:
+        path.rmdir()
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.EBUSY):
+            raise
