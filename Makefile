@@ -25,7 +25,7 @@ $(STAMPS)/apt: hack/apt-packages.txt hack/install-deps.sh
 	@mkdir -p $(STAMPS) && touch $@
 
 # Re-installs when pyproject.toml changes; otherwise a no-op.
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)/apt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	@mkdir -p $(STAMPS) && touch $@

@@ -144,6 +144,29 @@ def _remove_namespace_cgroups(namespace: str) -> list[str]:
     return leaked
 
 
+def _reap_exited_shims() -> None:
+    """waitpid the exited shims that were re-parented to this process.
+
+    `containerd-shim-runc-v2 start` daemonizes the real shim and exits, so
+    when pytest is a child subreaper (the integration conftest makes it one)
+    the shims become its children and stay zombies after they exit. Only our
+    own zombie children whose comm is the shim's are reaped; comm survives in
+    /proc/<pid>/stat after exit, cmdline does not.
+    """
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if state == "Z" and int(ppid) == me and comm.startswith("containerd-shim"):
+            os.waitpid(int(entry.name), os.WNOHANG)
+
+
 def _remove_run_containerd_if_ours(existed_before: bool) -> None:
     # Only when this test created /run/containerd; a real containerd on the
     # host keeps its own. rmdir, never rm -r: a non-empty dir is not ours.
@@ -161,7 +184,7 @@ def _remove_run_containerd_if_ours(existed_before: bool) -> None:
             return
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def containerd() -> Iterator[Containerd]:
     subprocess.run([str(REPO / "hack" / "build-images.sh")], check=True)
     runtime = runtime_under_test()
@@ -169,7 +192,7 @@ def containerd() -> Iterator[Containerd]:
 
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-ctrd-"))
     socket = tmp / "containerd.sock"
-    namespace = f"dockyard-test-{uuid.uuid4().hex[:8]}"
+    namespace = f"dockyard-ctr-{uuid.uuid4().hex[:8]}"
     run_dir_existed = CONTAINERD_RUN_DIR.exists()
     shim_sockets_before = set(os.listdir(CONTAINERD_RUN_DIR / "s")) if (CONTAINERD_RUN_DIR / "s").is_dir() else set()
     (tmp / "config.toml").write_text(_config_toml(tmp, socket))
@@ -200,6 +223,7 @@ def containerd() -> Iterator[Containerd]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        _reap_exited_shims()
         leftovers = _pids_mentioning(str(tmp))
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
