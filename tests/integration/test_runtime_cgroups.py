@@ -1,0 +1,169 @@
+"""linux.resources as cgroup v1 files, `update`, and `pause`/`resume` through the freezer."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from bundle import Bundle
+
+pytestmark = pytest.mark.root
+
+MiB = 1024 * 1024
+
+RESOURCES = {
+    "memory": {"limit": 64 * MiB, "reservation": 32 * MiB},
+    "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    "pids": {"limit": 32},
+}
+# controller file -> value the RESOURCES above must produce
+EXPECTED_FILES = {
+    ("memory", "memory.limit_in_bytes"): str(64 * MiB),
+    ("memory", "memory.soft_limit_in_bytes"): str(32 * MiB),
+    ("cpu", "cpu.shares"): "512",
+    ("cpu", "cpu.cfs_quota_us"): "50000",
+    ("cpu", "cpu.cfs_period_us"): "100000",
+    ("pids", "pids.max"): "32",
+}
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_limits_visible_inside(bundle: Bundle) -> None:
+    """linux.resources are written to the container's cgroups, as read from inside (cgroup ns)."""
+    bundle.config["linux"]["resources"].update(RESOURCES)
+    script = "; ".join(f"cat /sys/fs/cgroup/{ctrl}/{name}" for ctrl, name in EXPECTED_FILES)
+    assert bundle.run_ok(script).split() == list(EXPECTED_FILES.values())
+
+
+def test_limits_on_host_and_membership(bundle: Bundle) -> None:
+    """the cgroup is at cgroupsPath in every hierarchy, holds the init, and has the limits."""
+    bundle.config["linux"]["resources"].update(RESOURCES)
+    pid = bundle.start_detached("sleep 1000")
+    try:
+        for (ctrl, name), value in EXPECTED_FILES.items():
+            assert (bundle.host_cgroup(ctrl) / name).read_text().strip() == value, name
+        for ctrl in ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio", "cpuset"):
+            procs = (bundle.host_cgroup(ctrl) / "cgroup.procs").read_text().split()
+            assert str(pid) in procs, f"init not in the {ctrl} cgroup"
+    finally:
+        bundle.delete(force=True)
+    for ctrl in ("memory", "cpu", "pids"):
+        assert not bundle.host_cgroup(ctrl).exists(), f"delete left the {ctrl} cgroup"
+
+
+def test_pids_limit_enforced(bundle: Bundle) -> None:
+    """pids.limit stops forks beyond the limit."""
+    bundle.config["linux"]["resources"]["pids"] = {"limit": 4}
+    bundle.sh("for i in 1 2 3 4 5 6; do sleep 5 & done")
+    done = bundle.run()
+    assert done.returncode != 0
+    assert "can't fork" in done.stderr + done.stdout
+
+
+def test_devices_cgroup_rules(bundle: Bundle) -> None:
+    """linux.resources.devices becomes the devices cgroup whitelist (deny-all plus allowed nodes)."""
+    bundle.config["linux"]["resources"]["devices"] += [
+        {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+    ]
+    pid = bundle.start_detached("sleep 1000")
+    try:
+        rules = (bundle.host_cgroup("devices") / "devices.list").read_text().split("\n")
+        assert "c 10:229 rw" in rules
+        assert "c 1:3 rwm" in rules  # /dev/null, a default device
+        assert "a *:* rwm" not in rules
+        assert pid > 0
+    finally:
+        bundle.delete(force=True)
+
+
+def test_update_single_values(bundle: Bundle) -> None:
+    """`update --memory/--pids-limit/--cpu-quota` rewrites the running container's cgroup files."""
+    bundle.config["linux"]["resources"].update(RESOURCES)
+    bundle.start_detached("sleep 1000")
+    try:
+        done = bundle.invoke(
+            "update", "--memory", str(128 * MiB), "--pids-limit", "20", "--cpu-quota", "30000", bundle.id
+        )
+        assert done.returncode == 0, done.stderr
+        assert (bundle.host_cgroup("memory") / "memory.limit_in_bytes").read_text().strip() == str(128 * MiB)
+        assert (bundle.host_cgroup("pids") / "pids.max").read_text().strip() == "20"
+        assert (bundle.host_cgroup("cpu") / "cpu.cfs_quota_us").read_text().strip() == "30000"
+        # untouched values stay
+        assert (bundle.host_cgroup("cpu") / "cpu.shares").read_text().strip() == "512"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_update_resources_from_stdin(bundle: Bundle) -> None:
+    """`update --resources -` reads an OCI LinuxResources JSON document from stdin."""
+    bundle.start_detached("sleep 1000")
+    try:
+        doc = {"memory": {"limit": 96 * MiB}, "cpu": {"quota": 20000, "period": 100000}, "pids": {"limit": 50}}
+        done = bundle.invoke("update", "--resources", "-", bundle.id, input=json.dumps(doc))
+        assert done.returncode == 0, done.stderr
+        assert (bundle.host_cgroup("memory") / "memory.limit_in_bytes").read_text().strip() == str(96 * MiB)
+        assert (bundle.host_cgroup("cpu") / "cpu.cfs_quota_us").read_text().strip() == "20000"
+        assert (bundle.host_cgroup("pids") / "pids.max").read_text().strip() == "50"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_update_resources_from_file(bundle: Bundle, tmp_path: Path) -> None:
+    """`update --resources FILE` reads the JSON document from a file."""
+    bundle.start_detached("sleep 1000")
+    try:
+        doc = tmp_path / "resources.json"
+        doc.write_text(json.dumps({"pids": {"limit": 42}}))
+        done = bundle.invoke("update", "--resources", str(doc), bundle.id)
+        assert done.returncode == 0, done.stderr
+        assert (bundle.host_cgroup("pids") / "pids.max").read_text().strip() == "42"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_pause_and_resume(bundle: Bundle) -> None:
+    """pause freezes every process (state paused, no progress); resume thaws them (running)."""
+    # The container counts on its stdout, which the create call left in a file.
+    bundle.start_detached("i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done")
+    try:
+        assert wait_for(lambda: len(bundle.detached_output().split()) > 3)
+        assert bundle.invoke("pause", bundle.id).returncode == 0
+        assert bundle.state()["status"] == "paused"
+        assert (bundle.host_cgroup("freezer") / "freezer.state").read_text().strip() == "FROZEN"
+        frozen_at = bundle.detached_output()
+        time.sleep(0.3)
+        assert bundle.detached_output() == frozen_at, "the container ran while paused"
+
+        assert bundle.invoke("resume", bundle.id).returncode == 0
+        assert bundle.state()["status"] == "running"
+        assert (bundle.host_cgroup("freezer") / "freezer.state").read_text().strip() == "THAWED"
+        assert wait_for(lambda: len(bundle.detached_output()) > len(frozen_at))
+    finally:
+        bundle.delete(force=True)
+
+
+def test_events_stats(bundle: Bundle) -> None:
+    """`events --stats` prints one JSON stats event with the container's id and cgroup figures."""
+    bundle.config["linux"]["resources"]["pids"] = {"limit": 32}
+    bundle.start_detached("sleep 1000")
+    try:
+        done = bundle.invoke("events", "--stats", bundle.id)
+        assert done.returncode == 0, done.stderr
+        event = json.loads(done.stdout)
+        assert event["type"] == "stats"
+        assert event["id"] == bundle.id
+        assert event["data"]["pids"]["current"] >= 1
+        assert event["data"]["pids"]["limit"] == 32
+        assert event["data"]["memory"]["usage"]["usage"] > 0
+    finally:
+        bundle.delete(force=True)
