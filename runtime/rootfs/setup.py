@@ -148,6 +148,10 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
         top = _fd_path(fd)
         if plan.cgroup_v1_mounts:
             sc.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
+            # the fd still names the directory *under* the new tmpfs: reopen
+            os.close(fd)
+            fd = open_in_root(plan.rootfs, m.destination)
+            top = _fd_path(fd)
             for mountpoint, options in plan.cgroup_v1_mounts:
                 name = os.path.basename(mountpoint)
                 sub = os.path.join(top, name)

@@ -1,0 +1,16 @@
+"""dockyard-runc delete: remove a stopped container (--force: kill it first)."""
+
+from __future__ import annotations
+
+from .. import container
+from .args import Parser, add_id
+from .main import Context
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("delete")
+    p.add_argument("--force", "-f", action="store_true")
+    add_id(p)
+    a = p.parse(argv)
+    container.delete(ctx.store, a.id, a.force)
+    return 0

@@ -1,0 +1,54 @@
+"""dockyard-runc events: resource statistics (``--stats``: once) and OOM
+notices, as runc's JSON event lines, until the container stops."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from .. import container
+from ..status import Status, require
+from .args import Parser, add_id
+from .main import Context
+
+
+def _oom_count(stats: dict[str, Any]) -> int:
+    raw = stats.get("memory", {}).get("raw", {}) if isinstance(stats.get("memory"), dict) else {}
+    return int(raw.get("oom_kill", 0) or 0) if isinstance(raw, dict) else 0
+
+
+def _parse_interval(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    for suffix, scale in units.items():
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * scale
+    return float(text)
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("events")
+    p.add_argument("--stats", action="store_true")
+    p.add_argument("--interval", default="5s")
+    add_id(p)
+    a = p.parse(argv)
+    c = container.load(ctx.store, a.id)
+    require("events", c.status, a.id)
+    if a.stats:
+        sys.stdout.write(json.dumps({"type": "stats", "id": a.id, "data": c.manager.stats()}) + "\n")
+        return 0
+    interval = _parse_interval(a.interval)
+    ooms = _oom_count(c.manager.stats())
+    while True:
+        c = container.load(ctx.store, a.id)
+        if c.status == Status.STOPPED:
+            return 0
+        stats = c.manager.stats()
+        now = _oom_count(stats)
+        if now > ooms:
+            sys.stdout.write(json.dumps({"type": "oom", "id": a.id}) + "\n")
+            ooms = now
+        sys.stdout.write(json.dumps({"type": "stats", "id": a.id, "data": stats}) + "\n")
+        sys.stdout.flush()
+        time.sleep(interval)

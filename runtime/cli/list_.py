@@ -1,0 +1,36 @@
+"""dockyard-runc list: every container under --root, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .. import container
+from ..errors import NotFound
+from .args import Parser
+from .main import Context
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("list")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", "-q", action="store_true")
+    a = p.parse(argv)
+    states = []
+    for cid in ctx.store.ids():
+        try:
+            states.append(container.runc_state(container.load(ctx.store, cid)))
+        except NotFound:
+            continue  # deleted while we listed
+    if a.quiet:
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+    elif a.format == "json":
+        sys.stdout.write(json.dumps(states) + "\n")
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"] or "root")
+                 for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        for r in rows:
+            sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    return 0

@@ -1,0 +1,148 @@
+"""dockyard-runc's command line: runc's, flag for flag.
+
+Startup speed matters (every container start runs this three times), so the
+global flags are parsed by hand and only the chosen verb's module, with its
+own small argparse parser, is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from ..errors import InvalidArgument, RuntimeFault
+from ..state import DEFAULT_ROOT, Store
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.2.0"
+
+VERBS = {
+    "create": "create", "start": "start", "run": "run", "state": "state", "list": "list_", "kill": "kill",
+    "delete": "delete", "exec": "exec_", "ps": "ps", "pause": "pause", "resume": "resume", "update": "update",
+    "events": "events", "spec": "spec", "features": "features",
+}
+
+USAGE = f"""usage: dockyard-runc [global options] command [command options] [arguments...]
+
+A runc-compatible OCI runtime.
+
+commands: {", ".join(VERBS)}
+
+global options:
+   --root DIR          root directory for container state (default: {DEFAULT_ROOT})
+   --log FILE          write log messages to FILE (default: stderr)
+   --log-format FMT    text or json (default: text)
+   --debug             log debug messages
+   --systemd-cgroup    use the systemd cgroup driver (not supported: an error)
+   --version, -v       print the version
+   --help, -h          show this help
+"""
+
+
+@dataclass(slots=True)
+class Context:
+    root: str = DEFAULT_ROOT
+    log: str = ""
+    log_format: str = "text"
+    debug: bool = False
+    systemd_cgroup: bool = False
+
+    @property
+    def store(self) -> Store:
+        return Store(self.root)
+
+    def log_line(self, level: str, msg: str) -> None:
+        if level == "debug" and not self.debug:
+            return
+        if self.log_format == "json":
+            line = json.dumps({"level": level, "msg": msg,
+                               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
+        else:
+            line = f"time=\"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\" level={level} msg={json.dumps(msg)}\n"
+        if not self.log:
+            if level == "error":
+                sys.stderr.write(f"dockyard-runc: {msg}\n")
+            elif self.debug:
+                sys.stderr.write(line)
+            return
+        if self.log:
+            try:
+                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+            except OSError:
+                sys.stderr.write(line)
+
+
+_VALUE_FLAGS = {"--root": "root", "--log": "log", "--log-format": "log_format", "--criu": "", "--rootless": ""}
+
+
+def _parse_globals(argv: list[str], ctx: Context) -> list[str]:
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-"):
+            return argv[i:]
+        name, eq, value = arg.partition("=")
+        if name.startswith("-") and not name.startswith("--"):
+            name = "-" + name  # Go-style single-dash long flags
+        if name in _VALUE_FLAGS:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise InvalidArgument("parse flags", name, "needs a value")
+                value = argv[i]
+            attr = _VALUE_FLAGS[name]
+            if attr:
+                setattr(ctx, attr, value)
+        elif name == "--debug":
+            ctx.debug = True
+        elif name == "--systemd-cgroup":
+            ctx.systemd_cgroup = True
+        elif name in ("--version", "-v", "---v"):
+            return ["--version"]
+        elif name in ("--help", "-h", "---h"):
+            return ["--help"]
+        else:
+            raise InvalidArgument("parse flags", name, "unknown global option")
+        i += 1
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    ctx = Context()
+    try:
+        rest = _parse_globals(args, ctx)
+        if ctx.log_format not in ("text", "json"):
+            raise InvalidArgument("parse flags", "--log-format", f"must be text or json, not {ctx.log_format!r}")
+        if not rest or rest[0] == "--help":
+            sys.stdout.write(USAGE)
+            return 0 if rest else 1
+        if rest[0] == "--version":
+            sys.stdout.write(f"dockyard-runc version {VERSION}\ncommit: none\nspec: {SPEC_VERSION}\n")
+            return 0
+        verb = rest[0]
+        if verb not in VERBS:
+            raise InvalidArgument("run command", verb, f"no such command (commands: {', '.join(VERBS)})")
+        if ctx.systemd_cgroup:
+            from ..errors import Unsupported
+
+            raise Unsupported("use cgroup driver", "--systemd-cgroup",
+                              "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")
+        module = importlib.import_module(f"{__package__}.{VERBS[verb]}")
+        code: int = module.run(ctx, rest[1:])
+        return code
+    except RuntimeFault as err:
+        ctx.log_line("error", str(err))
+        if ctx.log:
+            sys.stderr.write(f"dockyard-runc: {err}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130

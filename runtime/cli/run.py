@@ -1,0 +1,36 @@
+"""dockyard-runc run: create + start, and in the foreground wait and return
+the container's exit code (128+N when a signal N killed it)."""
+
+from __future__ import annotations
+
+from .. import container
+from .. import syscalls as sc
+from .args import Parser, add_id
+from .create import add_create_flags
+from .main import Context
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("run")
+    add_create_flags(p)
+    p.add_argument("--detach", "-d", action="store_true")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    add_id(p)
+    a = p.parse(argv)
+    if not a.detach:
+        # the init is our grandchild; as a subreaper we inherit it and can wait
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    state = container.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
+                             no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
+    try:
+        container.start(ctx.store, a.id)
+    except BaseException:
+        container.delete(ctx.store, a.id, force=True)
+        raise
+    if a.detach:
+        return 0
+    with container.forwarded_signals(state.pid):
+        code = container.wait_exit(state.pid)
+    if not a.keep:
+        container.delete(ctx.store, a.id, force=True)
+    return code

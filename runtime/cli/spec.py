@@ -1,0 +1,25 @@
+"""dockyard-runc spec: write a default config.json into the bundle directory."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..default_spec import default_spec
+from ..errors import AlreadyExists
+from .args import Parser
+from .main import Context
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("spec")
+    p.add_argument("--bundle", "-b", default=".")
+    p.add_argument("--rootless", action="store_true")
+    a = p.parse(argv)
+    path = os.path.join(a.bundle, "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists("write spec", path, "File exists")
+    with open(path, "w") as f:
+        json.dump(default_spec(a.rootless), f, indent="\t")
+        f.write("\n")
+    return 0

@@ -1,0 +1,17 @@
+"""dockyard-runc state: the container's state as runc's JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .. import container
+from .args import Parser, add_id
+from .main import Context
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("state")
+    add_id(p)
+    sys.stdout.write(json.dumps(container.state_json(ctx.store, p.parse(argv).id), indent=2) + "\n")
+    return 0

@@ -1,0 +1,92 @@
+"""dockyard-runc update: change a container's cgroup limits, from
+``--resources FILE|-`` (OCI linux.resources JSON) and/or single-value flags."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from .. import container
+from ..errors import InvalidArgument, InvalidSpec
+from .args import Parser, add_id
+from .main import Context
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """'-1', '1024', '512m', '1G', '1.5g' -> bytes (docker's RAMInBytes rules)."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b") if text.strip() not in ("-1",) else "-1"
+    if t == "-1":
+        return -1
+    num = t.rstrip("kmgt")
+    unit = t[len(num):]
+    try:
+        value = float(num)
+    except ValueError as err:
+        raise InvalidArgument(f"parse {flag}", text, "must be a size like 1024, 512m or 1g") from err
+    if unit not in _UNITS or value < 0:
+        raise InvalidArgument(f"parse {flag}", text, "must be a size like 1024, 512m or 1g")
+    return int(value * _UNITS[unit])
+
+
+# flag -> (section, key, parser)
+_FLAGS: dict[str, tuple[str, str, str]] = {
+    "--blkio-weight": ("blockIO", "weight", "int"),
+    "--cpu-period": ("cpu", "period", "int"),
+    "--cpu-quota": ("cpu", "quota", "int"),
+    "--cpu-share": ("cpu", "shares", "int"),
+    "--cpu-rt-period": ("cpu", "realtimePeriod", "int"),
+    "--cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"),
+    "--cpuset-cpus": ("cpu", "cpus", "str"),
+    "--cpuset-mems": ("cpu", "mems", "str"),
+    "--memory": ("memory", "limit", "bytes"),
+    "--memory-reservation": ("memory", "reservation", "bytes"),
+    "--memory-swap": ("memory", "swap", "bytes"),
+    "--kernel-memory": ("memory", "kernel", "bytes"),
+    "--kernel-memory-tcp": ("memory", "kernelTCP", "bytes"),
+    "--pids-limit": ("pids", "limit", "int"),
+}
+
+
+def run(ctx: Context, argv: list[str]) -> int:
+    p = Parser("update")
+    p.add_argument("--resources", "-r", default=None)
+    for flag in _FLAGS:
+        p.add_argument(flag, default=None)
+    p.add_argument("--l3-cache-schema", default=None)
+    p.add_argument("--mem-bw-schema", default=None)
+    add_id(p)
+    a = p.parse(argv)
+    resources: dict[str, Any] = {}
+    if a.resources:
+        try:
+            if a.resources == "-":
+                resources = json.load(sys.stdin)
+            else:
+                with open(a.resources, "rb") as f:
+                    resources = json.load(f)
+        except ValueError as err:
+            raise InvalidSpec("linux.resources", f"--resources is not valid JSON: {err}") from err
+        if not isinstance(resources, dict):
+            raise InvalidSpec("linux.resources", "--resources must hold a JSON object")
+    if a.l3_cache_schema or a.mem_bw_schema:
+        raise InvalidArgument("update", "--l3-cache-schema", "Intel RDT is not supported")
+    for flag, (section, key, kind) in _FLAGS.items():
+        text = getattr(a, flag[2:].replace("-", "_"))
+        if text is None:
+            continue
+        value: Any
+        if kind == "bytes":
+            value = parse_bytes(text, flag)
+        elif kind == "int":
+            try:
+                value = int(text)
+            except ValueError as err:
+                raise InvalidArgument(f"parse {flag}", text, "must be an integer") from err
+        else:
+            value = text
+        resources.setdefault(section, {})[key] = value
+    container.update(ctx.store, a.id, resources)
+    return 0

@@ -1,0 +1,186 @@
+"""The container's init: one ordered sequence, run in freshly forked children
+of the single-threaded CLI process (never of a threaded one: a fork copies
+only the calling thread, and any lock another thread held stays locked).
+
+Two stages, because unshare/setns of pid and time namespaces only apply to
+the caller's children::
+
+    CLI (host namespaces)
+     └─ stage 1: waits until the parent has put it in the cgroup, joins
+        │        namespaces by path, creates the user namespace (the parent
+        │        writes its id maps), then unshares the rest, forks, reports
+        │        the stage-2 pid and exits.
+        └─ stage 2 (pid 1 of a new pid namespace): mounts, hooks,
+                 pivot_root, terminal, hostname, sysctls, privileges, then
+                 waits on exec.fifo until ``start``, then execve.
+
+The order inside stage 2 is runc's, and why:
+
+* mounts before pivot_root, while the host paths of bind sources resolve;
+* createContainer hooks after the mounts and before pivot_root (their path
+  resolves in the runtime's mount namespace, they run in the container's);
+* the pty after pivot_root, from the container's own devpts;
+* masked/read-only paths after pivot_root, on the container's /proc and /sys;
+* rlimits and oom_score_adj while still fully privileged;
+* seccomp as late as possible: with no_new_privs it is the very last call
+  before execve (the execve arguments are marshalled beforehand, so nothing
+  runs between the two); without no_new_privs it must be loaded while
+  CAP_SYS_ADMIN is still held, so it goes just before the user switch;
+* every fd above the preserved ones is marked close-on-exec just before
+  "ready", so no host fd (a cgroup dir, the state dir, the Python
+  interpreter's files) crosses into the container: the lesson of
+  CVE-2024-21626.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from . import console, hooks, privileges
+from . import syscalls as sc
+from .errors import RuntimeFault
+from .namespaces import join
+from .plan import ProcessPlan
+from .rootfs import setup as rootfs
+from .spec import Hook
+from .sync import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class InitPlan:
+    process: ProcessPlan
+    rootfs: rootfs.RootfsPlan | None          # None for exec: the container's view exists already
+    joins: tuple[tuple[str, int, str], ...]   # (type, fd, path) opened by the parent, in join order
+    new_user: bool
+    unshare_flags: int
+    time_offsets: dict[str, dict[str, int]]
+    hostname: str
+    domainname: str
+    sysctl: dict[str, str]
+    personality: int | None
+    create_container_hooks: tuple[Hook, ...]
+    start_container_hooks: tuple[Hook, ...]
+    preserve_fds: int
+    fifo_fd: int           # O_PATH fd of exec.fifo, -1 for exec
+    console_fd: int        # connected --console-socket, -1 if none
+    set_sid: bool
+
+
+def _fail(chan: Channel, err: BaseException) -> None:
+    if not isinstance(err, RuntimeFault):
+        err = RuntimeFault("container init", "", f"{type(err).__name__}: {err}")
+    try:
+        chan.send_error(err)
+    except OSError:
+        print(f"dockyard-runc init: {err}", file=sys.stderr)
+    os._exit(1)
+
+
+def stage1(plan: InitPlan, chan: Channel) -> None:
+    """Runs in the first child.  Never returns."""
+    try:
+        chan.recv("go", what="runtime")
+        join(plan.joins)
+        if plan.new_user:
+            sc.unshare(sc.CLONE_NEWUSER)
+            chan.send("idmap")
+            chan.recv("idmap-done", what="runtime")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if plan.unshare_flags:
+            sc.unshare(plan.unshare_flags)
+        for clock, off in plan.time_offsets.items():
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(f"{clock} {off['secs']} {off['nanosecs']}")
+        for _, fd, _ in plan.joins:
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            stage2(plan, chan)
+        chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as err:  # the child must never fall back into the CLI's code
+        _fail(chan, err)
+
+
+def _set_sysctls(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as err:
+            raise RuntimeFault("set sysctl", key, f"{value!r}: {os.strerror(err.errno or 0)}", err.errno or 0) from err
+
+
+def _run_hooks_in_container(kind: str, hook_list: tuple[Hook, ...], state: dict[str, object]) -> None:
+    hooks.run_hooks(kind, hook_list, state)
+
+
+def stage2(plan: InitPlan, chan: Channel) -> None:
+    """The init proper.  Never returns: it execs the user's program or exits."""
+    p = plan.process
+    try:
+        # stage 1 may still be writing its "pid" message on this socket
+        chan.recv("continue", what="runtime")
+        if plan.set_sid:
+            os.setsid()
+        if plan.rootfs is not None:
+            rootfs.prepare(plan.rootfs)
+            chan.send("hooks")
+            state = chan.recv("hooks-done", what="runtime")["state"]
+            _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
+            rootfs.pivot(plan.rootfs)
+        else:
+            state = {}
+            os.chdir("/")
+        if p.terminal:
+            if plan.console_fd < 0:
+                raise RuntimeFault("set up terminal", "process.terminal", "terminal is true but no --console-socket was given")
+            console.setup(plan.console_fd, p.console_size, bind_console=plan.rootfs is not None)
+        if plan.rootfs is not None:
+            rootfs.finalize(plan.rootfs)
+        if plan.hostname:
+            sc.sethostname(plan.hostname)
+        if plan.domainname:
+            sc.setdomainname(plan.domainname)
+        _set_sysctls(plan.sysctl)
+        privileges.set_oom_score_adj(p.oom_score_adj)
+        privileges.set_rlimits(p)
+        if plan.personality is not None:
+            sc.personality(plan.personality)
+        privileges.check_lsm(p)
+        privileges.drop_bounding(p)
+        if p.no_new_privileges:
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        elif p.seccomp is not None:
+            sc.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+        try:
+            os.chdir(p.cwd)
+        except OSError as err:
+            raise RuntimeFault("chdir", f"process.cwd {p.cwd}", "", err.errno or 0) from err
+        privileges.switch_user(p)
+        privileges.apply_caps(p)
+        if p.umask is not None:
+            os.umask(p.umask)
+        exe = privileges.find_executable(p)
+        execve = sc.prepare_execve(exe, list(p.args), list(p.env))
+        sc.close_range(3 + plan.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        if plan.fifo_fd >= 0:
+            chan.send("ready")
+            # Blocks until `start` opens the fifo for reading.
+            wfd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            os.write(wfd, b"0")
+            os.close(wfd)
+            _run_hooks_in_container("startContainer", plan.start_container_hooks, state)
+        else:
+            chan.send("ready")
+        if p.no_new_privileges and p.seccomp is not None:
+            sc.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+        code = execve()
+        print(f"dockyard-runc init: exec {exe}: {os.strerror(code)}", file=sys.stderr)
+        os._exit(127)
+    except BaseException as err:
+        _fail(chan, err)
