@@ -1,0 +1,31 @@
+"""cgroup management for dockyard-runc, cgroup v1 (and hybrid) and v2.
+
+Public surface::
+
+    mode = detect()                                   # Mode.V1 / HYBRID / V2
+    mgr = new_manager(spec["linux"].get("cgroupsPath"), container_id)
+    mgr.create(); mgr.apply(spec["linux"].get("resources") or {}); mgr.add(pid)
+    mgr.freeze(); mgr.thaw(); mgr.pids(); mgr.stats(); mgr.destroy()
+    v1_mounts(mountinfo_text)                         # for mounting cgroupfs in a container
+
+Layout: ``v1/<controller>.py`` and ``v2/<controller>.py`` hold pure
+``writes(resources) -> [(file, value), ...]`` functions that validate their
+part of ``linux.resources`` and raise InvalidSpec naming the field; the
+managers (``v1/manager.py``, ``v2/manager.py``) are the only code that
+touches the filesystem.
+"""
+
+from __future__ import annotations
+
+from .cgroup_path import inner_path
+from .manager import Manager, Write
+from .mode import DEFAULT_ROOT, Mode, detect
+from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
+from .new_manager import new_manager
+from .v1.manager import V1Manager
+from .v2.manager import V2Manager
+
+__all__ = [
+    "DEFAULT_ROOT", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
+    "cgroup_mounts", "detect", "inner_path", "new_manager", "own_cgroups", "v1_mounts",
+]

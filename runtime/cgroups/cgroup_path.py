@@ -1,0 +1,56 @@
+"""config.json ``linux.cgroupsPath`` -> a directory inside each hierarchy.
+
+The rules, which are runc's (cgroupfs driver):
+
+* An absolute path (``/dockyard/abc``) is taken from each hierarchy's root:
+  ``/sys/fs/cgroup/memory/dockyard/abc``.
+* A relative path (``dockyard/abc``) is taken from the cgroup the runtime
+  itself runs in, read from ``/proc/self/cgroup``.  On v1 that is the
+  runtime's own cgroup in each hierarchy.  On v2 it is the *parent* of the
+  runtime's own cgroup: the runtime's cgroup has processes in it (the
+  runtime), and v2's "no internal processes" rule would then forbid enabling
+  controllers for a child of it, so runc goes one level up and so do we.
+* No path at all means the relative path ``<container id>``.
+* ``..`` can never climb out: a relative path is cleaned as if it were rooted
+  at ``/`` (so ``../../x`` becomes ``x``), the way runc's CleanPath does.
+* ``slice:prefix:name`` is the systemd driver's syntax; that driver is not
+  implemented and the path is refused rather than taken literally.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from ..errors import Unsupported
+
+FIELD = "linux.cgroupsPath"
+
+
+def inner_path(cgroups_path: str | None, container_id: str) -> str:
+    """The cleaned path: absolute (``/a/b``) or relative (``a/b``)."""
+    path = cgroups_path or ""
+    if ":" in path:
+        raise Unsupported(
+            "resolve cgroup path", FIELD,
+            f"{path!r} is a systemd slice:prefix:name path; "
+            "the systemd cgroup driver is not supported (use a plain path)",
+        )
+    if not path:
+        path = container_id
+    if path.startswith("/"):
+        return posixpath.normpath(path).replace("//", "/")
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+def place(inner: str, own_cgroup: str, mount_root: str = "/") -> str:
+    """The cgroup's path relative to the mountpoint of its hierarchy.
+
+    ``own_cgroup`` is the runtime's cgroup in that hierarchy (already moved one
+    level up by the v2 caller); ``mount_root`` is mountinfo's ROOT field.
+    """
+    full = inner if inner.startswith("/") else posixpath.join(own_cgroup or "/", inner)
+    full = posixpath.normpath(full)
+    root = posixpath.normpath(mount_root or "/")
+    if root != "/" and (full == root or full.startswith(root + "/")):
+        full = full[len(root):] or "/"
+    return full.lstrip("/")

@@ -1,0 +1,30 @@
+"""linux.resources.hugepageLimits, validated once for v1 and v2.
+
+``pageSize`` is the kernel's own spelling in the file names: ``2MB``,
+``1GB``, ``64KB`` (the ``hugepages-2048kB`` sysfs name is *not* accepted,
+matching runc, which builds the file name from the string as given).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import InvalidSpec
+from . import spec_values as sv
+
+FIELD = "linux.resources.hugepageLimits"
+_SIZE = re.compile(r"^[1-9][0-9]*(KB|MB|GB)$")
+
+
+def limits(resources: dict[str, Any]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for i, raw in enumerate(sv.items(resources, "hugepageLimits", FIELD)):
+        field = f"{FIELD}[{i}]"
+        item = sv.entry(raw, field)
+        size = sv.string(item, "pageSize", f"{field}.pageSize")
+        if size is None or not _SIZE.match(size):
+            raise InvalidSpec(f"{field}.pageSize", f"{size!r} is not a size like '2MB' or '1GB'")
+        limit = sv.required_integer(item, "limit", f"{field}.limit", minimum=0, maximum=sv.UINT64_MAX)
+        out.append((size, limit))
+    return out

@@ -1,0 +1,90 @@
+"""Pick and build the manager for this host: where each hierarchy is, which
+layout it has, and where the container's cgroup goes in each.
+
+Everything the kernel would tell (mountinfo, /proc/self/cgroup) can be
+passed in as text, and ``root`` moved, so tests build managers over a fake
+tree without touching the host.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from collections.abc import Callable
+
+from ..errors import SyscallError, Unsupported
+from . import cgroupfs
+from .cgroup_path import inner_path, place
+from .manager import Manager
+from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
+from .mountinfo import cgroup_mounts, own_cgroups
+from .v1.manager import V1Manager
+from .v2.manager import V2Manager
+
+
+def read_proc_cgroup() -> str:
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise SyscallError("read", "/proc/self/cgroup", err.errno or 0) from err
+
+
+def new_manager(
+    cgroups_path: str | None,
+    container_id: str,
+    *,
+    root: str = DEFAULT_ROOT,
+    mode: Mode | None = None,
+    mountinfo_text: str | None = None,
+    proc_cgroup_text: str | None = None,
+    wait: Callable[[float], None] | None = None,
+    mkdir: Callable[[str], None] = cgroupfs.mkdir,
+    rmdir: Callable[[str], None] = os.rmdir,
+    allow_unenforced_devices: bool = False,
+) -> Manager:
+    """The manager for ``cgroups_path`` (config.json ``linux.cgroupsPath``).
+
+    ``wait`` replaces ``time.sleep`` in the freeze and removal polls.
+    ``allow_unenforced_devices`` lets a v2 host run with device rules it
+    cannot enforce (see v2/devices.py); it is ignored on v1.
+    """
+    inner = inner_path(cgroups_path, container_id)
+    root = posixpath.normpath(root)
+    if mountinfo_text is None:
+        mountinfo_text = read_mountinfo()
+    if mode is None:
+        mode = detect(root, mountinfo_text)
+    mounts = cgroup_mounts(mountinfo_text)
+    own: dict[str, str] = {}
+    if not inner.startswith("/"):
+        own = own_cgroups(proc_cgroup_text if proc_cgroup_text is not None else read_proc_cgroup())
+    wait = wait or time.sleep
+
+    if mode is Mode.V2:
+        mount_root = next((m.root for m in mounts if m.fstype == "cgroup2"
+                           and posixpath.normpath(m.mountpoint) == root), "/")
+        path = posixpath.join(root, place(inner, posixpath.dirname(own.get("", "/")), mount_root))
+        return V2Manager(path.rstrip("/"), root=root, wait=wait, mkdir=mkdir, rmdir=rmdir,
+                         allow_unenforced_devices=allow_unenforced_devices)
+
+    dirs: dict[str, str] = {}
+    for m in mounts:
+        if m.fstype != "cgroup" or posixpath.dirname(posixpath.normpath(m.mountpoint)) != root:
+            continue
+        for controller in m.controllers:
+            dirs[controller] = posixpath.join(m.mountpoint, place(inner, own.get(controller, "/"), m.root))
+    if not dirs:
+        raise Unsupported("find cgroup v1 hierarchies", root, "none is mounted there")
+    unified: tuple[str, str] | None = None
+    if mode is Mode.HYBRID:
+        unified_mount = posixpath.join(root, "unified")
+        m2 = next((m for m in mounts if m.fstype == "cgroup2"
+                   and posixpath.normpath(m.mountpoint) == unified_mount), None)
+        if m2 is not None:
+            # The cgroup2 side follows the v2 rule for relative paths (the
+            # parent of our own cgroup), since it is a v2 hierarchy.
+            unified = (unified_mount, posixpath.join(
+                unified_mount, place(inner, posixpath.dirname(own.get("", "/")), m2.root)))
+    return V1Manager(dirs, unified=unified, wait=wait, mkdir=mkdir, rmdir=rmdir)

@@ -1,0 +1,99 @@
+"""Typed reads of ``linux.resources`` values, each failure naming its field.
+
+config.json arrives as plain JSON, so an int may be a bool, a string or a
+float, and a section may be a list.  Every controller reads its values through
+these helpers so that a bad value is always reported as
+``InvalidSpec("linux.resources.<section>.<key>", ...)`` and never as a
+``TypeError`` deep inside a writer.
+
+JSON ``true`` is a Python ``int``; it is refused wherever a number is
+expected, because ``"limit": true`` is a mistake, not the number 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidSpec
+
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+UINT64_MAX = (1 << 64) - 1
+
+
+def section(parent: dict[str, Any], key: str, field: str) -> dict[str, Any]:
+    """The object at ``parent[key]``; absent or null reads as empty."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidSpec(field, f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def items(parent: dict[str, Any], key: str, field: str) -> list[Any]:
+    """The array at ``parent[key]``; absent or null reads as empty."""
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidSpec(field, f"must be an array, not {type(value).__name__}")
+    return value
+
+
+def entry(value: Any, field: str) -> dict[str, Any]:
+    """One element of an array of objects."""
+    if not isinstance(value, dict):
+        raise InvalidSpec(field, f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def integer(
+    parent: dict[str, Any],
+    key: str,
+    field: str,
+    *,
+    minimum: int = INT64_MIN,
+    maximum: int = INT64_MAX,
+) -> int | None:
+    """An integer in ``[minimum, maximum]``, or None when absent or null."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpec(field, f"must be an integer, not {type(value).__name__}")
+    if value < minimum or value > maximum:
+        raise InvalidSpec(field, f"{value} is outside [{minimum}, {maximum}]")
+    return value
+
+
+def required_integer(
+    parent: dict[str, Any],
+    key: str,
+    field: str,
+    *,
+    minimum: int = INT64_MIN,
+    maximum: int = INT64_MAX,
+) -> int:
+    value = integer(parent, key, field, minimum=minimum, maximum=maximum)
+    if value is None:
+        raise InvalidSpec(field, "is required")
+    return value
+
+
+def boolean(parent: dict[str, Any], key: str, field: str) -> bool | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise InvalidSpec(field, f"must be a boolean, not {type(value).__name__}")
+    return value
+
+
+def string(parent: dict[str, Any], key: str, field: str) -> str | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidSpec(field, f"must be a string, not {type(value).__name__}")
+    return value

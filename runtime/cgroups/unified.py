@@ -1,0 +1,45 @@
+"""linux.resources.unified: raw cgroup v2 file -> value pairs.
+
+Keys are file names inside the container's cgroup, never paths: a ``/`` or
+``..`` could write outside it.  ``cgroup.procs``, ``cgroup.threads`` and
+``cgroup.kill`` move or kill processes, which is not a resource setting, and
+are refused.  On cgroup v1 there is nowhere to write them, so a non-empty map
+is an error naming the field (runc's ErrV1NoUnified).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import InvalidSpec
+from . import spec_values as sv
+
+FIELD = "linux.resources.unified"
+_KEY = re.compile(r"^[a-z0-9_]+\.[a-z0-9_.]+$")
+_REFUSED = frozenset({"cgroup.procs", "cgroup.threads", "cgroup.kill"})
+
+
+def entries(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    raw = sv.section(resources, "unified", FIELD)
+    out: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        field = f"{FIELD}[{key!r}]"
+        if "/" in key or ".." in key or not _KEY.match(key):
+            raise InvalidSpec(field, "must be a file name like 'memory.high' (no '/' or '..')")
+        if key in _REFUSED:
+            raise InvalidSpec(field, f"{key} moves or kills processes and cannot be set as a resource")
+        if not isinstance(value, str):
+            raise InvalidSpec(field, f"value must be a string, not {type(value).__name__}")
+        out.append((key, value))
+    return out
+
+
+def controller_of(key: str) -> str:
+    """``memory.high`` -> ``memory``: the controller that provides the file."""
+    return key.split(".", 1)[0]
+
+
+def reject_on_v1(resources: dict[str, Any]) -> None:
+    if sv.section(resources, "unified", FIELD):
+        raise InvalidSpec(FIELD, "cgroup v2 settings cannot be applied on a cgroup v1 host")

@@ -1,0 +1,14 @@
+"""linux.resources.hugepageLimits -> cgroup v1 hugetlb.<size>.limit_in_bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hugepages import FIELD, limits
+
+CONTROLLER = "hugetlb"
+__all__ = ["FIELD", "CONTROLLER", "writes"]
+
+
+def writes(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f"hugetlb.{size}.limit_in_bytes", str(limit)) for size, limit in limits(resources)]

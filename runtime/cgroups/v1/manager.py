@@ -1,0 +1,226 @@
+"""The cgroup v1 manager: one directory per hierarchy (and, on a hybrid
+host, one in the cgroup2 hierarchy at <root>/unified).
+
+Facts about cgroup v1 that shape it:
+
+* Each hierarchy is separate: a process is added to each one, a limit goes
+  to the hierarchy holding its controller, and the cgroup is created and
+  removed in every one.  Two controllers can share a hierarchy (``cpu,
+  cpuacct``), so the set of directories is smaller than the set of
+  controllers; ``paths()`` still lists every controller, as runc's state
+  does.  Named hierarchies (``name=systemd``) hold no controller but the
+  process joins them too, so the container's processes are grouped there.
+* A new cpuset cgroup has empty ``cpuset.cpus``/``cpuset.mems`` and refuses
+  tasks (ENOSPC) until both are set, so create() copies the parent's into
+  every level it makes.
+* The freezer goes through FREEZING to FROZEN; the state is rewritten on
+  each poll because a freeze that stalled on a task in uninterruptible sleep
+  may need the kick (runc does the same), and a freeze that never finishes
+  is undone before the error is raised.
+* On a hybrid host the cgroup2 side only groups processes, except that a
+  controller v1 has not mounted but cgroup2 offers (hugetlb on this
+  project's test machine) takes its limits there, enabled on demand.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import SyscallError, Unsupported
+from .. import cgroupfs
+from ..manager import Write, check_before_update, hugepage_sizes, perform, reject_rdma, report_ignored
+from ..unified import reject_on_v1
+from ..v2 import hugetlb as v2_hugetlb
+from ..v2 import stats as v2_stats
+from ..v2.manager import enable_controllers
+from . import blkio, cpu, cpuset, devices, freezer, hugetlb, memory, network, pids, stats
+
+FREEZE_TIMEOUT = 5.0
+
+
+class V1Manager:
+    def __init__(
+        self,
+        dirs: dict[str, str],
+        *,
+        unified: tuple[str, str] | None = None,
+        wait: Callable[[float], None] = time.sleep,
+        rmdir: Callable[[str], None] = os.rmdir,
+        mkdir: Callable[[str], None] = cgroupfs.mkdir,
+    ) -> None:
+        """``dirs``: controller (``"cpu"``, ``"name=systemd"``) -> the
+        container's cgroup dir in that hierarchy.  ``unified``: on a hybrid
+        host, (cgroup2 mountpoint, the container's dir in it)."""
+        self._dirs = dict(dirs)
+        self._unified = unified
+        self._wait = wait
+        self._rmdir = rmdir
+        self._mkdir = mkdir
+
+    def _distinct_dirs(self) -> list[str]:
+        seen: list[str] = []
+        for d in self._dirs.values():
+            if d not in seen:
+                seen.append(d)
+        if self._unified is not None:
+            seen.append(self._unified[1])
+        return seen
+
+    def _dir(self, controller: str) -> str:
+        return self._dirs[controller]
+
+    def create(self) -> None:
+        for d in self._distinct_dirs():
+            made = cgroupfs.make_dirs(d, mkdir=self._mkdir)
+            if d == self._dirs.get("cpuset"):
+                for level in made or [d]:
+                    _inherit_cpuset(level)
+
+    def add(self, pid: int) -> None:
+        for d in self._distinct_dirs():
+            cgroupfs.write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def plan(self, resources: dict[str, Any]) -> list[Write]:
+        """Every write ``resources`` asks for, validated, hierarchy by
+        hierarchy in runc's order; probes the tree only for optional files."""
+        reject_on_v1(resources)
+        reject_rdma(resources)
+        exists = os.path.exists
+        mem_dir = self._dirs.get("memory", "")
+        blk_dir = self._dirs.get("blkio", "")
+        swap_accounting = not mem_dir or exists(os.path.join(mem_dir, "memory.memsw.limit_in_bytes"))
+        bfq = bool(blk_dir) and not exists(os.path.join(blk_dir, "blkio.weight")) \
+            and exists(os.path.join(blk_dir, "blkio.bfq.weight"))
+        sections: list[tuple[str, str, list[tuple[str, str]]]] = [
+            ("cpuset", cpuset.FIELD, cpuset.writes(resources)),
+            ("devices", devices.FIELD, devices.writes(resources)),
+            ("memory", memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)),
+            ("cpu", cpu.FIELD, cpu.writes(resources)),
+            ("pids", pids.FIELD, pids.writes(resources)),
+            ("blkio", blkio.FIELD, blkio.writes(resources, bfq=bfq)),
+            ("net_cls", network.FIELD, network.classid_writes(resources)),
+            ("net_prio", network.FIELD, network.priority_writes(resources)),
+        ]
+        plan: list[Write] = []
+        for controller, field, writes in sections:
+            if not writes:
+                continue
+            if controller not in self._dirs:
+                raise Unsupported("apply cgroup limits", field,
+                                  f"the {controller} cgroup v1 controller is not mounted")
+            plan += [Write(self._dirs[controller], f, v, field) for f, v in writes]
+        plan += self._hugetlb_plan(resources)
+        return plan
+
+    def _hugetlb_plan(self, resources: dict[str, Any]) -> list[Write]:
+        if "hugetlb" in self._dirs:
+            return [Write(self._dirs["hugetlb"], f, v, hugetlb.FIELD) for f, v in hugetlb.writes(resources)]
+        writes = v2_hugetlb.writes(resources)
+        if not writes:
+            return []
+        if self._unified is not None and "hugetlb" in _controllers(self._unified[0]):
+            return [Write(self._unified[1], f, v, hugetlb.FIELD) for f, v in writes]
+        raise Unsupported("apply cgroup limits", hugetlb.FIELD, "no hugetlb controller is mounted")
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        plan = self.plan(resources)
+        if "memory" in self._dirs:
+            check_before_update(resources, os.path.join(self._dirs["memory"], "memory.usage_in_bytes"))
+        report_ignored(memory.ignored(resources))
+        if self._unified is not None and any(w.directory == self._unified[1] for w in plan):
+            enable_controllers(self._unified[0], self._unified[1], {"hugetlb"})
+        perform(plan)
+
+    def _freezer_state(self) -> str:
+        if "freezer" not in self._dirs:
+            raise Unsupported("freeze cgroup", "freezer", "the freezer cgroup v1 controller is not mounted")
+        return os.path.join(self._dirs["freezer"], freezer.FILE)
+
+    def freeze(self) -> None:
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        state = self._freezer_state()
+        want = freezer.state_value(frozen)
+        delay, waited = 0.001, 0.0
+        while True:
+            cgroupfs.write(state, want)
+            if cgroupfs.read(state).strip() == want:
+                return
+            if waited >= FREEZE_TIMEOUT:
+                if frozen:
+                    cgroupfs.write(state, freezer.THAWED)
+                raise SyscallError("freeze cgroup" if frozen else "thaw cgroup", state, errno.ETIMEDOUT,
+                                   f"freezer.state did not reach {want}")
+            self._wait(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
+
+    def is_frozen(self) -> bool:
+        return freezer.is_frozen(cgroupfs.read(self._freezer_state()))
+
+    def pids(self) -> list[int]:
+        for controller in ("pids", "freezer", "devices", "memory"):
+            if controller in self._dirs:
+                return cgroupfs.pids_in_tree(self._dirs[controller])
+        dirs = self._distinct_dirs()
+        return cgroupfs.pids_in_tree(dirs[0]) if dirs else []
+
+    def stats(self) -> dict[str, Any]:
+        def read(controller: str, name: str) -> str | None:
+            d = self._dirs.get(controller)
+            return None if d is None else cgroupfs.read_optional(os.path.join(d, name))
+
+        hugetlb_dir = self._dirs.get("hugetlb")
+        data = stats.collect(read, hugepage_sizes(hugetlb_dir, "limit_in_bytes") if hugetlb_dir else [])
+        if hugetlb_dir is None and self._unified is not None:
+            ud = self._unified[1]
+            data["hugetlb"] = v2_stats.hugetlb(
+                lambda name: cgroupfs.read_optional(os.path.join(ud, name)), hugepage_sizes(ud, "max"))
+        return data
+
+    def destroy(self) -> None:
+        first: SyscallError | None = None
+        for d in self._distinct_dirs():
+            try:
+                cgroupfs.remove_tree(d, rmdir=self._rmdir, sleep=self._wait)
+            except SyscallError as err:
+                first = first or err
+        if first is not None:
+            raise first
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self._distinct_dirs())
+
+    def paths(self) -> dict[str, str]:
+        out = dict(self._dirs)
+        if self._unified is not None:
+            out[""] = self._unified[1]
+        return out
+
+
+def _controllers(cgroup2_dir: str) -> list[str]:
+    return (cgroupfs.read_optional(os.path.join(cgroup2_dir, "cgroup.controllers")) or "").split()
+
+
+def _inherit_cpuset(level: str) -> None:
+    """Give an empty cpuset cgroup its parent's cpus and mems."""
+    parent = os.path.dirname(level)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        own = os.path.join(level, name)
+        current = cgroupfs.read_optional(own)
+        if current is None or current.strip():
+            continue
+        value = cgroupfs.read(os.path.join(parent, name)).strip()
+        if value:
+            cgroupfs.write(own, value)
+
+
+__all__ = ["V1Manager"]

@@ -1,0 +1,185 @@
+"""The cgroup v2 manager: one directory in the unified hierarchy.
+
+Facts about cgroup v2 that shape it:
+
+* A controller's files appear in a cgroup only when the controller is
+  enabled in the *parent's* ``cgroup.subtree_control``; the set a cgroup may
+  enable is its ``cgroup.controllers``.  So create() walks from the root to
+  the container's parent, enabling at each level what that level offers, as
+  runc does.  A controller that cannot be enabled (for example one the
+  parent was given as threaded) is not an error at create time; apply()
+  reports it, naming the field, if a value actually needs it.
+* "No internal processes": a non-root cgroup with processes cannot enable
+  controllers for its children (EBUSY).  That is why a relative cgroupsPath
+  is placed under the *parent* of the runtime's own cgroup
+  (cgroup_path.py).
+* Freezing is ``cgroup.freeze`` = 1, finished when ``cgroup.events`` reads
+  ``frozen 1``; the wait goes through the injectable ``wait`` so a fake tree
+  can play the kernel's part.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import FailedPrecondition, SyscallError, Unsupported
+from .. import cgroupfs
+from .. import spec_values as sv
+from ..manager import Write, check_before_update, hugepage_sizes, log, perform, reject_rdma, report_ignored
+from . import cpu, cpuset, devices, hugetlb, io, memory, pids, stats, unified
+
+FREEZE_TIMEOUT = 5.0
+
+
+def enable_controllers(root: str, leaf: str, wanted: set[str] | None = None,
+                       mkdir: Callable[[str], None] | None = None) -> None:
+    """Walk from ``root`` down to ``leaf``: at each level above the leaf,
+    enable in ``cgroup.subtree_control`` the controllers it offers (all, or
+    only ``wanted``); with ``mkdir``, create each missing level first.
+
+    Top-down and interleaved, as runc does, because a child's controller
+    files appear when the parent enables them: a level created after its
+    parent's enabling has them at once."""
+    rel = os.path.relpath(leaf, root)
+    if rel.startswith(".."):
+        raise FailedPrecondition("create cgroup", leaf, f"not inside the cgroup2 root {root}")
+    parts = [] if rel == "." else rel.split(os.sep)
+    level = root
+    for part in parts:
+        _enable_at(level, wanted)
+        level = os.path.join(level, part)
+        if mkdir is not None and not os.path.isdir(level):
+            cgroupfs.make_dirs(level, mkdir=mkdir)
+
+
+def _enable_at(level: str, wanted: set[str] | None) -> None:
+    available = (cgroupfs.read_optional(os.path.join(level, "cgroup.controllers")) or "").split()
+    enabled = set((cgroupfs.read_optional(os.path.join(level, "cgroup.subtree_control")) or "").split())
+    todo = [c for c in available if c not in enabled and (wanted is None or c in wanted)]
+    if not todo:
+        return
+    control = os.path.join(level, "cgroup.subtree_control")
+    try:
+        cgroupfs.write(control, " ".join("+" + c for c in todo))
+    except SyscallError:
+        # One refused controller fails the whole write; retry one by one so
+        # the others still get enabled (runc does the same).
+        for c in todo:
+            try:
+                cgroupfs.write(control, "+" + c)
+            except SyscallError as err:
+                log.debug("cannot enable %s in %s: %s", c, level, err)
+
+
+class V2Manager:
+    def __init__(
+        self,
+        path: str,
+        *,
+        root: str,
+        wait: Callable[[float], None] = time.sleep,
+        rmdir: Callable[[str], None] = os.rmdir,
+        mkdir: Callable[[str], None] = cgroupfs.mkdir,
+        allow_unenforced_devices: bool = False,
+    ) -> None:
+        self.path = path
+        self.root = root
+        self._wait = wait
+        self._rmdir = rmdir
+        self._mkdir = mkdir
+        self._allow_unenforced_devices = allow_unenforced_devices
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def create(self) -> None:
+        enable_controllers(self.root, self.path, mkdir=self._mkdir)
+
+    def add(self, pid: int) -> None:
+        cgroupfs.write(self._file("cgroup.procs"), str(pid))
+
+    def plan(self, resources: dict[str, Any]) -> list[Write]:
+        """Every write ``resources`` asks for, validated; no I/O but probes
+        for optional files."""
+        reject_rdma(resources)
+        exists = os.path.exists
+        swap_accounting = exists(self._file("memory.swap.max")) or not exists(self._file("memory.max"))
+        rsvd = any(n.endswith(".rsvd.max") for n in _listdir(self.path))
+        sections: list[tuple[str, list[tuple[str, str]]]] = [
+            (cpuset.FIELD, cpuset.writes(resources)),
+            (memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)),
+            (cpu.FIELD, cpu.writes(resources)),
+            (pids.FIELD, pids.writes(resources)),
+            (io.FIELD, io.writes(resources, bfq=exists(self._file("io.bfq.weight")))),
+            (hugetlb.FIELD, hugetlb.writes(resources, rsvd=rsvd)),
+            (devices.FIELD, devices.writes(resources, allow_unenforced=self._allow_unenforced_devices)),
+        ]
+        plan = [Write(self.path, f, v, field) for field, ws in sections for f, v in ws]
+        plan += [Write(self.path, f, v, f"{unified.FIELD}[{f!r}]") for f, v in unified.writes(resources)]
+        return plan
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        plan = self.plan(resources)
+        check_before_update(resources, self._file("memory.current"))
+        report_ignored(memory.ignored(resources) + io.ignored(resources) + devices.ignored(resources)
+                       + _network_ignored(resources))
+        perform(plan)
+
+    def freeze(self) -> None:
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        control = self._file("cgroup.freeze")
+        if not os.path.exists(control):
+            raise Unsupported("freeze cgroup", control, "cgroup.freeze needs Linux 5.2 or later")
+        cgroupfs.write(control, "1" if frozen else "0")
+        delay, waited = 0.001, 0.0
+        while self.is_frozen() != frozen:
+            if waited >= FREEZE_TIMEOUT:
+                if frozen:
+                    cgroupfs.write(control, "0")
+                raise SyscallError("freeze cgroup" if frozen else "thaw cgroup", self.path, errno.ETIMEDOUT,
+                                   f"cgroup.events did not report frozen {int(frozen)}")
+            self._wait(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
+
+    def is_frozen(self) -> bool:
+        events = cgroupfs.parse_flat_keyed(cgroupfs.read_optional(self._file("cgroup.events")) or "")
+        return events.get("frozen", 0) == 1
+
+    def pids(self) -> list[int]:
+        return cgroupfs.pids_in_tree(self.path)
+
+    def stats(self) -> dict[str, Any]:
+        return stats.collect(lambda name: cgroupfs.read_optional(self._file(name)),
+                             hugepage_sizes(self.path, "max"))
+
+    def destroy(self) -> None:
+        cgroupfs.remove_tree(self.path, rmdir=self._rmdir, sleep=self._wait)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def paths(self) -> dict[str, str]:
+        return {"": self.path}
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _network_ignored(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    if sv.section(resources, "network", "linux.resources.network"):
+        return [("linux.resources.network", "cgroup v2 has no net_cls/net_prio controllers")]
+    return []

@@ -1,0 +1,15 @@
+"""linux.resources.unified -> the named cgroup v2 files, written after every
+other controller so that an explicit file value wins over a converted field
+(runc applies unified last for the same reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..unified import FIELD, controller_of, entries
+
+__all__ = ["FIELD", "controller_of", "writes"]
+
+
+def writes(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    return entries(resources)
