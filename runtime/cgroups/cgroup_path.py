@@ -13,6 +13,8 @@ The rules, which are runc's (cgroupfs driver):
 * No path at all means the relative path ``<container id>``.
 * ``..`` can never climb out: a relative path is cleaned as if it were rooted
   at ``/`` (so ``../../x`` becomes ``x``), the way runc's CleanPath does.
+* A path that cleans to nothing (``/``, ``.``, ``..``) is refused: it would
+  make the hierarchy root or the runtime's own cgroup the container's.
 * ``slice:prefix:name`` is the systemd driver's syntax; that driver is not
   implemented and the path is refused rather than taken literally.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import Unsupported
+from ..errors import InvalidSpec, Unsupported
 
 FIELD = "linux.cgroupsPath"
 
@@ -38,8 +40,14 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
     if not path:
         path = container_id
     if path.startswith("/"):
-        return posixpath.normpath(path).replace("//", "/")
-    return posixpath.normpath("/" + path).lstrip("/")
+        inner = posixpath.normpath(path).replace("//", "/")
+    else:
+        inner = posixpath.normpath("/" + path).lstrip("/")
+    if inner in ("", "/"):
+        # The hierarchy root, or the runtime's own cgroup: destroy() would
+        # then remove every cgroup below it.
+        raise InvalidSpec(FIELD, f"{cgroups_path!r} names no cgroup of its own")
+    return inner
 
 
 def place(inner: str, own_cgroup: str, mount_root: str = "/") -> str:

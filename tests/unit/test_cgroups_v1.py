@@ -231,6 +231,14 @@ def test_inner_path(path: str | None, cid: str, inner: str) -> None:
     assert inner_path(path, cid) == inner
 
 
+@pytest.mark.parametrize("path", ["/", "//", ".", "..", "a/../.."])
+def test_path_naming_no_cgroup_of_its_own_is_refused(path: str) -> None:
+    """A path that would make a root or our own cgroup the container's is an InvalidSpec."""
+    with pytest.raises(InvalidSpec) as info:
+        inner_path(path, "abc")
+    assert info.value.field == "linux.cgroupsPath"
+
+
 def test_systemd_path_is_unsupported() -> None:
     """slice:prefix:name is the systemd driver's syntax and is refused."""
     with pytest.raises(Unsupported) as info:
