@@ -7,6 +7,7 @@ Public surface::
     mgr.create(); mgr.apply(spec["linux"].get("resources") or {}); mgr.add(pid)
     mgr.freeze(); mgr.thaw(); mgr.pids(); mgr.stats(); mgr.destroy()
     v1_mounts(mountinfo_text)                         # for mounting cgroupfs in a container
+    with_default_devices(resources, linux_devices)    # runc's device rules; call before apply()
 
 Layout: ``v1/<controller>.py`` and ``v2/<controller>.py`` hold pure
 ``writes(resources) -> [(file, value), ...]`` functions that validate their
@@ -18,6 +19,7 @@ touches the filesystem.
 from __future__ import annotations
 
 from .cgroup_path import inner_path
+from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
 from .manager import Manager, Write
 from .mode import DEFAULT_ROOT, Mode, detect
 from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
@@ -26,6 +28,7 @@ from .v1.manager import V1Manager
 from .v2.manager import V2Manager
 
 __all__ = [
-    "DEFAULT_ROOT", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
+    "DEFAULT_ROOT", "RUNC_DEFAULT_RULES", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
     "cgroup_mounts", "detect", "inner_path", "new_manager", "own_cgroups", "v1_mounts",
+    "with_default_devices",
 ]

@@ -63,3 +63,45 @@ def parse(resources: dict[str, Any]) -> list[DeviceRule]:
         rules.append(DeviceRule(allow, dtype, _number(rule, "major", f"{field}.major"),
                                 _number(rule, "minor", f"{field}.minor"), ordered))
     return rules
+
+
+# runc's defaults (libcontainer/specconv AllowedDevices): every container may
+# mknod any node (using one is what the other rules govern), and use the
+# devices every process expects plus ptys and tun.  runc appends them after
+# the spec's rules, so they win over a spec rule denying one of them.
+RUNC_DEFAULT_RULES: tuple[dict[str, Any], ...] = (
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # /dev/null
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # /dev/random
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # /dev/full
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # /dev/tty
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # /dev/zero
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # /dev/urandom
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # /dev/pts/*
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # /dev/ptmx
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
+)
+
+
+def with_default_devices(resources: dict[str, Any], linux_devices: list[Any] | None = None) -> dict[str, Any]:
+    """``resources`` with the device rules runc gives every container: the
+    spec's rules, then :data:`RUNC_DEFAULT_RULES`, then an allow for each
+    node in ``linux.devices`` (the runtime creates those, so the container
+    may use them).  ``u`` (unbuffered char) counts as ``c``; fifos (``p``)
+    need no rule.  The input is not modified."""
+    rules: list[Any] = list(sv.items(resources, "devices", FIELD))
+    rules += [dict(r) for r in RUNC_DEFAULT_RULES]
+    for i, raw in enumerate(linux_devices or []):
+        field = f"linux.devices[{i}]"
+        dev = sv.entry(raw, field)
+        dtype = sv.string(dev, "type", f"{field}.type")
+        if dtype == "p":
+            continue
+        if dtype not in ("c", "u", "b"):
+            raise InvalidSpec(f"{field}.type", f"{dtype!r} is not one of c, u, b, p")
+        major = sv.required_integer(dev, "major", f"{field}.major", minimum=0)
+        minor = sv.required_integer(dev, "minor", f"{field}.minor", minimum=0)
+        rules.append({"allow": True, "type": "b" if dtype == "b" else "c",
+                      "major": major, "minor": minor, "access": "rwm"})
+    return {**resources, "devices": rules}

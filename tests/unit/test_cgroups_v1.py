@@ -525,3 +525,33 @@ def test_blkio_stats_parse() -> None:
     got = v1_stats.blkio(lambda c, f: files.get((c, f)))
     assert got["ioServiceBytesRecursive"] == [
         {"major": 8, "minor": 0, "op": "Read", "value": 10}, {"major": 8, "minor": 0, "op": "Write", "value": 20}]
+
+
+def test_with_default_devices_appends_runc_rules_and_spec_nodes() -> None:
+    """Spec rules come first, then runc's defaults, then an allow per linux.devices node."""
+    from dockyard.runtime.cgroups import RUNC_DEFAULT_RULES, with_default_devices
+
+    resources = {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": 3}}
+    full = with_default_devices(resources, [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+        {"path": "/dev/ttyX", "type": "u", "major": 4, "minor": 64},
+        {"path": "/dev/sdz", "type": "b", "major": 8, "minor": 0},
+        {"path": "/dev/fifo", "type": "p"},
+    ])
+    lines = devices.writes(full)
+    assert lines[:2] == [("devices.deny", "a"), ("devices.deny", "a")]
+    assert ("devices.allow", "c 1:3 rwm") in lines and ("devices.allow", "c *:* m") in lines
+    assert lines[-3:] == [("devices.allow", "c 10:229 rwm"), ("devices.allow", "c 4:64 rwm"),
+                          ("devices.allow", "b 8:0 rwm")]
+    assert len(lines) == 2 + len(RUNC_DEFAULT_RULES) + 3
+    assert resources["devices"] == [{"allow": False, "access": "rwm"}]  # input untouched
+    assert full["pids"] == {"limit": 3}
+
+
+def test_with_default_devices_names_a_bad_node() -> None:
+    """A linux.devices entry of unknown type is an InvalidSpec naming it."""
+    from dockyard.runtime.cgroups import with_default_devices
+
+    with pytest.raises(InvalidSpec) as info:
+        with_default_devices({}, [{"type": "x", "major": 1, "minor": 1}])
+    assert info.value.field == "linux.devices[0].type"
