@@ -13,11 +13,13 @@ that a test states runc's (and the spec's) behaviour, not ours.
 from __future__ import annotations
 
 import copy
+import ctypes
 import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,102 @@ PASSWD = (
     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 )
 GROUP = "root:x:0:\nusers:x:100:user\nuser:x:1000:\nextra:x:1001:user\nnogroup:x:65534:\n"
+
+
+class Subreaper:
+    """pytest in the role of containerd's shim: it adopts and reaps orphaned container processes.
+
+    Why: when a runtime's `create` or `exec --detach` returns, the container's
+    processes are orphaned. A shim (a child subreaper) adopts them and reaps
+    them at once; runtimes rely on that. For example, the init of a pid
+    namespace cannot finish dying while a zombie of that namespace is
+    unreaped, so `delete --force` would wait for it forever.
+
+    Reaping must never steal the exit status of a child that subprocess is
+    waiting for, so every direct child is started through `run()`, which
+    registers its pid under the same lock the reaper holds while it reaps.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owned: set[int] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="subreaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.reap_adopted()
+
+    def run(
+        self, argv: list[str], *, timeout: float, **popen_args: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """subprocess.run, but safe from the reaper."""
+        input_text = popen_args.pop("input", None)
+        if input_text is not None:
+            popen_args["stdin"] = subprocess.PIPE
+        with self._lock:
+            proc = subprocess.Popen(argv, **popen_args)
+            self._owned.add(proc.pid)
+        try:
+            try:
+                stdout, stderr = proc.communicate(input_text, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+            return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+        finally:
+            with self._lock:
+                self._owned.discard(proc.pid)
+
+    def reap_adopted(self) -> list[int]:
+        """Reap every zombie child that `run()` did not start; return their pids."""
+        reaped = []
+        with self._lock:
+            for pid in _children(os.getpid()):
+                if pid in self._owned or not _is_zombie(pid):
+                    continue
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                    reaped.append(pid)
+                except ChildProcessError:
+                    pass
+        return reaped
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.01):
+            self.reap_adopted()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            found += [int(c) for c in Path(task.path, "children").read_text().split()]
+        except FileNotFoundError:
+            continue  # the thread exited
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
+
+
+PR_SET_CHILD_SUBREAPER = 36
+SUBREAPER = Subreaper()
 
 
 def runtime_binary() -> Path:
@@ -73,9 +171,9 @@ def build_busybox_rootfs(dest: Path) -> Path:
     bindir = dest / "bin"
     bindir.mkdir(parents=True)
     shutil.copy2(HOST_BUSYBOX, bindir / "busybox")
-    applets = subprocess.run(
-        [str(HOST_BUSYBOX), "--list"], check=True, capture_output=True, text=True
-    ).stdout.split()
+    listed = SUBREAPER.run([str(HOST_BUSYBOX), "--list"], timeout=10, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    applets = listed.stdout.split()
     for applet in applets:
         # `busybox --list` names busybox itself; linking it would replace the binary.
         if applet != "busybox":
@@ -248,10 +346,10 @@ class Bundle:
         out_path = self.path / f"call{self._calls}.out"
         err_path = self.path / f"call{self._calls}.err"
         with open(out_path, "w+") as out, open(err_path, "w+") as err:
-            done = subprocess.run(
+            done = SUBREAPER.run(
                 [str(self.runtime), "--root", str(self.state_root), *args],
                 input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 text=True,

@@ -10,19 +10,17 @@ Facts the leak check relies on:
   2 below each hierarchy) but only *reports* what it can pin on the test: a
   path naming one of its container ids, its tmp dir, its rootfs, or the
   `dockyard-test` cgroup parent that every test container is given.
-- pytest makes itself a child subreaper, the way containerd's shim does, so a
-  detached container's init is re-parented to pytest when the runtime exits.
-  That makes "a child of pytest" a reliable sign of a leaked container process,
-  and lets the check reap the zombies of containers that exited normally.
+- pytest makes itself a child subreaper that reaps at once, the way containerd's
+  shim does (bundle.Subreaper), so a detached container's init is re-parented
+  to pytest when the runtime exits. That makes "a live child of pytest" a
+  reliable sign of a leaked container process.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,10 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from bundle import CGROUP_PARENT, TEST_ID_ENV, Bundle, make_bundle, runtime_binary, shared_rootfs
+from bundle import CGROUP_PARENT, SUBREAPER, TEST_ID_ENV, Bundle, make_bundle, runtime_binary, shared_rootfs
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PR_SET_CHILD_SUBREAPER = 36
 GRACE_SECONDS = 3.0
 
 BundleFactory = Callable[..., Bundle]
@@ -54,11 +51,9 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _subreaper_and_cgroup_parent() -> Iterator[None]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    SUBREAPER.start()
     yield
-    _reap_children()
+    SUBREAPER.stop()
     for hierarchy in _hierarchies():
         parent = hierarchy / CGROUP_PARENT
         if not parent.is_dir():
@@ -119,7 +114,7 @@ def leak_check(_bundles: list[Bundle], tmp_path: Path, rootfs: Path) -> Iterator
     leftover_state = [b.id for b in _bundles if b.state_root.is_dir() and any(b.state_root.iterdir())]
     deadline = time.monotonic() + GRACE_SECONDS
     while True:
-        _reap_children()
+        SUBREAPER.reap_adopted()
         after = _snapshot(ids=ids)
         leaks = _attributable(before, after, ids, markers)
         if not any(leaks.values()) or time.monotonic() > deadline:
@@ -227,16 +222,6 @@ def _fds() -> Iterator[tuple[int, str]]:
         yield int(name), target
 
 
-def _reap_children() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _clean_up(bundles: list[Bundle], leaks: dict[str, list[object]]) -> None:
     """Undo what a failed test left, so one failure does not cascade into the next tests."""
     for b in bundles:
@@ -248,9 +233,9 @@ def _clean_up(bundles: list[Bundle], leaks: dict[str, list[object]]) -> None:
         except ProcessLookupError:
             pass
     time.sleep(0.1)
-    _reap_children()
+    SUBREAPER.reap_adopted()
     for mount in sorted(leaks["mounts"], key=lambda m: -len(m[0])):  # type: ignore[index]
-        subprocess.run(["umount", "-l", mount[0]], capture_output=True)  # type: ignore[index]
+        SUBREAPER.run(["umount", "-l", mount[0]], timeout=10, capture_output=True)  # type: ignore[index]
     for cgroup in sorted(leaks["cgroups"], key=lambda c: -len(str(c))):
         _rmdir_tree(Path(str(cgroup)))
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bundle import Bundle
+from bundle import SUBREAPER, Bundle
 
 pytestmark = pytest.mark.root
 
@@ -126,12 +125,13 @@ def host_tree_with_submount(tmp_path: Path) -> Iterator[Path]:
     src = tmp_path / "tree"
     sub = src / "sub"
     sub.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "dockyard-test-sub", str(sub)], check=True)
+    mounted = SUBREAPER.run(["mount", "-t", "tmpfs", "-o", "size=1m", "dockyard-test-sub", str(sub)], timeout=10)
+    assert mounted.returncode == 0
     try:
         (sub / "inner").write_text("in submount\n")
         yield src
     finally:
-        subprocess.run(["umount", str(sub)], check=True)
+        assert SUBREAPER.run(["umount", str(sub)], timeout=10).returncode == 0
 
 
 @pytest.mark.parametrize(("kind", "sees_submount"), [("rbind", True), ("bind", False)])

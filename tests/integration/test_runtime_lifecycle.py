@@ -1,0 +1,406 @@
+"""The OCI lifecycle through the CLI: create/start/state/list, kill, exec, ps, delete, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bundle import Bundle, runc_gap
+
+pytestmark = pytest.mark.root
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def status(bundle: Bundle) -> str:
+    return str(bundle.state()["status"])
+
+
+def test_state_json_through_the_lifecycle(bundle: Bundle) -> None:
+    """state prints runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, owner,
+    annotations) and status goes created -> running -> stopped."""
+    bundle.config["annotations"] = {"org.dockyard.test": "yes"}
+    bundle.set_args("sleep", "1000")
+    bundle.create_ok()
+    try:
+        state = bundle.state()
+        assert {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"} <= state.keys()
+        assert state["id"] == bundle.id
+        assert state["status"] == "created"
+        assert isinstance(state["pid"], int) and state["pid"] > 0
+        assert Path(f"/proc/{state['pid']}").exists()
+        assert state["bundle"] == str(bundle.path)
+        assert state["rootfs"] == str(bundle.rootfs)
+        assert RFC3339.match(state["created"]), state["created"]
+        assert isinstance(state["ociVersion"], str) and state["ociVersion"]
+        assert state["annotations"] == {"org.dockyard.test": "yes"}
+
+        assert bundle.invoke("start", bundle.id).returncode == 0
+        assert status(bundle) == "running"
+        assert bundle.state()["pid"] == state["pid"]
+
+        assert bundle.invoke("kill", bundle.id, "KILL").returncode == 0
+        assert wait_for(lambda: status(bundle) == "stopped")
+    finally:
+        bundle.delete(force=True)
+    assert bundle.invoke("state", bundle.id).returncode != 0
+
+
+def test_start_releases_the_process(bundle: Bundle) -> None:
+    """after create the user program has not run; start runs it (exec fifo)."""
+    bundle.sh("echo started")
+    bundle.create_ok()
+    try:
+        time.sleep(0.2)
+        assert bundle.detached_output() == ""
+        assert bundle.invoke("start", bundle.id).returncode == 0
+        assert wait_for(lambda: bundle.detached_output() == "started\n")
+        assert wait_for(lambda: status(bundle) == "stopped")
+        assert bundle.invoke("start", bundle.id).returncode != 0, "a stopped container started again"
+    finally:
+        bundle.delete()
+
+
+def test_create_twice_is_refused(bundle: Bundle) -> None:
+    """a second create with the same id fails and leaves the first container intact."""
+    bundle.sh("sleep 1000")
+    bundle.create_ok()
+    try:
+        again = bundle.invoke("create", "--bundle", str(bundle.path), bundle.id)
+        assert again.returncode != 0
+        assert status(bundle) == "created"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_list(new_bundle: Callable[..., Bundle]) -> None:
+    """list shows every container under --root, in a table and as JSON."""
+    first = new_bundle()
+    second = new_bundle()
+    second.state_root = first.state_root
+    first.start_detached("sleep 1000")
+    second.sh("sleep 1000")
+    second.create_ok()
+    try:
+        table = first.invoke("list")
+        assert table.returncode == 0
+        header, *rows = table.stdout.splitlines()
+        assert header.split()[:3] == ["ID", "PID", "STATUS"]
+        assert sorted(row.split()[0] for row in rows) == sorted([first.id, second.id])
+
+        listed = json.loads(first.invoke("list", "--format", "json").stdout)
+        by_id = {entry["id"]: entry for entry in listed}
+        assert by_id[first.id]["status"] == "running"
+        assert by_id[second.id]["status"] == "created"
+        for entry in listed:
+            assert {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"} <= entry.keys()
+            assert entry["owner"] == "root"
+    finally:
+        first.delete(force=True)
+        second.delete(force=True)
+    empty = first.invoke("list", "--format", "json")
+    assert json.loads(empty.stdout) in (None, [])
+
+
+TRAPS = "trap 'echo got-USR1' USR1; trap 'echo got-TERM; exit 0' TERM; while :; do sleep 0.05; done"
+
+
+@pytest.mark.parametrize("signal_arg", ["USR1", "SIGUSR1", "10"])
+def test_kill_delivers_named_and_numbered_signals(bundle: Bundle, signal_arg: str) -> None:
+    """kill ID SIGNAL accepts a name, a SIG-prefixed name or a number and delivers that signal."""
+    bundle.start_detached(TRAPS)
+    try:
+        assert bundle.invoke("kill", bundle.id, signal_arg).returncode == 0
+        assert wait_for(lambda: "got-USR1" in bundle.detached_output())
+        assert status(bundle) == "running"
+    finally:
+        bundle.delete(force=True)
+
+
+@pytest.mark.parametrize("signal_arg", ["TERM", "SIGKILL", "9", None])
+def test_kill_stops_the_container(bundle: Bundle, signal_arg: str | None) -> None:
+    """kill with TERM (trapped), KILL or 9 stops the container; no signal means SIGTERM."""
+    bundle.start_detached(TRAPS)
+    try:
+        args = ["kill", bundle.id] + ([signal_arg] if signal_arg else [])
+        assert bundle.invoke(*args).returncode == 0
+        assert wait_for(lambda: status(bundle) == "stopped")
+        if signal_arg in ("TERM", None):
+            assert "got-TERM" in bundle.detached_output()
+    finally:
+        bundle.delete(force=True)
+
+
+def test_kill_unknown_signal_is_refused(bundle: Bundle) -> None:
+    """kill with an unknown signal name fails and the container keeps running."""
+    bundle.start_detached("sleep 1000")
+    try:
+        assert bundle.invoke("kill", bundle.id, "NOSUCHSIG").returncode != 0
+        assert status(bundle) == "running"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_kill_all(bundle: Bundle) -> None:
+    """kill --all signals every process in the container's cgroup, not only the init."""
+    # Without a pid namespace, killing the init would not take the others with it.
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "pid"]
+    bundle.start_detached("sleep 1000 & sleep 1000 & wait")
+    procs = bundle.host_cgroup("pids") / "cgroup.procs"
+    try:
+        assert wait_for(lambda: len(procs.read_text().split()) == 3)
+        assert bundle.invoke("kill", "--all", bundle.id, "KILL").returncode == 0
+        assert wait_for(lambda: procs.read_text().split() == [])
+        assert wait_for(lambda: status(bundle) == "stopped")
+    finally:
+        bundle.delete(force=True)
+
+
+def test_delete_running_needs_force(bundle: Bundle) -> None:
+    """delete of a running container fails and keeps it; delete --force kills and removes it."""
+    pid = bundle.start_detached("sleep 1000")
+    done = bundle.invoke("delete", bundle.id)
+    assert done.returncode != 0
+    assert status(bundle) == "running"
+    bundle.delete(force=True)
+    assert not bundle.exists()
+    assert not bundle.host_cgroup("memory").exists()
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_delete_created_container(bundle: Bundle) -> None:
+    """delete of a created (never started) container removes it and its init without running it."""
+    bundle.sh("echo should-not-run")
+    bundle.create_ok()
+    bundle.delete()
+    assert not bundle.exists()
+    assert bundle.detached_output() == ""
+
+
+def test_exec_output_and_exit_code(bundle: Bundle) -> None:
+    """exec runs a process in the running container; its output and exit code are the runtime's."""
+    bundle.start_detached("sleep 1000")
+    try:
+        done = bundle.invoke("exec", bundle.id, "sh", "-c", "echo hi; echo err >&2; exit 5")
+        assert (done.returncode, done.stdout, done.stderr) == (5, "hi\n", "err\n")
+    finally:
+        bundle.delete(force=True)
+
+
+def test_exec_joins_the_container(bundle: Bundle) -> None:
+    """an exec'd process is in the init's namespaces and cgroup."""
+    bundle.start_detached("sleep 1000")
+    try:
+        script = "for ns in pid net mnt uts ipc cgroup; do [ $(readlink /proc/self/ns/$ns) = $(readlink /proc/1/ns/$ns) ] && echo same-$ns; done; hostname"
+        done = bundle.invoke("exec", bundle.id, "sh", "-c", script)
+        assert done.stdout.split() == [f"same-{ns}" for ns in ("pid", "net", "mnt", "uts", "ipc", "cgroup")] + [
+            "dockyard"
+        ], done.stderr
+    finally:
+        bundle.delete(force=True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "script", "expected"),
+    [
+        (["--env", "FOO=bar"], 'echo "$FOO"', "bar"),
+        (["--cwd", "/etc"], "pwd", "/etc"),
+        (["--user", "1000:1000"], "echo $(id -u) $(id -g)", "1000 1000"),
+        (["--user", "1000:1000", "--cwd", "/tmp", "--env", "A=1"], "echo $(id -u) $(pwd) $A", "1000 /tmp 1"),
+    ],
+)
+def test_exec_flags(bundle: Bundle, flags: list[str], script: str, expected: str) -> None:
+    """exec --env/--cwd/--user set the new process's environment, directory and identity."""
+    bundle.start_detached("sleep 1000")
+    try:
+        done = bundle.invoke("exec", *flags, bundle.id, "sh", "-c", script)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+    finally:
+        bundle.delete(force=True)
+
+
+def test_exec_process_file(bundle: Bundle, tmp_path: Path) -> None:
+    """exec --process FILE runs the OCI process described in FILE (args, env, cwd, user)."""
+    bundle.start_detached("sleep 1000")
+    process = {
+        "terminal": False,
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [100]},
+        "args": ["sh", "-c", 'echo "$(id -u) $(id -g) $(pwd) $GREETING"; exit 4'],
+        "env": ["PATH=/bin:/usr/bin", "GREETING=hello"],
+        "cwd": "/tmp",
+        "capabilities": {"bounding": [], "effective": [], "permitted": []},
+        "noNewPrivileges": True,
+    }
+    spec = tmp_path / "process.json"
+    spec.write_text(json.dumps(process))
+    try:
+        done = bundle.invoke("exec", "--process", str(spec), bundle.id)
+        assert done.returncode == 4, done.stderr
+        assert done.stdout.strip() == "1000 1000 /tmp hello"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_exec_detached_with_pid_file(bundle: Bundle, tmp_path: Path) -> None:
+    """exec --detach returns at once and writes the new process's host pid to --pid-file."""
+    bundle.start_detached("sleep 1000")
+    pid_file = tmp_path / "exec.pid"
+    try:
+        done = bundle.invoke("exec", "--detach", "--pid-file", str(pid_file), bundle.id, "sleep", "999")
+        assert done.returncode == 0, done.stderr
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"999"]
+    finally:
+        bundle.delete(force=True)
+
+
+def test_exec_into_stopped_container_fails(bundle: Bundle) -> None:
+    """exec into a stopped container is refused."""
+    bundle.start_detached("true")
+    try:
+        assert wait_for(lambda: status(bundle) == "stopped")
+        assert bundle.invoke("exec", bundle.id, "true").returncode != 0
+    finally:
+        bundle.delete()
+
+
+def test_ps(bundle: Bundle) -> None:
+    """ps lists the container's processes by host pid, as a table and as a JSON array."""
+    pid = bundle.start_detached("sleep 1000")
+    try:
+        table = bundle.invoke("ps", bundle.id)
+        assert table.returncode == 0, table.stderr
+        header, *rows = table.stdout.splitlines()
+        pid_column = header.split().index("PID")
+        assert [int(row.split()[pid_column]) for row in rows] == [pid]
+        listed = json.loads(bundle.invoke("ps", "--format", "json", bundle.id).stdout)
+        assert listed == [pid]
+    finally:
+        bundle.delete(force=True)
+
+
+def test_pid_file(bundle: Bundle, tmp_path: Path) -> None:
+    """create --pid-file writes the init's host pid, as state reports it."""
+    bundle.sh("sleep 1000")
+    pid_file = tmp_path / "init.pid"
+    bundle.create_ok("--pid-file", str(pid_file))
+    try:
+        assert int(pid_file.read_text()) == bundle.state()["pid"]
+    finally:
+        bundle.delete(force=True)
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "a/b", "", "..", ".", "a b", "x\ny"])
+def test_invalid_container_id(bundle: Bundle, bad_id: str) -> None:
+    """ids outside [A-Za-z0-9_.-] or with path meaning are rejected before anything is made."""
+    bundle.write_config()
+    done = bundle.invoke("create", "--bundle", str(bundle.path), bad_id)
+    assert done.returncode != 0
+    assert not bundle.state_root.exists() or not any(bundle.state_root.iterdir())
+    assert not (bundle.state_root.parent / "x").exists()
+
+
+def _missing_rootfs(config: dict[str, Any], bundle: Bundle) -> None:
+    config["root"]["path"] = str(bundle.path / "no-such-rootfs")
+
+
+CREATE_FAILURES: list[Any] = [
+    pytest.param(_missing_rootfs, "no-such-rootfs", id="missing-rootfs"),
+    pytest.param(
+        lambda c, b: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}),
+        "RLIMIT_BOGUS",
+        id="bad-rlimit",
+    ),
+    pytest.param(
+        lambda c, b: c["linux"]["namespaces"].append({"type": "bogus"}), "bogus", id="bad-namespace"
+    ),
+    pytest.param(
+        lambda c, b: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"),
+        "CAP_BOGUS",
+        id="bad-capability",
+        marks=runc_gap("an unknown capability is only a warning"),
+    ),
+    pytest.param(
+        lambda c, b: c["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "none"}),
+        "/mnt",
+        id="bad-mount-type",
+    ),
+    pytest.param(lambda c, b: c["process"].update(args=["/no/such/binary"]), "/no/such/binary", id="missing-binary"),
+    pytest.param(
+        lambda c, b: c["linux"]["sysctl"].update({"kernel.panic": "1"}) if "sysctl" in c["linux"]
+        else c["linux"].update(sysctl={"kernel.panic": "1"}),
+        "kernel.panic",
+        id="host-sysctl",
+    ),
+    pytest.param(
+        lambda c, b: c["linux"]["namespaces"].append({"type": "pid", "path": "/proc/self/ns/pid"}),
+        "pid",
+        id="duplicate-namespace",
+    ),
+]
+
+
+@pytest.mark.parametrize(("break_config", "named"), CREATE_FAILURES)
+def test_create_failure_leaves_nothing(
+    bundle: Bundle, break_config: Callable[[dict[str, Any], Bundle], None], named: str
+) -> None:
+    """a bad config or bundle fails create with exit 1 and a message naming the culprit, and
+    leaves no state, cgroup, mount or process (the leak check covers the last three)."""
+    break_config(bundle.config, bundle)
+    done = bundle.create()
+    assert done.returncode == 1, done.stderr
+    assert named in done.stderr
+    assert not bundle.exists()
+    assert not bundle.state_root.exists() or not any(bundle.state_root.iterdir())
+
+
+@runc_gap("the JSON error does not name config.json")
+def test_invalid_json_config(bundle: Bundle) -> None:
+    """a config.json that is not JSON fails create with exit 1 and names config.json."""
+    (bundle.path / "config.json").write_text("{not json")
+    done = bundle.invoke("create", "--bundle", str(bundle.path), bundle.id)
+    assert done.returncode == 1
+    assert "config.json" in done.stderr or "JSON" in done.stderr.upper()
+    assert not bundle.exists()
+
+
+def test_run_detached(bundle: Bundle) -> None:
+    """run -d starts the container and returns while it keeps running."""
+    bundle.sh("sleep 1000")
+    bundle.write_config()
+    done = bundle.invoke("run", "-d", "--bundle", str(bundle.path), bundle.id)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert status(bundle) == "running"
+    finally:
+        bundle.delete(force=True)
+
+
+def test_run_foreground_removes_container(bundle: Bundle) -> None:
+    """a foreground run deletes the container when it exits."""
+    bundle.run_ok("true")
+    assert not bundle.exists()
+    assert os.path.isdir(bundle.state_root) is False or not any(bundle.state_root.iterdir())
