@@ -81,7 +81,7 @@ def run_bpf(program: bytes, nr: int, arch: int = AUDIT_X86_64, args: tuple[int, 
                 raise AssertionError(f"unhandled JMP opcode {code:#x}")
             pc += jt if taken[op] else jf
         elif code == 0x06:  # RET K
-            return k
+            return int(k)
         elif code == 0x16:  # RET A
             return a
         else:
@@ -147,11 +147,11 @@ def test_rule_only_of_unknown_syscalls_leaves_default_program() -> None:
 
 
 def test_rule_equal_to_default_is_skipped() -> None:
-    spec = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
-            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+    rule: dict[str, Any] = {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+    spec = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [rule]}
     assert compile_filter(spec).program == compile_filter({**spec, "syscalls": []}).program
     # the same action with another errno is a different action and is kept
-    spec["syscalls"][0]["errnoRet"] = 1
+    rule["errnoRet"] = 1
     assert run_bpf(compile_filter(spec).program, NR64["mkdir"]) == ACT_ERRNO | 1
 
 
