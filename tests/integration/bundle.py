@@ -171,7 +171,9 @@ def build_busybox_rootfs(dest: Path) -> Path:
     bindir = dest / "bin"
     bindir.mkdir(parents=True)
     shutil.copy2(HOST_BUSYBOX, bindir / "busybox")
-    listed = SUBREAPER.run([str(HOST_BUSYBOX), "--list"], timeout=10, capture_output=True, text=True)
+    listed = SUBREAPER.run(
+        [str(HOST_BUSYBOX), "--list"], timeout=10, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert listed.returncode == 0, listed.stderr
     applets = listed.stdout.split()
     for applet in applets:

@@ -235,7 +235,7 @@ def _clean_up(bundles: list[Bundle], leaks: dict[str, list[object]]) -> None:
     time.sleep(0.1)
     SUBREAPER.reap_adopted()
     for mount in sorted(leaks["mounts"], key=lambda m: -len(m[0])):  # type: ignore[index]
-        SUBREAPER.run(["umount", "-l", mount[0]], timeout=10, capture_output=True)  # type: ignore[index]
+        SUBREAPER.run(["umount", "-l", mount[0]], timeout=10)  # type: ignore[index]
     for cgroup in sorted(leaks["cgroups"], key=lambda c: -len(str(c))):
         _rmdir_tree(Path(str(cgroup)))
 
