@@ -21,6 +21,7 @@ Facts about containerd 1.6 that the cleanup depends on:
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from bundle import SUBREAPER
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_ARCHIVE = REPO / "build" / "busybox-oci.tar"
@@ -63,9 +65,11 @@ class Containerd:
     runtime: str
 
     def ctr(self, *args: str, timeout: float = CTR_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        # SUBREAPER.run, not subprocess.run: the conftest's reaper thread
+        # would otherwise reap ctr first and subprocess would read exit 0.
+        return SUBREAPER.run(
             ["ctr", "-a", str(self.socket), "-n", self.namespace, *args],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
         )
 
     def run_flags(self) -> list[str]:
@@ -164,7 +168,10 @@ def _reap_exited_shims() -> None:
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
         if state == "Z" and int(ppid) == me and comm.startswith("containerd-shim"):
-            os.waitpid(int(entry.name), os.WNOHANG)
+            try:
+                os.waitpid(int(entry.name), os.WNOHANG)
+            except ChildProcessError:
+                continue  # the conftest's reaper thread got it first
 
 
 def _remove_run_containerd_if_ours(existed_before: bool) -> None:
@@ -186,7 +193,8 @@ def _remove_run_containerd_if_ours(existed_before: bool) -> None:
 
 @pytest.fixture
 def containerd() -> Iterator[Containerd]:
-    subprocess.run([str(REPO / "hack" / "build-images.sh")], check=True)
+    built = SUBREAPER.run([str(REPO / "hack" / "build-images.sh")], timeout=300)
+    assert built.returncode == 0, "hack/build-images.sh failed"
     runtime = runtime_under_test()
     assert os.access(runtime, os.X_OK), f"runtime under test {runtime} is not executable"
 
@@ -229,7 +237,7 @@ def containerd() -> Iterator[Containerd]:
             os.kill(pid, signal.SIGKILL)
         mounts = _mounts_under(tmp)
         for point in reversed(mounts):
-            subprocess.run(["umount", "-l", point], check=False)
+            SUBREAPER.run(["umount", "-l", point], timeout=CTR_TIMEOUT_S)
         leaked_cgroups = _remove_namespace_cgroups(namespace)
         shim_sockets_after = set(os.listdir(CONTAINERD_RUN_DIR / "s")) if (CONTAINERD_RUN_DIR / "s").is_dir() else set()
         _remove_run_containerd_if_ours(run_dir_existed)
@@ -257,6 +265,16 @@ def test_ctr_exec_into_running_container(containerd: Containerd) -> None:
 
     tasks = containerd.ctr("tasks", "ls")
     assert any(line.split()[:1] == [cid] and "RUNNING" in line for line in tasks.stdout.splitlines()), tasks.stdout
+
+    # The shim really used the runtime under test: its own `state` reads the
+    # container from the --runc-root the shim was given (another runtime's
+    # state format would not parse).
+    state = SUBREAPER.run(
+        [containerd.runtime, "--root", str(containerd.tmp / "runc" / containerd.namespace), "state", cid],
+        timeout=CTR_TIMEOUT_S, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert state.returncode == 0, state.stderr
+    assert json.loads(state.stdout)["status"] == "running", state.stdout
 
     exec_ok = containerd.ctr("tasks", "exec", "--exec-id", "e1", "--fifo-dir", str(containerd.tmp / "fifo"),
                              cid, "sh", "-c", "echo exec-ok; exit 5")
