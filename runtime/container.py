@@ -97,6 +97,13 @@ def _kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
+def _manager(cgroups_path: str, container_id: str) -> cgroups.Manager:
+    # On cgroup v2, device rules need an eBPF program this runtime does not
+    # load yet: they are reported (a warning naming linux.resources.devices)
+    # rather than refusing every ordinary container on a v2 node.
+    return cgroups.new_manager(cgroups_path or None, container_id, allow_unenforced_devices=True)
+
+
 @dataclass(slots=True)
 class Loaded:
     state: ContainerState
@@ -106,7 +113,7 @@ class Loaded:
 
 def load(store: Store, container_id: str) -> Loaded:
     state = store.load(container_id)
-    manager = cgroups.new_manager(state.cgroup_path or None, state.id)
+    manager = _manager(state.cgroup_path, state.id)
     frozen = manager.exists() and manager.is_frozen()
     return Loaded(state, manager, store.status(state, frozen))
 
@@ -154,7 +161,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     devices = parse_devices(list(lx.devices))
     dev_is_tmpfs = any(m.destination == "/dev" and m.type != "bind" and "bind" not in m.options
                        and "rbind" not in m.options for m in spec.mounts)
-    manager = cgroups.new_manager(lx.cgroups_path or None, container_id)
+    manager = _manager(lx.cgroups_path, container_id)
     with open("/proc/self/mountinfo") as f:
         mountinfo = f.read()
     mode = cgroups.detect()
@@ -185,6 +192,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         stack.callback(store.remove_dir, container_id)
         fifo = store.fifo(container_id)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past the umask: a non-root init must be able to open it for writing
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         stack.callback(os.close, fifo_fd)
         console_fd = _connect_console(console_socket)
@@ -213,7 +221,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             console_fd=console_fd,
             set_sid=True,
         )
-        chan, pid = _spawn(plan, manager, lx.resources, lx.uid_mappings, lx.gid_mappings, stack)
+        chan, pid = _spawn(plan, manager, cgroups.with_default_devices(lx.resources, list(lx.devices)),
+                           lx.uid_mappings, lx.gid_mappings, stack)
         chan.recv("hooks")
         hook_state = _hook_state(spec, container_id, "creating", pid, bundle)
         hooks.run_hooks("prestart", spec.hooks.prestart, hook_state)
@@ -250,14 +259,25 @@ def start(store: Store, container_id: str) -> None:
         except FileNotFoundError as err:
             raise FailedPrecondition("start container", container_id, "it was already started") from err
         try:
-            # The init's blocking open(O_WRONLY) returns now; wait for its byte,
-            # watching that it does not die meanwhile.
+            # The init's blocking open(O_WRONLY) returns now.  It writes "0"
+            # once its startContainer hooks have run; its write end closes on
+            # execve, so EOF after the "0" means the program is running.
+            got = b""
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.1)
-                if ready and os.read(fd, 1):
-                    break
-                if store.status(c.state, False) == Status.STOPPED:
-                    raise FailedPrecondition("start container", container_id, "the init exited before start")
+                if ready:
+                    chunk = os.read(fd, 16)
+                    if not chunk:
+                        if got:
+                            break
+                        if store.status(c.state, False) == Status.STOPPED:
+                            raise FailedPrecondition("start container", container_id,
+                                                     "the init exited before the program started")
+                        time.sleep(0.001)  # the writer has not opened yet
+                    got += chunk
+                elif store.status(c.state, False) == Status.STOPPED:
+                    raise FailedPrecondition("start container", container_id,
+                                             "the init exited before the program started")
         finally:
             os.close(fd)
         os.unlink(fifo)

@@ -125,6 +125,10 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
     try:
         # stage 1 may still be writing its "pid" message on this socket
         chan.recv("continue", what="runtime")
+        if plan.create_container_hooks or plan.start_container_hooks:
+            # After pivot_root the host's Python library is out of reach: load
+            # now what running a hook needs later.
+            import subprocess  # noqa: F401
         if plan.set_sid:
             os.setsid()
         if plan.rootfs is not None:
@@ -140,13 +144,14 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             if plan.console_fd < 0:
                 raise RuntimeFault("set up terminal", "process.terminal", "terminal is true but no --console-socket was given")
             console.setup(plan.console_fd, p.console_size, bind_console=plan.rootfs is not None)
-        if plan.rootfs is not None:
-            rootfs.finalize(plan.rootfs)
         if plan.hostname:
             sc.sethostname(plan.hostname)
         if plan.domainname:
             sc.setdomainname(plan.domainname)
+        # before finalize: /proc/sys is about to become read-only
         _set_sysctls(plan.sysctl)
+        if plan.rootfs is not None:
+            rootfs.finalize(plan.rootfs)
         privileges.set_oom_score_adj(p.oom_score_adj)
         privileges.set_rlimits(p)
         if plan.personality is not None:
@@ -170,11 +175,13 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         sc.close_range(3 + plan.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
         if plan.fifo_fd >= 0:
             chan.send("ready")
-            # Blocks until `start` opens the fifo for reading.
+            # Blocks until `start` opens the fifo for reading.  The write end
+            # stays open, close-on-exec: `start` reads "0", then waits for EOF,
+            # which comes exactly when execve succeeds (or the init dies), so
+            # poststart hooks run after the program has started.
             wfd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            _run_hooks_in_container("startContainer", plan.start_container_hooks, {**state, "status": "created"})
             os.write(wfd, b"0")
-            os.close(wfd)
-            _run_hooks_in_container("startContainer", plan.start_container_hooks, state)
         else:
             chan.send("ready")
         if p.no_new_privileges and p.seccomp is not None:

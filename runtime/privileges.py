@@ -108,8 +108,11 @@ def apply_caps(plan: ProcessPlan) -> None:
     c = plan.caps
     sc.capset(c.effective, c.permitted, c.inheritable)
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    # The kernel raises an ambient capability only if it is both permitted and
+    # inheritable; runc warns and goes on for the others, and so do we.
+    raisable = c.ambient & c.permitted & c.inheritable
     for cap in range(plan.last_cap + 1):
-        if c.ambient & (1 << cap):
+        if raisable & (1 << cap):
             sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
 
 

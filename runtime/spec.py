@@ -429,6 +429,35 @@ def parse_spec(raw: Any) -> Spec:
     )
     if (spec.hostname or spec.domainname) and linux.namespace("uts") is None:
         raise InvalidSpec("hostname", "setting a hostname needs a private uts namespace in linux.namespaces")
-    if linux.sysctl and any(k.startswith("net.") for k in linux.sysctl) and linux.namespace("network") is None:
-        raise InvalidSpec("linux.sysctl", "net.* sysctls need a network namespace in linux.namespaces")
+    for key in linux.sysctl:
+        _check_sysctl(key, linux)
     return spec
+
+
+# Only these sysctls are per-namespace; any other would change the host.
+_IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
+
+
+def _private(linux: Linux, kind: str) -> bool:
+    ns = linux.namespace(kind)
+    return ns is not None and not ns.path
+
+
+def _check_sysctl(key: str, linux: Linux) -> None:
+    field = f"linux.sysctl.{key}"
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        if linux.namespace("ipc") is None:
+            raise InvalidSpec(field, "is an ipc sysctl and needs an ipc namespace in linux.namespaces")
+        return
+    if key.startswith("net."):
+        if linux.namespace("network") is None:
+            raise InvalidSpec(field, "is a network sysctl and needs a network namespace in linux.namespaces")
+        return
+    if key == "kernel.domainname":
+        if linux.namespace("uts") is None:
+            raise InvalidSpec(field, "needs a uts namespace in linux.namespaces")
+        return
+    if key == "kernel.hostname":
+        raise InvalidSpec(field, "set the hostname with the top-level hostname field instead")
+    raise InvalidSpec(field, "is not namespaced: setting it would change the host")

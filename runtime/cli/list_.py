@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from .. import container
 from ..errors import NotFound
 from .args import Parser
 from .main import Context
+
+
+def _owner(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def run(ctx: Context, argv: list[str]) -> int:
@@ -19,16 +29,18 @@ def run(ctx: Context, argv: list[str]) -> int:
     states = []
     for cid in ctx.store.ids():
         try:
-            states.append(container.runc_state(container.load(ctx.store, cid)))
-        except NotFound:
+            st = container.runc_state(container.load(ctx.store, cid))
+            st["owner"] = _owner(os.stat(ctx.store.dir(cid)).st_uid)
+        except (NotFound, FileNotFoundError):
             continue  # deleted while we listed
+        states.append(st)
     if a.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif a.format == "json":
         sys.stdout.write(json.dumps(states) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"] or "root")
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
                  for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for r in rows:

@@ -106,6 +106,13 @@ def remount_bind(path: str, flags: int, clear: int = 0) -> None:
     sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | ((_current_flags(path) | flags) & ~clear))
 
 
+def _reopen(fd: int, rootfs: str, destination: str) -> int:
+    """After a mount onto /proc/self/fd/N, that fd still names the directory
+    *under* the new mount; open the destination again to reach the mount."""
+    os.close(fd)
+    return open_in_root(rootfs, destination)
+
+
 def _apply_after(target: str, opts: MountOptions) -> None:
     for prop in opts.propagation:
         sc.mount(None, target, None, prop)
@@ -126,8 +133,9 @@ def _mount_bind(pm: PlannedMount, rootfs: str) -> None:
         raise SyscallError("bind mount", m.source, errno.ENOENT, f"source of {pm.field} does not exist")
     fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
     try:
+        sc.mount(m.source, _fd_path(fd), None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
+        fd = _reopen(fd, rootfs, m.destination)
         target = _fd_path(fd)
-        sc.mount(m.source, target, None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
         extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC)
         if extra or opts.clear:
             remount_bind(target, extra, opts.clear)
@@ -148,9 +156,7 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
         top = _fd_path(fd)
         if plan.cgroup_v1_mounts:
             sc.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
-            # the fd still names the directory *under* the new tmpfs: reopen
-            os.close(fd)
-            fd = open_in_root(plan.rootfs, m.destination)
+            fd = _reopen(fd, plan.rootfs, m.destination)
             top = _fd_path(fd)
             for mountpoint, options in plan.cgroup_v1_mounts:
                 name = os.path.basename(mountpoint)
@@ -178,8 +184,11 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
             sc.mount("cgroup2", top, "cgroup2", base_flags | ro)
         else:
             sc.mount(plan.cgroup_paths.get("", ""), top, None, sc.MS_BIND | sc.MS_REC)
+            fd = _reopen(fd, plan.rootfs, m.destination)
+            top = _fd_path(fd)
             remount_bind(top, base_flags | ro)
-        _apply_after(top, opts)
+        fd = _reopen(fd, plan.rootfs, m.destination)
+        _apply_after(_fd_path(fd), opts)
     finally:
         os.close(fd)
 
@@ -199,9 +208,10 @@ def _mount_one(pm: PlannedMount, plan: RootfsPlan) -> None:
         return
     fd = open_in_root(plan.rootfs, m.destination, create="dir")
     try:
-        target = _fd_path(fd)
-        sc.mount(m.source or m.type, target, m.type, opts.flags, opts.data or None)
-        _apply_after(target, opts)
+        sc.mount(m.source or m.type, _fd_path(fd), m.type, opts.flags, opts.data or None)
+        if opts.propagation or opts.rec_attr_set or opts.rec_attr_clr:
+            fd = _reopen(fd, plan.rootfs, m.destination)
+            _apply_after(_fd_path(fd), opts)
     finally:
         os.close(fd)
 
@@ -251,7 +261,11 @@ def prepare(plan: RootfsPlan) -> None:
     sc.mount(None, "/", None, _PROPAGATION[plan.propagation])
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
     for pm in plan.mounts:
-        _mount_one(pm, plan)
+        try:
+            _mount_one(pm, plan)
+        except SyscallError as err:
+            # name the spec's field and destination, not /proc/self/fd/N
+            raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
     _setup_dev(plan)
 
 
