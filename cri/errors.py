@@ -1,16 +1,16 @@
-"""Domain errors raised by every dockyardd module.
+"""Domain errors raised by every module of the CRI daemon.
 
-Each message names the object it is about (image reference, digest, file,
-config field). Only ``cri/server/instrument.py`` maps these classes to gRPC
-status codes, in one table; nothing is classified by message text.
-Messages never carry credentials.
+Each error names the object it is about (image reference, digest, file, field)
+in its message. Only cri/server/instrument.py maps these classes to gRPC
+status codes, in one table; nothing else classifies errors, and nothing
+classifies them by message text. Messages never carry credentials.
 """
 
 from __future__ import annotations
 
 
 class CriError(Exception):
-    """Base of every dockyardd domain error."""
+    """Base of the daemon's domain errors; the message names the object."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -22,7 +22,7 @@ class NotFound(CriError):
 
 
 class InvalidArgument(CriError):
-    """The caller's input is malformed (reference, digest, config value, tar member)."""
+    """The caller's input (reference, config field, file) is malformed."""
 
 
 class AlreadyExists(CriError):
@@ -30,35 +30,35 @@ class AlreadyExists(CriError):
 
 
 class FailedPrecondition(CriError):
-    """The object is in a state where the operation is not allowed."""
+    """The object is in a state that does not allow the operation."""
 
 
 class Unauthenticated(CriError):
-    """The registry rejected or required credentials."""
+    """Credentials were missing or rejected."""
 
 
 class PermissionDenied(CriError):
-    """The caller is authenticated but not allowed."""
+    """Credentials were accepted but do not allow the operation."""
 
 
 class Unavailable(CriError):
-    """A dependency (registry, daemon startup) is not reachable or not ready."""
+    """A dependency (registry, daemon startup) cannot serve now; retry may help."""
 
 
 class DeadlineExceeded(CriError):
-    """A timeout expired."""
+    """The operation ran out of time."""
 
 
 class ResourceExhausted(CriError):
-    """A resource limit (disk, memory, quota) was hit."""
+    """A limit (disk, quota, size) was hit."""
 
 
 class Internal(CriError):
-    """A bug or an unexpected failure inside dockyardd."""
+    """A bug or broken invariant inside the daemon."""
 
 
 class Cancelled(CriError):
-    """The operation was cancelled (client went away, daemon stopping)."""
+    """The operation was cancelled (caller went away, daemon shutting down)."""
 
 
 PULL_REASONS = frozenset(
@@ -75,23 +75,31 @@ PULL_REASONS = frozenset(
     }
 )
 
-PULL_CODES = frozenset(
-    {"NotFound", "Unauthenticated", "InvalidArgument", "Unavailable", "DeadlineExceeded", "Cancelled"}
-)
+# The gRPC code group each pull reason falls into by default.
+_REASON_CODES: dict[str, str] = {
+    "not_found": "NotFound",
+    "unauthorized": "Unauthenticated",
+    "digest_mismatch": "InvalidArgument",
+    "bad_media_type": "InvalidArgument",
+    "registry_error": "Unavailable",
+    "timeout": "DeadlineExceeded",
+    "no_progress": "DeadlineExceeded",
+    "bad_layer": "InvalidArgument",
+    "cancelled": "Cancelled",
+}
 
 
 class PullError(CriError):
     """An image pull failed.
 
-    ``reason`` is the metrics label (one of PULL_REASONS); ``code`` names the
-    gRPC code group (one of PULL_CODES) that instrument.py maps to a status.
+    `reason` is the metrics label (one of PULL_REASONS); `code` names the
+    gRPC code group ("NotFound", "Unauthenticated", "InvalidArgument",
+    "Unavailable", "DeadlineExceeded", "Cancelled").
     """
 
-    def __init__(self, message: str, *, reason: str, code: str) -> None:
+    def __init__(self, message: str, *, reason: str, code: str | None = None) -> None:
         if reason not in PULL_REASONS:
             raise ValueError(f"unknown pull failure reason {reason!r}")
-        if code not in PULL_CODES:
-            raise ValueError(f"unknown pull error code group {code!r}")
         super().__init__(message)
         self.reason = reason
-        self.code = code
+        self.code = code if code is not None else _REASON_CODES[reason]
