@@ -1,16 +1,21 @@
-"""Domain errors raised by every module of the CRI daemon.
+"""Domain errors of the CRI daemon.
 
-Each error names the object it is about (image reference, digest, file, field)
-in its message. Only cri/server/instrument.py maps these classes to gRPC
-status codes, in one table; nothing else classifies errors, and nothing
-classifies them by message text. Messages never carry credentials.
+Every cri module raises one of these; a message names the object it is about
+(an image reference, a digest, a file, a config field) and never carries a
+credential.  Exactly one place turns them into gRPC status codes: the table
+in ``dockyard.cri.server.instrument``.  Nothing is classified by message text.
+
+A pull failure is a ``PullError``: besides its message it carries ``reason``
+(the label of the pull-failure metric) and ``code`` (the name of the error
+class whose gRPC code it maps to), because one reason always belongs to one
+code group but the reason is what operators count.
 """
 
 from __future__ import annotations
 
 
 class CriError(Exception):
-    """Base of the daemon's domain errors; the message names the object."""
+    """Base class: a CRI operation failed; ``message`` says on what."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -18,73 +23,59 @@ class CriError(Exception):
 
 
 class NotFound(CriError):
-    """The named object does not exist."""
+    """The image, blob, snapshot or container named does not exist."""
 
 
 class InvalidArgument(CriError):
-    """The caller's input (reference, config field, file) is malformed."""
+    """The caller's input is malformed: a reference, a filter, a config value."""
 
 
 class AlreadyExists(CriError):
-    """The named object exists already."""
+    """An object with that name or id exists already."""
 
 
 class FailedPrecondition(CriError):
-    """The object is in a state that does not allow the operation."""
+    """The object is in a state where the call is not allowed."""
 
 
 class Unauthenticated(CriError):
-    """Credentials were missing or rejected."""
+    """A registry refused the credentials (or asked for some and got none)."""
 
 
 class PermissionDenied(CriError):
-    """Credentials were accepted but do not allow the operation."""
+    """The caller or the daemon may not do this."""
 
 
 class Unavailable(CriError):
-    """A dependency (registry, daemon startup) cannot serve now; retry may help."""
+    """A dependency (registry, the daemon itself during startup) is not reachable yet."""
 
 
 class DeadlineExceeded(CriError):
-    """The operation ran out of time."""
+    """An operation ran past its timeout."""
 
 
 class ResourceExhausted(CriError):
-    """A limit (disk, quota, size) was hit."""
+    """Out of disk, memory or a configured limit."""
 
 
 class Internal(CriError):
-    """A bug or broken invariant inside the daemon."""
+    """A broken invariant: the daemon's own fault."""
 
 
 class Cancelled(CriError):
-    """The operation was cancelled (caller went away, daemon shutting down)."""
+    """The operation was cancelled (client gone, daemon shutting down)."""
 
 
-PULL_REASONS = frozenset(
-    {
-        "not_found",
-        "unauthorized",
-        "digest_mismatch",
-        "bad_media_type",
-        "registry_error",
-        "timeout",
-        "no_progress",
-        "bad_layer",
-        "cancelled",
-    }
-)
-
-# The gRPC code group each pull reason falls into by default.
-_REASON_CODES: dict[str, str] = {
+# reason -> name of the CriError class whose gRPC code the failure carries.
+PULL_REASON_CODES: dict[str, str] = {
     "not_found": "NotFound",
     "unauthorized": "Unauthenticated",
     "digest_mismatch": "InvalidArgument",
     "bad_media_type": "InvalidArgument",
+    "bad_layer": "InvalidArgument",
     "registry_error": "Unavailable",
     "timeout": "DeadlineExceeded",
     "no_progress": "DeadlineExceeded",
-    "bad_layer": "InvalidArgument",
     "cancelled": "Cancelled",
 }
 
@@ -92,14 +83,15 @@ _REASON_CODES: dict[str, str] = {
 class PullError(CriError):
     """An image pull failed.
 
-    `reason` is the metrics label (one of PULL_REASONS); `code` names the
-    gRPC code group ("NotFound", "Unauthenticated", "InvalidArgument",
-    "Unavailable", "DeadlineExceeded", "Cancelled").
+    ``reason`` is one of ``PULL_REASON_CODES``; ``code`` defaults to the
+    code group of the reason and names a CriError class ("NotFound",
+    "Unauthenticated", "InvalidArgument", "Unavailable", "DeadlineExceeded",
+    "Cancelled").
     """
 
-    def __init__(self, message: str, *, reason: str, code: str | None = None) -> None:
-        if reason not in PULL_REASONS:
+    def __init__(self, message: str, reason: str, code: str | None = None) -> None:
+        if reason not in PULL_REASON_CODES:
             raise ValueError(f"unknown pull failure reason {reason!r}")
         super().__init__(message)
         self.reason = reason
-        self.code = code if code is not None else _REASON_CODES[reason]
+        self.code = code if code is not None else PULL_REASON_CODES[reason]
