@@ -1,0 +1,1 @@
+"""Images: references, platform choice, registry pulls and the image store."""
