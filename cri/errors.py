@@ -66,7 +66,8 @@ class Cancelled(CriError):
     """The operation was cancelled (client gone, daemon shutting down)."""
 
 
-# reason -> name of the CriError class whose gRPC code the failure carries.
+# reason -> name of the CriError class whose gRPC code the failure carries
+# by default (a caller may pass another code group).
 PULL_REASON_CODES: dict[str, str] = {
     "not_found": "NotFound",
     "unauthorized": "Unauthenticated",
@@ -78,20 +79,26 @@ PULL_REASON_CODES: dict[str, str] = {
     "no_progress": "DeadlineExceeded",
     "cancelled": "Cancelled",
 }
+PULL_REASONS = frozenset(PULL_REASON_CODES)
+PULL_CODES = frozenset(
+    {"NotFound", "Unauthenticated", "InvalidArgument", "Unavailable", "DeadlineExceeded", "Cancelled"}
+)
 
 
 class PullError(CriError):
     """An image pull failed.
 
-    ``reason`` is one of ``PULL_REASON_CODES``; ``code`` defaults to the
-    code group of the reason and names a CriError class ("NotFound",
-    "Unauthenticated", "InvalidArgument", "Unavailable", "DeadlineExceeded",
-    "Cancelled").
+    ``reason`` is one of ``PULL_REASONS`` (the pull-failure metric's label);
+    ``code`` is one of ``PULL_CODES`` and defaults to the reason's group in
+    ``PULL_REASON_CODES``.
     """
 
     def __init__(self, message: str, reason: str, code: str | None = None) -> None:
-        if reason not in PULL_REASON_CODES:
+        if reason not in PULL_REASONS:
             raise ValueError(f"unknown pull failure reason {reason!r}")
+        chosen = code if code is not None else PULL_REASON_CODES[reason]
+        if chosen not in PULL_CODES:
+            raise ValueError(f"unknown pull error code group {chosen!r}")
         super().__init__(message)
         self.reason = reason
-        self.code = code if code is not None else PULL_REASON_CODES[reason]
+        self.code = chosen
