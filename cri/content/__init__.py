@@ -1,0 +1,1 @@
+"""Content store: blobs (manifests, configs, layers) addressed by digest."""

@@ -1,0 +1,1 @@
+"""Snapshots: safe layer unpacking and the overlayfs snapshotter keyed by chain id."""
