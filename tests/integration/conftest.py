@@ -6,10 +6,11 @@ Facts the leak check relies on:
   namespace, no cgroup directory, no process, and no fd in the caller.
 - This machine is shared with other sessions that create cgroups (the sandbox
   makes one memory cgroup per command, as siblings of ours) and sometimes
-  mounts, at any time. So the check snapshots the whole tree (cgroups to depth
-  2 below each hierarchy) but only *reports* what it can pin on the test: a
-  path naming one of its container ids, its tmp dir, its rootfs, or the
-  `dockyard-test` cgroup parent that every test container is given.
+  mounts, at any time, some of them below the same `dockyard-test` cgroup
+  parent. So the check snapshots the whole tree (cgroups to depth 2 below each
+  hierarchy) but only *reports* what it can pin on the test: a path naming one
+  of its container ids (each test container's cgroupsPath is
+  /dockyard-test/<id>), its tmp dir or its rootfs.
 - pytest makes itself a child subreaper that reaps at once, the way containerd's
   shim does (bundle.Subreaper), so a detached container's init is re-parented
   to pytest when the runtime exits. That makes "a live child of pytest" a
@@ -54,15 +55,23 @@ def _subreaper_and_cgroup_parent() -> Iterator[None]:
     SUBREAPER.start()
     yield
     SUBREAPER.stop()
+    # Only this session's cgroups: other sessions on the machine use the same
+    # parent, and removing their empty cgroup mid-create would break them.
     for hierarchy in _hierarchies():
         parent = hierarchy / CGROUP_PARENT
-        if not parent.is_dir():
-            continue
-        # Children first: rmdir of a cgroup with sub-cgroups fails with EBUSY.
-        for child in sorted(parent.iterdir(), key=lambda p: -len(p.parts)):
-            if child.is_dir():
-                _rmdir_tree(child)
-        _rmdir_tree(parent)
+        for cid in _SESSION_IDS:
+            if (parent / cid).is_dir():
+                _rmdir_tree(parent / cid)
+        try:
+            parent.rmdir()
+        except OSError as err:
+            # Still in use by another session (EBUSY), or never made here (ENOENT).
+            if err.errno not in (errno.ENOENT, errno.EBUSY):
+                raise
+
+
+# Every container id this session made, for the session-end cgroup sweep.
+_SESSION_IDS: set[str] = set()
 
 
 @pytest.fixture
@@ -79,6 +88,7 @@ def new_bundle(
     def factory(*, writable: bool = False) -> Bundle:
         made = make_bundle(tmp_path, rootfs, runtime, request.node.name, writable=writable)
         _bundles.append(made)
+        _SESSION_IDS.add(made.id)
         return made
 
     return factory
@@ -104,32 +114,49 @@ class Snapshot:
     fds: frozenset[tuple[int, str]]
 
 
+@dataclass(frozen=True)
+class Leaks:
+    mounts: list[tuple[str, str, str, str]]
+    cgroups: list[Path]
+    processes: list[tuple[int, str]]
+    fds: list[tuple[int, str]]
+
+    def found(self) -> dict[str, list[object]]:
+        kinds: dict[str, list[object]] = {
+            "mounts": list(self.mounts),
+            "cgroups": list(self.cgroups),
+            "processes": list(self.processes),
+            "fds": list(self.fds),
+        }
+        return {kind: items for kind, items in kinds.items() if items}
+
+
 @pytest.fixture(autouse=True)
 def leak_check(_bundles: list[Bundle], tmp_path: Path, rootfs: Path) -> Iterator[None]:
     """After each test: no container, mount, cgroup, process or fd the test made is left."""
     before = _snapshot(ids=())
     yield
     ids = tuple(b.id for b in _bundles)
-    markers = (str(tmp_path), str(rootfs), CGROUP_PARENT, *ids)
+    markers = (str(tmp_path), str(rootfs), *ids)
     leftover_state = [b.id for b in _bundles if b.state_root.is_dir() and any(b.state_root.iterdir())]
     deadline = time.monotonic() + GRACE_SECONDS
     while True:
         SUBREAPER.reap_adopted()
         after = _snapshot(ids=ids)
         leaks = _attributable(before, after, ids, markers)
-        if not any(leaks.values()) or time.monotonic() > deadline:
+        if not leaks.found() or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     _clean_up(_bundles, leaks)
-    report = {kind: found for kind, found in leaks.items() if found}
+    report = leaks.found()
     if leftover_state:
-        report["containers left in --root"] = leftover_state
+        report["containers left in --root"] = list(leftover_state)
     assert not report, f"test left resources behind: {report}"
 
 
 def _attributable(
     before: Snapshot, after: Snapshot, ids: tuple[str, ...], markers: tuple[str, ...]
-) -> dict[str, list[object]]:
+) -> Leaks:
     def ours(path: str) -> bool:
         return any(marker in path for marker in markers)
 
@@ -143,12 +170,12 @@ def _attributable(
             for found in (hierarchy / CGROUP_PARENT / cid, hierarchy / cid):
                 if found.is_dir() and found not in cgroups:
                     cgroups.append(found)
-    return {
-        "mounts": list(mounts),
-        "cgroups": list(cgroups),
-        "processes": sorted(after.processes - before.processes),
-        "fds": sorted(after.fds - before.fds),
-    }
+    return Leaks(
+        mounts=mounts,
+        cgroups=cgroups,
+        processes=sorted(after.processes - before.processes),
+        fds=sorted(after.fds - before.fds),
+    )
 
 
 def _snapshot(ids: tuple[str, ...]) -> Snapshot:
@@ -204,7 +231,7 @@ def _suspect_processes(ids: tuple[str, ...]) -> Iterator[tuple[int, str]]:
         ppid = int(stat.rpartition(")")[2].split()[1])
         suspect = (
             ppid == me
-            or f"/{CGROUP_PARENT}/" in cgroup
+            or any(f"/{CGROUP_PARENT}/{cid}" in cgroup for cid in ids)
             or any(cid.encode() in cmdline for cid in ids)
             or any(marker in environ for marker in env_markers)
         )
@@ -222,22 +249,24 @@ def _fds() -> Iterator[tuple[int, str]]:
         yield int(name), target
 
 
-def _clean_up(bundles: list[Bundle], leaks: dict[str, list[object]]) -> None:
+def _clean_up(bundles: list[Bundle], leaks: Leaks) -> None:
     """Undo what a failed test left, so one failure does not cascade into the next tests."""
     for b in bundles:
         if b.state_root.is_dir() and any(b.state_root.iterdir()):
             b.invoke("delete", "--force", b.id)
-    for pid, _cmd in leaks["processes"]:  # type: ignore[misc]
+    for pid, _cmd in leaks.processes:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     time.sleep(0.1)
     SUBREAPER.reap_adopted()
-    for mount in sorted(leaks["mounts"], key=lambda m: -len(m[0])):  # type: ignore[index]
-        SUBREAPER.run(["umount", "-l", mount[0]], timeout=10)  # type: ignore[index]
-    for cgroup in sorted(leaks["cgroups"], key=lambda c: -len(str(c))):
-        _rmdir_tree(Path(str(cgroup)))
+    for mountpoint, *_ in sorted(leaks.mounts, key=lambda m: -len(m[0])):
+        SUBREAPER.run(["umount", "-l", mountpoint], timeout=10)
+    for cgroup in sorted(leaks.cgroups, key=lambda c: -len(str(c))):
+        _rmdir_tree(cgroup)
+    for fd, _target in leaks.fds:
+        os.close(fd)
 
 
 def _rmdir_tree(path: Path) -> None:
