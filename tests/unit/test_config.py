@@ -1,0 +1,129 @@
+"""dockyardd config: defaults, parsing, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dockyard.cri.config import (
+    Config,
+    RegistryConfig,
+    RegistryCredential,
+    format_duration,
+    load_config,
+    parse_config,
+    parse_config_text,
+    parse_duration,
+    render_default,
+)
+from dockyard.cri.errors import InvalidArgument
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_empty_file_gives_defaults() -> None:
+    """An empty file (YAML None) and no file at all are the built-in defaults."""
+    assert parse_config(None) == Config()
+    assert load_config(None) == Config()
+    assert Config().socket_path == "/run/dockyard/dockyard.sock"
+    assert Config().socket_mode == 0o660
+    assert Config().registry.config_path == "/etc/dockyard/certs.d"
+    assert Config().pause_image == "registry.k8s.io/pause:3.10"
+
+
+def test_default_rendering_round_trips() -> None:
+    """`dockyardd config default` parses back to exactly the defaults."""
+    assert parse_config_text(render_default(), "<default>") == Config()
+
+
+def test_deploy_file_is_the_default() -> None:
+    """deploy/dockyard.yaml is byte for byte what `dockyardd config default` prints."""
+    assert (REPO / "deploy" / "dockyard.yaml").read_text() == render_default()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("root_dir: /srv/d", Config(root_dir="/srv/d")),
+        ("socket: {path: /tmp/x.sock, mode: '0600'}", Config(socket_path="/tmp/x.sock", socket_mode=0o600)),
+        ("socket: {mode: 0660}", Config(socket_mode=0o660)),  # YAML 1.1 octal int
+        ("log_level: DEBUG", Config(log_level="debug")),
+        ("metrics_address: '[::1]:9000'", Config(metrics_address="[::1]:9000")),
+        (
+            "registry: {image_pull_progress_timeout: 1m30s, request_timeout: 2.5, retries: 0}",
+            Config(registry=RegistryConfig(image_pull_progress_timeout=90.0, request_timeout=2.5, retries=0)),
+        ),
+        (
+            "registry: {credentials: {'127.0.0.1:5443': {username: u, password: p}}}",
+            Config(registry=RegistryConfig(credentials={"127.0.0.1:5443": RegistryCredential("u", "p")})),
+        ),
+    ],
+)
+def test_parse_values(text: str, expected: Config) -> None:
+    """Each accepted spelling of a value parses to the typed field."""
+    assert parse_config_text(text, "t") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("rootdir: /x", "rootdir"),
+        ("registry: {max_downloads: 3}", "registry.max_downloads"),
+        ("socket: {paht: /x}", "socket.paht"),
+        ("root_dir: relative/dir", "root_dir"),
+        ("socket: {mode: '999'}", "socket.mode"),
+        ("log_level: loud", "log_level"),
+        ("metrics_address: nohost", "metrics_address"),
+        ("registry: {retries: -1}", "registry.retries"),
+        ("registry: {retries: true}", "registry.retries"),
+        ("registry: {max_concurrent_downloads: 0}", "registry.max_concurrent_downloads"),
+        ("registry: {request_timeout: 10 seconds}", "registry.request_timeout"),
+        ("registry: {image_pull_progress_timeout: 0s}", "registry.image_pull_progress_timeout"),
+        ("registry: {credentials: {h: {user: x}}}", "registry.credentials.h.user"),
+        ("registry: {credentials: {h: {password: x}}}", "registry.credentials.h"),
+        ("registry: [1, 2]", "registry"),
+        ("- a list", "<top level>"),
+        ("a: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_key(text: str, names: str) -> None:
+    """An unknown key or a bad value is an InvalidArgument naming the dotted key."""
+    with pytest.raises(InvalidArgument) as info:
+        parse_config_text(text, "t")
+    assert names in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("250ms", 0.25), (7, 7.0), ("1.5s", 1.5)],
+)
+def test_durations(raw: object, seconds: float) -> None:
+    """containerd-style duration strings and plain numbers are seconds."""
+    assert parse_duration(raw, "k") == seconds
+
+
+@pytest.mark.parametrize("seconds", [30.0, 300.0, 5400.0, 0.25, 3661.0])
+def test_duration_format_round_trips(seconds: float) -> None:
+    """What render_default prints parses back to the same number."""
+    assert parse_duration(format_duration(seconds), "k") == seconds
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    """A config path that cannot be read stops startup naming the file."""
+    with pytest.raises(InvalidArgument, match="nope.yaml"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_credentials_never_in_repr() -> None:
+    """A credential's repr (log lines, error messages) hides the secret."""
+    cred = RegistryCredential(username="u", password="hunter2", auth="c2VjcmV0")
+    assert "hunter2" not in repr(cred) and "c2VjcmV0" not in repr(cred)
+    assert "hunter2" not in repr(Config(registry=RegistryConfig(credentials={"h": cred})))
+
+
+def test_default_yaml_is_plain_yaml() -> None:
+    """The default text is a mapping with the documented top-level keys."""
+    data = yaml.safe_load(render_default())
+    assert set(data) == {"socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry"}
