@@ -278,3 +278,35 @@ def prepare_execve(path: str, argv: list[str], env: list[str]):  # type: ignore[
         return ctypes.get_errno()
 
     return call
+
+
+# --- path resolution -----------------------------------------------------------
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+RESOLVE_CACHED = 0x20
+
+_NR_OPENAT2 = 437
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    ]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (5.6+): the kernel enforces ``resolve`` (for example
+    RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) over the whole path walk, so a
+    symlink or ``..`` anywhere in ``path`` fails with ELOOP/EXDEV instead of
+    escaping ``dirfd``."""
+    how = _OpenHow(flags, mode, resolve)
+    fd = _syscall(_NR_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        raise _fail("openat2", path)
+    return int(fd)
