@@ -66,6 +66,10 @@ class Cancelled(CriError):
     """The operation was cancelled (client gone, daemon shutting down)."""
 
 
+class Unimplemented(CriError):
+    """The daemon does not serve this RPC (yet); the message says which."""
+
+
 # reason -> name of the CriError class whose gRPC code the failure carries
 # by default (a caller may pass another code group).
 PULL_REASON_CODES: dict[str, str] = {
