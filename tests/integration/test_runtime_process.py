@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle import Bundle, runc_gap
+from bundle import SUBREAPER, Bundle, runc_gap
 
 pytestmark = pytest.mark.root
 
@@ -228,3 +230,45 @@ def test_oom_score_adj_negative_is_an_error(bundle: Bundle) -> None:
     assert done.returncode == 1, f"create succeeded: {done.stdout}{done.stderr}"
     assert "oomScoreAdj" in done.stderr or "oom_score_adj" in done.stderr
     assert not bundle.exists()
+
+
+# Puts fd argv[1] at number argv[2] (inheritable), then execs argv[3:].
+MOVE_FD_THEN_EXEC = (
+    "import os, sys; src, dst = int(sys.argv[1]), int(sys.argv[2]); os.dup2(src, dst); "
+    "os.close(src); os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+def run_with_extra_fd(bundle: Bundle, fd_number: int, *run_flags: str) -> str:
+    """`run` the bundle with a pipe holding b"from-host" open as `fd_number` in the runtime."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"from-host\n")
+    os.close(write_end)
+    bundle.write_config()
+    try:
+        done = SUBREAPER.run(
+            [sys.executable, "-c", MOVE_FD_THEN_EXEC, str(read_end), str(fd_number),
+             str(bundle.runtime), "--root", str(bundle.state_root),
+             "run", *run_flags, "--bundle", str(bundle.path), bundle.id],
+            timeout=30, pass_fds=(read_end,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True, env=bundle.env(),
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
+    assert done.returncode == 0, done.stderr
+    return str(done.stdout)
+
+
+def test_no_host_fd_reaches_the_container(bundle: Bundle) -> None:
+    """an fd open in the runtime's caller is not inherited by the container (only 0, 1, 2)."""
+    # A second command keeps sh from exec'ing ls, whose own directory fd would show.
+    bundle.sh("ls /proc/$$/fd; echo end")
+    assert sorted(run_with_extra_fd(bundle, 5).split()[:-1]) == ["0", "1", "2"]
+
+
+def test_preserve_fds(bundle: Bundle) -> None:
+    """--preserve-fds N passes fds 3..3+N-1 of the caller to the container's process."""
+    bundle.sh("ls /proc/$$/fd; cat <&3")
+    lines = run_with_extra_fd(bundle, 3, "--preserve-fds", "1").split()
+    assert sorted(lines[:-1]) == ["0", "1", "2", "3"]
+    assert lines[-1] == "from-host"
