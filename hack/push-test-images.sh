@@ -41,6 +41,11 @@ build_layout() {
   trap 'rm -rf "$work"' RETURN
   skopeo copy -q oci:"$build/oci":busybox oci:"$layout":busybox
   skopeo copy -q oci:"$build/oci":pause oci:"$layout":pause
+  # Recompressed through an empty layout: skopeo reuses a blob with the same
+  # uncompressed content wherever the destination has one (this layout, the
+  # registry), so the copies onwards must preserve digests.
+  skopeo copy -q --dest-compress-format zstd oci:"$layout":busybox oci:"$work/zstd":busybox-zstd
+  skopeo copy -q --preserve-digests oci:"$work/zstd":busybox-zstd oci:"$layout":busybox-zstd
 
   # layers3: busybox, then hand-made tars (umoci repack would choose its own
   # whiteout encoding; these spell out the two kinds the unpacker must handle).
@@ -149,7 +154,7 @@ p=(--dest-tls-verify=false)
 push busybox "$plain/busybox:latest" "${p[@]}"
 push busybox "$plain/library/busybox:latest" "${p[@]}"
 push busybox "$plain/busybox:v2s2" "${p[@]}" -f v2s2
-push busybox "$plain/busybox:zstd" "${p[@]}" --dest-compress-format zstd
+push busybox-zstd "$plain/busybox:zstd" "${p[@]}" --preserve-digests
 push pause "$plain/pause:latest" "${p[@]}"
 push pause "$plain/pause:3.10" "${p[@]}"
 push layers3 "$plain/layers3:latest" "${p[@]}"
