@@ -1,0 +1,203 @@
+"""dockyardd: the CRI daemon's entry point.
+
+    dockyardd [--config FILE]     serve CRI v1 on the configured unix socket
+    dockyardd config default      print the default configuration
+
+Startup order, and why:
+  1. Parse the config; any error stops here naming the key (exit 2).
+  2. Open the stores (content, snapshots, image metadata).
+  3. Start /metrics and the gRPC server *before* recovery: clients that
+     connect early get UNAVAILABLE from instrument.py instead of a refused
+     connection, which kubelet treats the same but which is visible in logs.
+  4. Run restart.recover in a thread, then mark ready.
+On SIGTERM/SIGINT: cancel in-flight pulls (their ingest files are removed by
+the content store's writers), stop the server with a short grace, remove the
+socket, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from dockyard.cri import errors, restart
+from dockyard.cri.config import Config, load_config, render_default
+from dockyard.cri.metrics import Metrics
+from dockyard.cri.server import service
+from dockyard.cri.server.images import Images
+from dockyard.cri.server.instrument import Instrument, Readiness
+
+log = logging.getLogger("dockyard.cri.daemon")
+
+# kubelet's limit for CRI messages (16 MiB), both ways.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class Stores:
+    images: Images
+    content: Any
+    snapshotter: Any
+    image_store: Any
+    convert_auth: Any
+
+
+def open_stores(config: Config, metrics: Metrics) -> Stores:
+    """Build the image side from the config (the real registry and storage parts)."""
+    from dockyard.cri.content.store import ContentStore
+    from dockyard.cri.image import reference
+    from dockyard.cri.image.platform import Platform
+    from dockyard.cri.image.registry import auth, hosts, puller
+    from dockyard.cri.image.store import ImageStore
+    from dockyard.cri.server import record
+    from dockyard.cri.snapshot.overlay import Snapshotter
+
+    root = config.root_dir
+    content = ContentStore(os.path.join(root, "content"))
+    snapshotter = Snapshotter(os.path.join(root, "snapshots"))
+    image_store = ImageStore(os.path.join(root, "images"))
+    reg = config.registry
+    the_puller = puller.Puller(
+        hosts.HostsConfig(reg.config_path),
+        content,
+        credentials=auth.credential_source(reg.credentials),
+        platform=Platform.host(),
+        max_concurrent_layers=reg.max_concurrent_downloads,
+        timeout=reg.request_timeout,
+        retries=reg.retries,
+        no_progress_timeout=reg.image_pull_progress_timeout,
+        metrics=metrics,
+    )
+    images = Images(
+        content=content,
+        snapshotter=snapshotter,
+        store=image_store,
+        puller=the_puller,
+        metrics=metrics,
+        parse_reference=reference.parse_reference,
+        make_record=record.make_record,
+    )
+    return Stores(images, content, snapshotter, image_store, auth.from_cri_auth)
+
+
+def pinned_refs(config: Config, stores: Stores) -> frozenset[str]:
+    from dockyard.cri.image.reference import parse_reference
+
+    return frozenset({parse_reference(config.pause_image).string()})
+
+
+def claim_socket(path: str) -> None:
+    """Make the socket's directory and remove a stale socket; refuse a live one."""
+    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: a previous daemon's leftover
+        return
+    finally:
+        probe.close()
+    raise errors.FailedPrecondition(f"socket {path} is in use by another process (is dockyardd already running?)")
+
+
+async def serve(config: Config, ready_file: str | None = None) -> int:
+    metrics = Metrics()
+    readiness = Readiness()
+    instrument = Instrument(readiness, metrics)
+    stores = await asyncio.to_thread(open_stores, config, metrics)
+    host, port = config.metrics_host_port
+    metrics.serve(host, port)
+    claim_socket(config.socket_path)
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    server = grpc.aio.server(options=options)
+    service.add_services(
+        server,
+        instrument,
+        service.runtime_handlers(config),
+        service.image_handlers(stores.images, stores.convert_auth, pinned_refs(config, stores)),
+    )
+    server.add_insecure_port(f"unix://{config.socket_path}")
+    old_umask = os.umask(0o177)  # the socket is born private, then opened to the group
+    try:
+        await server.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(config.socket_path, config.socket_mode)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.to_thread(
+            restart.recover, stores.content, stores.snapshotter, stores.images, len(list(stores.image_store.list()))
+        )
+        readiness.set_ready()
+        log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics)", config.socket_path, config.metrics_address)
+        if ready_file:
+            with open(ready_file, "w") as f:
+                f.write(str(os.getpid()))
+        await stop.wait()
+        log.info("stopping: cancelling pulls in flight")
+    finally:
+        await stores.images.shutdown()
+        await server.stop(STOP_GRACE_SECONDS)
+        metrics.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config.socket_path)
+    log.info("dockyardd stopped")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dockyardd", description="Dockyard's CRI v1 daemon")
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+    parser.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)  # tests: written once ready
+    sub = parser.add_subparsers(dest="command")
+    cfg = sub.add_parser("config", help="configuration helpers")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    cfg_sub.add_parser("default", help="print the full default configuration")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        sys.stdout.write(render_default())
+        return 0
+    try:
+        config = load_config(args.config)
+    except errors.InvalidArgument as err:
+        print(f"dockyardd: {err.message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(serve(config, args.ready_file))
+    except errors.CriError as err:
+        log.error("dockyardd: %s", err.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""The image service's glue: pull -> unpack the layer chain -> record; remove -> GC.
+
+``Images`` is what the ImageService RPC modules call.  It owns no storage of
+its own; it joins the registry Puller, the content store, the overlay
+snapshotter and the image store:
+
+    PullImage(ref, auth)
+      parse the reference (InvalidArgument naming it)
+      Puller.pull: manifest, config and layers into the content store, verified
+      for each layer in order: Snapshotter.unpack(blob, media type, diff_id,
+          parent chain) in a worker thread (blocking disk work), giving the
+          chain of committed snapshots; diff_ids come from config.rootfs
+      ImageStore.put(record): id = config digest, the tag and the repo digest
+
+Two PullImage calls for the same reference with the same credentials share
+one task (the second awaits the first's result); a pull cancelled by its
+caller keeps running for any other waiter.  ``shutdown()`` cancels them all.
+
+Garbage collection deletes every blob and committed snapshot no image refers
+to.  It must never run while a pull is between "blob written" and "image
+recorded" (it would delete the fresh blobs), so GC and pulls exclude each
+other: GC requested while pulls run is deferred until the last one ends, and
+pulls wait for a running GC.  A failed pull asks for GC too, so that it keeps
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dockyard.cri import errors
+
+log = logging.getLogger("dockyard.cri.images")
+
+
+# --- what the glue needs from the other parts (their real classes fit these) ---
+
+
+class ContentLike(Protocol):
+    def path(self, digest: str) -> str: ...
+    def has(self, digest: str) -> bool: ...
+    def read(self, digest: str) -> bytes: ...
+    def delete(self, digest: str) -> None: ...
+    def digests(self) -> set[str]: ...
+    def usage(self) -> tuple[int, int]: ...
+
+
+class SnapshotterLike(Protocol):
+    root: str
+
+    def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
+    def committed(self) -> set[str]: ...
+    def remove_committed(self, chain_id: str) -> None: ...
+    def usage(self) -> tuple[int, int]: ...
+
+
+class RecordLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def repo_tags(self) -> Any: ...
+    @property
+    def repo_digests(self) -> Any: ...
+
+
+class ImageStoreLike(Protocol):
+    def put(self, record: Any) -> Any: ...
+    def get(self, ref_or_id: str) -> Any: ...
+    def list(self) -> Any: ...
+    def remove(self, ref_or_id: str) -> Any: ...
+    def referenced_blobs(self) -> set[str]: ...
+    def referenced_chains(self) -> set[str]: ...
+
+
+class PullerLike(Protocol):
+    async def pull(self, ref: Any, auth: Any) -> Any: ...
+
+
+class PullMetricsLike(Protocol):
+    def pull_started(self) -> None: ...
+    def pull_finished(self, seconds: float, failure_reason: str | None) -> None: ...
+
+
+class RecordFactory(Protocol):
+    def __call__(self, pulled: Any, chain_ids: list[str], size: int) -> Any: ...
+
+
+class ReferenceParser(Protocol):
+    def __call__(self, text: str) -> Any: ...
+
+
+# Failure reason (metrics label) of a non-PullError domain error during a pull.
+_FAILURE_REASONS: tuple[tuple[type[errors.CriError], str], ...] = (
+    (errors.NotFound, "not_found"),
+    (errors.Unauthenticated, "unauthorized"),
+    (errors.PermissionDenied, "unauthorized"),
+    (errors.InvalidArgument, "bad_layer"),
+    (errors.DeadlineExceeded, "timeout"),
+    (errors.Cancelled, "cancelled"),
+)
+
+
+def failure_reason(err: BaseException) -> str:
+    if isinstance(err, errors.PullError):
+        return err.reason
+    if isinstance(err, asyncio.CancelledError):
+        return "cancelled"
+    for cls, reason in _FAILURE_REASONS:
+        if isinstance(err, cls):
+            return reason
+    if isinstance(err, errors.CriError):
+        return "registry_error"
+    return "internal"
+
+
+def layer_diff_ids(config: dict[str, Any], layer_count: int, ref: str) -> list[str]:
+    """config.rootfs.diff_ids, checked against the manifest's layer count."""
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise errors.PullError(f"image {ref}: config has no rootfs.diff_ids list", reason="bad_layer")
+    if len(diff_ids) != layer_count:
+        raise errors.PullError(
+            f"image {ref}: manifest has {layer_count} layers but config.rootfs.diff_ids has {len(diff_ids)}",
+            reason="bad_layer",
+        )
+    return list(diff_ids)
+
+
+def auth_fingerprint(auth: object) -> str:
+    """Key for sharing pulls: equal credentials, equal key; never logged or stored."""
+    return hashlib.sha256(repr(auth).encode()).hexdigest() if auth is not None else ""
+
+
+@dataclass(slots=True)
+class _GcGate:
+    pulls: int = 0
+    gc_running: bool = False
+    gc_pending: bool = False
+
+
+class Images:
+    def __init__(
+        self,
+        *,
+        content: ContentLike,
+        snapshotter: SnapshotterLike,
+        store: ImageStoreLike,
+        puller: PullerLike,
+        metrics: PullMetricsLike,
+        parse_reference: ReferenceParser,
+        make_record: RecordFactory,
+    ) -> None:
+        self.content = content
+        self.snapshotter = snapshotter
+        self.store = store
+        self.puller = puller
+        self.metrics = metrics
+        self.parse_reference = parse_reference
+        self.make_record = make_record
+        self._inflight: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._gate = _GcGate()
+        self._cond = asyncio.Condition()
+
+    # --- pull ---
+
+    async def pull(self, ref_text: str, auth: object) -> Any:
+        """Pull ``ref_text`` and return its ImageRecord; shares an identical pull in flight."""
+        ref = self.parse_reference(ref_text)
+        key = (ref.string(), auth_fingerprint(auth))
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._pull(ref, auth), name=f"pull {key[0]}")
+            self._inflight[key] = task
+            task.add_done_callback(lambda t, k=key: self._forget(k, t))
+        # shield: one caller going away must not cancel the others' pull.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: every waiter already got it
+
+    async def _pull(self, ref: Any, auth: object) -> Any:
+        name = ref.string()
+        await self._pull_enter()
+        self.metrics.pull_started()
+        start = time.monotonic()
+        reason: str | None = None
+        try:
+            log.info("pulling %s", name)
+            pulled = await self.puller.pull(ref, auth)
+            diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
+            chain_ids: list[str] = []
+            parent: str | None = None
+            for layer, diff_id in zip(pulled.layers, diff_ids):
+                parent = await asyncio.to_thread(
+                    self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
+                )
+                chain_ids.append(parent)
+            size = sum(layer.size for layer in pulled.layers)
+            record = self.make_record(pulled, chain_ids, size)
+            await asyncio.to_thread(self.store.put, record)
+            log.info("pulled %s as %s in %.2fs", name, record.id, time.monotonic() - start)
+            return record
+        except BaseException as err:
+            reason = failure_reason(err)
+            log.info("pull of %s failed (%s)", name, reason)
+            raise
+        finally:
+            self.metrics.pull_finished(time.monotonic() - start, reason)
+            await self._pull_exit(gc=reason is not None)
+
+    async def shutdown(self) -> None:
+        """Cancel every pull in flight and wait for them (their writers abort)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- read side ---
+
+    def get(self, ref_or_id: str) -> Any:
+        """The record of an image by id, tag or digest reference (NotFound names it)."""
+        return self.store.get(self._normalise(ref_or_id))
+
+    def list(self) -> list[Any]:
+        return list(self.store.list())
+
+    def config(self, record: Any) -> dict[str, Any]:
+        data = json.loads(self.content.read(record.id))
+        if not isinstance(data, dict):
+            raise errors.Internal(f"image {record.id}: config blob is not a JSON object")
+        return data
+
+    def _normalise(self, ref_or_id: str) -> str:
+        """Ids pass through; anything else is parsed so `busybox` finds docker.io/library/busybox:latest."""
+        text = ref_or_id.strip()
+        if not text:
+            raise errors.InvalidArgument("image reference is empty")
+        if text.startswith("sha256:") or _looks_like_id(text):
+            return text
+        return str(self.parse_reference(text).string())
+
+    # --- remove + GC ---
+
+    async def remove(self, ref_or_id: str) -> Any:
+        """Remove the image (all its tags and digests) and GC what it alone used."""
+        record = self.get(ref_or_id)
+        await asyncio.to_thread(self.store.remove, record.id)
+        await self.request_gc()
+        return record
+
+    async def request_gc(self) -> None:
+        async with self._cond:
+            if self._gate.pulls or self._gate.gc_running:
+                self._gate.gc_pending = True
+                return
+            self._gate.gc_running = True
+        try:
+            await asyncio.to_thread(self.collect_garbage)
+        finally:
+            async with self._cond:
+                self._gate.gc_running = False
+                self._cond.notify_all()
+
+    def collect_garbage(self) -> tuple[int, int]:
+        """Delete unreferenced blobs and committed snapshots; (blobs, snapshots) removed.
+
+        Call only with pulls excluded (request_gc, or startup before serving)."""
+        blobs = self.content.digests() - self.store.referenced_blobs()
+        for digest in sorted(blobs):
+            try:
+                self.content.delete(digest)
+            except errors.NotFound:
+                continue
+        chains = self.snapshotter.committed() - self.store.referenced_chains()
+        for chain_id in sorted(chains):
+            self.snapshotter.remove_committed(chain_id)
+        if blobs or chains:
+            log.info("garbage collected %d blobs and %d snapshots", len(blobs), len(chains))
+        return len(blobs), len(chains)
+
+    async def _pull_enter(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._gate.gc_running)
+            self._gate.pulls += 1
+
+    async def _pull_exit(self, gc: bool) -> None:
+        async with self._cond:
+            self._gate.pulls -= 1
+            run = (gc or self._gate.gc_pending) and self._gate.pulls == 0
+            if not run and gc:
+                self._gate.gc_pending = True
+            if run:
+                self._gate.gc_pending = False
+            self._cond.notify_all()
+        if run:
+            await self.request_gc()
+
+    # --- ImageFsInfo ---
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes, inodes) of the image filesystem: content store + snapshots."""
+        content_bytes, content_inodes = self.content.usage()
+        snap_bytes, snap_inodes = self.snapshotter.usage()
+        return content_bytes + snap_bytes, content_inodes + snap_inodes
+
+
+def _looks_like_id(text: str) -> bool:
+    """A bare hex image id or a prefix of one (>= 12 hex digits), as crictl prints them."""
+    return 12 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text)

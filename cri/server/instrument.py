@@ -1,0 +1,134 @@
+"""The one wrapper every CRI RPC passes through.
+
+It (1) answers UNAVAILABLE until startup recovery has finished, (2) logs each
+call with method, duration and code (never the request: a PullImageRequest
+carries registry credentials), (3) records the RPC metrics and (4) turns the
+daemon's typed errors into gRPC codes with ``CODE_TABLE`` -- the only place in
+the daemon that knows gRPC codes.  An exception outside the CriError family
+is a bug: it becomes INTERNAL and is logged with its traceback.
+
+Handlers are plain coroutines ``request -> response``; they never see the
+gRPC context, so they can be unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, Protocol
+
+import grpc
+
+from dockyard.cri import errors
+
+log = logging.getLogger("dockyard.cri.rpc")
+
+Handler = Callable[[Any], Awaitable[Any]]
+GrpcHandler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+# Domain error -> gRPC code.  Checked in order, so a class must come before
+# any of its bases (only CriError itself is a base here).
+CODE_TABLE: tuple[tuple[type[errors.CriError], grpc.StatusCode], ...] = (
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Internal, grpc.StatusCode.INTERNAL),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
+    (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+)
+_BY_NAME: dict[str, grpc.StatusCode] = {cls.__name__: code for cls, code in CODE_TABLE}
+
+
+def grpc_code(err: errors.CriError) -> grpc.StatusCode:
+    """The gRPC code of a domain error (a PullError by its ``code`` group)."""
+    if isinstance(err, errors.PullError):
+        return _BY_NAME.get(err.code, grpc.StatusCode.UNKNOWN)
+    for cls, code in CODE_TABLE:
+        if isinstance(err, cls):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+class RpcMetrics(Protocol):
+    def rpc_done(self, method: str, grpc_code: str, seconds: float) -> None: ...
+
+
+class Readiness:
+    """Set once startup recovery is done; until then every RPC is UNAVAILABLE."""
+
+    def __init__(self) -> None:
+        self._ready = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def set_ready(self) -> None:
+        self._ready.set()
+
+
+class _Abort(Exception):
+    """Carries a code and message from the classifier to context.abort."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _classify(method: str, err: BaseException) -> _Abort:
+    if isinstance(err, errors.CriError):
+        return _Abort(grpc_code(err), err.message)
+    if isinstance(err, asyncio.CancelledError):
+        return _Abort(grpc.StatusCode.CANCELLED, f"{method} cancelled")
+    log.error("%s: internal error", method, exc_info=err)
+    return _Abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(err).__name__}: {err}")
+
+
+class Instrument:
+    def __init__(self, readiness: Readiness, metrics: RpcMetrics) -> None:
+        self.readiness = readiness
+        self.metrics = metrics
+
+    def wrap(self, method: str, handler: Handler) -> GrpcHandler:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.monotonic()
+            code = grpc.StatusCode.OK
+            message = ""
+            try:
+                if not self.readiness.ready:
+                    raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+                return await handler(request)
+            except asyncio.CancelledError as err:
+                # The client went away or the server is stopping: there is
+                # nobody to answer, so record it and let the cancel proceed.
+                code, message = grpc.StatusCode.CANCELLED, _classify(method, err).message
+                raise
+            except Exception as err:  # every failure is classified, none swallowed
+                abort = _classify(method, err)
+                code, message = abort.code, abort.message
+                await _abort(context, abort)
+            finally:
+                seconds = time.monotonic() - start
+                name = code.name
+                self.metrics.rpc_done(method, name, seconds)
+                if code == grpc.StatusCode.OK:
+                    log.debug("%s ok in %.3fs", method, seconds)
+                else:
+                    log.info("%s %s in %.3fs: %s", method, name, seconds, message)
+
+        call.__name__ = method
+        return call
+
+
+async def _abort(context: grpc.aio.ServicerContext, abort: _Abort) -> NoReturn:
+    await context.abort(abort.code, abort.message)
+    raise AssertionError("context.abort returned")  # abort always raises

@@ -1,0 +1,180 @@
+"""The instrumented RPC wrapper: readiness gate, error table, metrics, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+import pytest
+
+from dockyard.cri import errors
+from dockyard.cri.metrics import Metrics
+from dockyard.cri.server.instrument import CODE_TABLE, Instrument, Readiness, grpc_code
+
+
+class Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class FakeContext:
+    """Stands in for grpc.aio.ServicerContext: abort raises, like the real one."""
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        raise Aborted(code, details)
+
+
+def make(ready: bool = True) -> tuple[Instrument, Metrics]:
+    readiness = Readiness()
+    if ready:
+        readiness.set_ready()
+    metrics = Metrics()
+    return Instrument(readiness, metrics), metrics
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_unavailable_until_ready() -> None:
+    """Before recovery finishes every RPC is UNAVAILABLE and the handler never runs."""
+    instrument, metrics = make(ready=False)
+    called = []
+
+    async def handler(request: Any) -> str:
+        called.append(request)
+        return "answer"
+
+    wrapped = instrument.wrap("ListImages", handler)
+    with pytest.raises(Aborted) as info:
+        run(wrapped("req", FakeContext()))
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "ListImages" in info.value.details
+    assert called == []
+    assert sample(metrics, "dockyard_grpc_server_errors_total", method="ListImages", grpc_code="UNAVAILABLE") == 1
+    instrument.readiness.set_ready()
+    assert run(wrapped("req", FakeContext())) == "answer"
+    assert called == ["req"]
+
+
+ALL_ERRORS = [
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Internal, grpc.StatusCode.INTERNAL),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
+    (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+]
+
+
+@pytest.mark.parametrize(("cls", "code"), ALL_ERRORS)
+def test_error_table(cls: type[errors.CriError], code: grpc.StatusCode) -> None:
+    """Each domain error class maps to its gRPC code and keeps its message."""
+    instrument, metrics = make()
+
+    async def handler(request: Any) -> Any:
+        raise cls("image docker.io/library/nope:latest")
+
+    with pytest.raises(Aborted) as info:
+        run(instrument.wrap("ImageStatus", handler)(None, FakeContext()))
+    assert info.value.code == code
+    assert info.value.details == "image docker.io/library/nope:latest"
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="ImageStatus", grpc_code=code.name) == 1
+
+
+def test_table_covers_every_error_class() -> None:
+    """No CriError subclass is left out of the one table."""
+    mapped = {cls for cls, _ in CODE_TABLE}
+    declared = {
+        obj for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, errors.CriError) and obj not in (errors.CriError, errors.PullError)
+    }
+    assert declared == mapped
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("not_found", grpc.StatusCode.NOT_FOUND),
+        ("unauthorized", grpc.StatusCode.UNAUTHENTICATED),
+        ("digest_mismatch", grpc.StatusCode.INVALID_ARGUMENT),
+        ("bad_media_type", grpc.StatusCode.INVALID_ARGUMENT),
+        ("bad_layer", grpc.StatusCode.INVALID_ARGUMENT),
+        ("registry_error", grpc.StatusCode.UNAVAILABLE),
+        ("timeout", grpc.StatusCode.DEADLINE_EXCEEDED),
+        ("no_progress", grpc.StatusCode.DEADLINE_EXCEEDED),
+        ("cancelled", grpc.StatusCode.CANCELLED),
+    ],
+)
+def test_pull_errors_map_by_code_group(reason: str, code: grpc.StatusCode) -> None:
+    """A PullError's gRPC code comes from its code group, not its class."""
+    assert grpc_code(errors.PullError("pull x", reason=reason)) == code
+
+
+def test_unknown_exception_is_internal_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A non-domain exception is a bug: INTERNAL, with the message and a traceback in the log."""
+    instrument, _ = make()
+
+    async def handler(request: Any) -> Any:
+        raise KeyError("layers")
+
+    with caplog.at_level(logging.INFO), pytest.raises(Aborted) as info:
+        run(instrument.wrap("PullImage", handler)(None, FakeContext()))
+    assert info.value.code == grpc.StatusCode.INTERNAL
+    assert "KeyError" in info.value.details
+    assert any(r.exc_info for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_success_metrics_and_no_request_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """An OK call counts as OK, has a latency sample, and the request (credentials) is never logged."""
+    instrument, metrics = make()
+
+    async def handler(request: Any) -> str:
+        return "ok"
+
+    async def failing(request: Any) -> str:
+        raise errors.Unauthenticated("registry 127.0.0.1:5443 refused the credentials for a/b")
+
+    with caplog.at_level(logging.DEBUG):
+        run(instrument.wrap("PullImage", handler)({"password": "hunter2"}, FakeContext()))
+        with pytest.raises(Aborted):
+            run(instrument.wrap("PullImage", failing)({"password": "hunter2"}, FakeContext()))
+    assert "hunter2" not in caplog.text
+    assert "PullImage" in caplog.text
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="PullImage", grpc_code="OK") == 1
+    assert sample(metrics, "dockyard_grpc_server_errors_total", method="PullImage", grpc_code="OK") == 0
+    assert sample(metrics, "dockyard_grpc_server_handling_seconds_count", method="PullImage", grpc_code="OK") == 1
+    assert sample(metrics, "dockyard_grpc_server_errors_total", method="PullImage", grpc_code="UNAUTHENTICATED") == 1
+
+
+def test_cancelled_call_is_counted_and_propagates() -> None:
+    """A call cancelled by its client re-raises CancelledError and counts as CANCELLED."""
+    instrument, metrics = make()
+
+    async def handler(request: Any) -> Any:
+        await asyncio.sleep(10)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(instrument.wrap("PullImage", handler)(None, FakeContext()))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="PullImage", grpc_code="CANCELLED") == 1
