@@ -59,9 +59,9 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     from dockyard.cri.content.store import ContentStore
     from dockyard.cri.image import reference
     from dockyard.cri.image.platform import Platform
-    from dockyard.cri.image.registry import auth, hosts, puller
+    from dockyard.cri.image.registry import hosts, puller
     from dockyard.cri.image.store import ImageStore
-    from dockyard.cri.server import record
+    from dockyard.cri.server import credentials, record
     from dockyard.cri.snapshot.overlay import Snapshotter
 
     root = config.root_dir
@@ -72,7 +72,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     the_puller = puller.Puller(
         hosts.HostsConfig(reg.config_path),
         content,
-        credentials=auth.credential_source(reg.credentials),
+        credentials=credentials.credential_source(reg.credentials),
         platform=Platform.host(),
         max_concurrent_layers=reg.max_concurrent_downloads,
         timeout=reg.request_timeout,
@@ -89,7 +89,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
         parse_reference=reference.parse_reference,
         make_record=record.make_record,
     )
-    return Stores(images, content, snapshotter, image_store, auth.from_cri_auth)
+    return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth)
 
 
 def pinned_refs(config: Config, stores: Stores) -> frozenset[str]:
