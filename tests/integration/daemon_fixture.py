@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from bundle import SUBREAPER
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,11 +85,15 @@ class Daemon:
         self.config_file.write_text(yaml.safe_dump(self.config))
         ready = self.tmp / "ready"
         ready.unlink(missing_ok=True)
-        with open(self.log, "ab") as log:
+        # The session's subreaper thread reaps every zombie child it does not
+        # own; a long-lived daemon must be registered under its lock or its
+        # exit status (which the SIGTERM test checks) could be stolen.
+        with open(self.log, "ab") as log, SUBREAPER._lock:
             self.proc = subprocess.Popen(
                 [*DOCKYARDD, "--config", str(self.config_file), "--ready-file", str(ready)],
                 stdout=log, stderr=log, cwd=REPO,
             )
+            SUBREAPER._owned.add(self.proc.pid)
         if wait_ready:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not ready.exists():
@@ -112,6 +117,8 @@ class Daemon:
                 self.proc.wait()
                 raise AssertionError(f"dockyardd ignored SIGTERM for {STOP_TIMEOUT_S}s:\n{self.log_text()}")
         code = self.proc.returncode
+        with SUBREAPER._lock:
+            SUBREAPER._owned.discard(self.proc.pid)
         self.proc = None
         return code
 
@@ -141,9 +148,9 @@ class Daemon:
         if not CRICTL.exists():
             pytest.skip(f"crictl not installed at {CRICTL} (run hack/install-crictl.sh)")
         endpoint = f"unix://{self.socket}"
-        result = subprocess.run(
+        result = SUBREAPER.run(
             [str(CRICTL), "--runtime-endpoint", endpoint, "--image-endpoint", endpoint, "--timeout", "60s", *args],
-            capture_output=True, text=True, timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"crictl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
@@ -182,10 +189,22 @@ def dockyardd(daemon_factory: Any) -> Daemon:
     return d.start()
 
 
+@pytest.fixture(scope="session")
+def test_registry() -> str:
+    """The plain-HTTP registry on 127.0.0.1:5000 with the test images pushed
+    (hack/registry.sh and hack/push-test-images.sh; both are idempotent)."""
+    for script in ("registry.sh", "push-test-images.sh"):
+        argv = [str(REPO / "hack" / script)] + (["start"] if script == "registry.sh" else [])
+        result = SUBREAPER.run(argv, timeout=900, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            pytest.fail(f"hack/{script} failed: {result.stderr[-2000:]}")
+    return REGISTRY
+
+
 def _unmount_under(path: Path) -> None:
     """Snapshots may be mounted by later issues' tests; leave no mount behind."""
     prefix = str(path.resolve()) + "/"
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
     for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False)
+        SUBREAPER.run(["umount", "-l", target], timeout=30)
