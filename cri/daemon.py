@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
 
 from dockyard.cri import errors, restart
 from dockyard.cri.config import Config, load_config, render_default

@@ -27,6 +27,7 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -178,7 +179,7 @@ class Images:
         if task is None:
             task = asyncio.create_task(self._pull(ref, auth), name=f"pull {key[0]}")
             self._inflight[key] = task
-            task.add_done_callback(lambda t, k=key: self._forget(k, t))
+            task.add_done_callback(functools.partial(self._forget, key))
         # shield: one caller going away must not cancel the others' pull.
         return await asyncio.shield(task)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
 
 from dockyard.cri import errors
 

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from dockyard.cri import errors
@@ -75,5 +75,9 @@ def add_services(
     runtime: Mapping[str, Handler],
     image: Mapping[str, Handler],
 ) -> None:
-    api_pb2_grpc.add_RuntimeServiceServicer_to_server(build_servicer(RUNTIME_SERVICE, runtime, instrument), server)
-    api_pb2_grpc.add_ImageServiceServicer_to_server(build_servicer(IMAGE_SERVICE, image, instrument), server)
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        build_servicer(RUNTIME_SERVICE, runtime, instrument), server
+    )
+    api_pb2_grpc.add_ImageServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        build_servicer(IMAGE_SERVICE, image, instrument), server
+    )
