@@ -124,6 +124,17 @@ def _ssl_context(host: RegistryHost) -> ssl.SSLContext | bool:
     return context
 
 
+def _caused_by_tls(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    for _ in range(8):  # httpx wraps httpcore wraps ssl
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 @dataclass(slots=True)
 class _CachedToken:
     authorization: str
@@ -295,6 +306,13 @@ class RegistryClient:
                     raise PullError(f"pulling {reference}: more than {MAX_REDIRECTS} redirects from {safe_url(url)}", reason="registry_error")
             except httpx.TimeoutException as err:
                 last = PullError(f"pulling {reference}: {safe_url(target)}: timed out ({type(err).__name__})", reason="timeout")
+                continue
+            except httpx.ConnectError as err:
+                if _caused_by_tls(err):
+                    # A failed TLS handshake (wrong CA, plain-HTTP server) fails
+                    # the same way every time: no retries, let the next host try.
+                    raise PullError(f"pulling {reference}: {safe_url(target)}: TLS handshake failed: {err}", reason="registry_error") from err
+                last = PullError(f"pulling {reference}: {safe_url(target)}: {type(err).__name__}: {err}", reason="registry_error")
                 continue
             except httpx.TransportError as err:
                 last = PullError(f"pulling {reference}: {safe_url(target)}: {type(err).__name__}: {err}", reason="registry_error")
