@@ -2,7 +2,9 @@
 #
 #   make test    install system packages + venv, build test images, run all tests
 #   make unit    unit tests only (no root needed once deps are installed)
-#   make run     run a busybox container with dockyard-runc and show its output
+#   make run     start dockyardd in the foreground with the default config
+#                (crictl --config deploy/crictl.yaml talks to it)
+#   make run-runtime  run a busybox container with dockyard-runc and show its output
 #   make bench   time dockyard-runc against runc and crun (bench/runtime.py)
 #   make clean   remove build/ and the stamps (the venv stays; `make distclean`)
 
@@ -15,8 +17,9 @@ VENV    := .venv
 STAMPS  := .stamp
 RUNTIME ?= $(CURDIR)/$(VENV)/bin/dockyard-runc
 BENCH_ARGS ?=
+DOCKYARDD_ARGS ?=
 
-.PHONY: deps images test unit integration run bench clean distclean
+.PHONY: deps images test unit integration run run-runtime bench clean distclean
 
 deps: $(STAMPS)/venv
 
@@ -45,7 +48,10 @@ unit: deps
 integration: deps images
 	$(VENV)/bin/pytest -q tests/integration
 
-run: deps images
+run: deps
+	$(VENV)/bin/dockyardd $(DOCKYARDD_ARGS)
+
+run-runtime: deps images
 	hack/run-busybox.sh $(RUNTIME)
 
 bench: deps images

@@ -52,6 +52,7 @@ class Stores:
     snapshotter: Any
     image_store: Any
     convert_auth: Any
+    puller: Any
 
 
 def open_stores(config: Config, metrics: Metrics) -> Stores:
@@ -89,7 +90,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
         parse_reference=reference.parse_reference,
         make_record=record.make_record,
     )
-    return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth)
+    return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth, the_puller)
 
 
 def pinned_refs(config: Config, stores: Stores) -> frozenset[str]:
@@ -159,6 +160,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     finally:
         await stores.images.shutdown()
         await server.stop(STOP_GRACE_SECONDS)
+        await stores.puller.aclose()
         metrics.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config.socket_path)
@@ -192,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Library chatter: grpc's loop notices and httpx's per-request lines would
+    # drown the daemon's own debug log (pull progress is logged by the puller).
+    for noisy in ("grpc", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(serve(config, args.ready_file))
     except errors.CriError as err:

@@ -58,6 +58,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, **overrides: Any) -> None:
         self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
         self.socket = tmp / "state" / "dockyard.sock"
         self.metrics_port = free_port()
         self.certs = tmp / "certs.d"
@@ -172,7 +173,6 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
 
     def make(**overrides: Any) -> Daemon:
         d = Daemon(tmp_path / f"d{len(made)}", **overrides)
-        d.tmp.mkdir(parents=True)
         made.append(d)
         return d
 

@@ -63,8 +63,8 @@ def test_wrong_credentials_are_unauthenticated(daemon_factory: Any, test_registr
     d: Daemon = daemon_factory()
     host_dir = d.certs / TLS_REGISTRY
     host_dir.mkdir(parents=True)
-    (host_dir / "hosts.toml").write_text(f'server = "https://{TLS_REGISTRY}"\n\n[host."https://{TLS_REGISTRY}"]\n'
-                                         f'  capabilities = ["pull", "resolve"]\n  ca = "{CA}"\n')
+    # Top-level settings apply to `server` (containerd's hosts.toml layout).
+    (host_dir / "hosts.toml").write_text(f'server = "https://{TLS_REGISTRY}"\nca = "{CA}"\n')
     d.start()
     wrong = api_pb2.AuthConfig(username="dockyard", password="not-the-password-xyzzy")
     err = pull_error(d, f"{TLS_REGISTRY}/busybox:latest", wrong)
