@@ -1,0 +1,122 @@
+"""The parent <-> init protocol over a real socketpair: typed messages, no
+unexpected message or EOF mistaken for success, errors re-raised as their class."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+
+import pytest
+
+from dockyard.runtime import errors
+from dockyard.runtime.errors import RuntimeFault
+from dockyard.runtime.sync import Channel
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Channel, Channel]]:
+    parent, child = Channel.pair()
+    yield parent, child
+    for ch in (parent, child):
+        ch.close()
+
+
+def test_round_trip(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send("pid", pid=1234, names=["a", "b"])
+    assert parent.recv("pid") == {"type": "pid", "pid": 1234, "names": ["a", "b"]}
+    parent.send("idmap-done")
+    assert child.recv("idmap-done", what="parent") == {"type": "idmap-done"}
+
+
+def test_one_message_per_packet(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send("idmap")
+    child.send("ready")
+    assert parent.recv("idmap")["type"] == "idmap"
+    assert parent.recv("ready")["type"] == "ready"
+
+
+def test_any_of_expected(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send("ready")
+    assert parent.recv("hooks", "ready")["type"] == "ready"
+
+
+def test_unexpected_type(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send("hooks")
+    with pytest.raises(RuntimeFault) as info:
+        parent.recv("pid", "ready")
+    assert type(info.value) is RuntimeFault
+    text = str(info.value)
+    assert "'hooks'" in text and "pid/ready" in text
+
+
+def test_eof(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.close()
+    with pytest.raises(RuntimeFault) as info:
+        parent.recv("pid", what="container init")
+    assert "container init" in str(info.value) and "pid" in str(info.value)
+
+
+@pytest.mark.parametrize(("sent", "cls"), [
+    (errors.SyscallError("mount", "/rootfs/proc", errno.EPERM, "bind"), errors.SyscallError),
+    (errors.NotFound("exec", "/bin/nope", "no such file"), errors.NotFound),
+    (errors.InvalidArgument("parse", "x", "bad"), errors.InvalidArgument),
+    (errors.AlreadyExists("create", "c1", "exists"), errors.AlreadyExists),
+    (errors.FailedPrecondition("start", "c1", "stopped"), errors.FailedPrecondition),
+    (errors.Unsupported("apparmor", "p", "no apparmor"), errors.Unsupported),
+    (errors.HookFailed("run hook", "/h", "exit 1"), errors.HookFailed),
+    (RuntimeFault("op", "t", "d", errno.EIO), RuntimeFault),
+])
+def test_error_reraised_as_same_class(pair: tuple[Channel, Channel], sent: RuntimeFault,
+                                      cls: type[RuntimeFault]) -> None:
+    parent, child = pair
+    child.send_error(sent)
+    with pytest.raises(RuntimeFault) as info:
+        parent.recv("ready")
+    got = info.value
+    assert type(got) is cls
+    assert (got.op, got.target, got.detail, got.errno) == (sent.op, sent.target, sent.detail, sent.errno)
+    assert str(got) == str(sent)
+
+
+def test_invalid_spec_becomes_invalid_argument(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send_error(errors.InvalidSpec("process.cwd", "must be absolute"))
+    with pytest.raises(errors.InvalidArgument) as info:
+        parent.recv("ready")
+    assert type(info.value) is errors.InvalidArgument
+    assert info.value.target == "process.cwd"
+    assert info.value.detail == "must be absolute"
+
+
+def test_error_subclass_outside_protocol_becomes_runtime_fault(pair: tuple[Channel, Channel]) -> None:
+    class Odd(errors.RuntimeFault):
+        pass
+
+    parent, child = pair
+    child.send_error(Odd("op", "t", "d"))
+    with pytest.raises(RuntimeFault) as info:
+        parent.recv("ready")
+    assert type(info.value) is RuntimeFault and info.value.op == "op"
+
+
+def test_error_beats_expected_type(pair: tuple[Channel, Channel]) -> None:
+    """An error is raised even when the caller also 'expects' error messages."""
+    parent, child = pair
+    child.send_error(errors.NotFound("exec", "/x"))
+    with pytest.raises(errors.NotFound):
+        parent.recv("error")
+
+
+@pytest.mark.xfail(reason="Channel.recv lets json.loads' ValueError (or AttributeError for a non-object) "
+                          "escape instead of raising RuntimeFault", strict=True)
+@pytest.mark.parametrize("packet", [b"not json", b"[1, 2]", b"\xff"])
+def test_garbage_packet_is_runtime_fault(pair: tuple[Channel, Channel], packet: bytes) -> None:
+    parent, child = pair
+    child.sock.send(packet)
+    with pytest.raises(RuntimeFault):
+        parent.recv("ready")
