@@ -18,6 +18,7 @@ reported and skipped, the others still count).
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import signal
@@ -159,6 +160,29 @@ def unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", target], check=False)
 
 
+def floors(blob_dir: Path, scratch: Path) -> tuple[float, float, int]:
+    """The limits a pull cannot beat here: seconds to gunzip the image's layer
+    blobs (one thread, zlib) and seconds to write and fsync that many bytes."""
+    layers = [p for p in blob_dir.iterdir() if p.stat().st_size > 1 << 20]
+    total = 0
+    t0 = time.perf_counter()
+    for layer in layers:
+        with gzip.open(layer, "rb") as f:
+            while chunk := f.read(1 << 20):
+                total += len(chunk)
+    decompress = time.perf_counter() - t0
+    block = os.urandom(1 << 20)
+    t0 = time.perf_counter()
+    with open(scratch, "wb") as out:
+        for _ in range(total >> 20):
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    write = time.perf_counter() - t0
+    scratch.unlink()
+    return decompress, write, total
+
+
 def one_pull(daemon: Daemon, base: Path, image: str, round_no: int) -> None:
     work = base / f"{daemon.name}-{round_no}"
     work.mkdir()
@@ -173,6 +197,9 @@ def one_pull(daemon: Daemon, base: Path, image: str, round_no: int) -> None:
         daemon.times.append(elapsed)
         daemon.peak_rss_kib = max(daemon.peak_rss_kib, peak_rss_kib(proc.pid))
         print(f"  round {round_no} {daemon.name:11s} {elapsed:7.2f}s", flush=True)
+        if daemon.name == "dockyardd" and round_no == 0:
+            dec, wr, total = floors(work / "root" / "content" / "blobs" / "sha256", work / "floor.bin")
+            print(f"  floors: gunzip {total >> 20} MiB {dec:.2f}s, write+fsync {wr:.2f}s", flush=True)
     except (grpc.RpcError, RuntimeError, OSError) as err:
         detail = err.details() if isinstance(err, grpc.RpcError) else str(err)  # type: ignore[attr-defined]
         daemon.failures.append(f"round {round_no}: {detail}")

@@ -145,3 +145,28 @@ def test_images_survive_restart(daemon_factory: Any, test_registry: str) -> None
     assert len(listed) == 2
     # and the second pull reuses everything already present
     assert d.pull("busybox") == ref
+
+
+def test_concurrent_pulls_share_one_download(dockyardd: Daemon, test_registry: str) -> None:
+    """Two PullImage calls of the same image at once both succeed with the same id,
+    and the daemon fetched and unpacked it once (one pull in the metrics, ~one image of bytes)."""
+    import threading
+
+    ref = f"{test_registry}/big:latest"
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(dockyardd.pull(ref, timeout=300))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(results) == 2 and results[0] == results[1]
+    families = {f.name: f for f in text_string_to_metric_families(dockyardd.scrape())}
+    handled = {(s.labels["method"], s.labels["grpc_code"]): s.value
+               for s in families["dockyard_grpc_server_handled"].samples if s.name.endswith("_total")}
+    assert handled[("PullImage", "OK")] == 2
+    assert [s.value for s in families["dockyard_image_pulls_success"].samples if s.name.endswith("_total")] == [1]
+    pulled = [s.value for s in families["dockyard_image_pulls_bytes"].samples if s.name.endswith("_total")][0]
+    with dockyardd.channel() as ch:
+        size = dockyardd.images(ch).ImageStatus(
+            api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=ref)), timeout=10).image.size
+    assert pulled < 1.2 * size
