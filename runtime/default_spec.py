@@ -4,7 +4,10 @@ read-only paths, and the default capability set)."""
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from .errors import HookFailed
-from .spec import Hook
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .spec import Hook, Spec
 
 
 def run_hooks(kind: str, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
@@ -44,3 +48,12 @@ def run_hooks(kind: str, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).decode(errors="replace").strip()[-500:]
             raise HookFailed(f"run {kind} hook", target, f"exit status {proc.returncode}: {tail}")
+
+
+def hook_state(spec: Spec, container_id: str, status: str, pid: int, bundle: str) -> dict[str, Any]:
+    """The container state a hook reads on stdin (OCI runtime spec, "State")."""
+    state: dict[str, Any] = {"ociVersion": spec.oci_version, "id": container_id, "status": status,
+                             "pid": pid, "bundle": bundle}
+    if spec.annotations:
+        state["annotations"] = spec.annotations
+    return state

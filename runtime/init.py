@@ -36,19 +36,19 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 
 from . import console, hooks, privileges
 from . import syscalls as sc
 from .errors import RuntimeFault
 from .namespaces import join
 from .plan import ProcessPlan
+from .records import record
 from .rootfs import setup as rootfs
 from .spec import Hook
 from .sync import Channel
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InitPlan:
     process: ProcessPlan
     rootfs: rootfs.RootfsPlan | None          # None for exec: the container's view exists already

@@ -9,10 +9,9 @@ exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .capabilities import to_mask
 from .errors import InvalidSpec
+from .records import record
 from .rlimits import parse_rlimits
 from .seccomp import CompiledFilter, compile_filter
 from .spec import Process, Spec
@@ -20,7 +19,7 @@ from .spec import Process, Spec
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CapSets:
     bounding: int
     effective: int
@@ -29,7 +28,7 @@ class CapSets:
     ambient: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcessPlan:
     args: tuple[str, ...]
     env: tuple[str, ...]

@@ -11,9 +11,12 @@ setrlimit(2) reports it (EINVAL), as runc leaves it to the kernel.
 from __future__ import annotations
 
 import resource
-from typing import Any
 
 from .errors import InvalidSpec
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 RLIMITS: dict[str, int] = {
     "RLIMIT_CPU": resource.RLIMIT_CPU,

@@ -11,24 +11,26 @@ plain dicts here and validated there: ``linux.resources`` by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from .errors import InvalidSpec
+from .records import field, record
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 PROPAGATIONS = ("", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IDMap:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -36,7 +38,7 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Capabilities:
     bounding: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
@@ -45,7 +47,7 @@ class Capabilities:
     ambient: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Process:
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -61,13 +63,13 @@ class Process:
     oom_score_adj: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Root:
     path: str
     readonly: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mount:
     destination: str
     type: str = ""
@@ -77,13 +79,13 @@ class Mount:
     gid_mappings: tuple[IDMap, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Namespace:
     type: str
     path: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hook:
     path: str
     args: tuple[str, ...] = ()
@@ -91,7 +93,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hooks:
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
@@ -101,7 +103,7 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMap, ...] = ()
@@ -125,7 +127,7 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Spec:
     oci_version: str
     root: Root

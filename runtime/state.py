@@ -20,11 +20,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
+from .records import field, record, to_dict
 from .status import Status
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_VERSION = 1
 DEFAULT_ROOT = "/run/dockyard-runc"
@@ -41,7 +44,7 @@ def validate_id(container_id: str) -> str:
     return container_id
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContainerState:
     id: str
     bundle: str
@@ -57,7 +60,7 @@ class ContainerState:
     version: int = STATE_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], where: str) -> ContainerState:

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
 
 from . import errors
 from .errors import RuntimeFault
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX = 1 << 16
 

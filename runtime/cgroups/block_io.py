@@ -7,11 +7,13 @@ set", as in runc.  A device is named by major:minor, both required.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from ..errors import InvalidSpec
+from ..records import record
 from . import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.blockIO"
 
@@ -25,7 +27,7 @@ THROTTLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WeightDevice:
     major: int
     minor: int
@@ -33,7 +35,7 @@ class WeightDevice:
     leaf_weight: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Throttle:
     kind: str  # a value of THROTTLES
     major: int
@@ -41,7 +43,7 @@ class Throttle:
     rate: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockIO:
     weight: int | None
     leaf_weight: int | None

@@ -8,10 +8,13 @@ rather than as an EINVAL from the write.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import InvalidSpec
 from . import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.cpu"
 _LIST = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")

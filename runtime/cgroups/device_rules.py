@@ -9,16 +9,18 @@ writes to devices.allow and devices.deny.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from ..errors import InvalidSpec
+from ..records import record
 from . import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.devices"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeviceRule:
     allow: bool
     type: str  # "a", "c" or "b"

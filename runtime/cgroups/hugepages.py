@@ -8,10 +8,13 @@ matching runc, which builds the file name from the string as given).
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import InvalidSpec
 from . import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.hugepageLimits"
 _SIZE = re.compile(r"^[1-9][0-9]*(KB|MB|GB)$")

@@ -13,20 +13,22 @@ it; earlier writes stay, as in runc.
 
 from __future__ import annotations
 
-import logging
 import os
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from ..errors import FailedPrecondition, Unsupported
+from ..log import warn
+from ..records import record
 from . import cgroupfs, spec_values
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 MEMORY_FIELD = "linux.resources.memory"
 
-log = logging.getLogger("dockyard.runtime.cgroups")
-
-
-@dataclass(frozen=True, slots=True)
+@record
 class Write:
     """One planned write: ``value`` into ``file`` of cgroup dir ``directory``;
     ``field`` is the spec field it comes from, for error messages."""
@@ -54,7 +56,7 @@ class Manager(Protocol):
 def report_ignored(notes: list[tuple[str, str]]) -> None:
     """Values accepted but not applied are logged, never silently dropped."""
     for field, reason in notes:
-        log.warning("%s ignored: %s", field, reason)
+        warn(f"{field} ignored: {reason}")
 
 
 def perform(plan: list[Write]) -> None:

@@ -22,7 +22,8 @@ Facts about these files:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ..records import record
 
 # Every v1 controller the kernel has had; anything else in SUPEROPTS is an
 # option, not a controller.
@@ -34,7 +35,7 @@ V1_CONTROLLERS = frozenset({
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CgroupMount:
     mountpoint: str
     root: str

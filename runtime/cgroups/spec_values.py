@@ -12,9 +12,11 @@ expected, because ``"limit": true`` is a mistake, not the number 1.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import InvalidSpec
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)

@@ -10,10 +10,13 @@ is an error naming the field (runc's ErrV1NoUnified).
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import InvalidSpec
 from . import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.unified"
 _KEY = re.compile(r"^[a-z0-9_]+\.[a-z0-9_.]+$")

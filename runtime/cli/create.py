@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import container
+from .. import spawn
 from .args import Parser, add_id
 from .main import Context
 
@@ -21,6 +21,6 @@ def run(ctx: Context, argv: list[str]) -> int:
     add_create_flags(p)
     add_id(p)
     a = p.parse(argv)
-    container.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
+    spawn.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
                      no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
     return 0

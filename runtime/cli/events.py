@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 from .. import container
 from ..status import Status, require
 from .args import Parser, add_id
 from .main import Context
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _oom_count(stats: dict[str, Any]) -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
-from .. import container
+from .. import container, spawn
 from .. import syscalls as sc
 from ..errors import InvalidArgument, InvalidSpec, NotFound
+from ..records import replace
 from ..spec import Capabilities, Process, User, parse_process
 from .args import Parser, add_id
 from .main import Context
@@ -87,12 +87,12 @@ def run(ctx: Context, argv: list[str]) -> int:
             raise InvalidSpec("process", f"{a.process} is not valid JSON: {err}") from err
         process = parse_process(raw)
     else:
-        process = _from_flags(container.default_exec_process(store, a.id), a)
+        process = _from_flags(spawn.default_exec_process(store, a.id), a)
     if process.terminal and not a.console_socket:
         raise InvalidArgument("exec", "--tty", "a terminal needs --console-socket to hand the pty to")
     if not a.detach:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    pid = container.exec_process(store, a.id, process, detach=a.detach, pid_file=a.pid_file,
+    pid = spawn.exec_process(store, a.id, process, detach=a.detach, pid_file=a.pid_file,
                                  console_socket=a.console_socket, preserve_fds=a.preserve_fds)
     if a.detach:
         return 0

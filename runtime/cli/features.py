@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 from .. import cgroups, seccomp
 from ..capabilities import CAPABILITIES, last_cap
@@ -14,6 +13,10 @@ from ..namespaces import CLONE_FLAGS
 from ..rootfs.mountopts import SUPPORTED_OPTIONS
 from ..spec import HOOK_KINDS
 from .main import SPEC_VERSION, Context
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:

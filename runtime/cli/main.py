@@ -12,8 +12,8 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 
+from .. import log
 from ..errors import InvalidArgument, RuntimeFault
 from ..state import DEFAULT_ROOT, Store
 
@@ -43,13 +43,17 @@ global options:
 """
 
 
-@dataclass(slots=True)
 class Context:
-    root: str = DEFAULT_ROOT
-    log: str = ""
-    log_format: str = "text"
-    debug: bool = False
-    systemd_cgroup: bool = False
+    """The global flags; filled in while they are parsed."""
+
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
+
+    def __init__(self) -> None:
+        self.root = DEFAULT_ROOT
+        self.log = ""
+        self.log_format = "text"
+        self.debug = False
+        self.systemd_cgroup = False
 
     @property
     def store(self) -> Store:
@@ -64,10 +68,7 @@ class Context:
         else:
             line = f"time=\"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\" level={level} msg={json.dumps(msg)}\n"
         if not self.log:
-            if level == "error":
-                sys.stderr.write(f"dockyard-runc: {msg}\n")
-            elif self.debug:
-                sys.stderr.write(line)
+            sys.stderr.write(f"dockyard-runc: {msg}\n" if level == "error" else line)
             return
         if self.log:
             try:
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context()
     try:
         rest = _parse_globals(args, ctx)
+        log.configure(ctx.log_line, ctx.debug)
         if ctx.log_format not in ("text", "json"):
             raise InvalidArgument("parse flags", "--log-format", f"must be text or json, not {ctx.log_format!r}")
         if not rest or rest[0] == "--help":
@@ -146,3 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # A bug, not a user error: keep the traceback, and still leave the
+        # one-line error that containerd reads back from --log.
+        ctx.log_line("error", f"internal error: {type(err).__name__}: {err}")
+        import traceback
+
+        traceback.print_exc()
+        return 1

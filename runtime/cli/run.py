@@ -3,7 +3,7 @@ the container's exit code (128+N when a signal N killed it)."""
 
 from __future__ import annotations
 
-from .. import container
+from .. import container, spawn
 from .. import syscalls as sc
 from .args import Parser, add_id
 from .create import add_create_flags
@@ -20,7 +20,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     if not a.detach:
         # the init is our grandchild; as a subreaper we inherit it and can wait
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    state = container.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
+    state = spawn.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
                              no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
     try:
         container.start(ctx.store, a.id)

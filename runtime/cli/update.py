@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from .. import container
 from ..errors import InvalidArgument, InvalidSpec
 from .args import Parser, add_id
 from .main import Context
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 

@@ -18,13 +18,16 @@ setup's job.  Facts:
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass
-from typing import Any
 
 from ..errors import InvalidSpec
+from ..records import record
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Device:
     path: str
     type: str  # "c", "b", "u" or "p"

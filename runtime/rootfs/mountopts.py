@@ -27,13 +27,13 @@ Pure: strings in, numbers out.  Facts that shape the result:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .. import syscalls as sc
 from ..errors import InvalidSpec, Unsupported
+from ..records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MountOptions:
     flags: int  # MS_* for mount(2), with MS_BIND|MS_REC for rbind
     clear: int  # MS_* explicitly turned off (for the remount of a bind mount)

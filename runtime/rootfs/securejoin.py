@@ -29,9 +29,12 @@ import errno
 import os
 import stat
 from collections import deque
-from typing import Literal
 
 from ..errors import SyscallError
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Literal
 
 MAX_SYMLINK_EXPANSIONS = 255
 

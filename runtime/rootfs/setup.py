@@ -32,10 +32,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, replace
 
 from .. import syscalls as sc
 from ..errors import SyscallError
+from ..records import record, replace
 from ..spec import Mount
 from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
 from .mountopts import MountOptions, parse_mount_options
@@ -54,14 +54,14 @@ _KEEP_ON_REMOUNT = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc
 _ST_RELATIME = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlannedMount:
     mount: Mount
     opts: MountOptions
     field: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RootfsPlan:
     rootfs: str
     readonly: bool

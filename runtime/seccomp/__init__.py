@@ -19,14 +19,13 @@ libseccomp only when a filter is compiled or the features are listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import Unsupported
+from ..records import record
 
 __all__ = ["CompiledFilter", "compile_filter", "validate", "features"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompiledFilter:
     """``program`` is an array of 8-byte ``struct sock_filter``; ``flags`` are
     the SECCOMP_FILTER_FLAG_* bits to pass to seccomp(SECCOMP_SET_MODE_FILTER)."""
@@ -57,7 +56,8 @@ def compile_filter(seccomp: dict[str, object]) -> CompiledFilter:
 
 def features() -> dict[str, object]:
     """``linux.seccomp`` of ``dockyard-runc features``."""
-    from . import libseccomp, profile as _profile
+    from . import libseccomp
+    from . import profile as _profile
 
     try:
         archs = sorted(name for name, lib_name in _profile.ARCHES.items() if libseccomp.arch_token(lib_name))

@@ -17,9 +17,18 @@ from __future__ import annotations
 
 import errno as _errno
 
-from .libseccomp import ATTR_CTL_NNP, ATTR_CTL_OPTIMIZE, ATTR_CTL_TSYNC, NR_SCMP_ERROR, ArgCmp, Filter, arch_token, syscall_number
-from .profile import ARCHES, ROOT, Profile, Rule
 from ..errors import InvalidSpec, SyscallError, Unsupported
+from .libseccomp import (
+    ATTR_CTL_NNP,
+    ATTR_CTL_OPTIMIZE,
+    ATTR_CTL_TSYNC,
+    NR_SCMP_ERROR,
+    ArgCmp,
+    Filter,
+    arch_token,
+    syscall_number,
+)
+from .profile import ARCHES, ROOT, Profile, Rule
 
 # The kernel refuses a classic-BPF program longer than BPF_MAXINSNS.
 BPF_MAXINSNS = 4096

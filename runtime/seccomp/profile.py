@@ -26,10 +26,10 @@ Facts the encoding below depends on (``seccomp.h`` of libseccomp and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import errno as _errno
 
 from ..errors import InvalidSpec, Unsupported
+from ..records import record
 
 ROOT = "linux.seccomp"
 
@@ -130,7 +130,7 @@ _U64_MAX = (1 << 64) - 1
 
 # --- the normalised profile --------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class ArgCondition:
     """One ``scmp_arg_cmp``: compare syscall argument ``index`` with ``op``."""
 
@@ -140,7 +140,7 @@ class ArgCondition:
     value_two: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """One entry of ``linux.seccomp.syscalls``; ``field`` is its path, kept for
     error messages raised later by the compiler."""
@@ -151,7 +151,7 @@ class Rule:
     args: tuple[ArgCondition, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Profile:
     default_action: int
     architectures: tuple[str, ...]  # OCI names, in spec order

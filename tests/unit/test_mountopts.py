@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dockyard.runtime.records import replace
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ ATIME = sc.MOUNT_ATTR__ATIME
 
 
 def check(options: list[str], **expected: Any) -> None:
-    assert parse_mount_options(options, "mounts[0].options") == dataclasses.replace(BASE, **expected)
+    assert parse_mount_options(options, "mounts[0].options") == replace(BASE, **expected)
 
 
 @pytest.mark.parametrize(("options", "expected"), [

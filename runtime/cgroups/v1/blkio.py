@@ -10,9 +10,11 @@ of 0 removes that device's limit.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..block_io import FIELD, parse
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROLLER = "blkio"
 __all__ = ["FIELD", "CONTROLLER", "writes"]

@@ -18,9 +18,11 @@ Facts about the v1 devices controller:
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..device_rules import FIELD, parse
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROLLER = "devices"
 __all__ = ["FIELD", "CONTROLLER", "writes"]

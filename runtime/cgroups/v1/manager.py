@@ -28,16 +28,37 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ...errors import SyscallError, Unsupported
 from .. import cgroupfs
-from ..manager import Write, check_before_update, hugepage_sizes, perform, reject_rdma, report_ignored
+from ..manager import (
+    Write,
+    check_before_update,
+    hugepage_sizes,
+    perform,
+    reject_rdma,
+    report_ignored,
+)
 from ..unified import reject_on_v1
 from ..v2 import hugetlb as v2_hugetlb
 from ..v2 import stats as v2_stats
 from ..v2.manager import enable_controllers
-from . import blkio, cpu, cpuset, devices, freezer, hugetlb, memory, network, pids, stats
+from . import (
+    blkio,
+    cpu,
+    cpuset,
+    devices,
+    freezer,
+    hugetlb,
+    memory,
+    network,
+    pids,
+    stats,
+)
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FREEZE_TIMEOUT = 5.0
 

@@ -6,9 +6,11 @@ A limit <= 0 means no limit (runc's specconv maps it to -1, written as
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.pids"
 CONTROLLER = "pids"

@@ -9,9 +9,12 @@ nanoseconds, memory in bytes, and ``max`` read as 2**64-1.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..cgroupfs import parse_flat_keyed, parse_int
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 Read = Callable[[str, str], "str | None"]
 

@@ -15,10 +15,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import InvalidSpec, Unsupported
 from .. import spec_values as sv
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD = "linux.resources.cpu"
 CONTROLLER = "cpu"

@@ -23,10 +23,12 @@ The decision, made so that nothing is silently weaker than asked:
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import Unsupported
 from ..device_rules import FIELD, DeviceRule, parse
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FIELD", "honoured_without_bpf", "writes", "ignored"]
 

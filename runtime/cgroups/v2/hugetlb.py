@@ -8,9 +8,11 @@ time with SIGBUS); runc writes it too when the file exists, and ``rsvd=True``
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..hugepages import FIELD, limits
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROLLER = "hugetlb"
 __all__ = ["FIELD", "CONTROLLER", "writes"]

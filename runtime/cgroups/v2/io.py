@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..block_io import FIELD, parse
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROLLER = "io"
 __all__ = ["FIELD", "CONTROLLER", "blkio_weight_to_io_weight", "writes", "ignored"]

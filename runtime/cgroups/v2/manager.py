@@ -24,13 +24,24 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ...errors import FailedPrecondition, SyscallError, Unsupported
+from ...log import debug
 from .. import cgroupfs
 from .. import spec_values as sv
-from ..manager import Write, check_before_update, hugepage_sizes, log, perform, reject_rdma, report_ignored
+from ..manager import (
+    Write,
+    check_before_update,
+    hugepage_sizes,
+    perform,
+    reject_rdma,
+    report_ignored,
+)
 from . import cpu, cpuset, devices, hugetlb, io, memory, pids, stats, unified
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 FREEZE_TIMEOUT = 5.0
 
@@ -72,7 +83,7 @@ def _enable_at(level: str, wanted: set[str] | None) -> None:
             try:
                 cgroupfs.write(control, "+" + c)
             except SyscallError as err:
-                log.debug("cannot enable %s in %s: %s", c, level, err)
+                debug(f"cannot enable {c} in {level}: {err}")
 
 
 class V2Manager:

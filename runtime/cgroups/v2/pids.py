@@ -3,9 +3,11 @@ a limit <= 0 is ``max``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..v1.pids import FIELD, pids_max
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROLLER = "pids"
 __all__ = ["FIELD", "CONTROLLER", "writes"]

@@ -4,9 +4,11 @@ other controller so that an explicit file value wins over a converted field
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..unified import FIELD, controller_of, entries
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FIELD", "controller_of", "writes"]
 
