@@ -1,0 +1,93 @@
+"""Namespace flags, join order, id map text, and opening namespace paths
+(opening /proc/self/ns/* joins nothing)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dockyard.runtime import syscalls as sc
+from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.namespaces import (
+    CLONE_FLAGS, JOIN_ORDER, PROC_NAMES, format_idmap, new_flags, open_paths,
+)
+from dockyard.runtime.spec import NAMESPACE_TYPES, IDMap, Namespace
+
+
+@pytest.mark.parametrize(("maps", "text"), [
+    ([], ""),
+    ([IDMap(container_id=0, host_id=1000, size=1)], "0 1000 1\n"),
+    ([IDMap(container_id=0, host_id=100000, size=65536), IDMap(container_id=65536, host_id=5, size=1)],
+     "0 100000 65536\n65536 5 1\n"),
+])
+def test_format_idmap(maps: list[IDMap], text: str) -> None:
+    assert format_idmap(maps) == text
+
+
+def ns(kind: str, path: str = "") -> Namespace:
+    return Namespace(type=kind, path=path)
+
+
+@pytest.mark.parametrize(("namespaces", "flags"), [
+    ([], 0),
+    ([ns("pid")], sc.CLONE_NEWPID),
+    ([ns("mount"), ns("network")], sc.CLONE_NEWNS | sc.CLONE_NEWNET),
+    ([ns("user")], 0),  # created on its own, first
+    ([ns("user"), ns("ipc"), ns("uts")], sc.CLONE_NEWIPC | sc.CLONE_NEWUTS),
+    ([ns("network", "/var/run/netns/x"), ns("pid")], sc.CLONE_NEWPID),  # joined, not created
+    ([ns("cgroup"), ns("time")], sc.CLONE_NEWCGROUP | sc.CLONE_NEWTIME),
+    ([ns(t) for t in NAMESPACE_TYPES],
+     sc.CLONE_NEWPID | sc.CLONE_NEWNET | sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
+     | sc.CLONE_NEWCGROUP | sc.CLONE_NEWTIME),
+])
+def test_new_flags(namespaces: list[Namespace], flags: int) -> None:
+    assert new_flags(namespaces) == flags
+
+
+def test_tables_cover_every_oci_type() -> None:
+    assert set(CLONE_FLAGS) == set(NAMESPACE_TYPES) == set(PROC_NAMES) == set(JOIN_ORDER)
+    assert len(set(CLONE_FLAGS.values())) == len(CLONE_FLAGS)
+
+
+def test_join_order() -> None:
+    """user first (it owns what follows), mount last (after it, paths resolve inside)."""
+    assert JOIN_ORDER[0] == "user"
+    assert JOIN_ORDER[-1] == "mount"
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_open_paths_sorted_by_join_order() -> None:
+    joins = [(kind, f"/proc/self/ns/{PROC_NAMES[kind]}") for kind in ("mount", "network", "user", "uts")]
+    opened = open_paths(joins)
+    try:
+        assert [kind for kind, _, _ in opened] == ["user", "uts", "network", "mount"]
+        for kind, fd, path in opened:
+            assert path == f"/proc/self/ns/{PROC_NAMES[kind]}"
+            # the fd is the namespace the path names
+            assert os.fstat(fd).st_ino == os.stat(path).st_ino
+            assert not os.get_inheritable(fd)
+    finally:
+        for _, fd, _ in opened:
+            os.close(fd)
+
+
+def test_open_paths_empty() -> None:
+    assert open_paths([]) == []
+
+
+def test_open_paths_missing_closes_the_rest() -> None:
+    missing = "/proc/self/ns/does-not-exist"
+    # mount sorts last, so user and ipc are already open when it fails
+    joins = [("mount", missing), ("user", "/proc/self/ns/user"), ("ipc", "/proc/self/ns/ipc")]
+    before = _fds()
+    with pytest.raises(SyscallError) as info:
+        open_paths(joins)
+    assert _fds() == before
+    assert info.value.target == missing
+    assert info.value.errno != 0
+    assert "mount" in info.value.op
+    assert missing in str(info.value)
