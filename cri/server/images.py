@@ -213,6 +213,11 @@ class Images:
             return record
         except BaseException as err:
             reason = failure_reason(err)
+            if isinstance(err, errors.CriError) and ref.repository not in err.message:
+                # Errors from the stores name a blob or a file; the caller
+                # needs to know which image pull that was.
+                err.message = f"pulling {name}: {err.message}"
+                err.args = (err.message,)
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:

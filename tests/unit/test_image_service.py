@@ -20,6 +20,10 @@ from dockyard.cri.server.images import Images, failure_reason, layer_diff_ids
 class Ref:
     text: str
 
+    @property
+    def repository(self) -> str:
+        return self.text.split(":")[0]
+
     def string(self) -> str:
         return self.text if ":" in self.text else self.text + ":latest"
 
@@ -289,7 +293,7 @@ def test_layer_diff_ids(config: dict[str, Any], count: int, ok: bool) -> None:
 def test_failed_pull_keeps_nothing(world: World) -> None:
     """A layer that fails to unpack fails the pull, counts the reason, and GC removes its blobs."""
     world.snapshotter.fail_on = "diff-l2"
-    with pytest.raises(errors.InvalidArgument):
+    with pytest.raises(errors.InvalidArgument, match="pulling a:latest: layer"):
         pull(world, "a")
     assert world.content.blobs == {}
     assert world.snapshotter.chains == set()
