@@ -31,6 +31,7 @@ $(STAMPS)/apt: hack/apt-packages.txt hack/install-deps.sh
 $(STAMPS)/venv: pyproject.toml | $(STAMPS)/apt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	hack/install-launcher.sh $(CURDIR)/$(VENV)
 	@mkdir -p $(STAMPS) && touch $@
 
 # hack/build-images.sh keeps its own cache key (package versions + its hash).

@@ -384,8 +384,9 @@ def _parse_linux(raw: dict[str, Any]) -> Linux:
                                "nanosecs": _get_int(o, "nanosecs", p, 0, minimum=0, maximum=999_999_999) or 0}
     uid_maps = _idmaps(lx, "uidMappings", path)
     gid_maps = _idmaps(lx, "gidMappings", path)
-    if (uid_maps or gid_maps) and "user" not in seen:
-        raise InvalidSpec("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
+    for name, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):
+        if maps and "user" not in seen:
+            raise InvalidSpec(f"linux.{name}", "id mappings need a user namespace in linux.namespaces")
     return Linux(
         namespaces=tuple(namespaces),
         uid_mappings=uid_maps,
@@ -429,8 +430,9 @@ def parse_spec(raw: Any) -> Spec:
         linux=linux,
         annotations=_get_str_map(top, "annotations", ""),
     )
-    if (spec.hostname or spec.domainname) and linux.namespace("uts") is None:
-        raise InvalidSpec("hostname", "setting a hostname needs a private uts namespace in linux.namespaces")
+    for name, value in (("hostname", spec.hostname), ("domainname", spec.domainname)):
+        if value and linux.namespace("uts") is None:
+            raise InvalidSpec(name, f"setting the {name} needs a private uts namespace in linux.namespaces")
     for key in linux.sysctl:
         _check_sysctl(key, linux)
     return spec

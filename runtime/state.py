@@ -63,7 +63,9 @@ class ContainerState:
         return to_dict(self)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], where: str) -> ContainerState:
+    def from_json(cls, raw: object, where: str) -> ContainerState:
+        if not isinstance(raw, dict):
+            raise InvalidSpec(where, f"malformed state record: a JSON object was expected, not {type(raw).__name__}")
         if raw.get("version") != STATE_VERSION:
             raise InvalidSpec(f"{where}.version", f"unsupported state version {raw.get('version')!r}")
         try:

@@ -70,7 +70,12 @@ class Channel:
         data = self.sock.recv(_MAX)
         if not data:
             raise RuntimeFault(f"wait for {what}", "", f"it exited before sending {'/'.join(expected)}")
-        msg: dict[str, Any] = json.loads(data)
+        try:
+            msg = json.loads(data)
+        except ValueError as err:
+            raise RuntimeFault(f"talk to {what}", "", f"malformed message: {err}") from err
+        if not isinstance(msg, dict):
+            raise RuntimeFault(f"talk to {what}", "", f"malformed message: {type(msg).__name__}, not an object")
         kind = msg.get("type")
         if kind == "error":
             cls = _ERROR_CLASSES.get(str(msg.get("cls")), RuntimeFault)

@@ -91,8 +91,8 @@ def _parse_globals(argv: list[str], ctx: Context) -> list[str]:
         if not arg.startswith("-"):
             return argv[i:]
         name, eq, value = arg.partition("=")
-        if name.startswith("-") and not name.startswith("--"):
-            name = "-" + name  # Go-style single-dash long flags
+        if len(name) > 2 and name.startswith("-") and not name.startswith("--"):
+            name = "-" + name  # Go-style single-dash long flags (-root)
         if name in _VALUE_FLAGS:
             if not eq:
                 i += 1
@@ -106,9 +106,9 @@ def _parse_globals(argv: list[str], ctx: Context) -> list[str]:
             ctx.debug = True
         elif name == "--systemd-cgroup":
             ctx.systemd_cgroup = True
-        elif name in ("--version", "-v", "---v"):
+        elif name in ("--version", "-v"):
             return ["--version"]
-        elif name in ("--help", "-h", "---h"):
+        elif name in ("--help", "-h"):
             return ["--help"]
         else:
             raise InvalidArgument("parse flags", name, "unknown global option")

@@ -29,7 +29,7 @@ def parse_bytes(text: str, flag: str) -> int:
         value = float(num)
     except ValueError as err:
         raise InvalidArgument(f"parse {flag}", text, "must be a size like 1024, 512m or 1g") from err
-    if unit not in _UNITS or value < 0:
+    if unit not in _UNITS or not 0 <= value < float(1 << 63):
         raise InvalidArgument(f"parse {flag}", text, "must be a size like 1024, 512m or 1g")
     return int(value * _UNITS[unit])
 
