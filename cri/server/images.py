@@ -213,7 +213,7 @@ class Images:
             return record
         except BaseException as err:
             reason = failure_reason(err)
-            if isinstance(err, errors.CriError) and ref.repository not in err.message:
+            if isinstance(err, errors.CriError) and name not in err.message:
                 # Errors from the stores name a blob or a file; the caller
                 # needs to know which image pull that was.
                 err.message = f"pulling {name}: {err.message}"
