@@ -121,3 +121,31 @@ def test_config_default_prints_deploy_file() -> None:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout == (REPO / "deploy" / "dockyard.yaml").read_text()
+
+
+def test_kill_9_during_pull_then_restart_recovers(daemon_factory: Any, test_registry: str) -> None:
+    """kill -9 mid-pull: every blob under its digest name is complete and verified; the next
+    start takes over the stale socket, removes the ingest leftovers and the blobs no image
+    references, then serves."""
+    import hashlib
+    import signal as _signal
+
+    d: Daemon = daemon_factory()
+    d.start()
+    puller = threading.Thread(target=lambda: pytest.raises(grpc.RpcError, d.pull, f"{test_registry}/big:latest", 300))
+    puller.start()
+    deadline = time.monotonic() + 60
+    while not d.ingest_files():
+        assert time.monotonic() < deadline, "the pull never started writing"
+        time.sleep(0.01)
+    assert d.proc is not None
+    d.proc.send_signal(_signal.SIGKILL)
+    d.stop()
+    puller.join(60)
+    blobs = d.root / "content" / "blobs" / "sha256"
+    for blob in blobs.iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name, f"partial blob {blob.name}"
+    d.start()
+    assert d.ingest_files() == []
+    assert list(blobs.iterdir()) == []
+    assert d.crictl("images", "-q").stdout.split() == []
