@@ -84,6 +84,34 @@ def format_idmap(maps: Sequence[IDMap]) -> str:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
 
 
+def userns_fd(uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> int:
+    """An fd of a new user namespace with these maps, for MOUNT_ATTR_IDMAP.
+
+    A namespace lives as long as something refers to it, so a child creates
+    it, the parent writes its maps and opens /proc/<child>/ns/user, and the
+    child goes: the fd alone keeps the namespace."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.read(r, 1)  # wait until the parent has opened our namespace
+        finally:
+            os._exit(0)
+    os.close(r)
+    try:
+        # the child may not have unshared yet: wait until its namespace differs
+        own = os.stat("/proc/self/ns/user").st_ino
+        while os.stat(f"/proc/{pid}/ns/user").st_ino == own:
+            os.sched_yield()
+        write_idmaps(pid, uid_maps, gid_maps)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(w)
+        os.waitpid(pid, 0)
+
+
 def write_idmaps(pid: int, uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> None:
     for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         if not maps:

@@ -26,8 +26,9 @@ from .container import load, manager_for
 from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
 from .init import InitPlan, stage1
 from .plan import plan_process
+from .records import replace
 from .rootfs.devices import parse_devices
-from .rootfs.setup import RootfsPlan, plan_mounts
+from .rootfs.setup import RootfsPlan, make_idmapped_trees, plan_mounts
 from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require
@@ -175,11 +176,14 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         opened = namespaces.open_paths(joins)
         for _, fd, _ in opened:
             stack.callback(os.close, fd)
+        trees = make_idmapped_trees(rplan.mounts, lx.uid_mappings, lx.gid_mappings)
+        for fd in trees.values():
+            stack.callback(os.close, fd)
         manager.create()
         stack.callback(manager.destroy)
         plan = InitPlan(
             process=pplan,
-            rootfs=rplan,
+            rootfs=replace(rplan, idmapped=trees),
             joins=tuple(opened),
             new_user=bool(userns and not userns.path),
             unshare_flags=namespaces.new_flags(lx.namespaces),
@@ -217,6 +221,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             _write_pid_file(pid_file, pid)
         stack.pop_all()
     chan.close()
+    for fd in trees.values():
+        os.close(fd)
     os.close(fifo_fd)
     if console_fd >= 0:
         os.close(console_fd)

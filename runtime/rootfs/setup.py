@@ -34,9 +34,9 @@ import os
 import stat
 
 from .. import syscalls as sc
-from ..errors import SyscallError
-from ..records import record, replace
-from ..spec import Mount
+from ..errors import InvalidSpec, SyscallError
+from ..records import field, record, replace
+from ..spec import IDMap, Mount
 from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
 from .mountopts import MountOptions, parse_mount_options
 from .securejoin import open_in_root
@@ -77,6 +77,7 @@ class RootfsPlan:
     cgroup_v1_mounts: tuple[tuple[str, str], ...]   # (host mountpoint, options) per v1 hierarchy
     cgroup_v2_mount: str                             # host cgroup2 mountpoint, "" if none
     cgroup_paths: dict[str, str]                     # controller -> host dir of this container
+    idmapped: dict[int, int] = field(default_factory=dict)  # mount index -> detached idmapped tree fd
 
 
 def plan_mounts(mounts: tuple[Mount, ...]) -> tuple[PlannedMount, ...]:
@@ -84,6 +85,53 @@ def plan_mounts(mounts: tuple[Mount, ...]) -> tuple[PlannedMount, ...]:
     ``create`` before anything is touched."""
     return tuple(PlannedMount(m, parse_mount_options(m.options, f"mounts[{i}].options"), f"mounts[{i}]")
                  for i, m in enumerate(mounts))
+
+
+def wants_idmap(pm: PlannedMount) -> bool:
+    return bool(pm.mount.uid_mappings or pm.mount.gid_mappings or pm.opts.idmap)
+
+
+def make_idmapped_trees(mounts: tuple[PlannedMount, ...], container_uids: tuple[IDMap, ...],
+                        container_gids: tuple[IDMap, ...]) -> dict[int, int]:
+    """Detached, idmapped copies of the bind sources that ask for it.
+
+    Facts: MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the user namespace that
+    owns the source mount, that is, the host's; the container's init has
+    given that up by the time it mounts.  So the runtime, still on the host
+    side, clones each source with open_tree(OPEN_TREE_CLONE), attaches a user
+    namespace carrying the mount's maps (the container's, when the mount
+    names none) and hands the detached tree to the init, which only has to
+    move_mount it into place.  Only bind mounts can be idmapped."""
+    from .. import namespaces
+
+    out: dict[int, int] = {}
+    userns: dict[tuple[tuple[IDMap, ...], tuple[IDMap, ...]], int] = {}
+    try:
+        for i, pm in enumerate(mounts):
+            if not wants_idmap(pm):
+                continue
+            if not (pm.opts.is_bind or pm.mount.type == "bind"):
+                raise InvalidSpec(f"{pm.field}.type", "only bind mounts can be idmapped")
+            maps = (pm.mount.uid_mappings or container_uids, pm.mount.gid_mappings or container_gids)
+            if not maps[0] or not maps[1]:
+                raise InvalidSpec(f"{pm.field}.uidMappings",
+                                  "an idmapped mount needs uid and gid mappings (its own or the container's)")
+            if maps not in userns:
+                userns[maps] = namespaces.userns_fd(*maps)
+            recursive = pm.opts.recursive_bind or pm.opts.recursive_idmap
+            flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
+            tree = sc.open_tree(sc.AT_FDCWD, pm.mount.source, flags)
+            out[i] = tree
+            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0),
+                             sc.MOUNT_ATTR_IDMAP, userns_fd=userns[maps])
+    except BaseException:
+        for fd in out.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in userns.values():
+            os.close(fd)
+    return out
 
 
 def _fd_path(fd: int) -> str:
@@ -127,13 +175,18 @@ def _is_dir_source(m: Mount) -> bool:
         return True
 
 
-def _mount_bind(pm: PlannedMount, rootfs: str) -> None:
+def _mount_bind(pm: PlannedMount, rootfs: str, tree_fd: int = -1) -> None:
     m, opts = pm.mount, pm.opts
-    if not os.path.exists(m.source):
+    if tree_fd < 0 and not os.path.exists(m.source):
         raise SyscallError("bind mount", m.source, errno.ENOENT, f"source of {pm.field} does not exist")
     fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
     try:
-        sc.mount(m.source, _fd_path(fd), None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
+        if tree_fd >= 0:
+            # an idmapped tree the runtime made on the host side (see
+            # make_idmapped_trees): attach it here
+            sc.move_mount(tree_fd, "", fd, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+        else:
+            sc.mount(m.source, _fd_path(fd), None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
         fd = _reopen(fd, rootfs, m.destination)
         target = _fd_path(fd)
         extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC)
@@ -193,10 +246,10 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
         os.close(fd)
 
 
-def _mount_one(pm: PlannedMount, plan: RootfsPlan) -> None:
+def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan) -> None:
     m, opts = pm.mount, pm.opts
     if opts.is_bind or m.type == "bind":
-        _mount_bind(pm, plan.rootfs)
+        _mount_bind(pm, plan.rootfs, plan.idmapped.get(index, -1))
         return
     if m.type == "cgroup" or m.type == "cgroup2":
         _mount_cgroup(pm, plan)
@@ -260,9 +313,9 @@ def _setup_dev(plan: RootfsPlan) -> None:
 def prepare(plan: RootfsPlan) -> None:
     sc.mount(None, "/", None, _PROPAGATION[plan.propagation])
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
-    for pm in plan.mounts:
+    for index, pm in enumerate(plan.mounts):
         try:
-            _mount_one(pm, plan)
+            _mount_one(index, pm, plan)
         except SyscallError as err:
             # name the spec's field and destination, not /proc/self/fd/N
             raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
