@@ -17,7 +17,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -124,7 +123,24 @@ class Store:
         return path
 
     def remove_dir(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        # The state dir holds only flat files (state.json, config.json,
+        # exec.fifo, lock); shutil would cost an import of bz2 and lzma.
+        path = self.dir(container_id)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(path, name))
+            except IsADirectoryError:
+                os.rmdir(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
 
     def save(self, state: ContainerState) -> None:
         write_atomic(os.path.join(self.dir(state.id), "state.json"), json.dumps(state.to_json()).encode())

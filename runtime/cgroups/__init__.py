@@ -24,8 +24,24 @@ from .manager import Manager, Write
 from .mode import DEFAULT_ROOT, Mode, detect
 from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
 from .new_manager import new_manager
-from .v1.manager import V1Manager
-from .v2.manager import V2Manager
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from .v1.manager import V1Manager
+    from .v2.manager import V2Manager
+
+
+def __getattr__(name: str) -> object:
+    # V1Manager and V2Manager load on first use (see new_manager._v1)
+    if name == "V1Manager":
+        from .v1.manager import V1Manager
+
+        return V1Manager
+    if name == "V2Manager":
+        from .v2.manager import V2Manager
+
+        return V2Manager
+    raise AttributeError(name)
 
 __all__ = [
     "DEFAULT_ROOT", "RUNC_DEFAULT_RULES", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
