@@ -19,7 +19,7 @@ RUNTIME ?= $(CURDIR)/$(VENV)/bin/dockyard-runc
 BENCH_ARGS ?=
 DOCKYARDD_ARGS ?=
 
-.PHONY: deps images test unit integration run run-runtime bench clean distclean
+.PHONY: deps images tools test unit integration run run-runtime bench clean distclean
 
 deps: $(STAMPS)/venv
 
@@ -38,15 +38,19 @@ $(STAMPS)/venv: pyproject.toml | $(STAMPS)/apt
 images: $(STAMPS)/apt
 	hack/build-images.sh
 
+# Go tools built from the Go module proxy into build/bin (cached).
+tools: $(STAMPS)/apt
+	hack/install-crictl.sh
+
 # pytest exits 5 when it collected nothing; that is a failure here too
 # (make fails on any non-zero status, so nothing may swallow it).
-test: deps images
+test: deps images tools
 	$(VENV)/bin/pytest -q tests/unit tests/integration
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
 
-integration: deps images
+integration: deps images tools
 	$(VENV)/bin/pytest -q tests/integration
 
 run: deps
