@@ -56,9 +56,8 @@ def _fields(self: Any) -> tuple[object, ...]:
 
 
 def _eq(self: Any, other: object) -> bool:
-    if other.__class__ is not self.__class__:
-        return NotImplemented
-    return _fields(self) == _fields(other)
+    same: bool = other.__class__ is self.__class__ and _fields(self) == _fields(other)
+    return same
 
 
 def _hash(self: Any) -> int:
@@ -118,6 +117,6 @@ def record(cls: type[T]) -> type[T]:
     ns = {k: v for k, v in body.items() if k not in names and k not in ("__dict__", "__weakref__")}
     ns.update(__slots__=names, __init__=env["__init__"], __setattr__=_frozen_setattr, __delattr__=_frozen_delattr,
               __eq__=_eq, __hash__=_hash, __repr__=_repr)
-    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    new: type[T] = type.__new__(type, cls.__name__, cls.__bases__, ns)
     new.__qualname__ = cls.__qualname__
     return new

@@ -80,10 +80,10 @@ class Channel:
         if kind == "error":
             cls = _ERROR_CLASSES.get(str(msg.get("cls")), RuntimeFault)
             op, target = str(msg.get("op", "")), str(msg.get("target", ""))
-            detail, err = str(msg.get("detail", "")), int(msg.get("errno", 0))
+            detail, code = str(msg.get("detail", "")), int(msg.get("errno", 0))
             if cls is errors.SyscallError:
-                raise errors.SyscallError(op, target, err, detail)
-            raise cls(op, target, detail, err)
+                raise errors.SyscallError(op, target, code, detail)
+            raise cls(op, target, detail, code)
         if kind not in expected:
             raise RuntimeFault(f"talk to {what}", "", f"unexpected message {kind!r}, wanted {'/'.join(expected)}")
         return msg

@@ -20,16 +20,21 @@ from .manager import Manager
 from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
 from .mountinfo import cgroup_mounts, own_cgroups
 
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from .v1.manager import V1Manager
+    from .v2.manager import V2Manager
+
 
 # A host has one layout: import only that layout's manager (and its
 # controllers), which keeps a few milliseconds off every runtime call.
-def _v1() -> type[Manager]:
+def _v1() -> type[V1Manager]:
     from .v1.manager import V1Manager
 
     return V1Manager
 
 
-def _v2() -> type[Manager]:
+def _v2() -> type[V2Manager]:
     from .v2.manager import V2Manager
 
     return V2Manager
