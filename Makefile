@@ -19,7 +19,7 @@ RUNTIME ?= $(CURDIR)/$(VENV)/bin/dockyard-runc
 BENCH_ARGS ?=
 DOCKYARDD_ARGS ?=
 
-.PHONY: deps images tools test unit integration run run-runtime bench clean distclean
+.PHONY: deps images tools typecheck test unit integration run run-runtime bench clean distclean
 
 deps: $(STAMPS)/venv
 
@@ -42,9 +42,12 @@ images: $(STAMPS)/apt
 tools: $(STAMPS)/apt
 	hack/install-crictl.sh
 
+typecheck: deps
+	hack/typecheck.sh
+
 # pytest exits 5 when it collected nothing; that is a failure here too
 # (make fails on any non-zero status, so nothing may swallow it).
-test: deps images tools
+test: deps images tools typecheck
 	$(VENV)/bin/pytest -q tests/unit tests/integration
 
 unit: deps
