@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import durable
 from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
 from .records import field, record, to_dict
 from .status import Status
@@ -74,20 +75,9 @@ class ContainerState:
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        durable.write_atomic(path, data, mode)
     except OSError as err:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise SyscallError("write", path, err.errno or 0) from err
 
 

@@ -83,6 +83,17 @@ def required_integer(
     return value
 
 
+def byte_limit(parent: dict[str, Any], key: str, field: str) -> int | None:
+    """A memory byte count where 0 or absent means "not set" and -1 means
+    unlimited (OCI linux.resources.memory.*)."""
+    value = integer(parent, key, field)
+    if value is None or value == 0:
+        return None
+    if value < -1:
+        raise InvalidSpec(field, f"{value} is not a byte count (use -1 for unlimited)")
+    return value
+
+
 def boolean(parent: dict[str, Any], key: str, field: str) -> bool | None:
     value = parent.get(key)
     if value is None:

@@ -42,13 +42,7 @@ CONTROLLER = "memory"
 
 
 def _limit(mem: dict[str, Any], key: str) -> int | None:
-    field = f"{FIELD}.{key}"
-    value = sv.integer(mem, key, field)
-    if value is None or value == 0:
-        return None
-    if value < -1:
-        raise InvalidSpec(field, f"{value} is not a byte count (use -1 for unlimited)")
-    return value
+    return sv.byte_limit(mem, key, f"{FIELD}.{key}")
 
 
 def writes(resources: dict[str, Any], *, swap_accounting: bool = True) -> list[tuple[str, str]]:

@@ -1,0 +1,75 @@
+"""Crash-safe file replacement: write a temp file, fsync it, rename, fsync the dir.
+
+Shared by the runtime (container state) and the daemon (stores, content).
+
+Facts this relies on (ext4/xfs with default mount options):
+
+* ``rename(2)`` within one directory is atomic: after a crash the name points
+  at either the old file or the new one, never at a mix.
+* The rename is durable only once the *directory* has been fsynced; and the
+  new file's data is guaranteed to be there only if the file was fsynced
+  before the rename (otherwise a crash can leave a zero-length file under the
+  new name, the classic ext4 delayed-allocation trap).
+* Temp names start with a dot and carry a random suffix so that concurrent
+  writers never share one and a startup scan can recognise leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+
+TEMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so that renames and creations inside it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(final: str) -> str:
+    """A sibling temp path for ``final``, unique to this call."""
+    head, tail = os.path.split(final)
+    return os.path.join(head, f"{TEMP_PREFIX}{tail}-{os.urandom(6).hex()}")
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content."""
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    fsync_dir(os.path.dirname(path) or ".")
+
+
+def remove_temporaries(directory: str) -> int:
+    """Delete leftovers of interrupted write_atomic calls in ``directory``; return how many."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if name.startswith(TEMP_PREFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                continue
+            removed += 1
+    return removed
