@@ -136,6 +136,8 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             chan.send("hooks")
             state = chan.recv("hooks-done", what="runtime")["state"]
             _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
+            # as runc and docker do, a working directory the image lacks is made
+            rootfs.ensure_dir(plan.rootfs, p.cwd)
             rootfs.pivot(plan.rootfs)
         else:
             state = {}

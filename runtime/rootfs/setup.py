@@ -178,7 +178,7 @@ def _is_dir_source(m: Mount) -> bool:
 def _mount_bind(pm: PlannedMount, rootfs: str, tree_fd: int = -1) -> None:
     m, opts = pm.mount, pm.opts
     if tree_fd < 0 and not os.path.exists(m.source):
-        raise SyscallError("bind mount", m.source, errno.ENOENT, f"source of {pm.field} does not exist")
+        raise SyscallError("bind mount", m.source, errno.ENOENT, f"source {m.source} does not exist")
     fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
     try:
         if tree_fd >= 0:
@@ -320,6 +320,16 @@ def prepare(plan: RootfsPlan) -> None:
             # name the spec's field and destination, not /proc/self/fd/N
             raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
     _setup_dev(plan)
+
+
+def ensure_dir(plan: RootfsPlan, path: str) -> None:
+    """Create ``path`` (inside the rootfs) if it is missing; an existing
+    non-directory is left for chdir to refuse."""
+    try:
+        os.close(open_in_root(plan.rootfs, path, create="dir"))
+    except SyscallError as err:
+        if err.errno != errno.ENOTDIR and err.errno != errno.EEXIST:
+            raise
 
 
 def pivot(plan: RootfsPlan) -> None:

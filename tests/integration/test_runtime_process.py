@@ -272,3 +272,10 @@ def test_preserve_fds(bundle: Bundle) -> None:
     lines = run_with_extra_fd(bundle, 3, "--preserve-fds", "1").split()
     assert sorted(lines[:-1]) == ["0", "1", "2", "3"]
     assert lines[-1] == "from-host"
+
+
+def test_missing_cwd_is_created(writable_bundle: Bundle) -> None:
+    """a process.cwd the rootfs lacks is created inside the rootfs (as runc does), and the process starts there."""
+    writable_bundle.config["process"]["cwd"] = "/work/dir"
+    assert writable_bundle.run_ok("pwd").strip() == "/work/dir"
+    assert (writable_bundle.rootfs / "work" / "dir").is_dir()
