@@ -279,3 +279,19 @@ def test_missing_cwd_is_created(writable_bundle: Bundle) -> None:
     writable_bundle.config["process"]["cwd"] = "/work/dir"
     assert writable_bundle.run_ok("pwd").strip() == "/work/dir"
     assert (writable_bundle.rootfs / "work" / "dir").is_dir()
+
+
+def test_personality_linux32(bundle: Bundle) -> None:
+    """linux.personality LINUX32 makes uname report a 32-bit machine."""
+    bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
+    assert bundle.run_ok("uname -m").strip() in ("i686", "i386", "armv8l", "armv7l")
+
+
+@runc_gap("runc 1.1 has no time namespaces")
+def test_time_namespace_boottime_offset(bundle: Bundle) -> None:
+    """a time namespace with a boottime offset shifts /proc/uptime inside the container only."""
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 10_000_000, "nanosecs": 0}}
+    inside = float(bundle.run_ok("cat /proc/uptime").split()[0])
+    outside = float(Path("/proc/uptime").read_text().split()[0])
+    assert inside - outside > 9_999_000
