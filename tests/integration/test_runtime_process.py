@@ -281,6 +281,7 @@ def test_missing_cwd_is_created(writable_bundle: Bundle) -> None:
     assert (writable_bundle.rootfs / "work" / "dir").is_dir()
 
 
+@runc_gap("runc 1.1 ignores linux.personality")
 def test_personality_linux32(bundle: Bundle) -> None:
     """linux.personality LINUX32 makes uname report a 32-bit machine."""
     bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
