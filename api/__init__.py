@@ -1,1 +1,1 @@
-"""The project's own protocol definitions (the shim API), generated with grpcio-tools."""
+"""The project's own protocol definitions: the daemon <-> shim API (api/shim.py), length-prefixed JSON frames."""

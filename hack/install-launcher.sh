@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Replace pip's console script for dockyard-runc with a faster launcher.
+# Replace pip's console scripts for dockyard-runc and dockyard-shim with faster launchers.
 #
 # pip's script runs the venv's Python with site enabled, which imports the
 # editable install's path finder and scans site-packages: ~15 ms on a small
 # VM, paid three times by every container (create, start, delete).  The
-# runtime needs only the standard library, so its launcher runs Python with
-# -I -S (isolated, no site) and tells the import system where the
-# `dockyard` namespace package lives.
+# runtime and the shim need only the standard library, so their launchers run
+# Python with -I -S (isolated, no site) and tell the import system where the
+# `dockyard` namespace package lives.  For the shim, which lives as long as
+# its pod, skipping site also keeps the site machinery out of its memory.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-$repo/.venv}
-target=$venv/bin/dockyard-runc
-tmp=$(mktemp "$target.XXXXXX")
-cat > "$tmp" <<PY
+
+install_launcher() {  # name module
+  local target=$venv/bin/$1 tmp
+  tmp=$(mktemp "$target.XXXXXX")
+  cat > "$tmp" <<PY
 #!$venv/bin/python3 -IS
 import sys, types
 pkg = types.ModuleType("dockyard")
-pkg.__path__ = ["$repo"]  # dockyard.runtime -> $repo/runtime
+pkg.__path__ = ["$repo"]  # dockyard.<part> -> $repo/<part>
 sys.modules["dockyard"] = pkg
-from dockyard.runtime.cli.main import main
+from $2 import main
 sys.exit(main())
 PY
-chmod 0755 "$tmp"
-mv "$tmp" "$target"
+  chmod 0755 "$tmp"
+  mv "$tmp" "$target"
+}
+
+install_launcher dockyard-runc dockyard.runtime.cli.main
+install_launcher dockyard-shim dockyard.shim.main

@@ -1,0 +1,108 @@
+"""The API socket: accepting clients and moving frames in and out of them.
+
+Writes are buffered and flushed as the socket drains, so a slow or stuck
+client (say, one that subscribed and stopped reading) costs memory for its
+own buffer but never blocks the shim.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from dockyard.api import shim as api
+
+from .loop import READ, WRITE, Loop
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+CHUNK = 256 * 1024
+
+
+class Connection:
+    def __init__(self, loop: Loop, sock: socket.socket, on_message: Callable[[Connection, dict[str, Any]], None],
+                 on_close: Callable[[Connection], None]) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.frames = api.FrameBuffer()
+        self.out = bytearray()
+        self.subscribed = False
+        self.closed = False
+        self._on_message = on_message
+        self._on_close = on_close
+        sock.setblocking(False)
+        loop.watch(sock.fileno(), READ, self._ready)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.out += api.encode(message)
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            while self.out:
+                n = self.sock.send(self.out)
+                del self.out[:n]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE, ECONNRESET: the client is gone
+            self.close()
+            return
+        self.loop.watch(self.sock.fileno(), READ | (WRITE if self.out else 0), self._ready)
+
+    def _ready(self, mask: int) -> None:
+        if mask & WRITE:
+            self._flush()
+        if not mask & READ or self.closed:
+            return
+        try:
+            data = self.sock.recv(CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        try:
+            messages = self.frames.feed(data)
+        except api.ProtocolError:
+            self.close()  # nothing sane can be answered on a broken stream
+            return
+        for message in messages:
+            self._on_message(self, message)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.unwatch(self.sock.fileno())
+        self.sock.close()
+        self._on_close(self)
+
+
+class Listener:
+    def __init__(self, loop: Loop, path: str, on_message: Callable[[Connection, dict[str, Any]], None],
+                 on_close: Callable[[Connection], None], on_open: Callable[[Connection], None]) -> None:
+        self.loop = loop
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+        self._args = (on_message, on_close)
+        self._on_open = on_open
+        loop.watch(self.sock.fileno(), READ, self._accept)
+
+    def _accept(self, _mask: int) -> None:
+        try:
+            sock, _ = self.sock.accept()
+        except BlockingIOError:
+            return
+        self._on_open(Connection(self.loop, sock, *self._args))
+
+    def close(self) -> None:
+        self.loop.unwatch(self.sock.fileno())
+        self.sock.close()

@@ -1,0 +1,161 @@
+"""Invoking the OCI runtime binary (dockyard-runc, runc, crun): one method per verb.
+
+Each call is a child of the shim, started with posix_spawn (no fork of the
+shim's memory, no ``subprocess`` import) and waited for through the Reaper,
+so container exits that happen meanwhile are reaped and recorded too.  The
+shim blocks while the runtime runs: a verb takes tens of milliseconds, and
+nothing else the shim does (answering, logging, reaping) is lost by waiting,
+only delayed; ``wait`` requests never block (they are parked).
+
+Output: stdout and stderr go to memfds, read after exit (a pipe read after
+exit could fill up and deadlock a chatty runtime).  ``create`` and ``exec``
+hand the runtime the container's own stdio instead, since the container
+inherits it, so their errors are read from the ``--log`` file (json lines,
+as containerd does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from dockyard.api.shim import Code, ShimError
+
+from .reaper import Reaper
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+TIMEOUT_S = 60.0
+
+
+def find_binary(name: str) -> str:
+    if "/" in name:
+        return os.path.abspath(name)
+    for folder in os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        path = os.path.join(folder, name)
+        if os.access(path, os.X_OK):
+            return path
+    raise ShimError(Code.INVALID_ARGUMENT, f"runtime binary {name!r} not found in PATH")
+
+
+class Runtime:
+    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str) -> None:
+        self.binary = find_binary(binary)
+        self.root = root
+        self.reaper = reaper
+        self.log_path = log_path  # the runtime's --log (json), truncated before each call
+
+    def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
+             input_data: bytes | None = None) -> bytes:
+        """Run one verb; its stdout.  A non-zero exit raises Internal with the runtime's own message."""
+        own: list[int] = []
+        try:
+            if stdio is None:
+                stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                own.append(stdin)
+                if input_data is not None:
+                    os.close(stdin)
+                    own.remove(stdin)
+                    stdin = os.memfd_create("runtime-stdin", os.MFD_CLOEXEC)
+                    own.append(stdin)
+                    os.write(stdin, input_data)
+                    os.lseek(stdin, 0, os.SEEK_SET)
+                out = os.memfd_create("runtime-stdout", os.MFD_CLOEXEC)
+                err = os.memfd_create("runtime-stderr", os.MFD_CLOEXEC)
+                own += [out, err]
+                stdio = (stdin, out, err)
+            else:
+                out = err = -1
+            with open(self.log_path, "wb"):
+                pass
+            argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json", *args]
+            # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
+            # shim is close-on-exec (PEP 446).  Signals the interpreter ignores would stay ignored
+            # across exec, and the container inherits them: put SIGPIPE and SIGXFSZ back.
+            pid = os.posix_spawn(
+                self.binary, argv, os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+            self.reaper.expect(pid)
+            status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}")
+            stdout = _read_all(out) if out >= 0 else b""
+            if status != 0:
+                raise ShimError(Code.INTERNAL, f"{what}: runtime {os.path.basename(self.binary)} {args[0]} "
+                                f"failed ({_describe(status)}): {self._error_text(err)}")
+            return stdout
+        finally:
+            for fd in own:
+                os.close(fd)
+
+    def _error_text(self, err_fd: int) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in reversed(lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+                return str(entry.get("msg", ""))
+        text = _read_all(err_fd).decode(errors="replace").strip() if err_fd >= 0 else ""
+        return text[-2000:] or "no error message"
+
+    # --- verbs -------------------------------------------------------------
+
+    def create(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
+               stdio: tuple[int, int, int]) -> None:
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        self._run(f"create {container_id}", [*args, container_id], stdio=stdio)
+
+    def start(self, container_id: str) -> None:
+        self._run(f"start {container_id}", ["start", container_id])
+
+    def kill(self, container_id: str, signum: int, all_processes: bool) -> None:
+        args = ["kill", *(["--all"] if all_processes else []), container_id, str(signum)]
+        self._run(f"kill {container_id}", args)
+
+    def delete(self, container_id: str, force: bool) -> None:
+        self._run(f"delete {container_id}", ["delete", *(["--force"] if force else []), container_id])
+
+    def exec(self, container_id: str, process_file: str, pid_file: str, console_socket: str,
+             stdio: tuple[int, int, int]) -> None:
+        args = ["exec", "--detach", "--process", process_file, "--pid-file", pid_file]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        self._run(f"exec in {container_id}", [*args, container_id], stdio=stdio)
+
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        self._run(f"update {container_id}", ["update", "--resources", "-", container_id],
+                  input_data=json.dumps(resources).encode())
+
+    def stats(self, container_id: str) -> dict[str, Any]:
+        out = self._run(f"stats of {container_id}", ["events", "--stats", container_id])
+        for line in out.splitlines():
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("type") == "stats":
+                data: dict[str, Any] = event.get("data", {})
+                return data
+        raise ShimError(Code.INTERNAL, f"stats of {container_id}: runtime printed no stats event")
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,429 @@
+"""The shim's API: one handler per method of api/shim.py, over the pod's containers.
+
+Each container has an init process and any number of execs.  A process goes
+through the states of process.py; its exit is *reaped* (the kernel's status
+is in) and then *finished* once its output is drained (its pipes reached
+EOF, or IO_GRACE_S passed: a background child may hold them open forever).
+Only a finished process is stopped: waiters are answered, subscribers told,
+and the record persisted, so a log never misses the last lines of a process
+that the daemon already saw exit.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import socket
+import time
+
+from dockyard.api import shim as api
+from dockyard.api.shim import Code, ShimError
+
+from . import process, state
+from .io import LogFile, ProcessIO
+from .loop import Loop
+from .process import CREATED, RUNNING, STOPPED
+from .reaper import Reaper
+from .runtime import Runtime
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+
+    class Peer(Protocol):
+        subscribed: bool
+        closed: bool
+        out: bytearray
+
+        def send(self, message: dict[str, Any]) -> None: ...
+
+        def close(self) -> None: ...
+
+IO_GRACE_S = 2.0
+UNCLAIMED_MAX = 256
+STOPPED_EXECS_MAX = 16
+CONSOLE_ACCEPT_S = 10.0
+VERSION = "0.1.0"
+
+
+class Proc:
+    """What containers and execs share: a pid, a state, an exit, its stdio and who waits for it."""
+
+    def __init__(self, container_id: str, exec_id: str, io: ProcessIO) -> None:
+        self.container_id = container_id
+        self.exec_id = exec_id
+        self.io = io
+        self.pid = 0
+        self.state: process.State = CREATED if not exec_id else RUNNING
+        self.exit_status = 0
+        self.exited_at = 0
+        self.reaped: tuple[int, int] | None = None  # (wait status, ns) before finishing
+        self.waiters: list[tuple[Peer, int]] = []
+        self.grace_timer = 0
+
+    @property
+    def effective_state(self) -> process.State:
+        """Stopped as soon as the exit is reaped, even while the output drains."""
+        return STOPPED if self.reaped is not None else self.state
+
+
+class Container(Proc):
+    def __init__(self, container_id: str, bundle: str, io: ProcessIO, params: dict[str, Any]) -> None:
+        super().__init__(container_id, "", io)
+        self.bundle = bundle
+        self.params = params
+        self.created_at = time.time_ns()
+        self.started_at = 0
+        self.oom_killed = False
+        self.execs: dict[str, Proc] = {}
+
+    def record(self) -> dict[str, Any]:
+        return {"container_id": self.container_id, "bundle": self.bundle, "pid": self.pid,
+                "status": self.state.name, "exit_status": self.exit_status, "created_at": self.created_at,
+                "started_at": self.started_at, "exited_at": self.exited_at, "log_path": self.params["log_path"],
+                "tty": self.params["tty"], "stdin": self.params["stdin"], "oom_killed": self.oom_killed}
+
+
+class Shim:
+    def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str) -> None:
+        self.loop = loop
+        self.dir = shim_dir
+        self.containers: dict[str, Container] = {}
+        self.by_pid: dict[int, Proc] = {}
+        self.unclaimed: dict[int, tuple[int, int]] = {}
+        self.peers: list[Peer] = []
+        self.reaper = Reaper(self._on_exit)
+        self.runtime = Runtime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log")
+        self.shutting_down = False
+        os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
+
+    # --- dispatch --------------------------------------------------------------
+
+    def handle(self, peer: Peer, message: dict[str, Any]) -> None:
+        """Answer one request (``wait`` may be answered later)."""
+        raw_id = message.get("id")
+        req_id = raw_id if isinstance(raw_id, int) else 0
+        try:
+            req_id, method, params = api.parse_request(message)
+            handler: Callable[[Peer, int, dict[str, Any]], dict[str, Any] | None] = getattr(self, f"do_{method}")
+            result = handler(peer, req_id, params)
+        except ShimError as err:
+            peer.send(api.error_response(req_id, err))
+            return
+        except OSError as err:
+            peer.send(api.error_response(req_id, ShimError(Code.INTERNAL, f"{message.get('method')}: {err}")))
+            return
+        if result is not None:
+            peer.send(api.response(req_id, result))
+
+    def _container(self, container_id: str) -> Container:
+        found = self.containers.get(container_id)
+        if found is None:
+            raise ShimError(Code.NOT_FOUND, f"container {container_id} not found in this shim")
+        return found
+
+    def _proc(self, container_id: str, exec_id: str) -> Proc:
+        c = self._container(container_id)
+        if not exec_id:
+            return c
+        found = c.execs.get(exec_id)
+        if found is None:
+            raise ShimError(Code.NOT_FOUND, f"exec {exec_id} not found in container {container_id}")
+        return found
+
+    # --- exits -------------------------------------------------------------------
+
+    def _on_exit(self, pid: int, wait_status: int, now_ns: int) -> None:
+        proc = self.by_pid.pop(pid, None)
+        if proc is None:
+            # Not (yet) known: an exec or init that died before its pid file was read,
+            # or an orphan reparented to us.  Kept, bounded, for the claim that may follow.
+            self.unclaimed[pid] = (wait_status, now_ns)
+            while len(self.unclaimed) > UNCLAIMED_MAX:
+                del self.unclaimed[next(iter(self.unclaimed))]
+            return
+        self._reaped(proc, wait_status, now_ns)
+
+    def _claim(self, proc: Proc) -> None:
+        """Register a freshly read pid; an exit reaped before this moment is applied now."""
+        early = self.unclaimed.pop(proc.pid, None)
+        if early is not None:
+            self._reaped(proc, *early)
+        else:
+            self.by_pid[proc.pid] = proc
+
+    def _reaped(self, proc: Proc, wait_status: int, now_ns: int) -> None:
+        proc.reaped = (wait_status, now_ns)
+        if proc.io.done:
+            self._finish(proc)
+            return
+        proc.io.on_done = lambda: self._finish(proc)
+        proc.grace_timer = self.loop.call_later(IO_GRACE_S, lambda: self._finish(proc))
+
+    def _finish(self, proc: Proc) -> None:
+        if proc.reaped is None or proc.state is STOPPED:
+            return
+        if proc.grace_timer:
+            self.loop.cancel(proc.grace_timer)
+        wait_status, now_ns = proc.reaped
+        proc.state = process.advance(proc.state, "exit")
+        proc.exit_status = process.exit_status(wait_status)
+        proc.exited_at = now_ns
+        proc.io.close()
+        if isinstance(proc, Container):
+            state.save(self.dir, proc.record())
+        for peer, req_id in proc.waiters:
+            if not peer.closed:
+                peer.send(api.response(req_id, self._wait_result(proc)))
+        proc.waiters = []
+        event = api.exit_event(proc.container_id, proc.exec_id, proc.pid, proc.exit_status, proc.exited_at)
+        self.publish(event)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for peer in self.peers:
+            if peer.subscribed and not peer.closed:
+                peer.send(event)
+
+    def _wait_result(self, proc: Proc) -> dict[str, Any]:
+        result: dict[str, Any] = {"exit_status": proc.exit_status, "exited_at": proc.exited_at}
+        captures = proc.io.captures
+        if captures is not None:
+            for stream, cap in captures.items():
+                result[stream] = binascii.b2a_base64(bytes(cap.data), newline=False).decode()
+                result[f"{stream}_dropped"] = cap.dropped
+        return result
+
+    def _status(self, proc: Proc) -> dict[str, Any]:
+        out: dict[str, Any] = {"container_id": proc.container_id, "exec_id": proc.exec_id, "pid": proc.pid,
+                               "status": proc.state.name, "exit_status": proc.exit_status,
+                               "exited_at": proc.exited_at}
+        if isinstance(proc, Container):
+            out.update(bundle=proc.bundle, created_at=proc.created_at, started_at=proc.started_at,
+                       oom_killed=proc.oom_killed, log_path=proc.params["log_path"], tty=proc.params["tty"],
+                       execs=sorted(proc.execs))
+        return out
+
+    # --- stdio set-up shared by create and exec ----------------------------------
+
+    def _console_socket(self, name: str) -> socket.socket:
+        # Relative to the shim's cwd (its directory): a unix socket path must fit in 108 bytes.
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(name)
+        listener.listen(1)
+        return listener
+
+    def _receive_console(self, listener: socket.socket, name: str) -> int:
+        """The pty master the runtime's init sent (it connected while the runtime ran)."""
+        listener.settimeout(CONSOLE_ACCEPT_S)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(CONSOLE_ACCEPT_S)
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+        if not fds:
+            raise ShimError(Code.INTERNAL, f"console socket {name}: no pty master received")
+        return fds[0]
+
+    def _spawn(self, proc: Proc, tag: str, run: Callable[[str, str, tuple[int, int, int]], None]) -> None:
+        """Run the runtime verb that starts ``proc``; fill its pid, wire its stdio."""
+        pid_file = f"{tag}.pid"
+        console = f"{tag}.console" if proc.io.tty else ""
+        listener = self._console_socket(console) if console else None
+        try:
+            run(pid_file, console, proc.io.runtime_stdio())
+            proc.io.spawned()
+            if listener is not None:
+                proc.io.attach_console(self._receive_console(listener, console))
+            with open(pid_file) as f:
+                proc.pid = int(f.read().strip())
+        except BaseException:
+            proc.io.close()
+            raise
+        finally:
+            if listener is not None:
+                listener.close()
+                os.unlink(console)
+            try:
+                os.unlink(pid_file)
+            except FileNotFoundError:
+                pass
+        self._claim(proc)
+
+    # --- methods -----------------------------------------------------------------
+
+    def do_ping(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+        return {"pid": os.getpid(), "version": VERSION, "protocol": api.PROTOCOL_VERSION}
+
+    def do_create(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        cid = p["container_id"]
+        if cid in self.containers:
+            raise ShimError(Code.ALREADY_EXISTS, f"container {cid} already exists in this shim")
+        if self.shutting_down:
+            raise ShimError(Code.FAILED_PRECONDITION, "shim is shutting down")
+        bundle = p["bundle"]
+        if not os.path.isfile(f"{bundle}/config.json"):
+            raise ShimError(Code.INVALID_ARGUMENT, f"create {cid}: bundle {bundle} has no config.json")
+        log = LogFile(p["log_path"]) if p["log_path"] else None
+        io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=log, capture=False)
+        c = Container(cid, bundle, io, p)
+        try:
+            self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio: self.runtime.create(
+                cid, bundle, os.path.abspath(pid_file), console, stdio))
+        except BaseException:
+            if log is not None:
+                log.close()
+            raise
+        self.containers[cid] = c
+        if c.reaped is None:
+            state.save(self.dir, c.record())
+        return {"pid": c.pid}
+
+    def do_start(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        process.check(c.effective_state, "start")
+        self.runtime.start(c.container_id)
+        c.started_at = time.time_ns()
+        # The init may have run and exited while `start` ran: then it is stopped already.
+        if c.state is CREATED:
+            c.state = process.advance(c.state, "start")
+        state.save(self.dir, c.record())
+        return {"pid": c.pid}
+
+    def do_state(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        return self._status(self._proc(p["container_id"], p["exec_id"]))
+
+    def do_list(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+        return {"containers": [self._status(c) for c in self.containers.values()]}
+
+    def do_kill(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        proc = self._proc(p["container_id"], p["exec_id"])
+        if p["exec_id"]:
+            process.check(proc.effective_state, "kill", "process")
+            os.kill(proc.pid, p["signal"])
+            return {}
+        process.check(proc.effective_state, "kill_all" if p["all"] else "kill")
+        self.runtime.kill(proc.container_id, p["signal"], p["all"])
+        return {}
+
+    def do_delete(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        if p["exec_id"]:
+            e = self._proc(c.container_id, p["exec_id"])
+            process.check(e.state, "delete", "process")
+            del c.execs[e.exec_id]
+            return {"exit_status": e.exit_status, "exited_at": e.exited_at}
+        process.check(c.effective_state, "delete")
+        self.runtime.delete(c.container_id, force=c.state is CREATED)
+        if c.state is CREATED:
+            # The runtime killed the waiting init; it is our child, so reap it now.
+            self.reaper.reap()
+            if c.reaped is not None:
+                self._finish(c)
+        for e in c.execs.values():
+            self.by_pid.pop(e.pid, None)
+            e.io.close()
+        self.by_pid.pop(c.pid, None)
+        c.io.close()
+        if c.io.log is not None:
+            c.io.log.close()
+        for peer, req_id in c.waiters:
+            if not peer.closed:
+                peer.send(api.error_response(req_id, ShimError(Code.NOT_FOUND, f"container {c.container_id} deleted")))
+        del self.containers[c.container_id]
+        state.forget(self.dir, c.container_id)
+        return {"exit_status": c.exit_status, "exited_at": c.exited_at}
+
+    def do_exec(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        eid = p["exec_id"]
+        if eid in c.execs:
+            raise ShimError(Code.ALREADY_EXISTS, f"exec {eid} already exists in container {c.container_id}")
+        process.check(c.effective_state, "exec")
+        spec = dict(p["process"])
+        if not isinstance(spec.get("args"), list) or not spec["args"]:
+            raise ShimError(Code.INVALID_ARGUMENT, f"exec {eid}: process.args must be a non-empty list")
+        spec["terminal"] = p["tty"]
+        io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=None, capture=p["capture"])
+        e = Proc(c.container_id, eid, io)
+        tag = f"exec-{c.container_id}-{eid}"
+        process_file = os.path.abspath(f"{tag}.json")
+        with open(process_file, "w") as f:
+            json.dump(spec, f)
+        try:
+            self._spawn(e, tag, lambda pid_file, console, stdio: self.runtime.exec(
+                c.container_id, process_file, os.path.abspath(pid_file), console, stdio))
+        finally:
+            os.unlink(process_file)
+        c.execs[eid] = e
+        self._prune_execs(c)
+        return {"pid": e.pid}
+
+    def _prune_execs(self, c: Container) -> None:
+        # A daemon that never deletes its finished execs must not grow the shim without bound.
+        stopped = [k for k, e in c.execs.items() if e.state is STOPPED and not e.waiters]
+        for key in stopped[:max(0, len(stopped) - STOPPED_EXECS_MAX)]:
+            del c.execs[key]
+
+    def do_wait(self, peer: Peer, req_id: int, p: dict[str, Any]) -> dict[str, Any] | None:
+        proc = self._proc(p["container_id"], p["exec_id"])
+        if proc.state is STOPPED:
+            return self._wait_result(proc)
+        proc.waiters.append((peer, req_id))
+        return None
+
+    def do_resize_pty(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        proc = self._proc(p["container_id"], p["exec_id"])
+        if not proc.io.resize(p["width"], p["height"]):
+            raise ShimError(Code.FAILED_PRECONDITION, f"{_name(proc)} has no terminal (or it has closed)")
+        return {}
+
+    def do_write_stdin(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        proc = self._proc(p["container_id"], p["exec_id"])
+        try:
+            data = binascii.a2b_base64(p["data"])
+        except binascii.Error as err:
+            raise ShimError(Code.INVALID_ARGUMENT, f"write_stdin: data is not base64: {err}") from err
+        if not proc.io.write_stdin(data):
+            raise ShimError(Code.FAILED_PRECONDITION, f"{_name(proc)} has no open stdin")
+        return {}
+
+    def do_close_stdin(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        self._proc(p["container_id"], p["exec_id"]).io.close_stdin()
+        return {}
+
+    def do_update(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        process.check(c.effective_state, "update")
+        self.runtime.update(c.container_id, p["resources"])
+        return {}
+
+    def do_reopen_log(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        if c.io.log is None:
+            raise ShimError(Code.FAILED_PRECONDITION, f"container {c.container_id} has no log file")
+        c.io.log.reopen()
+        return {}
+
+    def do_stats(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._container(p["container_id"])
+        return {"stats": self.runtime.stats(c.container_id)}
+
+    def do_subscribe(self, peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+        peer.subscribed = True
+        return {}
+
+    def do_shutdown(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+        alive = sorted(c.container_id for c in self.containers.values() if c.effective_state.is_alive)
+        if alive:
+            raise ShimError(Code.FAILED_PRECONDITION, f"cannot shut down: containers still alive: {', '.join(alive)}")
+        self.shutting_down = True
+        return {}
+
+
+def _name(proc: Proc) -> str:
+    return f"exec {proc.exec_id} of {proc.container_id}" if proc.exec_id else f"container {proc.container_id}"

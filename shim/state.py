@@ -1,0 +1,86 @@
+"""What the shim persists, so a daemon learns exits it did not see.
+
+Layout under the shim's directory (``<state_dir>/shims/<pod_id>/``)::
+
+    shim.pid                  the serving shim's pid
+    shim.sock                 the API socket
+    shim.log                  the shim's own diagnostics
+    containers/<id>.json      one versioned record per container
+
+A record is rewritten (temp file, fsync, rename) at every change of state:
+create, start, exit.  A daemon that finds the shim dead (its socket refuses
+connections) reads these records: a container whose last record says
+created or running lost its shim, and the daemon marks it exited with that
+reason.  The shim itself never reads them back: its live state is in memory
+and dies with it, together with the container's stdio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from dockyard.api.shim import CONTAINERS_DIR, PID_FILE
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+RECORD_VERSION = 1
+FIELDS = ("container_id", "bundle", "pid", "status", "exit_status", "created_at", "started_at",
+          "exited_at", "log_path", "tty", "stdin", "oom_killed")
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def record_path(shim_dir: str, container_id: str) -> str:
+    return f"{shim_dir}/{CONTAINERS_DIR}/{container_id}.json"
+
+
+def save(shim_dir: str, record: dict[str, Any]) -> None:
+    body = {"version": RECORD_VERSION, **{k: record[k] for k in FIELDS}}
+    write_atomic(record_path(shim_dir, record["container_id"]), json.dumps(body, sort_keys=True).encode())
+
+
+def forget(shim_dir: str, container_id: str) -> None:
+    try:
+        os.unlink(record_path(shim_dir, container_id))
+    except FileNotFoundError:
+        pass
+
+
+def load_all(shim_dir: str) -> list[dict[str, Any]]:
+    """Every container record in a shim's directory (for a daemon whose shim died)."""
+    folder = f"{shim_dir}/{CONTAINERS_DIR}"
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        with open(f"{folder}/{name}", "rb") as f:
+            rec = json.loads(f.read())
+        if rec.get("version") != RECORD_VERSION:
+            raise ValueError(f"{folder}/{name}: record version {rec.get('version')!r}, expected {RECORD_VERSION}")
+        out.append(rec)
+    return out
+
+
+def read_pid(shim_dir: str) -> int:
+    """The pid the shim wrote at start (0 if none)."""
+    try:
+        with open(f"{shim_dir}/{PID_FILE}") as f:
+            return int(f.read().strip() or 0)
+    except FileNotFoundError:
+        return 0
