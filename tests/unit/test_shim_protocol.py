@@ -1,0 +1,130 @@
+"""api/shim.py: frames and messages, bytes in and messages out, no sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dockyard.api import shim as api
+from dockyard.api.shim import Code, FrameBuffer, ProtocolError, ShimError
+
+
+def frame(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body
+
+
+MESSAGES: list[dict[str, Any]] = [
+    api.request(1, "ping"),
+    api.request(2, "create", {"container_id": "c", "bundle": "/b"}),
+    api.response(2, {"pid": 42}),
+    api.error_response(3, ShimError(Code.NOT_FOUND, "container x not found")),
+    api.exit_event("c", "", 42, 137, 1_700_000_000_000_000_000),
+    api.oom_event("c"),
+    {"id": 4, "result": {"text": "ünïcødé ✓"}},
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+@pytest.mark.parametrize("chunk", [1, 3, 7, 4096])
+def test_roundtrip_in_any_chunking(message: dict[str, Any], chunk: int) -> None:
+    data = api.encode(message) * 2
+    buf = FrameBuffer()
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(data), chunk):
+        out += buf.feed(data[i:i + chunk])
+    assert out == [message, message]
+    assert buf.pending == 0
+
+
+def test_header_is_big_endian_length() -> None:
+    data = api.encode({"id": 1, "result": {}})
+    assert int.from_bytes(data[:4], "big") == len(data) - 4
+    assert json.loads(data[4:]) == {"id": 1, "result": {}}
+
+
+def test_incomplete_frame_is_held() -> None:
+    buf = FrameBuffer()
+    data = api.encode(api.request(1, "ping"))
+    assert buf.feed(data[:-1]) == []
+    assert buf.pending == len(data) - 1
+    assert buf.feed(data[-1:]) == [api.request(1, "ping")]
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (frame(b"[1, 2]"), "not an object"),
+    (frame(b"{bad json"), "not UTF-8 JSON"),
+    (frame(b"\xff\xfe{}"), "not UTF-8 JSON"),
+    ((api.MAX_FRAME + 1).to_bytes(4, "big"), "exceeds"),
+])
+def test_bad_frames_are_protocol_errors(data: bytes, fragment: str) -> None:
+    with pytest.raises(ProtocolError, match=fragment):
+        FrameBuffer().feed(data)
+
+
+def test_encode_refuses_oversized_message() -> None:
+    with pytest.raises(ProtocolError, match="exceeds"):
+        api.encode({"id": 1, "result": {"x": "a" * (api.MAX_FRAME + 1)}})
+
+
+@pytest.mark.parametrize("message, expected", [
+    (api.request(7, "ping"), (7, "ping", {})),
+    (api.request(8, "kill", {"container_id": "c"}), (8, "kill", {"container_id": "c", "exec_id": "", "signal": 15, "all": False})),
+    (api.request(9, "create", {"container_id": "c", "bundle": "/b", "tty": True}),
+     (9, "create", {"container_id": "c", "bundle": "/b", "stdin": False, "stdin_once": False, "tty": True, "log_path": ""})),
+    (api.request(10, "wait", {"container_id": "c", "exec_id": "e"}), (10, "wait", {"container_id": "c", "exec_id": "e"})),
+])
+def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[int, str, dict[str, Any]]) -> None:
+    assert api.parse_request(message) == expected
+
+
+@pytest.mark.parametrize("message, fragment", [
+    ({"id": 1, "method": "fly"}, "unknown method"),
+    ({"id": 1, "method": "start", "params": {}}, "missing param 'container_id'"),
+    ({"id": 1, "method": "start", "params": {"container_id": 5}}, "must be str"),
+    ({"id": 1, "method": "start", "params": {"container_id": "c", "extra": 1}}, "unknown params extra"),
+    ({"id": 1, "method": "start", "params": {"container_id": "../x"}}, "invalid container_id"),
+    ({"id": 1, "method": "start", "params": {"container_id": ".."}}, "invalid container_id"),
+    ({"id": 1, "method": "kill", "params": {"container_id": "c", "signal": True}}, "must be int"),
+    ({"id": 1, "method": "kill", "params": {"container_id": "c", "signal": 0}}, "not in 1..64"),
+    ({"id": 1, "method": "resize_pty", "params": {"container_id": "c", "width": 0, "height": 10}}, "out of range"),
+    ({"id": 1, "method": "exec", "params": {"container_id": "c", "exec_id": "a/b", "process": {}}}, "invalid exec_id"),
+    ({"id": 1, "method": "ping", "params": []}, "params must be an object"),
+])
+def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ShimError, match=fragment) as info:
+        api.parse_request(message)
+    assert info.value.code is Code.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("req_id", [None, "1", True, 1.5])
+def test_request_without_integer_id_is_a_protocol_error(req_id: object) -> None:
+    with pytest.raises(ProtocolError):
+        api.parse_request({"id": req_id, "method": "ping"})
+
+
+@pytest.mark.parametrize("code", list(Code))
+def test_error_response_round_trips_every_code(code: Code) -> None:
+    with pytest.raises(ShimError) as info:
+        api.parse_reply(api.error_response(5, ShimError(code, "why")))
+    assert (info.value.code, info.value.message) == (code, "why")
+
+
+def test_unknown_error_code_becomes_internal() -> None:
+    with pytest.raises(ShimError) as info:
+        api.parse_reply({"id": 1, "error": {"code": "Weird", "message": "m"}})
+    assert info.value.code is Code.INTERNAL and "Weird" in info.value.message
+
+
+def test_parse_reply_result_and_event_check() -> None:
+    assert api.parse_reply(api.response(3, {"pid": 1})) == (3, {"pid": 1})
+    assert api.is_event(api.oom_event("c")) and not api.is_event(api.response(1, {}))
+    with pytest.raises(ProtocolError):
+        api.parse_reply({"id": 1})
+
+
+def test_paths() -> None:
+    d = api.shim_dir("/run/dockyard/", "pod1")
+    assert d == "/run/dockyard/shims/pod1"
+    assert api.socket_path(d) == "/run/dockyard/shims/pod1/shim.sock"
