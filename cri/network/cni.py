@@ -235,9 +235,20 @@ class CNI:
                       runtime_config: Mapping[str, Any], prev: Mapping[str, Any] | None) -> None:
         version = str(network["cniVersion"])
         prev_for_del = prev if prev is not None and del_gets_prev_result(version) else None
+        # Unlike libcni, a failing DEL does not stop the others: DEL is
+        # idempotent, and stopping would keep host-local's address (the
+        # first plugin, DELeted last) reserved until a retry that may never
+        # come.  The first error is raised once every plugin had its turn.
+        first: errors.CriError | None = None
         for plugin in reversed(network["plugins"]):
             stdin = plugin_stdin(network, plugin, prev_result=prev_for_del, runtime_config=runtime_config)
-            await self._exec(plugin["type"], "DEL", args, stdin)
+            try:
+                await self._exec(plugin["type"], "DEL", args, stdin)
+            except errors.CriError as err:
+                log.warning("CNI DEL of %s: %s", args.container_id, err)
+                first = first or err
+        if first is not None:
+            raise first
 
     # --- running one plugin ----------------------------------------------
 
