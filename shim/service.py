@@ -286,8 +286,10 @@ class Shim:
     def do_start(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
         c = self._container(p["container_id"])
         process.check(c.effective_state, "start")
+        # Taken before the call: the process runs (and may exit) while `start` is still returning.
+        begun = time.time_ns()
         self.runtime.start(c.container_id)
-        c.started_at = time.time_ns()
+        c.started_at = begun
         # The init may have run and exited while `start` ran: then it is stopped already.
         if c.state is CREATED:
             c.state = process.advance(c.state, "start")

@@ -1,0 +1,423 @@
+"""dockyard-shim as the daemon sees it: started with `dockyard-shim start`, driven over its socket.
+
+The shim runs real containers through dockyard-runc, from busybox bundles
+(bundle.py's config on build/bundles/busybox's rootfs).  pytest is the
+session's child subreaper, so the detached shim is re-parented to pytest
+(as it would be to init on a host), and the leak check sees it as a child:
+every test shuts its shims down, which the fixture enforces.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bundle import REPO, SUBREAPER, Bundle
+
+from dockyard.api import shim as api
+from dockyard.api.shim import Code, ShimError
+
+pytestmark = pytest.mark.root
+
+SHIM = REPO / ".venv" / "bin" / "dockyard-shim"
+LOG_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) (stdout|stderr) ([PF]) (.*)$")
+
+
+class Client:
+    """A small synchronous client of api/shim.py (the daemon's is asyncio)."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.frames = api.FrameBuffer()
+        self.inbox: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.next_id = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _next(self) -> dict[str, Any]:
+        while not self.inbox:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise EOFError("shim closed the connection")
+            self.inbox += self.frames.feed(data)
+        return self.inbox.pop(0)
+
+    def send(self, method: str, **params: Any) -> int:
+        self.next_id += 1
+        self.sock.sendall(api.encode(api.request(self.next_id, method, params)))
+        return self.next_id
+
+    def reply(self, req_id: int) -> dict[str, Any]:
+        while True:
+            message = self._next()
+            if api.is_event(message):
+                self.events.append(message)
+                continue
+            got, result = api.parse_reply(message)
+            assert got == req_id, f"answer to request {got} while waiting for {req_id}"
+            return result
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        return self.reply(self.send(method, **params))
+
+    def next_event(self) -> dict[str, Any]:
+        if self.events:
+            return self.events.pop(0)
+        message = self._next()
+        assert api.is_event(message), f"expected an event, got {message}"
+        return message
+
+
+class Shim:
+    def __init__(self, folder: Path, runtime: Path, runtime_root: Path) -> None:
+        self.dir = folder
+        self.runtime = runtime
+        self.runtime_root = runtime_root
+        done = SUBREAPER.run(
+            [str(SHIM), "start", "--id", folder.name, "--state-dir", str(folder), "--runtime", str(runtime),
+             "--runtime-root", str(runtime_root)],
+            timeout=30, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert done.returncode == 0, f"dockyard-shim start failed: {done.stderr}"
+        self.socket = Path(done.stdout.strip())
+        self.pid = int((folder / "shim.pid").read_text())
+        self.clients: list[Client] = []
+
+    def client(self) -> Client:
+        made = Client(self.socket)
+        self.clients.append(made)
+        return made
+
+    def close_clients(self) -> None:
+        for c in self.clients:
+            c.close()
+
+    def alive(self) -> bool:
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rpartition(")")[2].split()[0] != "Z"
+
+    def wait_gone(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            assert time.monotonic() < deadline, f"shim {self.pid} still alive after {timeout}s"
+            time.sleep(0.02)
+
+    def runtime_cmd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return SUBREAPER.run([str(self.runtime), "--root", str(self.runtime_root), *args], timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def shims(tmp_path: Path, runtime: Path) -> Iterator[Callable[[], Shim]]:
+    """Start shims; afterwards each is emptied (containers killed and deleted) and shut down."""
+    made: list[Shim] = []
+
+    def make() -> Shim:
+        s = Shim(tmp_path / f"shim{len(made)}", runtime, tmp_path / f"runtime-root{len(made)}")
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close_clients()
+        if s.alive():
+            c = s.client()
+            for info in c.call("list")["containers"]:
+                cid = info["container_id"]
+                if info["status"] != "stopped":
+                    c.call("kill", container_id=cid, signal=9, all=True)
+                    c.call("wait", container_id=cid)
+                c.call("delete", container_id=cid)
+            c.call("shutdown")
+            s.close_clients()
+            s.wait_gone()
+        # A killed shim leaves its containers to the runtime's own state.
+        if s.runtime_root.is_dir():
+            for cid in os.listdir(s.runtime_root):
+                s.runtime_cmd("delete", "--force", cid)
+
+
+def create(client: Client, b: Bundle, script: str, **params: Any) -> int:
+    b.sh(script)
+    if params.get("tty"):
+        b.config["process"]["terminal"] = True
+    b.write_config()
+    return int(client.call("create", container_id=b.id, bundle=str(b.path), **params)["pid"])
+
+
+def run(client: Client, b: Bundle, script: str, **params: Any) -> int:
+    pid = create(client, b, script, **params)
+    assert client.call("start", container_id=b.id)["pid"] == pid
+    return pid
+
+
+def log_entries(path: Path) -> list[tuple[bytes, bytes, bytes]]:
+    out = []
+    for raw in path.read_bytes().split(b"\n")[:-1]:
+        m = LOG_LINE.match(raw)
+        assert m, f"not a CRI log line: {raw[:200]!r}"
+        out.append((m.group(2), m.group(3), m.group(4)))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_output_is_written_in_the_cri_log_format(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """stdout and stderr lines land in log_path as `<RFC3339Nano> <stream> <P|F> <msg>`, long lines split at 16 KiB."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "c.log"
+    run(c, bundle, "echo one; echo two >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; printf tail",
+        log_path=str(log))
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 0
+    entries = log_entries(log)
+    stdout = [e for e in entries if e[0] == b"stdout"]
+    assert (b"stderr", b"F", b"two") in entries
+    assert stdout[0] == (b"stdout", b"F", b"one")
+    assert stdout[1] == (b"stdout", b"P", b"x" * 16384)
+    assert stdout[2] == (b"stdout", b"F", b"x" * (20000 - 16384))
+    assert stdout[3] == (b"stdout", b"F", b"tail")  # the stream ended without a newline
+    assert len(stdout) == 4
+
+
+def test_exit_code_and_times(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """wait and state report the exit status and created <= started <= exited; the record on disk agrees."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "exit 7")
+    waited = c.call("wait", container_id=bundle.id)
+    st = c.call("state", container_id=bundle.id)
+    assert waited["exit_status"] == st["exit_status"] == 7
+    assert st["status"] == "stopped"
+    assert 0 < st["created_at"] <= st["started_at"] <= st["exited_at"] == waited["exited_at"]
+    record = json.loads((shim.dir / "containers" / f"{bundle.id}.json").read_text())
+    assert (record["version"], record["status"], record["exit_status"]) == (1, "stopped", 7)
+
+
+def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """kill sends the given signal to the init; SIGKILL ends it with status 137."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "trap 'exit 42' USR1; while :; do sleep 0.05; done")
+    time.sleep(0.3)  # let sh install its trap
+    c.call("kill", container_id=bundle.id, signal=int(signal.SIGUSR1))
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 42
+    with pytest.raises(ShimError, match="cannot kill a container in stopped state"):
+        c.call("kill", container_id=bundle.id, signal=9)
+
+
+def test_sigkill_status(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A container killed by SIGKILL exits with 128 + 9."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    c.call("kill", container_id=bundle.id, signal=9)
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 137
+
+
+def test_exec_capture(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """exec with capture returns stdout, stderr and the exit code through wait; output is capped at 16 MiB each."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    proc = {"args": ["sh", "-c", "echo out; echo err >&2; exit 3"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}}
+    c.call("exec", container_id=bundle.id, exec_id="e1", process=proc, capture=True)
+    got = c.call("wait", container_id=bundle.id, exec_id="e1")
+    assert (base64.b64decode(got["stdout"]), base64.b64decode(got["stderr"]), got["exit_status"]) == \
+        (b"out\n", b"err\n", 3)
+    assert c.call("state", container_id=bundle.id, exec_id="e1")["status"] == "stopped"
+    with pytest.raises(ShimError) as dup:
+        c.call("exec", container_id=bundle.id, exec_id="e1", process=proc)
+    assert dup.value.code is Code.ALREADY_EXISTS
+    c.call("delete", container_id=bundle.id, exec_id="e1")
+
+    big = dict(proc, args=["sh", "-c", "head -c 17825792 /dev/zero; echo done >&2"])  # 17 MiB
+    c.call("exec", container_id=bundle.id, exec_id="big", process=big, capture=True)
+    got = c.call("wait", container_id=bundle.id, exec_id="big")
+    assert len(base64.b64decode(got["stdout"])) == 16 << 20
+    assert got["stdout_dropped"] == 1 << 20
+    assert base64.b64decode(got["stderr"]) == b"done\n" and got["exit_status"] == 0
+    assert c.call("state", container_id=bundle.id)["status"] == "running"
+
+
+def test_tty_container(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """A tty container's output is logged as stdout without \\r; resize_pty sets the size it sees; stdin reaches it."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "tty.log"
+    run(c, bundle, "tty; read go; stty size; echo got=$go", tty=True, stdin=True, log_path=str(log))
+    c.call("resize_pty", container_id=bundle.id, width=123, height=45)
+    c.call("write_stdin", container_id=bundle.id, data=base64.b64encode(b"yes\n").decode())
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 0
+    messages = [m for stream, _tag, m in log_entries(log) if stream == b"stdout"]
+    assert all(stream == b"stdout" for stream, _t, _m in log_entries(log))
+    assert messages[0].startswith(b"/dev/pts/")
+    assert b"45 123" in messages and b"got=yes" in messages
+    assert not any(b"\r" in m for m in messages)
+
+
+def test_close_stdin_ends_cat(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """close_stdin gives the container EOF on stdin: `cat` prints what it got and exits 0."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "cat.log"
+    run(c, bundle, "cat", stdin=True, log_path=str(log))
+    c.call("write_stdin", container_id=bundle.id, data=base64.b64encode(b"abc\n").decode())
+    c.call("close_stdin", container_id=bundle.id)
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 0
+    assert log_entries(log) == [(b"stdout", b"F", b"abc")]
+
+
+def test_shim_outlives_its_parent_and_clients(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """The shim is detached (its starter exited); an exit while no client is connected is seen by the next client."""
+    shim = shims()
+    stat = Path(f"/proc/{shim.pid}/stat").read_text().rpartition(")")[2].split()
+    assert int(stat[1]) == os.getpid(), "the shim should be re-parented to the subreaper (pytest)"
+    assert os.getsid(shim.pid) != os.getsid(0), "the shim should have its own session"
+    first = shim.client()
+    run(first, bundle, "sleep 0.3; exit 5")
+    first.close()
+    time.sleep(1.0)
+    second = shim.client()
+    st = second.call("state", container_id=bundle.id)
+    assert (st["status"], st["exit_status"]) == ("stopped", 5)
+    assert second.call("wait", container_id=bundle.id)["exit_status"] == 5
+
+
+def test_subscribers_get_exit_events(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A subscribed connection receives an exit event with pid, status and time."""
+    shim = shims()
+    c = shim.client()
+    c.call("subscribe")
+    pid = run(c, bundle, "exit 9")
+    event = c.next_event()
+    assert event["event"] == "exit"
+    assert (event["container_id"], event["exec_id"], event["pid"], event["exit_status"]) == (bundle.id, "", pid, 9)
+    assert event["exited_at"] == c.call("state", container_id=bundle.id)["exited_at"]
+
+
+def test_wait_does_not_block_other_requests(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A pending wait is answered after later requests on the same connection."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    waiting = c.send("wait", container_id=bundle.id)
+    assert c.call("ping")["pid"] == shim.pid
+    c.call("kill", container_id=bundle.id, signal=9)
+    assert c.reply(waiting)["exit_status"] == 137
+
+
+def test_state_errors(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """Unknown ids are NotFound, duplicates AlreadyExists, illegal calls name the state; shutdown waits for running containers."""
+    shim = shims()
+    c = shim.client()
+    with pytest.raises(ShimError) as missing:
+        c.call("start", container_id="nope")
+    assert missing.value.code is Code.NOT_FOUND
+    create(c, bundle, "sleep 1000")
+    with pytest.raises(ShimError) as dup:
+        c.call("create", container_id=bundle.id, bundle=str(bundle.path))
+    assert dup.value.code is Code.ALREADY_EXISTS
+    c.call("start", container_id=bundle.id)
+    with pytest.raises(ShimError, match="cannot start a container in running state"):
+        c.call("start", container_id=bundle.id)
+    with pytest.raises(ShimError, match="cannot delete a container in running state"):
+        c.call("delete", container_id=bundle.id)
+    with pytest.raises(ShimError) as busy:
+        c.call("shutdown")
+    assert busy.value.code is Code.FAILED_PRECONDITION and bundle.id in busy.value.message
+
+
+def test_delete_leaves_nothing_and_shutdown_exits(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """After delete no process, cgroup, runtime state or record is left; shutdown ends the shim and removes its files."""
+    shim = shims()
+    c = shim.client()
+    pid = run(c, bundle, "sleep 1000")
+    cgroup = bundle.host_cgroup("pids")
+    assert cgroup.is_dir()
+    c.call("kill", container_id=bundle.id, signal=9)
+    c.call("wait", container_id=bundle.id)
+    assert c.call("delete", container_id=bundle.id)["exit_status"] == 137
+    assert not pid_alive(pid)
+    assert not cgroup.exists()
+    assert shim.runtime_cmd("state", bundle.id).returncode != 0
+    assert not (shim.dir / "containers" / f"{bundle.id}.json").exists()
+    with pytest.raises(ShimError) as gone:
+        c.call("delete", container_id=bundle.id)
+    assert gone.value.code is Code.NOT_FOUND
+    assert c.call("shutdown") == {}
+    shim.wait_gone()
+    assert not shim.dir.exists()
+
+
+def test_delete_of_a_created_container(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A created (never started) container can be deleted: its waiting init is killed and reaped."""
+    shim = shims()
+    c = shim.client()
+    pid = create(c, bundle, "echo never")
+    c.call("delete", container_id=bundle.id)
+    assert not pid_alive(pid)
+    assert c.call("list") == {"containers": []}
+
+
+def test_two_containers_and_stats(shims: Callable[[], Shim], new_bundle: Callable[..., Bundle]) -> None:
+    """One shim holds several containers; stats come from the runtime's `events --stats`; update goes through."""
+    shim = shims()
+    c = shim.client()
+    a, b = new_bundle(), new_bundle()
+    run(c, a, "sleep 1000")
+    run(c, b, "sleep 1000")
+    assert sorted(x["container_id"] for x in c.call("list")["containers"]) == sorted([a.id, b.id])
+    stats = c.call("stats", container_id=a.id)["stats"]
+    assert stats["pids"]["current"] >= 1
+    c.call("update", container_id=a.id, resources={"pids": {"limit": 50}})
+    assert (a.host_cgroup("pids") / "pids.max").read_text().strip() == "50"
+
+
+def test_kill_9_of_the_shim(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A SIGKILLed shim leaves its containers running (re-parented to the subreaper); the daemon detects it
+    by the refused socket and the dead pid, reads the last records, and cleans up through the runtime."""
+    shim = shims()
+    c = shim.client()
+    pid = run(c, bundle, "sleep 1000")
+    c.close()
+    os.kill(shim.pid, signal.SIGKILL)
+    shim.wait_gone()
+    assert pid_alive(pid), "the container should keep running without its shim"
+    ppid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    assert ppid == os.getpid()
+    with pytest.raises(ConnectionRefusedError):
+        shim.client()
+    from dockyard.shim import state
+
+    assert state.read_pid(str(shim.dir)) == shim.pid
+    records = state.load_all(str(shim.dir))
+    assert [(r["container_id"], r["status"], r["pid"]) for r in records] == [(bundle.id, "running", pid)]
+    assert shim.runtime_cmd("delete", "--force", bundle.id).returncode == 0
+    deadline = time.monotonic() + 5
+    while pid_alive(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
