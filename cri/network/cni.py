@@ -126,7 +126,8 @@ class CNI:
         """ADD the pod (netns pinned at ``netns``) to the network in force.
 
         On a plugin failure the plugins are DELeted again and the error (naming
-        the plugin) is raised: nothing stays attached.
+        the plugin) is raised: nothing stays attached.  A repeated call for a
+        pod already attached to the same netns returns the recorded result.
         """
         _check_pod_id(pod_id)
         network = self.current_network()
@@ -134,6 +135,15 @@ class CNI:
         args = RuntimeArgs(pod_id, netns, self.ifname, k8s_namespace, k8s_name, k8s_uid)
         args.cni_args()  # refuse bad K8S_* values before anything is attached
         async with self._lock(pod_id):
+            existing = await asyncio.to_thread(self._read_cache, pod_id)
+            if (existing is not None and isinstance(existing.get("result"), dict)
+                    and existing.get("netns") == netns and netns_mod.is_netns(netns)):
+                # A retried setup (the caller's retry after a timeout): the pod
+                # is attached already, and a second ADD would make host-local
+                # refuse a duplicate allocation for the same container id.
+                result = existing["result"]
+                return CNIResult(ips=result_ips(result, str(existing.get("ifname") or self.ifname)),
+                                 raw=result, network=str(existing["network"].get("name", "")))
             record = {
                 "version": CACHE_VERSION, "pod_id": pod_id, "ifname": self.ifname, "netns": netns,
                 "k8s": {"namespace": k8s_namespace, "name": k8s_name, "uid": k8s_uid},

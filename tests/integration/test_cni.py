@@ -206,7 +206,8 @@ def test_netns_create_pins_and_remove_unpins(tmp_path: Path) -> None:
 
 def test_add_check_del_with_the_real_plugins(net: Net) -> None:
     """ADD puts eth0 with an IP of the range in the netns and reserves it in
-    host-local; the host reaches the pod over the bridge; CHECK passes; DEL
+    host-local; a repeated setup returns the same attachment; the host
+    reaches the pod over the bridge; CHECK passes; DEL
     releases the IP, removes the veth and the cache record; DEL again, and DEL
     once the netns is gone, succeed."""
     net.write_conf(net.conflist())
@@ -219,6 +220,8 @@ def test_add_check_del_with_the_real_plugins(net: Net) -> None:
     assert net.reservations() == {ip: pod_id}
     assert (net.cache_dir / f"{pod_id}.json").exists()
     assert cni.cached_result(pod_id) == result
+    assert asyncio.run(cni.setup(pod_id, path)) == result  # a retry: no second ADD
+    assert net.reservations() == {ip: pod_id}
 
     asyncio.run(cni.check(pod_id, path))
     assert talk_to(ip, path) == f"pong from 10.88.{net.subnet_third}.1".encode()
