@@ -70,3 +70,48 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# --- Conformance (issue 6): critest and a standalone kubelet ----------------
+#   make critest             critest v1.34.0 against dockyardd, default handler
+#   make critest-runc        ... with the runc handler;  make critest-crun: crun
+#   make critest-bench       critest -benchmark against dockyardd
+#   make critest-containerd  critest against Debian's containerd 1.6 (reference)
+#   make critest-bench-containerd  -> build/critest-bench-containerd.txt
+#   make kubelet-e2e         the standalone-kubelet scenarios against dockyardd
+#                            (DOCKYARD_E2E_RUNTIME=containerd: against containerd)
+# Skipped specs and their reasons: hack/critest-skips.txt.
+.PHONY: critest-tools critest critest-runc critest-crun critest-bench critest-containerd critest-bench-containerd kubelet kubelet-e2e
+
+critest-tools: tools
+	hack/install-critest.sh
+	hack/build-critest-images.sh
+
+critest: deps critest-tools
+	CRITEST_HANDLER= $(VENV)/bin/pytest -q tests/e2e/test_critest.py -k conformance
+
+critest-runc: deps critest-tools
+	CRITEST_HANDLER=runc $(VENV)/bin/pytest -q tests/e2e/test_critest.py -k conformance
+
+critest-crun: deps critest-tools
+	CRITEST_HANDLER=crun $(VENV)/bin/pytest -q tests/e2e/test_critest.py -k conformance
+
+critest-bench: deps critest-tools
+	CRITEST_BENCHMARK=1 $(VENV)/bin/pytest -q tests/e2e/test_critest.py -k benchmark
+
+# containerd is stopped and its state removed whatever critest's result.
+critest-containerd: critest-tools
+	hack/containerd-cri.sh start
+	rc=0; CRITEST_NAME=containerd hack/run-critest.sh "$$(hack/containerd-cri.sh endpoint)" || rc=$$?; \
+	  hack/containerd-cri.sh stop; exit $$rc
+
+critest-bench-containerd: critest-tools
+	hack/containerd-cri.sh start
+	rc=0; CRITEST_NAME=containerd hack/run-critest.sh "$$(hack/containerd-cri.sh endpoint)" \
+	  --benchmark build/critest-bench-containerd.txt || rc=$$?; \
+	  hack/containerd-cri.sh stop; exit $$rc
+
+kubelet: $(STAMPS)/apt
+	hack/install-kubelet.sh
+
+kubelet-e2e: deps critest-tools kubelet
+	$(VENV)/bin/pytest -q tests/e2e/test_kubelet.py

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Run critest against a CRI endpoint with this repo's skip list and clean up
+# what critest leaves on the host.
+#   hack/run-critest.sh ENDPOINT [--handler NAME] [--benchmark OUT.txt] [-- critest args...]
+# ENDPOINT is unix:///path/to.sock. Images come from the local registry
+# (hack/build-critest-images.sh) through the runtime's hosts.toml mirrors.
+# The report (JUnit XML + log) goes to build/critest/<name>/, where <name> is
+# $CRITEST_NAME or derived from the handler.
+#
+# Facts:
+#   - critest's HostIpc specs create SysV shared memory segments on the host
+#     (ipcmk -M) and never remove them: segments that appeared during the run
+#     are removed afterwards (ipcrm).
+#   - With -benchmark, critest runs only pkg/benchmark; gmeasure prints its
+#     tables to stdout, which is saved to OUT.txt.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+endpoint=${1:?usage: run-critest.sh unix:///path.sock [--handler NAME] [--benchmark OUT] [-- args]}
+shift
+handler="" bench_out="" extra=()
+while (($#)); do
+  case $1 in
+    --handler) handler=$2; shift 2 ;;
+    --benchmark) bench_out=$2; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "run-critest.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+"$here/hack/install-critest.sh"
+"$here/hack/build-critest-images.sh" >/dev/null
+
+name=${CRITEST_NAME:-${handler:-default}}
+[[ -n $bench_out ]] && name=$name-benchmark
+report=$here/build/critest/$name
+rm -rf "$report" && mkdir -p "$report"
+
+args=(--runtime-endpoint "$endpoint" --image-endpoint "$endpoint" --ginkgo.no-color)
+[[ -n $handler ]] && args+=(--runtime-handler "$handler")
+while IFS= read -r line; do
+  [[ -z $line || $line == \#* ]] && continue
+  args+=("--ginkgo.skip=$line")
+done <"$here/hack/critest-skips.txt"
+if [[ -n $bench_out ]]; then
+  args+=(-benchmark --benchmarking-output-dir "$report")
+else
+  args+=(--report-dir "$report")
+fi
+
+shm_ids() { awk 'NR > 1 {print $2}' /proc/sysvipc/shm | sort; }
+before=$(shm_ids)
+cleanup_shm() {
+  local id
+  for id in $(comm -13 <(echo "$before") <(shm_ids)); do
+    ipcrm -m "$id" 2>/dev/null || true
+  done
+}
+trap cleanup_shm EXIT
+
+rc=0
+# critest writes relative temp paths (pod log dirs) into its working dir.
+(cd "$report" && "$here/build/bin/critest" "${args[@]}" "${extra[@]}") 2>&1 | tee "$report/critest.log" || rc=$?
+if [[ -n $bench_out ]]; then
+  cp "$report/critest.log" "$bench_out"
+fi
+grep -E '^(Ran [0-9]+ of|FAIL!|SUCCESS!)' "$report/critest.log" || true
+exit $rc
