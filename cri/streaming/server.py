@@ -297,9 +297,10 @@ class StreamServer:
         try:
             await self._run_stdio(params, proto, io, mux.gone, finish)
         finally:
-            await ws.shutdown()
+            # The mux's read loop must stop before shutdown reads the close reply.
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
+            await ws.shutdown()
 
     # -- port-forward --------------------------------------------------------------
     async def _port_forward(self, rr: RequestReader, up: UpgradeRequest, params: PortForwardParams,

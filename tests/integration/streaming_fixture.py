@@ -263,6 +263,16 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
         return api_pb2.PortForwardResponse(url=self._call(self.daemon.server.get_portforward_url, request, context))
 
 
+class _ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
+    """crictl validates that the image API answers before exec; nothing more."""
+
+    def ListImages(self, request: Any, context: Any) -> Any:
+        return api_pb2.ListImagesResponse()
+
+    def ImageFsInfo(self, request: Any, context: Any) -> Any:
+        return api_pb2.ImageFsInfoResponse()
+
+
 class StreamingDaemon:
     def __init__(self, tmp: Path, config: StreamServerConfig | None = None) -> None:
         self.backend = HostBackend()
@@ -278,6 +288,7 @@ class StreamingDaemon:
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(_RuntimeService(self), self.grpc)
+        api_pb2_grpc.add_ImageServiceServicer_to_server(_ImageService(), self.grpc)
         self.grpc.add_insecure_port(f"unix://{self.socket}")
         self.grpc.start()
         return self
