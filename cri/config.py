@@ -55,6 +55,58 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CniConfig:
+    conf_dir: str = "/etc/cni/net.d"
+    bin_dirs: tuple[str, ...] = ("/usr/lib/cni", "/opt/cni/bin")
+    # "" = <root_dir>/cni (Config.cni_cache_dir resolves it).
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeHandler:
+    """One runtime handler: the OCI runtime binary a pod's shim runs, and its options.
+
+    ``binary`` is an absolute path or a bare name looked up on PATH and then
+    next to the daemon's Python (a venv's bin dir).  ``root`` is the runtime's
+    ``--root`` state dir ("" = <state_dir>/runtimes/<handler name>).
+
+    ``private_cgroup_unified_umount``: run every runtime call in a private
+    mount namespace in which /sys/fs/cgroup/unified is unmounted.  Why: on a
+    hybrid host (v1 controllers plus a cgroup2 mount at unified) crun 1.8
+    detects the hybrid layout and fails; without the unified mount it sees a
+    plain v1 host and works.  The unmount stays inside that namespace, so
+    the host's cgroup mounts are never touched.
+    """
+
+    binary: str
+    root: str = ""
+    private_cgroup_unified_umount: bool = False
+
+
+DEFAULT_HANDLERS: Mapping[str, RuntimeHandler] = {
+    "dockyard-runc": RuntimeHandler("dockyard-runc"),
+    "runc": RuntimeHandler("/usr/sbin/runc"),
+    "crun": RuntimeHandler("/usr/bin/crun", private_cgroup_unified_umount=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimesConfig:
+    # The handler of a pod whose runtime_handler is "" (also reachable as "default").
+    default: str = "dockyard-runc"
+    handlers: Mapping[str, RuntimeHandler] = field(default_factory=lambda: dict(DEFAULT_HANDLERS))
+
+    def resolve(self, name: str) -> tuple[str, RuntimeHandler]:
+        """Handler name as CRI gives it ("" and "default" mean the default) -> (name, handler)."""
+        actual = self.default if name in ("", "default") else name
+        handler = self.handlers.get(actual)
+        if handler is None:
+            known = ", ".join(sorted(self.handlers))
+            raise InvalidArgument(f"unknown runtime handler {name!r} (configured: {known})")
+        return actual, handler
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     socket_path: str = "/run/dockyard/dockyard.sock"
     socket_mode: int = 0o660
@@ -64,6 +116,16 @@ class Config:
     pause_image: str = "registry.k8s.io/pause:3.10"
     log_level: str = "info"
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    cni: CniConfig = field(default_factory=CniConfig)
+    runtimes: RuntimesConfig = field(default_factory=RuntimesConfig)
+    # "" = dockyard-shim on PATH or next to the daemon's Python.
+    shim_binary: str = "dockyard-shim"
+    cgroup_parent: str = "/dockyard"
+    restrict_oom_score_adj: bool = False
+
+    @property
+    def cni_cache_dir(self) -> str:
+        return self.cni.cache_dir or f"{self.root_dir.rstrip('/')}/cni"
 
     @property
     def metrics_host_port(self) -> tuple[str, int]:
@@ -140,6 +202,39 @@ def parse_str(value: object, key: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(f"config key {key}: expected a string, got {value!r}")
     return value
+
+
+def parse_bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"config key {key}: expected true or false, got {value!r}")
+    return value
+
+
+def parse_abs_path_or_empty(value: object, key: str) -> str:
+    if value == "":
+        return ""
+    return parse_abs_path(value, key)
+
+
+def parse_binary(value: object, key: str) -> str:
+    """An absolute path or a bare command name (no slash), looked up when used."""
+    text = parse_nonempty_str(value, key)
+    if not text.startswith("/") and "/" in text:
+        raise InvalidArgument(f"config key {key}: expected an absolute path or a bare command name, got {value!r}")
+    return text
+
+
+def parse_cgroup_parent(value: object, key: str) -> str:
+    text = parse_abs_path(value, key)
+    if ".." in text.split("/"):
+        raise InvalidArgument(f"config key {key}: {value!r} must not contain '..'")
+    return text.rstrip("/") or "/"
+
+
+def parse_path_list(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidArgument(f"config key {key}: expected a non-empty list of absolute paths, got {value!r}")
+    return tuple(parse_abs_path(v, f"{key}[{i}]") for i, v in enumerate(value))
 
 
 def _int_at_least(low: int) -> Callable[[object, str], int]:
@@ -227,7 +322,60 @@ _SOCKET_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "path": ("socket_path", parse_abs_path),
     "mode": ("socket_mode", parse_mode),
 }
+_CNI_KEYS: dict[str, Callable[[object, str], Any]] = {
+    "conf_dir": parse_abs_path,
+    "bin_dirs": parse_path_list,
+    "cache_dir": parse_abs_path_or_empty,
+}
+_HANDLER_KEYS: dict[str, Callable[[object, str], Any]] = {
+    "binary": parse_binary,
+    "root": parse_abs_path_or_empty,
+    "private_cgroup_unified_umount": parse_bool,
+}
+_HANDLER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
+
+
+def parse_handlers(value: object, key: str) -> Mapping[str, RuntimeHandler]:
+    result: dict[str, RuntimeHandler] = {}
+    for name, entry in _mapping(value, key).items():
+        where = f"{key}.{name}"
+        if not _HANDLER_NAME.fullmatch(name) or name == "default":
+            raise InvalidArgument(f"config key {where}: {name!r} is not a valid handler name")
+        body = _mapping(entry, where)
+        _check_keys(body, _HANDLER_KEYS, where)
+        if "binary" not in body:
+            raise InvalidArgument(f"config key {where}.binary is required")
+        parsed = {k: _HANDLER_KEYS[k](raw, f"{where}.{k}") for k, raw in body.items()}
+        result[name] = RuntimeHandler(**parsed)
+    if not result:
+        raise InvalidArgument(f"config key {key}: at least one runtime handler is needed")
+    return result
+
+
+def parse_runtimes(value: object, key: str) -> RuntimesConfig:
+    body = _mapping(value, key)
+    _check_keys(body, {"default": None, "handlers": None}, key)
+    handlers = parse_handlers(body["handlers"], f"{key}.handlers") if "handlers" in body else dict(DEFAULT_HANDLERS)
+    default = parse_nonempty_str(body.get("default", RuntimesConfig().default), f"{key}.default")
+    if default not in handlers:
+        raise InvalidArgument(
+            f"config key {key}.default: {default!r} is not among the handlers ({', '.join(sorted(handlers))})"
+        )
+    return RuntimesConfig(default=default, handlers=handlers)
+
+
+def parse_cni(value: object, key: str) -> CniConfig:
+    body = _mapping(value, key)
+    _check_keys(body, _CNI_KEYS, key)
+    return replace(CniConfig(), **{k: _CNI_KEYS[k](raw, f"{key}.{k}") for k, raw in body.items()})
+
+
 _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
+    "cni": parse_cni,
+    "runtimes": parse_runtimes,
+    "shim_binary": parse_binary,
+    "cgroup_parent": parse_cgroup_parent,
+    "restrict_oom_score_adj": parse_bool,
     "root_dir": parse_abs_path,
     "state_dir": parse_abs_path,
     "metrics_address": parse_address,
@@ -282,7 +430,8 @@ def render_default() -> str:
     r = c.registry
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
-        "pause_image", "log_level", "registry",
+        "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
+        "restrict_oom_score_adj",
     }, "render_default is out of date with Config"
     return f"""\
 # dockyardd configuration. Every key is optional; these are the defaults.
@@ -318,4 +467,40 @@ registry:
   image_pull_progress_timeout: {format_duration(r.image_pull_progress_timeout)}
   # Layers downloaded at once per pull.
   max_concurrent_downloads: {r.max_concurrent_downloads}
+cni:
+  # CNI network configs (*.conflist, *.conf); the first one by name is used,
+  # re-read whenever the directory changes.
+  conf_dir: {c.cni.conf_dir}
+  # Where the plugin binaries are looked up, in order.
+  bin_dirs: [{", ".join(c.cni.bin_dirs)}]
+  # Cached ADD results (for DEL); "" means <root_dir>/cni.
+  cache_dir: "{c.cni.cache_dir}"
+runtimes:
+  # The handler of pods that name none ("" or "default").
+  default: {c.runtimes.default}
+  handlers:
+{_render_handlers(c.runtimes.handlers)}\
+# The per-pod shim (a path, or a command on PATH / next to dockyardd's Python).
+shim_binary: {c.shim_binary}
+# Pod cgroups go under this cgroupfs path.
+cgroup_parent: {c.cgroup_parent}
+# Clamp negative oom_score_adj values (the pause container's -998) to the
+# daemon's own value, for a daemon without CAP_SYS_RESOURCE (containerd's
+# restrict_oom_score_adj); when false such a pod fails with a clear error.
+restrict_oom_score_adj: {str(c.restrict_oom_score_adj).lower()}
 """
+
+
+def _render_handlers(handlers: Mapping[str, RuntimeHandler]) -> str:
+    lines: list[str] = []
+    for name, h in handlers.items():
+        lines += [
+            f"    {name}:",
+            f"      binary: {h.binary}",
+            "      # The runtime's --root; \"\" means <state_dir>/runtimes/<handler>.",
+            f"      root: \"{h.root}\"",
+            "      # Run the runtime with /sys/fs/cgroup/unified unmounted in a private",
+            "      # mount namespace (crun 1.8 refuses a hybrid v1+v2 host).",
+            f"      private_cgroup_unified_umount: {str(h.private_cgroup_unified_umount).lower()}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -93,6 +93,25 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth, the_puller)
 
 
+def open_runtime(config: Config, stores: Stores) -> Any:
+    """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
+    from dockyard.cri.events import ContainerEvents
+    from dockyard.cri.network.cni import CNI
+    from dockyard.cri.server.runtime import Runtime
+    from dockyard.cri.store.container import ContainerStore
+    from dockyard.cri.store.sandbox import SandboxStore
+
+    return Runtime(
+        config=config,
+        images=stores.images,
+        snapshotter=stores.snapshotter,
+        cni=CNI(config.cni.conf_dir, config.cni.bin_dirs, config.cni_cache_dir),
+        sandboxes=SandboxStore(config.root_dir),
+        containers=ContainerStore(config.root_dir),
+        events=ContainerEvents(),
+    )
+
+
 def pinned_refs(config: Config, stores: Stores) -> frozenset[str]:
     from dockyard.cri.image.reference import parse_reference
 
@@ -120,6 +139,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     readiness = Readiness()
     instrument = Instrument(readiness, metrics)
     stores = await asyncio.to_thread(open_stores, config, metrics)
+    runtime = open_runtime(config, stores)
     host, port = config.metrics_host_port
     metrics.serve(host, port)
     claim_socket(config.socket_path)
@@ -131,8 +151,9 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     service.add_services(
         server,
         instrument,
-        service.runtime_handlers(config),
+        service.runtime_handlers(config, runtime),
         service.image_handlers(stores.images, stores.convert_auth, pinned_refs(config, stores)),
+        service.runtime_streams(runtime, readiness),
     )
     server.add_insecure_port(f"unix://{config.socket_path}")
     old_umask = os.umask(0o177)  # the socket is born private, then opened to the group
@@ -150,6 +171,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await asyncio.to_thread(
             restart.recover, stores.content, stores.snapshotter, stores.images, len(list(stores.image_store.list()))
         )
+        await restart.recover_runtime(runtime)
         readiness.set_ready()
         log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics)", config.socket_path, config.metrics_address)
         if ready_file:
@@ -158,6 +180,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await stop.wait()
         log.info("stopping: cancelling pulls in flight")
     finally:
+        await runtime.shims.close_all()  # the shims and their containers keep running
         await stores.images.shutdown()
         await server.stop(STOP_GRACE_SECONDS)
         await stores.puller.aclose()

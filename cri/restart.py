@@ -18,13 +18,44 @@ Assumptions this relies on (if one stops holding, this module must change):
    do, their snapshots must be added to the referenced set here.
 5. Recovery runs before the readiness flag is set, so no RPC (and no pull)
    races it; instrument.py answers UNAVAILABLE meanwhile.
+
+The RuntimeService part (``recover_runtime``) further assumes:
+
+6. Sandbox and container records were written atomically; a record in state
+   INIT (sandbox) or CREATING (container) belongs to a RunPodSandbox or
+   CreateContainer that died with the previous daemon: the caller got no
+   answer, so the object is rolled back (its netns, snapshot, rootfs mount,
+   /dev/shm, cgroup, shim and record removed), never finished.
+7. Resource names are derived from the object id alone (netns
+   <state>/netns/<id>, shim <state>/shims/<id>, bundle <state>/containers/<id>,
+   snapshot key <id>, pod cgroup <cgroup_parent>/pod-<id>), so leftovers
+   of an object without a record are found by listing those places.
+8. A shim outlives the daemon and records every exit in its own state dir;
+   a live shim is the truth about its containers' states and exit codes.  A
+   dead shim (pid gone or not a shim) proves nothing about its containers:
+   they are force-deleted through the runtime's own state and marked exited
+   with reason ShimDied.
+9. The state dir is not guaranteed to be a tmpfs.  The boot id
+   (/proc/sys/kernel/random/boot_id) stored in it tells a reboot: then no
+   process, mount or netns of the last boot exists, so everything in the
+   state dir is stale and is removed, and every container is marked exited
+   (reason Rebooted) and every pod not ready, to be removed by the client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import shutil
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from .errors import CriError
+
+if TYPE_CHECKING:
+    from .server.runtime import Runtime
 
 log = logging.getLogger("dockyard.cri.restart")
 
@@ -59,3 +90,168 @@ def recover(content: TempCleaner, snapshots: TempCleaner, images: Collector, ima
         content_temps, snapshot_temps, blobs, chains, image_count,
     )
     return report
+
+
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+REBOOTED_REASON = "Rebooted"
+
+
+def read_boot_id(path: str = BOOT_ID_FILE) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
+def rebooted(stored: str | None, current: str) -> bool:
+    """A reboot happened iff a boot id was stored and differs (pure); a fresh state dir is no reboot."""
+    return stored is not None and stored != current
+
+
+@dataclass(slots=True)
+class RuntimeRecovery:
+    rebooted: bool = False
+    sandboxes: int = 0
+    containers: int = 0
+    rolled_back: int = 0
+    dead_shims: int = 0
+    leftovers: int = 0
+
+
+async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> RuntimeRecovery:
+    """Load the records, reconcile them with the shims and the host, remove leftovers."""
+    from .server.runtime import now_ns, release_rootfs
+    from .server.sandbox_remove import release_sandbox_files
+    from .store.container import ContainerState
+    from .store.sandbox import SandboxState
+
+    report = RuntimeRecovery()
+    state = rt.config.state_dir
+    os.makedirs(state, mode=0o711, exist_ok=True)
+    marker = os.path.join(state, "boot_id")
+    current = read_boot_id(boot_id_file)
+    try:
+        with open(marker, encoding="ascii") as f:
+            stored: str | None = f.read().strip()
+    except FileNotFoundError:
+        stored = None
+    report.rebooted = rebooted(stored, current)
+    if report.rebooted:
+        log.warning("boot id changed (%s -> %s): clearing the state dir's runtime leftovers", stored, current)
+        for sub in ("shims", "netns", "sandboxes", "containers", "runtimes"):
+            await asyncio.to_thread(shutil.rmtree, os.path.join(state, sub), True)
+    with open(marker + ".tmp", "w", encoding="ascii") as f:
+        f.write(current + "\n")
+    os.rename(marker + ".tmp", marker)
+
+    sandboxes = rt.sandboxes.load()
+    containers = rt.containers.load()
+    report.sandboxes, report.containers = len(sandboxes), len(containers)
+
+    # Half-done creates: roll back (assumption 6).
+    for c in containers:
+        if c.state is ContainerState.CREATING:
+            await _force_delete(rt, c.sandbox_id, c.id)
+            await asyncio.to_thread(release_rootfs, rt.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
+            rt.containers.delete(c.id)
+            report.rolled_back += 1
+    for s in sandboxes:
+        if s.state is SandboxState.INIT:
+            for c in rt.containers.of_sandbox(s.id):
+                rt.containers.delete(c.id)
+            await _force_delete(rt, s.id, s.id)
+            await rt.shims.shutdown(s.id)
+            with contextlib.suppress(CriError):
+                await rt.cni.teardown(s.id, s.netns_path)
+            await asyncio.to_thread(release_sandbox_files, rt, s)
+            rt.sandboxes.delete(s.id)
+            report.rolled_back += 1
+
+    # Live shims are the truth; dead ones prove nothing (assumption 8).
+    for s in rt.sandboxes.list():
+        if report.rebooted:
+            for c in rt.containers.of_sandbox(s.id):
+                if c.state is not ContainerState.EXITED:
+                    rt.record_exit(c, 255, now_ns(), reason=REBOOTED_REASON, message="the node rebooted")
+            rt.record_pause_exit(s, 255)
+            continue
+        client = await rt.shims.reconnect(s.id)
+        if client is None:
+            if any(c.state is not ContainerState.EXITED for c in rt.containers.of_sandbox(s.id)) or s.pause_exit_code is None:
+                report.dead_shims += 1
+                for c in rt.containers.of_sandbox(s.id):
+                    if c.state is not ContainerState.EXITED:
+                        await _force_delete(rt, s.id, c.id)
+                await _force_delete(rt, s.id, s.id)
+                await rt.on_shim_dead(s.id)
+            continue
+        await rt.on_shim_resync(s.id)
+
+    report.leftovers = await asyncio.to_thread(_remove_orphans, rt)
+    log.info(
+        "runtime recovery: %d pods, %d containers, %d half-done rolled back, %d dead shims, %d orphans removed%s",
+        report.sandboxes, report.containers, report.rolled_back, report.dead_shims, report.leftovers,
+        " (after a reboot)" if report.rebooted else "",
+    )
+    return report
+
+
+async def _force_delete(rt: Runtime, pod_id: str, container_id: str) -> None:
+    """Kill and delete a container through its runtime's own state (its shim is gone or never answered)."""
+    sandbox = rt.sandboxes.find(pod_id)
+    handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else rt.config.runtimes.default
+    await rt.shims.force_delete(handler, container_id)
+
+
+def _remove_orphans(rt: Runtime) -> int:
+    """Leftovers of objects without a record (assumption 7); blocking."""
+    from .network import netns
+    from .pod_cgroup import remove_pod_cgroup
+    from .server.runtime import release_rootfs, unmount_all
+    from .shims import shim_alive
+
+    state = rt.config.state_dir
+    known_pods = {s.id for s in rt.sandboxes.list()}
+    known_containers = {c.id for c in rt.containers.list()}
+    removed = 0
+    for name in _listdir(os.path.join(state, "netns")):
+        if name not in known_pods:
+            netns.remove(os.path.join(state, "netns", name))
+            removed += 1
+    for name in _listdir(os.path.join(state, "sandboxes")):
+        if name not in known_pods:
+            sdir = os.path.join(state, "sandboxes", name)
+            release_rootfs(rt.snapshotter, os.path.join(sdir, "bundle", "rootfs"), "", "")
+            if os.path.isdir(os.path.join(sdir, "shm")):
+                unmount_all(os.path.join(sdir, "shm"))
+            shutil.rmtree(sdir, ignore_errors=True)
+            removed += 1
+    for name in _listdir(os.path.join(state, "containers")):
+        if name not in known_containers:
+            cdir = os.path.join(state, "containers", name)
+            release_rootfs(rt.snapshotter, os.path.join(cdir, "rootfs"), "", cdir)
+            removed += 1
+    for name in _listdir(os.path.join(state, "shims")):
+        if name not in known_pods and not shim_alive(os.path.join(state, "shims", name)):
+            shutil.rmtree(os.path.join(state, "shims", name), ignore_errors=True)
+            removed += 1
+    for key in sorted(rt.snapshotter.active()):
+        if key not in known_pods and key not in known_containers:
+            release_rootfs(rt.snapshotter, "", key, "")
+            removed += 1
+    parent = rt.config.cgroup_parent.strip("/")
+    for hierarchy in _listdir("/sys/fs/cgroup"):
+        for name in _listdir(os.path.join("/sys/fs/cgroup", hierarchy, parent)):
+            if name.startswith("pod-") and name[4:] not in known_pods:
+                try:
+                    remove_pod_cgroup(f"/{parent}/{name}")
+                except CriError as err:  # still has processes: reported, kept
+                    log.warning("orphan pod cgroup: %s", err.message)
+                    continue
+                removed += 1
+    return removed
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -18,7 +18,8 @@ from dockyard.cri import errors
 from dockyard.cri.config import Config
 from dockyard.cri.server import image_list, image_pull, image_remove, image_status, imagefs_info, status, version
 from dockyard.cri.server.images import Images
-from dockyard.cri.server.instrument import Handler, Instrument
+from dockyard.cri.server.instrument import Handler, Instrument, Readiness
+from dockyard.cri.server.runtime import Runtime
 
 RUNTIME_SERVICE = "RuntimeService"
 IMAGE_SERVICE = "ImageService"
@@ -31,7 +32,7 @@ def method_names(service: str) -> list[str]:
 def _unimplemented(service: str, method: str) -> Handler:
     async def handler(request: Any) -> Any:
         raise errors.Unimplemented(
-            f"{service}.{method} is not implemented by dockyardd yet (only Version and Status of the RuntimeService are)"
+            f"{service}.{method} is not implemented by dockyardd"
         )
 
     return handler
@@ -52,11 +53,56 @@ def build_servicer(service: str, handlers: Mapping[str, Handler], instrument: In
     return servicer
 
 
-def runtime_handlers(config: Config) -> dict[str, Handler]:
-    async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
-        return status.status_response(config, request.verbose)
+def runtime_handlers(config: Config, rt: Runtime | None = None) -> dict[str, Handler]:
+    """Every unary RuntimeService RPC; without ``rt`` only Version and Status."""
 
-    return {"Version": version.version_rpc, "Status": status_rpc}
+    async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
+        return status.status_response(config, request.verbose, rt.cni if rt is not None else None)
+
+    handlers: dict[str, Handler] = {"Version": version.version_rpc, "Status": status_rpc}
+    if rt is None:
+        return handlers
+    from dockyard.cri.server import (
+        container_create, container_list, container_log_reopen, container_remove, container_start,
+        container_stats, container_stats_list, container_status, container_stop, container_update_resources,
+        exec_sync, metric_descriptors, runtime_config, runtime_config_update, sandbox_list, sandbox_metrics_list,
+        sandbox_remove, sandbox_run, sandbox_stats, sandbox_stats_list, sandbox_status, sandbox_stop,
+    )
+
+    rpcs: dict[str, Any] = {
+        "RunPodSandbox": sandbox_run.run_pod_sandbox,
+        "StopPodSandbox": sandbox_stop.stop_pod_sandbox,
+        "RemovePodSandbox": sandbox_remove.remove_pod_sandbox,
+        "PodSandboxStatus": sandbox_status.pod_sandbox_status,
+        "ListPodSandbox": sandbox_list.list_pod_sandbox,
+        "CreateContainer": container_create.create_container,
+        "StartContainer": container_start.start_container,
+        "StopContainer": container_stop.stop_container,
+        "RemoveContainer": container_remove.remove_container,
+        "ContainerStatus": container_status.container_status_rpc,
+        "ListContainers": container_list.list_containers,
+        "ExecSync": exec_sync.exec_sync,
+        "ContainerStats": container_stats.container_stats,
+        "ListContainerStats": container_stats_list.list_container_stats,
+        "PodSandboxStats": sandbox_stats.pod_sandbox_stats,
+        "ListPodSandboxStats": sandbox_stats_list.list_pod_sandbox_stats,
+        "UpdateContainerResources": container_update_resources.update_container_resources,
+        "ReopenContainerLog": container_log_reopen.reopen_container_log,
+        "RuntimeConfig": runtime_config.runtime_config,
+        "UpdateRuntimeConfig": runtime_config_update.update_runtime_config,
+        "ListMetricDescriptors": metric_descriptors.list_metric_descriptors,
+        "ListPodSandboxMetrics": sandbox_metrics_list.list_pod_sandbox_metrics,
+    }
+    for name, rpc in rpcs.items():
+        handlers[name] = functools.partial(rpc, rt)
+    return handlers
+
+
+def runtime_streams(rt: Runtime, readiness: Readiness) -> dict[str, Any]:
+    """Server-streaming RuntimeService RPCs (they gate on readiness themselves)."""
+    from dockyard.cri.server import container_events
+
+    return {"GetContainerEvents": container_events.container_events_handler(rt, lambda: readiness.ready)}
 
 
 def image_handlers(images: Images, convert_auth: image_pull.AuthConverter, pinned_refs: frozenset[str]) -> dict[str, Handler]:
@@ -74,9 +120,13 @@ def add_services(
     instrument: Instrument,
     runtime: Mapping[str, Handler],
     image: Mapping[str, Handler],
+    streams: Mapping[str, Any] | None = None,
 ) -> None:
+    runtime_servicer = build_servicer(RUNTIME_SERVICE, runtime, instrument)
+    for name, stream in (streams or {}).items():
+        setattr(runtime_servicer, name, stream)
     api_pb2_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        build_servicer(RUNTIME_SERVICE, runtime, instrument), server
+        runtime_servicer, server
     )
     api_pb2_grpc.add_ImageServiceServicer_to_server(  # type: ignore[no-untyped-call]
         build_servicer(IMAGE_SERVICE, image, instrument), server

@@ -126,4 +126,7 @@ def test_credentials_never_in_repr() -> None:
 def test_default_yaml_is_plain_yaml() -> None:
     """The default text is a mapping with the documented top-level keys."""
     data = yaml.safe_load(render_default())
-    assert set(data) == {"socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry"}
+    assert set(data) == {
+        "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
+        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj",
+    }

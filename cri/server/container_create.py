@@ -1,0 +1,147 @@
+"""CreateContainer: image -> writable snapshot -> mounted rootfs -> bundle -> shim create.
+
+Order and undo (AsyncExitStack, newest first on failure):
+  checks first, nothing taken: the pod exists and is ready (NotFound /
+  FailedPrecondition), the image exists (NotFound naming it), the log path
+  stays inside the pod's log_directory (InvalidArgument), the name is free
+  (AlreadyExists naming the holder), the OCI spec builds (InvalidArgument
+  naming the CRI field: a missing command, a volume host path that does not
+  exist, ...);
+  then: record (CREATING) -> snapshot -> rootfs mount -> config.json -> shim
+  create -> record CREATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from .. import errors
+from ..store.container import Container, ContainerState, unique_name
+from ..store.sandbox import SandboxState
+from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
+from .sandbox_run import has_cap_sys_resource, own_oom_score_adj
+
+
+def resolve_log_path(log_directory: str, log_path: str) -> str:
+    """The absolute log file of a container; InvalidArgument if it escapes log_directory (pure)."""
+    if not log_path:
+        return ""
+    if not log_directory:
+        raise errors.InvalidArgument(
+            f"config.log_path {log_path!r} is set but the pod sandbox has no log_directory"
+        )
+    base = os.path.normpath(log_directory)
+    full = os.path.normpath(os.path.join(base, log_path))
+    if os.path.isabs(log_path) and not full.startswith(base + "/"):
+        raise errors.InvalidArgument(f"config.log_path {log_path!r} is outside the pod's log_directory {base}")
+    if not full.startswith(base + "/"):
+        raise errors.InvalidArgument(f"config.log_path {log_path!r} is outside the pod's log_directory {base}")
+    return full
+
+
+async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest) -> api_pb2.CreateContainerResponse:
+    config = request.config
+    if not config.HasField("metadata") or not config.metadata.name:
+        raise errors.InvalidArgument("config.metadata.name is required")
+    if not config.image.image:
+        raise errors.InvalidArgument("config.image.image is required")
+    sandbox = rt.sandbox(request.pod_sandbox_id)
+    if sandbox.state is not SandboxState.READY:
+        raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready ({sandbox.state.value})")
+    sandbox_config = sandbox.config
+    try:
+        image = rt.images.get(config.image.image)
+    except errors.NotFound as err:
+        raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
+    log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
+    name = unique_name(sandbox_config.metadata, config.metadata)
+    holder = rt.containers.index.id_by_name(name)
+    if holder is not None:
+        raise errors.AlreadyExists(f"container name {name!r} is already in use by container {holder}")
+
+    cid = secrets.token_hex(32)
+    bundle = rt.container_dir(cid)
+    rootfs = os.path.join(bundle, "rootfs")
+    from ..oci.container_spec import PodFiles, container_image_volumes, container_spec
+
+    sdir = rt.sandbox_dir(sandbox.id)
+    ipc_host = sandbox_config.linux.security_context.namespace_options.ipc == api_pb2.NODE
+    pod_files = PodFiles(
+        hostname_path=os.path.join(sdir, "hostname"), hosts_path=os.path.join(sdir, "hosts"),
+        resolv_path=os.path.join(sdir, "resolv.conf"), shm_path="" if ipc_host else os.path.join(sdir, "shm"),
+    )
+    container = Container(
+        id=cid, name=name, sandbox_id=sandbox.id, config_b64=Container.encode_config(config),
+        image_id=image.id, image_ref=config.image.image,
+        image_repo_digest=image.repo_digests[0] if image.repo_digests else image.id,
+        log_path=log_path, created_at=now_ns(), snapshot_key=cid, bundle=bundle,
+        stop_signal=image.stop_signal, mounts=[_mount_json(m) for m in config.mounts],
+    )
+    async with contextlib.AsyncExitStack() as undo:
+        rt.containers.add(container)
+        undo.callback(rt.containers.delete, cid)
+        os.makedirs(rootfs, mode=0o755)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", "", bundle)
+        parent = image.chain_ids[-1] if image.chain_ids else None
+        mounts = await asyncio.to_thread(rt.snapshotter.prepare, cid, parent)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", cid, "")
+        await asyncio.to_thread(rt.snapshotter.mount, mounts, rootfs)
+        undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
+        floor = own_oom_score_adj() if rt.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
+        # After the mount: the user name is resolved from the image's /etc/passwd.
+        spec = await asyncio.to_thread(
+            container_spec, config, sandbox_config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
+            netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
+            container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
+            target_pid=lambda target: _target_pid(rt, sandbox.id, target),
+            volumes_dir=os.path.join(bundle, "volumes"),
+        )
+        await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
+        write_json(os.path.join(bundle, "config.json"), spec)
+        if log_path:
+            os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
+        client = rt.shims.client(sandbox.id)
+        created = await client.call("create", {
+            "container_id": cid, "bundle": bundle, "stdin": config.stdin, "stdin_once": config.stdin_once,
+            "tty": config.tty, "log_path": log_path,
+        })
+        container.pid = int(created.get("pid", 0))
+        container.state = ContainerState.CREATED
+        rt.containers.save(container)
+        undo.pop_all()
+    rt.events.publish(rt, container, api_pb2.CONTAINER_CREATED_EVENT)
+    return api_pb2.CreateContainerResponse(container_id=cid)
+
+
+def _seed_image_volumes(volumes: list[Any], rootfs: str) -> None:
+    """Create each anonymous image volume, seeded with the image's content at its path (docker's rule)."""
+    for vol in volumes:
+        source = os.path.join(rootfs, vol.container_path.lstrip("/"))
+        if os.path.isdir(source) and not os.path.islink(source):
+            shutil.copytree(source, vol.host_path, symlinks=True, dirs_exist_ok=True)
+        else:
+            os.makedirs(vol.host_path, mode=0o755, exist_ok=True)
+
+
+def _target_pid(rt: Runtime, sandbox_id: str, target: str) -> int:
+    """The pid of the TARGET container of a pid namespace option (must be in the same pod and running)."""
+    c = rt.container(target)
+    if c.sandbox_id != sandbox_id:
+        raise errors.InvalidArgument(f"config.linux.security_context.namespace_options.target_id {target}: in another pod")
+    if c.state is not ContainerState.RUNNING or not c.pid:
+        raise errors.FailedPrecondition(f"config.linux.security_context.namespace_options.target_id {target}: not running")
+    return c.pid
+
+
+def _mount_json(m: api_pb2.Mount) -> dict[str, object]:
+    return {
+        "container_path": m.container_path, "host_path": m.host_path, "readonly": m.readonly,
+        "selinux_relabel": m.selinux_relabel, "propagation": int(m.propagation),
+    }

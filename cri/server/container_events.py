@@ -1,0 +1,37 @@
+"""GetContainerEvents: a server stream of created/started/stopped/deleted events.
+
+A streaming RPC cannot go through instrument.py's unary wrapper, so this
+module gates on readiness itself; the stream ends when the client leaves or
+when the fan-out drops it for not reading (cri/events.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs
+from cri_api.v1 import api_pb2
+
+from .runtime import Runtime
+
+
+def container_events_handler(
+    rt: Runtime, ready: Callable[[], bool]
+) -> Callable[[api_pb2.GetEventsRequest, Any], AsyncIterator[api_pb2.ContainerEventResponse]]:
+    async def get_container_events(
+        request: api_pb2.GetEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api_pb2.ContainerEventResponse]:
+        if not ready():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "dockyardd is starting (recovery not finished)")
+        queue = rt.events.subscribe()
+        try:
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            rt.events.unsubscribe(queue)
+
+    return get_container_events

@@ -1,0 +1,44 @@
+"""ListContainers with the CRI filter: id (prefix), state, pod sandbox id (prefix), labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cri_api.v1 import api_pb2
+
+from ..store.container import CRI_STATE, Container, ContainerState
+from .runtime import Runtime
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def container_matches(c: Container, f: api_pb2.ContainerFilter | None, labels: Mapping[str, str]) -> bool:
+    """The CRI filter rules (pure): every set field must match."""
+    if f is None:
+        return True
+    if f.id and not c.id.startswith(f.id):
+        return False
+    if f.pod_sandbox_id and not c.sandbox_id.startswith(f.pod_sandbox_id):
+        return False
+    if f.HasField("state") and CRI_STATE[c.state] != f.state.state:
+        return False
+    return labels_match(f.label_selector, labels)
+
+
+async def list_containers(rt: Runtime, request: api_pb2.ListContainersRequest) -> api_pb2.ListContainersResponse:
+    f = request.filter if request.HasField("filter") else None
+    out = api_pb2.ListContainersResponse()
+    for c in sorted(rt.containers.list(), key=lambda c: c.created_at):
+        if c.state is ContainerState.CREATING:
+            continue  # not yet a container anyone can act on
+        config = c.config
+        if not container_matches(c, f, config.labels):
+            continue
+        out.containers.append(api_pb2.Container(
+            id=c.id, pod_sandbox_id=c.sandbox_id, metadata=config.metadata,
+            image=api_pb2.ImageSpec(image=c.image_ref), image_ref=c.image_repo_digest, image_id=c.image_id,
+            state=CRI_STATE[c.state], created_at=c.created_at, labels=config.labels, annotations=config.annotations,
+        ))
+    return out

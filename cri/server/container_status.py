@@ -1,0 +1,66 @@
+"""ContainerStatus: the record as CRI sees it, plus verbose info (pid, spec, runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from cri_api.v1 import api_pb2
+
+from ..store.container import CRI_STATE, Container, ContainerState
+from .runtime import Runtime
+
+OOM_KILLED = "OOMKilled"
+COMPLETED = "Completed"
+ERROR = "Error"
+
+
+def exit_reason(c: Container) -> str:
+    """Completed / Error / OOMKilled (or a reason recorded at the exit, e.g. ShimDied) (pure)."""
+    if c.state is not ContainerState.EXITED:
+        return ""
+    if c.reason:
+        return c.reason
+    if c.oom_killed:
+        return OOM_KILLED
+    return COMPLETED if c.exit_code == 0 else ERROR
+
+
+def container_status(rt: Runtime, c: Container) -> api_pb2.ContainerStatus:
+    config = c.config
+    status = api_pb2.ContainerStatus(
+        id=c.id, metadata=config.metadata, state=CRI_STATE[c.state], created_at=c.created_at,
+        started_at=c.started_at, finished_at=c.finished_at if c.state is ContainerState.EXITED else 0,
+        exit_code=c.exit_code if c.state is ContainerState.EXITED else 0,
+        image=api_pb2.ImageSpec(image=c.image_ref, annotations=config.image.annotations),
+        image_ref=c.image_repo_digest, image_id=c.image_id, reason=exit_reason(c), message=c.message,
+        labels=config.labels, annotations=config.annotations, log_path=c.log_path,
+    )
+    for m in config.mounts:
+        status.mounts.append(m)
+    return status
+
+
+def verbose_info(rt: Runtime, c: Container) -> dict[str, str]:
+    spec: object = None
+    try:
+        with open(os.path.join(c.bundle, "config.json")) as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        spec = None
+    sandbox = rt.sandboxes.find(c.sandbox_id)
+    info = {
+        "sandboxID": c.sandbox_id, "pid": c.pid, "removing": False, "snapshotKey": c.snapshot_key,
+        "snapshotter": "overlayfs", "runtimeType": "dockyard-shim",
+        "runtimeHandler": sandbox.handler if sandbox else "", "bundle": c.bundle, "runtimeSpec": spec,
+        "state": c.state.value,
+    }
+    return {"info": json.dumps(info)}
+
+
+async def container_status_rpc(rt: Runtime, request: api_pb2.ContainerStatusRequest) -> api_pb2.ContainerStatusResponse:
+    c = rt.container(request.container_id)
+    resp = api_pb2.ContainerStatusResponse(status=container_status(rt, c))
+    if request.verbose:
+        resp.info.update(verbose_info(rt, c))
+    return resp

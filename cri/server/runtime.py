@@ -1,0 +1,247 @@
+"""What the RuntimeService RPC modules share: the stores, the shims, the network,
+the images, the event fan-out -- containerd's criService, as one object.
+
+Each RPC lives in its own module (sandbox_run.py, container_create.py, ...)
+as ``async def rpc(rt: Runtime, request) -> response``.  This module keeps
+only what several of them need: lookups, the state updates that shim events
+drive, and the teardown steps that Stop/Remove and recovery all perform.
+
+Locking: every state change of a sandbox or container happens under that
+object's asyncio lock (``sandboxes.index.lock(id)``); blocking work (mounts,
+netns, file trees) runs in a worker thread so the loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cri_api.v1 import api_pb2
+
+from .. import errors
+from ..config import Config
+from ..events import ContainerEvents
+from ..shims import Shims
+from ..stats import StatsSampler
+from ..store.container import Container, ContainerState, ContainerStore
+from ..store.sandbox import Sandbox, SandboxState, SandboxStore
+
+log = logging.getLogger("dockyard.cri.runtime")
+
+# Exit status the shim reports for a process killed by signal N: 128 + N.
+SIGKILL_STATUS = 128 + 9
+SHIM_DIED_REASON = "ShimDied"
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+class ImagesLike(Protocol):
+    def get(self, ref_or_id: str) -> Any: ...
+    async def pull(self, ref_text: str, auth: object) -> Any: ...
+
+
+class SnapshotterLike(Protocol):
+    def prepare(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
+    def remove(self, key: str) -> None: ...
+    def active(self) -> set[str]: ...
+    @staticmethod
+    def mount(mounts: list[Any], target: str) -> None: ...
+    @staticmethod
+    def unmount(target: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    images: ImagesLike
+    snapshotter: Any
+    cni: Any
+    sandboxes: SandboxStore
+    containers: ContainerStore
+    events: ContainerEvents
+    shims: Shims = field(init=False)
+    pod_cidr: str = ""
+    sampler: StatsSampler = field(default_factory=StatsSampler)
+    # RunPodSandbox calls in flight by unique name: a retry awaits the first.
+    sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    # Exit notifications per container id (set when the exit is recorded).
+    exited: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.shims = Shims(self.config, self.on_shim_event, self.on_shim_resync, self.on_shim_dead)
+
+    # --- paths ---
+
+    def sandbox_dir(self, sandbox_id: str) -> str:
+        return os.path.join(self.config.state_dir, "sandboxes", sandbox_id)
+
+    def container_dir(self, container_id: str) -> str:
+        return os.path.join(self.config.state_dir, "containers", container_id)
+
+    def netns_path(self, sandbox_id: str) -> str:
+        return os.path.join(self.config.state_dir, "netns", sandbox_id)
+
+    def pause_bundle(self, sandbox_id: str) -> str:
+        return os.path.join(self.sandbox_dir(sandbox_id), "bundle")
+
+    # --- exit bookkeeping ---
+
+    def exit_event(self, container_id: str) -> asyncio.Event:
+        ev = self.exited.get(container_id)
+        if ev is None:
+            ev = self.exited[container_id] = asyncio.Event()
+        return ev
+
+    def record_exit(self, container: Container, exit_status: int, exited_at: int, *, reason: str = "", message: str = "") -> bool:
+        """Mark a container exited (once); persist; publish. True if it changed."""
+        if container.state in (ContainerState.EXITED,):
+            return False
+        container.state = ContainerState.EXITED
+        container.exit_code = exit_status
+        container.finished_at = exited_at or now_ns()
+        if reason:
+            container.reason, container.message = reason, message
+        self.containers.save(container)
+        self.exit_event(container.id).set()
+        self.events.publish(self, container, api_pb2.CONTAINER_STOPPED_EVENT)
+        return True
+
+    def record_pause_exit(self, sandbox: Sandbox, exit_status: int) -> None:
+        if sandbox.pause_exit_code is None:
+            sandbox.pause_exit_code = exit_status
+        if sandbox.state is SandboxState.READY:
+            sandbox.state = SandboxState.NOTREADY
+        self.sandboxes.save(sandbox)
+        self.exit_event(sandbox.id).set()
+
+    async def on_shim_event(self, pod_id: str, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        cid = str(event.get("container_id", ""))
+        if kind == "oom":
+            c = self.containers.find(cid) if cid else None
+            if c is not None and c.id == cid:
+                c.oom_killed = True
+                self.containers.save(c)
+            return
+        if kind != "exit" or event.get("exec_id"):
+            return
+        await self.apply_exit(pod_id, cid, int(event.get("exit_status", 0)), int(event.get("exited_at", 0)))
+
+    async def apply_exit(self, pod_id: str, cid: str, exit_status: int, exited_at: int) -> None:
+        if cid == pod_id:
+            sandbox = self.sandboxes.find(pod_id)
+            if sandbox is not None and sandbox.id == pod_id:
+                self.record_pause_exit(sandbox, exit_status)
+            return
+        c = self.containers.find(cid) if cid else None
+        if c is not None and c.id == cid and c.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            self.record_exit(c, exit_status, exited_at)
+
+    async def on_shim_resync(self, pod_id: str) -> None:
+        """(Re)subscribed: learn exits we may have missed from the shim's list."""
+        try:
+            listing = await self.shims.client(pod_id).call("list")
+        except errors.CriError as err:
+            log.warning("shim of pod %s: list after subscribe: %s", pod_id, err.message)
+            return
+        for st in listing.get("containers", []):
+            if st.get("status") == "stopped":
+                await self.apply_exit(pod_id, str(st.get("container_id", st.get("id", ""))),
+                                      int(st.get("exit_status", 0)), int(st.get("exited_at", 0)))
+
+    async def on_shim_dead(self, pod_id: str) -> None:
+        """The shim is gone: nothing it ran can be proven alive; mark all exited with the reason."""
+        message = f"the shim of pod {pod_id} died; the container's exit status is unknown"
+        sandbox = self.sandboxes.find(pod_id)
+        handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else self.config.runtimes.default
+        for c in self.containers.of_sandbox(pod_id):
+            if c.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
+                # Its processes may outlive the shim: kill them through the runtime's state.
+                await self.shims.force_delete(handler, c.id)
+                self.record_exit(c, 255, now_ns(), reason=SHIM_DIED_REASON, message=message)
+        if sandbox is not None and sandbox.id == pod_id:
+            if sandbox.pause_exit_code is None:
+                await self.shims.force_delete(handler, sandbox.id)
+            self.record_pause_exit(sandbox, 255)
+
+    # --- lookups ---
+
+    def sandbox(self, id_or_prefix: str) -> Sandbox:
+        try:
+            return self.sandboxes.get(id_or_prefix)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"pod sandbox {id_or_prefix} not found") from err
+
+    def container(self, id_or_prefix: str) -> Container:
+        try:
+            return self.containers.get(id_or_prefix)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"container {id_or_prefix} not found") from err
+
+    # --- shared teardown steps (each idempotent) ---
+
+    async def kill_and_wait(self, pod_id: str, cid: str, timeout: float) -> None:
+        """SIGKILL a container (all its processes) and wait for the exit to be recorded."""
+        client = self.shims.client(pod_id)
+        with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
+            await client.call("kill", {"container_id": cid, "signal": 9, "all": True})
+        await self.wait_exit(pod_id, cid, timeout)
+
+    async def wait_exit(self, pod_id: str, cid: str, timeout: float) -> dict[str, Any] | None:
+        """The shim's wait result, or None if the container is unknown to the shim."""
+        try:
+            result = await self.shims.client(pod_id).call("wait", {"container_id": cid}, timeout=timeout)
+        except errors.NotFound:
+            return None
+        await self.apply_exit(pod_id, cid, int(result.get("exit_status", 0)), int(result.get("exited_at", 0)))
+        return result
+
+    async def release_container(self, c: Container) -> None:
+        """Delete from the shim, unmount the rootfs, remove the snapshot and bundle."""
+        if self.shims.has(c.sandbox_id):
+            with contextlib.suppress(errors.NotFound):
+                await self.shims.client(c.sandbox_id).call("delete", {"container_id": c.id})
+        await asyncio.to_thread(release_rootfs, self.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
+
+    def publish_sandbox(self, sandbox: Sandbox, kind: int) -> None:
+        self.events.publish_sandbox(self, sandbox, kind)
+
+
+def release_rootfs(snapshotter: Any, rootfs: str, snapshot_key: str, bundle: str) -> None:
+    """Blocking: unmount ``rootfs``, remove the snapshot, remove the bundle dir (each if present)."""
+    if rootfs and os.path.isdir(rootfs):
+        unmount_all(rootfs)
+    if snapshot_key:
+        with contextlib.suppress(errors.NotFound):
+            snapshotter.remove(snapshot_key)
+    if bundle:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+def unmount_all(target: str) -> None:
+    """Unmount ``target`` until it is no mount point (stacked mounts included)."""
+    from dockyard.runtime import syscalls
+    from dockyard.runtime.errors import SyscallError
+
+    for _ in range(16):
+        try:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+        except SyscallError as err:
+            if err.errno in (errno.EINVAL, errno.ENOENT):
+                return
+            raise errors.Internal(f"unmount {target}: {err}") from err
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)

@@ -1,0 +1,11 @@
+"""RuntimeConfig: the cgroup driver kubelet must match (cgroupfs: the daemon writes cgroupfs paths)."""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+
+from .runtime import Runtime
+
+
+async def runtime_config(rt: Runtime, request: api_pb2.RuntimeConfigRequest) -> api_pb2.RuntimeConfigResponse:
+    return api_pb2.RuntimeConfigResponse(linux=api_pb2.LinuxRuntimeConfiguration(cgroup_driver=api_pb2.CGROUPFS))

@@ -1,0 +1,36 @@
+"""ListPodSandbox with the CRI filter: id (prefix), state, labels."""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+
+from ..store.sandbox import Sandbox, SandboxState
+from .container_list import labels_match
+from .runtime import Runtime
+from .sandbox_status import CRI_SANDBOX_STATE
+
+
+def sandbox_matches(s: Sandbox, f: api_pb2.PodSandboxFilter | None, labels: dict[str, str]) -> bool:
+    if f is None:
+        return True
+    if f.id and not s.id.startswith(f.id):
+        return False
+    if f.HasField("state") and CRI_SANDBOX_STATE[s.state] != f.state.state:
+        return False
+    return labels_match(f.label_selector, labels)
+
+
+async def list_pod_sandbox(rt: Runtime, request: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
+    f = request.filter if request.HasField("filter") else None
+    out = api_pb2.ListPodSandboxResponse()
+    for s in sorted(rt.sandboxes.list(), key=lambda s: s.created_at):
+        if s.state is SandboxState.INIT:
+            continue
+        config = s.config
+        if not sandbox_matches(s, f, dict(config.labels)):
+            continue
+        out.items.append(api_pb2.PodSandbox(
+            id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,
+            labels=config.labels, annotations=config.annotations, runtime_handler=s.runtime_handler,
+        ))
+    return out

@@ -1,0 +1,68 @@
+"""RemovePodSandbox: stop if needed, remove every container, the pause container,
+the shim, the netns, the pod files and /dev/shm, the pod cgroup, the record.
+
+Idempotent: an unknown id answers OK.  Every step tolerates its resource being
+gone already, so a Remove interrupted by a daemon crash can simply be retried
+(recovery does exactly that for records it finds half removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+
+from cri_api.v1 import api_pb2
+
+from .. import errors
+from ..network import netns as netns_mod
+from ..pod_cgroup import remove_pod_cgroup
+from ..store.sandbox import Sandbox, SandboxState
+from .container_remove import remove_container_now
+from .runtime import Runtime, release_rootfs, unmount_all
+from .sandbox_stop import stop_sandbox
+
+log = logging.getLogger("dockyard.cri.sandbox_remove")
+
+
+async def remove_pod_sandbox(rt: Runtime, request: api_pb2.RemovePodSandboxRequest) -> api_pb2.RemovePodSandboxResponse:
+    sandbox = rt.sandboxes.find(request.pod_sandbox_id)
+    if sandbox is None:
+        return api_pb2.RemovePodSandboxResponse()
+    await remove_sandbox(rt, sandbox)
+    return api_pb2.RemovePodSandboxResponse()
+
+
+async def remove_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
+    if sandbox.state is not SandboxState.NOTREADY:
+        await stop_sandbox(rt, sandbox)
+    for c in rt.containers.of_sandbox(sandbox.id):
+        async with rt.containers.index.lock(c.id):
+            await remove_container_now(rt, c)
+    async with rt.sandboxes.index.lock(sandbox.id):
+        if rt.shims.has(sandbox.id):
+            with contextlib.suppress(errors.NotFound):
+                await rt.shims.client(sandbox.id).call("delete", {"container_id": sandbox.id})
+        await rt.shims.shutdown(sandbox.id)
+        await asyncio.to_thread(release_sandbox_files, rt, sandbox)
+        rt.sandboxes.delete(sandbox.id)
+        rt.exited.pop(sandbox.id, None)
+    with contextlib.suppress(errors.CriError):
+        rt.publish_sandbox(sandbox, api_pb2.CONTAINER_DELETED_EVENT)
+    log.info("pod sandbox %s removed", sandbox.id)
+
+
+def release_sandbox_files(rt: Runtime, sandbox: Sandbox) -> None:
+    """Blocking, idempotent: pause rootfs + snapshot, /dev/shm, netns, files, pod cgroup."""
+    bundle = rt.pause_bundle(sandbox.id)
+    release_rootfs(rt.snapshotter, os.path.join(bundle, "rootfs"), sandbox.id, bundle)
+    sdir = rt.sandbox_dir(sandbox.id)
+    shm = os.path.join(sdir, "shm")
+    if os.path.isdir(shm):
+        unmount_all(shm)
+    netns_mod.remove(rt.netns_path(sandbox.id))
+    shutil.rmtree(sdir, ignore_errors=True)
+    if not sandbox.config.linux.cgroup_parent:
+        remove_pod_cgroup(sandbox.cgroup_parent or f"{rt.config.cgroup_parent.rstrip('/')}/pod-{sandbox.id}")

@@ -1,0 +1,284 @@
+"""RunPodSandbox: a pod's netns, files, pause container, shim and network.
+
+Steps, each with its undo pushed on an AsyncExitStack (all undone, newest
+first, when a later step fails; ``pop_all`` once everything worked):
+
+  1. resolve the runtime handler (InvalidArgument when unknown)
+  2. reserve the unique name: a concurrent retry with the same metadata awaits
+     this call's answer; a finished pod of that name is AlreadyExists naming its id
+  3. persist the record in state INIT (recovery's map of what to clean up)
+  4. the pause image (pulled when missing)
+  5. state dir: hostname, hosts, resolv.conf; a 64 MiB tmpfs for /dev/shm
+  6. the netns, pinned under <state_dir>/netns/<id> (not for host network)
+  7. the pause rootfs: snapshot prepare + mount; the bundle's config.json
+  8. the shim; the pause container created and started through it
+  9. CNI ADD (K8S_* args, port mappings); /etc/hosts gets the pod IP
+ 10. state READY
+
+The pause container runs at oom_score_adj -998.  Writing a value below the
+daemon's own needs CAP_SYS_RESOURCE; with ``restrict_oom_score_adj`` the
+value is clamped to the daemon's own (containerd's rule), without it a
+daemon lacking the capability refuses the pod up front with a clear error
+instead of letting the runtime fail half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from .. import errors
+from ..network import netns as netns_mod
+from ..network import pod_files
+from ..store.sandbox import Sandbox, SandboxState, unique_name
+from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
+
+log = logging.getLogger("dockyard.cri.sandbox_run")
+
+PAUSE_OOM_SCORE_ADJ = -998
+SHM_SIZE = 64 * 1024 * 1024
+CAP_SYS_RESOURCE = 24
+_PROTOCOLS = {api_pb2.TCP: "tcp", api_pb2.UDP: "udp", api_pb2.SCTP: "sctp"}
+
+
+def own_oom_score_adj() -> int:
+    with open("/proc/self/oom_score_adj") as f:
+        return int(f.read().strip())
+
+
+def has_cap_sys_resource() -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    return False
+
+
+def pause_oom_score_adj(restrict: bool, own: int, may_lower: bool) -> int:
+    """-998, clamped to ``own`` under restrict_oom_score_adj; FailedPrecondition when impossible (pure)."""
+    wanted = PAUSE_OOM_SCORE_ADJ
+    if wanted >= own or may_lower:
+        return wanted
+    if restrict:
+        return own
+    raise errors.FailedPrecondition(
+        f"the pause container needs oom_score_adj {wanted}, below dockyardd's own {own}, which takes "
+        "CAP_SYS_RESOURCE; dockyardd lacks it (set restrict_oom_score_adj: true to clamp to {own})".replace("{own}", str(own))
+    )
+
+
+def port_mappings(config: api_pb2.PodSandboxConfig) -> list[dict[str, Any]]:
+    """CRI PortMappings -> the CNI portMappings capability (only those with a host port)."""
+    out = []
+    for pm in config.port_mappings:
+        if pm.host_port <= 0:
+            continue
+        entry: dict[str, Any] = {
+            "hostPort": pm.host_port, "containerPort": pm.container_port,
+            "protocol": _PROTOCOLS.get(pm.protocol, "tcp"),
+        }
+        if pm.host_ip:
+            entry["hostIP"] = pm.host_ip
+        out.append(entry)
+    return out
+
+
+def host_network(config: api_pb2.PodSandboxConfig) -> bool:
+    return bool(config.linux.security_context.namespace_options.network == api_pb2.NODE)
+
+
+def validate(config: api_pb2.PodSandboxConfig) -> None:
+    meta = config.metadata
+    if not config.HasField("metadata") or not meta.name:
+        raise errors.InvalidArgument("config.metadata.name is required")
+    if not meta.namespace:
+        raise errors.InvalidArgument("config.metadata.namespace is required")
+    if not meta.uid:
+        raise errors.InvalidArgument("config.metadata.uid is required")
+    if config.log_directory and not os.path.isabs(config.log_directory):
+        raise errors.InvalidArgument(f"config.log_directory {config.log_directory!r} is not an absolute path")
+
+
+async def run_pod_sandbox(rt: Runtime, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
+    config = request.config
+    validate(config)
+    handler_name, _ = rt.config.runtimes.resolve(request.runtime_handler)
+    name = unique_name(config.metadata)
+    inflight = rt.sandbox_runs.get(name)
+    if inflight is not None:
+        # kubelet retried while the first call still runs: share its answer.
+        sandbox_id = await asyncio.shield(inflight)
+        return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
+    existing = rt.sandboxes.index.id_by_name(name)
+    if existing is not None:
+        raise errors.AlreadyExists(f"pod sandbox name {name!r} is already in use by pod sandbox {existing}")
+    # The work runs in its own task: a caller that goes away (kubelet's
+    # deadline) does not abort it half-way, and its retry gets the answer.
+    task = asyncio.create_task(_run(rt, request, handler_name, name), name=f"RunPodSandbox {name}")
+    rt.sandbox_runs[name] = task
+    task.add_done_callback(lambda t: _forget(rt, name, t))
+    sandbox_id = await asyncio.shield(task)
+    return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
+
+
+def _forget(rt: Runtime, name: str, task: asyncio.Future[str]) -> None:
+    if rt.sandbox_runs.get(name) is task:
+        del rt.sandbox_runs[name]
+    if not task.cancelled():
+        task.exception()  # retrieved: every waiter got it already
+
+
+async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name: str, name: str) -> str:
+    config = request.config
+    _, handler = rt.config.runtimes.resolve(request.runtime_handler)
+    sandbox_id = secrets.token_hex(32)
+    hostnet = host_network(config)
+    oom = pause_oom_score_adj(rt.config.restrict_oom_score_adj, own_oom_score_adj(), has_cap_sys_resource())
+    sandbox = Sandbox(
+        id=sandbox_id, name=name, config_b64=Sandbox.encode_config(config),
+        runtime_handler=request.runtime_handler, handler=handler_name, created_at=now_ns(),
+        host_network=hostnet,
+    )
+    async with contextlib.AsyncExitStack() as undo:
+        rt.sandboxes.add(sandbox)
+        undo.callback(rt.sandboxes.delete, sandbox_id)
+
+        image = await _pause_image(rt)
+        sandbox.pause_image_id = image.id
+
+        sdir = rt.sandbox_dir(sandbox_id)
+        os.makedirs(sdir, mode=0o711)
+        undo.callback(shutil.rmtree, sdir, True)
+        files = await asyncio.to_thread(_write_pod_files, rt, sandbox, config, sdir)
+        if config.log_directory:
+            os.makedirs(config.log_directory, mode=0o755, exist_ok=True)
+        shm = os.path.join(sdir, "shm")
+        ipc_host = config.linux.security_context.namespace_options.ipc == api_pb2.NODE
+        if not ipc_host:
+            os.mkdir(shm, 0o1777)
+            await asyncio.to_thread(_mount_shm, shm)
+            undo.push_async_callback(asyncio.to_thread, unmount_all, shm)
+
+        netns_path = ""
+        if not hostnet:
+            netns_path = rt.netns_path(sandbox_id)
+            os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
+            await asyncio.to_thread(netns_mod.create, netns_path)
+            undo.push_async_callback(asyncio.to_thread, netns_mod.remove, netns_path)
+            sandbox.netns_path = netns_path
+
+        sandbox.cgroup_parent = config.linux.cgroup_parent or f"{rt.config.cgroup_parent.rstrip('/')}/pod-{sandbox_id}"
+        bundle = rt.pause_bundle(sandbox_id)
+        rootfs = os.path.join(bundle, "rootfs")
+        os.makedirs(rootfs, mode=0o755)
+        mounts = await asyncio.to_thread(rt.snapshotter.prepare, sandbox_id, image.chain_ids[-1] if image.chain_ids else None)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", sandbox_id, "")
+        await asyncio.to_thread(rt.snapshotter.mount, mounts, rootfs)
+        undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
+        rt.sandboxes.save(sandbox)
+
+        from ..oci.sandbox_spec import sandbox_spec
+
+        spec = sandbox_spec(
+            config, image=image, rootfs=rootfs, netns_path=netns_path,
+            hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
+            shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
+            oom_score_adj=oom,
+        )
+        write_json(os.path.join(bundle, "config.json"), spec)
+
+        client = await rt.shims.start(sandbox_id, handler_name, handler)
+        undo.push_async_callback(rt.shims.shutdown, sandbox_id)
+        created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": ""})
+        undo.push_async_callback(_remove_pause, rt, sandbox_id)
+        sandbox.pid = int(created.get("pid", 0))
+        await client.call("start", {"container_id": sandbox_id})
+
+        if not hostnet:
+            result = await rt.cni.setup(
+                sandbox_id, netns_path, k8s_namespace=config.metadata.namespace, k8s_name=config.metadata.name,
+                k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
+            )
+            undo.push_async_callback(_teardown, rt, sandbox, config)
+            sandbox.ips = list(result.ips)
+            sandbox.cni_result = dict(result.raw)
+            if sandbox.ips:
+                await asyncio.to_thread(_rewrite, files["hosts"], pod_files.hosts_file(files["hostname_value"], sandbox.ips[:1]))
+
+        sandbox.state = SandboxState.READY
+        rt.sandboxes.save(sandbox)
+        undo.pop_all()
+    rt.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
+    log.info("pod sandbox %s (%s) ready, pause pid %d, ips %s", sandbox_id, name, sandbox.pid, sandbox.ips)
+    return sandbox_id
+
+
+async def _pause_image(rt: Runtime) -> Any:
+    try:
+        return rt.images.get(rt.config.pause_image)
+    except errors.NotFound:
+        log.info("pause image %s missing; pulling it", rt.config.pause_image)
+        return await rt.images.pull(rt.config.pause_image, None)
+
+
+async def _remove_pause(rt: Runtime, sandbox_id: str) -> None:
+    client = rt.shims.client(sandbox_id)
+    with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
+        await client.call("kill", {"container_id": sandbox_id, "signal": 9, "all": True})
+    with contextlib.suppress(errors.NotFound):
+        await client.call("wait", {"container_id": sandbox_id}, timeout=10)
+    with contextlib.suppress(errors.NotFound):
+        await client.call("delete", {"container_id": sandbox_id})
+
+
+async def _teardown(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig) -> None:
+    await rt.cni.teardown(
+        sandbox.id, sandbox.netns_path, k8s_namespace=config.metadata.namespace,
+        k8s_name=config.metadata.name, k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
+    )
+
+
+def _mount_shm(path: str) -> None:
+    from dockyard.runtime import syscalls
+
+    flags = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
+    syscalls.mount("shm", path, "tmpfs", flags, f"mode=1777,size={SHM_SIZE}")
+
+
+def _rewrite(path: str, text: str) -> None:
+    # In place (not rename): the file may already be bind-mounted into the pause container.
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_pod_files(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig, sdir: str) -> dict[str, str]:
+    hostname = pod_files.pod_hostname(config.hostname, socket.gethostname())
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8") as f:
+            host_resolv = f.read()
+    except FileNotFoundError:
+        host_resolv = ""
+    dns = config.dns_config if config.HasField("dns_config") else None
+    paths = {
+        "hostname": os.path.join(sdir, "hostname"),
+        "hosts": os.path.join(sdir, "hosts"),
+        "resolv": os.path.join(sdir, "resolv.conf"),
+    }
+    texts = {
+        "hostname": pod_files.hostname_file(hostname),
+        "hosts": pod_files.hosts_file(hostname),
+        "resolv": pod_files.resolv_conf(dns, host_resolv),
+    }
+    for key, path in paths.items():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(texts[key])
+        os.chmod(path, 0o644)
+    return {**paths, "hostname_value": hostname}

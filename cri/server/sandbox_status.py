@@ -1,0 +1,50 @@
+"""PodSandboxStatus: state, network, namespaces, and verbose info (JSON)."""
+
+from __future__ import annotations
+
+import json
+
+from cri_api.v1 import api_pb2
+
+from ..store.sandbox import Sandbox, SandboxState
+from .runtime import Runtime, now_ns
+
+CRI_SANDBOX_STATE = {
+    SandboxState.INIT: api_pb2.SANDBOX_NOTREADY,
+    SandboxState.READY: api_pb2.SANDBOX_READY,
+    SandboxState.NOTREADY: api_pb2.SANDBOX_NOTREADY,
+}
+
+
+def sandbox_status(rt: Runtime, s: Sandbox) -> api_pb2.PodSandboxStatus:
+    config = s.config
+    status = api_pb2.PodSandboxStatus(
+        id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,
+        labels=config.labels, annotations=config.annotations, runtime_handler=s.runtime_handler,
+    )
+    if s.ips:
+        status.network.ip = s.ips[0]
+        for ip in s.ips[1:]:
+            status.network.additional_ips.append(api_pb2.PodIP(ip=ip))
+    status.linux.namespaces.options.CopyFrom(config.linux.security_context.namespace_options)
+    return status
+
+
+async def pod_sandbox_status(rt: Runtime, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
+    s = rt.sandbox(request.pod_sandbox_id)
+    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(rt, s), timestamp=now_ns())
+    if request.verbose:
+        info = {
+            "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",
+            "netNamespacePath": s.netns_path, "image": rt.config.pause_image, "pauseImageId": s.pause_image_id,
+            "runtimeHandler": s.handler, "cgroupParent": s.cgroup_parent, "cniResult": s.cni_result,
+            "state": s.state.value, "config": json.loads(_config_json(s)),
+        }
+        resp.info["info"] = json.dumps(info)
+    return resp
+
+
+def _config_json(s: Sandbox) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(s.config)

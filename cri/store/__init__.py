@@ -1,0 +1,1 @@
+"""Sandbox and container metadata: versioned JSON records under root_dir."""

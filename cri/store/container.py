@@ -1,0 +1,139 @@
+"""Container metadata and its store.
+
+States (persisted)::
+
+    (none) --CreateContainer begins--> CREATING --shim.create ok--> CREATED
+    CREATED --StartContainer--> RUNNING --exit event / shim state--> EXITED
+    CREATED --exit (start failed, pod stopped)--> EXITED
+    any --shim gone, state unprovable--> EXITED with reason ShimDied
+    CREATING --a step failed (undo ran) / recovery finds it--> (none)
+
+As for sandboxes, CREATING is persisted before the first resource (snapshot,
+rootfs mount, bundle dir) is taken so that recovery can remove the leftovers.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from .object_index import ObjectIndex
+from .record_dir import RecordDir
+
+VERSION = 1
+
+
+class ContainerState(str, enum.Enum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    UNKNOWN = "unknown"
+
+
+CRI_STATE: dict[ContainerState, int] = {
+    ContainerState.CREATING: api_pb2.CONTAINER_UNKNOWN,
+    ContainerState.CREATED: api_pb2.CONTAINER_CREATED,
+    ContainerState.RUNNING: api_pb2.CONTAINER_RUNNING,
+    ContainerState.EXITED: api_pb2.CONTAINER_EXITED,
+    ContainerState.UNKNOWN: api_pb2.CONTAINER_UNKNOWN,
+}
+
+
+def unique_name(sandbox_meta: api_pb2.PodSandboxMetadata, meta: api_pb2.ContainerMetadata) -> str:
+    """containerd's makeContainerName: container + pod identity + attempt."""
+    return f"{meta.name}_{sandbox_meta.name}_{sandbox_meta.namespace}_{sandbox_meta.uid}_{meta.attempt}"
+
+
+@dataclass(slots=True)
+class Container:
+    id: str
+    name: str
+    sandbox_id: str
+    config_b64: str
+    image_id: str  # config digest
+    image_ref: str  # what the caller asked for (ContainerStatus.image)
+    image_repo_digest: str  # ContainerStatus.image_ref
+    log_path: str  # absolute ("" = no log)
+    state: ContainerState = ContainerState.CREATING
+    created_at: int = 0
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    pid: int = 0
+    reason: str = ""
+    message: str = ""
+    snapshot_key: str = ""
+    bundle: str = ""
+    stop_signal: str = ""
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    oom_killed: bool = False
+
+    @property
+    def config(self) -> api_pb2.ContainerConfig:
+        cfg = api_pb2.ContainerConfig()
+        cfg.ParseFromString(base64.b64decode(self.config_b64))
+        return cfg
+
+    @staticmethod
+    def encode_config(config: api_pb2.ContainerConfig) -> str:
+        return base64.b64encode(config.SerializeToString()).decode()
+
+    @property
+    def rootfs(self) -> str:
+        return os.path.join(self.bundle, "rootfs")
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["state"] = self.state.value
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Container:
+        values = dict(doc)
+        values["state"] = ContainerState(values["state"])
+        return cls(**values)
+
+
+class ContainerStore:
+    def __init__(self, root_dir: str) -> None:
+        self.dir = RecordDir(os.path.join(root_dir, "containers"), VERSION)
+        self.index: ObjectIndex[Container] = ObjectIndex("container", lambda c: c.id, lambda c: c.name)
+
+    def load(self) -> list[Container]:
+        loaded = []
+        for object_id, doc in self.dir.load_all().items():
+            container = Container.from_json(doc)
+            if container.id != object_id:
+                continue
+            self.index.add(container)
+            loaded.append(container)
+        return loaded
+
+    def add(self, container: Container) -> None:
+        self.index.add(container)
+        self.save(container)
+
+    def save(self, container: Container) -> None:
+        self.dir.save(container.id, container.to_json())
+
+    def delete(self, container_id: str) -> None:
+        self.dir.delete(container_id)
+        self.index.discard(container_id)
+
+    def get(self, id_or_prefix: str) -> Container:
+        return self.index.get(id_or_prefix)
+
+    def find(self, id_or_prefix: str) -> Container | None:
+        return self.index.find(id_or_prefix)
+
+    def list(self) -> list[Container]:
+        return list(self.index)
+
+    def of_sandbox(self, sandbox_id: str) -> list[Container]:
+        return [c for c in self.index if c.sandbox_id == sandbox_id]
