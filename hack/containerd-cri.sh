@@ -129,7 +129,8 @@ start() {
       echo "containerd-cri: running (pid $(cat "$dir/pid")), endpoint unix://$sock"
       return 0
     fi
-    running || break
+    # kill -0, not running(): until the exec the child's cmdline is bash's.
+    kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
     sleep 0.1
   done
   echo "containerd-cri.sh: containerd did not come up; log:" >&2
