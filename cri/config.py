@@ -81,12 +81,15 @@ class RuntimeHandler:
     binary: str
     root: str = ""
     private_cgroup_unified_umount: bool = False
+    # ociVersion written into config.json for this runtime ("" = the spec
+    # generator's own): crun 1.8 refuses any version but 1.0.x.
+    oci_version: str = ""
 
 
 DEFAULT_HANDLERS: Mapping[str, RuntimeHandler] = {
     "dockyard-runc": RuntimeHandler("dockyard-runc"),
     "runc": RuntimeHandler("/usr/sbin/runc"),
-    "crun": RuntimeHandler("/usr/bin/crun", private_cgroup_unified_umount=True),
+    "crun": RuntimeHandler("/usr/bin/crun", private_cgroup_unified_umount=True, oci_version="1.0.2"),
 }
 
 
@@ -231,6 +234,14 @@ def parse_cgroup_parent(value: object, key: str) -> str:
     return text.rstrip("/") or "/"
 
 
+def parse_oci_version(value: object, key: str) -> str:
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not re.fullmatch(r"1\.\d+\.\d+(-[0-9A-Za-z.-]+)?", value):
+        raise InvalidArgument(f"config key {key}: expected an OCI spec version like 1.0.2, got {value!r}")
+    return value
+
+
 def parse_path_list(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise InvalidArgument(f"config key {key}: expected a non-empty list of absolute paths, got {value!r}")
@@ -331,6 +342,7 @@ _HANDLER_KEYS: dict[str, Callable[[object, str], Any]] = {
     "binary": parse_binary,
     "root": parse_abs_path_or_empty,
     "private_cgroup_unified_umount": parse_bool,
+    "oci_version": parse_oci_version,
 }
 _HANDLER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 
@@ -502,5 +514,7 @@ def _render_handlers(handlers: Mapping[str, RuntimeHandler]) -> str:
             "      # Run the runtime with /sys/fs/cgroup/unified unmounted in a private",
             "      # mount namespace (crun 1.8 refuses a hybrid v1+v2 host).",
             f"      private_cgroup_unified_umount: {str(h.private_cgroup_unified_umount).lower()}",
+            "      # ociVersion written into config.json (\"\" = the generator's own).",
+            f"      oci_version: \"{h.oci_version}\"",
         ]
     return "\n".join(lines) + "\n"

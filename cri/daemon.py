@@ -29,9 +29,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
+# grpc's fork handlers (on by default) run in children forked while its
+# threads are busy and can leave such a child stuck or dead; the daemon forks
+# only children that never touch grpc (netns pinning, net stats), so they go.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-from dockyard.cri import errors, restart
+import grpc  # type: ignore[import-untyped]  # noqa: E402  # grpcio ships no stubs; types-grpcio is not a dependency
+
+from dockyard.cri import errors, restart  # noqa: E402
 from dockyard.cri.config import Config, load_config, render_default
 from dockyard.cri.metrics import Metrics
 from dockyard.cri.server import service
@@ -167,6 +172,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     try:
         await asyncio.to_thread(
             restart.recover, stores.content, stores.snapshotter, stores.images, len(list(stores.image_store.list()))
@@ -189,6 +195,16 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
             os.unlink(config.socket_path)
     log.info("dockyardd stopped")
     return 0
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task waits (for a call that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
 def _parser() -> argparse.ArgumentParser:

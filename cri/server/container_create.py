@@ -104,6 +104,9 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
             volumes_dir=os.path.join(bundle, "volumes"),
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
+        _, handler = rt.config.runtimes.resolve(sandbox.handler)
+        if handler.oci_version:
+            spec["ociVersion"] = handler.oci_version
         write_json(os.path.join(bundle, "config.json"), spec)
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)

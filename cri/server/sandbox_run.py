@@ -193,6 +193,8 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
             oom_score_adj=oom,
         )
+        if handler.oci_version:
+            spec["ociVersion"] = handler.oci_version
         write_json(os.path.join(bundle, "config.json"), spec)
 
         client = await rt.shims.start(sandbox_id, handler_name, handler)
