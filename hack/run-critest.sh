@@ -43,7 +43,8 @@ while IFS= read -r line; do
   args+=("--ginkgo.skip=$line")
 done <"$here/hack/critest-skips.txt"
 if [[ -n $bench_out ]]; then
-  args+=(-benchmark --benchmarking-output-dir "$report")
+  args+=(-benchmark --benchmarking-output-dir "$report"
+        --benchmarking-params-file "$here/hack/critest-benchmark.yaml")
 else
   # critest v1.34 accepts --report-dir but writes nothing there; ginkgo's
   # own JUnit reporter does.
@@ -64,7 +65,24 @@ rc=0
 # critest writes relative temp paths (pod log dirs) into its working dir.
 (cd "$report" && "$here/build/bin/critest" "${args[@]}" "${extra[@]}") 2>&1 | tee "$report/critest.log" || rc=$?
 if [[ -n $bench_out ]]; then
-  cp "$report/critest.log" "$bench_out"
+  # gmeasure prints only the pod+container start table; the lifecycle
+  # benchmarks leave per-sample JSON in the output dir: one table from both.
+  python3 - "$report" "$endpoint" "${handler:-default}" >"$bench_out" <<'PY'
+import json, pathlib, statistics, sys
+report, endpoint, handler = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+print(f"critest -benchmark against {endpoint} (handler {handler}), params hack/critest-benchmark.yaml")
+print(f"{'benchmark':<26} {'operation':<26} {'N':>3} {'min ms':>8} {'median':>8} {'mean':>8} {'max':>8}")
+for path in sorted(report.glob("*_benchmark_data.json")):
+    data = json.loads(path.read_text())
+    for i, op in enumerate(data["operationsNames"]):
+        ms = [d["operationsDurationsNs"][i] / 1e6 for d in data["datapoints"]]
+        if ms:
+            print(f"{path.name.removesuffix('_benchmark_data.json'):<26} {op:<26} {len(ms):>3} {min(ms):>8.2f} "
+                  f"{statistics.median(ms):>8.2f} {statistics.fmean(ms):>8.2f} {max(ms):>8.2f}")
+log = (report / "critest.log").read_text()
+print()
+print("\n".join(line for line in log.splitlines() if "|" in line or "=====" in line))
+PY
 fi
 grep -E '^(Ran [0-9]+ of|FAIL!|SUCCESS!)' "$report/critest.log" || true
 exit $rc
