@@ -114,10 +114,10 @@ class ShimClient:
             self._writer.write(proto.encode(proto.request(req_id, method, params)))
             await self._writer.drain()
             message = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError as err:  # before OSError: TimeoutError is one since 3.11
+            raise errors.DeadlineExceeded(f"shim of pod {self.pod_id}: {method} took longer than {timeout}s") from err
         except OSError as err:
             raise errors.Unavailable(f"shim of pod {self.pod_id}: {method}: {err}") from err
-        except asyncio.TimeoutError as err:
-            raise errors.DeadlineExceeded(f"shim of pod {self.pod_id}: {method} took longer than {timeout}s") from err
         finally:
             self._pending.pop(req_id, None)
         try:

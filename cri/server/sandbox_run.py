@@ -38,6 +38,7 @@ from cri_api.v1 import api_pb2
 from .. import errors
 from ..network import netns as netns_mod
 from ..network import pod_files
+from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState, unique_name
 from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
 
@@ -197,6 +198,8 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             spec["ociVersion"] = handler.oci_version
         write_json(os.path.join(bundle, "config.json"), spec)
 
+        if not config.linux.cgroup_parent:  # ours to remove (a kubelet-given one is kubelet's)
+            undo.push_async_callback(asyncio.to_thread, remove_pod_cgroup, sandbox.cgroup_parent)
         client = await rt.shims.start(sandbox_id, handler_name, handler)
         undo.push_async_callback(rt.shims.shutdown, sandbox_id)
         created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": ""})
