@@ -1,0 +1,222 @@
+"""Pure pieces of the RuntimeService: log path rule, stop signal, oom clamp, filters,
+exit reasons, stats arithmetic, OCI resources, boot-id rule, runtime wrapper, stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from cri_api.v1 import api_pb2
+
+from dockyard.cri import errors
+from dockyard.cri.config import parse_config
+from dockyard.cri.restart import rebooted
+from dockyard.cri.server.container_create import resolve_log_path
+from dockyard.cri.server.container_list import container_matches
+from dockyard.cri.server.container_status import exit_reason
+from dockyard.cri.server.container_stop import stop_signal_number
+from dockyard.cri.server.container_update_resources import oci_resources
+from dockyard.cri.server.exec_sync import exec_process
+from dockyard.cri.server.sandbox_run import pause_oom_score_adj, port_mappings
+from dockyard.cri.shims import unified_umount_wrapper
+from dockyard.cri.stats import Sample, memory_usage, nano_cores, upper_dir
+from dockyard.cri.store.container import Container, ContainerState, ContainerStore
+from dockyard.cri.store.sandbox import Sandbox, SandboxStore
+
+
+@pytest.mark.parametrize(("directory", "path", "expected"), [
+    ("/var/log/pods/x", "c/0.log", "/var/log/pods/x/c/0.log"),
+    ("/var/log/pods/x/", "c.log", "/var/log/pods/x/c.log"),
+    ("/var/log/pods/x", "", ""),
+    ("/var/log/pods/x", "../y/c.log", None),
+    ("/var/log/pods/x", "/etc/passwd", None),
+    ("/var/log/pods/x", "a/../../x2/c.log", None),
+    ("/var/log/pods/x", ".", None),
+    ("", "c.log", None),
+])
+def test_log_path_stays_inside_log_directory(directory: str, path: str, expected: str | None) -> None:
+    """A container's log path must resolve inside the pod's log_directory."""
+    if expected is None:
+        with pytest.raises(errors.InvalidArgument):
+            resolve_log_path(directory, path)
+    else:
+        assert resolve_log_path(directory, path) == expected
+
+
+@pytest.mark.parametrize(("name", "number"), [
+    ("", 15), ("SIGQUIT", 3), ("QUIT", 3), ("sigint", 2), ("9", 9), ("SIGRTMIN", 34),
+])
+def test_stop_signal(name: str, number: int) -> None:
+    """The image's StopSignal, by name or number; SIGTERM when unset."""
+    assert stop_signal_number(name) == number
+
+
+@pytest.mark.parametrize("name", ["SIGNOPE", "0", "99"])
+def test_bad_stop_signal(name: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        stop_signal_number(name)
+
+
+@pytest.mark.parametrize(("restrict", "own", "may_lower", "expected"), [
+    (False, 0, True, -998),
+    (True, 0, True, -998),
+    (True, 0, False, 0),
+    (True, -500, False, -500),
+    (False, -999, False, -998),
+    (False, 0, False, None),
+])
+def test_pause_oom_score_adj(restrict: bool, own: int, may_lower: bool, expected: int | None) -> None:
+    """-998, clamped to the daemon's own under restrict_oom_score_adj, else a clear error when it cannot be set."""
+    if expected is None:
+        with pytest.raises(errors.FailedPrecondition, match="restrict_oom_score_adj"):
+            pause_oom_score_adj(restrict, own, may_lower)
+    else:
+        assert pause_oom_score_adj(restrict, own, may_lower) == expected
+
+
+def test_port_mappings_to_cni_capability() -> None:
+    cfg = api_pb2.PodSandboxConfig(port_mappings=[
+        api_pb2.PortMapping(protocol=api_pb2.UDP, container_port=53, host_port=5353, host_ip="127.0.0.1"),
+        api_pb2.PortMapping(container_port=80),  # no host port: not mapped
+    ])
+    assert port_mappings(cfg) == [{"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}]
+
+
+def _container(**kw: object) -> Container:
+    base: dict[str, object] = dict(id="abc123", name="n", sandbox_id="pod1", config_b64="", image_id="sha256:x",
+                                   image_ref="busybox", image_repo_digest="", log_path="")
+    base.update(kw)
+    return Container(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kw", "reason"), [
+    ({"state": ContainerState.RUNNING}, ""),
+    ({"state": ContainerState.EXITED, "exit_code": 0}, "Completed"),
+    ({"state": ContainerState.EXITED, "exit_code": 1}, "Error"),
+    ({"state": ContainerState.EXITED, "exit_code": 137, "oom_killed": True}, "OOMKilled"),
+    ({"state": ContainerState.EXITED, "exit_code": 255, "reason": "ShimDied"}, "ShimDied"),
+])
+def test_exit_reason(kw: dict[str, object], reason: str) -> None:
+    assert exit_reason(_container(**kw)) == reason
+
+
+@pytest.mark.parametrize(("flt", "labels", "match"), [
+    (None, {}, True),
+    (api_pb2.ContainerFilter(id="abc"), {}, True),
+    (api_pb2.ContainerFilter(id="abd"), {}, False),
+    (api_pb2.ContainerFilter(pod_sandbox_id="pod"), {}, True),
+    (api_pb2.ContainerFilter(state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING)), {}, True),
+    (api_pb2.ContainerFilter(state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_EXITED)), {}, False),
+    (api_pb2.ContainerFilter(label_selector={"a": "1"}), {"a": "1", "b": "2"}, True),
+    (api_pb2.ContainerFilter(label_selector={"a": "2"}), {"a": "1"}, False),
+])
+def test_container_filter(flt: api_pb2.ContainerFilter | None, labels: dict[str, str], match: bool) -> None:
+    assert container_matches(_container(state=ContainerState.RUNNING), flt, labels) is match
+
+
+@pytest.mark.parametrize(("prev", "cur", "cores"), [
+    (None, Sample(10, 5), 0),
+    (Sample(0, 0), Sample(1_000_000_000, 500_000_000), 500_000_000),
+    (Sample(0, 0), Sample(2_000_000_000, 4_000_000_000), 2_000_000_000),
+    (Sample(5, 10), Sample(5, 20), 0),  # no time passed
+    (Sample(0, 10), Sample(5, 5), 0),  # counter went back (cgroup recreated)
+])
+def test_nano_cores(prev: Sample | None, cur: Sample, cores: int) -> None:
+    assert nano_cores(prev, cur) == cores
+
+
+@pytest.mark.parametrize(("raw", "usage", "expected"), [
+    ({"total_inactive_file": 100, "total_rss": 7, "total_pgfault": 3, "total_pgmajfault": 1}, 1000, (1000, 900, 7, 3, 1)),
+    ({"inactive_file": 100, "anon": 8, "pgfault": 4, "pgmajfault": 2}, 1000, (1000, 900, 8, 4, 2)),
+    ({"total_inactive_file": 5000}, 1000, (1000, 0, 0, 0, 0)),
+])
+def test_memory_working_set(raw: dict[str, int], usage: int, expected: tuple[int, ...]) -> None:
+    """Working set = usage - inactive file (v1 total_ or v2 names), never negative."""
+    assert memory_usage({"memory": {"usage": {"usage": usage}, "raw": raw}}) == expected
+
+
+def test_upper_dir() -> None:
+    overlay = SimpleNamespace(type="overlay", source="overlay", options=("workdir=/w", "upperdir=/u", "lowerdir=/l"))
+    bind = SimpleNamespace(type="bind", source="/s/fs", options=("rbind", "rw"))
+    assert upper_dir([overlay]) == "/u"
+    assert upper_dir([bind]) == "/s/fs"
+
+
+def test_oci_resources_only_set_values() -> None:
+    r = api_pb2.LinuxContainerResources(cpu_quota=50000, cpu_period=100000, memory_limit_in_bytes=1 << 26)
+    assert oci_resources(r) == {"cpu": {"quota": 50000, "period": 100000}, "memory": {"limit": 1 << 26}}
+    assert oci_resources(api_pb2.LinuxContainerResources()) == {}
+
+
+def test_exec_process_keeps_the_container_identity() -> None:
+    spec = {"terminal": True, "args": ["sleep"], "env": ["A=1"], "cwd": "/w", "user": {"uid": 5, "gid": 5}}
+    assert exec_process(spec, ["ls"]) == {"terminal": False, "args": ["ls"], "env": ["A=1"], "cwd": "/w",
+                                          "user": {"uid": 5, "gid": 5}}
+
+
+@pytest.mark.parametrize(("stored", "current", "expected"), [(None, "a", False), ("a", "a", False), ("a", "b", True)])
+def test_reboot_rule(stored: str | None, current: str, expected: bool) -> None:
+    assert rebooted(stored, current) is expected
+
+
+def test_unified_umount_wrapper_execs_the_runtime() -> None:
+    text = unified_umount_wrapper("/usr/bin/crun")
+    assert text.startswith("#!/bin/sh\n")
+    assert "unshare --mount --propagation private" in text and "umount /sys/fs/cgroup/unified" in text
+    assert text.rstrip().endswith('/usr/bin/crun "$@"')
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"runtimes": {"default": "x"}}, "runtimes.default"),
+    ({"runtimes": {"handlers": {"a": {}}}}, "runtimes.handlers.a.binary"),
+    ({"runtimes": {"handlers": {"a": {"binary": "rel/path"}}}}, "runtimes.handlers.a.binary"),
+    ({"runtimes": {"handlers": {"default": {"binary": "/x"}}}}, "runtimes.handlers.default"),
+    ({"runtimes": {"handlers": {"a": {"binary": "/x", "oci_version": "2"}}}}, "oci_version"),
+    ({"cni": {"bin_dirs": []}}, "cni.bin_dirs"),
+    ({"cni": {"conf_dir": "rel"}}, "cni.conf_dir"),
+    ({"cgroup_parent": "/a/../b"}, "cgroup_parent"),
+    ({"restrict_oom_score_adj": "yes"}, "restrict_oom_score_adj"),
+])
+def test_runtime_config_errors_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=message.replace(".", r"\.")):
+        parse_config(data)
+
+
+def test_runtime_handler_resolution() -> None:
+    cfg = parse_config({"runtimes": {"default": "b", "handlers": {"a": {"binary": "/a"}, "b": {"binary": "/b"}}}})
+    assert cfg.runtimes.resolve("")[0] == "b"
+    assert cfg.runtimes.resolve("default")[0] == "b"
+    assert cfg.runtimes.resolve("a")[1].binary == "/a"
+    with pytest.raises(errors.InvalidArgument, match="unknown runtime handler 'c'"):
+        cfg.runtimes.resolve("c")
+
+
+def test_stores_round_trip_and_name_index(tmp_path: Path) -> None:
+    """Records survive a reload; a duplicate name names the holder; ids resolve by unique prefix."""
+    cfg = api_pb2.PodSandboxConfig(metadata=api_pb2.PodSandboxMetadata(name="p", namespace="n", uid="u"))
+
+    async def run() -> None:
+        store = SandboxStore(str(tmp_path))
+        s = Sandbox(id="aa11", name="p_n_u_0", config_b64=Sandbox.encode_config(cfg), runtime_handler="", handler="x")
+        store.add(s)
+        with pytest.raises(errors.AlreadyExists, match="aa11"):
+            store.add(Sandbox(id="bb22", name="p_n_u_0", config_b64="", runtime_handler="", handler="x"))
+        again = SandboxStore(str(tmp_path))
+        loaded = again.load()
+        assert [x.to_json() for x in loaded] == [s.to_json()]
+        assert again.get("aa").config.metadata.name == "p"
+        cstore = ContainerStore(str(tmp_path))
+        cstore.add(_container(id="c1"))
+        cstore.add(_container(id="c2", name="m"))
+        with pytest.raises(errors.InvalidArgument, match="ambiguous"):
+            cstore.get("c")
+        with pytest.raises(errors.NotFound):
+            cstore.get("zz")
+        cstore.delete("c1")
+        assert [c.id for c in ContainerStore(str(tmp_path)).load()] == ["c2"]
+        assert json.loads((tmp_path / "containers" / "c2.json").read_text())["version"] == 1
+
+    asyncio.run(run())
