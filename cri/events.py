@@ -49,7 +49,7 @@ class ContainerEvents:
                 q.get_nowait()
                 q.put_nowait(None)  # ends its stream
 
-    def publish(self, rt: Any, container: Container, kind: int) -> None:
+    def publish(self, rt: Any, container: Container, kind: api_pb2.ContainerEventType.ValueType) -> None:
         if not self._subscribers:
             return
         from .server.container_status import container_status
@@ -65,7 +65,7 @@ class ContainerEvents:
                 event.containers_statuses.append(container_status(rt, container))
         self.send(event)
 
-    def publish_sandbox(self, rt: Any, sandbox: Sandbox, kind: int) -> None:
+    def publish_sandbox(self, rt: Any, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         if not self._subscribers:
             return
         from .server.sandbox_status import sandbox_status

@@ -42,6 +42,11 @@ async def stop_container(rt: Runtime, request: api_pb2.StopContainerRequest) -> 
     return api_pb2.StopContainerResponse()
 
 
+def _exited(c: Container) -> bool:
+    # A function, not an inline test: the state changes across the awaits above.
+    return c.state is ContainerState.EXITED
+
+
 async def stop_container_now(rt: Runtime, c: Container, timeout: float) -> None:
     """Caller holds the container's lock."""
     if c.state not in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
@@ -53,7 +58,7 @@ async def stop_container_now(rt: Runtime, c: Container, timeout: float) -> None:
         with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
             await client.call("kill", {"container_id": c.id, "signal": stop_signal_number(c.stop_signal)})
         try:
-            if await rt.wait_exit(c.sandbox_id, c.id, timeout) is not None or c.state is ContainerState.EXITED:
+            if await rt.wait_exit(c.sandbox_id, c.id, timeout) is not None or _exited(c):
                 return
         except errors.DeadlineExceeded:
             pass

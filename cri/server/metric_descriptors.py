@@ -7,7 +7,7 @@ from cri_api.v1 import api_pb2
 from .runtime import Runtime
 
 # name -> (help, label keys, type)
-DESCRIPTORS: dict[str, tuple[str, tuple[str, ...], int]] = {
+DESCRIPTORS: dict[str, tuple[str, tuple[str, ...], api_pb2.MetricType.ValueType]] = {
     "container_cpu_usage_seconds_total": ("Cumulative cpu time consumed in seconds.", (), api_pb2.COUNTER),
     "container_memory_usage_bytes": ("Current memory usage in bytes, including all memory regardless of when it was accessed.", (), api_pb2.GAUGE),
     "container_memory_working_set_bytes": ("Current working set in bytes.", (), api_pb2.GAUGE),

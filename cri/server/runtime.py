@@ -213,7 +213,7 @@ class Runtime:
                 await self.shims.client(c.sandbox_id).call("delete", {"container_id": c.id})
         await asyncio.to_thread(release_rootfs, self.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
 
-    def publish_sandbox(self, sandbox: Sandbox, kind: int) -> None:
+    def publish_sandbox(self, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         self.events.publish_sandbox(self, sandbox, kind)
 
 

@@ -9,7 +9,7 @@ from cri_api.v1 import api_pb2
 from ..store.sandbox import Sandbox, SandboxState
 from .runtime import Runtime, now_ns
 
-CRI_SANDBOX_STATE = {
+CRI_SANDBOX_STATE: dict[SandboxState, api_pb2.PodSandboxState.ValueType] = {
     SandboxState.INIT: api_pb2.SANDBOX_NOTREADY,
     SandboxState.READY: api_pb2.SANDBOX_READY,
     SandboxState.NOTREADY: api_pb2.SANDBOX_NOTREADY,
@@ -45,6 +45,6 @@ async def pod_sandbox_status(rt: Runtime, request: api_pb2.PodSandboxStatusReque
 
 
 def _config_json(s: Sandbox) -> str:
-    from google.protobuf import json_format
+    from google.protobuf import json_format  # type: ignore[import-untyped]
 
-    return json_format.MessageToJson(s.config)
+    return str(json_format.MessageToJson(s.config))

@@ -15,6 +15,7 @@ rootfs mount, bundle dir) is taken so that recovery can remove the leftovers.
 from __future__ import annotations
 
 import base64
+import builtins
 import enum
 import os
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,7 @@ class ContainerState(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-CRI_STATE: dict[ContainerState, int] = {
+CRI_STATE: dict[ContainerState, api_pb2.ContainerState.ValueType] = {
     ContainerState.CREATING: api_pb2.CONTAINER_UNKNOWN,
     ContainerState.CREATED: api_pb2.CONTAINER_CREATED,
     ContainerState.RUNNING: api_pb2.CONTAINER_RUNNING,
@@ -105,8 +106,8 @@ class ContainerStore:
         self.dir = RecordDir(os.path.join(root_dir, "containers"), VERSION)
         self.index: ObjectIndex[Container] = ObjectIndex("container", lambda c: c.id, lambda c: c.name)
 
-    def load(self) -> list[Container]:
-        loaded = []
+    def load(self) -> builtins.list[Container]:
+        loaded: builtins.list[Container] = []
         for object_id, doc in self.dir.load_all().items():
             container = Container.from_json(doc)
             if container.id != object_id:
@@ -132,8 +133,8 @@ class ContainerStore:
     def find(self, id_or_prefix: str) -> Container | None:
         return self.index.find(id_or_prefix)
 
-    def list(self) -> list[Container]:
+    def list(self) -> builtins.list[Container]:
         return list(self.index)
 
-    def of_sandbox(self, sandbox_id: str) -> list[Container]:
+    def of_sandbox(self, sandbox_id: str) -> builtins.list[Container]:
         return [c for c in self.index if c.sandbox_id == sandbox_id]

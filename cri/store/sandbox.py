@@ -15,6 +15,7 @@ is kept as the serialized protobuf (base64), the most faithful form of it.
 from __future__ import annotations
 
 import base64
+import builtins
 import enum
 import os
 from dataclasses import asdict, dataclass, field
@@ -93,8 +94,8 @@ class SandboxStore:
         self.dir = RecordDir(os.path.join(root_dir, "sandboxes"), VERSION)
         self.index: ObjectIndex[Sandbox] = ObjectIndex("sandbox", lambda s: s.id, lambda s: s.name)
 
-    def load(self) -> list[Sandbox]:
-        loaded = []
+    def load(self) -> builtins.list[Sandbox]:
+        loaded: builtins.list[Sandbox] = []
         for object_id, doc in self.dir.load_all().items():
             sandbox = Sandbox.from_json(doc)
             if sandbox.id != object_id:
@@ -120,5 +121,5 @@ class SandboxStore:
     def find(self, id_or_prefix: str) -> Sandbox | None:
         return self.index.find(id_or_prefix)
 
-    def list(self) -> list[Sandbox]:
+    def list(self) -> builtins.list[Sandbox]:
         return list(self.index)
