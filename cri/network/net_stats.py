@@ -1,8 +1,8 @@
 """Interface counters of a pod's network namespace.
 
-``/proc/net/dev`` shows the counters of the network namespace of the process
-that opens it, so a forked child joins the pod's netns (``setns``), reads it
-and pipes the text back; the daemon's threads never change namespace.
+``/proc/thread-self/net/dev`` shows the counters of the calling thread's
+network namespace, so a short-lived thread joins the pod's netns
+(``setns``) and reads it (see netns.py on why a thread, not a fork).
 (``/sys/class/net`` would not do: sysfs shows the namespace of whoever
 mounted it, which is the host's.)  Parsing is pure and table-tested.
 """
@@ -13,7 +13,7 @@ import os
 
 from dockyard.runtime import syscalls
 
-from .netns import NetnsError, in_forked_child
+from .netns import NetnsError, in_thread
 
 # /proc/net/dev columns after "iface:": 8 receive then 8 transmit counters.
 _RX = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "rx_fifo", "rx_frame", "rx_compressed", "rx_multicast")
@@ -45,10 +45,10 @@ def net_stats(netns_path: str) -> dict[str, dict[str, int]]:
     try:
         def read() -> bytes:
             syscalls.setns(fd, syscalls.CLONE_NEWNET, netns_path)
-            with open("/proc/self/net/dev", "rb") as f:
+            with open("/proc/thread-self/net/dev", "rb") as f:
                 return f.read()
 
-        raw = in_forked_child(read, "read interface counters in", netns_path)
+        raw = in_thread(read, "read interface counters in", netns_path)
     finally:
         os.close(fd)
     return parse_proc_net_dev(raw.decode())

@@ -7,16 +7,15 @@ Facts about network namespaces this module relies on:
   empty file (what ``ip netns add`` does) keeps it alive with no process in
   it, so the pod's network outlives the pause container and the CNI plugins
   can be handed a path (``CNI_NETNS``).
-* ``unshare(CLONE_NEWNET)`` moves only the calling *thread* into a new
-  namespace.  The daemon is multi-threaded (asyncio's default executor,
-  grpc's threads), and a thread pool would later hand that thread to
-  unrelated work, so the unshare happens in a forked child: it is
-  single-threaded, its namespace change dies with it, and the bind mount it
-  made stays (the mount namespace is the daemon's).
-* After ``fork()`` in a threaded process only async-signal-safe work is
-  truly safe.  The child here calls two syscalls through ctypes, writes one
-  line to a pipe and leaves with ``os._exit``: no imports, no logging, no
-  locks another thread could have held.
+* The network namespace is a per-*thread* attribute: ``unshare(CLONE_NEWNET)``
+  and ``setns(CLONE_NEWNET)`` move only the calling thread, and
+  ``/proc/thread-self/ns/net`` and ``/proc/thread-self/net/dev`` show that
+  thread's namespace.  So namespace work runs in a short-lived thread of its
+  own (``in_thread``), which ends right after: no pooled thread is ever left
+  in a pod's namespace, and nothing forks the multi-threaded daemon (after a
+  fork only async-signal-safe work is safe, and grpc's threads make that a
+  real hazard).  Mounts are process-wide, so the bind mount the thread makes
+  stays.
 * Unmounting the bind mount drops the reference; ``MNT_DETACH`` so that a
   process still holding the mount busy (a plugin mid-call) cannot make
   removal fail.  A bind mount can be stacked twice on the same file by a
@@ -32,11 +31,18 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Callable
 
 from dockyard.cri import errors
 from dockyard.runtime import syscalls
 from dockyard.runtime.errors import SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 
@@ -72,62 +78,46 @@ def create(path: str) -> None:
         raise NetnsError("create file", path, err.errno or 0) from err
     os.close(fd)
     try:
-        _run_in_child(path)
+        _pin_new_netns(path)
     except BaseException:
         _unlink(path)
         raise
 
 
-def _run_in_child(path: str) -> None:
-    def pin() -> bytes:
+def _pin_new_netns(path: str) -> None:
+    def pin() -> None:
         syscalls.unshare(syscalls.CLONE_NEWNET)
         syscalls.mount("/proc/thread-self/ns/net", path, None, syscalls.MS_BIND)
-        return b""
 
-    in_forked_child(pin, "create netns at", path)
+    in_thread(pin, "create netns at", path)
 
 
-def in_forked_child(body: Callable[[], bytes], op: str, target: str) -> bytes:
-    """Run ``body`` in a forked, single-threaded child and return its bytes.
+def in_thread(body: Callable[[], T], op: str, target: str) -> T:
+    """Run ``body`` in a new thread that ends with it, and return its result.
 
-    ``body`` may raise SyscallError or OSError; either comes back as a
-    NetnsError naming ``op``/``target`` and the errno.  Nothing the child does
-    to its own namespaces reaches the caller's threads.
-    """
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = os.fork()
-    except OSError as err:
-        os.close(read_end)
-        os.close(write_end)
-        raise NetnsError(f"fork to {op}", target, err.errno or 0) from err
-    if pid == 0:  # pragma: no cover - runs in the forked child
+    ``body`` may move its thread into another network namespace; the caller's
+    threads are untouched.  SyscallError or OSError from ``body`` comes back
+    as a NetnsError naming ``op``/``target`` and the errno."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
         try:
-            try:
-                report = b"0" + body()
-            except SyscallError as err:
-                report = f"1{err.errno} {err.op}".encode()
-            except OSError as err:
-                report = f"1{err.errno or 0} {op}".encode()
-            view = memoryview(report)
-            while view:
-                view = view[os.write(write_end, view):]
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        report = _read_all(read_end)
-    finally:
-        os.close(read_end)
-        _reap(pid)
-    # The pipe, not the exit status, carries the outcome: a subreaper sharing
-    # this process (a test harness) may reap the child before we do.
-    if report[:1] == b"0":
-        return report[1:]
-    if report[:1] == b"1":
-        number, _, what = report[1:].decode(errors="replace").partition(" ")
-        raise NetnsError(f"{op} ({what})", target, int(number) if number.isdigit() else 0)
-    raise NetnsError(op, target, 0, "child died without reporting")
+            result.append(body())
+        except BaseException as err:  # handed to the caller below
+            failure.append(err)
+
+    worker = threading.Thread(target=run, name=f"netns {op}", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        err = failure[0]
+        if isinstance(err, SyscallError):
+            raise NetnsError(f"{op} ({err.op})", target, err.errno) from err
+        if isinstance(err, OSError):
+            raise NetnsError(op, target, err.errno or 0) from err
+        raise err
+    return result[0]
 
 
 def remove(path: str) -> None:
@@ -167,19 +157,3 @@ def _unlink(path: str) -> None:
         pass
     except OSError as err:
         raise NetnsError("unlink", path, err.errno or 0) from err
-
-
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # already reaped by a subreaper thread; the pipe said what happened

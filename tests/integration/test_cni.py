@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bundle import REPO, SUBREAPER
 from dockyard.cri import errors
 from dockyard.cri.network import netns
@@ -138,11 +137,14 @@ def nat_rules() -> str:
 
 
 def serve_once_in(path: str, port: int, ready: threading.Event, out: list[bytes]) -> None:
-    """A TCP server inside the netns (a forked child that joined it) answering one client."""
+    """A TCP server inside the netns (a thread that joined it) answering one client."""
 
     def serve() -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        syscalls.setns(fd, syscalls.CLONE_NEWNET, path)
+        try:
+            syscalls.setns(fd, syscalls.CLONE_NEWNET, path)
+        finally:
+            os.close(fd)
         with socket.socket() as listener:
             listener.bind(("0.0.0.0", port))
             listener.listen(1)
@@ -157,7 +159,7 @@ def serve_once_in(path: str, port: int, ready: threading.Event, out: list[bytes]
     try:
         waiter = threading.Thread(target=lambda: (os.read(ready_r, 1), ready.set()))
         waiter.start()
-        out.append(netns.in_forked_child(serve, "serve in", path))
+        out.append(netns.in_thread(serve, "serve in", path))
         waiter.join(timeout=10)
     finally:
         os.close(ready_r)
