@@ -135,10 +135,24 @@ GROUP
   echo busybox >"$root/etc/hostname"
 }
 
+# Layers are tarred by GNU tar and added verbatim: umoci 0.4.7's `insert`
+# writes gzip streams whose tar lacks the last member's padding and the
+# end-of-archive blocks (tar tvzf: "Unexpected EOF in archive"). Go's tar
+# reader shrugs that off; a strict reader rightly refuses it.
+layer_tar() { # dir -> path of a tar of dir's contents (numeric root ownership kept)
+  local out=$work/layers/$(basename "$1").tar
+  mkdir -p "$work/layers"
+  # Members named etc/..., not ./etc/...: no entry for the root itself.
+  local entries; mapfile -t entries < <(cd "$1" && ls -A)
+  tar --numeric-owner --sort=name --mtime=@1700000000 -C "$1" -cf "$out" "${entries[@]}"
+  echo "$out"
+}
+
 new_image() { # tag rootfs cmd...
   local tag=$1 root=$2; shift 2
   umoci new --image "$layout:$tag"
-  umoci insert --image "$layout:$tag" --history.created_by "hack/build-critest-images.sh: $tag" "$root" /
+  umoci raw add-layer --image "$layout:$tag" --history.created_by "hack/build-critest-images.sh: $tag" \
+    "$(layer_tar "$root")"
   local args=() c
   for c in "$@"; do args+=(--config.cmd "$c"); done
   umoci config --image "$layout:$tag" --os linux --architecture amd64 \
@@ -147,14 +161,14 @@ new_image() { # tag rootfs cmd...
 
 derive() { # base new-tag src-dir [umoci config flags...]  (one layer: src-dir at /)
   local base=$1 tag=$2 src=$3; shift 3
-  umoci insert --image "$layout:$base" --tag "$tag" \
-    --history.created_by "hack/build-critest-images.sh: $tag" "$src" /
+  umoci raw add-layer --image "$layout:$base" --tag "$tag" \
+    --history.created_by "hack/build-critest-images.sh: $tag" "$(layer_tar "$src")"
   if (($#)); then umoci config --image "$layout:$tag" "$@"; fi
 }
 
 build_layout() {
   echo "build-critest-images: building $layout"
-  rm -rf "$layout" "$work/rootfs" "$work/bin"
+  rm -rf "$layout" "$work/rootfs" "$work/bin" "$work/layers"
   mkdir -p "$work/rootfs" "$work/bin"
   umoci init --layout "$layout"
 
@@ -187,11 +201,7 @@ build_layout() {
   # nonewprivs: the program alone, setuid root, in its own image.
   mkdir -p "$r/nonewprivs/usr/local/bin"
   install -m 4755 -o 0 -g 0 "$work/bin/nnp" "$r/nonewprivs/usr/local/bin/nnp"
-  umoci new --image "$layout:nonewprivs"
-  umoci insert --image "$layout:nonewprivs" --history.created_by "hack/build-critest-images.sh: nonewprivs" \
-    "$r/nonewprivs" /
-  umoci config --image "$layout:nonewprivs" --os linux --architecture amd64 \
-    --config.env "$PATH_ENV" --config.cmd /usr/local/bin/nnp
+  new_image nonewprivs "$r/nonewprivs" /usr/local/bin/nnp
 
   # USER variants (cri-tools images/build: IMAGE_USERS).
   local spec
@@ -227,7 +237,7 @@ group-defined-in-image:x:50000:default-user"
   skopeo copy -q oci:"$build/oci":pause oci:"$layout":pause
 
   umoci gc --layout "$layout"
-  rm -rf "$work/extract"
+  rm -rf "$work/extract" "$work/layers"
   echo "$key" >"$stamp"
 }
 

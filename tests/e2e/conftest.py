@@ -1,117 +1,26 @@
-"""Fixtures for the e2e tests: a CRI endpoint for critest and kubelet.
-
-The endpoint is a dockyardd started for the module (the default), or Debian's
-containerd 1.6 from hack/containerd-cri.sh when DOCKYARD_E2E_RUNTIME=containerd
-(to check the harness itself against a runtime known to work).
-
-Facts the fixtures rely on:
-- Every image comes from the plain local registry (hack/build-critest-images.sh
-  builds and pushes critest's set, which also serves the kubelet pods); the
-  runtime reaches it through hosts.toml mirrors of the public registries, so no
-  test touches the network.
-- Until dockyardd's RuntimeService is in place (issue 4) it answers
-  UNIMPLEMENTED; the dockyardd fixture then skips the module with that reason
-  rather than report conformance failures that only say "not written yet".
-- dockyardd runs with restrict_oom_score_adj: root here lacks
-  CAP_SYS_RESOURCE, so the pause container's oom_score_adj of -998 (and
-  kubelet's -997 for Guaranteed pods) cannot be written as is.
-"""
+"""Fixtures for the e2e tests: critest's images and the CRI server under test
+(see e2e_endpoint.py for what the server is and the facts it relies on)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
-
-from bundle import SUBREAPER  # noqa: E402
-from cri_api.v1 import api_pb2, api_pb2_grpc  # noqa: E402
-from daemon_fixture import Daemon  # noqa: E402
-
-BUILD = REPO / "build"
-REGISTRY = "127.0.0.1:5000"
-# Every registry host an image name in critest or the kubelet tests uses.
-MIRRORED = ("registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "registry-1.docker.io",
-            "quay.io", "public.ecr.aws", "ghcr.io", "mcr.microsoft.com", REGISTRY)
-CNI_CONFLIST = REPO / "deploy" / "cni" / "10-dockyard.conflist"
-CNI_BIN_DIRS = ["/usr/lib/cni", "/opt/cni/bin"]
-SETUP_TIMEOUT_S = 900.0
-
-
-
-@dataclass(frozen=True)
-class CRIEndpoint:
-    """A CRI server under test: its name, socket and log file."""
-
-    name: str
-    socket: Path
-    log: Path
-    state_dir: Path | None  # dockyardd's state dir (shims/<pod>), None for containerd
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def runtime(self, channel: grpc.Channel) -> api_pb2_grpc.RuntimeServiceStub:
-        return api_pb2_grpc.RuntimeServiceStub(channel)
-
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.url)
-
-
-def run_checked(argv: list[str], timeout: float = SETUP_TIMEOUT_S) -> str:
-    """Run a setup command through the session subreaper; fail the test with its output if it fails."""
-    result = SUBREAPER.run(argv, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-4000:]}")
-    return str(result.stdout)
-
-
-def runtime_service_missing(url: str) -> str | None:
-    """Why the RuntimeService at ``url`` cannot run pods yet, or None when it answers.
-
-    Version and ListPodSandbox are the first calls critest and kubelet make;
-    UNIMPLEMENTED from either means the service is not there yet. Any other
-    error is a real failure and propagates.
-    """
-    with grpc.insecure_channel(url) as ch:
-        stub = api_pb2_grpc.RuntimeServiceStub(ch)
-        for name, call in (("Version", lambda: stub.Version(api_pb2.VersionRequest(), timeout=10)),
-                           ("ListPodSandbox", lambda: stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10))):
-            try:
-                call()
-            except grpc.RpcError as err:
-                if err.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    return f"dockyardd's RuntimeService answers UNIMPLEMENTED to {name} (issue 4 not merged yet): {err.details()}"
-                raise
-    return None
-
-
-def write_mirrors(config_path: Path) -> None:
-    """containerd-style hosts.toml for every MIRRORED host -> the local registry, no fallback."""
-    for host in MIRRORED:
-        d = config_path / host
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "hosts.toml").write_text(
-            f'server = "http://{REGISTRY}"\n\n[host."http://{REGISTRY}"]\n  capabilities = ["pull", "resolve"]\n'
-        )
-
-
-def _unmount_under(path: Path) -> None:
-    prefix = str(path.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        SUBREAPER.run(["umount", "-l", target], timeout=30)
+from e2e_endpoint import (
+    CNI_BIN_DIRS,
+    CNI_CONFLIST,
+    REPO,
+    CRIEndpoint,
+    Daemon,
+    run_checked,
+    runtime_service_missing,
+    unmount_under,
+    write_mirrors,
+)
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +50,9 @@ def cri_endpoint(critest_images: None, tmp_path_factory: pytest.TempPathFactory)
         pytest.fail(f"DOCKYARD_E2E_RUNTIME={which!r}: expected dockyardd or containerd")
 
     tmp = tmp_path_factory.mktemp("dockyardd")
+    # The shim's socket is <state_dir>/shims/<64-hex pod id>/shim.sock, and a
+    # unix socket path has 107 bytes at most: pytest's tmp dirs are too deep.
+    state_dir = Path(tempfile.mkdtemp(prefix="dye2e", dir="/tmp"))
     certs = tmp / "certs.d"
     write_mirrors(certs)
     cni_dir = tmp / "cni"
@@ -154,13 +66,16 @@ def cri_endpoint(critest_images: None, tmp_path_factory: pytest.TempPathFactory)
         cni={"conf_dir": str(cni_dir), "bin_dirs": CNI_BIN_DIRS, "cache_dir": str(tmp / "cni-cache")},
         restrict_oom_score_adj=True,
         log_level="info",
+        state_dir=str(state_dir),
     )
     daemon.start()
     try:
         reason = runtime_service_missing(f"unix://{daemon.socket}")
         if reason is not None:
             pytest.skip(reason)
-        yield CRIEndpoint("dockyardd", daemon.socket, daemon.log, Path(daemon.config["state_dir"]))
+        yield CRIEndpoint("dockyardd", daemon.socket, daemon.log, state_dir)
     finally:
         daemon.stop()
-        _unmount_under(tmp)
+        unmount_under(tmp)
+        unmount_under(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)

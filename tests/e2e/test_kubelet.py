@@ -43,9 +43,8 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from bundle import SUBREAPER
-from conftest import BUILD, CRIEndpoint, _unmount_under
 from cri_api.v1 import api_pb2
+from e2e_endpoint import BUILD, SUBREAPER, CRIEndpoint, unmount_under
 
 pytestmark = pytest.mark.root
 
@@ -255,7 +254,7 @@ def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory)
         with SUBREAPER._lock:
             SUBREAPER._owned.discard(k.proc.pid)
         _remove_leftover_pods(cri_endpoint)
-        _unmount_under(tmp)
+        unmount_under(tmp)
         for link in CONTAINER_LOGS.glob(f"*_{NS}_*.log"):
             link.unlink(missing_ok=True)
         stuck = remove_cgroup_root()
@@ -340,8 +339,9 @@ def static_pod(kubelet: Kubelet) -> Iterator[Callable[[str, dict[str, Any]], str
     for name in added:
         kubelet.remove(name)
     for name in added:
+        pod = kubelet.pod_name(name)
         wait_for(f"pod {name} to stop after its manifest went away",
-                 lambda: all(p.state == api_pb2.SANDBOX_NOTREADY for p in _our_pods(kubelet.endpoint, kubelet.pod_name(name))),
+                 lambda pod=pod: all(p.state == api_pb2.SANDBOX_NOTREADY for p in _our_pods(kubelet.endpoint, pod)),
                  POD_TIMEOUT_S)
 
 
@@ -435,9 +435,8 @@ def test_removed_manifest_stops_pod_and_runtime_forgets_it(kubelet: Kubelet) -> 
     kubelet.remove("removed")
     wait_for("the pod to stop", lambda: all(p.state == api_pb2.SANDBOX_NOTREADY for p in _our_pods(ep, pod)), POD_TIMEOUT_S)
     wait_for("the runtime to forget the pod", lambda: not _our_pods(ep, pod) and not containers(ep, pod), GC_TIMEOUT_S, 2)
-    with ep.channel() as ch:
-        with pytest.raises(grpc.RpcError) as err:
-            ep.runtime(ch).ContainerStatus(api_pb2.ContainerStatusRequest(container_id=c.id), timeout=30)
+    with ep.channel() as ch, pytest.raises(grpc.RpcError) as err:
+        ep.runtime(ch).ContainerStatus(api_pb2.ContainerStatusRequest(container_id=c.id), timeout=30)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert not list(CONTAINER_LOGS.glob(f"{pod}_{NS}_*.log"))
     if ep.state_dir is not None:
