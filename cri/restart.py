@@ -48,6 +48,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -136,6 +137,11 @@ async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> Runt
     report.rebooted = rebooted(stored, current)
     if report.rebooted:
         log.warning("boot id changed (%s -> %s): clearing the state dir's runtime leftovers", stored, current)
+        # A state dir on disk may still hold mount points (netns bind mounts,
+        # /dev/shm tmpfs, rootfs overlays) that outlived their boot's processes;
+        # rmtree cannot unlink a mount point and would descend into a mounted
+        # rootfs, so they are detached first.
+        await asyncio.to_thread(_unmount_under, state)
         for sub in ("shims", "netns", "sandboxes", "containers", "runtimes"):
             await asyncio.to_thread(shutil.rmtree, os.path.join(state, sub), True)
     with open(marker + ".tmp", "w", encoding="ascii") as f:
@@ -248,6 +254,29 @@ def _remove_orphans(rt: Runtime) -> int:
                     continue
                 removed += 1
     return removed
+
+
+def mounts_under(mountinfo: str, directory: str) -> list[str]:
+    """Mount points strictly below ``directory``, deepest first (pure; mountinfo's octal escapes decoded)."""
+    prefix = directory.rstrip("/") + "/"
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if target.startswith(prefix):
+            found.append(target)
+    return sorted(set(found), key=lambda t: (-t.count("/"), t))
+
+
+def _unmount_under(directory: str) -> None:
+    from .server.runtime import unmount_all
+
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        targets = mounts_under(f.read(), os.path.realpath(directory))
+    for target in targets:
+        unmount_all(target)
 
 
 def _listdir(path: str) -> list[str]:
