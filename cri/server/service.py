@@ -57,7 +57,9 @@ def runtime_handlers(config: Config, rt: Runtime | None = None) -> dict[str, Han
     """Every unary RuntimeService RPC; without ``rt`` only Version and Status."""
 
     async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
-        return status.status_response(config, request.verbose, rt.cni if rt is not None else None)
+        if rt is None:
+            return status.status_response(config, request.verbose)
+        return status.status_response(config, request.verbose, rt.cni, rt.pod_cidr)
 
     handlers: dict[str, Handler] = {"Version": version.version_rpc, "Status": status_rpc}
     if rt is None:

@@ -58,7 +58,9 @@ def runtime_handlers(config: Config) -> list[api_pb2.RuntimeHandler]:
     return out
 
 
-def status_response(config: Config, verbose: bool, cni: NetworkStatus | None = None) -> api_pb2.StatusResponse:
+def status_response(
+    config: Config, verbose: bool, cni: NetworkStatus | None = None, pod_cidr: str = ""
+) -> api_pb2.StatusResponse:
     conditions = [api_pb2.RuntimeCondition(type=RUNTIME_READY, status=True), network_condition(cni)]
     info: dict[str, str] = {}
     if verbose:
@@ -73,6 +75,7 @@ def status_response(config: Config, verbose: bool, cni: NetworkStatus | None = N
                 "cgroupParent": config.cgroup_parent,
                 "defaultRuntime": config.runtimes.default,
                 "runtimes": {n: h.binary for n, h in config.runtimes.handlers.items()},
+                "podCIDR": pod_cidr,  # from UpdateRuntimeConfig
             }
         )
     return api_pb2.StatusResponse(
