@@ -20,7 +20,7 @@ import time
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
 
-from . import process, state
+from . import oom, process, state
 from .io import LogFile, ProcessIO
 from .loop import Loop
 from .process import CREATED, RUNNING, STOPPED
@@ -173,6 +173,10 @@ class Shim:
         proc.exited_at = now_ns
         proc.io.close()
         if isinstance(proc, Container):
+            if not proc.oom_killed and oom.container_oom_killed(proc.bundle):
+                proc.oom_killed = True
+                # Before the waiters and the exit event: the daemon must know the reason when it sees the exit.
+                self.publish(api.oom_event(proc.container_id))
             state.save(self.dir, proc.record())
         for peer, req_id in proc.waiters:
             if not peer.closed:
@@ -188,6 +192,8 @@ class Shim:
 
     def _wait_result(self, proc: Proc) -> dict[str, Any]:
         result: dict[str, Any] = {"exit_status": proc.exit_status, "exited_at": proc.exited_at}
+        if isinstance(proc, Container):
+            result["oom_killed"] = proc.oom_killed
         captures = proc.io.captures
         if captures is not None:
             for stream, cap in captures.items():

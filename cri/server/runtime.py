@@ -137,7 +137,7 @@ class Runtime:
             return
         await self.apply_exit(pod_id, cid, int(event.get("exit_status", 0)), int(event.get("exited_at", 0)))
 
-    async def apply_exit(self, pod_id: str, cid: str, exit_status: int, exited_at: int) -> None:
+    async def apply_exit(self, pod_id: str, cid: str, exit_status: int, exited_at: int, oom_killed: bool = False) -> None:
         if cid == pod_id:
             sandbox = self.sandboxes.find(pod_id)
             if sandbox is not None and sandbox.id == pod_id:
@@ -145,6 +145,8 @@ class Runtime:
             return
         c = self.containers.find(cid) if cid else None
         if c is not None and c.id == cid and c.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            if oom_killed:
+                c.oom_killed = True
             self.record_exit(c, exit_status, exited_at)
 
     async def on_shim_resync(self, pod_id: str) -> None:
@@ -157,7 +159,8 @@ class Runtime:
         for st in listing.get("containers", []):
             if st.get("status") == "stopped":
                 await self.apply_exit(pod_id, str(st.get("container_id", st.get("id", ""))),
-                                      int(st.get("exit_status", 0)), int(st.get("exited_at", 0)))
+                                      int(st.get("exit_status", 0)), int(st.get("exited_at", 0)),
+                                      bool(st.get("oom_killed", False)))
 
     async def on_shim_dead(self, pod_id: str) -> None:
         """The shim is gone: nothing it ran can be proven alive; mark all exited with the reason."""
@@ -203,7 +206,8 @@ class Runtime:
             result = await self.shims.client(pod_id).call("wait", {"container_id": cid}, timeout=timeout)
         except errors.NotFound:
             return None
-        await self.apply_exit(pod_id, cid, int(result.get("exit_status", 0)), int(result.get("exited_at", 0)))
+        await self.apply_exit(pod_id, cid, int(result.get("exit_status", 0)), int(result.get("exited_at", 0)),
+                              bool(result.get("oom_killed", False)))
         return result
 
     async def release_container(self, c: Container) -> None:
