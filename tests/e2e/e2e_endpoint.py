@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from bundle import SUBREAPER
 from cri_api.v1 import api_pb2, api_pb2_grpc
+from daemon_fixture import Daemon  # noqa: F401 (re-exported for conftest)
 
 BUILD = REPO / "build"
 REGISTRY = "127.0.0.1:5000"
