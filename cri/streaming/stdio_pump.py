@@ -93,6 +93,10 @@ async def pump(proc: ProcessIO, *, stdin: Source | None, stdout: Sink | None, st
         # A write to a vanished client: same as going away.
         await proc.cancel()
         raise ClientGone(f"client connection failed: {err}") from err
+    except asyncio.CancelledError:
+        # The server is shutting down: no session outlives it.
+        await asyncio.shield(proc.cancel())
+        raise
     finally:
         for task in (*side, *outputs, waiter, finished, gone_task):
             task.cancel()

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -139,7 +140,17 @@ class HostProcess:
             raw.close()
 
     async def read_stdout(self) -> bytes:
-        return await self._out.read(64 * 1024)
+        data = await self._out.read(64 * 1024)
+        if not data:
+            self._out_done = True
+            self._maybe_release()
+        return data
+
+    def _maybe_release(self) -> None:
+        # Like a real backend, let go of the stdio once the process is gone
+        # and its output drained, without waiting for anyone to ask.
+        if getattr(self, "_out_done", False) and self._exit.done():
+            self._close_all()
 
     async def read_stderr(self) -> bytes:
         return await self._err.read(64 * 1024)
@@ -154,6 +165,7 @@ class HostProcess:
         for t in self._transports:
             if isinstance(t, asyncio.WriteTransport):
                 t.close()
+        self._maybe_release()
         return code
 
     async def cancel(self) -> None:
@@ -209,9 +221,10 @@ class HostBackend:
                                          start_new_session=True)
                 SUBREAPER._owned.add(popen.pid)
         proc = HostProcess(popen, master=master, kill_on_cancel=kill_on_cancel, backend=self)
-        await proc.setup()
+        # Registered before the first await: the process may exit during setup.
         self.live.add(proc)
         self.started.append(proc)
+        await proc.setup()
         return proc
 
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool,
@@ -319,6 +332,9 @@ def streaming_daemon(tmp_path: Path) -> Iterator[StreamingDaemon]:
     try:
         yield d
     finally:
+        deadline = time.monotonic() + 10
+        while d.backend.live and time.monotonic() < deadline:
+            time.sleep(0.05)   # exits are noticed on the server's loop
         d.stop()
         leaked = [p.popen.pid for p in d.backend.live]
         assert not leaked, f"backend processes left running: {leaked}"
