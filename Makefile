@@ -65,6 +65,12 @@ run-runtime: deps images
 bench: deps images
 	$(VENV)/bin/python bench/runtime.py $(BENCH_ARGS)
 
+# dockyardd against containerd 1.6: pod lifecycle medians and shim memory
+# (bench/pod.py; BENCH_ARGS="--iterations 20 --pods 20" are its defaults).
+.PHONY: bench-pod
+bench-pod: deps images
+	$(VENV)/bin/python bench/pod.py $(BENCH_ARGS)
+
 clean:
 	rm -rf build $(STAMPS) .pytest_cache .mypy_cache
 

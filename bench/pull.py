@@ -21,10 +21,7 @@ import argparse
 import gzip
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,129 +32,19 @@ from pathlib import Path
 import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[1]
-REGISTRY = "127.0.0.1:5000"
-START_TIMEOUT_S = 60.0
+from daemons import (REGISTRY, RunningDaemon, ensure_registry, peak_rss_kib, start_containerd, start_dockyardd,
+                     stop, unmount_under)
+
 PULL_TIMEOUT_S = 600.0
-
-
-def write_hosts_dir(config_path: Path) -> None:
-    for host in ("docker.io", "registry.k8s.io", REGISTRY):
-        d = config_path / host
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "hosts.toml").write_text(
-            f'server = "http://{REGISTRY}"\n\n[host."http://{REGISTRY}"]\n  capabilities = ["pull", "resolve"]\n'
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
 class Daemon:
     name: str
-    start: Callable[[Path], tuple[subprocess.Popen[bytes], Path]]
+    start: Callable[[Path], RunningDaemon]
     times: list[float] = field(default_factory=list)
     peak_rss_kib: int = 0
     failures: list[str] = field(default_factory=list)
-
-
-def start_dockyardd(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    sock = work / "state" / "dockyard.sock"
-    certs = work / "certs.d"
-    write_hosts_dir(certs)
-    config = work / "dockyard.yaml"
-    config.write_text(
-        f"socket: {{path: {sock}}}\nroot_dir: {work / 'root'}\nstate_dir: {work / 'state'}\n"
-        f"metrics_address: 127.0.0.1:{free_port()}\nlog_level: warning\nregistry: {{config_path: {certs}}}\n"
-    )
-    ready = work / "ready"
-    log = open(work / "daemon.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dockyard.cri.daemon", "--config", str(config), "--ready-file", str(ready)],
-        stdout=log, stderr=log,
-    )
-    wait_for(proc, lambda: ready.exists(), work)
-    return proc, sock
-
-
-def start_containerd(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    sock = work / "containerd.sock"
-    certs = work / "certs.d"
-    write_hosts_dir(certs)
-    disabled = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    (work / "config.toml").write_text("\n".join([
-        "version = 2",
-        f'root = "{work / "root"}"',
-        f'state = "{work / "state"}"',
-        "disabled_plugins = [" + ", ".join(f'"{p}"' for p in disabled) + "]",
-        "[grpc]", f'  address = "{sock}"',
-        "[ttrpc]", f'  address = "{sock}.ttrpc"',
-        '[plugins."io.containerd.internal.v1.opt"]', f'  path = "{work / "opt"}"',
-        f"[{cri}]", f'  sandbox_image = "{REGISTRY}/pause:3.10"',
-        f"[{cri}.containerd]", '  snapshotter = "overlayfs"',
-        f"[{cri}.cni]", f'  bin_dir = "{work / "cni-bin"}"', f'  conf_dir = "{work / "cni-conf"}"',
-        f"[{cri}.registry]", f'  config_path = "{certs}"',
-        "",
-    ]))
-    log = open(work / "daemon.log", "ab")
-    proc = subprocess.Popen(["containerd", "--config", str(work / "config.toml"), "--log-level", "warn"],
-                            stdout=log, stderr=log)
-
-    def serving() -> bool:
-        if not sock.is_socket():
-            return False
-        try:
-            with grpc.insecure_channel(f"unix://{sock}") as ch:
-                api_pb2_grpc.RuntimeServiceStub(ch).Version(api_pb2.VersionRequest(), timeout=2)
-            return True
-        except grpc.RpcError:
-            return False
-
-    wait_for(proc, serving, work)
-    return proc, sock
-
-
-def wait_for(proc: subprocess.Popen[bytes], ready: Callable[[], bool], work: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            tail = (work / "daemon.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"daemon did not become ready (exit {proc.returncode}): {tail}")
-        time.sleep(0.05)
-
-
-def peak_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def unmount_under(path: Path) -> None:
-    prefix = str(path.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False)
 
 
 def floors(blob_dir: Path, scratch: Path) -> tuple[float, float, int]:
@@ -186,16 +73,16 @@ def floors(blob_dir: Path, scratch: Path) -> tuple[float, float, int]:
 def one_pull(daemon: Daemon, base: Path, image: str, round_no: int) -> None:
     work = base / f"{daemon.name}-{round_no}"
     work.mkdir()
-    proc: subprocess.Popen[bytes] | None = None
+    running: RunningDaemon | None = None
     try:
-        proc, sock = daemon.start(work)
-        with grpc.insecure_channel(f"unix://{sock}") as ch:
+        running = daemon.start(work)
+        with running.channel() as ch:
             stub = api_pb2_grpc.ImageServiceStub(ch)
             t0 = time.perf_counter()
             stub.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)), timeout=PULL_TIMEOUT_S)
             elapsed = time.perf_counter() - t0
         daemon.times.append(elapsed)
-        daemon.peak_rss_kib = max(daemon.peak_rss_kib, peak_rss_kib(proc.pid))
+        daemon.peak_rss_kib = max(daemon.peak_rss_kib, peak_rss_kib(running.proc.pid))
         print(f"  round {round_no} {daemon.name:11s} {elapsed:7.2f}s", flush=True)
         if daemon.name == "dockyardd" and round_no == 0:
             dec, wr, total = floors(work / "root" / "content" / "blobs" / "sha256", work / "floor.bin")
@@ -205,17 +92,10 @@ def one_pull(daemon: Daemon, base: Path, image: str, round_no: int) -> None:
         daemon.failures.append(f"round {round_no}: {detail}")
         print(f"  round {round_no} {daemon.name:11s} FAILED: {detail}", flush=True)
     finally:
-        if proc is not None:
-            stop(proc)
+        if running is not None:
+            stop(running.proc)
         unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def ensure_registry(image: str) -> None:
-    if subprocess.run([str(REPO / "hack" / "registry.sh"), "start"], check=False).returncode != 0:
-        raise SystemExit("bench: hack/registry.sh start failed")
-    if subprocess.run([str(REPO / "hack" / "push-test-images.sh")], check=False).returncode != 0:
-        raise SystemExit("bench: hack/push-test-images.sh failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the image")
     args = parser.parse_args(argv)
     if not args.no_setup:
-        ensure_registry(args.image)
+        ensure_registry()
     daemons = [Daemon("dockyardd", start_dockyardd), Daemon("containerd", start_containerd)]
     if shutil.which("containerd") is None:
         print("bench: containerd not installed; timing dockyardd only")
