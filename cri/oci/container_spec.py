@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +23,33 @@ from cri_api.v1 import api_pb2
 from ..errors import InvalidArgument
 from ..image.store import ImageRecord
 from . import annotations as ann
-from .defaults import PATH_ENV, default_mounts
+from .defaults import ALL_CAPABILITIES, PATH_ENV, default_mounts
 from .devices import ALLOW_ALL, DENY_ALL, StatPath, cri_devices, scan_host_devices
-from .mounts import (DEV_SHM, ETC_HOSTNAME, ETC_HOSTS, ETC_RESOLV, ImageVolume, PathExists, cri_mount,
-                     file_bind, image_volumes, merge, rootfs_propagation, shm_mount)
+from .mounts import (
+    DEV_SHM,
+    ETC_HOSTNAME,
+    ETC_HOSTS,
+    ETC_RESOLV,
+    ImageVolume,
+    PathExists,
+    cri_mount,
+    file_bind,
+    image_volumes,
+    merge,
+    rootfs_propagation,
+    shm_mount,
+)
 from .namespaces import NODE, TargetPid, container_namespaces, user_mappings
 from .process_args import merge_env, process_args, working_dir
 from .resources import clamp_oom_score_adj, linux_resources
-from .security import ReadHostFile, apparmor, capabilities, masked_and_readonly, seccomp, selinux_label
+from .security import (
+    ReadHostFile,
+    apparmor,
+    capabilities,
+    masked_and_readonly,
+    seccomp,
+    selinux_label,
+)
 from .user import ReadFile, UserRequest, resolve_user, rootfs_reader
 
 OCI_VERSION = "1.2.0"
@@ -121,6 +140,7 @@ def container_spec(
     volumes_dir: str = "",
     node_hostname: str = "",
     machine: str = "",
+    held_capabilities: Sequence[str] = ALL_CAPABILITIES,
     apparmor_enabled: bool = False,
     selinux_enabled: bool = False,
     private_cgroupns: bool = False,
@@ -165,7 +185,7 @@ def container_spec(
     reader = read_image_file if read_image_file is not None else rootfs_reader(rootfs)
     who = resolve_user(user_request(image.user, f"image {image.id} config User", sec, SEC), reader)
     caps = capabilities(sec.capabilities if sec.HasField("capabilities") else None,
-                        privileged=privileged, field=f"{SEC}.capabilities")
+                        privileged=privileged, field=f"{SEC}.capabilities", held=held_capabilities)
     process: dict[str, Any] = {
         "terminal": config.tty,
         "user": {"uid": who.uid, "gid": who.gid, "additionalGids": list(who.additional_gids)},

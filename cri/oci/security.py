@@ -28,7 +28,12 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from ..errors import InvalidArgument
-from .defaults import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
+from .defaults import (
+    ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    MASKED_PATHS,
+    READONLY_PATHS,
+)
 from .seccomp_default import runtime_default
 from .seccomp_localhost import from_profile_json
 
@@ -51,14 +56,20 @@ def cap_name(raw: str, field: str) -> str:
     return name
 
 
-def capabilities(caps: api_pb2.Capability | None, *, privileged: bool, field: str) -> dict[str, list[str]]:
-    base = set(ALL_CAPABILITIES if privileged else DEFAULT_CAPABILITIES)
+def capabilities(caps: api_pb2.Capability | None, *, privileged: bool, field: str,
+                 held: Sequence[str] = ALL_CAPABILITIES) -> dict[str, list[str]]:
+    """``held`` is what the daemon itself may pass on (its bounding set):
+    "all capabilities" (privileged, or add ALL) means those, as containerd
+    does.  Asking the kernel for one the runtime lacks fails capset with
+    EPERM; on this project's VM root has no CAP_SYS_RESOURCE, for example."""
+    every = [c for c in ALL_CAPABILITIES if c in set(held)]
+    base = set(every if privileged else DEFAULT_CAPABILITIES)
     ambient: list[str] = []
     if caps is not None:
         adds = list(caps.add_capabilities)
         drops = list(caps.drop_capabilities)
         if any(a.upper() == "ALL" for a in adds):
-            base = set(ALL_CAPABILITIES)
+            base = set(every)
         if any(d.upper() == "ALL" for d in drops):
             base = set()
         for i, raw in enumerate(adds):

@@ -23,10 +23,10 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from .. import errors
+from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
 from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
-from .sandbox_run import has_cap_sys_resource, own_oom_score_adj
 
 
 def resolve_log_path(log_directory: str, log_path: str) -> str:
@@ -101,7 +101,7 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
             netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(rt, sandbox.id, target),
-            volumes_dir=os.path.join(bundle, "volumes"),
+            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(),
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = rt.config.runtimes.resolve(sandbox.handler)

@@ -38,6 +38,7 @@ from cri_api.v1 import api_pb2
 from .. import errors
 from ..network import netns as netns_mod
 from ..network import pod_files
+from ..own_privileges import has_cap_sys_resource, own_oom_score_adj
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState, unique_name
 from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
@@ -46,21 +47,7 @@ log = logging.getLogger("dockyard.cri.sandbox_run")
 
 PAUSE_OOM_SCORE_ADJ = -998
 SHM_SIZE = 64 * 1024 * 1024
-CAP_SYS_RESOURCE = 24
 _PROTOCOLS = {api_pb2.TCP: "tcp", api_pb2.UDP: "udp", api_pb2.SCTP: "sctp"}
-
-
-def own_oom_score_adj() -> int:
-    with open("/proc/self/oom_score_adj") as f:
-        return int(f.read().strip())
-
-
-def has_cap_sys_resource() -> bool:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
-    return False
 
 
 def pause_oom_score_adj(restrict: bool, own: int, may_lower: bool) -> int:
