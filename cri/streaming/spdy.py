@@ -524,11 +524,11 @@ class Connection:
             state = StreamState.OPEN
             if frame.unidirectional:
                 state = StreamState.HALF_CLOSED_LOCAL
-            st = _Stream(state, self._peer_window, self.initial_window)
-            self.streams[sid] = st
+            opened = _Stream(state, self._peer_window, self.initial_window)
+            self.streams[sid] = opened
             out: list[Event] = [frame]
             if frame.fin:
-                out += self._fin(sid, st, "remote")
+                out += self._fin(sid, opened, "remote")
             return out
         if isinstance(frame, (SynReply, HeadersFrame, Data)):
             st = self.streams.get(frame.stream_id)

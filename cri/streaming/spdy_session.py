@@ -148,9 +148,9 @@ class SpdySession:
 
     def _dispatch(self, ev: spdy.Event) -> None:
         if isinstance(ev, spdy.SynStream):
-            st = SpdyStream(self, ev.stream_id, ev.headers)
-            self.streams[ev.stream_id] = st
-            self.incoming.put_nowait(st)
+            opened = SpdyStream(self, ev.stream_id, ev.headers)
+            self.streams[ev.stream_id] = opened
+            self.incoming.put_nowait(opened)
         elif isinstance(ev, spdy.Data):
             st = self.streams.get(ev.stream_id)
             if st is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .backend import ProcessIO
 from .remotecommand import ResizeDecoder, ResizeError
@@ -80,10 +80,11 @@ async def pump(proc: ProcessIO, *, stdin: Source | None, stdout: Sink | None, st
         asyncio.ensure_future(_copy_out(proc.read_stderr, stderr) if stderr else _drain(proc.read_stderr)),
     ]
     waiter = asyncio.ensure_future(proc.wait())
-    finished = asyncio.ensure_future(asyncio.gather(waiter, *outputs))
+    finished: asyncio.Future[list[object]] = asyncio.ensure_future(asyncio.gather(waiter, *outputs))
     gone_task = asyncio.ensure_future(gone.wait())
     try:
-        done, _ = await asyncio.wait({finished, gone_task}, return_when=asyncio.FIRST_COMPLETED)
+        first: list[asyncio.Future[Any]] = [finished, gone_task]
+        done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         if finished in done:
             finished.result()   # re-raise a copy failure
             return waiter.result()
@@ -98,6 +99,7 @@ async def pump(proc: ProcessIO, *, stdin: Source | None, stdout: Sink | None, st
         await asyncio.shield(proc.cancel())
         raise
     finally:
-        for task in (*side, *outputs, waiter, finished, gone_task):
+        everything: list[asyncio.Future[Any]] = [*side, *outputs, waiter, finished, gone_task]
+        for task in everything:
             task.cancel()
         await asyncio.gather(*side, *outputs, waiter, finished, gone_task, return_exceptions=True)

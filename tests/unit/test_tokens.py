@@ -59,3 +59,21 @@ def test_expired_entries_are_swept_and_cap_enforced() -> None:
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TokenCache(0)
+
+
+def test_session_metrics_series() -> None:
+    """The Prometheus adapter counts opened/failed and tracks active, by kind."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dockyard.cri.streaming.session_metrics import PrometheusSessionMetrics
+
+    reg = CollectorRegistry()
+    m = PrometheusSessionMetrics(reg)
+    m.opened("exec")
+    m.opened("exec")
+    m.closed("exec")
+    m.failed("portforward", "bad_token")
+    text = generate_latest(reg).decode()
+    assert 'dockyard_streaming_sessions_active{kind="exec"} 1.0' in text
+    assert 'dockyard_streaming_sessions_opened_total{kind="exec"} 2.0' in text
+    assert 'dockyard_streaming_sessions_failed_total{kind="portforward",reason="bad_token"} 1.0' in text
