@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from dockyard.cri.restart import mounts_under
 from dockyard.shim.oom import container_oom_killed, counter_files, oom_kills
 
