@@ -99,7 +99,13 @@ def start(store: Store, container_id: str) -> None:
 
 def kill(store: Store, container_id: str, sig: int, all_processes: bool = False) -> None:
     c = load(store, container_id)
-    require("kill", c.status, container_id)
+    if all_processes:
+        # As runc: --all also reaches what outlived a stopped init (possible
+        # when the container shares a pid namespace), through the cgroup.
+        if c.status == Status.STOPPED and not c.manager.exists():
+            return
+    else:
+        require("kill", c.status, container_id)
     targets = c.manager.pids() if all_processes else [c.state.pid]
     for pid in targets:
         try:

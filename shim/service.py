@@ -14,7 +14,9 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import signal
 import socket
+import sys
 import time
 
 from dockyard.api import shim as api
@@ -78,12 +80,23 @@ class Container(Proc):
         self.started_at = 0
         self.oom_killed = False
         self.execs: dict[str, Proc] = {}
+        self.private_pidns = _private_pidns(bundle)
 
     def record(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "bundle": self.bundle, "pid": self.pid,
                 "status": self.state.name, "exit_status": self.exit_status, "created_at": self.created_at,
                 "started_at": self.started_at, "exited_at": self.exited_at, "log_path": self.params["log_path"],
                 "tty": self.params["tty"], "stdin": self.params["stdin"], "oom_killed": self.oom_killed}
+
+
+def _private_pidns(bundle: str) -> bool:
+    """Whether the container has a pid namespace of its own (config.json)."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            namespaces = json.load(f).get("linux", {}).get("namespaces", [])
+    except (OSError, ValueError):
+        return True
+    return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
 
 
 class Shim:
@@ -156,11 +169,23 @@ class Shim:
 
     def _reaped(self, proc: Proc, wait_status: int, now_ns: int) -> None:
         proc.reaped = (wait_status, now_ns)
+        if isinstance(proc, Container) and not proc.private_pidns:
+            # With a shared pid namespace the init's exit does not take the
+            # container's other processes with it, and one of them may hold
+            # the stdio open: end them, as containerd's runc shim does.  From
+            # the loop, not inside the reaper's callback.
+            self.loop.call_later(0, lambda: self._kill_leftovers(proc))
         if proc.io.done:
             self._finish(proc)
             return
         proc.io.on_done = lambda: self._finish(proc)
         proc.grace_timer = self.loop.call_later(IO_GRACE_S, lambda: self._finish(proc))
+
+    def _kill_leftovers(self, container: Container) -> None:
+        try:
+            self.runtime.kill(container.container_id, signal.SIGKILL, True)
+        except ShimError as err:
+            sys.stderr.write(f"dockyard-shim: kill --all after the init of {container.container_id} exited: {err}\n")
 
     def _finish(self, proc: Proc) -> None:
         if proc.reaped is None or proc.state is STOPPED:

@@ -421,3 +421,24 @@ def test_kill_9_of_the_shim(shims: Callable[[], Shim], bundle: Bundle) -> None:
     while pid_alive(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_shared_pid_namespace_leftovers_are_killed(shims: Callable[[], Shim], new_bundle: Callable[..., Bundle]) -> None:
+    """In a shared pid namespace, when a container's init exits its leftover processes are killed,
+    so the exit is reported at once instead of after the stdio grace period."""
+    shim = shims()
+    c = shim.client()
+    pod, ctr = new_bundle(), new_bundle()
+    pod_pid = run(c, pod, "sleep 1000")
+    ctr.config["linux"]["namespaces"] = [
+        ns for ns in ctr.config["linux"]["namespaces"] if ns["type"] != "pid"
+    ] + [{"type": "pid", "path": f"/proc/{pod_pid}/ns/pid"}]
+    # the background sleep keeps stdout open after the shell exits
+    started = time.monotonic()
+    run(c, ctr, "sleep 1000 & exit 3")
+    assert c.call("wait", container_id=ctr.id)["exit_status"] == 3
+    assert time.monotonic() - started < 1.5
+    deadline = time.monotonic() + 5
+    while (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip()
