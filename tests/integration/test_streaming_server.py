@@ -413,14 +413,18 @@ def test_spdy_port_forward_unlisted_port_and_dead_port(streaming_daemon: Streami
         writer.write(conn.data_to_send())
         got: dict[str, bytes] = {n: b"" for n in names.values()}
         data = rest
-        async with asyncio.timeout(15):
-            while not (got["error1"] and got["error2"] and b"pong:/pf" in got["data0"]):
-                for ev in conn.receive_data(data):
-                    if isinstance(ev, spdy.Data) and ev.stream_id in names:
-                        got[names[ev.stream_id]] += ev.data
-                writer.write(conn.data_to_send())
-                data = await reader.read(65536)
-        writer.close()
+        try:
+            async with asyncio.timeout(15):
+                while True:
+                    for ev in conn.receive_data(data):
+                        if isinstance(ev, spdy.Data) and ev.stream_id in names:
+                            got[names[ev.stream_id]] += ev.data
+                    if got["error1"] and got["error2"] and b"pong:/pf" in got["data0"]:
+                        break
+                    writer.write(conn.data_to_send())
+                    data = await reader.read(65536)
+        finally:
+            writer.close()
         return got
     got = asyncio.run(go())
     assert b"pong:/pf" in got["data0"]
