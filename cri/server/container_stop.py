@@ -36,7 +36,8 @@ def stop_signal_number(name: str) -> int:
 async def stop_container(rt: Runtime, request: api_pb2.StopContainerRequest) -> api_pb2.StopContainerResponse:
     c = rt.containers.find(request.container_id)
     if c is None:
-        raise errors.NotFound(f"container {request.container_id} not found")
+        # Stop is idempotent (CRI): a container already removed is stopped.
+        return api_pb2.StopContainerResponse()
     async with rt.containers.index.lock(c.id):
         await stop_container_now(rt, c, timeout=max(0, request.timeout))
     return api_pb2.StopContainerResponse()

@@ -69,8 +69,10 @@ def test_crictl_full_flow(pods: Pods, handler: str) -> None:
     pods.crictl("stopp", pod)
     pods.crictl("stopp", pod)  # idempotent
     pods.crictl("rmp", pod)
-    with pods.daemon.channel() as ch:  # crictl rmp asks for the status first; the RPC itself is idempotent
+    with pods.daemon.channel() as ch:  # crictl asks for the status first; the RPCs themselves are idempotent
         pods.daemon.runtime(ch).RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod))
+        pods.daemon.runtime(ch).StopContainer(api_pb2.StopContainerRequest(container_id=cid))
+        pods.daemon.runtime(ch).RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert pods.crictl("pods", "-q") == ""
 
 
