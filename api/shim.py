@@ -12,10 +12,30 @@ object).  Three kinds of message::
               {"id": int, "error": {"code": Code, "message": str}}
     event     {"event": "exit", "container_id", "exec_id", "pid", "exit_status", "exited_at"}
               {"event": "oom", "container_id"}
+              {"event": "output", "container_id", "stream": "stdout"|"stderr", "data": base64}
 
-Events are only sent on a connection that called ``subscribe``.  Responses
+Exit and oom events are sent on a connection that called ``subscribe``;
+output events (and the container's exit) on one that called ``attach``.  Responses
 may come out of request order: ``wait`` is answered when the process exits,
 while later requests on the same connection are answered at once.
+
+Passing fds (``exec`` with ``io: "fds"``): the response frame is written
+with one sendmsg(2) carrying the fds as SCM_RIGHTS, so they ride on the
+frame's first byte; its result names them in order, ``"fds": ["stdin",
+"stdout", "stderr"]`` (a subset: only the streams asked for) or ``["pty"]``.
+A unix stream socket delivers ancillary data with the recvmsg(2) that reads
+the first byte of the send it came with, and that recvmsg stops at the end
+of that send, so a client reading with recvmsg (``socket.recv_fds``) has the
+fds in hand by the time the frame is complete: it keeps the fds it received
+in a queue and takes ``len(result["fds"])`` of them for that frame.  The
+shim closes its copies once they are sent; the caller owns them.
+
+Attach (``attach``): after its response, the connection receives the
+container's output as output events, then the container's exit event, and
+is closed by the client to detach.  A slow attach client never holds the
+shim, the container or its log back: while more than ATTACH_BUFFER bytes
+wait to be sent to it, output for it is dropped (the exit event counts the
+dropped bytes in ``output_dropped``).
 
 Times are unix nanoseconds (0 = not yet).  ``exit_status`` follows the shell:
 the exit code, or 128 + the signal that killed the process.
@@ -38,6 +58,13 @@ HEADER_SIZE = 4
 # Large enough for a wait result carrying 2 x 16 MiB of captured exec output in base64.
 MAX_FRAME = 64 << 20
 CAPTURE_LIMIT = 16 << 20
+# Unsent bytes an attach connection may hold before its output is dropped.
+ATTACH_BUFFER = 1 << 20
+# Where a process's stdio lives for ``exec``: "capture" = the shim holds it
+# (and keeps the output when ``capture`` is true: today's behaviour);
+# "fds" = the caller gets its ends over SCM_RIGHTS.
+EXEC_IO = ("capture", "fds")
+STREAMS = ("stdout", "stderr")
 
 SOCKET_NAME = "shim.sock"
 PID_FILE = "shim.pid"
@@ -154,6 +181,10 @@ def oom_event(container_id: str) -> dict[str, Any]:
     return {"event": "oom", "container_id": container_id}
 
 
+def output_event(container_id: str, stream: str, data_b64: str) -> dict[str, Any]:
+    return {"event": "output", "container_id": container_id, "stream": stream, "data": data_b64}
+
+
 def parse_request(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     """(id, method, validated params with defaults filled) of a request message.
 
@@ -212,7 +243,9 @@ METHODS: dict[str, dict[str, tuple[type, object]]] = {
     "kill": {"container_id": _ID, "exec_id": _EXEC_ID, "signal": (int, 15), "all": (bool, False)},
     "delete": {"container_id": _ID, "exec_id": _EXEC_ID},
     "exec": {"container_id": _ID, "exec_id": (str, REQUIRED), "process": (dict, REQUIRED),
-             "tty": (bool, False), "stdin": (bool, False), "capture": (bool, False)},
+             "tty": (bool, False), "stdin": (bool, False), "capture": (bool, False), "io": (str, "capture"),
+             "stdout": (bool, True), "stderr": (bool, True)},
+    "attach": {"container_id": _ID, "stdin": (bool, False), "stdout": (bool, True), "stderr": (bool, True)},
     "wait": {"container_id": _ID, "exec_id": _EXEC_ID},
     "resize_pty": {"container_id": _ID, "exec_id": _EXEC_ID, "width": (int, REQUIRED), "height": (int, REQUIRED)},
     "write_stdin": {"container_id": _ID, "exec_id": _EXEC_ID, "data": (str, REQUIRED)},
@@ -250,6 +283,11 @@ def validate_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ShimError(Code.INVALID_ARGUMENT, f"{method}: invalid exec_id {out['exec_id']!r}")
     if method == "kill" and not 0 < out["signal"] < 65:
         raise ShimError(Code.INVALID_ARGUMENT, f"kill: signal {out['signal']} is not in 1..64")
+    if method == "exec":
+        if out["io"] not in EXEC_IO:
+            raise ShimError(Code.INVALID_ARGUMENT, f"exec: io {out['io']!r} is not one of {', '.join(EXEC_IO)}")
+        if out["io"] == "fds" and out["capture"]:
+            raise ShimError(Code.INVALID_ARGUMENT, "exec: capture and io=fds exclude each other")
     if method == "resize_pty" and not (0 < out["width"] < 65536 and 0 < out["height"] < 65536):
         raise ShimError(Code.INVALID_ARGUMENT, f"resize_pty: size {out['width']}x{out['height']} out of range")
     return out

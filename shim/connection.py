@@ -2,11 +2,19 @@
 
 Writes are buffered and flushed as the socket drains, so a slow or stuck
 client (say, one that subscribed and stopped reading) costs memory for its
-own buffer but never blocks the shim.
+own buffer but never blocks the shim.  An attach client's output is bounded
+on top of that (``api.ATTACH_BUFFER``, see service.py).
+
+Fds handed to the client (``send_fds``) wait in ``_fds`` with the offset in
+``out`` where their frame starts; the flush sends exactly up to that offset,
+then the frame's first bytes in one sendmsg with SCM_RIGHTS, so the fds ride
+on the frame they belong to (api/shim.py: "Passing fds").  Once sent, or when
+the connection closes first, the shim's copies are closed.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 
 from dockyard.api import shim as api
@@ -30,6 +38,8 @@ class Connection:
         self.out = bytearray()
         self.subscribed = False
         self.closed = False
+        # (offset in out, fds to send with the byte there), offsets increasing.
+        self._fds: list[tuple[int, list[int]]] = []
         self._on_message = on_message
         self._on_close = on_close
         sock.setblocking(False)
@@ -41,11 +51,28 @@ class Connection:
         self.out += api.encode(message)
         self._flush()
 
+    def send_fds(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Send ``message`` with ``fds`` attached; the fds now belong to the connection (closed once sent)."""
+        if self.closed:
+            _close_all(fds)
+            return
+        self._fds.append((len(self.out), fds))
+        self.send(message)
+
     def _flush(self) -> None:
         try:
             while self.out:
-                n = self.sock.send(self.out)
+                if self._fds and self._fds[0][0] == 0:
+                    fds = self._fds[0][1]
+                    end = self._fds[1][0] if len(self._fds) > 1 else len(self.out)
+                    n = socket.send_fds(self.sock, [bytes(self.out[:end])], fds)
+                    self._fds.pop(0)
+                    _close_all(fds)
+                else:
+                    end = self._fds[0][0] if self._fds else len(self.out)
+                    n = self.sock.send(self.out if end == len(self.out) else self.out[:end])
                 del self.out[:n]
+                self._fds = [(at - n, fds) for at, fds in self._fds]
         except BlockingIOError:
             pass
         except OSError:  # EPIPE, ECONNRESET: the client is gone
@@ -81,7 +108,15 @@ class Connection:
         self.closed = True
         self.loop.unwatch(self.sock.fileno())
         self.sock.close()
+        for _, fds in self._fds:
+            _close_all(fds)
+        self._fds = []
         self._on_close(self)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class Listener:

@@ -89,6 +89,8 @@ class ProcessIO:
         self.captures = {cri_log.STDOUT: Capture(), cri_log.STDERR: Capture()} if capture else None
         self.splitters = {s: cri_log.LineSplitter(s) for s in (cri_log.STDOUT, cri_log.STDERR)}
         self.on_done: Callable[[], None] | None = None
+        # Attach: called with (stream, data) after the log and capture got it.
+        self.on_output: Callable[[str, bytes], None] | None = None
         self._child: list[int] = []     # the process's ends, closed once the runtime has run
         self._readers: dict[int, str] = {}
         self.stdin_fd = -1
@@ -159,6 +161,8 @@ class ProcessIO:
             self.captures[stream].add(data)
         if self.log is not None:
             self.log.write(self.splitters[stream].feed(data, time.time_ns()))
+        if self.on_output is not None:
+            self.on_output(stream, data)
 
     def _eof(self, fd: int) -> None:
         stream = self._readers.pop(fd)

@@ -173,7 +173,7 @@ def serve(opts: dict[str, str]) -> int:
             os.unlink(api.SOCKET_NAME)
         except FileNotFoundError:
             pass
-        listener = Listener(loop, api.SOCKET_NAME, on_message=shim.handle, on_close=peers.remove,
+        listener = Listener(loop, api.SOCKET_NAME, on_message=shim.handle, on_close=shim.peer_closed,
                             on_open=peers.append)
         loop.watch(shim.reaper.fd, READ, shim.reaper.on_wakeup)
         write_atomic(api.PID_FILE, f"{os.getpid()}\n".encode())

@@ -23,6 +23,7 @@ from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
 
 from . import oom, process, state
+from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop
 from .process import CREATED, RUNNING, STOPPED
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
         def send(self, message: dict[str, Any]) -> None: ...
 
+        def send_fds(self, message: dict[str, Any], fds: list[int]) -> None: ...
+
         def close(self) -> None: ...
 
 IO_GRACE_S = 2.0
@@ -53,7 +56,7 @@ VERSION = "0.1.0"
 class Proc:
     """What containers and execs share: a pid, a state, an exit, its stdio and who waits for it."""
 
-    def __init__(self, container_id: str, exec_id: str, io: ProcessIO) -> None:
+    def __init__(self, container_id: str, exec_id: str, io: ProcessIO | HandedIO) -> None:
         self.container_id = container_id
         self.exec_id = exec_id
         self.io = io
@@ -71,6 +74,18 @@ class Proc:
         return STOPPED if self.reaped is not None else self.state
 
 
+class Attachment:
+    """One ``attach`` connection: which output it mirrors, whether it used stdin, what it lost."""
+
+    __slots__ = ("peer", "stdin", "streams", "dropped")
+
+    def __init__(self, peer: Peer, stdin: bool, stdout: bool, stderr: bool) -> None:
+        self.peer = peer
+        self.stdin = stdin
+        self.streams = frozenset(s for s, on in (("stdout", stdout), ("stderr", stderr)) if on)
+        self.dropped = 0
+
+
 class Container(Proc):
     def __init__(self, container_id: str, bundle: str, io: ProcessIO, params: dict[str, Any]) -> None:
         super().__init__(container_id, "", io)
@@ -81,6 +96,7 @@ class Container(Proc):
         self.oom_killed = False
         self.execs: dict[str, Proc] = {}
         self.private_pidns = _private_pidns(bundle)
+        self.attached: list[Attachment] = []
 
     def record(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "bundle": self.bundle, "pid": self.pid,
@@ -208,7 +224,45 @@ class Shim:
                 peer.send(api.response(req_id, self._wait_result(proc)))
         proc.waiters = []
         event = api.exit_event(proc.container_id, proc.exec_id, proc.pid, proc.exit_status, proc.exited_at)
+        if isinstance(proc, Container):
+            # After the last output (the streams drained before _finish): the attach ends here.
+            for a in proc.attached:
+                a.peer.send({**event, "output_dropped": a.dropped})
         self.publish(event)
+
+    # --- attach --------------------------------------------------------------------
+
+    def _mirror(self, c: Container, stream: str, data: bytes) -> None:
+        """Copy a chunk of the container's output to its attach connections.
+
+        The log was written first (io.py) and nothing here can block: a
+        client with more than ATTACH_BUFFER unsent bytes loses this chunk
+        (counted, reported in its exit event) rather than stalling the loop,
+        the log, or the container behind it."""
+        if not c.attached:
+            return
+        event: dict[str, Any] | None = None
+        for a in c.attached:
+            if stream not in a.streams or a.peer.closed:
+                continue
+            if len(a.peer.out) > api.ATTACH_BUFFER:
+                a.dropped += len(data)
+                continue
+            if event is None:
+                event = api.output_event(c.container_id, stream, binascii.b2a_base64(data, newline=False).decode())
+            a.peer.send(event)
+
+    def peer_closed(self, peer: Peer) -> None:
+        """A connection went away: forget it; a detaching attach may close stdin (stdin_once)."""
+        if peer in self.peers:
+            self.peers.remove(peer)
+        for c in self.containers.values():
+            mine = [a for a in c.attached if a.peer is peer]
+            if not mine:
+                continue
+            c.attached = [a for a in c.attached if a.peer is not peer]
+            if c.params["stdin_once"] and any(a.stdin for a in mine):
+                c.io.close_stdin()
 
     def publish(self, event: dict[str, Any]) -> None:
         for peer in self.peers:
@@ -302,6 +356,7 @@ class Shim:
         log = LogFile(p["log_path"]) if p["log_path"] else None
         io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=log, capture=False)
         c = Container(cid, bundle, io, p)
+        io.on_output = lambda stream, data: self._mirror(c, stream, data)
         try:
             self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio: self.runtime.create(
                 cid, bundle, os.path.abspath(pid_file), console, stdio))
@@ -367,11 +422,14 @@ class Shim:
         for peer, req_id in c.waiters:
             if not peer.closed:
                 peer.send(api.error_response(req_id, ShimError(Code.NOT_FOUND, f"container {c.container_id} deleted")))
+        for a in c.attached:
+            a.peer.close()
+        c.attached = []
         del self.containers[c.container_id]
         state.forget(self.dir, c.container_id)
         return {"exit_status": c.exit_status, "exited_at": c.exited_at}
 
-    def do_exec(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
+    def do_exec(self, peer: Peer, req_id: int, p: dict[str, Any]) -> dict[str, Any] | None:
         c = self._container(p["container_id"])
         eid = p["exec_id"]
         if eid in c.execs:
@@ -381,7 +439,11 @@ class Shim:
         if not isinstance(spec.get("args"), list) or not spec["args"]:
             raise ShimError(Code.INVALID_ARGUMENT, f"exec {eid}: process.args must be a non-empty list")
         spec["terminal"] = p["tty"]
-        io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=None, capture=p["capture"])
+        io: ProcessIO | HandedIO
+        if p["io"] == "fds":
+            io = HandedIO(tty=p["tty"], stdin=p["stdin"], stdout=p["stdout"], stderr=p["stderr"])
+        else:
+            io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=None, capture=p["capture"])
         e = Proc(c.container_id, eid, io)
         tag = f"exec-{c.container_id}-{eid}"
         process_file = os.path.abspath(f"{tag}.json")
@@ -390,10 +452,18 @@ class Shim:
         try:
             self._spawn(e, tag, lambda pid_file, console, stdio: self.runtime.exec(
                 c.container_id, process_file, os.path.abspath(pid_file), console, stdio))
+        except BaseException:
+            if isinstance(io, HandedIO):
+                io.discard()
+            raise
         finally:
             os.unlink(process_file)
         c.execs[eid] = e
         self._prune_execs(c)
+        if isinstance(io, HandedIO):
+            names, fds = io.take()
+            peer.send_fds(api.response(req_id, {"pid": e.pid, "fds": names}), fds)
+            return None
         return {"pid": e.pid}
 
     def _prune_execs(self, c: Container) -> None:
@@ -408,6 +478,17 @@ class Shim:
             return self._wait_result(proc)
         proc.waiters.append((peer, req_id))
         return None
+
+    def do_attach(self, peer: Peer, req_id: int, p: dict[str, Any]) -> None:
+        c = self._container(p["container_id"])
+        if p["stdin"] and not c.params["stdin"]:
+            raise ShimError(Code.FAILED_PRECONDITION, f"container {c.container_id} was created without stdin")
+        peer.send(api.response(req_id, {"pid": c.pid, "tty": c.params["tty"]}))
+        if c.state is STOPPED:
+            # Nothing more will come: the attach ends at once.
+            peer.send({**api.exit_event(c.container_id, "", c.pid, c.exit_status, c.exited_at), "output_dropped": 0})
+            return
+        c.attached.append(Attachment(peer, p["stdin"], p["stdout"], p["stderr"]))
 
     def do_resize_pty(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
         proc = self._proc(p["container_id"], p["exec_id"])

@@ -10,12 +10,17 @@ every test shuts its shims down, which the fixture enforces.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import socket
+import struct
 import subprocess
+import termios
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,13 +49,15 @@ class Client:
         self.inbox: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.next_id = 0
+        self.fds: list[int] = []  # received over SCM_RIGHTS, not yet claimed by a frame
 
     def close(self) -> None:
         self.sock.close()
 
     def _next(self) -> dict[str, Any]:
         while not self.inbox:
-            data = self.sock.recv(1 << 20)
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 8)
+            self.fds += fds
             if not data:
                 raise EOFError("shim closed the connection")
             self.inbox += self.frames.feed(data)
@@ -73,6 +80,14 @@ class Client:
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         return self.reply(self.send(method, **params))
+
+    def call_fds(self, method: str, **params: Any) -> tuple[dict[str, Any], dict[str, int]]:
+        """A call whose answer carries fds: the result and {name: fd} (the caller closes them)."""
+        result = self.call(method, **params)
+        names = result["fds"]
+        assert len(self.fds) >= len(names), f"frame names {names} but {len(self.fds)} fds arrived"
+        fds, self.fds = self.fds[:len(names)], self.fds[len(names):]
+        return result, dict(zip(names, fds))
 
     def next_event(self) -> dict[str, Any]:
         if self.events:
@@ -442,3 +457,198 @@ def test_shared_pid_namespace_leftovers_are_killed(shims: Callable[[], Shim], ne
     while (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip()
+
+
+# --- streaming exec (io=fds) and attach ---------------------------------------------
+
+EXEC_PROC = {"cwd": "/", "env": ["PATH=/bin", "TERM=xterm"], "user": {"uid": 0, "gid": 0}}
+
+
+def shim_holds(shim: Shim, fd: int, grace: float = 2.0) -> bool:
+    """Whether the shim still has an fd open on the same file (pipe or pty) as our ``fd`` after
+    ``grace`` (the shim closes its copy just after sendmsg returned, which may be after we read)."""
+    deadline = time.monotonic() + grace
+    while _shim_has(shim, fd):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _shim_has(shim: Shim, fd: int) -> bool:
+    st = os.fstat(fd)
+    for name in os.listdir(f"/proc/{shim.pid}/fd"):
+        try:
+            other = os.stat(f"/proc/{shim.pid}/fd/{name}")
+        except FileNotFoundError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
+
+
+def read_all(fd: int, timeout: float = 30.0) -> bytes:
+    """Everything until EOF (or EIO, a pty whose last slave closed)."""
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no EOF after {timeout}s; got {bytes(out[-200:])!r}"
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            return bytes(out)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+def test_exec_fds_pipes_round_trip_binary(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """exec io=fds hands over stdin/stdout/stderr ends and keeps none: 1 MiB of binary data
+    goes through `cat` byte for byte, stderr is separate, wait gives the exit code."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    proc = dict(EXEC_PROC, args=["sh", "-c", "cat; echo E >&2; exit 7"])
+    result, fds = c.call_fds("exec", container_id=bundle.id, exec_id="s1", process=proc, stdin=True, io="fds")
+    try:
+        assert sorted(fds) == ["stderr", "stdin", "stdout"] and result["pid"] > 0
+        for fd in fds.values():
+            assert not shim_holds(shim, fd), "the shim kept a copy of a handed-over fd"
+        data = os.urandom(1 << 20)
+        stdin = fds.pop("stdin")
+        writer = threading.Thread(target=lambda: (_write_all(stdin, data), os.close(stdin)))
+        writer.start()
+        got = read_all(fds["stdout"])
+        writer.join(30)
+        assert got == data
+        assert read_all(fds["stderr"]) == b"E\n"
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    assert c.call("wait", container_id=bundle.id, exec_id="s1")["exit_status"] == 7
+    c.call("delete", container_id=bundle.id, exec_id="s1")
+
+    # Streams not asked for go to /dev/null for the process and are not handed over.
+    quiet = dict(EXEC_PROC, args=["sh", "-c", "echo gone; echo kept >&2"])
+    _, fds = c.call_fds("exec", container_id=bundle.id, exec_id="s2", process=quiet, stdout=False, io="fds")
+    assert list(fds) == ["stderr"]
+    assert read_all(fds["stderr"]) == b"kept\n"
+    os.close(fds["stderr"])
+    assert c.call("wait", container_id=bundle.id, exec_id="s2")["exit_status"] == 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def test_exec_fds_tty(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """exec io=fds with a tty hands over the pty master alone: the caller's TIOCSWINSZ is the size
+    the process sees, input echoes, the exit code comes through wait; resize_pty is refused."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    _, fds = c.call_fds("exec", container_id=bundle.id, exec_id="t1", process=dict(EXEC_PROC, args=["sh"]),
+                        tty=True, stdin=True, io="fds")
+    assert list(fds) == ["pty"]
+    master = fds["pty"]
+    try:
+        assert not shim_holds(shim, master)
+        assert os.isatty(master)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 121, 0, 0))
+        with pytest.raises(ShimError) as no_pty:
+            c.call("resize_pty", container_id=bundle.id, exec_id="t1", width=10, height=10)
+        assert no_pty.value.code is Code.FAILED_PRECONDITION
+        os.write(master, b"echo MARK$((40+2)); stty size; exit 5\n")
+        out = read_all(master)
+    finally:
+        os.close(master)
+    assert b"MARK42" in out and b"41 121" in out
+    assert c.call("wait", container_id=bundle.id, exec_id="t1")["exit_status"] == 5
+
+
+def attach_events(client: Client, until_exit: bool = True, timeout: float = 30.0) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Output by stream and the exit event of an attach connection."""
+    out: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+    client.sock.settimeout(timeout)
+    while True:
+        ev = client.next_event()
+        if ev["event"] == "output":
+            out[ev["stream"]] += base64.b64decode(ev["data"])
+        elif ev["event"] == "exit":
+            return out, ev
+
+
+def test_two_attaches_and_the_log(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """Two attaches at once each get the output they asked for and the exit; the CRI log is still written."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "a.log"
+    run(c, bundle, "read go; for i in 1 2 3; do echo out$i; echo err$i >&2; done; exit 4", stdin=True,
+        log_path=str(log))
+    both, only_out = shim.client(), shim.client()
+    assert both.call("attach", container_id=bundle.id, stdin=True)["tty"] is False
+    only_out.call("attach", container_id=bundle.id, stderr=False)
+    c.call("write_stdin", container_id=bundle.id, data=base64.b64encode(b"go\n").decode())
+    out1, exit1 = attach_events(both)
+    out2, exit2 = attach_events(only_out)
+    assert out1 == {"stdout": b"out1\nout2\nout3\n", "stderr": b"err1\nerr2\nerr3\n"}
+    assert out2 == {"stdout": b"out1\nout2\nout3\n", "stderr": b""}
+    assert exit1["exit_status"] == exit2["exit_status"] == 4 and exit1["output_dropped"] == 0
+    lines = [(s, m) for s, _t, m in log_entries(log)]
+    assert [m for s, m in lines if s == b"stdout"] == [b"out1", b"out2", b"out3"]
+    assert [m for s, m in lines if s == b"stderr"] == [b"err1", b"err2", b"err3"]
+    # Attaching to a stopped container ends at once with its exit.
+    late = shim.client()
+    late.call("attach", container_id=bundle.id)
+    assert attach_events(late)[1]["exit_status"] == 4
+
+
+def test_a_stuck_attach_blocks_nothing(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """An attach client that never reads does not hold back the container or its log:
+    output past the bound is dropped for that client only, and counted in its exit event."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "big.log"
+    create(c, bundle, "head -c 8388608 /dev/zero | tr '\\0' x; echo; echo end", log_path=str(log))
+    stuck = shim.client()
+    stuck.call("attach", container_id=bundle.id)
+    c.call("start", container_id=bundle.id)
+    started = time.monotonic()
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 0
+    assert time.monotonic() - started < 20
+    logged = sum(len(m) for s, _t, m in log_entries(log) if s == b"stdout")
+    assert logged == 8388608 + len(b"end")
+    out, ev = attach_events(stuck)
+    assert ev["output_dropped"] > 0
+    assert len(out["stdout"]) + ev["output_dropped"] == 8388608 + len(b"\nend\n")
+
+
+@pytest.mark.parametrize("stdin_once", [True, False])
+def test_stdin_once(shims: Callable[[], Shim], bundle: Bundle, stdin_once: bool) -> None:
+    """With stdin_once the container's stdin closes when the first attach that used stdin detaches
+    (cat sees EOF and exits); without it, stdin stays open for the next attach."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "cat; echo cat-done", stdin=True, stdin_once=stdin_once)
+    watcher = shim.client()
+    watcher.call("attach", container_id=bundle.id, stdin=False)
+    user = shim.client()
+    user.call("attach", container_id=bundle.id, stdin=True)
+    user.call("write_stdin", container_id=bundle.id, data=base64.b64encode(b"hello\n").decode())
+    ev = watcher.next_event()
+    assert (ev["event"], base64.b64decode(ev["data"])) == ("output", b"hello\n")
+    user.close()
+    if stdin_once:
+        out, exited = attach_events(watcher)
+        assert out["stdout"] == b"cat-done\n" and exited["exit_status"] == 0
+        return
+    time.sleep(0.5)
+    assert c.call("state", container_id=bundle.id)["status"] == "running"
+    c.call("write_stdin", container_id=bundle.id, data=base64.b64encode(b"again\n").decode())
+    ev = watcher.next_event()
+    assert base64.b64decode(ev["data"]) == b"again\n"

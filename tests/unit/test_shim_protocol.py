@@ -22,6 +22,8 @@ MESSAGES: list[dict[str, Any]] = [
     api.error_response(3, ShimError(Code.NOT_FOUND, "container x not found")),
     api.exit_event("c", "", 42, 137, 1_700_000_000_000_000_000),
     api.oom_event("c"),
+    api.output_event("c", "stdout", "aGk="),
+    api.response(5, {"pid": 43, "fds": ["stdin", "stdout", "stderr"]}),
     {"id": 4, "result": {"text": "ünïcødé ✓"}},
 ]
 
@@ -74,6 +76,16 @@ def test_encode_refuses_oversized_message() -> None:
     (api.request(9, "create", {"container_id": "c", "bundle": "/b", "tty": True}),
      (9, "create", {"container_id": "c", "bundle": "/b", "stdin": False, "stdin_once": False, "tty": True, "log_path": ""})),
     (api.request(10, "wait", {"container_id": "c", "exec_id": "e"}), (10, "wait", {"container_id": "c", "exec_id": "e"})),
+    (api.request(11, "exec", {"container_id": "c", "exec_id": "e", "process": {}}),
+     (11, "exec", {"container_id": "c", "exec_id": "e", "process": {}, "tty": False, "stdin": False,
+                   "capture": False, "io": "capture", "stdout": True, "stderr": True})),
+    (api.request(12, "exec", {"container_id": "c", "exec_id": "e", "process": {}, "io": "fds", "stdout": False}),
+     (12, "exec", {"container_id": "c", "exec_id": "e", "process": {}, "tty": False, "stdin": False,
+                   "capture": False, "io": "fds", "stdout": False, "stderr": True})),
+    (api.request(13, "attach", {"container_id": "c"}),
+     (13, "attach", {"container_id": "c", "stdin": False, "stdout": True, "stderr": True})),
+    (api.request(14, "attach", {"container_id": "c", "stdin": True, "stderr": False}),
+     (14, "attach", {"container_id": "c", "stdin": True, "stdout": True, "stderr": False})),
 ])
 def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[int, str, dict[str, Any]]) -> None:
     assert api.parse_request(message) == expected
@@ -91,6 +103,12 @@ def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[i
     ({"id": 1, "method": "resize_pty", "params": {"container_id": "c", "width": 0, "height": 10}}, "out of range"),
     ({"id": 1, "method": "exec", "params": {"container_id": "c", "exec_id": "a/b", "process": {}}}, "invalid exec_id"),
     ({"id": 1, "method": "ping", "params": []}, "params must be an object"),
+    ({"id": 1, "method": "exec", "params": {"container_id": "c", "exec_id": "e", "process": {}, "io": "pty"}},
+     "io 'pty' is not one of capture, fds"),
+    ({"id": 1, "method": "exec", "params": {"container_id": "c", "exec_id": "e", "process": {}, "io": "fds",
+                                            "capture": True}}, "capture and io=fds exclude each other"),
+    ({"id": 1, "method": "attach", "params": {"container_id": "c", "stdin": 1}}, "must be bool"),
+    ({"id": 1, "method": "attach", "params": {}}, "missing param 'container_id'"),
 ])
 def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ShimError, match=fragment) as info:
