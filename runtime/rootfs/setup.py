@@ -197,7 +197,49 @@ def _mount_bind(pm: PlannedMount, rootfs: str, tree_fd: int = -1) -> None:
         os.close(fd)
 
 
-def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
+def mount_point_of(path: str, mountinfo: str | None = None) -> str:
+    """The mount point of the mount that holds ``path`` (longest prefix)."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    best = "/"
+    for line in mountinfo.splitlines():
+        point = line.split(" ", 5)[4]
+        if "\\" in point:  # mountinfo escapes space, tab, newline and backslash as \ooo
+            point = point.encode().decode("unicode_escape")
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best = point
+    return best
+
+
+def _cgroup_source(sources: dict[str, int], controller: str) -> str:
+    fd = sources.get(controller)
+    return "" if fd is None else _fd_path(fd)
+
+
+def open_cgroup_dirs(paths: dict[str, str]) -> dict[str, int]:
+    """O_PATH fds of the container's cgroup dirs on the host, opened by
+    prepare() before its first mount.  The binds use these, not the paths:
+    with a shared rootfs propagation, the tmpfs mounted on the container's
+    /sys/fs/cgroup can propagate onto the host path in this namespace and
+    hide it (seen with a bind of the host's /sys when there is no private
+    network namespace).  Opened in the init's own mount namespace: a bind
+    from a mount of another namespace is refused with EINVAL."""
+    fds: dict[str, int] = {}
+    try:
+        for controller, path in paths.items():
+            try:
+                fds[controller] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as err:
+                raise SyscallError("open cgroup dir", path, err.errno or 0) from err
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -> None:
     """A cgroup mount: with a private cgroup namespace, fresh cgroupfs mounts
     show the container's cgroup as their root; without one, the container's
     own directories are bind-mounted from the host."""
@@ -219,7 +261,7 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
                     sc.mount("cgroup", sub, "cgroup", base_flags | ro, options)
                 else:
                     ctl = options.split(",")[0].removeprefix("name=")
-                    host = plan.cgroup_paths.get(ctl) or plan.cgroup_paths.get(options, "")
+                    host = _cgroup_source(sources, ctl) or _cgroup_source(sources, options)
                     if host:
                         sc.mount(host, sub, None, sc.MS_BIND | sc.MS_REC)
                         remount_bind(sub, base_flags | ro)
@@ -236,7 +278,7 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
         elif plan.private_cgroupns:
             sc.mount("cgroup2", top, "cgroup2", base_flags | ro)
         else:
-            sc.mount(plan.cgroup_paths.get("", ""), top, None, sc.MS_BIND | sc.MS_REC)
+            sc.mount(_cgroup_source(sources, ""), top, None, sc.MS_BIND | sc.MS_REC)
             fd = _reopen(fd, plan.rootfs, m.destination)
             top = _fd_path(fd)
             remount_bind(top, base_flags | ro)
@@ -246,13 +288,13 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan) -> None:
         os.close(fd)
 
 
-def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan) -> None:
+def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -> None:
     m, opts = pm.mount, pm.opts
     if opts.is_bind or m.type == "bind":
         _mount_bind(pm, plan.rootfs, plan.idmapped.get(index, -1))
         return
     if m.type == "cgroup" or m.type == "cgroup2":
-        _mount_cgroup(pm, plan)
+        _mount_cgroup(pm, plan, sources)
         return
     if m.type == "sysfs" and not plan.private_netns:
         # sysfs belongs to the network namespace's owner: bind the host's
@@ -311,14 +353,28 @@ def _setup_dev(plan: RootfsPlan) -> None:
 
 
 def prepare(plan: RootfsPlan) -> None:
-    sc.mount(None, "/", None, _PROPAGATION[plan.propagation])
-    sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
-    for index, pm in enumerate(plan.mounts):
-        try:
-            _mount_one(index, pm, plan)
-        except SyscallError as err:
-            # name the spec's field and destination, not /proc/self/fd/N
-            raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
+    sources = {} if plan.private_cgroupns else open_cgroup_dirs(plan.cgroup_paths)
+    try:
+        flags = _PROPAGATION[plan.propagation]
+        sc.mount(None, "/", None, flags)
+        # pivot_root refuses a shared new root, a shared parent of it, or a
+        # shared current root.  Making just those mounts private (not their
+        # children) keeps every other mount's sharing with the host, which is
+        # what a bidirectional volume needs, and keeps the rootfs bind and
+        # what is mounted in it from propagating back out (runc does the same).
+        if flags & sc.MS_SHARED:
+            sc.mount(None, "/", None, sc.MS_PRIVATE)
+        sc.mount(None, mount_point_of(plan.rootfs), None, sc.MS_PRIVATE)
+        sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
+        for index, pm in enumerate(plan.mounts):
+            try:
+                _mount_one(index, pm, plan, sources)
+            except SyscallError as err:
+                # name the spec's field and destination, not /proc/self/fd/N
+                raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
+    finally:
+        for fd in sources.values():
+            os.close(fd)
     _setup_dev(plan)
 
 
@@ -338,9 +394,18 @@ def pivot(plan: RootfsPlan) -> None:
         sc.mount(plan.rootfs, "/", None, sc.MS_MOVE)
         os.chroot(".")
     else:
-        sc.pivot_root(".", ".")
-        sc.mount(None, ".", None, sc.MS_REC | sc.MS_SLAVE)
-        sc.umount2(".", sc.MNT_DETACH)
+        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            # The cwd is not promised to be either root after pivot_root: step
+            # onto the old one, so that the rslave below (which keeps our
+            # unmount from reaching the host) covers only it, and not the new
+            # root's mounts, whose sharing (a bidirectional volume) must stay.
+            os.fchdir(old_root)
+            sc.mount(None, ".", None, sc.MS_REC | sc.MS_SLAVE)
+            sc.umount2(".", sc.MNT_DETACH)
+        finally:
+            os.close(old_root)
     os.chdir("/")
 
 

@@ -250,3 +250,34 @@ def test_proc_and_sys_mounted(bundle: Bundle) -> None:
     assert pid == "1"
     assert int(count) <= 3  # sh, grep/ls and their pipeline; never the host's processes
     assert "ro" in sys_line.split()[5].split(",")
+
+
+@pytest.fixture
+def shared_host_dir(tmp_path: Path) -> Iterator[Path]:
+    """A host dir that is a shared mount of its own, as kubelet makes the dirs of bidirectional volumes."""
+    top = tmp_path / "shared"
+    top.mkdir()
+    for argv in (["mount", "--bind", str(top), str(top)], ["mount", "--make-rshared", str(top)]):
+        assert SUBREAPER.run(argv, timeout=10).returncode == 0
+    try:
+        yield top
+    finally:
+        SUBREAPER.run(["umount", "-R", "-l", str(top)], timeout=10)
+
+
+def test_rshared_rootfs_and_bidirectional_volume(bundle: Bundle, shared_host_dir: Path) -> None:
+    """With rootfsPropagation rshared and an rshared volume, a mount made in the container
+    appears on the host; the container's cgroup mount (no cgroup namespace, host /sys bound)
+    still works, and pivot_root accepts the shared layout."""
+    caps = ["CAP_SYS_ADMIN", "CAP_KILL"]
+    bundle.config["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    bundle.config["linux"]["rootfsPropagation"] = "rshared"
+    bundle.config["linux"]["namespaces"] = [
+        ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] not in ("cgroup", "network")]
+    bundle.config["mounts"].append(
+        {"destination": "/mnt", "type": "bind", "source": str(shared_host_dir), "options": ["rbind", "rshared"]})
+    out = bundle.run_ok("mkdir -p /mnt/sub && mount -t tmpfs tmpfs /mnt/sub && echo mounted; ls /sys/fs/cgroup")
+    assert out.splitlines()[0] == "mounted"
+    assert "memory" in out.split()
+    host_mounts = Path("/proc/self/mountinfo").read_text()
+    assert f" {shared_host_dir}/sub " in host_mounts
