@@ -110,6 +110,21 @@ class RuntimesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamServerSettings:
+    """Where the streaming server (Exec/Attach/PortForward URLs) listens.
+
+    ``port`` 0 is an ephemeral port (the URLs name the one the kernel gave).
+    TLS is on when ``tls_cert`` and ``tls_key`` are both set (PEM files); a
+    token in a URL is good for one use within ``token_ttl``."""
+
+    address: str = "127.0.0.1"
+    port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    token_ttl: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     socket_path: str = "/run/dockyard/dockyard.sock"
     socket_mode: int = 0o660
@@ -125,6 +140,7 @@ class Config:
     shim_binary: str = "dockyard-shim"
     cgroup_parent: str = "/dockyard"
     restrict_oom_score_adj: bool = False
+    stream_server: StreamServerSettings = field(default_factory=StreamServerSettings)
 
     @property
     def cni_cache_dir(self) -> str:
@@ -376,6 +392,30 @@ def parse_runtimes(value: object, key: str) -> RuntimesConfig:
     return RuntimesConfig(default=default, handlers=handlers)
 
 
+def _port(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise InvalidArgument(f"config key {key}: expected a TCP port 0-65535 (0: ephemeral), got {value!r}")
+    return value
+
+
+_STREAM_KEYS: dict[str, Callable[[object, str], Any]] = {
+    "address": parse_nonempty_str,
+    "port": _port,
+    "tls_cert": parse_abs_path_or_empty,
+    "tls_key": parse_abs_path_or_empty,
+    "token_ttl": parse_duration,
+}
+
+
+def parse_stream_server(value: object, key: str) -> StreamServerSettings:
+    body = _mapping(value, key)
+    _check_keys(body, _STREAM_KEYS, key)
+    settings = replace(StreamServerSettings(), **{k: _STREAM_KEYS[k](raw, f"{key}.{k}") for k, raw in body.items()})
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise InvalidArgument(f"config key {key}: tls_cert and tls_key go together (both set for TLS, or neither)")
+    return settings
+
+
 def parse_cni(value: object, key: str) -> CniConfig:
     body = _mapping(value, key)
     _check_keys(body, _CNI_KEYS, key)
@@ -388,6 +428,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "shim_binary": parse_binary,
     "cgroup_parent": parse_cgroup_parent,
     "restrict_oom_score_adj": parse_bool,
+    "stream_server": parse_stream_server,
     "root_dir": parse_abs_path,
     "state_dir": parse_abs_path,
     "metrics_address": parse_address,
@@ -443,8 +484,9 @@ def render_default() -> str:
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
-        "restrict_oom_score_adj",
+        "restrict_oom_score_adj", "stream_server",
     }, "render_default is out of date with Config"
+    st = c.stream_server
     return f"""\
 # dockyardd configuration. Every key is optional; these are the defaults.
 socket:
@@ -500,6 +542,17 @@ cgroup_parent: {c.cgroup_parent}
 # daemon's own value, for a daemon without CAP_SYS_RESOURCE (containerd's
 # restrict_oom_score_adj); when false such a pod fails with a clear error.
 restrict_oom_score_adj: {str(c.restrict_oom_score_adj).lower()}
+# The streaming server behind Exec, Attach and PortForward (kubelet and
+# crictl connect to the URLs these RPCs return).
+stream_server:
+  address: {st.address}
+  # 0: an ephemeral port, named in each URL.
+  port: {st.port}
+  # PEM certificate and key: both set serves HTTPS, neither plain HTTP.
+  tls_cert: "{st.tls_cert}"
+  tls_key: "{st.tls_key}"
+  # How long a URL's single-use token stays valid.
+  token_ttl: {format_duration(st.token_ttl)}
 """
 
 

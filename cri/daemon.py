@@ -10,9 +10,12 @@ Startup order, and why:
      connect early get UNAVAILABLE from instrument.py instead of a refused
      connection, which kubelet treats the same but which is visible in logs.
   4. Run restart.recover in a thread, then mark ready.
+The streaming server (Exec/Attach/PortForward URLs) starts before the gRPC
+server, since those RPCs need its address.
 On SIGTERM/SIGINT: cancel in-flight pulls (their ingest files are removed by
-the content store's writers), stop the server with a short grace, remove the
-socket, exit 0.
+the content store's writers), stop the streaming server (its sessions are
+cancelled: exec processes killed through their shims, which still answer),
+stop the gRPC server with a short grace, remove the socket, exit 0.
 """
 
 from __future__ import annotations
@@ -117,6 +120,16 @@ def open_runtime(config: Config, stores: Stores) -> Any:
     )
 
 
+def open_stream_server(config: Config, runtime: Any, metrics: Metrics) -> Any:
+    from dockyard.cri.server.streaming_backend import ShimStreamBackend
+    from dockyard.cri.streaming.server import StreamServer, StreamServerConfig
+
+    st = config.stream_server
+    settings = StreamServerConfig(address=st.address, port=st.port, tls_cert_file=st.tls_cert,
+                                  tls_key_file=st.tls_key, token_ttl=st.token_ttl)
+    return StreamServer(ShimStreamBackend(runtime), settings, metrics.streaming)
+
+
 def pinned_refs(config: Config, stores: Stores) -> frozenset[str]:
     from dockyard.cri.image.reference import parse_reference
 
@@ -147,6 +160,13 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     runtime = open_runtime(config, stores)
     host, port = config.metrics_host_port
     metrics.serve(host, port)
+    streams = open_stream_server(config, runtime, metrics)
+    try:
+        await streams.start()
+    except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+        metrics.close()
+        raise errors.FailedPrecondition(f"streaming server on {config.stream_server.address}:"
+                                        f"{config.stream_server.port}: {err}") from err
     claim_socket(config.socket_path)
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -156,7 +176,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     service.add_services(
         server,
         instrument,
-        service.runtime_handlers(config, runtime),
+        service.runtime_handlers(config, runtime, streams),
         service.image_handlers(stores.images, stores.convert_auth, pinned_refs(config, stores)),
         service.runtime_streams(runtime, readiness),
     )
@@ -179,13 +199,15 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         )
         await restart.recover_runtime(runtime)
         readiness.set_ready()
-        log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics)", config.socket_path, config.metrics_address)
+        log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics, streaming on %s)",
+                 config.socket_path, config.metrics_address, streams.base_url)
         if ready_file:
             with open(ready_file, "w") as f:
                 f.write(str(os.getpid()))
         await stop.wait()
         log.info("stopping: cancelling pulls in flight")
     finally:
+        await streams.stop()
         await runtime.shims.close_all()  # the shims and their containers keep running
         await stores.images.shutdown()
         await server.stop(STOP_GRACE_SECONDS)

@@ -18,6 +18,13 @@ Naming (decided here, documented in the report and in ``METRIC_NAMES``):
   ``dockyard_image_pull_duration_seconds`` (histogram, pull + unpack) and
   ``dockyard_image_layer_reuse_total`` (layers already present, not fetched).
 
+* Streaming sessions (Exec, Attach, PortForward on the streaming server),
+  by kind (``exec``, ``attach``, ``portforward``):
+  ``dockyard_streaming_sessions_active`` (gauge),
+  ``dockyard_streaming_sessions_opened_total`` and
+  ``dockyard_streaming_sessions_failed_total{kind,reason}``
+  (cri/streaming/session_metrics.py; ``Metrics.streaming`` is the server's hook).
+
 Each ``Metrics`` owns its own ``CollectorRegistry`` so tests can make many.
 """
 
@@ -27,6 +34,8 @@ import threading
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from dockyard.cri.streaming import session_metrics
 
 METRIC_NAMES = (
     "dockyard_grpc_server_handled_total",
@@ -38,6 +47,7 @@ METRIC_NAMES = (
     "dockyard_image_pulls_bytes_total",
     "dockyard_image_pull_duration_seconds",
     "dockyard_image_layer_reuse_total",
+    *session_metrics.METRIC_NAMES,
 )
 
 _RPC_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -84,6 +94,7 @@ class Metrics:
             "dockyard_image_layer_reuse", "Layers found already present and not fetched.",
             registry=r,
         )
+        self.streaming = session_metrics.PrometheusSessionMetrics(r)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -5,7 +5,9 @@ ids and may be answered out of order (``wait`` answers when the process
 exits while later requests are answered at once), so a reader task matches
 each response to its waiting future by id.  ``events()`` opens a second
 connection that calls ``subscribe`` and yields exit/oom events until that
-connection closes; reconnecting (and catching up with ``list``) is the job
+connection closes; ``call_with_fds`` (``exec`` with ``io: "fds"``) and
+``attach`` also use a connection of their own, since what comes back on it
+is not a plain answer (fds over SCM_RIGHTS, a stream of output events); reconnecting (and catching up with ``list``) is the job
 of cri/shims.py, which knows whether the shim is still alive.
 
 The shim's error codes become the daemon's domain errors here and nowhere
@@ -14,10 +16,13 @@ else; a lost connection is ``Unavailable`` naming the pod.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +33,7 @@ from . import errors
 log = logging.getLogger("dockyard.cri.shim_client")
 
 _READ_CHUNK = 1 << 16
+_MAX_FDS = 8
 
 CODE_ERRORS: dict[proto.Code, type[errors.CriError]] = {
     proto.Code.NOT_FOUND: errors.NotFound,
@@ -175,3 +181,144 @@ class ShimClient:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    async def call_with_fds(self, method: str, params: dict[str, Any],
+                            timeout: float = 60.0) -> tuple[dict[str, Any], dict[str, int]]:
+        """A request whose answer carries fds (api/shim.py, "Passing fds"), on a connection of its own.
+
+        Returns the result and its fds by name (``result["fds"]``); the caller
+        owns them.  On any failure every fd received is closed."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        received: list[int] = []
+        try:
+            async with asyncio.timeout(timeout):
+                await _connect_unix(sock, self.socket_path)
+                await loop.sock_sendall(sock, proto.encode(proto.request(1, method, params)))
+                frames = proto.FrameBuffer()
+                while True:
+                    data = await _recv_fds(loop, sock, received)
+                    if not data:
+                        raise errors.Unavailable(f"shim of pod {self.pod_id}: {method}: connection closed before the answer")
+                    for message in frames.feed(data):
+                        if proto.is_event(message):
+                            continue
+                        try:
+                            _, result = proto.parse_reply(message)
+                        except proto.ShimError as err:
+                            raise domain_error(self.pod_id, method, err) from err
+                        names = [str(n) for n in result.get("fds", [])]
+                        if len(received) < len(names):
+                            raise errors.Internal(f"shim of pod {self.pod_id}: {method}: answer names fds {names} "
+                                                  f"but {len(received)} arrived")
+                        handed = dict(zip(names, received))
+                        del received[:len(names)]
+                        return result, handed
+        except TimeoutError as err:
+            raise errors.DeadlineExceeded(f"shim of pod {self.pod_id}: {method} took longer than {timeout}s") from err
+        except OSError as err:
+            raise errors.Unavailable(f"shim of pod {self.pod_id}: {method}: {err}") from err
+        finally:
+            for fd in received:
+                os.close(fd)
+            sock.close()
+
+    async def attach(self, params: dict[str, Any], timeout: float = 10.0) -> tuple[dict[str, Any], AttachStream]:
+        """``attach`` on a connection of its own: the result and the stream of output/exit events."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            await asyncio.wait_for(_connect_unix(sock, self.socket_path), timeout)
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=proto.MAX_FRAME)
+        except (OSError, asyncio.TimeoutError) as err:
+            sock.close()
+            raise errors.Unavailable(f"shim of pod {self.pod_id}: cannot attach: {err}") from err
+        stream = AttachStream(self.pod_id, reader, writer)
+        try:
+            writer.write(proto.encode(proto.request(1, "attach", params)))
+            await writer.drain()
+            async with asyncio.timeout(timeout):
+                message = await stream.next_message()
+            if message is None:
+                raise errors.Unavailable(f"shim of pod {self.pod_id}: attach: connection closed before the answer")
+            try:
+                _, result = proto.parse_reply(message)
+            except proto.ShimError as err:
+                raise domain_error(self.pod_id, "attach", err) from err
+        except BaseException:
+            await stream.close()
+            raise
+        return result, stream
+
+
+class AttachStream:
+    """The events of one ``attach`` connection; closing it detaches."""
+
+    def __init__(self, pod_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.pod_id = pod_id
+        self._reader = reader
+        self._writer = writer
+        self._frames = proto.FrameBuffer()
+        self._inbox: list[dict[str, Any]] = []
+
+    async def next_message(self) -> dict[str, Any] | None:
+        """The next frame, or None once the shim closed the connection."""
+        while not self._inbox:
+            try:
+                data = await self._reader.read(_READ_CHUNK)
+                if not data:
+                    return None
+                self._inbox += self._frames.feed(data)
+            except (OSError, proto.ProtocolError):
+                return None
+        return self._inbox.pop(0)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+async def _connect_unix(sock: socket.socket, path: str) -> None:
+    """connect(2) a non-blocking unix stream socket, waiting while the listener's backlog is full.
+
+    A unix socket's connect does not complete in the background as TCP's does:
+    EAGAIN means the backlog is full (the shim is busy running the runtime) and
+    the socket stays unconnected, so it is retried; loop.sock_connect would wait
+    for writability and then take the socket for connected."""
+    delay = 0.005
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+async def _recv_fds(loop: asyncio.AbstractEventLoop, sock: socket.socket, into: list[int]) -> bytes:
+    """One recvmsg on a non-blocking unix socket; fds that came with it are appended to ``into``
+    (close-on-exec from the start: MSG_CMSG_CLOEXEC, the daemon forks children)."""
+    while True:
+        try:
+            data, ancdata, flags, _ = sock.recvmsg(_READ_CHUNK, socket.CMSG_SPACE(_MAX_FDS * 4),
+                                                   socket.MSG_CMSG_CLOEXEC)
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+            loop.add_reader(sock.fileno(), wake)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+            continue
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                into.extend(fds)
+        if flags & socket.MSG_CTRUNC:
+            raise errors.Internal("shim sent more fds than expected (control data truncated)")
+        return data

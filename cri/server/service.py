@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
 from cri_api.v1 import api_pb2, api_pb2_grpc
@@ -20,6 +20,9 @@ from dockyard.cri.server import image_list, image_pull, image_remove, image_stat
 from dockyard.cri.server.images import Images
 from dockyard.cri.server.instrument import Handler, Instrument, Readiness
 from dockyard.cri.server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from dockyard.cri.streaming.server import StreamServer
 
 RUNTIME_SERVICE = "RuntimeService"
 IMAGE_SERVICE = "ImageService"
@@ -53,8 +56,9 @@ def build_servicer(service: str, handlers: Mapping[str, Handler], instrument: In
     return servicer
 
 
-def runtime_handlers(config: Config, rt: Runtime | None = None) -> dict[str, Handler]:
-    """Every unary RuntimeService RPC; without ``rt`` only Version and Status."""
+def runtime_handlers(config: Config, rt: Runtime | None = None, streams: StreamServer | None = None) -> dict[str, Handler]:
+    """Every unary RuntimeService RPC; without ``rt`` only Version and Status; Exec, Attach
+    and PortForward when a streaming server is given."""
 
     async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
         if rt is None:
@@ -97,6 +101,12 @@ def runtime_handlers(config: Config, rt: Runtime | None = None) -> dict[str, Han
     }
     for name, rpc in rpcs.items():
         handlers[name] = functools.partial(rpc, rt)
+    if streams is not None:
+        from dockyard.cri.server import container_attach, container_exec, sandbox_portforward
+
+        handlers["Exec"] = functools.partial(container_exec.exec_rpc, rt, streams)
+        handlers["Attach"] = functools.partial(container_attach.attach_rpc, rt, streams)
+        handlers["PortForward"] = functools.partial(sandbox_portforward.port_forward_rpc, rt, streams)
     return handlers
 
 

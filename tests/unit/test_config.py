@@ -11,6 +11,7 @@ from dockyard.cri.config import (
     Config,
     RegistryConfig,
     RegistryCredential,
+    StreamServerSettings,
     format_duration,
     load_config,
     parse_config,
@@ -59,6 +60,14 @@ def test_deploy_file_is_the_default() -> None:
             "registry: {credentials: {'127.0.0.1:5443': {username: u, password: p}}}",
             Config(registry=RegistryConfig(credentials={"127.0.0.1:5443": RegistryCredential("u", "p")})),
         ),
+        (
+            "stream_server: {address: 0.0.0.0, port: 10010, token_ttl: 30s}",
+            Config(stream_server=StreamServerSettings(address="0.0.0.0", port=10010, token_ttl=30.0)),
+        ),
+        (
+            "stream_server: {tls_cert: /etc/d/c.pem, tls_key: /etc/d/k.pem}",
+            Config(stream_server=StreamServerSettings(tls_cert="/etc/d/c.pem", tls_key="/etc/d/k.pem")),
+        ),
     ],
 )
 def test_parse_values(text: str, expected: Config) -> None:
@@ -86,6 +95,13 @@ def test_parse_values(text: str, expected: Config) -> None:
         ("registry: [1, 2]", "registry"),
         ("- a list", "<top level>"),
         ("a: [unclosed", "not valid YAML"),
+        ("stream_server: {port: 70000}", "stream_server.port"),
+        ("stream_server: {port: true}", "stream_server.port"),
+        ("stream_server: {address: ''}", "stream_server.address"),
+        ("stream_server: {token_ttl: 0s}", "stream_server.token_ttl"),
+        ("stream_server: {tls_cert: /c.pem}", "stream_server: tls_cert and tls_key go together"),
+        ("stream_server: {tls_key: rel.pem}", "stream_server.tls_key"),
+        ("stream_server: {tls: on}", "stream_server.tls"),
     ],
 )
 def test_bad_config_names_the_key(text: str, names: str) -> None:
@@ -128,5 +144,5 @@ def test_default_yaml_is_plain_yaml() -> None:
     data = yaml.safe_load(render_default())
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
-        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj",
+        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj", "stream_server",
     }

@@ -1,0 +1,29 @@
+"""Exec: a URL on the streaming server for running a command in a container, interactively.
+
+The request is validated (tty with stderr, no stream, empty cmd: InvalidArgument),
+the container must exist (NotFound) and run (FailedPrecondition); the URL's
+single-use token carries the request with the container's full id.  The
+session itself (the shim's ``exec`` with handed-over stdio) starts when the
+client opens the URL: see streaming_backend.py.
+"""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+
+from .. import errors
+from ..store.container import ContainerState
+from ..streaming.requests import validate_exec
+from ..streaming.server import StreamServer
+from .runtime import Runtime
+
+
+async def exec_rpc(rt: Runtime, server: StreamServer, request: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+    validate_exec(request, list(request.cmd))
+    c = rt.container(request.container_id)
+    if c.state is not ContainerState.RUNNING:
+        raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
+    resolved = api_pb2.ExecRequest()
+    resolved.CopyFrom(request)
+    resolved.container_id = c.id
+    return api_pb2.ExecResponse(url=server.get_exec_url(resolved))
