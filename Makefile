@@ -71,6 +71,12 @@ bench: deps images
 bench-pod: deps images
 	$(VENV)/bin/python bench/pod.py $(BENCH_ARGS)
 
+# dockyardd against containerd 1.6: ExecSync and streaming exec latency, exec
+# stream throughput (bench/stream.py; BENCH_ARGS="--runs 100 --stream-runs 10 --mib 100").
+.PHONY: bench-stream
+bench-stream: deps images tools
+	$(VENV)/bin/python bench/stream.py $(BENCH_ARGS)
+
 clean:
 	rm -rf build $(STAMPS) .pytest_cache .mypy_cache
 
