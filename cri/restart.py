@@ -127,6 +127,10 @@ async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> Runt
     report = RuntimeRecovery()
     state = rt.config.state_dir
     os.makedirs(state, mode=0o711, exist_ok=True)
+    # A pod with a user namespace runs as an unprivileged host uid, which must
+    # be able to walk to its rootfs: the state dir may be searched by anyone
+    # (not listed), whatever mode it was made with (a mkdtemp dir is 0700).
+    os.chmod(state, os.stat(state).st_mode & 0o7777 | 0o111)
     marker = os.path.join(state, "boot_id")
     current = read_boot_id(boot_id_file)
     try:

@@ -28,7 +28,12 @@ from .init import InitPlan, stage1
 from .plan import plan_process
 from .records import replace
 from .rootfs.devices import parse_devices
-from .rootfs.setup import RootfsPlan, make_idmapped_trees, plan_mounts
+from .rootfs.setup import (
+    RootfsPlan,
+    make_idmapped_trees,
+    plan_mounts,
+    precreate_targets,
+)
 from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require
@@ -176,6 +181,8 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         opened = namespaces.open_paths(joins)
         for _, fd, _ in opened:
             stack.callback(os.close, fd)
+        if userns and not userns.path:
+            precreate_targets(rplan, spec.process.cwd)
         trees = make_idmapped_trees(rplan.mounts, lx.uid_mappings, lx.gid_mappings)
         for fd in trees.values():
             stack.callback(os.close, fd)

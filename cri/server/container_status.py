@@ -38,7 +38,24 @@ def container_status(rt: Runtime, c: Container) -> api_pb2.ContainerStatus:
     )
     for m in config.mounts:
         status.mounts.append(m)
+    user = _spec_user(c.bundle)
+    if user is not None:
+        status.user.CopyFrom(user)
     return status
+
+
+def _spec_user(bundle: str) -> api_pb2.ContainerUser | None:
+    """The identity the process runs as, from its OCI spec (as containerd
+    reports it): the SupplementalGroupsPolicy result shows here."""
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            user = json.load(f)["process"]["user"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
+        uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),
+        supplemental_groups=[int(g) for g in user.get("additionalGids", [])],
+    ))
 
 
 def verbose_info(rt: Runtime, c: Container) -> dict[str, str]:

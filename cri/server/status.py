@@ -80,4 +80,6 @@ def status_response(
         )
     return api_pb2.StatusResponse(
         status=api_pb2.RuntimeStatus(conditions=conditions), info=info, runtime_handlers=runtime_handlers(config),
+        # cri/oci/user.py resolves SupplementalGroupsPolicy Merge and Strict
+        features=api_pb2.RuntimeFeatures(supplemental_groups_policy=True),
     )

@@ -378,6 +378,27 @@ def prepare(plan: RootfsPlan) -> None:
     _setup_dev(plan)
 
 
+def precreate_targets(plan: RootfsPlan, cwd: str) -> None:
+    """Create every mount destination (and the cwd) in the rootfs, from the
+    host side.
+
+    Facts: a container with a user namespace mounts as root of that
+    namespace, which is an unprivileged uid on the host; in an image whose
+    files host root owns it may not create /etc/hostname or /dev/shm.  Made
+    here first, by the runtime still outside the namespace, the init only has
+    to mount on them (mounting needs no write access to the target).  Only a
+    target's top is ever created by open_in_root inside the rootfs, so this
+    cannot reach outside it."""
+    for pm in plan.mounts:
+        m = pm.mount
+        if m.type in ("cgroup", "cgroup2"):
+            continue
+        is_bind = pm.opts.is_bind or m.type == "bind"
+        os.close(open_in_root(plan.rootfs, m.destination,
+                              create="file" if is_bind and not _is_dir_source(m) else "dir"))
+    ensure_dir(plan, cwd)
+
+
 def ensure_dir(plan: RootfsPlan, path: str) -> None:
     """Create ``path`` (inside the rootfs) if it is missing; an existing
     non-directory is left for chdir to refuse."""

@@ -69,6 +69,8 @@ def run_critest(endpoint: CRIEndpoint, *extra: str) -> subprocess.CompletedProce
     if not CRITEST.exists():
         pytest.fail(f"{CRITEST} missing: run hack/install-critest.sh (make critest-tools)")
     argv = [str(REPO / "hack" / "run-critest.sh"), endpoint.url, *extra]
+    if os.environ.get("CRITEST_FOCUS"):  # for development: run only the matching specs
+        argv += ["--", f"--ginkgo.focus={os.environ['CRITEST_FOCUS']}"]
     env = dict(os.environ, CRITEST_NAME=f"{endpoint.name}-{os.environ.get('CRITEST_HANDLER') or 'default'}")
     return SUBREAPER.run(argv, timeout=RUN_TIMEOUT_S, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, env=env)
