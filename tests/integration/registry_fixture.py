@@ -10,7 +10,10 @@ do on demand.
     WWW-Authenticate challenge whose realm is its own /token endpoint, which
     issues a token for the test user's basic credentials);
     serve a blob's bytes corrupted, answer 500 for it, or stall half-way;
-    serve a manifest of an unknown media type.
+    serve a manifest of an unknown media type;
+    serve a whole image of its own (`manifests` plus `blobs` by digest), for
+    layers a real registry would refuse to hold or a test must craft
+    (a truncated gzip, a hostile tar).
   Chosen over a token server in front of docker-registry's own token auth:
   docker-registry would need a signing key and a certificate chain for
   tokens, and the fault injection needs a proxy anyway.
@@ -78,6 +81,7 @@ class StubRegistry:
     require_bearer: bool = False
     faults: dict[str, str] = field(default_factory=dict)  # blob digest -> corrupt | 500 | stall
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # "<repo>:<ref>" -> body, type
+    blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes, served for any repository
     hits: Counter[str] = field(default_factory=Counter)
     tokens: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -92,6 +96,7 @@ class StubRegistry:
             self.require_bearer = False
             self.faults.clear()
             self.manifests.clear()
+            self.blobs.clear()
             self.hits.clear()
             self.tokens.clear()
         self.release.set()  # let any stalled handler finish
@@ -142,6 +147,10 @@ def _handler(stub: StubRegistry) -> type[BaseHTTPRequestHandler]:
                 if override is not None:
                     self._send(200, override[0], {"Content-Type": override[1]})
                     return
+            blob = stub.blobs.get(parts[-1]) if len(parts) >= 5 and parts[-2] == "blobs" else None
+            if blob is not None:
+                self._send(200, blob, {"Content-Type": "application/octet-stream", "Docker-Content-Digest": parts[-1]})
+                return
             fault = stub.faults.get(parts[-1]) if len(parts) >= 5 and parts[-2] == "blobs" else None
             if fault == "500":
                 self._send(500, b"injected failure")
