@@ -66,5 +66,7 @@ def test_dial_reaches_the_listener_in_the_netns_only(netns: str) -> None:
     finally:
         lst.kill()
         lst.wait()
+        if lst.stdout is not None:
+            lst.stdout.close()
         with SUBREAPER._lock:
             SUBREAPER._owned.discard(lst.pid)
