@@ -25,6 +25,10 @@ import os
 
 from .errors import SyscallError
 
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -260,15 +264,10 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
 CLOSE_RANGE_CLOEXEC = 4
 
 
-def execve(path: str, argv: list[str], env: list[str]) -> None:
-    """execve through libc with every argument already marshalled, so that no
-    Python allocation or syscall happens between a seccomp load and the exec."""
-    raise SyscallError("execve", path, prepare_execve(path, argv, env)())
-
-
-def prepare_execve(path: str, argv: list[str], env: list[str]):  # type: ignore[no-untyped-def]
+def prepare_execve(path: str, argv: list[str], env: list[str]) -> Callable[[], int]:
     """Return a zero-argument callable that calls execve(2) and, only if it
-    fails, returns the errno.  All marshalling happens here, up front."""
+    fails, returns the errno.  All marshalling happens here, up front, so
+    that nothing runs between a seccomp load and the exec."""
     c_path = os.fsencode(path)
     c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
     c_env = (ctypes.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)

@@ -61,18 +61,9 @@ DEFAULT_SYMLINKS: tuple[tuple[str, str], ...] = (
     ("/dev/ptmx", "pts/ptmx"),
 )
 
-# linux.resources.devices entries the runtime adds in front of the user's:
-# mknod of any node (so an image's own /dev entries can be created, though not
-# opened), the default devices, every pty slave (136:*) and /dev/ptmx (5:2).
-# A missing major/minor means "any", as in the OCI spec.
-DEFAULT_DEVICE_CGROUP_RULES: tuple[dict[str, Any], ...] = (
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    *({"allow": True, "type": "c", "major": d.major, "minor": d.minor, "access": "rwm"}
-      for d in DEFAULT_DEVICES),
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-)
+# The device cgroup rules that let a container use these defaults are
+# runtime/cgroups/device_rules.py's RUNC_DEFAULT_RULES.
+
 
 _TYPES = ("c", "b", "u", "p")
 _MAX_ID = 2**32 - 1

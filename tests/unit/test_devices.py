@@ -6,10 +6,15 @@ import stat
 from typing import Any
 
 import pytest
-
+from dockyard.runtime.cgroups import RUNC_DEFAULT_RULES
 from dockyard.runtime.errors import InvalidSpec
 from dockyard.runtime.rootfs.devices import (
-    DEFAULT_DEVICE_CGROUP_RULES, DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode, parse_devices)
+    DEFAULT_DEVICES,
+    DEFAULT_SYMLINKS,
+    Device,
+    mknod_mode,
+    parse_devices,
+)
 
 
 def test_default_devices() -> None:
@@ -36,12 +41,12 @@ def test_default_cgroup_rules_allow(kind: str, major: int | None, minor: int | N
         want["major"] = major
     if minor is not None:
         want["minor"] = minor
-    assert want in DEFAULT_DEVICE_CGROUP_RULES
+    assert want in RUNC_DEFAULT_RULES
 
 
 def test_default_cgroup_rules_only_allow() -> None:
-    assert all(rule["allow"] is True for rule in DEFAULT_DEVICE_CGROUP_RULES)
-    assert len(DEFAULT_DEVICE_CGROUP_RULES) == 10
+    assert all(rule["allow"] is True for rule in RUNC_DEFAULT_RULES)
+    assert len(RUNC_DEFAULT_RULES) == 11  # the defaults, ptys, ptmx, mknod of any, /dev/net/tun
 
 
 @pytest.mark.parametrize(("entry", "expected"), [
