@@ -21,7 +21,7 @@ The order inside stage 2 is runc's, and why:
   resolves in the runtime's mount namespace, they run in the container's);
 * the pty after pivot_root, from the container's own devpts;
 * masked/read-only paths after pivot_root, on the container's /proc and /sys;
-* rlimits and oom_score_adj while still fully privileged;
+* oom_score_adj in stage 1, before any namespace; rlimits while still fully privileged;
 * seccomp as late as possible: with no_new_privs it is the very last call
   before execve (the execve arguments are marshalled beforehand, so nothing
   runs between the two); without no_new_privs it must be loaded while
@@ -82,7 +82,16 @@ def stage1(plan: InitPlan, chan: Channel) -> None:
     """Runs in the first child.  Never returns."""
     try:
         chan.recv("go", what="runtime")
+        # Before any namespace: in a user namespace the kernel checks the
+        # write against the new namespace's (lack of) CAP_SYS_RESOURCE, and
+        # stage 2 inherits the value (runc's nsexec writes it this early too).
+        privileges.set_oom_score_adj(plan.process.oom_score_adj)
         join(plan.joins)
+        if any(kind == "user" for kind, _, _ in plan.joins):
+            # Our host uid 0 has no mapping in the joined namespace: become
+            # its root, or every file we create fails with EOVERFLOW.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         if plan.new_user:
             sc.unshare(sc.CLONE_NEWUSER)
             chan.send("idmap")
@@ -154,7 +163,6 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         _set_sysctls(plan.sysctl)
         if plan.rootfs is not None:
             rootfs.finalize(plan.rootfs)
-        privileges.set_oom_score_adj(p.oom_score_adj)
         privileges.set_rlimits(p)
         if plan.personality is not None:
             sc.personality(plan.personality)

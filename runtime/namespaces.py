@@ -3,14 +3,22 @@ they are joined, and the id maps a parent writes for a child's user namespace.
 
 Facts that decide the order:
 
-* A user namespace goes first, both when joined and when created: every
-  other namespace created afterwards is owned by it, which is what lets the
-  container's root mount proc or sysfs there.
+* Namespaces joined by path come first and a user namespace last, whether
+  joined or created.  The runtime is root of the host's user namespace, so
+  it may enter any namespace; once inside a container's user namespace it
+  could no longer enter one the host owns, such as a pod's network namespace
+  made by the daemon before the pod's user namespace existed.  A namespace
+  created after the user namespace is owned by it, which is what lets the
+  container's root mount proc or sysfs there.  (A rootless runtime would need
+  the opposite order for namespaces its user namespace owns; this one is
+  always root.)
 * setns/unshare of a pid or time namespace changes only the caller's
   *children*; that is why the init is forked once more after them.
-* The mount namespace is joined last: after setns into it, paths (including
-  /proc/<pid>/ns/*) resolve inside the container, so all namespace fds are
-  opened before any setns.
+* The mount namespace is joined after the others but before the user
+  namespace: after setns into it, paths (including /proc/<pid>/ns/*) resolve
+  inside the container, so all namespace fds are opened before any setns;
+  and setns into a user namespace is refused to a chrooted process, which a
+  process whose root is its mount namespace's root is not.
 * uid_map/gid_map of a process can be written once, by a process with
   CAP_SETUID/CAP_SETGID in the parent user namespace; a privileged writer may
   leave setgroups allowed.
@@ -42,8 +50,7 @@ PROC_NAMES: dict[str, str] = {
     "pid": "pid", "cgroup": "cgroup", "time": "time", "mount": "mnt",
 }
 
-# the order of CLONE_FLAGS is the join order: user first, mount last
-JOIN_ORDER: tuple[str, ...] = tuple(CLONE_FLAGS)
+JOIN_ORDER: tuple[str, ...] = ("ipc", "uts", "network", "pid", "cgroup", "time", "mount", "user")
 
 
 def new_flags(namespaces: Sequence[Namespace]) -> int:

@@ -7,8 +7,9 @@ ready without a restart.  Each runtime handler is listed ("" is the default)
 with its features: recursive read-only mounts need the runtime to apply
 MOUNT_ATTR_RDONLY with AT_RECURSIVE (mount_setattr); dockyard-runc does,
 Debian's runc 1.1 does not (it came in runc 1.2) and crun 1.8 is not
-claimed.  User namespaces are claimed for none: the daemon does not yet
-build idmapped pod volumes.
+claimed.  User namespaces are claimed for dockyard-runc, which joins and
+creates them in the order a host-root runtime needs and makes idmapped bind
+mounts; Debian's runc 1.1 and crun 1.8 have no idmapped mounts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ NETWORK_NOT_READY_REASON = "NetworkPluginNotReady"
 
 # handler binary's base name -> (recursive_read_only_mounts, user_namespaces)
 HANDLER_FEATURES: dict[str, tuple[bool, bool]] = {
-    "dockyard-runc": (True, False),
+    "dockyard-runc": (True, True),
     "runc": (False, False),
     "crun": (False, False),
 }

@@ -51,9 +51,9 @@ def test_tables_cover_every_oci_type() -> None:
 
 
 def test_join_order() -> None:
-    """user first (it owns what follows), mount last (after it, paths resolve inside)."""
-    assert JOIN_ORDER[0] == "user"
-    assert JOIN_ORDER[-1] == "mount"
+    """user last (inside it, host-owned namespaces could not be joined), mount just before it."""
+    assert JOIN_ORDER[-1] == "user"
+    assert JOIN_ORDER[-2] == "mount"
 
 
 def _fds() -> set[str]:
@@ -64,7 +64,7 @@ def test_open_paths_sorted_by_join_order() -> None:
     joins = [(kind, f"/proc/self/ns/{PROC_NAMES[kind]}") for kind in ("mount", "network", "user", "uts")]
     opened = open_paths(joins)
     try:
-        assert [kind for kind, _, _ in opened] == ["user", "uts", "network", "mount"]
+        assert [kind for kind, _, _ in opened] == ["uts", "network", "mount", "user"]
         for kind, fd, path in opened:
             assert path == f"/proc/self/ns/{PROC_NAMES[kind]}"
             # the fd is the namespace the path names
@@ -81,13 +81,13 @@ def test_open_paths_empty() -> None:
 
 def test_open_paths_missing_closes_the_rest() -> None:
     missing = "/proc/self/ns/does-not-exist"
-    # mount sorts last, so user and ipc are already open when it fails
-    joins = [("mount", missing), ("user", "/proc/self/ns/user"), ("ipc", "/proc/self/ns/ipc")]
+    # user sorts last, so ipc and mount are already open when it fails
+    joins = [("user", missing), ("mount", "/proc/self/ns/mnt"), ("ipc", "/proc/self/ns/ipc")]
     before = _fds()
     with pytest.raises(SyscallError) as info:
         open_paths(joins)
     assert _fds() == before
     assert info.value.target == missing
     assert info.value.errno != 0
-    assert "mount" in info.value.op
+    assert "user" in info.value.op
     assert missing in str(info.value)
