@@ -47,10 +47,9 @@ typecheck: deps
 
 # pytest exits 5 when it collected nothing; that is a failure here too
 # (make fails on any non-zero status, so nothing may swallow it).
-# The kubelet e2e runs in `make test`; critest runs in `make critest` (its
-# user-namespace specs are not supported yet, see the README).
+# Everything, including critest against dockyardd and a standalone kubelet.
 test: deps images tools typecheck critest-tools kubelet
-	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e/test_kubelet.py
+	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
