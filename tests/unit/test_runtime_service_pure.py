@@ -10,15 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 from cri_api.v1 import api_pb2
-
 from dockyard.cri import errors
 from dockyard.cri.config import parse_config
+from dockyard.cri.oci.resources import linux_resources
 from dockyard.cri.restart import rebooted
 from dockyard.cri.server.container_create import resolve_log_path
 from dockyard.cri.server.container_list import container_matches
 from dockyard.cri.server.container_status import exit_reason
 from dockyard.cri.server.container_stop import stop_signal_number
-from dockyard.cri.server.container_update_resources import oci_resources
 from dockyard.cri.server.exec_sync import exec_process
 from dockyard.cri.server.sandbox_run import pause_oom_score_adj, port_mappings
 from dockyard.cri.shims import unified_umount_wrapper
@@ -145,10 +144,10 @@ def test_upper_dir() -> None:
     assert upper_dir([bind]) == "/s/fs"
 
 
-def test_oci_resources_only_set_values() -> None:
+def test_update_resources_only_set_values() -> None:
     r = api_pb2.LinuxContainerResources(cpu_quota=50000, cpu_period=100000, memory_limit_in_bytes=1 << 26)
-    assert oci_resources(r) == {"cpu": {"quota": 50000, "period": 100000}, "memory": {"limit": 1 << 26}}
-    assert oci_resources(api_pb2.LinuxContainerResources()) == {}
+    assert linux_resources(r, "linux") == {"cpu": {"quota": 50000, "period": 100000}, "memory": {"limit": 1 << 26}}
+    assert linux_resources(api_pb2.LinuxContainerResources(), "linux") == {}
 
 
 def test_exec_process_keeps_the_container_identity() -> None:
