@@ -47,9 +47,11 @@ typecheck: deps
 
 # pytest exits 5 when it collected nothing; that is a failure here too
 # (make fails on any non-zero status, so nothing may swallow it).
-# Everything, including critest against dockyardd and a standalone kubelet.
+# Everything but critest, which runs in `make critest`: one of its
+# user-namespace specs sometimes leaves RunPodSandbox hanging in the rollback
+# after a refused id map (see the README), and a hang must not stall CI.
 test: deps images tools typecheck critest-tools kubelet
-	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e
+	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e/test_kubelet.py
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
