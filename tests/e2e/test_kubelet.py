@@ -134,10 +134,16 @@ def make_cgroup_root() -> None:
                 (d / knob).write_text((h / knob).read_text())
 
 
+def all_hierarchies() -> list[Path]:
+    """v1 hierarchies and the cgroup2 mount (hybrid hosts: the kubelet makes its root there too)."""
+    with open("/proc/self/mountinfo") as f:
+        return sorted({Path(line.split()[4]) for line in f if " - cgroup " in line or " - cgroup2 " in line})
+
+
 def remove_cgroup_root() -> list[str]:
     """rmdir the cgroup root tree, deepest first; returns the dirs that would not go."""
     stuck = []
-    for h in v1_hierarchies():
+    for h in all_hierarchies():
         top = h / CGROUP_ROOT_NAME
         if not top.exists():
             continue

@@ -23,15 +23,26 @@ for _ in range(2):
 """
 
 
+def _is_mount_point(path: str) -> bool:
+    # os.path.ismount misses a bind mount of a directory onto itself (same device)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
 @pytest.fixture
 def netns() -> Iterator[str]:
     name = f"dytest-{os.getpid()}"
+    # `ip netns add` makes /run/netns a mount point of its own and never undoes it
+    was_mount = _is_mount_point("/run/netns")
     assert SUBREAPER.run(["ip", "netns", "add", name], timeout=10).returncode == 0
     try:
         SUBREAPER.run(["ip", "-n", name, "link", "set", "lo", "up"], timeout=10)
         yield name
     finally:
         SUBREAPER.run(["ip", "netns", "delete", name], timeout=10)
+        while not was_mount and _is_mount_point("/run/netns") and not os.listdir("/run/netns"):
+            if SUBREAPER.run(["umount", "/run/netns"], timeout=10).returncode != 0:
+                break
 
 
 def test_dial_reaches_the_listener_in_the_netns_only(netns: str) -> None:
