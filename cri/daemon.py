@@ -220,13 +220,36 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
 
 
 def dump_tasks() -> None:
-    """SIGUSR1: log where every asyncio task waits (for a call that seems stuck)."""
-    import io
+    """SIGUSR1: log where every asyncio task and every thread waits (for a call
+    that seems stuck). Frames are formatted by hand: Task.print_stack goes
+    through linecache, which fails on frames of modules loaded by our -IS
+    launchers, and the dump must never be the thing that breaks."""
+    import threading
+
+    def where(frames: list[Any]) -> str:
+        return "\n".join(f"  {f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}" for f in frames)
+
+    def awaiting(coro: Any) -> list[Any]:
+        # Task.get_stack shows a suspended task's outermost frame only; the
+        # place it waits is at the end of the cr_await chain.
+        frames = []
+        while coro is not None and len(frames) < 50:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                frames.append(frame)
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return frames
 
     for task in asyncio.all_tasks():
-        out = io.StringIO()
-        task.print_stack(file=out)
-        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+        log.warning("task %s:\n%s", task.get_name(), where(awaiting(task.get_coro())))
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        frames = []
+        f: Any = frame
+        while f is not None and len(frames) < 50:
+            frames.append(f)
+            f = f.f_back
+        log.warning("thread %s:\n%s", names.get(ident, ident), where(frames[::-1]))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -49,6 +49,32 @@ EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 PodHandler = Callable[[str], Awaitable[None]]
 
 
+async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Cancel ``task`` until it is done, for at most ``timeout`` seconds; True if it is.
+
+    One cancel() is not enough on Python 3.11: asyncio.wait_for swallows a
+    cancellation that arrives as its inner future completes (fixed in 3.12),
+    and the event watcher awaits wait_for when it (re)subscribes. The cancel
+    is then lost, the watcher goes on reading events from a shim that only
+    exits once we stop waiting for the watcher, and a pod's shutdown hangs for
+    good (seen under load as a RunPodSandbox rollback that never returned).
+    Cancelling again at each step cannot be swallowed twice in a row by the
+    same wait_for, and the bound keeps shutdown finite whatever happens.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not task.done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            log.warning("task %s ignored cancellation for %.0fs; leaving it", task.get_name(), timeout)
+            return False
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(0.1, remaining))
+    if not task.cancelled():
+        task.exception()  # retrieved: it ended with an error while stopping, which is fine
+    return True
+
+
 def find_binary(name: str) -> str:
     """An absolute path as is; a bare name on PATH, then next to this Python (a venv's bin)."""
     if name.startswith("/"):
@@ -220,9 +246,7 @@ class Shims:
         client = self._clients.pop(pod_id, None)
         watcher = self._watchers.pop(pod_id, None)
         if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_task(watcher, SHUTDOWN_TIMEOUT_S)
         pid = shim_alive(directory)
         if client is not None:
             if pid:
@@ -262,7 +286,5 @@ class Shims:
             self._closing.add(pod_id)
             watcher = self._watchers.pop(pod_id, None)
             if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                await stop_task(watcher, SHUTDOWN_TIMEOUT_S)
             await self._clients.pop(pod_id).close()
