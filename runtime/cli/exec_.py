@@ -7,7 +7,6 @@ code is the process's.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from .. import container, spawn
@@ -15,7 +14,7 @@ from .. import syscalls as sc
 from ..errors import InvalidArgument, InvalidSpec, NotFound
 from ..records import replace
 from ..spec import Capabilities, Process, User, parse_process
-from .args import Parser, add_id
+from .args import REMAINDER, Namespace, Parser, add_id
 from .main import Context
 
 
@@ -27,7 +26,7 @@ def _user(text: str) -> tuple[int, int | None]:
         raise InvalidArgument("parse --user", text, "must be UID[:GID] (numbers)") from err
 
 
-def _from_flags(base: Process, a: argparse.Namespace) -> Process:
+def _from_flags(base: Process, a: Namespace) -> Process:
     if not a.command:
         raise InvalidArgument("exec", "", "no command given (args, or --process FILE)")
     env = dict(item.split("=", 1) for item in base.env)
@@ -74,7 +73,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--ignore-paused", action="store_true")
     p.add_argument("--cgroup", default=None)
     add_id(p)
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
     a = p.parse(argv)
     store = ctx.store
     if a.process:

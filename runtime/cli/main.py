@@ -2,7 +2,7 @@
 
 Startup speed matters (every container start runs this three times), so the
 global flags are parsed by hand and only the chosen verb's module, with its
-own small argparse parser, is imported.
+own small parser (args.py, argparse's API without its import cost), is imported.
 """
 
 from __future__ import annotations
