@@ -19,29 +19,44 @@ touches the filesystem.
 from __future__ import annotations
 
 from .cgroup_path import inner_path
-from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
-from .manager import Manager, Write
 from .mode import DEFAULT_ROOT, Mode, detect
 from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
 from .new_manager import new_manager
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
+    from .manager import Manager, Write
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
 
 
 def __getattr__(name: str) -> object:
-    # V1Manager and V2Manager load on first use (see new_manager._v1)
-    if name == "V1Manager":
+    # These load on first use: only create needs the device rules and the
+    # planned writes, and a host needs one manager class (see new_manager._v1).
+    # Manager is a type for annotations; the runtime never touches it.
+    value: object
+    if name in ("RUNC_DEFAULT_RULES", "with_default_devices"):
+        from . import device_rules
+
+        value = getattr(device_rules, name)
+    elif name in ("Manager", "Write"):
+        from . import manager
+
+        value = getattr(manager, name)
+    elif name == "V1Manager":
         from .v1.manager import V1Manager
 
-        return V1Manager
-    if name == "V2Manager":
+        value = V1Manager
+    elif name == "V2Manager":
         from .v2.manager import V2Manager
 
-        return V2Manager
-    raise AttributeError(name)
+        value = V2Manager
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ROOT", "RUNC_DEFAULT_RULES", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",

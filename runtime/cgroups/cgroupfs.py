@@ -20,12 +20,15 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
 
 from ..errors import SyscallError
 
-Sleep = Callable[[float], None]
-Rmdir = Callable[[str], None]  # also the shape of mkdir
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Sleep = Callable[[float], None]
+    Rmdir = Callable[[str], None]  # also the shape of mkdir
 
 
 def read(path: str) -> str:

@@ -7,8 +7,6 @@ rather than as an EINVAL from the write.
 
 from __future__ import annotations
 
-import re
-
 from ..errors import InvalidSpec
 from . import spec_values as sv
 
@@ -17,7 +15,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 FIELD = "linux.resources.cpu"
-_LIST = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")
+
+
+def _is_list(value: str) -> bool:
+    """``N`` or ``N-M`` items joined by commas, with whitespace allowed
+    around each item.  Digits are what ``str.isdecimal`` takes, as the
+    regex ``\\d`` this replaced did (``re`` costs ~6 ms of import)."""
+    for part in value.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdecimal() or (dash and not hi.isdecimal()):
+            return False
+    return True
 
 
 def cpu_list(cpu: dict[str, Any], key: str) -> str | None:
@@ -25,7 +33,7 @@ def cpu_list(cpu: dict[str, Any], key: str) -> str | None:
     value = sv.string(cpu, key, field)
     if value is None or value == "":
         return None
-    if not _LIST.match(value):
+    if not _is_list(value):
         raise InvalidSpec(field, f"{value!r} is not a list like '0-3,5'")
     for part in value.split(","):
         lo, _, hi = part.strip().partition("-")

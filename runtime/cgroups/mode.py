@@ -11,19 +11,41 @@
 
 from __future__ import annotations
 
-import enum
 import os
 
 from ..errors import SyscallError, Unsupported
 from .mountinfo import cgroup_mounts
 
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from typing import ClassVar
+
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
 
-class Mode(enum.Enum):
-    V1 = "v1"
-    HYBRID = "hybrid"
-    V2 = "v2"
+class Mode:
+    """One of three singletons, ``Mode.V1``, ``Mode.HYBRID``, ``Mode.V2``,
+    with the enum-like ``name`` and ``value`` ("v1", "hybrid", "v2").
+
+    Not an enum.Enum: ``import enum`` costs ~4 ms, paid by every runtime
+    call that builds a cgroup manager.  Compare with ``is`` or ``==``."""
+
+    __slots__ = ("name", "value")
+    V1: ClassVar[Mode]
+    HYBRID: ClassVar[Mode]
+    V2: ClassVar[Mode]
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<Mode.{self.name}: {self.value!r}>"
+
+
+Mode.V1 = Mode("V1", "v1")
+Mode.HYBRID = Mode("HYBRID", "hybrid")
+Mode.V2 = Mode("V2", "v2")
 
 
 def read_mountinfo() -> str:

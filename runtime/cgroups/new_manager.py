@@ -11,23 +11,24 @@ from __future__ import annotations
 import os
 import posixpath
 import time
-from collections.abc import Callable
 
 from ..errors import SyscallError, Unsupported
 from . import cgroupfs
 from .cgroup_path import inner_path, place
-from .manager import Manager
 from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
 from .mountinfo import cgroup_mounts, own_cgroups
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .manager import Manager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
 
 
-# A host has one layout: import only that layout's manager (and its
-# controllers), which keeps a few milliseconds off every runtime call.
+# A host has one layout: import only that layout's manager (which imports
+# its controllers only when resources are applied; see v1/manager.py).
 def _v1() -> type[V1Manager]:
     from .v1.manager import V1Manager
 

@@ -8,15 +8,14 @@ nanoseconds, memory in bytes, and ``max`` read as 2**64-1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..cgroupfs import parse_flat_keyed, parse_int
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-Read = Callable[[str, str], "str | None"]
+    Read = Callable[[str, str], str | None]
 
 # cpuacct.stat counts USER_HZ ticks, which is 100 on every Linux ABI.
 _USER_HZ = 100

@@ -16,6 +16,10 @@ Facts about cgroup v2 that shape it:
 * Freezing is ``cgroup.freeze`` = 1, finished when ``cgroup.events`` reads
   ``frozen 1``; the wait goes through the injectable ``wait`` so a fake tree
   can play the kernel's part.
+
+As in v1/manager.py, the controller writers and the stats readers load
+inside plan(), apply() and stats(), so that the runtime calls which only
+look at, freeze or remove the cgroup do not import them.
 """
 
 from __future__ import annotations
@@ -23,25 +27,17 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
 
 from ...errors import FailedPrecondition, SyscallError, Unsupported
 from ...log import debug
 from .. import cgroupfs
-from .. import spec_values as sv
-from ..manager import (
-    Write,
-    check_before_update,
-    hugepage_sizes,
-    perform,
-    reject_rdma,
-    report_ignored,
-)
-from . import cpu, cpuset, devices, hugetlb, io, memory, pids, stats, unified
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ..manager import Write
 
 FREEZE_TIMEOUT = 5.0
 
@@ -116,6 +112,9 @@ class V2Manager:
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated; no I/O but probes
         for optional files."""
+        from ..manager import Write, reject_rdma
+        from . import cpu, cpuset, devices, hugetlb, io, memory, pids, unified
+
         reject_rdma(resources)
         exists = os.path.exists
         swap_accounting = exists(self._file("memory.swap.max")) or not exists(self._file("memory.max"))
@@ -134,6 +133,9 @@ class V2Manager:
         return plan
 
     def apply(self, resources: dict[str, Any]) -> None:
+        from ..manager import check_before_update, perform, report_ignored
+        from . import devices, io, memory
+
         plan = self.plan(resources)
         check_before_update(resources, self._file("memory.current"))
         report_ignored(memory.ignored(resources) + io.ignored(resources) + devices.ignored(resources)
@@ -170,6 +172,9 @@ class V2Manager:
         return cgroupfs.pids_in_tree(self.path)
 
     def stats(self) -> dict[str, Any]:
+        from ..manager import hugepage_sizes
+        from . import stats
+
         return stats.collect(lambda name: cgroupfs.read_optional(self._file(name)),
                              hugepage_sizes(self.path, "max"))
 
@@ -191,6 +196,8 @@ def _listdir(path: str) -> list[str]:
 
 
 def _network_ignored(resources: dict[str, Any]) -> list[tuple[str, str]]:
+    from .. import spec_values as sv
+
     if sv.section(resources, "network", "linux.resources.network"):
         return [("linux.resources.network", "cgroup v2 has no net_cls/net_prio controllers")]
     return []

@@ -8,15 +8,15 @@ while v1's memsw included it, so swap is reported as memory + swap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..cgroupfs import parse_flat_keyed, parse_int
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-Read = Callable[[str], "str | None"]
+    Read = Callable[[str], str | None]
+
 _UNLIMITED = (1 << 64) - 1
 
 

@@ -1,0 +1,79 @@
+"""What importing the cgroup package costs: every dockyard-runc call builds a
+manager, and most of them (start, delete, kill, state) only look at, freeze
+or remove the cgroup.  Those must load neither the slow stdlib modules nor
+the controller writers; create's apply() loads the writers on demand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW = {"re", "enum", "collections", "functools", "typing"}
+
+# Run in a fresh `python3 -IS`, like the dockyard-runc launcher.  argv: repo,
+# root of a fake tree, its mountinfo text, layout.  Prints the modules loaded
+# by the calls that only look, then those loaded by apply().
+SCRIPT = """\
+import os, sys, types
+pkg = types.ModuleType("dockyard"); pkg.__path__ = [sys.argv[1]]; sys.modules["dockyard"] = pkg
+before = set(sys.modules)
+from dockyard.runtime.cgroups import new_manager
+def rmdir(path):  # the kernel drops the control files with the cgroup
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+    os.rmdir(path)
+mgr = new_manager("/dy/c1", "c1", root=sys.argv[2], mountinfo_text=sys.argv[3], proc_cgroup_text="0::/\\n",
+                  rmdir=rmdir, allow_unenforced_devices=True)
+mgr.create()
+assert mgr.exists() and not mgr.is_frozen() and mgr.pids() == []
+if sys.argv[4] == "v1":  # the fake freezer.state reads back what is written
+    mgr.freeze(); assert mgr.is_frozen(); mgr.thaw()
+print(" ".join(sorted(set(sys.modules) - before)))
+before = set(sys.modules)
+mgr.apply({"pids": {"limit": 10}})
+print(" ".join(sorted(set(sys.modules) - before)))
+mgr.destroy()
+assert not mgr.exists()
+"""
+
+
+def run(tmp_path: Path, layout: str) -> tuple[set[str], set[str]]:
+    mountinfo = fake_tree(tmp_path, layout)
+    out = subprocess.run([sys.executable, "-IS", "-c", SCRIPT, str(REPO), str(tmp_path), mountinfo, layout],
+                         check=True, capture_output=True, text=True).stdout.split("\n")
+    return set(out[0].split()), set(out[1].split())
+
+
+def fake_tree(root: Path, layout: str) -> str:
+    """A hierarchy with the container's cgroup already in it (the manager's
+    default mkdir cannot make control files); returns its mountinfo."""
+    files = ["cgroup.procs", "freezer.state", "pids.max"] if layout == "v1" else \
+        ["cgroup.procs", "cgroup.controllers", "cgroup.subtree_control", "cgroup.events", "pids.max"]
+    hierarchies = ["freezer", "pids"] if layout == "v1" else [""]
+    for h in hierarchies:
+        for level in ("", "dy", "dy/c1"):
+            (root / h / level).mkdir(exist_ok=True)
+            for f in files:
+                (root / h / level / f).write_text("THAWED\n" if f == "freezer.state" else "")
+    if layout == "v2":
+        (root / "cgroup.controllers").write_text("pids\n")
+        return f"30 23 0:40 / {root} rw - cgroup2 cgroup2 rw\n"
+    return "".join(f"3{i} 23 0:4{i} / {root}/{h} rw - cgroup cgroup rw,{h}\n" for i, h in enumerate(hierarchies))
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_looking_at_a_cgroup_loads_no_slow_module_and_no_writer(tmp_path: Path, layout: str) -> None:
+    looked, applied = run(tmp_path, layout)
+    assert not looked & SLOW, looked
+    assert f"dockyard.runtime.cgroups.{layout}.manager" in looked
+    cgroups = {m.removeprefix("dockyard.runtime.cgroups.") for m in looked if m.startswith("dockyard.runtime.cgroups.")}
+    assert cgroups <= {"cgroup_path", "cgroupfs", "mode", "mountinfo", "new_manager",
+                       "v1", "v1.freezer", "v1.manager", "v2", "v2.manager"}, cgroups
+    # apply() brings in the writers it needs, still without the slow modules.
+    assert f"dockyard.runtime.cgroups.{layout}.pids" in applied
+    assert "dockyard.runtime.cgroups.manager" in applied
+    assert not applied & SLOW, applied
