@@ -232,7 +232,7 @@ def dump_tasks() -> None:
     def awaiting(coro: Any) -> list[Any]:
         # Task.get_stack shows a suspended task's outermost frame only; the
         # place it waits is at the end of the cr_await chain.
-        frames = []
+        frames: list[Any] = []
         while coro is not None and len(frames) < 50:
             frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
             if frame is not None:
@@ -244,7 +244,7 @@ def dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), where(awaiting(task.get_coro())))
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, frame in sys._current_frames().items():
-        frames = []
+        frames: list[Any] = []
         f: Any = frame
         while f is not None and len(frames) < 50:
             frames.append(f)

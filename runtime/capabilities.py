@@ -11,9 +11,11 @@ makes; a name nobody knows is a config error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .errors import InvalidSpec, SyscallError
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 CAPABILITIES: dict[str, int] = {
     name: bit for bit, name in enumerate((

@@ -16,9 +16,9 @@ Which hook runs where (OCI runtime spec, "Lifecycle"):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+from . import jsonfast
 from .errors import HookFailed
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -33,7 +33,7 @@ def run_hooks(kind: str, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
         return
     import subprocess  # only containers with hooks pay for this import
 
-    payload = json.dumps(state).encode()
+    payload = jsonfast.dumps(state).encode()
     for i, hook in enumerate(hooks):
         argv = list(hook.args) or [hook.path]
         env = dict(item.split("=", 1) for item in hook.env)

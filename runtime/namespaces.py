@@ -27,11 +27,14 @@ Facts that decide the order:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from . import syscalls as sc
 from .errors import SyscallError
 from .spec import IDMap, Namespace
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 CLONE_FLAGS: dict[str, int] = {
     "user": sc.CLONE_NEWUSER,

@@ -9,16 +9,32 @@ probe of kill(2)) is not a signal one can deliver, so it is refused.
 
 from __future__ import annotations
 
-import signal
-
 from .errors import InvalidArgument
 
-_RTMIN = int(signal.SIGRTMIN)
-_RTMAX = int(signal.SIGRTMAX)
-_LAST = signal.NSIG - 1
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
+else:
+    # _signal, not signal: the same constants without signal.py's enums
+    # (~4 ms of every `kill`, which is how a container is stopped).
+    import _signal
 
-# Every name Python knows, aliases included (SIGIOT, SIGCLD, SIGPOLL).
-_BY_NAME: dict[str, int] = {name[3:]: int(sig) for name, sig in signal.Signals.__members__.items()}
+_RTMIN = int(_signal.SIGRTMIN)
+_RTMAX = int(_signal.SIGRTMAX)
+_LAST = _signal.NSIG - 1
+
+# Every name Python knows, aliases included (SIGIOT, SIGCLD, SIGPOLL): the
+# names signal.Signals is built from (SIG*, but not the SIG_DFL/SIG_BLOCK kind).
+_BY_NAME: dict[str, int] = {
+    name[3:]: value for name, value in vars(_signal).items()
+    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
+}
+
+# A number's usual name is its alphabetically first one (SIGABRT, not SIGIOT),
+# which is the name signal.Signals(num).name gives.
+_NAME_OF: dict[int, str] = {}
+for _name in sorted(_BY_NAME):
+    _NAME_OF.setdefault(_BY_NAME[_name], "SIG" + _name)
 
 
 def _rt_offset(text: str, sign: str) -> int | None:
@@ -30,8 +46,7 @@ def parse_signal(text: str) -> int:
     """"9", "KILL", "SIGKILL", "kill", "RTMIN+3", "SIGRTMAX-1" -> number."""
     raw = text.strip()
     name = raw.upper()
-    if name.startswith("SIG"):
-        name = name[3:]
+    name = name.removeprefix("SIG")
     num: int | None = None
     if name.isdigit():
         num = int(name)
@@ -64,7 +79,4 @@ def signal_name(num: int) -> str:
         if num - _RTMIN <= (_RTMAX - _RTMIN) // 2:
             return f"SIGRTMIN+{num - _RTMIN}"
         return f"SIGRTMAX-{_RTMAX - num}"
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"SIG{num}"
+    return _NAME_OF.get(num, f"SIG{num}")

@@ -5,7 +5,7 @@ that needs the init sequence, the mount and privilege planning and the
 seccomp compiler: ``start``, ``kill``, ``state`` and ``delete`` do not pay
 for importing them.
 
-``create`` rolls back with an ExitStack: each resource it takes (state dir,
+``create`` rolls back with an Undo (runtime/undo.py): each resource it takes (state dir,
 exec fifo, cgroup, child processes) pushes its undo, and ``pop_all`` runs
 only when the init has reported ready and the state is on disk.  So a create
 that fails at any step leaves no state dir, cgroup, mount or process.
@@ -13,14 +13,10 @@ that fails at any step leaves no state dir, cgroup, mount or process.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import time
-from datetime import datetime, timezone
 
-from . import cgroups, hooks, namespaces
+from . import cgroups, hooks, jsonfast, namespaces
 from .capabilities import last_cap
 from .container import load, manager_for
 from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
@@ -38,25 +34,30 @@ from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require
 from .sync import Channel
+from .undo import Undo
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from typing import Any
+else:
+    # _signal and _socket, not signal and socket: those wrap their constants
+    # in enums (~4 ms), and create is on every container's start path.
+    import _signal
 
 _PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
 def _now() -> str:
     t = time.time_ns()
-    stamp = datetime.fromtimestamp(t // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000_000))
     return f"{stamp}.{t % 1_000_000_000:09d}Z"
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            raw = json.load(f)
+        raw = jsonfast.load_file(path)
     except FileNotFoundError as err:
         raise NotFound("read bundle config", path, "config.json does not exist") from err
     except ValueError as err:
@@ -80,26 +81,30 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _connect_console(path: str | None) -> int:
     if not path:
         return -1
-    import socket
+    import _socket
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as err:
         sock.close()
         raise SyscallError("connect console socket", path, err.errno or 0) from err
-    return sock.detach()
+    return int(sock.detach())
 
 
 def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
+    try:
+        os.kill(pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
         os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] | None,
-           uid_maps: Any, gid_maps: Any, stack: contextlib.ExitStack) -> tuple[Channel, int]:
+           uid_maps: Any, gid_maps: Any, stack: Undo) -> tuple[Channel, int]:
     """Fork stage 1, put it in the cgroup, answer its id-map request and
     return the channel and the stage-2 pid."""
     parent, child = Channel.pair()
@@ -167,7 +172,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     joins = [(ns.type, ns.path) for ns in lx.namespaces if ns.path]
     pid_ns = lx.namespace("pid")
 
-    with contextlib.ExitStack() as stack:
+    with Undo() as stack:
         store.create_dir(container_id)
         stack.callback(store.remove_dir, container_id)
         fifo = store.fifo(container_id)
@@ -256,7 +261,7 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
     from . import syscalls as sc
 
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    with contextlib.ExitStack() as stack:
+    with Undo() as stack:
         opened = _ns_fds(c.state.pid, spec)
         for _, fd, _ in opened:
             stack.callback(os.close, fd)

@@ -17,10 +17,11 @@ Child -> parent           parent -> child
 
 from __future__ import annotations
 
-import json
-import socket
+# _socket, not socket: socket.py builds its AddressFamily/SocketKind enums at
+# import, which would bring enum (~4 ms) onto every create.
+import _socket
 
-from . import errors
+from . import errors, jsonfast
 from .errors import RuntimeFault
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -38,12 +39,12 @@ _ERROR_CLASSES: dict[str, type[RuntimeFault]] = {
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -54,7 +55,7 @@ class Channel:
 
     def send(self, kind: str, **fields: Any) -> None:
         fields["type"] = kind
-        self.sock.send(json.dumps(fields).encode())
+        self.sock.send(jsonfast.dumps(fields).encode())
 
     def send_error(self, err: RuntimeFault) -> None:
         name = type(err).__name__
@@ -71,7 +72,7 @@ class Channel:
         if not data:
             raise RuntimeFault(f"wait for {what}", "", f"it exited before sending {'/'.join(expected)}")
         try:
-            msg = json.loads(data)
+            msg = jsonfast.loads(data)
         except ValueError as err:
             raise RuntimeFault(f"talk to {what}", "", f"malformed message: {err}") from err
         if not isinstance(msg, dict):

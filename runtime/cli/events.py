@@ -3,11 +3,10 @@ notices, as runc's JSON event lines, until the container stops."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
-from .. import container
+from .. import container, jsonfast
 from ..status import Status, require
 from .args import Parser, add_id
 from .main import Context
@@ -39,7 +38,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     c = container.load(ctx.store, a.id)
     require("events", c.status, a.id)
     if a.stats:
-        sys.stdout.write(json.dumps({"type": "stats", "id": a.id, "data": c.manager.stats()}) + "\n")
+        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": a.id, "data": c.manager.stats()}) + "\n")
         return 0
     interval = _parse_interval(a.interval)
     ooms = _oom_count(c.manager.stats())
@@ -50,8 +49,8 @@ def run(ctx: Context, argv: list[str]) -> int:
         stats = c.manager.stats()
         now = _oom_count(stats)
         if now > ooms:
-            sys.stdout.write(json.dumps({"type": "oom", "id": a.id}) + "\n")
+            sys.stdout.write(jsonfast.dumps({"type": "oom", "id": a.id}) + "\n")
             ooms = now
-        sys.stdout.write(json.dumps({"type": "stats", "id": a.id, "data": stats}) + "\n")
+        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": a.id, "data": stats}) + "\n")
         sys.stdout.flush()
         time.sleep(interval)

@@ -7,9 +7,8 @@ code is the process's.
 
 from __future__ import annotations
 
-import json
 
-from .. import container, spawn
+from .. import container, jsonfast, spawn
 from .. import syscalls as sc
 from ..errors import InvalidArgument, InvalidSpec, NotFound
 from ..records import replace
@@ -78,8 +77,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     store = ctx.store
     if a.process:
         try:
-            with open(a.process, "rb") as f:
-                raw = json.load(f)
+            raw = jsonfast.load_file(a.process)
         except FileNotFoundError as err:
             raise NotFound("read --process", a.process) from err
         except ValueError as err:

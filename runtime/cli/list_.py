@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from .. import container
+from .. import container, jsonfast
 from ..errors import NotFound
 from .args import Parser
 from .main import Context
@@ -37,7 +36,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     if a.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif a.format == "json":
-        sys.stdout.write(json.dumps(states) + "\n")
+        sys.stdout.write(jsonfast.dumps(states) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])

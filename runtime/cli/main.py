@@ -7,13 +7,11 @@ own small parser (args.py, argparse's API without its import cost), is imported.
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import sys
 import time
 
-from .. import log
+from .. import jsonfast, log
 from ..errors import InvalidArgument, RuntimeFault
 from ..state import DEFAULT_ROOT, Store
 
@@ -46,7 +44,7 @@ global options:
 class Context:
     """The global flags; filled in while they are parsed."""
 
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
+    __slots__ = ("debug", "log", "log_format", "root", "systemd_cgroup")
 
     def __init__(self) -> None:
         self.root = DEFAULT_ROOT
@@ -63,10 +61,10 @@ class Context:
         if level == "debug" and not self.debug:
             return
         if self.log_format == "json":
-            line = json.dumps({"level": level, "msg": msg,
+            line = jsonfast.dumps({"level": level, "msg": msg,
                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
         else:
-            line = f"time=\"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\" level={level} msg={json.dumps(msg)}\n"
+            line = f"time=\"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\" level={level} msg={jsonfast.dumps(msg)}\n"
         if not self.log:
             sys.stderr.write(f"dockyard-runc: {msg}\n" if level == "error" else line)
             return
@@ -138,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
             raise Unsupported("use cgroup driver", "--systemd-cgroup",
                               "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")
-        module = importlib.import_module(f"{__package__}.{VERBS[verb]}")
+        # __import__, not importlib.import_module: importlib is one more import.
+        module = __import__(f"{__package__}.{VERBS[verb]}", fromlist=["run"])
         code: int = module.run(ctx, rest[1:])
         return code
     except RuntimeFault as err:

@@ -3,11 +3,10 @@ them, or their pids as JSON)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
-from .. import container
+from .. import container, jsonfast
 from ..errors import SyscallError
 from ..status import require
 from .args import Parser, add_id
@@ -24,7 +23,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     require("ps", c.status, a.id)
     pids = sorted(c.manager.pids())
     if a.format == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(jsonfast.dumps(pids) + "\n")
         return 0
     try:
         out = subprocess.run(["ps", *(a.ps_args or ["-ef"])], capture_output=True, check=True, text=True).stdout

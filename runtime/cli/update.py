@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from .. import container
+from .. import container, jsonfast
 from ..errors import InvalidArgument, InvalidSpec
 from .args import Parser, add_id
 from .main import Context
@@ -66,10 +65,10 @@ def run(ctx: Context, argv: list[str]) -> int:
     if a.resources:
         try:
             if a.resources == "-":
-                resources = json.load(sys.stdin)
+                resources = jsonfast.loads(sys.stdin.read())
             else:
                 with open(a.resources, "rb") as f:
-                    resources = json.load(f)
+                    resources = jsonfast.loads(f.read())
         except ValueError as err:
             raise InvalidSpec("linux.resources", f"--resources is not valid JSON: {err}") from err
         if not isinstance(resources, dict):

@@ -26,11 +26,13 @@ Pure: strings in, numbers out.  Facts that shape the result:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .. import syscalls as sc
 from ..errors import InvalidSpec, Unsupported
 from ..records import record
+
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @record

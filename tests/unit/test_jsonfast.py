@@ -1,0 +1,92 @@
+"""runtime/jsonfast.py against the json package: same output, same verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from dockyard.runtime import jsonfast
+
+VALUES = [
+    None, True, False, 0, -1, 2**70, 1.5, -0.0, 1e300, "", "plain", "tab\tquote\"back\\slash",
+    "ünïcødé ☃ \U0001f600", "\x00\x1f", [], {}, [1, [2, [3, {}]]],
+    {"ociVersion": "1.2.0", "process": {"args": ["sh", "-c", "echo hi"], "env": ["A=1"]},
+     "linux": {"resources": {"memory": {"limit": 1 << 30}}, "uidMappings": [{"containerID": 0, "size": 1}]}},
+    {"b": 1, "a": [None, True, 1.25]},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_dumps_is_json_dumps(value: object) -> None:
+    assert jsonfast.dumps(value) == json.dumps(value)
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_loads_round_trips(value: object) -> None:
+    text = json.dumps(value)
+    assert jsonfast.loads(text) == json.loads(text)
+    assert jsonfast.loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, [math.inf, {"x": -math.inf}]], ids=repr)
+def test_non_finite_floats_as_json_writes_them(value: object) -> None:
+    assert jsonfast.dumps(value) == json.dumps(value)
+    assert jsonfast.dumps(jsonfast.loads(json.dumps(value))) == json.dumps(value)
+
+
+@pytest.mark.parametrize("text", [
+    "  {\"a\": 1}  ", "\n[1,2]\r\n", "\t\"s\"", "1", "-2.5e3", "true", "null", "NaN", "\ufeff".encode() + b"[1]",
+])
+def test_accepts_what_json_accepts(text: str | bytes) -> None:
+    result = jsonfast.loads(text)
+    expected = json.loads(text)
+    if isinstance(expected, float) and math.isnan(expected):
+        assert math.isnan(result)
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "{", "[1,]", "{\"a\":1,}", "{'a': 1}", "[1] [2]", "1 x", "tru", "\"unterminated",
+    "\"ctrl\x01char\"", "01", "\ufeff[1]", "{\"a\" 1}", "[1,,2]",
+])
+def test_rejects_what_json_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        jsonfast.loads(text)
+
+
+def test_unserializable_names_the_type_and_leaves_no_state_behind() -> None:
+    with pytest.raises(TypeError, match="set"):
+        jsonfast.dumps({"a": [1, {2}]})
+    assert jsonfast.dumps({"a": [1]}) == '{"a": [1]}'  # a failed encoding leaves no stale cycle marker
+
+
+def test_circular_reference_is_an_error() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError):
+        jsonfast.dumps(loop)
+
+
+def test_load_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text('{"id": "c1"}\n')
+    assert jsonfast.load_file(str(path)) == {"id": "c1"}
+
+
+def test_importing_it_imports_neither_json_nor_re() -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, types; p = types.ModuleType('dockyard'); p.__path__ = [sys.argv[1]]; "
+        "sys.modules['dockyard'] = p; from dockyard.runtime import jsonfast; jsonfast.loads(jsonfast.dumps({'a': [1]})); "
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-IS", "-c", code, str(repo)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
