@@ -12,21 +12,31 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-$repo/.venv}
 
-install_launcher() {  # name module
+install_launcher() {  # name module exit
   local target=$venv/bin/$1 tmp
   tmp=$(mktemp "$target.XXXXXX")
   cat > "$tmp" <<PY
 #!$venv/bin/python3 -IS
-import sys, types
-pkg = types.ModuleType("dockyard")
+import sys
+pkg = type(sys)("dockyard")
 pkg.__path__ = ["$repo"]  # dockyard.<part> -> $repo/<part>
 sys.modules["dockyard"] = pkg
 from $2 import main
-sys.exit(main())
+$3
 PY
   chmod 0755 "$tmp"
   mv "$tmp" "$target"
 }
 
-install_launcher dockyard-runc dockyard.runtime.cli.main
-install_launcher dockyard-shim dockyard.shim.main
+# dockyard-runc leaves through os._exit once its output is flushed: tearing
+# down the interpreter (module dicts, caches) is work nobody needs from a
+# short-lived CLI call.  The shim is a daemon with its own exit path.
+install_launcher dockyard-runc dockyard.runtime.cli.main 'code = main()
+try:
+    sys.stdout.flush()
+    sys.stderr.flush()
+except OSError:
+    code = code or 1
+import os
+os._exit(code)'
+install_launcher dockyard-shim dockyard.shim.main 'sys.exit(main())'

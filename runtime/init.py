@@ -6,7 +6,8 @@ Two stages, because unshare/setns of pid and time namespaces only apply to
 the caller's children::
 
     CLI (host namespaces)
-     └─ stage 1: waits until the parent has put it in the cgroup, joins
+     └─ stage 1: moves itself into the cgroup (see join_self in
+        │        runtime/cgroups/v1/manager.py for why itself), joins
         │        namespaces by path, creates the user namespace (the parent
         │        writes its id maps), then unshares the rest, forks, reports
         │        the stage-2 pid and exits.
@@ -47,6 +48,10 @@ from .rootfs import setup as rootfs
 from .spec import Hook
 from .sync import Channel
 
+TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 @record
 class InitPlan:
@@ -66,6 +71,14 @@ class InitPlan:
     fifo_fd: int           # O_PATH fd of exec.fifo, -1 for exec
     console_fd: int        # connected --console-socket, -1 if none
     set_sid: bool
+    # The parent finishes the cgroup placement of stage 2 while stage 2 sets
+    # up (runtime/spawn.py, _spawn): stage 2 waits for "placed" before it
+    # runs anything of the container's (createContainer hooks, the program).
+    late_placement: bool = False
+    # The "hooks"/"hooks-done" exchange, needed only when some hook runs
+    # (it carries the state the hooks are given); without it stage 2 runs
+    # straight through to "ready".
+    hooks_handshake: bool = True
 
 
 def _fail(chan: Channel, err: BaseException) -> None:
@@ -78,10 +91,14 @@ def _fail(chan: Channel, err: BaseException) -> None:
     os._exit(1)
 
 
-def stage1(plan: InitPlan, chan: Channel) -> None:
-    """Runs in the first child.  Never returns."""
+def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None = None) -> None:
+    """Runs in the first child.  Never returns.  ``join_cgroup``, if given,
+    moves this (single-threaded) process into the container's cgroups; it
+    runs first, while /sys/fs/cgroup is still the host's."""
     try:
         chan.recv("go", what="runtime")
+        if join_cgroup is not None:
+            join_cgroup()
         # Before any namespace: in a user namespace the kernel checks the
         # write against the new namespace's (lack of) CAP_SYS_RESOURCE, and
         # stage 2 inherits the value (runc's nsexec writes it this early too).
@@ -140,16 +157,21 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             import subprocess  # noqa: F401
         if plan.set_sid:
             os.setsid()
+        placed = not plan.late_placement
+        state: dict[str, object] = {}
         if plan.rootfs is not None:
             rootfs.prepare(plan.rootfs)
-            chan.send("hooks")
-            state = chan.recv("hooks-done", what="runtime")["state"]
-            _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
+            if plan.hooks_handshake:
+                chan.send("hooks")
+                if not placed:  # before any hook runs in here
+                    chan.recv("placed", what="runtime")
+                    placed = True
+                state = chan.recv("hooks-done", what="runtime")["state"]
+                _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
             # as runc and docker do, a working directory the image lacks is made
             rootfs.ensure_dir(plan.rootfs, p.cwd)
             rootfs.pivot(plan.rootfs)
         else:
-            state = {}
             os.chdir("/")
         if p.terminal:
             if plan.console_fd < 0:
@@ -183,6 +205,8 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         exe = privileges.find_executable(p)
         execve = sc.prepare_execve(exe, list(p.args), list(p.env))
         sc.close_range(3 + plan.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        if not placed:
+            chan.recv("placed", what="runtime")
         if plan.fifo_fd >= 0:
             chan.send("ready")
             # Blocks until `start` opens the fifo for reading.  The write end

@@ -17,9 +17,8 @@ Facts this relies on (CPython 3.11's Modules/_json.c):
   json.decoder then, which is fine on an error path) for a malformed one.
 * ``_json.make_encoder(markers, default, encoder, indent, key_separator,
   item_separator, sort_keys, skipkeys, allow_nan)`` returns a callable
-  ``(obj, level)`` giving a sequence of str chunks.  It only handles
-  ``indent=None``; indented output (``state``, ``spec``, ``features``: not on a
-  container's start path) goes through the ``json`` package.
+  ``(obj, level)`` giving a sequence of str chunks.  It only writes one
+  line; ``dumps(indent=...)`` lays out the nesting itself.
 
 The output is byte for byte ``json.dumps``' with its defaults, and parsing
 accepts and rejects what ``json.loads`` does (tests/unit/test_jsonfast.py
@@ -82,9 +81,59 @@ def load_file(path: str) -> Any:
         return loads(f.read())
 
 
-def dumps(obj: object) -> str:
-    """Serialize as json.dumps(obj) does with its defaults (ASCII, ", " and ": ")."""
+def dumps(obj: object, indent: int | str | None = None) -> str:
+    """Serialize as json.dumps(obj, indent=indent) does with its other defaults
+    (ASCII; ", " and ": " on one line, "," and ": " when indented)."""
     # A fresh encoder each time, as json does: its markers dict (the cycle
     # check) is left dirty by an encoding that fails half-way.
     encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    return "".join(encode(obj, 0))
+    if indent is None:
+        return "".join(encode(obj, 0))
+    step = " " * indent if isinstance(indent, int) else indent
+    out: list[str] = []
+    _indented(obj, encode, step, "\n", out, set())
+    return "".join(out)
+
+
+def _indented(obj: object, encode: Any, step: str, newline: str, out: list[str], active: set[int]) -> None:
+    # The C encoder only writes one line, so nesting is laid out here and
+    # everything else (strings, numbers, constants) is still the C encoder's.
+    if isinstance(obj, dict):
+        items: Any = obj.items()
+        opening, closing = "{", "}"
+    elif isinstance(obj, (list, tuple)):
+        items = obj
+        opening, closing = "[", "]"
+    else:
+        out.append("".join(encode(obj, 0)))
+        return
+    if not obj:
+        out.append(opening + closing)
+        return
+    if id(obj) in active:
+        raise ValueError("Circular reference detected")
+    active.add(id(obj))
+    inner = newline + step
+    out.append(opening)
+    for i, item in enumerate(items):
+        out.append(("," if i else "") + inner)
+        if opening == "{":
+            key, item = item
+            out.append("".join(encode(key if isinstance(key, str) else _key(key), 0)) + ": ")
+        _indented(item, encode, step, inner, out, active)
+    out.append(newline + closing)
+    active.discard(id(obj))
+
+
+def _key(key: object) -> str:
+    # json's rules for non-string keys.
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, (int, float)):
+        return "".join(_json.make_encoder({}, _default, _json.encode_basestring_ascii, None, ": ", ", ",
+                                          False, False, True)(key, 0))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")

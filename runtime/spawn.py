@@ -105,19 +105,33 @@ def _kill_and_reap(pid: int) -> None:
 
 def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] | None,
            uid_maps: Any, gid_maps: Any, stack: Undo) -> tuple[Channel, int]:
-    """Fork stage 1, put it in the cgroup, answer its id-map request and
-    return the channel and the stage-2 pid."""
+    """Fork stage 1, see it into the cgroup, answer its id-map request and
+    return the channel and the stage-2 pid.
+
+    The cgroup placement is split for speed (cgroups/v1/manager.py,
+    join_self, has the kernel facts): stage 1 moves itself into the v1
+    hierarchies, which is cheap, and this process adds stage 2 to the
+    cgroup2 side (the hybrid unified dir, or the whole cgroup on v2), which
+    can wait for an RCU grace period, while stage 2 sets up in parallel;
+    stage 2 waits for "placed" before it runs anything of the container's.
+    A new cgroup namespace is rooted where its creator stands when it
+    unshares, so then stage 1 must be fully placed first: the slow way.
+    Limits are written before any process joins: a memory limit is then
+    never below what the process already uses."""
+    late = not (plan.unshare_flags & namespaces.CLONE_FLAGS["cgroup"])
+    plan = replace(plan, late_placement=late)
+    if resources is not None:
+        manager.apply(resources)
     parent, child = Channel.pair()
     stack.callback(parent.close)
     pid1 = os.fork()
     if pid1 == 0:
         parent.close()
-        stage1(plan, child)  # never returns
+        stage1(plan, child, manager.join_self if late else None)  # never returns
     child.close()
     stack.callback(_kill_and_reap, pid1)
-    manager.add(pid1)
-    if resources is not None:
-        manager.apply(resources)
+    if not late:
+        manager.add(pid1)
     parent.send("go")
     if plan.new_user:
         parent.recv("idmap")
@@ -127,6 +141,9 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
     stack.callback(_kill_and_reap, pid2)
     os.waitpid(pid1, 0)
     parent.send("continue")
+    if late:
+        manager.add_rest(pid2)
+        parent.send("placed")
     return parent, pid2
 
 
@@ -210,14 +227,17 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             fifo_fd=fifo_fd,
             console_fd=console_fd,
             set_sid=True,
+            hooks_handshake=bool(spec.hooks.prestart or spec.hooks.create_runtime or spec.hooks.create_container
+                                 or spec.hooks.start_container),
         )
         chan, pid = _spawn(plan, manager, cgroups.with_default_devices(lx.resources, list(lx.devices)),
                            lx.uid_mappings, lx.gid_mappings, stack)
-        chan.recv("hooks")
-        hook_state = hooks.hook_state(spec, container_id, "creating", pid, bundle)
-        hooks.run_hooks("prestart", spec.hooks.prestart, hook_state)
-        hooks.run_hooks("createRuntime", spec.hooks.create_runtime, hook_state)
-        chan.send("hooks-done", state=hook_state)
+        if plan.hooks_handshake:
+            chan.recv("hooks")
+            hook_state = hooks.hook_state(spec, container_id, "creating", pid, bundle)
+            hooks.run_hooks("prestart", spec.hooks.prestart, hook_state)
+            hooks.run_hooks("createRuntime", spec.hooks.create_runtime, hook_state)
+            chan.send("hooks-done", state=hook_state)
         chan.recv("ready")
         started = process_start_time(pid)
         if started is None:

@@ -3,11 +3,10 @@ runc's features JSON (OCI runtime-spec features.md)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from .. import cgroups, seccomp
+from .. import cgroups, jsonfast, seccomp
 from ..capabilities import CAPABILITIES, last_cap
 from ..namespaces import CLONE_FLAGS
 from ..rootfs.mountopts import SUPPORTED_OPTIONS
@@ -55,5 +54,5 @@ def features() -> dict[str, Any]:
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    sys.stdout.write(jsonfast.dumps(features(), indent=4) + "\n")
     return 0

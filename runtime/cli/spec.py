@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from .. import jsonfast
 from ..default_spec import default_spec
 from ..errors import AlreadyExists
 from .args import Parser
@@ -20,6 +20,6 @@ def run(ctx: Context, argv: list[str]) -> int:
     if os.path.exists(path):
         raise AlreadyExists("write spec", path, "File exists")
     with open(path, "w") as f:
-        json.dump(default_spec(a.rootless), f, indent="\t")
+        f.write(jsonfast.dumps(default_spec(a.rootless), indent="\t"))
         f.write("\n")
     return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from .. import container
+from .. import container, jsonfast
 from .args import Parser, add_id
 from .main import Context
 
@@ -13,5 +12,5 @@ from .main import Context
 def run(ctx: Context, argv: list[str]) -> int:
     p = Parser("state")
     add_id(p)
-    sys.stdout.write(json.dumps(container.state_json(ctx.store, p.parse(argv).id), indent=2) + "\n")
+    sys.stdout.write(jsonfast.dumps(container.state_json(ctx.store, p.parse(argv).id), indent=2) + "\n")
     return 0

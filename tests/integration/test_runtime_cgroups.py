@@ -167,3 +167,43 @@ def test_events_stats(bundle: Bundle) -> None:
         assert event["data"]["memory"]["usage"]["usage"] > 0
     finally:
         bundle.delete(force=True)
+
+
+def _hierarchies() -> list[str]:
+    """Every cgroup hierarchy a container joins here: the v1 ones (named
+    ones included, e.g. systemd) and, on a hybrid host, the cgroup2 side."""
+    names = []
+    for entry in sorted(Path("/sys/fs/cgroup").iterdir()):
+        if (entry / "cgroup.procs").exists() and not entry.is_symlink():
+            names.append(entry.name)
+    return names
+
+
+def _assert_member(bundle: Bundle, pid: int, what: str) -> None:
+    for name in _hierarchies():
+        procs = (Path("/sys/fs/cgroup") / name / bundle.cgroups_path.lstrip("/") / "cgroup.procs").read_text().split()
+        assert str(pid) in procs, f"{what} (pid {pid}) is not in the {name} cgroup"
+
+
+@pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
+def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool) -> None:
+    """The init moves itself into the v1 hierarchies and the runtime adds it
+    to the cgroup2 side (spawn._spawn); with a cgroup namespace the slow,
+    all-by-the-parent order is used. Either way every hierarchy holds it, and
+    an exec'd process too."""
+    others = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    bundle.config["linux"]["namespaces"] = others + ([{"type": "cgroup"}] if cgroupns else [])
+    pid = bundle.start_detached("sleep 1000")
+    try:
+        _assert_member(bundle, pid, "the init")
+        pid_file = bundle.path / "exec.pid"
+        done = bundle.invoke("exec", "--detach", "--pid-file", str(pid_file), bundle.id, "sleep", "1000")
+        assert done.returncode == 0, done.stderr
+        _assert_member(bundle, int(pid_file.read_text()), "the exec'd process")
+        if cgroupns:
+            # rooted at the container's cgroup: every line reads "/" inside
+            inside = bundle.invoke("exec", bundle.id, "cat", "/proc/self/cgroup")
+            assert inside.returncode == 0, inside.stderr
+            assert {line.split(":", 2)[2] for line in inside.stdout.splitlines()} == {"/"}, inside.stdout
+    finally:
+        bundle.delete(force=True)

@@ -90,3 +90,17 @@ def test_importing_it_imports_neither_json_nor_re() -> None:
     )
     out = subprocess.run([sys.executable, "-IS", "-c", code, str(repo)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("indent", [2, 4, "\t", 0])
+@pytest.mark.parametrize("value", [*VALUES, {"a": {}, "b": [], "c": [{"d": [1, {}]}]}, {1: "int key", 2.5: None}],
+                         ids=repr)
+def test_indented_dumps_is_json_dumps(value: object, indent: int | str) -> None:
+    assert jsonfast.dumps(value, indent=indent) == json.dumps(value, indent=indent)
+
+
+def test_indented_circular_reference_is_an_error() -> None:
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError):
+        jsonfast.dumps(loop, indent=2)

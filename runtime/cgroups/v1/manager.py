@@ -67,11 +67,15 @@ class V1Manager:
         self._rmdir = rmdir
         self._mkdir = mkdir
 
-    def _distinct_dirs(self) -> list[str]:
+    def _dirs_v1(self) -> list[str]:
         seen: list[str] = []
         for d in self._dirs.values():
             if d not in seen:
                 seen.append(d)
+        return seen
+
+    def _distinct_dirs(self) -> list[str]:
+        seen = self._dirs_v1()
         if self._unified is not None:
             seen.append(self._unified[1])
         return seen
@@ -89,6 +93,27 @@ class V1Manager:
     def add(self, pid: int) -> None:
         for d in self._distinct_dirs():
             cgroupfs.write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def join_self(self) -> None:
+        """Move the calling process, which must be single-threaded, into every
+        v1 hierarchy: "0" written to ``tasks`` by the thread itself.
+
+        Why not ``cgroup.procs``: moving a whole thread group takes the
+        kernel's global cgroup_threadgroup_rwsem for writing, and the first
+        such write after a quiet spell waits for an RCU grace period (6-15 ms
+        measured here, about half of runc's create).  Since Linux 5.18 a
+        thread that moves only itself skips that lock ("cgroup: Optimize
+        single thread migration"); for a process with one thread, moving the
+        thread moves the process.  The cgroup2 side of a hybrid host has no
+        such door (its thread files only work inside threaded subtrees), so
+        add_rest() places the process there."""
+        for d in self._dirs_v1():
+            cgroupfs.write(os.path.join(d, "tasks"), "0")
+
+    def add_rest(self, pid: int) -> None:
+        """Add ``pid`` where join_self() does not reach: the cgroup2 dir of a hybrid host."""
+        if self._unified is not None:
+            cgroupfs.write(os.path.join(self._unified[1], "cgroup.procs"), str(pid))
 
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated, hierarchy by

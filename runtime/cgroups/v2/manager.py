@@ -109,6 +109,13 @@ class V2Manager:
     def add(self, pid: int) -> None:
         cgroupfs.write(self._file("cgroup.procs"), str(pid))
 
+    def join_self(self) -> None:
+        """Nothing: cgroup2 has no cheap self-move for a domain cgroup (see
+        the v1 manager's join_self); add_rest() does the whole placement."""
+
+    def add_rest(self, pid: int) -> None:
+        self.add(pid)
+
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated; no I/O but probes
         for optional files."""

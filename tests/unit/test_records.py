@@ -1,0 +1,83 @@
+"""runtime/records.py: the dataclass(frozen=True, slots=True) contract the runtime relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockyard.runtime.records import FrozenInstanceError, field, record, replace, to_dict
+
+
+@record
+class Mount:
+    destination: str
+    type: str = "bind"
+    options: list[str] = field(default_factory=list)
+
+
+@pytest.mark.parametrize(("args", "kwargs", "expected"), [
+    (("/a",), {}, ("/a", "bind", [])),
+    (("/a", "tmpfs"), {}, ("/a", "tmpfs", [])),
+    (("/a", "tmpfs", ["ro"]), {}, ("/a", "tmpfs", ["ro"])),
+    ((), {"destination": "/b", "options": ["rw"]}, ("/b", "bind", ["rw"])),
+    (("/c",), {"type": "proc"}, ("/c", "proc", [])),
+])
+def test_construction(args: tuple[object, ...], kwargs: dict[str, object], expected: tuple[object, ...]) -> None:
+    m = Mount(*args, **kwargs)  # type: ignore[arg-type]
+    assert (m.destination, m.type, m.options) == expected
+
+
+@pytest.mark.parametrize(("args", "kwargs", "message"), [
+    ((), {}, "missing required argument: 'destination'"),
+    (("/a", "b", [], "extra"), {}, "takes 3 positional arguments but 4 were given"),
+    (("/a",), {"destination": "/b"}, "multiple values for argument 'destination'"),
+    (("/a",), {"nope": 1}, "unexpected keyword argument 'nope'"),
+])
+def test_bad_construction(args: tuple[object, ...], kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        Mount(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_default_factory_is_fresh_per_record() -> None:
+    a, b = Mount("/a"), Mount("/b")
+    a.options.append("ro")
+    assert b.options == []
+
+
+def test_frozen_slotted_equal_hashable() -> None:
+    m = Mount("/a")
+    with pytest.raises(FrozenInstanceError):
+        m.type = "tmpfs"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        del m.type  # type: ignore[misc]
+    assert not hasattr(m, "__dict__")
+    assert Mount("/a", "bind", []) == m
+    assert Mount("/a", "tmpfs") != m
+    with pytest.raises(TypeError):
+        hash(m)  # a list field: unhashable, as with dataclasses
+    assert repr(m) == "Mount(destination='/a', type='bind', options=[])"
+
+
+@record
+class Pair:
+    a: int
+    b: str = ""
+
+
+def test_records_of_hashables_hash_by_value() -> None:
+    assert hash(Pair(1, "x")) == hash(Pair(1, "x"))
+    assert {Pair(1), Pair(1)} == {Pair(1)}
+
+
+def test_replace_and_to_dict() -> None:
+    m = replace(Mount("/a"), type="tmpfs")
+    assert to_dict(m) == {"destination": "/a", "type": "tmpfs", "options": []}
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        replace(m, nope=1)
+
+
+def test_a_field_without_default_after_one_with_is_refused() -> None:
+    with pytest.raises(TypeError, match="'b' without a default"):
+        @record
+        class Bad:
+            a: int = 0
+            b: int
