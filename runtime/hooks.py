@@ -16,13 +16,12 @@ Which hook runs where (OCI runtime spec, "Lifecycle"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from . import jsonfast
 from .errors import HookFailed
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from .spec import Hook, Spec

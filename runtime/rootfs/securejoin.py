@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import deque
 
 from ..errors import SyscallError
 
@@ -56,11 +55,11 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
     for anything that mounts or creates.
     """
     root = os.path.abspath(root)
-    todo = deque(_components(unsafe_path))
+    todo = _components(unsafe_path)[::-1]  # a stack: the next component is last
     resolved: list[str] = []
     expansions = 0
     while todo:
-        part = todo.popleft()
+        part = todo.pop()
         if part == "..":
             if resolved:
                 resolved.pop()
@@ -83,7 +82,7 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
                 raise SyscallError("resolve", unsafe_path, err.errno or 0) from err
             if target.startswith("/"):
                 resolved.clear()
-            todo.extendleft(reversed(_components(target)))
+            todo.extend(_components(target)[::-1])
             continue
         resolved.append(part)
     return os.path.join(root, *resolved) if resolved else root
@@ -117,10 +116,10 @@ def open_in_root(root: str, unsafe_path: str, *, create: Literal["dir", "file", 
 
 
 def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", None], mode: int) -> None:
-    todo = deque(_components(unsafe_path))
+    todo = _components(unsafe_path)[::-1]  # a stack: the next component is last
     expansions = 0
     while todo:
-        part = todo.popleft()
+        part = todo.pop()
         if part == "..":
             if len(stack) > 1:
                 os.close(stack.pop())
@@ -133,7 +132,7 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
             if create is None:
                 raise SyscallError("open in root", unsafe_path, errno.ENOENT) from err
             _create(parent, part, "file" if (last and create == "file") else "dir", mode, unsafe_path)
-            todo.appendleft(part)  # open what is there now, following nothing
+            todo.append(part)  # open what is there now, following nothing
             continue
         except OSError as err:
             raise SyscallError("open in root", unsafe_path, err.errno or 0) from err
@@ -148,13 +147,13 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
             except OSError as err:
                 # Swapped for a non-link since our open: look again.
                 if err.errno == errno.EINVAL:
-                    todo.appendleft(part)
+                    todo.append(part)
                     continue
                 raise SyscallError("open in root", unsafe_path, err.errno or 0) from err
             if target.startswith("/"):
                 while len(stack) > 1:
                     os.close(stack.pop())
-            todo.extendleft(reversed(_components(target)))
+            todo.extend(_components(target)[::-1])
             continue
         stack.append(fd)
         if todo and not stat.S_ISDIR(st.st_mode):
