@@ -46,8 +46,9 @@ grpcio and protobuf would cost the shim ~20 MiB of RSS, this framing nothing.
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
+import _json
+
+from dockyard.runtime import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py: typing stays out of the shim's imports
 if TYPE_CHECKING:
@@ -71,8 +72,13 @@ PID_FILE = "shim.pid"
 CONTAINERS_DIR = "containers"
 
 
-class Code(StrEnum):
-    """Error codes; the daemon maps each to its own domain error in one place."""
+class Code:
+    """Error codes (plain strings); the daemon maps each to its own domain error in one place.
+
+    Not an enum: ``enum`` costs the shim ~4 ms of imports at every start and
+    its memory in every pod.  ``CODES`` lists them; ``parse_reply`` hands out
+    these very objects, so ``err.code is Code.NOT_FOUND`` holds on both ends.
+    """
 
     NOT_FOUND = "NotFound"
     ALREADY_EXISTS = "AlreadyExists"
@@ -83,10 +89,15 @@ class Code(StrEnum):
     UNAVAILABLE = "Unavailable"
 
 
+CODES = (Code.NOT_FOUND, Code.ALREADY_EXISTS, Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION,
+         Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNAVAILABLE)
+_CODE_BY_VALUE = {code: code for code in CODES}
+
+
 class ShimError(Exception):
     """An error with a protocol code: raised by the shim's handlers, and by clients on an error response."""
 
-    def __init__(self, code: Code, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -110,9 +121,18 @@ def socket_path(shim_dir: str) -> str:
 # --- framing -----------------------------------------------------------------
 
 
+def _not_serializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One frame holding ``message``."""
-    body = json.dumps(message, separators=(",", ":")).encode()
+    # What json.dumps(message, separators=(",", ":")) writes, through the C encoder as
+    # runtime/jsonfast.py does (it has no separators option): compact frames without
+    # importing json (and re, enum) into the shim.  A fresh encoder each time, as json's.
+    encoder = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",",
+                                 False, False, True)
+    body = "".join(encoder(message, 0)).encode()
     if len(body) > MAX_FRAME:
         raise ProtocolError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
     return len(body).to_bytes(HEADER_SIZE, "big") + body
@@ -149,7 +169,7 @@ class FrameBuffer:
 
 def _decode_body(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(body.decode())
+        message = jsonfast.loads(body.decode())
     except (UnicodeDecodeError, ValueError) as err:
         raise ProtocolError(f"frame is not UTF-8 JSON: {err}") from err
     if not isinstance(message, dict):
@@ -212,10 +232,10 @@ def parse_reply(message: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         err = message["error"]
         code = err.get("code") if isinstance(err, dict) else None
         text = err.get("message", "") if isinstance(err, dict) else str(err)
-        try:
-            raise ShimError(Code(str(code)), str(text))
-        except ValueError:
-            raise ShimError(Code.INTERNAL, f"unknown error code {code!r}: {text}") from None
+        known = _CODE_BY_VALUE.get(code) if isinstance(code, str) else None
+        if known is None:
+            raise ShimError(Code.INTERNAL, f"unknown error code {code!r}: {text}")
+        raise ShimError(known, str(text))
     result = message.get("result")
     if not isinstance(result, dict):
         raise ProtocolError("response has neither an object result nor an error")

@@ -35,7 +35,7 @@ log = logging.getLogger("dockyard.cri.shim_client")
 _READ_CHUNK = 1 << 16
 _MAX_FDS = 8
 
-CODE_ERRORS: dict[proto.Code, type[errors.CriError]] = {
+CODE_ERRORS: dict[str, type[errors.CriError]] = {
     proto.Code.NOT_FOUND: errors.NotFound,
     proto.Code.ALREADY_EXISTS: errors.AlreadyExists,
     proto.Code.INVALID_ARGUMENT: errors.InvalidArgument,

@@ -15,10 +15,10 @@ the connection closes first, the shim's copies are closed.
 from __future__ import annotations
 
 import os
-import socket
 
 from dockyard.api import shim as api
 
+from . import sockets
 from .loop import READ, WRITE, Loop
 
 TYPE_CHECKING = False  # see runtime/records.py
@@ -30,7 +30,7 @@ CHUNK = 256 * 1024
 
 
 class Connection:
-    def __init__(self, loop: Loop, sock: socket.socket, on_message: Callable[[Connection, dict[str, Any]], None],
+    def __init__(self, loop: Loop, sock: sockets.socket, on_message: Callable[[Connection, dict[str, Any]], None],
                  on_close: Callable[[Connection], None]) -> None:
         self.loop = loop
         self.sock = sock
@@ -65,7 +65,7 @@ class Connection:
                 if self._fds and self._fds[0][0] == 0:
                     fds = self._fds[0][1]
                     end = self._fds[1][0] if len(self._fds) > 1 else len(self.out)
-                    n = socket.send_fds(self.sock, [bytes(self.out[:end])], fds)
+                    n = sockets.send_fds(self.sock, [bytes(self.out[:end])], fds)
                     self._fds.pop(0)
                     _close_all(fds)
                 else:
@@ -123,7 +123,7 @@ class Listener:
     def __init__(self, loop: Loop, path: str, on_message: Callable[[Connection, dict[str, Any]], None],
                  on_close: Callable[[Connection], None], on_open: Callable[[Connection], None]) -> None:
         self.loop = loop
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = sockets.unix_stream()
         self.sock.bind(path)
         self.sock.listen(64)
         self.sock.setblocking(False)
@@ -133,7 +133,7 @@ class Listener:
 
     def _accept(self, _mask: int) -> None:
         try:
-            sock, _ = self.sock.accept()
+            sock = sockets.accept(self.sock)
         except BlockingIOError:
             return
         self._on_open(Connection(self.loop, sock, *self._args))

@@ -31,11 +31,18 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import socket
 import sys
 
 from dockyard.api import shim as api
+
+from . import sockets
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
+else:
+    # _signal, not signal: the same functions without signal.py's enums (enum costs every pod's shim)
+    import _signal
 
 USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR\n"
          "Detach a shim serving the pod's containers on DIR/shim.sock, print that path, exit.\n")
@@ -84,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _alive(sock_path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(sock_path)
-        except OSError:
-            return False
+    s = sockets.unix_stream()
+    try:
+        s.connect(sock_path)
+    except OSError:
+        return False
+    finally:
+        s.close()
     return True
 
 
@@ -182,9 +191,9 @@ def serve(opts: dict[str, str]) -> int:
             os.write(ready_fd, f"{type(err).__name__}: {err}".encode())
         raise
     terminate = []
-    signal.signal(signal.SIGTERM, lambda _s, _f: terminate.append(1))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _signal.signal(_signal.SIGTERM, lambda _s, _f: terminate.append(1))
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     if ready_fd >= 0:
         os.write(ready_fd, b"ok")
         os.close(ready_fd)

@@ -14,8 +14,9 @@ Facts:
 
 from __future__ import annotations
 
-import json
 import os
+
+from dockyard.runtime import jsonfast
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -41,7 +42,7 @@ def container_oom_killed(bundle: str, root: str = CGROUP_ROOT) -> bool:
     """True if the OOM killer killed anything in the cgroup of the container in ``bundle``."""
     try:
         with open(os.path.join(bundle, "config.json")) as f:
-            path = json.load(f).get("linux", {}).get("cgroupsPath", "")
+            path = jsonfast.loads(f.read()).get("linux", {}).get("cgroupsPath", "")
     except (OSError, ValueError, AttributeError):
         return False
     for name in counter_files(path if isinstance(path, str) else "", root):

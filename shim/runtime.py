@@ -16,17 +16,20 @@ as containerd does).
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 
 from dockyard.api.shim import Code, ShimError
+from dockyard.runtime import jsonfast
 
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from typing import Any
+else:
+    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
+    import _signal
 
 TIMEOUT_S = 60.0
 
@@ -78,7 +81,7 @@ class Runtime:
             pid = os.posix_spawn(
                 self.binary, argv, os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
             )
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}")
@@ -99,7 +102,7 @@ class Runtime:
             lines = []
         for line in reversed(lines):
             try:
-                entry = json.loads(line)
+                entry = jsonfast.loads(line)
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
@@ -135,12 +138,12 @@ class Runtime:
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self._run(f"update {container_id}", ["update", "--resources", "-", container_id],
-                  input_data=json.dumps(resources).encode())
+                  input_data=jsonfast.dumps(resources).encode())
 
     def stats(self, container_id: str) -> dict[str, Any]:
         out = self._run(f"stats of {container_id}", ["events", "--stats", container_id])
         for line in out.splitlines():
-            event = json.loads(line)
+            event = jsonfast.loads(line)
             if isinstance(event, dict) and event.get("type") == "stats":
                 data: dict[str, Any] = event.get("data", {})
                 return data

@@ -12,17 +12,15 @@ that the daemon already saw exit.
 from __future__ import annotations
 
 import binascii
-import json
 import os
-import signal
-import socket
 import sys
 import time
 
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
+from dockyard.runtime import jsonfast
 
-from . import oom, process, state
+from . import oom, process, sockets, state
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop
@@ -32,6 +30,7 @@ from .runtime import Runtime
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable
     from typing import Any, Protocol
 
@@ -45,6 +44,9 @@ if TYPE_CHECKING:
         def send_fds(self, message: dict[str, Any], fds: list[int]) -> None: ...
 
         def close(self) -> None: ...
+else:
+    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
+    import _signal
 
 IO_GRACE_S = 2.0
 UNCLAIMED_MAX = 256
@@ -109,7 +111,7 @@ def _private_pidns(bundle: str) -> bool:
     """Whether the container has a pid namespace of its own (config.json)."""
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            namespaces = json.load(f).get("linux", {}).get("namespaces", [])
+            namespaces = jsonfast.loads(f.read()).get("linux", {}).get("namespaces", [])
     except (OSError, ValueError):
         return True
     return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
@@ -199,7 +201,7 @@ class Shim:
 
     def _kill_leftovers(self, container: Container) -> None:
         try:
-            self.runtime.kill(container.container_id, signal.SIGKILL, True)
+            self.runtime.kill(container.container_id, _signal.SIGKILL, True)
         except ShimError as err:
             sys.stderr.write(f"dockyard-shim: kill --all after the init of {container.container_id} exited: {err}\n")
 
@@ -292,24 +294,26 @@ class Shim:
 
     # --- stdio set-up shared by create and exec ----------------------------------
 
-    def _console_socket(self, name: str) -> socket.socket:
+    def _console_socket(self, name: str) -> sockets.socket:
         # Relative to the shim's cwd (its directory): a unix socket path must fit in 108 bytes.
         try:
             os.unlink(name)
         except FileNotFoundError:
             pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = sockets.unix_stream()
         listener.bind(name)
         listener.listen(1)
         return listener
 
-    def _receive_console(self, listener: socket.socket, name: str) -> int:
+    def _receive_console(self, listener: sockets.socket, name: str) -> int:
         """The pty master the runtime's init sent (it connected while the runtime ran)."""
         listener.settimeout(CONSOLE_ACCEPT_S)
-        conn, _ = listener.accept()
-        with conn:
+        conn = sockets.accept(listener)
+        try:
             conn.settimeout(CONSOLE_ACCEPT_S)
-            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+            _msg, fds = sockets.recv_fds(conn, 4096, 1)
+        finally:
+            conn.close()
         if not fds:
             raise ShimError(Code.INTERNAL, f"console socket {name}: no pty master received")
         return fds[0]
@@ -448,7 +452,7 @@ class Shim:
         tag = f"exec-{c.container_id}-{eid}"
         process_file = os.path.abspath(f"{tag}.json")
         with open(process_file, "w") as f:
-            json.dump(spec, f)
+            f.write(jsonfast.dumps(spec))
         try:
             self._spawn(e, tag, lambda pid_file, console, stdio: self.runtime.exec(
                 c.container_id, process_file, os.path.abspath(pid_file), console, stdio))

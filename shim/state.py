@@ -17,10 +17,10 @@ and dies with it, together with the container's stdio.
 
 from __future__ import annotations
 
-import json
 import os
 
 from dockyard.api.shim import CONTAINERS_DIR, PID_FILE
+from dockyard.runtime import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ def record_path(shim_dir: str, container_id: str) -> str:
 
 
 def save(shim_dir: str, record: dict[str, Any]) -> None:
-    body = {"version": RECORD_VERSION, **{k: record[k] for k in FIELDS}}
-    write_atomic(record_path(shim_dir, record["container_id"]), json.dumps(body, sort_keys=True).encode())
+    # Keys sorted, as json.dumps(sort_keys=True) wrote them (the values are all scalars).
+    body = dict(sorted({"version": RECORD_VERSION, **{k: record[k] for k in FIELDS}}.items()))
+    write_atomic(record_path(shim_dir, record["container_id"]), jsonfast.dumps(body).encode())
 
 
 def forget(shim_dir: str, container_id: str) -> None:
@@ -70,7 +71,7 @@ def load_all(shim_dir: str) -> list[dict[str, Any]]:
         if not name.endswith(".json"):
             continue
         with open(f"{folder}/{name}", "rb") as f:
-            rec = json.loads(f.read())
+            rec = jsonfast.loads(f.read())
         if rec.get("version") != RECORD_VERSION:
             raise ValueError(f"{folder}/{name}: record version {rec.get('version')!r}, expected {RECORD_VERSION}")
         out.append(rec)

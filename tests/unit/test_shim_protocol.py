@@ -122,11 +122,40 @@ def test_request_without_integer_id_is_a_protocol_error(req_id: object) -> None:
         api.parse_request({"id": req_id, "method": "ping"})
 
 
-@pytest.mark.parametrize("code", list(Code))
-def test_error_response_round_trips_every_code(code: Code) -> None:
+@pytest.mark.parametrize("code", api.CODES)
+def test_error_response_round_trips_every_code(code: str) -> None:
     with pytest.raises(ShimError) as info:
         api.parse_reply(api.error_response(5, ShimError(code, "why")))
     assert (info.value.code, info.value.message) == (code, "why")
+
+
+@pytest.mark.parametrize("code", api.CODES)
+def test_a_decoded_code_is_the_constant_itself(code: str) -> None:
+    # Over the wire the code is a fresh string; parse_reply hands back Code's own object.
+    (message,) = FrameBuffer().feed(api.encode(api.error_response(5, ShimError(code, "why"))))
+    with pytest.raises(ShimError) as info:
+        api.parse_reply(message)
+    assert info.value.code is code
+
+
+def test_codes_lists_every_constant_of_code() -> None:
+    constants = {v for k, v in vars(Code).items() if k.isupper()}
+    assert set(api.CODES) == constants and len(api.CODES) == len(constants)
+
+
+@pytest.mark.parametrize("message", [
+    {"id": 1, "result": {"text": "caf\u00e9 \U0001f600 \"q\" \n", "n": [1, 2.5, -3, True, False, None]}},
+    {"event": "output", "container_id": "c", "stream": "stdout", "data": "aGVsbG8="},
+    {"id": 2, "result": {"nested": {"a": [], "b": {}}, "big": 10 ** 30, "f": 1e-7}},
+])
+def test_encode_writes_what_json_dumps_compact_writes(message: dict[str, object]) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    assert api.encode(message) == len(body).to_bytes(4, "big") + body
+
+
+def test_encode_refuses_what_json_cannot_write() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        api.encode({"id": 1, "result": {"x": object()}})
 
 
 def test_unknown_error_code_becomes_internal() -> None:
