@@ -4,17 +4,19 @@ The runtime is ready once the RPC gets here at all (instrument.py answers
 UNAVAILABLE before recovery finishes).  NetworkReady follows the CNI conf
 dir, re-read when it changes, so a conflist dropped in later turns the node
 ready without a restart.  Each runtime handler is listed ("" is the default)
-with its features: recursive read-only mounts need the runtime to apply
-MOUNT_ATTR_RDONLY with AT_RECURSIVE (mount_setattr); dockyard-runc does,
-Debian's runc 1.1 does not (it came in runc 1.2) and crun 1.8 is not
-claimed.  User namespaces are claimed for dockyard-runc, which joins and
-creates them in the order a host-root runtime needs and makes idmapped bind
-mounts; Debian's runc 1.1 and crun 1.8 have no idmapped mounts.
+with its features, read from the runtime's own ``features`` output (OCI
+runtime spec 1.1) the first time they are asked for: recursive read-only
+mounts when it lists the "rro" mount option (dockyard-runc, and Debian's runc
+1.1.5 too), user namespaces when it has idmapped mounts
+(``linux.mountExtensions.idmap.enabled``: dockyard-runc; runc 1.1 has none).
+A runtime without the command (Debian's crun 1.8.1) is claimed to have
+neither.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Protocol
 
 from cri_api.v1 import api_pb2
@@ -25,12 +27,39 @@ RUNTIME_READY = "RuntimeReady"
 NETWORK_READY = "NetworkReady"
 NETWORK_NOT_READY_REASON = "NetworkPluginNotReady"
 
-# handler binary's base name -> (recursive_read_only_mounts, user_namespaces)
-HANDLER_FEATURES: dict[str, tuple[bool, bool]] = {
-    "dockyard-runc": (True, True),
-    "runc": (False, False),
-    "crun": (False, False),
-}
+FEATURES_TIMEOUT_S = 10.0
+
+
+def features_from(doc: object) -> tuple[bool, bool]:
+    """(recursive_read_only_mounts, user_namespaces) from an OCI runtime's
+    ``features`` document (anything malformed counts as absent)."""
+    if not isinstance(doc, dict):
+        return False, False
+    options = doc.get("mountOptions")
+    rro = isinstance(options, list) and "rro" in options
+    linux = doc.get("linux")
+    extensions = linux.get("mountExtensions") if isinstance(linux, dict) else None
+    idmap = extensions.get("idmap") if isinstance(extensions, dict) else None
+    userns = isinstance(idmap, dict) and idmap.get("enabled") is True
+    return rro, userns
+
+
+_probed: dict[str, tuple[bool, bool]] = {}
+
+
+def handler_features(binary: str) -> tuple[bool, bool]:
+    """Run ``<binary> features`` once per binary and remember the answer."""
+    if binary not in _probed:
+        from dockyard.cri.shims import find_binary
+
+        try:
+            done = subprocess.run([find_binary(binary), "features"], capture_output=True, timeout=FEATURES_TIMEOUT_S,
+                                  check=False, stdin=subprocess.DEVNULL)
+            doc = json.loads(done.stdout) if done.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            doc = None
+        _probed[binary] = features_from(doc)
+    return _probed[binary]
 
 
 class NetworkStatus(Protocol):
@@ -52,7 +81,7 @@ def runtime_handlers(config: Config) -> list[api_pb2.RuntimeHandler]:
     names = [""] + list(config.runtimes.handlers)
     for name in names:
         handler = config.runtimes.handlers[config.runtimes.default if name == "" else name]
-        rro, userns = HANDLER_FEATURES.get(handler.binary.rsplit("/", 1)[-1], (False, False))
+        rro, userns = handler_features(handler.binary)
         out.append(api_pb2.RuntimeHandler(
             name=name, features=api_pb2.RuntimeHandlerFeatures(recursive_read_only_mounts=rro, user_namespaces=userns),
         ))

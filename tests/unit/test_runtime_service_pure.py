@@ -164,7 +164,9 @@ def test_reboot_rule(stored: str | None, current: str, expected: bool) -> None:
 def test_unified_umount_wrapper_execs_the_runtime() -> None:
     text = unified_umount_wrapper("/usr/bin/crun")
     assert text.startswith("#!/bin/sh\n")
-    assert "unshare --mount --propagation private" in text and "umount /sys/fs/cgroup/unified" in text
+    assert "unshare --mount --propagation unchanged" in text and "umount /sys/fs/cgroup/unified" in text
+    # the umount must never propagate to the host's cgroup tree
+    assert text.index("mount --make-rprivate /sys/fs/cgroup") < text.index("umount /sys/fs/cgroup/unified")
     assert text.rstrip().endswith('/usr/bin/crun "$@"')
 
 
@@ -219,3 +221,18 @@ def test_stores_round_trip_and_name_index(tmp_path: Path) -> None:
         assert json.loads((tmp_path / "containers" / "c2.json").read_text())["version"] == 1
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    ({"mountOptions": ["ro", "rro"], "linux": {"mountExtensions": {"idmap": {"enabled": True}}}}, (True, True)),
+    ({"mountOptions": ["ro", "rro", "rbind"]}, (True, False)),           # runc 1.1.5
+    ({"mountOptions": ["ro"], "linux": {"mountExtensions": {"idmap": {"enabled": False}}}}, (False, False)),
+    ({"mountOptions": "rro"}, (False, False)),                            # malformed: not a list
+    ({"linux": {"mountExtensions": {"idmap": {"enabled": "true"}}}}, (False, False)),
+    (None, (False, False)),                                               # crun 1.8.1: no features command
+    ([], (False, False)),
+])
+def test_handler_features_from_the_runtime_features_document(doc: object, expected: tuple[bool, bool]) -> None:
+    from dockyard.cri.server.status import features_from
+
+    assert features_from(doc) == expected
