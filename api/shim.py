@@ -46,8 +46,6 @@ grpcio and protobuf would cost the shim ~20 MiB of RSS, this framing nothing.
 
 from __future__ import annotations
 
-import _json
-
 from dockyard.runtime import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py: typing stays out of the shim's imports
@@ -121,18 +119,11 @@ def socket_path(shim_dir: str) -> str:
 # --- framing -----------------------------------------------------------------
 
 
-def _not_serializable(obj: object) -> object:
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
 def encode(message: dict[str, Any]) -> bytes:
     """One frame holding ``message``."""
-    # What json.dumps(message, separators=(",", ":")) writes, through the C encoder as
-    # runtime/jsonfast.py does (it has no separators option): compact frames without
-    # importing json (and re, enum) into the shim.  A fresh encoder each time, as json's.
-    encoder = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",",
-                                 False, False, True)
-    body = "".join(encoder(message, 0)).encode()
+    # Compact frames, as json.dumps(message, separators=(",", ":")) writes
+    # them, without importing json (and re, enum) into the shim.
+    body = jsonfast.dumps(message, compact=True).encode()
     if len(body) > MAX_FRAME:
         raise ProtocolError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
     return len(body).to_bytes(HEADER_SIZE, "big") + body

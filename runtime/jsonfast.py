@@ -81,13 +81,15 @@ def load_file(path: str) -> Any:
         return loads(f.read())
 
 
-def dumps(obj: object, indent: int | str | None = None) -> str:
+def dumps(obj: object, indent: int | str | None = None, compact: bool = False) -> str:
     """Serialize as json.dumps(obj, indent=indent) does with its other defaults
-    (ASCII; ", " and ": " on one line, "," and ": " when indented)."""
+    (ASCII; ", " and ": " on one line, "," and ": " when indented);
+    ``compact``: as json.dumps(obj, separators=(",", ":")), on one line."""
     # A fresh encoder each time, as json does: its markers dict (the cycle
     # check) is left dirty by an encoding that fails half-way.
-    encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    if indent is None:
+    key_sep, item_sep = (":", ",") if compact else (": ", ", ")
+    encode = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None, key_sep, item_sep, False, False, True)
+    if indent is None or compact:
         return "".join(encode(obj, 0))
     step = " " * indent if isinstance(indent, int) else indent
     out: list[str] = []

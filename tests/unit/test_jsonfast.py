@@ -104,3 +104,8 @@ def test_indented_circular_reference_is_an_error() -> None:
     loop["self"] = loop
     with pytest.raises(ValueError):
         jsonfast.dumps(loop, indent=2)
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_compact_dumps_is_json_dumps_with_tight_separators(value: object) -> None:
+    assert jsonfast.dumps(value, compact=True) == json.dumps(value, separators=(",", ":"))
