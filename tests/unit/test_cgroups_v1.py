@@ -302,7 +302,7 @@ class FakeV1:
             for i, name in enumerate(FILES))
 
     def _populate(self, d: Path, hierarchy: str) -> None:
-        for f in ["cgroup.procs", *FILES[hierarchy]]:
+        for f in ["cgroup.procs", *([] if hierarchy == "unified" else ["tasks"]), *FILES[hierarchy]]:
             (d / f).touch()
 
     def mkdir(self, path: str) -> None:
@@ -452,6 +452,25 @@ def test_add_and_pids(fake: FakeV1) -> None:
     fake.mkdir(str(child))
     (child / "cgroup.procs").write_text("7\n8\n")
     assert mgr.pids() == [7, 8, 4242]
+
+
+def test_join_self_and_add_rest_split_the_placement(fake: FakeV1) -> None:
+    """join_self: "0" into every v1 hierarchy's tasks (the caller moves itself,
+    no cgroup.procs); add_rest: the pid into the cgroup2 side only."""
+    mgr = fake.manager()
+    mgr.create()
+    mgr.join_self()
+    unified = mgr.paths()[""]
+    v1_dirs = {d for c, d in mgr.paths().items() if c}
+    assert len(v1_dirs) >= 2
+    for d in v1_dirs:
+        assert Path(d, "tasks").read_text() == "0"
+        assert Path(d, "cgroup.procs").read_text() == ""
+    assert not Path(unified, "tasks").exists() and Path(unified, "cgroup.procs").read_text() == ""
+    mgr.add_rest(4242)
+    assert Path(unified, "cgroup.procs").read_text() == "4242"
+    for d in v1_dirs:
+        assert Path(d, "cgroup.procs").read_text() == ""
 
 
 def test_freeze_thaw(fake: FakeV1) -> None:

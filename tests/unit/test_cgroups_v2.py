@@ -317,6 +317,18 @@ def test_freeze_that_never_finishes_is_undone(fake: FakeV2) -> None:
     assert (Path(mgr.paths()[""]) / "cgroup.freeze").read_text() == "0"
 
 
+def test_join_self_leaves_the_whole_placement_to_add_rest(fake: FakeV2) -> None:
+    """cgroup2 has no cheap self-move for a domain cgroup: join_self writes
+    nothing, add_rest writes the pid to cgroup.procs."""
+    mgr = fake.manager()
+    mgr.create()
+    procs = Path(mgr.paths()[""]) / "cgroup.procs"
+    mgr.join_self()
+    assert procs.read_text() == ""
+    mgr.add_rest(11)
+    assert procs.read_text() == "11"
+
+
 def test_add_pids_destroy(fake: FakeV2) -> None:
     """add/pids see nested cgroups; destroy removes leaf-first and is idempotent."""
     mgr = fake.manager()
