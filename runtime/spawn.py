@@ -142,8 +142,15 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
     os.waitpid(pid1, 0)
     parent.send("continue")
     if late:
-        manager.add_rest(pid2)
-        parent.send("placed")
+        try:
+            manager.add_rest(pid2)
+            parent.send("placed")
+        except (OSError, RuntimeFault):
+            # Stage 2 runs meanwhile and may have failed and exited already
+            # (EPIPE on the channel, ESRCH from cgroup.procs): its own report,
+            # waiting on the channel, is the error worth raising.
+            parent.recv("ready")
+            raise
     return parent, pid2
 
 

@@ -53,6 +53,13 @@ def _cwd_not_a_directory(config: dict[str, Any], bundle: Bundle) -> list[str]:
     return []
 
 
+def _sysctl_missing(config: dict[str, Any], bundle: Bundle) -> list[str]:
+    # fails late in the init, while the runtime may still be placing it in
+    # the cgroup2 side (spawn._spawn): the init's own report must win
+    config["linux"]["sysctl"] = {"net.ipv4.dockyard_no_such_key": "1"}
+    return []
+
+
 def _negative_oom_score_adj(config: dict[str, Any], bundle: Bundle) -> list[str]:
     config["process"]["oomScoreAdj"] = -500
     return []
@@ -66,6 +73,7 @@ STAGES: list[Any] = [
     pytest.param(_create_container_hook_fails, "createContainer", id="init-createContainer-hook",
                  marks=runc_gap("leaves its cgroups and init behind when a createContainer hook fails")),
     pytest.param(_cwd_not_a_directory, "/bin/busybox", id="init-cwd"),
+    pytest.param(_sysctl_missing, "net.ipv4.dockyard_no_such_key", id="init-sysctl"),
     pytest.param(_negative_oom_score_adj, "oomScoreAdj", id="init-oom-score-adj",
                  marks=runc_gap("names /proc/self/oom_score_adj, not the config field")),
 ]

@@ -202,6 +202,21 @@ def test_cni_failure_rolls_back(pods: Pods) -> None:
     assert pods.leftovers() == {}
 
 
+def test_pause_failure_undoes_the_concurrent_cni_add(pods: Pods) -> None:
+    """The pause container fails (a sysctl this kernel does not have) while CNI ADD runs
+    alongside it: RunPodSandbox fails naming the sysctl, the ADD is DELeted (no IP stays
+    allocated), and nothing else is left."""
+    cfg = pod_config("pausefail", pods.logs, linux={"sysctls": {"net.ipv4.dockyard_no_such_key": "1"}})
+    result = pods.daemon.crictl("runp", pods.write("p", cfg), check=False)
+    assert result.returncode != 0 and "net.ipv4.dockyard_no_such_key" in result.stderr, result.stderr
+    assert pods.crictl("pods", "-q") == ""
+    ipam = [p.name for p in (pods.tmp / "ipam").rglob("*") if p.is_file()
+            and p.name != "lock" and not p.name.startswith("last_reserved_ip")]
+    assert ipam == [], f"IP still allocated: {ipam}"
+    assert (pods.tmp / "ipam").exists(), "the ADD never ran: the test did not reach the concurrent path"
+    assert pods.leftovers() == {}
+
+
 def test_concurrent_run_pod_sandbox_shares_answer(pods: Pods) -> None:
     """A RunPodSandbox retried while the first is in flight returns the first one's id (no 'name reserved' error)."""
     from google.protobuf import json_format

@@ -303,6 +303,9 @@ def test_run_pod_sandbox_cut_by_daemon_crash(pods: Pods) -> None:
         wait_for(lambda: (bin_dir / "add-started").exists() or call.done(), timeout=60, what="CNI ADD in flight")
         assert not call.done(), call.exception()
         (pod,) = [p.name for p in (pods.state / "netns").iterdir()]
+        # The ADD runs alongside the shim start and the pause container: wait for those too.
+        wait_for(lambda: (pods.state / "shims" / pod / "shim.pid").exists()
+                 and any(pod in m for m in state_mounts(pods)), timeout=60, what="the shim and the pause rootfs")
         shim = shim_pid(pods, pod)
         assert pid_alive(shim) and any(pod in m for m in state_mounts(pods))
         assert pods.daemon.proc is not None
