@@ -119,6 +119,14 @@ class Runtime:
             args += ["--console-socket", console_socket]
         self._run(f"create {container_id}", [*args, container_id], stdio=stdio)
 
+    def run_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
+                     stdio: tuple[int, int, int]) -> None:
+        """create + start in one runtime call (runc's ``run --detach``)."""
+        args = ["run", "--detach", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        self._run(f"run {container_id}", [*args, container_id], stdio=stdio)
+
     def start(self, container_id: str) -> None:
         self._run(f"start {container_id}", ["start", container_id])
 

@@ -361,15 +361,22 @@ class Shim:
         io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=log, capture=False)
         c = Container(cid, bundle, io, p)
         io.on_output = lambda stream, data: self._mirror(c, stream, data)
+        verb = self.runtime.run_detached if p["start"] else self.runtime.create
+        begun = time.time_ns()  # as in do_start: the program may run (and exit) before the call returns
         try:
-            self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio: self.runtime.create(
+            self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio: verb(
                 cid, bundle, os.path.abspath(pid_file), console, stdio))
         except BaseException:
             if log is not None:
                 log.close()
             raise
         self.containers[cid] = c
-        if c.reaped is None:
+        if p["start"]:
+            c.started_at = begun
+            if c.state is CREATED:
+                c.state = process.advance(c.state, "start")
+            state.save(self.dir, c.record())
+        elif c.reaped is None:
             state.save(self.dir, c.record())
         return {"pid": c.pid}
 

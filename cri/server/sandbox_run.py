@@ -13,7 +13,8 @@ first, when a later step fails; ``pop_all`` once everything worked):
      and CNI ADD (K8S_* args, port mappings) started on it, concurrently
      with steps 7 and 8; its undo waits for it to end, then DELs
   7. the pause rootfs: snapshot prepare + mount; the bundle's config.json
-  8. the shim; the pause container created and started through it
+  8. the shim; the pause container created and started through it, in one
+     runtime call (``run --detach``)
   9. the ADD's result awaited; /etc/hosts gets the pod IP
  10. state READY
 
@@ -201,10 +202,10 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             undo.push_async_callback(asyncio.to_thread, remove_pod_cgroup, sandbox.cgroup_parent)
         client = await rt.shims.start(sandbox_id, handler_name, handler)
         undo.push_async_callback(rt.shims.shutdown, sandbox_id)
-        created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": ""})
+        # create + start in one runtime call: nothing happens in between for a pause container
+        created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": "", "start": True})
         undo.push_async_callback(_remove_pause, rt, sandbox_id)
         sandbox.pid = int(created.get("pid", 0))
-        await client.call("start", {"container_id": sandbox_id})
 
         if cni_task is not None:
             result = await cni_task

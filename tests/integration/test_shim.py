@@ -231,6 +231,24 @@ def test_exit_code_and_times(shims: Callable[[], Shim], bundle: Bundle) -> None:
     assert (record["version"], record["status"], record["exit_status"]) == (1, "stopped", 7)
 
 
+def test_create_with_start_runs_at_once(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
+    """create with start=True (`run --detach`, used for pause containers) leaves the container
+    running, with created <= started, its output logged and its exit reported as usual; a second
+    start is refused."""
+    shim = shims()
+    c = shim.client()
+    log = tmp_path / "c.log"
+    pid = create(c, bundle, "echo up; read line; exit 3", start=True, stdin=True, log_path=str(log))
+    st = c.call("state", container_id=bundle.id)
+    assert st["status"] == "running" and st["pid"] == pid
+    assert 0 < st["created_at"] <= st["started_at"]
+    with pytest.raises(ShimError, match="start"):
+        c.call("start", container_id=bundle.id)
+    c.call("close_stdin", container_id=bundle.id)
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 3
+    assert (b"stdout", b"F", b"up") in log_entries(log)
+
+
 def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:
     """kill sends the given signal to the init; SIGKILL ends it with status 137."""
     shim = shims()
