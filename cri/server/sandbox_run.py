@@ -6,14 +6,15 @@ first, when a later step fails; ``pop_all`` once everything worked):
   1. resolve the runtime handler (InvalidArgument when unknown)
   2. reserve the unique name: a concurrent retry with the same metadata awaits
      this call's answer; a finished pod of that name is AlreadyExists naming its id
-  3. persist the record in state INIT (recovery's map of what to clean up)
+  3. persist the record in state INIT (recovery's map of what to clean up),
+     and start the shim, concurrently with steps 4 to 7
   4. the pause image (pulled when missing)
   5. state dir: hostname, hosts, resolv.conf; a 64 MiB tmpfs for /dev/shm
   6. the netns, pinned under <state_dir>/netns/<id> (not for host network),
      and CNI ADD (K8S_* args, port mappings) started on it, concurrently
      with steps 7 and 8; its undo waits for it to end, then DELs
   7. the pause rootfs: snapshot prepare + mount; the bundle's config.json
-  8. the shim; the pause container created and started through it, in one
+  8. the shim awaited; the pause container created and started through it, in one
      runtime call (``run --detach``)
   9. the ADD's result awaited; /etc/hosts gets the pod IP
  10. state READY
@@ -142,6 +143,11 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
     async with contextlib.AsyncExitStack() as undo:
         rt.sandboxes.add(sandbox)
         undo.callback(rt.sandboxes.delete, sandbox_id)
+        # The shim comes up (two interpreters, ~30 ms) while the pod's files,
+        # netns and rootfs are made; it is awaited when the pause container needs it.
+        shim_task = asyncio.create_task(rt.shims.start(sandbox_id, handler_name, handler),
+                                        name=f"shim start {sandbox_id}")
+        undo.push_async_callback(_shutdown_shim, rt, sandbox_id, shim_task)
 
         image = await _pause_image(rt)
         sandbox.pause_image_id = image.id
@@ -200,8 +206,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
 
         if not config.linux.cgroup_parent:  # ours to remove (a kubelet-given one is kubelet's)
             undo.push_async_callback(asyncio.to_thread, remove_pod_cgroup, sandbox.cgroup_parent)
-        client = await rt.shims.start(sandbox_id, handler_name, handler)
-        undo.push_async_callback(rt.shims.shutdown, sandbox_id)
+        client = await shim_task
         # create + start in one runtime call: nothing happens in between for a pause container
         created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": "", "start": True})
         undo.push_async_callback(_remove_pause, rt, sandbox_id)
@@ -238,6 +243,16 @@ async def _remove_pause(rt: Runtime, sandbox_id: str) -> None:
         await client.call("wait", {"container_id": sandbox_id}, timeout=10)
     with contextlib.suppress(errors.NotFound):
         await client.call("delete", {"container_id": sandbox_id})
+
+
+async def _shutdown_shim(rt: Runtime, sandbox_id: str, shim_task: asyncio.Task[Any]) -> None:
+    """Undo of the concurrent shim start: let it finish, then shut the shim
+    down (Shims.shutdown also kills and removes a shim that came up half-way)."""
+    try:
+        await asyncio.shield(shim_task)
+    except Exception:  # noqa: BLE001, S110  # the start's own error is the call's error, if it is the first
+        pass
+    await rt.shims.shutdown(sandbox_id)
 
 
 async def _teardown_when_added(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig,

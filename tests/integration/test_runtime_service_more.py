@@ -406,3 +406,25 @@ def test_stop_container_signal_and_timeout(pods: Pods) -> None:
     status = inspect(pods, uid)["status"]
     assert status["exitCode"] == 3 and took < 10, (status, took)
     assert "got USR1" in ulog.read_text() and "got TERM" not in ulog.read_text()
+
+
+def test_a_shim_that_fails_to_start_rolls_the_pod_back(pods: Pods) -> None:
+    """The shim starts alongside the pod's files, netns, CNI ADD and rootfs (sandbox_run): when it
+    cannot come up, RunPodSandbox fails naming the shim, and the concurrent steps are all undone
+    (no netns, mount or IP left)."""
+    pods.daemon.pull("registry.k8s.io/pause:3.10")
+    broken = pods.tmp / "broken-shim"
+    broken.write_text("#!/bin/sh\necho 'dockyard-shim: refusing for the test' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    pods.daemon.stop()
+    pods.daemon.config["shim_binary"] = str(broken)
+    pods.daemon.start()
+    result = pods.daemon.crictl("runp", pods.write("p", pod_config("noshim", pods.logs)), check=False)
+    assert result.returncode != 0 and "refusing for the test" in result.stderr, result.stderr
+    assert pods.crictl("pods", "-q") == ""
+    netns_dir = pods.state / "netns"
+    assert not netns_dir.exists() or not any(netns_dir.iterdir())
+    ipam = [p.name for p in (pods.tmp / "ipam").rglob("*") if p.is_file()
+            and p.name != "lock" and not p.name.startswith("last_reserved_ip")]
+    assert ipam == [], f"IP still allocated: {ipam}"
+    assert pods.leftovers() == {}
