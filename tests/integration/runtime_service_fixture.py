@@ -76,6 +76,13 @@ class Pods:
         args = ["runp"] + (["--runtime", handler] if handler else []) + [cfg]
         return self.crictl(*args), cfg
 
+    def allocated_ips(self) -> list[str]:
+        """Addresses host-local still holds for this daemon's pods (its lock and
+        last-reserved bookkeeping files are not allocations)."""
+        ipam = self.tmp / "ipam"
+        return sorted(p.name for p in ipam.rglob("*") if p.is_file()
+                      and p.name != "lock" and not p.name.startswith("last_reserved_ip"))
+
     def leftovers(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         markers = (str(self.state), str(self.daemon.root))
@@ -105,6 +112,9 @@ class Pods:
                 procs.append(f"{pid} {cmdline[:120]!r}")
         if procs:
             found["processes"] = procs
+        ips = self.allocated_ips()
+        if ips:
+            found["ips"] = ips
         return found
 
 

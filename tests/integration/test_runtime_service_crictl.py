@@ -210,9 +210,7 @@ def test_pause_failure_undoes_the_concurrent_cni_add(pods: Pods) -> None:
     result = pods.daemon.crictl("runp", pods.write("p", cfg), check=False)
     assert result.returncode != 0 and "net.ipv4.dockyard_no_such_key" in result.stderr, result.stderr
     assert pods.crictl("pods", "-q") == ""
-    ipam = [p.name for p in (pods.tmp / "ipam").rglob("*") if p.is_file()
-            and p.name != "lock" and not p.name.startswith("last_reserved_ip")]
-    assert ipam == [], f"IP still allocated: {ipam}"
+    assert pods.allocated_ips() == [], "IP still allocated"
     assert (pods.tmp / "ipam").exists(), "the ADD never ran: the test did not reach the concurrent path"
     assert pods.leftovers() == {}
 

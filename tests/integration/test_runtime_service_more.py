@@ -324,9 +324,7 @@ def test_run_pod_sandbox_cut_by_daemon_crash(pods: Pods) -> None:
         assert not (pods.state / "netns" / pod).exists()
         assert [m for m in state_mounts(pods) if pod in m] == []
         wait_for(lambda: not pid_alive(shim), what="shim gone")
-        ipam = [p.name for p in (pods.tmp / "ipam").rglob("*") if p.is_file()
-                and p.name not in ("lock",) and not p.name.startswith("last_reserved_ip")]
-        assert ipam == [], f"IP still allocated: {ipam}"
+        assert pods.allocated_ips() == [], "IP still allocated"
     pods.crictl("rmp", "-a")
     assert pods.leftovers() == {}
 
@@ -424,7 +422,5 @@ def test_a_shim_that_fails_to_start_rolls_the_pod_back(pods: Pods) -> None:
     assert pods.crictl("pods", "-q") == ""
     netns_dir = pods.state / "netns"
     assert not netns_dir.exists() or not any(netns_dir.iterdir())
-    ipam = [p.name for p in (pods.tmp / "ipam").rglob("*") if p.is_file()
-            and p.name != "lock" and not p.name.startswith("last_reserved_ip")]
-    assert ipam == [], f"IP still allocated: {ipam}"
+    assert pods.allocated_ips() == [], "IP still allocated"
     assert pods.leftovers() == {}
