@@ -180,13 +180,14 @@ class CNI:
     async def teardown(self, pod_id: str, netns: str, *, k8s_namespace: str = "", k8s_name: str = "",
                        k8s_uid: str = "", port_mappings: Sequence[Mapping[str, Any]] = (),
                        bandwidth: Mapping[str, Any] | None = None,
-                       dns: Mapping[str, Any] | None = None) -> None:
+                       dns: Mapping[str, Any] | None = None, if_recorded: bool = False) -> None:
         """DEL the pod; idempotent, and fine when the netns is already gone.
 
         Uses what ADD recorded; without a record (ADD never ran, or a previous
         DEL finished) it DELs against the config in force with the given
-        arguments, which plugins treat as a no-op; without any config there
-        is nothing anyone could have attached, so it returns.
+        arguments, which plugins treat as a no-op, unless ``if_recorded``
+        asks for nothing then; without any config there is nothing anyone
+        could have attached, so it returns.
         """
         _check_pod_id(pod_id)
         async with self._lock(pod_id):
@@ -203,7 +204,7 @@ class CNI:
                 prev = record.get("result")
             else:
                 selection, _ = self.conf.current()
-                if selection.config is None:
+                if selection.config is None or if_recorded:
                     return
                 args = RuntimeArgs(pod_id, live_netns, self.ifname, k8s_namespace, k8s_name, k8s_uid)
                 network = selection.config.raw

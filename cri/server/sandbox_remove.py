@@ -38,6 +38,11 @@ async def remove_pod_sandbox(rt: Runtime, request: api_pb2.RemovePodSandboxReque
 async def remove_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
     if sandbox.state is not SandboxState.NOTREADY:
         await stop_sandbox(rt, sandbox)
+    elif not sandbox.host_network:
+        # NOTREADY without a StopPodSandbox (recovery marked it after a reboot
+        # or a dead shim): an ADD whose DEL never ran still holds its address
+        # in host-local's on-disk store.  Its record says so; none, nothing to do.
+        await rt.cni.teardown(sandbox.id, sandbox.netns_path, if_recorded=True)
     for c in rt.containers.of_sandbox(sandbox.id):
         async with rt.containers.index.lock(c.id):
             await remove_container_now(rt, c)
