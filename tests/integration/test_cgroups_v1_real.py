@@ -124,7 +124,9 @@ def test_pids_limit_stops_a_fork(cg: Cgroup) -> None:
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = child.communicate(b"go\n", timeout=10)
     assert b"forked" not in out
-    assert child.returncode != 0, err
+    # dash reports the refused fork; its exit status then is usually 2 but was
+    # seen to be 0 once (under load), so the message counts as the proof too.
+    assert child.returncode != 0 or b"Cannot fork" in err, err
 
 
 def test_freeze_stops_the_process(cg: Cgroup) -> None:
