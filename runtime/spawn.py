@@ -13,10 +13,12 @@ that fails at any step leaves no state dir, cgroup, mount or process.
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 import time
 
 from . import cgroups, hooks, jsonfast, namespaces
+from . import syscalls as sc
 from .capabilities import last_cap
 from .container import load, manager_for
 from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
@@ -103,34 +105,60 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
+# clone3 refused as a whole (older kernel, a seccomp filter of an outer
+# runtime): fork, then place the child by writing its pid.
+_NO_CLONE3 = frozenset({_errno.ENOSYS, _errno.EPERM, _errno.E2BIG, _errno.EINVAL})
+
+
+def _fork_stage1(cgroup2: str | None) -> tuple[int, bool]:
+    """Fork stage 1; return its pid (0 in the child) and whether it was born
+    in the cgroup2 dir ``cgroup2``."""
+    if cgroup2 is not None:
+        try:
+            fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as err:
+            raise RuntimeFault("open cgroup", cgroup2, "", err.errno or 0) from err
+        try:
+            return sc.fork_into_cgroup(fd), True
+        except SyscallError as err:
+            if err.errno not in _NO_CLONE3:
+                raise
+        finally:
+            os.close(fd)
+    return os.fork(), False
+
+
 def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] | None,
            uid_maps: Any, gid_maps: Any, stack: Undo) -> tuple[Channel, int]:
     """Fork stage 1, see it into the cgroup, answer its id-map request and
     return the channel and the stage-2 pid.
 
-    The cgroup placement is split for speed (cgroups/v1/manager.py,
-    join_self, has the kernel facts): stage 1 moves itself into the v1
-    hierarchies, which is cheap, and this process adds stage 2 to the
-    cgroup2 side (the hybrid unified dir, or the whole cgroup on v2), which
-    can wait for an RCU grace period, while stage 2 sets up in parallel;
-    stage 2 waits for "placed" before it runs anything of the container's.
-    A new cgroup namespace is rooted where its creator stands when it
-    unshares, so then stage 1 must be fully placed first: the slow way.
+    The placement avoids the kernel's RCU grace period wherever it can
+    (cgroups/v1/manager.py, join_self, and syscalls.fork_into_cgroup have
+    the facts): stage 1 is born in its cgroup2 dir and moves itself into the
+    v1 hierarchies first thing, so stage 2, its child, starts fully placed.
+    Where clone3 is refused, this process writes stage 2's pid into the
+    cgroup2 side while stage 2 sets up in parallel, and stage 2 waits for
+    "placed" before it runs anything of the container's; with a new cgroup
+    namespace, which is rooted where its creator stands when it unshares,
+    stage 1 must then be fully placed before it starts: the slow way.
     Limits are written before any process joins: a memory limit is then
     never below what the process already uses."""
-    late = not (plan.unshare_flags & namespaces.CLONE_FLAGS["cgroup"])
-    plan = replace(plan, late_placement=late)
     if resources is not None:
         manager.apply(resources)
     parent, child = Channel.pair()
     stack.callback(parent.close)
-    pid1 = os.fork()
+    cgroup2 = manager.cgroup2_dir()
+    pid1, born = _fork_stage1(cgroup2)
+    self_placed = born or cgroup2 is None
+    late = not self_placed and not (plan.unshare_flags & namespaces.CLONE_FLAGS["cgroup"])
     if pid1 == 0:
         parent.close()
-        stage1(plan, child, manager.join_self if late else None)  # never returns
+        stage1(replace(plan, late_placement=late),
+               child, manager.join_self if self_placed or late else None)  # never returns
     child.close()
     stack.callback(_kill_and_reap, pid1)
-    if not late:
+    if not self_placed and not late:
         manager.add(pid1)
     parent.send("go")
     if plan.new_user:
@@ -285,8 +313,6 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
     # Before touching the container: a process in it must never be able to
     # ptrace us or open our /proc files (CVE-2019-5736); the children that
     # enter the container inherit this until they exec.
-    from . import syscalls as sc
-
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     with Undo() as stack:
         opened = _ns_fds(c.state.pid, spec)

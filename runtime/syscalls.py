@@ -263,6 +263,49 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
 
 CLOSE_RANGE_CLOEXEC = 4
 
+# --- fork into a cgroup -------------------------------------------------------
+
+_NR_CLONE3 = 435
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17
+
+
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+# Bound through PyDLL, so the GIL stays held across the call: the child
+# comes back into the interpreter exactly as the parent left it, with no
+# half-released lock to take again.
+_clone3 = ctypes.PyDLL(None, use_errno=True).syscall
+_clone3.restype = ctypes.c_long
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """fork(2) whose child is born inside the cgroup2 directory ``cgroup_fd``
+    (clone3 with CLONE_INTO_CGROUP, Linux 5.7+).  Returns the child's pid in
+    the parent and 0 in the child, like os.fork.
+
+    Why: writing a pid into a cgroup2 ``cgroup.procs`` takes the kernel's
+    cgroup_threadgroup_rwsem for writing, and that waits for an RCU grace
+    period (about 10 ms here, on every container and every exec).  A child
+    placed at birth only takes the same lock for reading, as any fork does.
+
+    Only for a single-threaded caller that then stays in Python (the
+    runtime's init stages): this is a raw fork, so CPython's and glibc's
+    after-fork handlers do not run in the child.  Nothing they reset matters
+    with one thread (no lock can be held by a thread that is gone), except
+    that glibc's cached thread id stays the parent's until the child's own
+    next fork or exec; the init stages never ask for it (no raise(3), no
+    pthread_kill(3) on themselves)."""
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    pid = _clone3(_NR_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    if pid < 0:
+        raise _fail("clone3(CLONE_INTO_CGROUP)")
+    return int(pid)
+
 
 def prepare_execve(path: str, argv: list[str], env: list[str]) -> Callable[[], int]:
     """Return a zero-argument callable that calls execve(2) and, only if it

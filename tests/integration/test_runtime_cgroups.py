@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -185,12 +187,46 @@ def _assert_member(bundle: Bundle, pid: int, what: str) -> None:
         assert str(pid) in procs, f"{what} (pid {pid}) is not in the {name} cgroup"
 
 
+# A launcher that runs the runtime under a seccomp filter answering clone3
+# with ENOSYS, as an older kernel or an outer container's default profile
+# does: the runtime must fall back to fork and place the init by its pid.
+_NO_CLONE3 = """#!{python}
+import ctypes, os, sys
+prog = open({program!r}, "rb").read()
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+buf = ctypes.create_string_buffer(prog, len(prog))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.syscall(317, 1, 0, ctypes.byref(Prog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p)))) != 0:
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv({runtime!r}, [{runtime!r}, *sys.argv[1:]])
+"""
+
+
+def _without_clone3(bundle: Bundle) -> None:
+    from dockyard.runtime.seccomp import compile_filter
+
+    program = bundle.path / "no-clone3.bpf"
+    program.write_bytes(compile_filter({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS}],
+    }).program)
+    launcher = bundle.path / "runtime-without-clone3"
+    launcher.write_text(_NO_CLONE3.format(python=sys.executable, program=str(program), runtime=str(bundle.runtime)))
+    launcher.chmod(0o755)
+    bundle.runtime = launcher
+
+
+@pytest.mark.parametrize("clone3", [True, False], ids=["clone3", "clone3-refused"])
 @pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
-def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool) -> None:
-    """The init moves itself into the v1 hierarchies and the runtime adds it
-    to the cgroup2 side (spawn._spawn); with a cgroup namespace the slow,
-    all-by-the-parent order is used. Either way every hierarchy holds it, and
-    an exec'd process too."""
+def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool, clone3: bool) -> None:
+    """The init is born in its cgroup2 dir (clone3 CLONE_INTO_CGROUP) and
+    moves itself into the v1 hierarchies (spawn._spawn). Where clone3 is
+    refused, the runtime adds it to the cgroup2 side by pid, and with a
+    cgroup namespace it uses the slow, all-by-the-parent order. Every way,
+    every hierarchy holds the init, and an exec'd process too."""
+    if not clone3:
+        _without_clone3(bundle)
     others = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
     bundle.config["linux"]["namespaces"] = others + ([{"type": "cgroup"}] if cgroupns else [])
     pid = bundle.start_detached("sleep 1000")

@@ -473,6 +473,17 @@ def test_join_self_and_add_rest_split_the_placement(fake: FakeV1) -> None:
         assert Path(d, "cgroup.procs").read_text() == ""
 
 
+def test_cgroup2_dir_is_the_hybrid_side_or_none(fake: FakeV1) -> None:
+    """Where spawn can fork a child straight into (clone3): the unified dir
+    on a hybrid host, nothing on a v1-only one."""
+    assert fake.manager().cgroup2_dir() == f"{fake.root}/unified/dy/c1"
+    v1_only = "\n".join(line for line in fake.mountinfo.splitlines() if " - cgroup2 " not in line)
+    mgr = new_manager("/dy/c1", "c1", root=str(fake.root), mountinfo_text=v1_only, proc_cgroup_text="0::/\n")
+    assert isinstance(mgr, V1Manager)
+    assert mgr.cgroup2_dir() is None
+    assert "" not in mgr.paths()
+
+
 def test_freeze_thaw(fake: FakeV1) -> None:
     """freeze writes FROZEN and returns once freezer.state reads it back."""
     mgr = fake.manager()

@@ -327,6 +327,7 @@ def test_join_self_leaves_the_whole_placement_to_add_rest(fake: FakeV2) -> None:
     assert procs.read_text() == ""
     mgr.add_rest(11)
     assert procs.read_text() == "11"
+    assert mgr.cgroup2_dir() == mgr.paths()[""]  # where spawn forks straight into
 
 
 def test_add_pids_destroy(fake: FakeV2) -> None:

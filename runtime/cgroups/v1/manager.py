@@ -115,6 +115,11 @@ class V1Manager:
         if self._unified is not None:
             cgroupfs.write(os.path.join(self._unified[1], "cgroup.procs"), str(pid))
 
+    def cgroup2_dir(self) -> str | None:
+        """The container's dir on the cgroup2 side of a hybrid host, where a
+        child can be born (syscalls.fork_into_cgroup); None on a v1-only host."""
+        return self._unified[1] if self._unified is not None else None
+
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated, hierarchy by
         hierarchy in runc's order; probes the tree only for optional files."""

@@ -116,6 +116,9 @@ class V2Manager:
     def add_rest(self, pid: int) -> None:
         self.add(pid)
 
+    def cgroup2_dir(self) -> str | None:
+        return self.path
+
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated; no I/O but probes
         for optional files."""
