@@ -7,8 +7,9 @@ Order and undo (AsyncExitStack, newest first on failure):
   (AlreadyExists naming the holder), the OCI spec builds (InvalidArgument
   naming the CRI field: a missing command, a volume host path that does not
   exist, ...);
-  then: record (CREATING) -> snapshot -> rootfs mount -> config.json -> shim
-  create -> record CREATED.
+  then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
+  record CREATED, with no task yet: the runtime's create runs at
+  StartContainer (containerd's order; cri/store/container.py has why).
 """
 
 from __future__ import annotations
@@ -110,12 +111,7 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
         write_json(os.path.join(bundle, "config.json"), spec)
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
-        client = rt.shims.client(sandbox.id)
-        created = await client.call("create", {
-            "container_id": cid, "bundle": bundle, "stdin": config.stdin, "stdin_once": config.stdin_once,
-            "tty": config.tty, "log_path": log_path,
-        })
-        container.pid = int(created.get("pid", 0))
+        container.deferred = True
         container.state = ContainerState.CREATED
         rt.containers.save(container)
         undo.pop_all()

@@ -1,11 +1,21 @@
-"""StartContainer: CREATED -> RUNNING through the shim's start."""
+"""StartContainer: CREATED -> RUNNING.
+
+A container created the usual way has no task yet (cri/store/container.py):
+the shim runs the runtime's create and start as one call.  If that fails,
+the container is EXITED with reason StartError, and the runtime is told to
+forget whatever it had made, since the shim keeps nothing of a failed
+create.  A container whose task was created with it (a record from before)
+is started through the shim's start."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from cri_api.v1 import api_pb2
 
 from .. import errors
-from ..store.container import ContainerState
+from ..store.container import Container, ContainerState
+from ..store.sandbox import SandboxState
 from .runtime import Runtime, now_ns
 
 
@@ -14,11 +24,19 @@ async def start_container(rt: Runtime, request: api_pb2.StartContainerRequest) -
     async with rt.containers.index.lock(c.id):
         if c.state is not ContainerState.CREATED:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not created: cannot start it")
+        sandbox = rt.sandbox(c.sandbox_id)
+        if c.deferred and sandbox.state is not SandboxState.READY:
+            raise errors.FailedPrecondition(
+                f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot start container {c.id}")
         try:
-            result = await rt.shims.client(c.sandbox_id).call("start", {"container_id": c.id})
+            result = await (_create_and_start(rt, c) if c.deferred else
+                            rt.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
         except errors.CriError as err:
+            if c.deferred:
+                await rt.shims.force_delete(sandbox.handler, c.id)
             rt.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
             raise
+        c.deferred = False
         c.pid = int(result.get("pid", c.pid))
         c.started_at = now_ns()
         if c.state is ContainerState.CREATED:  # an exit may already have been recorded
@@ -26,3 +44,11 @@ async def start_container(rt: Runtime, request: api_pb2.StartContainerRequest) -
         rt.containers.save(c)
     rt.events.publish(rt, c, api_pb2.CONTAINER_STARTED_EVENT)
     return api_pb2.StartContainerResponse()
+
+
+async def _create_and_start(rt: Runtime, c: Container) -> dict[str, Any]:
+    config = c.config
+    return await rt.shims.client(c.sandbox_id).call("create", {
+        "container_id": c.id, "bundle": c.bundle, "stdin": config.stdin, "stdin_once": config.stdin_once,
+        "tty": config.tty, "log_path": c.log_path, "start": True,
+    })

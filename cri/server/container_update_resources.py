@@ -1,28 +1,62 @@
-"""UpdateContainerResources: CRI LinuxContainerResources -> OCI linux.resources -> the shim's runtime update."""
+"""UpdateContainerResources: CRI LinuxContainerResources -> OCI linux.resources.
+
+A running container (or one whose task was created with it) is updated
+through the shim's runtime ``update``.  A container that has no task yet
+(cri/store/container.py) gets the values merged into its bundle's
+config.json, so its task starts with them, as containerd does."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
 
 from cri_api.v1 import api_pb2
 
 from .. import errors
+from ..content.durable import write_atomic
 from ..oci.resources import linux_resources
 from ..store.container import ContainerState
 from .runtime import Runtime
+
+
+def merge_resources(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``current``, one level deep, the way the runtime's
+    ``update`` changes only the values it is given (pure)."""
+    merged = dict(current)
+    for key, value in update.items():
+        old = merged.get(key)
+        merged[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _update_bundle(bundle: str, resources: dict[str, Any]) -> None:
+    path = os.path.join(bundle, "config.json")
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
+    linux = spec.setdefault("linux", {})
+    linux["resources"] = merge_resources(linux.get("resources") or {}, resources)
+    write_atomic(path, json.dumps(spec, indent=1).encode(), 0o644)
 
 
 async def update_container_resources(
     rt: Runtime, request: api_pb2.UpdateContainerResourcesRequest
 ) -> api_pb2.UpdateContainerResourcesResponse:
     c = rt.container(request.container_id)
-    if c.state not in (ContainerState.CREATED, ContainerState.RUNNING):
-        raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}: cannot update its resources")
-    # the same rules as at create: zero means unset, values are validated
-    resources = linux_resources(request.linux, "linux")
-    if resources:
-        await rt.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
+    async with rt.containers.index.lock(c.id):
+        if c.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+            raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}: cannot update its resources")
+        # the same rules as at create: zero means unset, values are validated
+        resources = linux_resources(request.linux, "linux")
+        if not resources:
+            return api_pb2.UpdateContainerResourcesResponse()
+        if c.deferred:
+            await asyncio.to_thread(_update_bundle, c.bundle, resources)
+        else:
+            await rt.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
         config = c.config
-        merged = config.linux.resources
-        merged.MergeFrom(request.linux)
+        config.linux.resources.MergeFrom(request.linux)
         c.config_b64 = c.encode_config(config)
         rt.containers.save(c)
     return api_pb2.UpdateContainerResourcesResponse()

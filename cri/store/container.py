@@ -2,9 +2,17 @@
 
 States (persisted)::
 
-    (none) --CreateContainer begins--> CREATING --shim.create ok--> CREATED
-    CREATED --StartContainer--> RUNNING --exit event / shim state--> EXITED
-    CREATED --exit (start failed, pod stopped)--> EXITED
+    (none) --CreateContainer begins--> CREATING --bundle written--> CREATED (no task yet)
+    CREATED --StartContainer: shim create+start--> RUNNING --exit event / shim state--> EXITED
+    CREATED --start failed, shim died--> EXITED
+
+As containerd's CRI does, CreateContainer prepares everything but the
+process: the snapshot, the mounted rootfs and the bundle.  The runtime's
+``create`` and ``start`` run as one call (``run --detach``) at StartContainer,
+which saves a runtime process per container.  Until then the container has
+no task: nothing to kill at stop, nothing in the shim to delete at removal,
+and a resource update goes into the bundle's config.json.  Records from
+before this order have ``deferred`` false: their task was created with them.
     any --shim gone, state unprovable--> EXITED with reason ShimDied
     CREATING --a step failed (undo ran) / recovery finds it--> (none)
 
@@ -74,6 +82,7 @@ class Container:
     stop_signal: str = ""
     mounts: list[dict[str, Any]] = field(default_factory=list)
     oom_killed: bool = False
+    deferred: bool = False  # CREATED without a task: the runtime's create runs at StartContainer
 
     @property
     def config(self) -> api_pb2.ContainerConfig:

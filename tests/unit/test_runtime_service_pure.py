@@ -18,6 +18,7 @@ from dockyard.cri.server.container_create import resolve_log_path
 from dockyard.cri.server.container_list import container_matches
 from dockyard.cri.server.container_status import exit_reason
 from dockyard.cri.server.container_stop import stop_signal_number
+from dockyard.cri.server.container_update_resources import merge_resources
 from dockyard.cri.server.exec_sync import exec_process
 from dockyard.cri.server.sandbox_run import pause_oom_score_adj, port_mappings
 from dockyard.cri.shims import unified_umount_wrapper
@@ -236,3 +237,28 @@ def test_handler_features_from_the_runtime_features_document(doc: object, expect
     from dockyard.cri.server.status import features_from
 
     assert features_from(doc) == expected
+
+
+@pytest.mark.parametrize(("current", "update", "expected"), [
+    ({}, {"memory": {"limit": 5}}, {"memory": {"limit": 5}}),
+    # values of a section not in the update stay, as with the runtime's `update`
+    ({"memory": {"limit": 5, "swap": 9}, "cpu": {"shares": 2}}, {"memory": {"limit": 7}},
+     {"memory": {"limit": 7, "swap": 9}, "cpu": {"shares": 2}}),
+    ({"cpu": {"shares": 2, "quota": 1}}, {"cpu": {"quota": 3}, "unified": {"a": "b"}},
+     {"cpu": {"shares": 2, "quota": 3}, "unified": {"a": "b"}}),
+    ({"devices": [{"allow": False}]}, {"devices": []}, {"devices": []}),
+])
+def test_merge_resources_into_a_bundle(current: dict[str, object], update: dict[str, object],
+                                       expected: dict[str, object]) -> None:
+    """UpdateContainerResources of a container with no task yet: one level deep, the update wins."""
+    before = json.dumps(current)
+    assert merge_resources(current, update) == expected
+    assert json.dumps(current) == before  # the input is not changed
+
+
+def test_container_records_from_before_the_task_order_have_their_task() -> None:
+    """A record written before CreateContainer stopped making the task loads with deferred false."""
+    doc = Container(id="c", name="n", sandbox_id="p", config_b64="", image_id="i", image_ref="r",
+                    image_repo_digest="d", log_path="").to_json()
+    del doc["deferred"]
+    assert Container.from_json(doc).deferred is False
