@@ -38,13 +38,12 @@ from __future__ import annotations
 import os
 import sys
 
-from . import console, hooks, privileges
+from . import hooks, privileges
 from . import syscalls as sc
 from .errors import RuntimeFault
 from .namespaces import join
 from .plan import ProcessPlan
 from .records import record
-from .rootfs import setup as rootfs
 from .spec import Hook
 from .sync import Channel
 
@@ -52,11 +51,13 @@ TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start p
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .rootfs.setup import RootfsPlan
+
 
 @record
 class InitPlan:
     process: ProcessPlan
-    rootfs: rootfs.RootfsPlan | None          # None for exec: the container's view exists already
+    rootfs: RootfsPlan | None                 # None for exec: the container's view exists already
     joins: tuple[tuple[str, int, str], ...]   # (type, fd, path) opened by the parent, in join order
     new_user: bool
     unshare_flags: int
@@ -155,6 +156,15 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             # After pivot_root the host's Python library is out of reach: load
             # now what running a hook needs later.
             import subprocess  # noqa: F401
+        # Loaded only when needed: an exec has no rootfs to set up, and few
+        # processes have a terminal (the pty code loads termios, a shared
+        # object).  The parent has loaded them already (spawn._spawn): an
+        # exec's stage 2 is in the container's mounts by now, where the
+        # library is out of reach; these only bind the names.
+        if plan.rootfs is not None:
+            from .rootfs import setup as rootfs
+        if p.terminal:
+            from . import console
         if plan.set_sid:
             os.setsid()
         placed = not plan.late_placement

@@ -25,13 +25,6 @@ from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
 from .init import InitPlan, stage1
 from .plan import plan_process
 from .records import replace
-from .rootfs.devices import parse_devices
-from .rootfs.setup import (
-    RootfsPlan,
-    make_idmapped_trees,
-    plan_mounts,
-    precreate_targets,
-)
 from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require
@@ -144,6 +137,10 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
     stage 1 must then be fully placed before it starts: the slow way.
     Limits are written before any process joins: a memory limit is then
     never below what the process already uses."""
+    if plan.process.terminal:
+        from . import console  # noqa: F401 (for stage 2: see the imports at the top of init.stage2)
+    if plan.rootfs is not None:
+        from .rootfs import setup  # noqa: F401 (likewise)
     if resources is not None:
         manager.apply(resources)
     parent, child = Channel.pair()
@@ -184,6 +181,14 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
 
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
            console_socket: str | None = None, no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+    from .rootfs.devices import parse_devices
+    from .rootfs.setup import (
+        RootfsPlan,
+        make_idmapped_trees,
+        plan_mounts,
+        precreate_targets,
+    )
+
     bundle = os.path.abspath(bundle)
     raw, spec = load_bundle(bundle)
     if spec.process is None:

@@ -265,3 +265,24 @@ def test_imports_nothing_but_errors() -> None:
     out = subprocess.run([sys.executable, "-IS", "-c", code, str(REPO)], check=True, capture_output=True,
                          text=True).stdout.split()
     assert set(out) <= {"dockyard.runtime.cli", "dockyard.runtime.cli.args"}, out
+
+
+@pytest.mark.parametrize(("module", "absent"), [
+    # exec has no rootfs to set up; only a process with a terminal needs the
+    # pty code (termios is a shared object: loading it costs ~0.5 ms here)
+    ("exec_", {"dockyard.runtime.rootfs.setup", "dockyard.runtime.console", "termios"}),
+    ("create", {"dockyard.runtime.console", "termios"}),
+    ("start", {"dockyard.runtime.spawn", "dockyard.runtime.init", "ctypes", "json", "re", "enum"}),
+])
+def test_subcommands_load_only_what_they_use(module: str, absent: set[str]) -> None:
+    """Every dockyard-runc call pays its imports: the lazily loaded parts stay out."""
+    code = (
+        "import sys, types\n"
+        "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
+        f"import dockyard.runtime.cli.{module}\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = set(subprocess.run([sys.executable, "-IS", "-c", code, str(REPO)], check=True, capture_output=True,
+                                text=True).stdout.split())
+    assert f"dockyard.runtime.cli.{module}" in loaded
+    assert not loaded & absent, loaded & absent
