@@ -20,18 +20,18 @@ same on every architecture since 5.2).  Facts worth knowing:
 
 from __future__ import annotations
 
-import ctypes
 import os
 
+from . import ffi  # ctypes' names without its import cost
 from .errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = ffi.CDLL()
 _syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 # --- constants -------------------------------------------------------------
 
@@ -119,7 +119,7 @@ _NR_CAPSET = 126
 
 
 def _fail(op: str, target: str = "") -> SyscallError:
-    return SyscallError(op, target, ctypes.get_errno())
+    return SyscallError(op, target, ffi.get_errno())
 
 
 def _b(path: str | None) -> bytes | None:
@@ -129,7 +129,7 @@ def _b(path: str | None) -> bytes | None:
 # --- mounts ----------------------------------------------------------------
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    if _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)) != 0:
+    if _libc.mount(_b(source), _b(target), _b(fstype), ffi.c_ulong(flags), _b(data)) != 0:
         raise _fail(f"mount {fstype or ''} {source or ''} flags={flags:#x}".replace("  ", " "), target)
 
 
@@ -143,19 +143,19 @@ def pivot_root(new_root: str, put_old: str) -> None:
         raise _fail("pivot_root", new_root)
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
+class _MountAttr(ffi.Structure):
+    _fields_ = (
+        ("attr_set", ffi.c_uint64),
+        ("attr_clr", ffi.c_uint64),
+        ("propagation", ffi.c_uint64),
+        ("userns_fd", ffi.c_uint64),
+    )
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    if _syscall(_NR_MOUNT_SETATTR, dirfd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+    if _syscall(_NR_MOUNT_SETATTR, dirfd, _b(path), flags, ffi.byref(attr), ffi.sizeof(attr)) != 0:
         raise _fail("mount_setattr", path)
 
 
@@ -196,25 +196,25 @@ def setdomainname(name: str) -> None:
 
 
 def personality(persona: int) -> None:
-    if _libc.personality(ctypes.c_ulong(persona)) == -1:
+    if _libc.personality(ffi.c_ulong(persona)) == -1:
         raise _fail("personality", hex(persona))
 
 
 # --- process attributes ------------------------------------------------------
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    ret = _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
+    ret = _libc.prctl(option, ffi.c_ulong(arg2), ffi.c_ulong(arg3), ffi.c_ulong(arg4), ffi.c_ulong(arg5))
     if ret < 0:
         raise _fail(f"prctl option={option}")
     return int(ret)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(ffi.Structure):
+    _fields_ = (("version", ffi.c_uint32), ("pid", ffi.c_int))
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+class _CapData(ffi.Structure):
+    _fields_ = (("effective", ffi.c_uint32), ("permitted", ffi.c_uint32), ("inheritable", ffi.c_uint32))
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -228,14 +228,14 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    if _syscall(_NR_CAPSET, ctypes.byref(hdr), data) != 0:
+    if _syscall(_NR_CAPSET, ffi.byref(hdr), data) != 0:
         raise _fail("capset")
 
 
 def capget() -> tuple[int, int, int]:
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    if _syscall(_NR_CAPGET, ctypes.byref(hdr), data) != 0:
+    if _syscall(_NR_CAPGET, ffi.byref(hdr), data) != 0:
         raise _fail("capget")
     eff = data[0].effective | (data[1].effective << 32)
     per = data[0].permitted | (data[1].permitted << 32)
@@ -246,13 +246,13 @@ def capget() -> tuple[int, int, int]:
 def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
     """Load a classic-BPF seccomp program (an array of 8-byte sock_filter)."""
     count = len(program) // 8
-    buf = ctypes.create_string_buffer(program, len(program))
+    buf = ffi.string_buffer(program)
 
-    class _Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    class _Prog(ffi.Structure):
+        _fields_ = (("len", ffi.c_ushort), ("filter", ffi.c_void_p))
 
-    prog = _Prog(count, ctypes.cast(buf, ctypes.c_void_p))
-    if _syscall(_NR_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)) != 0:
+    prog = _Prog(count, ffi.addressof(buf))
+    if _syscall(_NR_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ffi.byref(prog)) != 0:
         raise _fail("seccomp(SET_MODE_FILTER)")
 
 
@@ -270,17 +270,17 @@ CLONE_INTO_CGROUP = 0x200000000
 _SIGCHLD = 17
 
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+class _CloneArgs(ffi.Structure):
+    _fields_ = tuple((name, ffi.c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
-        "tls", "set_tid", "set_tid_size", "cgroup")]
+        "tls", "set_tid", "set_tid_size", "cgroup"))
 
 
-# Bound through PyDLL, so the GIL stays held across the call: the child
+# Bound like ctypes.PyDLL, so the GIL stays held across the call: the child
 # comes back into the interpreter exactly as the parent left it, with no
 # half-released lock to take again.
-_clone3 = ctypes.PyDLL(None, use_errno=True).syscall
-_clone3.restype = ctypes.c_long
+_clone3 = ffi.CDLL(hold_gil=True).syscall
+_clone3.restype = ffi.c_long
 
 
 def fork_into_cgroup(cgroup_fd: int) -> int:
@@ -301,7 +301,7 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     next fork or exec; the init stages never ask for it (no raise(3), no
     pthread_kill(3) on themselves)."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
-    pid = _clone3(_NR_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    pid = _clone3(_NR_CLONE3, ffi.byref(args), ffi.sizeof(args))
     if pid < 0:
         raise _fail("clone3(CLONE_INTO_CGROUP)")
     return int(pid)
@@ -312,13 +312,13 @@ def prepare_execve(path: str, argv: list[str], env: list[str]) -> Callable[[], i
     fails, returns the errno.  All marshalling happens here, up front, so
     that nothing runs between a seccomp load and the exec."""
     c_path = os.fsencode(path)
-    c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
-    c_env = (ctypes.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)
+    c_argv = (ffi.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
+    c_env = (ffi.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)
     fn = _libc.execve
 
     def call() -> int:
         fn(c_path, c_argv, c_env)
-        return ctypes.get_errno()
+        return ffi.get_errno()
 
     return call
 
@@ -335,12 +335,12 @@ RESOLVE_CACHED = 0x20
 _NR_OPENAT2 = 437
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [
-        ("flags", ctypes.c_uint64),
-        ("mode", ctypes.c_uint64),
-        ("resolve", ctypes.c_uint64),
-    ]
+class _OpenHow(ffi.Structure):
+    _fields_ = (
+        ("flags", ffi.c_uint64),
+        ("mode", ffi.c_uint64),
+        ("resolve", ffi.c_uint64),
+    )
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
@@ -349,7 +349,7 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     symlink or ``..`` anywhere in ``path`` fails with ELOOP/EXDEV instead of
     escaping ``dirfd``."""
     how = _OpenHow(flags, mode, resolve)
-    fd = _syscall(_NR_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    fd = _syscall(_NR_OPENAT2, dirfd, _b(path), ffi.byref(how), ffi.sizeof(how))
     if fd < 0:
         raise _fail("openat2", path)
     return int(fd)

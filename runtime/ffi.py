@@ -1,0 +1,97 @@
+"""The few ctypes names the runtime calls libc with, made from ``_ctypes``.
+
+Why not ``import ctypes``: its package module builds dozens of types, a
+function-type cache and several callable prototypes at import, about 1.2 ms
+here on top of the 0.3 ms of the ``_ctypes`` extension itself, and create
+and exec, on every container's path, need ten names of it.  The C types are
+the ``_SimpleCData`` subclasses ctypes makes (the one-letter ``_type_`` code
+decides everything), and a foreign function is a ``CFuncPtr`` subclass
+carrying the call flags, bound by name to a ``dlopen`` handle: what
+``ctypes.CDLL.__getattr__`` does.  Only Linux on 64-bit targets is meant:
+``c_long`` and ``c_ulong`` are 8 bytes, as ``c_uint64`` is.
+
+tests/unit/test_ffi.py checks each type against ctypes' own.
+"""
+
+from __future__ import annotations
+
+import _ctypes
+from _ctypes import Structure, addressof, byref, get_errno, sizeof
+
+__all__ = [
+    "CDLL", "Structure", "addressof", "byref", "c_char", "c_char_p", "c_int", "c_long", "c_uint32", "c_uint64",
+    "c_ulong", "c_ushort", "c_void_p", "get_errno", "sizeof", "string_buffer",
+]
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class c_int(_ctypes._SimpleCData):  # type: ignore[type-arg]  # ctypes' names
+    _type_ = "i"
+
+
+class c_uint32(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "I"
+
+
+class c_ushort(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "H"
+
+
+class c_long(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "L"
+
+
+c_uint64 = c_ulong  # as in ctypes on a 64-bit Linux
+
+
+class c_void_p(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "P"
+
+
+class c_char_p(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "z"
+
+
+class c_char(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "c"
+
+
+def string_buffer(data: bytes) -> Any:
+    """A mutable C copy of ``data`` (NUL bytes included) that stays put while referenced."""
+    buf: Any = (c_char * len(data))()
+    buf.raw = data
+    return buf
+
+
+_RTLD_NOW = 2
+
+
+class CDLL:
+    """The process's own symbols (libc), as ``ctypes.CDLL(None, use_errno=True)``;
+    with ``hold_gil``, as ``ctypes.PyDLL``: the GIL stays held across calls."""
+
+    def __init__(self, *, hold_gil: bool = False) -> None:
+        self._handle = _ctypes.dlopen(None, _RTLD_NOW)  # type: ignore[arg-type]  # dlopen(NULL): ourselves
+        flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        if hold_gil:
+            flags |= _ctypes.FUNCFLAG_PYTHONAPI
+
+        class _FuncPtr(_ctypes.CFuncPtr):
+            _flags_ = flags
+            _restype_ = c_int
+
+        self._funcptr = _FuncPtr
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        func = self._funcptr((name, self))  # type: ignore[arg-type]  # any object with a _handle
+        setattr(self, name, func)
+        return func
