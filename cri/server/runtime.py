@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,9 +77,17 @@ class Runtime:
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # Exit notifications per container id (set when the exit is recorded).
     exited: dict[str, asyncio.Event] = field(default_factory=dict)
+    # Housekeeping that no answer waits for; held here so it is not collected mid-flight.
+    chores: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.shims = Shims(self.config, self.on_shim_event, self.on_shim_resync, self.on_shim_dead)
+
+    def chore(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` after the current answer, without making the caller wait."""
+        task = asyncio.create_task(coro, name=name)
+        self.chores.add(task)
+        task.add_done_callback(self.chores.discard)
 
     # --- paths ---
 

@@ -262,3 +262,35 @@ def test_container_records_from_before_the_task_order_have_their_task() -> None:
                     image_repo_digest="d", log_path="").to_json()
     del doc["deferred"]
     assert Container.from_json(doc).deferred is False
+
+
+def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> None:
+    """ExecSync: exec, wait, answer; the shim's delete of the exec record runs after the
+    answer, and it does run."""
+    from dockyard.cri.server.exec_sync import exec_sync
+
+    (tmp_path / "config.json").write_text(json.dumps({"process": {"args": ["sleep"], "env": [], "cwd": "/"}}))
+    calls: list[str] = []
+
+    class Client:
+        async def call(self, method: str, params: dict[str, object], timeout: float | None = None) -> dict[str, object]:
+            calls.append(method)
+            if method == "wait":
+                return {"exit_status": 3, "stdout": "aGk=", "stderr": ""}
+            return {}
+
+    client = Client()
+    container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
+    rt = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client))
+    pending: list[asyncio.Task[None]] = []
+    rt.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    async def scenario() -> api_pb2.ExecSyncResponse:
+        answer = await exec_sync(rt, api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"]))  # type: ignore[arg-type]
+        assert calls == ["exec", "wait"]  # answered with the delete still to come
+        await asyncio.gather(*pending)
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert (answer.exit_code, answer.stdout) == (3, b"hi")
+    assert calls == ["exec", "wait", "delete"]
