@@ -141,12 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         code: int = module.run(ctx, rest[1:])
         return code
     except RuntimeFault as err:
-        ctx.log_line("error", str(err))
-        if ctx.log:
-            sys.stderr.write(f"dockyard-runc: {err}\n")
-        return 1
+        return _report(ctx, err)
     except KeyboardInterrupt:
         return 130
+    except OSError as err:
+        # A file the runtime needs that the system refuses (a --root below a
+        # regular file, a state dir removed by hand, a full disk): a fault to
+        # report by its path and errno, as runc does; the traceback only with --debug.
+        if ctx.debug:
+            import traceback
+
+            traceback.print_exc()
+        path = err.filename if isinstance(err.filename, str) else ""
+        return _report(ctx, RuntimeFault("access", path, "" if err.errno else str(err), err.errno or 0))
     except Exception as err:
         # A bug, not a user error: keep the traceback, and still leave the
         # one-line error that containerd reads back from --log.
@@ -155,3 +162,10 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         return 1
+
+
+def _report(ctx: Context, err: RuntimeFault) -> int:
+    ctx.log_line("error", str(err))
+    if ctx.log:
+        sys.stderr.write(f"dockyard-runc: {err}\n")
+    return 1

@@ -3,6 +3,8 @@ parser of `update` (no container is touched)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dockyard.runtime.cli import main
@@ -143,3 +145,15 @@ def test_parse_bytes_errors(text: str) -> None:
 def test_parse_bytes_non_finite(text: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_bytes(text, "--memory")
+
+
+@pytest.mark.parametrize("verb", [["state", "c1"], ["delete", "c1"], ["list"], ["kill", "c1", "KILL"]])
+def test_a_root_the_system_refuses_is_a_clear_error(verb: list[str], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--root below a regular file: exit 1 and one line naming the path and the errno, no traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main.main(["--root", str(blocker / "root"), *verb]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert str(blocker) in err and "ENOTDIR" in err, err
