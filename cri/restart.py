@@ -34,7 +34,9 @@ The RuntimeService part (``recover_runtime``) further assumes:
    a live shim is the truth about its containers' states and exit codes.  A
    dead shim (pid gone or not a shim) proves nothing about its containers:
    they are force-deleted through the runtime's own state and marked exited
-   with reason ShimDied.
+   with reason ShimDied.  A CREATED container whose task was never made
+   (``deferred``) is unknown to its shim; its record alone is the truth, and
+   it stays CREATED while the shim lives.
 9. The state dir is not guaranteed to be a tmpfs.  The boot id
    (/proc/sys/kernel/random/boot_id) stored in it tells a reboot: then no
    process, mount or netns of the last boot exists, so everything in the

@@ -5,6 +5,8 @@ States (persisted)::
     (none) --CreateContainer begins--> CREATING --bundle written--> CREATED (no task yet)
     CREATED --StartContainer: shim create+start--> RUNNING --exit event / shim state--> EXITED
     CREATED --start failed, shim died--> EXITED
+    any --shim gone, state unprovable--> EXITED with reason ShimDied
+    CREATING --a step failed (undo ran) / recovery finds it--> (none)
 
 As containerd's CRI does, CreateContainer prepares everything but the
 process: the snapshot, the mounted rootfs and the bundle.  The runtime's
@@ -13,8 +15,6 @@ which saves a runtime process per container.  Until then the container has
 no task: nothing to kill at stop, nothing in the shim to delete at removal,
 and a resource update goes into the bundle's config.json.  Records from
 before this order have ``deferred`` false: their task was created with them.
-    any --shim gone, state unprovable--> EXITED with reason ShimDied
-    CREATING --a step failed (undo ran) / recovery finds it--> (none)
 
 As for sandboxes, CREATING is persisted before the first resource (snapshot,
 rootfs mount, bundle dir) is taken so that recovery can remove the leftovers.
