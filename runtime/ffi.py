@@ -28,39 +28,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class c_int(_ctypes._SimpleCData):  # type: ignore[type-arg]  # ctypes' names
-    _type_ = "i"
+def _simple(name: str, code: str) -> Any:
+    """A C scalar type as ctypes makes it: the ``_type_`` code decides size and conversion."""
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code})
 
 
-class c_uint32(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "I"
-
-
-class c_ushort(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "H"
-
-
-class c_long(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "l"
-
-
-class c_ulong(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "L"
-
-
+c_int = _simple("c_int", "i")
+c_uint32 = _simple("c_uint", "I")
+c_ushort = _simple("c_ushort", "H")
+c_long = _simple("c_long", "l")
+c_ulong = _simple("c_ulong", "L")
 c_uint64 = c_ulong  # as in ctypes on a 64-bit Linux
-
-
-class c_void_p(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "P"
-
-
-class c_char_p(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "z"
-
-
-class c_char(_ctypes._SimpleCData):  # type: ignore[type-arg]
-    _type_ = "c"
+c_void_p = _simple("c_void_p", "P")
+c_char_p = _simple("c_char_p", "z")
+c_char = _simple("c_char", "c")
 
 
 def string_buffer(data: bytes) -> Any:
