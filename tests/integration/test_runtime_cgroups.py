@@ -243,3 +243,39 @@ def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool, clon
             assert {line.split(":", 2)[2] for line in inside.stdout.splitlines()} == {"/"}, inside.stdout
     finally:
         bundle.delete(force=True)
+
+
+@pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
+def test_v1_only_layout_init_and_exec_place_themselves(bundle: Bundle, cgroupns: bool) -> None:
+    """With no cgroup2 mount (each runtime call in a mount namespace with
+    /sys/fs/cgroup/unified unmounted, as dockyardd runs crun), there is no
+    cgroup2 dir to be born in: a plain fork, and the init (and an exec'd
+    process) moves itself into every v1 hierarchy, before any cgroup
+    namespace is made. No cgroup2 dir is created for the container."""
+    from dockyard.cri.shims import unified_umount_wrapper
+
+    launcher = bundle.path / "runtime-v1-only"
+    launcher.write_text(unified_umount_wrapper(str(bundle.runtime)))
+    launcher.chmod(0o755)
+    bundle.runtime = launcher
+    others = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    bundle.config["linux"]["namespaces"] = others + ([{"type": "cgroup"}] if cgroupns else [])
+    pid = bundle.start_detached("sleep 1000")
+    try:
+        v1 = [name for name in _hierarchies() if name != "unified"]
+        unified = Path("/sys/fs/cgroup/unified") / bundle.cgroups_path.lstrip("/")
+        assert not unified.exists(), f"{unified} was made on a v1-only view"
+        pid_file = bundle.path / "exec.pid"
+        done = bundle.invoke("exec", "--detach", "--pid-file", str(pid_file), bundle.id, "sleep", "1000")
+        assert done.returncode == 0, done.stderr
+        for what, member in (("the init", pid), ("the exec'd process", int(pid_file.read_text()))):
+            for name in v1:
+                procs = (Path("/sys/fs/cgroup") / name / bundle.cgroups_path.lstrip("/") / "cgroup.procs").read_text()
+                assert str(member) in procs.split(), f"{what} (pid {member}) is not in the {name} cgroup"
+        if cgroupns:
+            inside = bundle.invoke("exec", bundle.id, "cat", "/proc/self/cgroup")
+            assert inside.returncode == 0, inside.stderr
+            v1_lines = [line.split(":", 2) for line in inside.stdout.splitlines() if not line.startswith("0:")]
+            assert {fields[2] for fields in v1_lines} == {"/"}, inside.stdout
+    finally:
+        bundle.delete(force=True)
