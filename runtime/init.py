@@ -6,7 +6,8 @@ Two stages, because unshare/setns of pid and time namespaces only apply to
 the caller's children::
 
     CLI (host namespaces)
-     └─ stage 1: moves itself into the cgroup (see join_self in
+     └─ stage 1: born in its cgroup2 dir (syscalls.fork_into_cgroup),
+        │        moves itself into the v1 hierarchies (see join_self in
         │        runtime/cgroups/v1/manager.py for why itself), joins
         │        namespaces by path, creates the user namespace (the parent
         │        writes its id maps), then unshares the rest, forks, reports

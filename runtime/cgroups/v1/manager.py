@@ -105,8 +105,9 @@ class V1Manager:
         thread that moves only itself skips that lock ("cgroup: Optimize
         single thread migration"); for a process with one thread, moving the
         thread moves the process.  The cgroup2 side of a hybrid host has no
-        such door (its thread files only work inside threaded subtrees), so
-        add_rest() places the process there."""
+        such door (its thread files only work inside threaded subtrees): the
+        process is born there instead (syscalls.fork_into_cgroup), or, where
+        clone3 is refused, add_rest() places it."""
         for d in self._dirs_v1():
             cgroupfs.write(os.path.join(d, "tasks"), "0")
 

@@ -111,7 +111,9 @@ class V2Manager:
 
     def join_self(self) -> None:
         """Nothing: cgroup2 has no cheap self-move for a domain cgroup (see
-        the v1 manager's join_self); add_rest() does the whole placement."""
+        the v1 manager's join_self).  The process is born in cgroup2_dir()
+        (syscalls.fork_into_cgroup), or, where clone3 is refused, add_rest()
+        does the whole placement."""
 
     def add_rest(self, pid: int) -> None:
         self.add(pid)
