@@ -3,7 +3,7 @@
 Why not ``import ctypes``: its package module builds dozens of types, a
 function-type cache and several callable prototypes at import, about 1.2 ms
 here on top of the 0.3 ms of the ``_ctypes`` extension itself, and create
-and exec, on every container's path, need ten names of it.  The C types are
+and exec, on every container's path, need a dozen of its names.  The C types are
 the ``_SimpleCData`` subclasses ctypes makes (the one-letter ``_type_`` code
 decides everything), and a foreign function is a ``CFuncPtr`` subclass
 carrying the call flags, bound by name to a ``dlopen`` handle: what
