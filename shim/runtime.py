@@ -1,11 +1,26 @@
 """Invoking the OCI runtime binary (dockyard-runc, runc, crun): one method per verb.
 
-Each call is a child of the shim, started with posix_spawn (no fork of the
-shim's memory, no ``subprocess`` import) and waited for through the Reaper,
-so container exits that happen meanwhile are reaped and recorded too.  The
+Each call is a child of the shim, waited for through the Reaper, so
+container exits that happen meanwhile are reaped and recorded too.  The
 shim blocks while the runtime runs: a verb takes tens of milliseconds, and
 nothing else the shim does (answering, logging, reaping) is lost by waiting,
 only delayed; ``wait`` requests never block (they are parked).
+
+How the child starts:
+
+* Any runtime binary: posix_spawn (a vfork + exec: no copy of the shim's
+  memory, no ``subprocess`` import).
+* The bundled dockyard-runc of the shim's own installation: a fork of the
+  shim that runs dockyard-runc's ``main`` with the same arguments.  A fresh
+  interpreter costs ~7 ms here before the runtime does anything, and every
+  exec, create, start and delete paid it.  The child is made to look like a
+  freshly executed runtime first (``_become_runtime``): the shim's signal
+  handling undone, the given stdio on 0-2 and every other fd closed, the
+  runtime's modules loaded anew from disk (a shim that outlived an upgrade
+  must not mix its old copy with the new code), and no garbage collection,
+  whose finalizers could close the shim's old fd numbers after the runtime
+  reused them.  The shim is single-threaded, so the fork copies no lock
+  held by another thread.
 
 Output: stdout and stderr go to memfds, read after exit (a pipe read after
 exit could fill up and deadlock a chatty runtime).  ``create`` and ``exec``
@@ -17,6 +32,7 @@ as containerd does).
 from __future__ import annotations
 
 import os
+import sys
 
 from dockyard.api.shim import Code, ShimError
 from dockyard.runtime import jsonfast
@@ -44,12 +60,54 @@ def find_binary(name: str) -> str:
     raise ShimError(Code.INVALID_ARGUMENT, f"runtime binary {name!r} not found in PATH")
 
 
+def is_bundled_runtime(binary: str, python: str) -> bool:
+    """True when ``binary`` is the dockyard-runc installed beside the shim's
+    own interpreter (one installation, one version of the code)."""
+    ours = os.path.join(os.path.dirname(python), "dockyard-runc")
+    try:
+        return os.path.samefile(binary, ours)
+    except OSError:
+        return False
+
+
+def _become_runtime(argv: list[str], stdio: tuple[int, int, int]) -> None:
+    """In a fork of the shim: run dockyard-runc's main with ``argv``, then exit.  Never returns."""
+    code = 1
+    try:
+        import gc
+
+        gc.disable()
+        _signal.set_wakeup_fd(-1)
+        for signum in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP,
+                       _signal.SIGPIPE, _signal.SIGXFSZ):
+            _signal.signal(signum, _signal.SIG_DFL)
+        for n, fd in enumerate(stdio):  # all >= 3: the shim's own 0-2 are taken (main.py)
+            os.dup2(fd, n)
+            os.set_inheritable(n, True)  # as posix_spawn's dup2 leaves them: the container inherits them
+        os.closerange(3, 1 << 20)
+        for name in [m for m in sys.modules if m == "dockyard.runtime" or m.startswith("dockyard.runtime.")]:
+            del sys.modules[name]
+        from dockyard.runtime.cli.main import main
+
+        code = main(argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException as err:  # the child must never fall back into the shim's loop
+        try:
+            os.write(2, f"dockyard-runc (in the shim's fork): {type(err).__name__}: {err}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
 class Runtime:
     def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str) -> None:
         self.binary = find_binary(binary)
         self.root = root
         self.reaper = reaper
         self.log_path = log_path  # the runtime's --log (json), truncated before each call
+        self.forked = is_bundled_runtime(self.binary, sys.executable)
 
     def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
              input_data: bytes | None = None) -> bytes:
@@ -75,14 +133,21 @@ class Runtime:
             with open(self.log_path, "wb"):
                 pass
             argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json", *args]
-            # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
-            # shim is close-on-exec (PEP 446).  Signals the interpreter ignores would stay ignored
-            # across exec, and the container inherits them: put SIGPIPE and SIGXFSZ back.
-            pid = os.posix_spawn(
-                self.binary, argv, os.environ,
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
-            )
+            if self.forked:
+                sys.stdout.flush()  # nothing of the shim's may come out of the child's stdio
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _become_runtime(argv[1:], stdio)  # never returns
+            else:
+                # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
+                # shim is close-on-exec (PEP 446).  Signals the interpreter ignores would stay ignored
+                # across exec, and the container inherits them: put SIGPIPE and SIGXFSZ back.
+                pid = os.posix_spawn(
+                    self.binary, argv, os.environ,
+                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
+                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+                )
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}")
             stdout = _read_all(out) if out >= 0 else b""

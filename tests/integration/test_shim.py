@@ -10,6 +10,7 @@ every test shuts its shims down, which the fixture enforces.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -247,6 +248,74 @@ def test_create_with_start_runs_at_once(shims: Callable[[], Shim], bundle: Bundl
     c.call("close_stdin", container_id=bundle.id)
     assert c.call("wait", container_id=bundle.id)["exit_status"] == 3
     assert (b"stdout", b"F", b"up") in log_entries(log)
+
+
+# What the shim ignores or handles itself (main.py, reaper.py, and CPython's own SIGPIPE/SIGXFSZ).
+SHIM_SIGNALS = sum(1 << (s - 1) for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ,
+                                          signal.SIGCHLD, signal.SIGTERM))
+
+
+def _signals(pid: int, field: str) -> int:
+    """The mask of ``field`` (SigIgn, SigCgt) in /proc/<pid>/status, limited to the shim's signals."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1], 16) & SHIM_SIGNALS
+    raise AssertionError(f"/proc/{pid}/status has no {field}")
+
+
+def test_container_process_starts_clean(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """Whether the shim execs the runtime or (the bundled dockyard-runc) runs it in a fork of
+    itself: the container's process holds only its stdio and neither ignores nor handles any
+    signal the shim does (SIGINT and SIGHUP, which the shim ignores, included; what runc does
+    with other signals is its own); the shim holds no more fds afterwards than before."""
+    shim = shims()
+    c = shim.client()
+    c.call("ping")
+    before = set(os.listdir(f"/proc/{shim.pid}/fd"))
+    pid = create(c, bundle, "exec sleep 1000", start=True, stdin=True)
+    # `create` above may still be waiting for the shell's exec: ask for the sleep itself
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
+    assert _signals(pid, "SigIgn") == 0, hex(_signals(pid, "SigIgn"))
+    assert _signals(pid, "SigCgt") == 0, hex(_signals(pid, "SigCgt"))
+    exec_pid = int(c.call("exec", container_id=bundle.id, exec_id="e1",
+                          process={**bundle.config["process"], "args": ["sleep", "1000"]})["pid"])
+    assert sorted(os.listdir(f"/proc/{exec_pid}/fd"), key=int) == ["0", "1", "2"]
+    assert _signals(exec_pid, "SigIgn") == 0, hex(_signals(exec_pid, "SigIgn"))
+    c.call("kill", container_id=bundle.id, signal=9, all=True)
+    c.call("wait", container_id=bundle.id)
+    c.call("delete", container_id=bundle.id)
+    deadline = time.monotonic() + 5  # the exec's pipes close once the shim has read their EOF
+    while (extra := set(os.listdir(f"/proc/{shim.pid}/fd")) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not extra, extra
+
+
+def _fd_targets(pid: int, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    out = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        if name not in skip:
+            with contextlib.suppress(OSError):
+                out[name] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return out
+
+
+def test_created_init_holds_nothing_of_the_shim(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A created container's init waits for `start` with whatever fds the runtime left it:
+    besides its stdio, none may be one of the shim's (its sockets, its log, other containers'
+    pipes), or the shim could wait forever for an EOF the init holds back."""
+    shim = shims()
+    c = shim.client()
+    pid = create(c, bundle, "true")
+    # anon inodes (an epoll, say) all read alike; sockets, pipes and files name their object
+    theirs = {t for t in _fd_targets(shim.pid).values() if not t.startswith("anon_inode:")}
+    ours = _fd_targets(pid, skip=("0", "1", "2"))
+    assert not {fd: t for fd, t in ours.items() if t in theirs}, (ours, theirs)
+    c.call("kill", container_id=bundle.id, signal=9, all=True)
+    c.call("wait", container_id=bundle.id)
+    c.call("delete", container_id=bundle.id)
 
 
 def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:
