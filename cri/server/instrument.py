@@ -99,31 +99,33 @@ class Instrument:
         self.metrics = metrics
 
     def wrap(self, method: str, handler: Handler) -> GrpcHandler:
+        # Recorded before the answer leaves (context.abort sends the status
+        # at once): a client that reads /metrics right after its call sees it.
+        def done(start: float, code: grpc.StatusCode, message: str) -> None:
+            seconds = time.monotonic() - start
+            self.metrics.rpc_done(method, code.name, seconds)
+            if code == grpc.StatusCode.OK:
+                log.debug("%s ok in %.3fs", method, seconds)
+            else:
+                log.info("%s %s in %.3fs: %s", method, code.name, seconds, message)
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.monotonic()
-            code = grpc.StatusCode.OK
-            message = ""
             try:
                 if not self.readiness.ready:
                     raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
-                return await handler(request)
+                response = await handler(request)
             except asyncio.CancelledError as err:
                 # The client went away or the server is stopping: there is
                 # nobody to answer, so record it and let the cancel proceed.
-                code, message = grpc.StatusCode.CANCELLED, _classify(method, err).message
+                done(start, grpc.StatusCode.CANCELLED, _classify(method, err).message)
                 raise
             except Exception as err:  # every failure is classified, none swallowed
                 abort = _classify(method, err)
-                code, message = abort.code, abort.message
+                done(start, abort.code, abort.message)
                 await _abort(context, abort)
-            finally:
-                seconds = time.monotonic() - start
-                name = code.name
-                self.metrics.rpc_done(method, name, seconds)
-                if code == grpc.StatusCode.OK:
-                    log.debug("%s ok in %.3fs", method, seconds)
-                else:
-                    log.info("%s %s in %.3fs: %s", method, name, seconds, message)
+            done(start, grpc.StatusCode.OK, "")
+            return response
 
         call.__name__ = method
         return call

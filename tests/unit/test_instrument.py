@@ -178,3 +178,23 @@ def test_cancelled_call_is_counted_and_propagates() -> None:
 
     run(scenario())
     assert sample(metrics, "dockyard_grpc_server_handled_total", method="PullImage", grpc_code="CANCELLED") == 1
+
+
+def test_an_error_is_counted_before_the_client_gets_it() -> None:
+    """context.abort sends the status at once: the metric must already be there, or a client
+    reading /metrics right after its failed call may not find it (seen once in the suite)."""
+    instrument, metrics = make()
+    seen_at_abort: list[float] = []
+
+    class RecordingContext(FakeContext):
+        async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+            seen_at_abort.append(sample(metrics, "dockyard_grpc_server_handled_total",
+                                        method="PullImage", grpc_code="NOT_FOUND"))
+            await super().abort(code, details)
+
+    async def handler(request: Any) -> str:
+        raise errors.NotFound("image x not found")
+
+    with pytest.raises(Aborted):
+        run(instrument.wrap("PullImage", handler)("req", RecordingContext()))
+    assert seen_at_abort == [1.0]
