@@ -141,12 +141,13 @@ class Runtime:
                     _become_runtime(argv[1:], stdio)  # never returns
             else:
                 # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
-                # shim is close-on-exec (PEP 446).  Signals the interpreter ignores would stay ignored
-                # across exec, and the container inherits them: put SIGPIPE and SIGXFSZ back.
+                # shim is close-on-exec (PEP 446).  Signals ignored here (by the interpreter: SIGPIPE,
+                # SIGXFSZ; by the shim: SIGINT, SIGHUP) would stay ignored across exec, and the
+                # container would inherit them: put them back.
                 pid = os.posix_spawn(
                     self.binary, argv, os.environ,
                     file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGHUP),
                 )
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}")

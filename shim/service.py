@@ -323,8 +323,12 @@ class Shim:
         pid_file = f"{tag}.pid"
         console = f"{tag}.console" if proc.io.tty else ""
         listener = self._console_socket(console) if console else None
+        # The runtime gets the socket through our cwd's magic link: short enough for a
+        # socket address, and unlike the bare relative name it survives a runtime that
+        # changes directory first (runc and crun chdir into the bundle).
+        reachable = f"/proc/{os.getpid()}/cwd/{console}" if console else ""
         try:
-            run(pid_file, console, proc.io.runtime_stdio())
+            run(pid_file, reachable, proc.io.runtime_stdio())
             proc.io.spawned()
             if listener is not None:
                 proc.io.attach_console(self._receive_console(listener, console))
