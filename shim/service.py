@@ -128,6 +128,7 @@ class Shim:
         self.reaper = Reaper(self._on_exit)
         self.runtime = Runtime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log")
         self.shutting_down = False
+        self.consoles = 0  # console sockets made so far: their short names
         os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
 
     # --- dispatch --------------------------------------------------------------
@@ -321,11 +322,15 @@ class Shim:
     def _spawn(self, proc: Proc, tag: str, run: Callable[[str, str, tuple[int, int, int]], None]) -> None:
         """Run the runtime verb that starts ``proc``; fill its pid, wire its stdio."""
         pid_file = f"{tag}.pid"
-        console = f"{tag}.console" if proc.io.tty else ""
+        console = ""
+        if proc.io.tty:
+            self.consoles += 1
+            console = f"pty{self.consoles}.sock"
         listener = self._console_socket(console) if console else None
-        # The runtime gets the socket through our cwd's magic link: short enough for a
-        # socket address, and unlike the bare relative name it survives a runtime that
-        # changes directory first (runc and crun chdir into the bundle).
+        # The runtime gets the socket through our cwd's magic link: a socket address
+        # holds 108 bytes, too few for the shim's directory, and unlike a bare relative
+        # name it survives a runtime that changes directory first (runc and crun chdir
+        # into the bundle).  Hence the short names too: ids may be long.
         reachable = f"/proc/{os.getpid()}/cwd/{console}" if console else ""
         try:
             run(pid_file, reachable, proc.io.runtime_stdio())

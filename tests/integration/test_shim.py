@@ -654,11 +654,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def test_exec_fds_tty(shims: Callable[[], Shim], bundle: Bundle) -> None:
     """exec io=fds with a tty hands over the pty master alone: the caller's TIOCSWINSZ is the size
-    the process sees, input echoes, the exit code comes through wait; resize_pty is refused."""
+    the process sees, input echoes, the exit code comes through wait; resize_pty is refused.
+    The exec id is as long as those critest makes (a socket address named after it would not fit)."""
     shim = shims()
     c = shim.client()
     run(c, bundle, "sleep 1000")
-    _, fds = c.call_fds("exec", container_id=bundle.id, exec_id="t1", process=dict(EXEC_PROC, args=["sh"]),
+    t1 = "t1-" + "e" * 90
+    _, fds = c.call_fds("exec", container_id=bundle.id, exec_id=t1, process=dict(EXEC_PROC, args=["sh"]),
                         tty=True, stdin=True, io="fds")
     assert list(fds) == ["pty"]
     master = fds["pty"]
@@ -667,14 +669,14 @@ def test_exec_fds_tty(shims: Callable[[], Shim], bundle: Bundle) -> None:
         assert os.isatty(master)
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 121, 0, 0))
         with pytest.raises(ShimError) as no_pty:
-            c.call("resize_pty", container_id=bundle.id, exec_id="t1", width=10, height=10)
+            c.call("resize_pty", container_id=bundle.id, exec_id=t1, width=10, height=10)
         assert no_pty.value.code is Code.FAILED_PRECONDITION
         os.write(master, b"echo MARK$((40+2)); stty size; exit 5\n")
         out = read_all(master)
     finally:
         os.close(master)
     assert b"MARK42" in out and b"41 121" in out
-    assert c.call("wait", container_id=bundle.id, exec_id="t1")["exit_status"] == 5
+    assert c.call("wait", container_id=bundle.id, exec_id=t1)["exit_status"] == 5
 
 
 def attach_events(client: Client, until_exit: bool = True, timeout: float = 30.0) -> tuple[dict[str, bytes], dict[str, Any]]:
