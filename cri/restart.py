@@ -35,7 +35,7 @@ The RuntimeService part (``recover_runtime``) further assumes:
    dead shim (pid gone or not a shim) proves nothing about its containers:
    they are force-deleted through the runtime's own state and marked exited
    with reason ShimDied.  A CREATED container whose task was never made
-   (``deferred``) is unknown to its shim; its record alone is the truth, and
+   (``deferred``: no pid) is unknown to its shim; its record alone is the truth, and
    it stays CREATED while the shim lives.
 9. The state dir is not guaranteed to be a tmpfs.  The boot id
    (/proc/sys/kernel/random/boot_id) stored in it tells a reboot: then no

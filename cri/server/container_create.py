@@ -111,8 +111,7 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
         write_json(os.path.join(bundle, "config.json"), spec)
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
-        container.deferred = True
-        container.state = ContainerState.CREATED
+        container.state = ContainerState.CREATED  # with no pid: no task yet
         rt.containers.save(container)
         undo.pop_all()
     rt.events.publish(rt, container, api_pb2.CONTAINER_CREATED_EVENT)

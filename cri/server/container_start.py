@@ -25,18 +25,18 @@ async def start_container(rt: Runtime, request: api_pb2.StartContainerRequest) -
         if c.state is not ContainerState.CREATED:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not created: cannot start it")
         sandbox = rt.sandbox(c.sandbox_id)
-        if c.deferred and sandbox.state is not SandboxState.READY:
+        deferred = c.deferred  # an exit recorded during the call changes it
+        if deferred and sandbox.state is not SandboxState.READY:
             raise errors.FailedPrecondition(
                 f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot start container {c.id}")
         try:
-            result = await (_create_and_start(rt, c) if c.deferred else
+            result = await (_create_and_start(rt, c) if deferred else
                             rt.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
         except errors.CriError as err:
-            if c.deferred:
+            if deferred:
                 await rt.shims.force_delete(sandbox.handler, c.id)
             rt.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
             raise
-        c.deferred = False
         c.pid = int(result.get("pid", c.pid))
         c.started_at = now_ns()
         if c.state is ContainerState.CREATED:  # an exit may already have been recorded

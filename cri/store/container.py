@@ -13,8 +13,9 @@ process: the snapshot, the mounted rootfs and the bundle.  The runtime's
 ``create`` and ``start`` run as one call (``run --detach``) at StartContainer,
 which saves a runtime process per container.  Until then the container has
 no task: nothing to kill at stop, nothing in the shim to delete at removal,
-and a resource update goes into the bundle's config.json.  Records from
-before this order have ``deferred`` false: their task was created with them.
+and a resource update goes into the bundle's config.json.  Such a container
+is CREATED with no pid (``deferred``); a record from before this order is
+CREATED with the pid of the task made with it.
 
 As for sandboxes, CREATING is persisted before the first resource (snapshot,
 rootfs mount, bundle dir) is taken so that recovery can remove the leftovers.
@@ -82,7 +83,6 @@ class Container:
     stop_signal: str = ""
     mounts: list[dict[str, Any]] = field(default_factory=list)
     oom_killed: bool = False
-    deferred: bool = False  # CREATED without a task: the runtime's create runs at StartContainer
 
     @property
     def config(self) -> api_pb2.ContainerConfig:
@@ -93,6 +93,11 @@ class Container:
     @staticmethod
     def encode_config(config: api_pb2.ContainerConfig) -> str:
         return base64.b64encode(config.SerializeToString()).decode()
+
+    @property
+    def deferred(self) -> bool:
+        """CREATED without a task: the runtime's create runs at StartContainer."""
+        return self.state is ContainerState.CREATED and self.pid == 0
 
     @property
     def rootfs(self) -> str:
