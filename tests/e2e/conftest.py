@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from e2e_endpoint import (
     REPO,
     CRIEndpoint,
     Daemon,
+    remove_cgroup_tree,
     run_checked,
     runtime_service_missing,
     unmount_under,
@@ -60,6 +62,9 @@ def cri_endpoint(critest_images: None, tmp_path_factory: pytest.TempPathFactory)
     if not CNI_CONFLIST.exists():
         pytest.fail(f"{CNI_CONFLIST} is missing (the pod network config)")
     shutil.copy(CNI_CONFLIST, cni_dir / CNI_CONFLIST.name)
+    # A cgroup parent of its own, removed afterwards: a cgroup left holding a
+    # process fails the run, and the default /dockyard is left alone.
+    cgroup_parent = f"/dockyard-e2e-{secrets.token_hex(4)}"
     daemon = Daemon(
         tmp,
         registry={"config_path": str(certs)},
@@ -67,6 +72,7 @@ def cri_endpoint(critest_images: None, tmp_path_factory: pytest.TempPathFactory)
         restrict_oom_score_adj=True,
         log_level="info",
         state_dir=str(state_dir),
+        cgroup_parent=cgroup_parent,
     )
     daemon.start()
     try:
@@ -79,3 +85,5 @@ def cri_endpoint(critest_images: None, tmp_path_factory: pytest.TempPathFactory)
         unmount_under(tmp)
         unmount_under(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
+        stuck = remove_cgroup_tree(cgroup_parent)
+        assert not stuck, f"cgroups left under {cgroup_parent}: {stuck}"

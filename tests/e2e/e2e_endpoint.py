@@ -19,6 +19,8 @@ Facts the fixtures rely on:
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -109,3 +111,27 @@ def unmount_under(path: Path) -> None:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
     for target in sorted(targets, key=len, reverse=True):
         SUBREAPER.run(["umount", "-l", target], timeout=30)
+
+
+def all_hierarchies() -> list[Path]:
+    """v1 hierarchies and the cgroup2 mount (on a hybrid host cgroups are made there too)."""
+    with open("/proc/self/mountinfo") as f:
+        return sorted({Path(line.split()[4]) for line in f if " - cgroup " in line or " - cgroup2 " in line})
+
+
+def remove_cgroup_tree(name: str) -> list[str]:
+    """rmdir /<name> in every hierarchy, deepest first; the dirs that would not go (a cgroup
+    still holding a process: something the run left behind)."""
+    stuck = []
+    for h in all_hierarchies():
+        top = h / name.strip("/")
+        if not top.exists():
+            continue
+        dirs = sorted((Path(p) for p, _, _ in os.walk(top)), key=lambda p: len(p.parts), reverse=True)
+        for d in dirs:
+            try:
+                d.rmdir()
+            except OSError as err:
+                if err.errno != errno.ENOENT:
+                    stuck.append(f"{d}: {err.strerror}")
+    return stuck

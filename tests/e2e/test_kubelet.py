@@ -27,7 +27,6 @@ Facts about this setup:
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -44,7 +43,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
-from e2e_endpoint import BUILD, SUBREAPER, CRIEndpoint, unmount_under
+from e2e_endpoint import BUILD, SUBREAPER, CRIEndpoint, remove_cgroup_tree, unmount_under
 
 pytestmark = pytest.mark.root
 
@@ -134,27 +133,9 @@ def make_cgroup_root() -> None:
                 (d / knob).write_text((h / knob).read_text())
 
 
-def all_hierarchies() -> list[Path]:
-    """v1 hierarchies and the cgroup2 mount (hybrid hosts: the kubelet makes its root there too)."""
-    with open("/proc/self/mountinfo") as f:
-        return sorted({Path(line.split()[4]) for line in f if " - cgroup " in line or " - cgroup2 " in line})
-
-
 def remove_cgroup_root() -> list[str]:
     """rmdir the cgroup root tree, deepest first; returns the dirs that would not go."""
-    stuck = []
-    for h in all_hierarchies():
-        top = h / CGROUP_ROOT_NAME
-        if not top.exists():
-            continue
-        dirs = sorted((Path(p) for p, _, _ in os.walk(top)), key=lambda p: len(p.parts), reverse=True)
-        for d in dirs:
-            try:
-                d.rmdir()
-            except OSError as err:
-                if err.errno != errno.ENOENT:
-                    stuck.append(f"{d}: {err.strerror}")
-    return stuck
+    return remove_cgroup_tree(CGROUP_ROOT_NAME)
 
 
 # --- the kubelet -------------------------------------------------------------------
