@@ -317,6 +317,10 @@ class StreamingDaemon:
         if self.grpc is not None:
             self.grpc.stop(None)
         asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        # A transport's socket closes a loop turn or two after close() (connection_lost is
+        # scheduled): let those turns run, or a socket stays open in this process for good
+        # once the loop stops, and the fd leak check reports it (seen twice).
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
