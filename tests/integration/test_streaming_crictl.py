@@ -397,4 +397,10 @@ def test_200_concurrent_exec_sessions(pods: Pods) -> None:
             assert {"reason": "ExitCode", "message": str(code)} in causes, (i, causes)
     metrics = pods.daemon.scrape()
     assert f'dockyard_streaming_sessions_opened_total{{kind="exec"}} {float(n)}' in metrics
+    # A session counts as active until the server has closed its connection, which may be
+    # just after the client read its last frame.
+    deadline = time.monotonic() + 10
+    while 'dockyard_streaming_sessions_active{kind="exec"} 0.0' not in metrics and time.monotonic() < deadline:
+        time.sleep(0.05)
+        metrics = pods.daemon.scrape()
     assert 'dockyard_streaming_sessions_active{kind="exec"} 0.0' in metrics
