@@ -14,6 +14,7 @@ from . import cgroups, hooks, log
 from .errors import (
     FailedPrecondition,
     HookFailed,
+    InvalidSpec,
     NotFound,
     RuntimeFault,
     SyscallError,
@@ -148,6 +149,11 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
             if force:
                 return
             raise
+        except InvalidSpec:
+            if not force:
+                raise
+            _remove_unreadable(store, container_id)
+            return
         if c.status in (Status.RUNNING, Status.PAUSED) and not force:
             raise FailedPrecondition("delete container", container_id,
                                      f"container is {c.status.value}: stop it first or use --force")
@@ -177,6 +183,24 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         store.remove_dir(container_id)
     finally:
         lock.__exit__(None, None, None)
+
+
+def _remove_unreadable(store: Store, container_id: str) -> None:
+    """delete --force of a container whose state record cannot be read (torn
+    by a power loss, since records are not fsync'd: see state.py): kill what
+    is left in the cgroup its config.json names, remove that cgroup and the record.
+    Its init's pid is unknown, so only the cgroup can reach its processes."""
+    try:
+        linux = store.load_config(container_id).get("linux") or {}
+        cgroups_path = linux.get("cgroupsPath") or ""
+    except (NotFound, ValueError, AttributeError):
+        cgroups_path = ""
+    manager = manager_for(cgroups_path if isinstance(cgroups_path, str) else "", container_id)
+    if manager.exists():
+        _kill_all(manager.pids())
+        manager.destroy()
+    log.warn(f"container {container_id}: state record unreadable; removed its cgroup and state")
+    store.remove_dir(container_id)
 
 
 def pause(store: Store, container_id: str) -> None:

@@ -36,15 +36,20 @@ def temp_name(final: str) -> str:
     return os.path.join(head, f"{TEMP_PREFIX}{tail}-{os.urandom(6).hex()}")
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content."""
+def write_atomic(path: str, data: bytes, mode: int = 0o600, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content.
+
+    ``sync=False`` keeps the rename's atomicity against a writer that dies
+    and against concurrent readers, but not against a power loss: for
+    records whose subject does not outlive a reboot anyway."""
     tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
@@ -55,7 +60,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
-    fsync_dir(os.path.dirname(path) or ".")
+    if sync:
+        fsync_dir(os.path.dirname(path) or ".")
 
 
 def remove_temporaries(directory: str) -> int:

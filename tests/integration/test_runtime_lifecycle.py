@@ -183,6 +183,25 @@ def test_delete_running_needs_force(bundle: Bundle) -> None:
     assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
 
 
+def test_delete_force_removes_a_torn_state_record(bundle: Bundle) -> None:
+    """State records are renamed into place but not fsync'd, so a power loss
+    can leave one empty: plain delete refuses it by its path; delete --force
+    kills what is in the cgroup config.json names and removes cgroup and record."""
+    pid = bundle.start_detached("sleep 1000")
+    record = bundle.state_root / bundle.id / "state.json"
+    record.write_bytes(b"")
+    done = bundle.invoke("delete", bundle.id)
+    assert done.returncode == 1
+    assert "corrupt state record" in done.stderr and str(record) in done.stderr
+    assert Path(f"/proc/{pid}").exists()
+    done = bundle.invoke("delete", "--force", bundle.id)
+    assert done.returncode == 0, done.stderr
+    assert "state record unreadable" in done.stderr
+    assert not (bundle.state_root / bundle.id).exists()
+    assert not bundle.host_cgroup("memory").exists()
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"

@@ -147,6 +147,21 @@ def test_write_atomic_failure_leaves_target(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["d"]
 
 
+def test_state_writes_rename_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's records describe what a reboot ends (see state.py), so
+    they skip the fsyncs; durable.write_atomic's default keeps them for the
+    daemon's stores."""
+    from dockyard.runtime import durable
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    write_atomic(str(tmp_path / "state.json"), b"{}")
+    assert synced == []
+    durable.write_atomic(str(tmp_path / "store.json"), b"{}")
+    assert len(synced) == 2  # the file, then its directory
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "store.json"]
+
+
 def test_ids_lists_only_containers_with_state(store: Store) -> None:
     assert store.ids() == []  # root does not exist yet
     for cid in ("b", "a", "half"):
