@@ -10,7 +10,7 @@ import os
 import select
 import time
 
-from . import cgroups, hooks, log
+from . import log
 from .errors import (
     FailedPrecondition,
     HookFailed,
@@ -25,7 +25,8 @@ from .status import Status, require
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
+    import signal as _signal  # noqa: I001 (grouped with the else branch's import)
+    from . import cgroups  # the same names, typed (typeshed has no _signal)
     from collections.abc import Iterable
     from typing import Any
 else:
@@ -38,7 +39,9 @@ def manager_for(cgroups_path: str, container_id: str) -> cgroups.Manager:
     # On cgroup v2, device rules need an eBPF program this runtime does not
     # load yet: they are reported (a warning naming linux.resources.devices)
     # rather than refusing every ordinary container on a v2 node.
-    return cgroups.new_manager(cgroups_path or None, container_id, allow_unenforced_devices=True)
+    from .cgroups.locate import new_manager
+
+    return new_manager(cgroups_path or None, container_id, allow_unenforced_devices=True)
 
 
 @record
@@ -50,7 +53,12 @@ class Loaded:
 
 def load(store: Store, container_id: str) -> Loaded:
     state = store.load(container_id)
-    manager = manager_for(state.cgroup_path, state.id)
+    if state.cgroups:
+        from .cgroups.restore import restore_manager
+
+        manager = restore_manager(state.cgroups)
+    else:  # a version-1 record
+        manager = manager_for(state.cgroup_path, state.id)
     frozen = manager.exists() and manager.is_frozen()
     return Loaded(state, manager, store.status(state, frozen))
 
@@ -92,6 +100,8 @@ def start(store: Store, container_id: str) -> None:
         from .spec import (
             parse_spec,  # only containers with hooks pay for parsing the spec
         )
+
+        from . import hooks
 
         spec = parse_spec(raw)
         try:
@@ -171,6 +181,7 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         try:
             raw = store.load_config(container_id)
             if (raw.get("hooks") or {}).get("poststop"):
+                from . import hooks
                 from .spec import parse_spec
 
                 spec = parse_spec(raw)

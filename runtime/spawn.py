@@ -285,7 +285,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         state = ContainerState(
             id=container_id, bundle=bundle, rootfs=rootfs, pid=pid, pid_start=started[0], created=_now(),
             cgroup_path=lx.cgroups_path, oci_version=spec.oci_version, annotations=spec.annotations,
-            private_pidns=bool(pid_ns and not pid_ns.path),
+            private_pidns=bool(pid_ns and not pid_ns.path), cgroups=manager.describe(),
         )
         store.save_config(container_id, raw)
         store.save(state)

@@ -31,7 +31,11 @@ TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start p
 if TYPE_CHECKING:
     from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+# 1: no "cgroups" (a record of an older runtime: its manager is worked out
+# from the host again, as then).  2: "cgroups", the manager's description
+# (cgroups/restore.py).
+_READABLE_VERSIONS = (1, 2)
 DEFAULT_ROOT = "/run/dockyard-runc"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -59,6 +63,7 @@ class ContainerState:
     oci_version: str = "1.2.0"
     annotations: dict[str, str] = field(default_factory=dict)
     private_pidns: bool = True
+    cgroups: dict[str, Any] = field(default_factory=dict)  # manager.describe(); {} in version 1
     version: int = STATE_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -68,7 +73,7 @@ class ContainerState:
     def from_json(cls, raw: object, where: str) -> ContainerState:
         if not isinstance(raw, dict):
             raise InvalidSpec(where, f"malformed state record: a JSON object was expected, not {type(raw).__name__}")
-        if raw.get("version") != STATE_VERSION:
+        if raw.get("version") not in _READABLE_VERSIONS:
             raise InvalidSpec(f"{where}.version", f"unsupported state version {raw.get('version')!r}")
         try:
             return cls(**raw)

@@ -18,42 +18,36 @@ touches the filesystem.
 
 from __future__ import annotations
 
-from .cgroup_path import inner_path
-from .mode import DEFAULT_ROOT, Mode, detect
-from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
-from .new_manager import new_manager
-
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
+    from .cgroup_path import inner_path
     from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
     from .manager import Manager, Write
+    from .mode import DEFAULT_ROOT, Mode, detect
+    from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
+    from .locate import new_manager
+    from .restore import restore_manager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
 
+# Every name loads on first use: start and delete rebuild a manager from
+# the state record (restore.py) and need none of the host probing; only
+# create needs the device rules and the planned writes; a host needs one
+# manager class (see locate._v1).  Manager is a type for annotations.
+_LAZY = {
+    "inner_path": "cgroup_path", "DEFAULT_ROOT": "mode", "Mode": "mode", "detect": "mode",
+    "CgroupMount": "mountinfo", "cgroup_mounts": "mountinfo", "own_cgroups": "mountinfo",
+    "v1_mounts": "mountinfo", "new_manager": "locate", "restore_manager": "restore",
+    "RUNC_DEFAULT_RULES": "device_rules", "with_default_devices": "device_rules",
+    "Manager": "manager", "Write": "manager", "V1Manager": "v1.manager", "V2Manager": "v2.manager",
+}
+
 
 def __getattr__(name: str) -> object:
-    # These load on first use: only create needs the device rules and the
-    # planned writes, and a host needs one manager class (see new_manager._v1).
-    # Manager is a type for annotations; the runtime never touches it.
-    value: object
-    if name in ("RUNC_DEFAULT_RULES", "with_default_devices"):
-        from . import device_rules
-
-        value = getattr(device_rules, name)
-    elif name in ("Manager", "Write"):
-        from . import manager
-
-        value = getattr(manager, name)
-    elif name == "V1Manager":
-        from .v1.manager import V1Manager
-
-        value = V1Manager
-    elif name == "V2Manager":
-        from .v2.manager import V2Manager
-
-        value = V2Manager
-    else:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
     globals()[name] = value
     return value
 
@@ -61,5 +55,5 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "DEFAULT_ROOT", "RUNC_DEFAULT_RULES", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
     "cgroup_mounts", "detect", "inner_path", "new_manager", "own_cgroups", "v1_mounts",
-    "with_default_devices",
+    "restore_manager", "with_default_devices",
 ]

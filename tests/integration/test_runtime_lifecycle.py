@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle import Bundle, runc_gap
+from bundle import Bundle, runc_gap, runtime_binary
 
 pytestmark = pytest.mark.root
+
+# Tests of dockyard-runc's own state record, not of the CLI contract.
+own_state = pytest.mark.skipif(runtime_binary().name != "dockyard-runc",
+                               reason="reads or edits dockyard-runc's state record")
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -183,6 +189,7 @@ def test_delete_running_needs_force(bundle: Bundle) -> None:
     assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
 
 
+@own_state
 def test_delete_force_removes_a_torn_state_record(bundle: Bundle) -> None:
     """State records are renamed into place but not fsync'd, so a power loss
     can leave one empty: plain delete refuses it by its path; delete --force
@@ -200,6 +207,55 @@ def test_delete_force_removes_a_torn_state_record(bundle: Bundle) -> None:
     assert not (bundle.state_root / bundle.id).exists()
     assert not bundle.host_cgroup("memory").exists()
     assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
+
+
+@own_state
+def test_a_version_1_record_is_still_served(bundle: Bundle) -> None:
+    """A container created by a runtime before state version 2 (no "cgroups"
+    in its record) outlives the upgrade: kill, state and delete find its
+    cgroup from the host as before, and remove it."""
+    bundle.sh("sleep 1000")
+    bundle.create_ok()
+    record = bundle.state_root / bundle.id / "state.json"
+    raw = json.loads(record.read_text())
+    assert raw["version"] == 2 and raw["cgroups"]["layout"] in ("v1", "v2")
+    del raw["cgroups"]
+    raw["version"] = 1
+    record.write_text(json.dumps(raw))
+    assert bundle.invoke("start", bundle.id).returncode == 0
+    assert status(bundle) == "running"
+    assert bundle.invoke("pause", bundle.id).returncode == 0
+    assert status(bundle) == "paused"
+    assert bundle.invoke("resume", bundle.id).returncode == 0
+    assert bundle.invoke("kill", bundle.id, "KILL").returncode == 0
+    assert wait_for(lambda: status(bundle) == "stopped")
+    bundle.delete()
+    assert not bundle.host_cgroup("memory").exists()
+
+
+@own_state
+@pytest.mark.parametrize("verb", ["start", "state", "delete"])
+def test_verbs_on_a_container_skip_the_host_probing(bundle: Bundle, verb: str) -> None:
+    """start, state and delete rebuild the cgroup manager from the record
+    (cgroups/restore.py): none loads mountinfo parsing or the cgroup locator,
+    which cost ~1 ms of each call on every container's start path."""
+    bundle.sh("sleep 1000" if verb == "state" else "true")
+    bundle.create_ok()
+    if verb == "delete":
+        assert bundle.invoke("start", bundle.id).returncode == 0
+        assert wait_for(lambda: status(bundle) == "stopped")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-IS", str(bundle.runtime), "--root",
+                           str(bundle.state_root), verb, bundle.id], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+    try:
+        assert done.returncode == 0, done.stderr
+        loaded = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert "dockyard.runtime.cgroups.restore" in loaded
+        assert not loaded & {"dockyard.runtime.cgroups.locate", "dockyard.runtime.cgroups.mountinfo",
+                             "dockyard.runtime.hooks"}, loaded
+    finally:
+        if verb != "delete":
+            bundle.delete(force=True)
 
 
 def _is_zombie(pid: int) -> bool:

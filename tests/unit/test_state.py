@@ -92,7 +92,7 @@ def test_load_corrupt(store: Store, data: bytes) -> None:
         store.load("c1")
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+@pytest.mark.parametrize("version", [None, 0, 3, "1", "2"])
 def test_load_wrong_version(store: Store, version: object) -> None:
     raw = make_state().to_json()
     raw["version"] = version
@@ -100,6 +100,18 @@ def test_load_wrong_version(store: Store, version: object) -> None:
     with pytest.raises(InvalidSpec) as info:
         store.load("c1")
     assert info.value.field.endswith("state.json.version")
+
+
+def test_load_version_1_record(store: Store) -> None:
+    """A record an older runtime wrote (version 1, no "cgroups") still loads:
+    containers outlive a runtime upgrade.  Its manager is then worked out
+    from the host again (container.load)."""
+    raw = make_state().to_json()
+    del raw["cgroups"]
+    raw["version"] = 1
+    _write_state(store, "c1", json.dumps(raw).encode())
+    loaded = store.load("c1")
+    assert loaded.cgroups == {} and loaded.version == 1 and loaded.pid == raw["pid"]
 
 
 def test_load_unknown_key(store: Store) -> None:

@@ -259,6 +259,11 @@ class V1Manager:
             out[""] = self._unified[1]
         return out
 
+    def describe(self) -> dict[str, Any]:
+        """What restore.restore_manager needs to build this manager again (see there)."""
+        return {"layout": "v1", "dirs": dict(self._dirs),
+                "unified": list(self._unified) if self._unified is not None else None}
+
 
 def _controllers(cgroup2_dir: str) -> list[str]:
     return (cgroupfs.read_optional(os.path.join(cgroup2_dir, "cgroup.controllers")) or "").split()

@@ -199,6 +199,11 @@ class V2Manager:
     def paths(self) -> dict[str, str]:
         return {"": self.path}
 
+    def describe(self) -> dict[str, Any]:
+        """What restore.restore_manager needs to build this manager again (see there)."""
+        return {"layout": "v2", "path": self.path, "root": self.root,
+                "allow_unenforced_devices": self._allow_unenforced_devices}
+
 
 def _listdir(path: str) -> list[str]:
     try:

@@ -1,0 +1,65 @@
+"""A container's cgroup manager, built again from what its state record keeps.
+
+``new_manager`` works the container's dirs out from the host: mountinfo, the
+caller's own cgroups, the layout.  That is right once, at create.  Later
+verbs (start, kill, delete, state, exec) must reach the same dirs, so create
+stores ``manager.describe()`` in the state record and they rebuild the
+manager from it here, without reading the host again.  Two reasons:
+
+* Speed: start and delete run on every container's start path, and the
+  host probing with its modules is ~1 ms of each.
+* Sameness: a relative cgroupsPath is placed under the *caller's* cgroup
+  (see cgroup_path.place).  A delete run from another cgroup than the
+  create (a restarted shim, a shell) would otherwise look elsewhere.
+
+A description is JSON-shaped and checked here, since a state record can be
+edited or torn; a bad one is InvalidSpec naming the record's field.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import InvalidSpec
+
+TYPE_CHECKING = False  # see runtime/records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .manager import Manager
+
+FIELD = "cgroups"
+
+
+def _str_map(value: object, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.startswith("/")
+                                              for k, v in value.items()):
+        raise InvalidSpec(where, "must map controllers to absolute cgroup dirs")
+    return value
+
+
+def _abs(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise InvalidSpec(where, f"must be an absolute path, not {value!r}")
+    return value
+
+
+def restore_manager(desc: dict[str, Any], *, sleep: Any = time.sleep) -> Manager:
+    """The manager ``desc`` (a ``describe()`` result) stands for."""
+    layout = desc.get("layout")
+    if layout == "v1":
+        from .v1.manager import V1Manager
+
+        dirs = _str_map(desc.get("dirs"), f"{FIELD}.dirs")
+        unified = desc.get("unified")
+        if unified is not None:
+            if not isinstance(unified, list) or len(unified) != 2:
+                raise InvalidSpec(f"{FIELD}.unified", "must be [cgroup2 mountpoint, dir] or null")
+            unified = (_abs(unified[0], f"{FIELD}.unified[0]"), _abs(unified[1], f"{FIELD}.unified[1]"))
+        return V1Manager(dirs, unified=unified, wait=sleep)
+    if layout == "v2":
+        from .v2.manager import V2Manager
+
+        return V2Manager(_abs(desc.get("path"), f"{FIELD}.path"), root=_abs(desc.get("root"), f"{FIELD}.root"),
+                         wait=sleep, allow_unenforced_devices=desc.get("allow_unenforced_devices") is True)
+    raise InvalidSpec(f"{FIELD}.layout", f"must be 'v1' or 'v2', not {layout!r}")
