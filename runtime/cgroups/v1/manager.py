@@ -123,29 +123,56 @@ class V1Manager:
 
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated, hierarchy by
-        hierarchy in runc's order; probes the tree only for optional files."""
-        from ..manager import Write, reject_rdma
-        from ..unified import reject_on_v1
-        from . import blkio, cpu, cpuset, devices, memory, network, pids
+        hierarchy in runc's order; probes the tree only for optional files.
 
-        reject_on_v1(resources)
-        reject_rdma(resources)
-        exists = os.path.exists
-        mem_dir = self._dirs.get("memory", "")
-        blk_dir = self._dirs.get("blkio", "")
-        swap_accounting = not mem_dir or exists(os.path.join(mem_dir, "memory.memsw.limit_in_bytes"))
-        bfq = bool(blk_dir) and not exists(os.path.join(blk_dir, "blkio.weight")) \
-            and exists(os.path.join(blk_dir, "blkio.bfq.weight"))
-        sections: list[tuple[str, str, list[tuple[str, str]]]] = [
-            ("cpuset", cpuset.FIELD, cpuset.writes(resources)),
-            ("devices", devices.FIELD, devices.writes(resources)),
-            ("memory", memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)),
-            ("cpu", cpu.FIELD, cpu.writes(resources)),
-            ("pids", pids.FIELD, pids.writes(resources)),
-            ("blkio", blkio.FIELD, blkio.writes(resources, bfq=bfq)),
-            ("net_cls", network.FIELD, network.classid_writes(resources)),
-            ("net_prio", network.FIELD, network.priority_writes(resources)),
-        ]
+        Each controller's writer reads only its own key of ``resources``, so
+        a writer whose key is absent is not even imported: ~0.1 ms a module,
+        on every create (a container with no limits sets only devices)."""
+        from ..manager import Write
+
+        if "unified" in resources:
+            from ..unified import reject_on_v1
+
+            reject_on_v1(resources)
+        if "rdma" in resources:
+            from ..manager import reject_rdma
+
+            reject_rdma(resources)
+        sections: list[tuple[str, str, list[tuple[str, str]]]] = []
+        if "cpu" in resources:
+            from . import cpuset
+
+            sections.append(("cpuset", cpuset.FIELD, cpuset.writes(resources)))
+        if "devices" in resources:
+            from . import devices
+
+            sections.append(("devices", devices.FIELD, devices.writes(resources)))
+        if "memory" in resources:
+            from . import memory
+
+            mem_dir = self._dirs.get("memory", "")
+            swap_accounting = not mem_dir or os.path.exists(os.path.join(mem_dir, "memory.memsw.limit_in_bytes"))
+            sections.append(("memory", memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)))
+        if "cpu" in resources:
+            from . import cpu
+
+            sections.append(("cpu", cpu.FIELD, cpu.writes(resources)))
+        if "pids" in resources:
+            from . import pids
+
+            sections.append(("pids", pids.FIELD, pids.writes(resources)))
+        if "blockIO" in resources:
+            from . import blkio
+
+            blk_dir = self._dirs.get("blkio", "")
+            bfq = bool(blk_dir) and not os.path.exists(os.path.join(blk_dir, "blkio.weight")) \
+                and os.path.exists(os.path.join(blk_dir, "blkio.bfq.weight"))
+            sections.append(("blkio", blkio.FIELD, blkio.writes(resources, bfq=bfq)))
+        if "network" in resources:
+            from . import network
+
+            sections.append(("net_cls", network.FIELD, network.classid_writes(resources)))
+            sections.append(("net_prio", network.FIELD, network.priority_writes(resources)))
         plan: list[Write] = []
         for controller, field, writes in sections:
             if not writes:
@@ -154,7 +181,8 @@ class V1Manager:
                 raise Unsupported("apply cgroup limits", field,
                                   f"the {controller} cgroup v1 controller is not mounted")
             plan += [Write(self._dirs[controller], f, v, field) for f, v in writes]
-        plan += self._hugetlb_plan(resources)
+        if "hugepageLimits" in resources:
+            plan += self._hugetlb_plan(resources)
         return plan
 
     def _hugetlb_plan(self, resources: dict[str, Any]) -> list[Write]:
@@ -173,12 +201,14 @@ class V1Manager:
 
     def apply(self, resources: dict[str, Any]) -> None:
         from ..manager import check_before_update, perform, report_ignored
-        from . import memory
 
         plan = self.plan(resources)
-        if "memory" in self._dirs:
-            check_before_update(resources, os.path.join(self._dirs["memory"], "memory.usage_in_bytes"))
-        report_ignored(memory.ignored(resources))
+        if "memory" in resources:
+            from . import memory
+
+            if "memory" in self._dirs:
+                check_before_update(resources, os.path.join(self._dirs["memory"], "memory.usage_in_bytes"))
+            report_ignored(memory.ignored(resources))
         if self._unified is not None and any(w.directory == self._unified[1] for w in plan):
             from ..v2.manager import enable_controllers
 
