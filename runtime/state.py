@@ -22,7 +22,7 @@ import errno
 import fcntl
 import os
 
-from . import durable, jsonfast
+from . import jsonfast
 from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
 from .records import field, record, to_dict
 from .status import Status
@@ -83,6 +83,8 @@ class ContainerState:
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     try:
+        from . import durable  # only create and update write; start, kill and delete only read
+
         durable.write_atomic(path, data, mode, sync=False)
     except OSError as err:
         raise SyscallError("write", path, err.errno or 0) from err

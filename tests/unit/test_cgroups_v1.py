@@ -315,6 +315,8 @@ class FakeV1:
     def rmdir(self, path: str) -> None:
         if (Path(path) / "cgroup.procs").exists() and (Path(path) / "cgroup.procs").read_text().strip():
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
+        if any(f.is_dir() for f in Path(path).iterdir()):  # the kernel refuses a cgroup with children
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
         for f in Path(path).iterdir():
             if f.is_file():
                 f.unlink()
@@ -514,6 +516,31 @@ def test_destroy_retries_busy_then_is_idempotent(fake: FakeV1) -> None:
     assert not mgr.exists()
     assert not (fake.root / "memory" / "dy" / "c1").exists()
     mgr.destroy()
+
+
+@pytest.mark.parametrize(("children", "calls"), [
+    ((), ["c1"]),                                   # the usual leaf: one rmdir, no walk
+    (("a", "a/b"), ["c1", "b", "a", "c1"]),         # refused, then leaves first
+    (None, ["c1"]),                                 # already gone: success
+])
+def test_remove_tree_tries_the_leaf_first(tmp_path: Path, children: tuple[str, ...] | None,
+                                          calls: list[str]) -> None:
+    from dockyard.runtime.cgroups import cgroupfs
+
+    top = tmp_path / "c1"
+    if children is not None:
+        top.mkdir()
+        for child in children:
+            (top / child).mkdir()
+    seen: list[str] = []
+
+    def rmdir(path: str) -> None:
+        seen.append(os.path.basename(path))
+        os.rmdir(path)  # like cgroupfs: a dir with children is refused
+
+    cgroupfs.remove_tree(str(top), rmdir=rmdir, sleep=lambda _s: None)
+    assert seen == calls
+    assert not top.exists()
 
 
 def test_destroy_gives_up_on_a_cgroup_that_stays_busy(fake: FakeV1) -> None:

@@ -207,6 +207,8 @@ class FakeV2:
     def rmdir(self, path: str) -> None:
         if (Path(path) / "cgroup.procs").read_text().strip():
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
+        if any(f.is_dir() for f in Path(path).iterdir()):  # the kernel refuses a cgroup with children
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
         for f in Path(path).iterdir():
             if f.is_file():
                 f.unlink()
