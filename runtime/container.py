@@ -25,10 +25,11 @@ from .status import Status, require
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
-    import signal as _signal  # noqa: I001 (grouped with the else branch's import)
-    from . import cgroups  # the same names, typed (typeshed has no _signal)
+    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Iterable
     from typing import Any
+
+    from . import cgroups
 else:
     # _signal, not signal: signal.py wraps every constant in an enum, and
     # enum costs ~4 ms of each start and delete.
@@ -97,11 +98,9 @@ def start(store: Store, container_id: str) -> None:
         os.unlink(fifo)
     raw = store.load_config(container_id)
     if (raw.get("hooks") or {}).get("poststart"):
-        from .spec import (
-            parse_spec,  # only containers with hooks pay for parsing the spec
-        )
-
+        # only containers with hooks pay for parsing the spec and running hooks
         from . import hooks
+        from .spec import parse_spec
 
         spec = parse_spec(raw)
         try:

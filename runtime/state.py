@@ -73,7 +73,8 @@ class ContainerState:
     def from_json(cls, raw: object, where: str) -> ContainerState:
         if not isinstance(raw, dict):
             raise InvalidSpec(where, f"malformed state record: a JSON object was expected, not {type(raw).__name__}")
-        if raw.get("version") not in _READABLE_VERSIONS:
+        version = raw.get("version")
+        if type(version) is not int or version not in _READABLE_VERSIONS:  # JSON true == 1 in Python
             raise InvalidSpec(f"{where}.version", f"unsupported state version {raw.get('version')!r}")
         try:
             return cls(**raw)

@@ -92,7 +92,7 @@ def test_load_corrupt(store: Store, data: bytes) -> None:
         store.load("c1")
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "1", "2"])
+@pytest.mark.parametrize("version", [None, 0, 3, "1", "2", True])
 def test_load_wrong_version(store: Store, version: object) -> None:
     raw = make_state().to_json()
     raw["version"] = version
