@@ -149,6 +149,8 @@ def leak_check(_bundles: list[Bundle], tmp_path: Path, rootfs: Path) -> Iterator
         time.sleep(0.05)
     _clean_up(_bundles, leaks)
     report = leaks.found()
+    if "fds" in report:  # name a leaked socket's ends, so that a rare leak says whose it is
+        report["fds"] = [(fd, target, _socket_details(target)) for fd, target in leaks.fds]
     if leftover_state:
         report["containers left in --root"] = list(leftover_state)
     assert not report, f"test left resources behind: {report}"
@@ -247,6 +249,36 @@ def _fds() -> Iterator[tuple[int, str]]:
         except FileNotFoundError:
             continue  # the fd that listdir itself used
         yield int(name), target
+
+
+def _socket_details(target: str) -> str:
+    """For ``socket:[inode]``: its protocol, ends and state from /proc/net; else ''."""
+    if not target.startswith("socket:["):
+        return ""
+    inode = target[len("socket:["):-1]
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            lines = Path(f"/proc/net/{proto}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[9] == inode:
+                return f"{proto} {_inet(f[1])} -> {_inet(f[2])} state {f[3]}"
+    try:
+        for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+            f = line.split()
+            if len(f) > 6 and f[6] == inode:
+                return f"unix {f[7] if len(f) > 7 else '(unnamed)'}"
+    except OSError:
+        pass
+    return "socket not in /proc/net"
+
+
+def _inet(hex_addr: str) -> str:
+    addr, _, port = hex_addr.partition(":")
+    host = ".".join(str(b) for b in reversed(bytes.fromhex(addr))) if len(addr) == 8 else addr
+    return f"{host}:{int(port, 16)}"
 
 
 def _clean_up(bundles: list[Bundle], leaks: Leaks) -> None:
