@@ -77,7 +77,7 @@ def test_looking_at_a_cgroup_loads_no_slow_module_and_no_writer(tmp_path: Path, 
     assert f"dockyard.runtime.cgroups.{layout}.pids" in applied
     assert "dockyard.runtime.cgroups.manager" in applied
     assert not applied & SLOW, applied
-    if layout == "v1":
-        # only the writer of a key present is loaded (v1/manager.py, plan)
-        writers = {"cpu", "cpuset", "memory", "blkio", "network", "hugetlb", "devices"}
-        assert not applied & {f"dockyard.runtime.cgroups.v1.{w}" for w in writers}, applied
+    # only the writer of a key present is loaded (v1/manager.py, plan)
+    writers = {"v1": {"cpu", "cpuset", "memory", "blkio", "network", "hugetlb", "devices"},
+               "v2": {"cpu", "cpuset", "memory", "io", "hugetlb", "devices", "unified"}}[layout]
+    assert not applied & {f"dockyard.runtime.cgroups.{layout}.{w}" for w in writers}, applied

@@ -123,35 +123,76 @@ class V2Manager:
 
     def plan(self, resources: dict[str, Any]) -> list[Write]:
         """Every write ``resources`` asks for, validated; no I/O but probes
-        for optional files."""
-        from ..manager import Write, reject_rdma
-        from . import cpu, cpuset, devices, hugetlb, io, memory, pids, unified
+        for optional files.
 
-        reject_rdma(resources)
+        As on v1 (v1/manager.py, plan): each writer reads only its own key
+        of ``resources``, so a writer whose key is absent is not imported,
+        and its probes are not made."""
+        from ..manager import Write
+
+        if "rdma" in resources:
+            from ..manager import reject_rdma
+
+            reject_rdma(resources)
         exists = os.path.exists
-        swap_accounting = exists(self._file("memory.swap.max")) or not exists(self._file("memory.max"))
-        rsvd = any(n.endswith(".rsvd.max") for n in _listdir(self.path))
-        sections: list[tuple[str, list[tuple[str, str]]]] = [
-            (cpuset.FIELD, cpuset.writes(resources)),
-            (memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)),
-            (cpu.FIELD, cpu.writes(resources)),
-            (pids.FIELD, pids.writes(resources)),
-            (io.FIELD, io.writes(resources, bfq=exists(self._file("io.bfq.weight")))),
-            (hugetlb.FIELD, hugetlb.writes(resources, rsvd=rsvd)),
-            (devices.FIELD, devices.writes(resources, allow_unenforced=self._allow_unenforced_devices)),
-        ]
+        sections: list[tuple[str, list[tuple[str, str]]]] = []
+        if "cpu" in resources:
+            from . import cpuset
+
+            sections.append((cpuset.FIELD, cpuset.writes(resources)))
+        if "memory" in resources:
+            from . import memory
+
+            swap_accounting = exists(self._file("memory.swap.max")) or not exists(self._file("memory.max"))
+            sections.append((memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)))
+        if "cpu" in resources:
+            from . import cpu
+
+            sections.append((cpu.FIELD, cpu.writes(resources)))
+        if "pids" in resources:
+            from . import pids
+
+            sections.append((pids.FIELD, pids.writes(resources)))
+        if "blockIO" in resources:
+            from . import io
+
+            sections.append((io.FIELD, io.writes(resources, bfq=exists(self._file("io.bfq.weight")))))
+        if "hugepageLimits" in resources:
+            from . import hugetlb
+
+            rsvd = any(n.endswith(".rsvd.max") for n in _listdir(self.path))
+            sections.append((hugetlb.FIELD, hugetlb.writes(resources, rsvd=rsvd)))
+        if "devices" in resources:
+            from . import devices
+
+            sections.append((devices.FIELD, devices.writes(resources,
+                                                           allow_unenforced=self._allow_unenforced_devices)))
         plan = [Write(self.path, f, v, field) for field, ws in sections for f, v in ws]
-        plan += [Write(self.path, f, v, f"{unified.FIELD}[{f!r}]") for f, v in unified.writes(resources)]
+        if "unified" in resources:
+            from . import unified
+
+            plan += [Write(self.path, f, v, f"{unified.FIELD}[{f!r}]") for f, v in unified.writes(resources)]
         return plan
 
     def apply(self, resources: dict[str, Any]) -> None:
         from ..manager import check_before_update, perform, report_ignored
-        from . import devices, io, memory
 
         plan = self.plan(resources)
-        check_before_update(resources, self._file("memory.current"))
-        report_ignored(memory.ignored(resources) + io.ignored(resources) + devices.ignored(resources)
-                       + _network_ignored(resources))
+        ignored: list[tuple[str, str]] = []
+        if "memory" in resources:
+            from . import memory
+
+            check_before_update(resources, self._file("memory.current"))
+            ignored += memory.ignored(resources)
+        if "blockIO" in resources:
+            from . import io
+
+            ignored += io.ignored(resources)
+        if "devices" in resources:
+            from . import devices
+
+            ignored += devices.ignored(resources)
+        report_ignored(ignored + _network_ignored(resources))
         perform(plan)
 
     def freeze(self) -> None:
