@@ -415,10 +415,14 @@ class StreamServer:
             with contextlib.suppress(ConnectionError):
                 await error.close()
         finally:
+            # Everything that must happen comes before the first await: the
+            # session's cleanup cancels this task, and a cancellation that
+            # lands on an await in here would skip the rest (it left the pod
+            # connection open, seen in the fd leak check).
             up_task.cancel()
             down_task.cancel()
-            await asyncio.gather(up_task, down_task, return_exceptions=True)
             pod_writer.close()
+            await asyncio.gather(up_task, down_task, return_exceptions=True)
             with contextlib.suppress(ConnectionError, OSError):
                 await pod_writer.wait_closed()
 
