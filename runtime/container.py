@@ -36,13 +36,14 @@ else:
     import _signal
 
 
-def manager_for(cgroups_path: str, container_id: str) -> cgroups.Manager:
+def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None = None) -> cgroups.Manager:
     # On cgroup v2, device rules need an eBPF program this runtime does not
     # load yet: they are reported (a warning naming linux.resources.devices)
     # rather than refusing every ordinary container on a v2 node.
     from .cgroups.locate import new_manager
 
-    return new_manager(cgroups_path or None, container_id, allow_unenforced_devices=True)
+    return new_manager(cgroups_path or None, container_id, mountinfo_text=mountinfo_text,
+                       allow_unenforced_devices=True)
 
 
 @record

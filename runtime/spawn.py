@@ -203,10 +203,9 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     devices = parse_devices(list(lx.devices))
     dev_is_tmpfs = any(m.destination == "/dev" and m.type != "bind" and "bind" not in m.options
                        and "rbind" not in m.options for m in spec.mounts)
-    manager = manager_for(lx.cgroups_path, container_id)
-    with open("/proc/self/mountinfo") as f:
-        mountinfo = f.read()
-    mode = cgroups.detect()
+    mountinfo = cgroups.read_mountinfo()  # once, for the manager, the layout and the cgroup mounts
+    manager = manager_for(lx.cgroups_path, container_id, mountinfo)
+    mode = cgroups.detect(mountinfo_text=mountinfo)
     v1 = tuple(cgroups.v1_mounts(mountinfo)) if mode != cgroups.Mode.V2 else ()
     v2_mount = "/sys/fs/cgroup/unified" if mode == cgroups.Mode.HYBRID else ""
     rplan = RootfsPlan(

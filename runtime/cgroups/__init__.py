@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .cgroup_path import inner_path
     from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
     from .manager import Manager, Write
-    from .mode import DEFAULT_ROOT, Mode, detect
+    from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
     from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
     from .locate import new_manager
     from .restore import restore_manager
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # create needs the device rules and the planned writes; a host needs one
 # manager class (see locate._v1).  Manager is a type for annotations.
 _LAZY = {
-    "inner_path": "cgroup_path", "DEFAULT_ROOT": "mode", "Mode": "mode", "detect": "mode",
+    "inner_path": "cgroup_path", "DEFAULT_ROOT": "mode", "Mode": "mode", "detect": "mode", "read_mountinfo": "mode",
     "CgroupMount": "mountinfo", "cgroup_mounts": "mountinfo", "own_cgroups": "mountinfo",
     "v1_mounts": "mountinfo", "new_manager": "locate", "restore_manager": "restore",
     "RUNC_DEFAULT_RULES": "device_rules", "with_default_devices": "device_rules",
@@ -55,5 +55,5 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "DEFAULT_ROOT", "RUNC_DEFAULT_RULES", "CgroupMount", "Manager", "Mode", "V1Manager", "V2Manager", "Write",
     "cgroup_mounts", "detect", "inner_path", "new_manager", "own_cgroups", "v1_mounts",
-    "restore_manager", "with_default_devices",
+    "read_mountinfo", "restore_manager", "with_default_devices",
 ]
