@@ -12,7 +12,7 @@ import os
 import posixpath
 import time
 
-from ..errors import SyscallError, Unsupported
+from ..errors import Unsupported
 from . import cgroupfs
 from .cgroup_path import inner_path, place
 from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
@@ -39,14 +39,6 @@ def _v2() -> type[V2Manager]:
     from .v2.manager import V2Manager
 
     return V2Manager
-
-
-def read_proc_cgroup() -> str:
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as f:
-            return f.read()
-    except OSError as err:
-        raise SyscallError("read", "/proc/self/cgroup", err.errno or 0) from err
 
 
 def new_manager(
@@ -77,7 +69,7 @@ def new_manager(
     mounts = cgroup_mounts(mountinfo_text)
     own: dict[str, str] = {}
     if not inner.startswith("/"):
-        own = own_cgroups(proc_cgroup_text if proc_cgroup_text is not None else read_proc_cgroup())
+        own = own_cgroups(proc_cgroup_text if proc_cgroup_text is not None else cgroupfs.read("/proc/self/cgroup"))
     wait = wait or time.sleep
 
     if mode is Mode.V2:
