@@ -30,13 +30,15 @@ PY
 
 # dockyard-runc leaves through os._exit once its output is flushed: tearing
 # down the interpreter (module dicts, caches) is work nobody needs from a
-# short-lived CLI call.  The shim is a daemon with its own exit path.
+# short-lived CLI call (posix's _exit: os would cost the call 1.3 ms to
+# import, see runtime/leanos.py).  The shim is a daemon with its own exit
+# path.
 install_launcher dockyard-runc dockyard.runtime.cli.main 'code = main()
 try:
     sys.stdout.flush()
     sys.stderr.flush()
 except OSError:
     code = code or 1
-import os
-os._exit(code)'
+import posix
+posix._exit(code)'
 install_launcher dockyard-shim dockyard.shim.main 'sys.exit(main())'

@@ -39,8 +39,10 @@ _NAMES: dict[int, str] = {bit: name for name, bit in CAPABILITIES.items()}
 def last_cap(path: str = "/proc/sys/kernel/cap_last_cap") -> int:
     """The highest capability number the running kernel knows."""
     try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
+        # bytes: int() takes them, and a text read in "ascii" would import
+        # that codec (~0.3 ms of every create)
+        with open(path, "rb") as f:
+            return int(f.read())
     except OSError as err:
         raise SyscallError("read", path, err.errno or 0) from err
     except ValueError as err:

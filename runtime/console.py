@@ -14,10 +14,10 @@ from __future__ import annotations
 # _socket, not socket: socket.py's enums cost ~4 ms of every create.
 import _socket
 import fcntl
-import os
 import struct
 import termios
 
+from . import leanos as os
 from . import syscalls as sc
 from .errors import SyscallError
 

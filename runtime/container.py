@@ -6,10 +6,10 @@ spawn.py, so these verbs do not import the init machinery.
 
 from __future__ import annotations
 
-import os
 import select
 import time
 
+from . import leanos as os
 from . import log
 from .errors import (
     FailedPrecondition,

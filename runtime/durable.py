@@ -16,7 +16,7 @@ Facts this relies on (ext4/xfs with default mount options):
 
 from __future__ import annotations
 
-import os
+from . import leanos as os
 
 TEMP_PREFIX = ".tmp-"
 

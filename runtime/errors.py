@@ -10,7 +10,8 @@ table.  Nothing is ever classified by its message text.
 from __future__ import annotations
 
 import errno as _errno
-import os
+
+from . import leanos as os
 
 
 class RuntimeFault(Exception):

@@ -36,10 +36,10 @@ The order inside stage 2 is runc's, and why:
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import hooks, privileges
+from . import leanos as os
 from . import syscalls as sc
 from .errors import RuntimeFault
 from .namespaces import join

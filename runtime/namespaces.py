@@ -26,8 +26,7 @@ Facts that decide the order:
 
 from __future__ import annotations
 
-import os
-
+from . import leanos as os
 from . import syscalls as sc
 from .errors import SyscallError
 from .spec import IDMap, Namespace

@@ -14,11 +14,10 @@ Order matters, and it is runc's:
 
 from __future__ import annotations
 
+import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
-import os
-import resource
-import stat
 
+from . import leanos as os
 from . import syscalls as sc
 from .errors import NotFound, SyscallError, Unsupported
 from .plan import ProcessPlan
@@ -27,10 +26,9 @@ from .plan import ProcessPlan
 def set_rlimits(plan: ProcessPlan) -> None:
     for res, soft, hard in plan.rlimits:
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (ValueError, OSError) as err:
-            code = getattr(err, "errno", None) or errno.EPERM
-            raise SyscallError("setrlimit", f"process.rlimits resource {res}", code,
+            sc.setrlimit(res, soft, hard)
+        except SyscallError as err:
+            raise SyscallError("setrlimit", f"process.rlimits resource {res}", err.errno,
                                f"soft={soft} hard={hard} (raising a hard limit needs CAP_SYS_RESOURCE)") from err
 
 

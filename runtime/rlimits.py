@@ -1,16 +1,18 @@
 """``process.rlimits`` -> (resource, soft, hard) triples for setrlimit.
 
 Facts: rlim_t is an unsigned 64-bit number and RLIM_INFINITY is its all-ones
-value, which the OCI spec writes as 18446744073709551615; Python's
-``resource`` module takes it as ``resource.RLIM_INFINITY`` (-1) and cannot
-pass numbers above 2**63-1 at all, so the all-ones value is translated and
-other numbers past 2**63-1 are refused.  soft > hard is not checked here:
+value, which the OCI spec writes as 18446744073709551615.  The limits are
+set through libc (syscalls.setrlimit), which takes every rlim_t as it is;
+Python's ``resource`` module could not pass numbers above 2**63-1, and
+loading it costs every create ~0.3 ms.  soft > hard is not checked here:
 setrlimit(2) reports it (EINVAL), as runc leaves it to the kernel.
+
+The resource numbers are Linux's generic ones (asm-generic/resource.h),
+which x86_64 and arm64 use; Alpha, MIPS and SPARC number a few differently
+and are not targets (see syscalls.py).
 """
 
 from __future__ import annotations
-
-import resource
 
 from .errors import InvalidSpec
 
@@ -19,35 +21,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 RLIMITS: dict[str, int] = {
-    "RLIMIT_CPU": resource.RLIMIT_CPU,
-    "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
-    "RLIMIT_DATA": resource.RLIMIT_DATA,
-    "RLIMIT_STACK": resource.RLIMIT_STACK,
-    "RLIMIT_CORE": resource.RLIMIT_CORE,
-    "RLIMIT_RSS": resource.RLIMIT_RSS,
-    "RLIMIT_NPROC": resource.RLIMIT_NPROC,
-    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
-    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK,
-    "RLIMIT_AS": resource.RLIMIT_AS,
-    "RLIMIT_LOCKS": 10,  # Linux's number; Python's resource module omits it
-    "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
-    "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
-    "RLIMIT_NICE": resource.RLIMIT_NICE,
-    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO,
-    "RLIMIT_RTTIME": resource.RLIMIT_RTTIME,
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 
-_U64_INFINITY = 2**64 - 1
-_MAX_FINITE = 2**63 - 1
+RLIM_INFINITY = 2**64 - 1
 
 
 def _limit(entry: dict[str, Any], key: str, here: str) -> int:
     value = entry.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSpec(f"{here}.{key}", f"must be an integer, not {type(value).__name__}")
-    if value == _U64_INFINITY:
-        return resource.RLIM_INFINITY
-    if not 0 <= value <= _MAX_FINITE:
+    if not 0 <= value <= RLIM_INFINITY:
         raise InvalidSpec(f"{here}.{key}", f"{value} is out of range")
     return value
 

@@ -14,10 +14,10 @@ that fails at any step leaves no state dir, cgroup, mount or process.
 from __future__ import annotations
 
 import errno as _errno
-import os
 import time
 
 from . import cgroups, hooks, jsonfast, namespaces
+from . import leanos as os
 from . import syscalls as sc
 from .capabilities import last_cap
 from .container import load, manager_for

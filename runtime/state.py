@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
 
 from . import jsonfast
+from . import leanos as os
 from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
 from .records import field, record, to_dict
 from .status import Status

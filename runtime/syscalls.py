@@ -20,9 +20,8 @@ same on every architecture since 5.2).  Facts worth knowing:
 
 from __future__ import annotations
 
-import os
-
 from . import ffi  # ctypes' names without its import cost
+from . import leanos as os
 from .errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py
@@ -207,6 +206,17 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     if ret < 0:
         raise _fail(f"prctl option={option}")
     return int(ret)
+
+
+class _Rlimit(ffi.Structure):
+    _fields_ = (("soft", ffi.c_ulong), ("hard", ffi.c_ulong))
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit with rlim_t's whole unsigned 64-bit range (RLIM_INFINITY is
+    all ones), which Python's ``resource`` module cannot pass."""
+    if _libc.setrlimit(resource, ffi.byref(_Rlimit(soft, hard))) != 0:
+        raise _fail("setrlimit", f"resource {resource}")
 
 
 class _CapHeader(ffi.Structure):

@@ -21,8 +21,7 @@ The rules, which are runc's (cgroupfs driver):
 
 from __future__ import annotations
 
-import posixpath
-
+from .. import leanpath
 from ..errors import InvalidSpec, Unsupported
 
 FIELD = "linux.cgroupsPath"
@@ -40,9 +39,9 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
     if not path:
         path = container_id
     if path.startswith("/"):
-        inner = posixpath.normpath(path).replace("//", "/")
+        inner = leanpath.normpath(path).replace("//", "/")
     else:
-        inner = posixpath.normpath("/" + path).lstrip("/")
+        inner = leanpath.normpath("/" + path).lstrip("/")
     if inner in ("", "/"):
         # The hierarchy root, or the runtime's own cgroup: destroy() would
         # then remove every cgroup below it.
@@ -56,9 +55,9 @@ def place(inner: str, own_cgroup: str, mount_root: str = "/") -> str:
     ``own_cgroup`` is the runtime's cgroup in that hierarchy (already moved one
     level up by the v2 caller); ``mount_root`` is mountinfo's ROOT field.
     """
-    full = inner if inner.startswith("/") else posixpath.join(own_cgroup or "/", inner)
-    full = posixpath.normpath(full)
-    root = posixpath.normpath(mount_root or "/")
+    full = inner if inner.startswith("/") else leanpath.join(own_cgroup or "/", inner)
+    full = leanpath.normpath(full)
+    root = leanpath.normpath(mount_root or "/")
     if root != "/" and (full == root or full.startswith(root + "/")):
         full = full[len(root):] or "/"
     return full.lstrip("/")

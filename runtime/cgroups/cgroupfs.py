@@ -18,9 +18,9 @@ Facts about cgroupfs that shape these functions:
 from __future__ import annotations
 
 import errno
-import os
 import time
 
+from .. import leanos as os
 from ..errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -88,10 +88,29 @@ def make_dirs(path: str, *, mkdir: Rmdir = mkdir) -> list[str]:
     return missing
 
 
+def _dirs_under(path: str, *, leaves_first: bool = False) -> list[str]:
+    """``path`` and the directories below it, parents first or leaves first:
+    os.walk's order without os (runtime/leanos.py).  A directory that cannot
+    be listed (gone meanwhile) is left out, with what is below it."""
+    out: list[str] = []
+    try:
+        with os.scandir(path) as entries:
+            subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    if not leaves_first:
+        out.append(path)
+    for sub in subs:
+        out += _dirs_under(sub, leaves_first=leaves_first)
+    if leaves_first:
+        out.append(path)
+    return out
+
+
 def pids_in_tree(path: str) -> list[int]:
     """Every pid in the cgroup at ``path`` and its descendants."""
     pids: set[int] = set()
-    for dirpath, _dirs, _files in os.walk(path):
+    for dirpath in _dirs_under(path):
         text = read_optional(os.path.join(dirpath, "cgroup.procs"))
         if text is None:
             continue
@@ -119,7 +138,7 @@ def remove_tree(path: str, *, rmdir: Rmdir = os.rmdir, sleep: Sleep = time.sleep
         pass
     if not os.path.isdir(path):
         return
-    dirs = [dirpath for dirpath, _d, _f in os.walk(path, topdown=False)]
+    dirs = _dirs_under(path, leaves_first=True)
     delay = 0.005
     waited = 0.0
     for d in dirs:

@@ -8,10 +8,10 @@ tree without touching the host.
 
 from __future__ import annotations
 
-import os
-import posixpath
 import time
 
+from .. import leanos as os
+from .. import leanpath
 from ..errors import Unsupported
 from . import cgroupfs
 from .cgroup_path import inner_path, place
@@ -61,7 +61,7 @@ def new_manager(
     cannot enforce (see v2/devices.py); it is ignored on v1.
     """
     inner = inner_path(cgroups_path, container_id)
-    root = posixpath.normpath(root)
+    root = leanpath.normpath(root)
     if mountinfo_text is None:
         mountinfo_text = read_mountinfo()
     if mode is None:
@@ -74,27 +74,27 @@ def new_manager(
 
     if mode is Mode.V2:
         mount_root = next((m.root for m in mounts if m.fstype == "cgroup2"
-                           and posixpath.normpath(m.mountpoint) == root), "/")
-        path = posixpath.join(root, place(inner, posixpath.dirname(own.get("", "/")), mount_root))
+                           and leanpath.normpath(m.mountpoint) == root), "/")
+        path = leanpath.join(root, place(inner, leanpath.dirname(own.get("", "/")), mount_root))
         return _v2()(path.rstrip("/"), root=root, wait=wait, mkdir=mkdir, rmdir=rmdir,
                          allow_unenforced_devices=allow_unenforced_devices)
 
     dirs: dict[str, str] = {}
     for m in mounts:
-        if m.fstype != "cgroup" or posixpath.dirname(posixpath.normpath(m.mountpoint)) != root:
+        if m.fstype != "cgroup" or leanpath.dirname(leanpath.normpath(m.mountpoint)) != root:
             continue
         for controller in m.controllers:
-            dirs[controller] = posixpath.join(m.mountpoint, place(inner, own.get(controller, "/"), m.root))
+            dirs[controller] = leanpath.join(m.mountpoint, place(inner, own.get(controller, "/"), m.root))
     if not dirs:
         raise Unsupported("find cgroup v1 hierarchies", root, "none is mounted there")
     unified: tuple[str, str] | None = None
     if mode is Mode.HYBRID:
-        unified_mount = posixpath.join(root, "unified")
+        unified_mount = leanpath.join(root, "unified")
         m2 = next((m for m in mounts if m.fstype == "cgroup2"
-                   and posixpath.normpath(m.mountpoint) == unified_mount), None)
+                   and leanpath.normpath(m.mountpoint) == unified_mount), None)
         if m2 is not None:
             # The cgroup2 side follows the v2 rule for relative paths (the
             # parent of our own cgroup), since it is a v2 hierarchy.
-            unified = (unified_mount, posixpath.join(
-                unified_mount, place(inner, posixpath.dirname(own.get("", "/")), m2.root)))
+            unified = (unified_mount, leanpath.join(
+                unified_mount, place(inner, leanpath.dirname(own.get("", "/")), m2.root)))
     return _v1()(dirs, unified=unified, wait=wait, mkdir=mkdir, rmdir=rmdir)

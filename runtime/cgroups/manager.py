@@ -13,8 +13,7 @@ it; earlier writes stay, as in runc.
 
 from __future__ import annotations
 
-import os
-
+from .. import leanos as os
 from ..errors import FailedPrecondition, Unsupported
 from ..log import warn
 from ..records import record

@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-import os
-
+from .. import leanos as os
 from ..errors import SyscallError, Unsupported
 from .mountinfo import cgroup_mounts
 

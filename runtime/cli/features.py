@@ -3,10 +3,10 @@ runc's features JSON (OCI runtime-spec features.md)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .. import cgroups, jsonfast, seccomp
+from .. import leanos as os
 from ..capabilities import CAPABILITIES, last_cap
 from ..namespaces import CLONE_FLAGS
 from ..rootfs.mountopts import SUPPORTED_OPTIONS

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .. import container, jsonfast
+from .. import leanos as os
 from ..errors import NotFound
 from .args import Parser
 from .main import Context

@@ -7,11 +7,11 @@ own small parser (args.py, argparse's API without its import cost), is imported.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from .. import jsonfast, log
+from .. import leanos as os
 from ..errors import InvalidArgument, RuntimeFault
 from ..state import DEFAULT_ROOT, Store
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from .. import jsonfast
+from .. import leanos as os
 from ..default_spec import default_spec
 from ..errors import AlreadyExists
 from .args import Parser

@@ -17,7 +17,7 @@ setup's job.  Facts:
 
 from __future__ import annotations
 
-import stat
+import _stat as stat  # stat's own names; the stat module is only a wrapper
 
 from ..errors import InvalidSpec
 from ..records import record

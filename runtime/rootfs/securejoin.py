@@ -25,10 +25,10 @@ image send a bind mount onto the host's ``/etc``.  Facts this module relies on:
 
 from __future__ import annotations
 
+import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
-import os
-import stat
 
+from .. import leanos as os
 from ..errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -29,10 +29,10 @@ Facts this code depends on:
 
 from __future__ import annotations
 
+import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
-import os
-import stat
 
+from .. import leanos as os
 from .. import syscalls as sc
 from ..errors import InvalidSpec, SyscallError
 from ..records import field, record, replace

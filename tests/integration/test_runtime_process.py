@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,27 @@ def test_rlimit_several(bundle: Bundle) -> None:
     out = bundle.run_ok("grep -E '^Max (open files|processes|core file size)' /proc/self/limits")
     rows = {line[:25].strip(): line[25:].split()[:2] for line in out.splitlines()}
     assert rows == {"Max core file size": ["0", "0"], "Max processes": ["77", "88"], "Max open files": ["300", "300"]}
+
+
+def test_rlimit_takes_the_whole_unsigned_range(bundle: Bundle) -> None:
+    """rlim_t is unsigned 64-bit: 2**63 is a number like any other and the
+    all-ones value is unlimited (Python's resource module could pass neither)."""
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**63, "hard": 2**64 - 1}]
+    out = bundle.run_ok("grep '^Max core file size' /proc/self/limits")
+    assert out[25:].split()[:2] == [str(2**63), "unlimited"]
+
+
+def test_rlimit_raise_past_the_hard_limit_is_an_error(bundle: Bundle) -> None:
+    """raising a hard limit needs CAP_SYS_RESOURCE, which root lacks here:
+    create fails naming process.rlimits and leaves nothing behind."""
+    own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # the runtime inherits it
+    if own_hard >= int(Path("/proc/sys/fs/nr_open").read_text()):
+        pytest.skip("the open-files hard limit is already the kernel's maximum: nothing to raise it to")
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": own_hard + 1}]
+    done = bundle.create()
+    assert done.returncode == 1, f"create succeeded: {done.stdout}{done.stderr}"
+    assert "process.rlimits" in done.stderr and "setrlimit" in done.stderr, done.stderr
+    assert not bundle.exists()
 
 
 def test_cwd_and_env(bundle: Bundle) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.runtime import leanos
 from dockyard.runtime.errors import SyscallError
 from dockyard.runtime.rootfs.securejoin import open_in_root, resolve_in_root
 
@@ -183,7 +184,7 @@ def test_open_in_root_survives_swap_after_mkdir(tree: tuple[Path, Path],
             os.rmdir(path, dir_fd=dir_fd)
             os.symlink(str(outside), path, dir_fd=dir_fd)
 
-    monkeypatch.setattr(os, "mkdir", mkdir_then_swap)
+    monkeypatch.setattr(leanos, "mkdir", mkdir_then_swap)  # the runtime's os (runtime/leanos.py)
     fd = open_in_root(str(root), "/victim/sub", create="dir")
     os.close(fd)
     assert list(outside.iterdir()) == []

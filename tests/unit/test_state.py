@@ -163,10 +163,10 @@ def test_state_writes_rename_without_fsync(tmp_path: Path, monkeypatch: pytest.M
     """The runtime's records describe what a reboot ends (see state.py), so
     they skip the fsyncs; durable.write_atomic's default keeps them for the
     daemon's stores."""
-    from dockyard.runtime import durable
+    from dockyard.runtime import durable, leanos
 
     synced: list[int] = []
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    monkeypatch.setattr(leanos, "fsync", lambda fd: synced.append(fd))  # the runtime's os
     write_atomic(str(tmp_path / "state.json"), b"{}")
     assert synced == []
     durable.write_atomic(str(tmp_path / "store.json"), b"{}")

@@ -31,9 +31,9 @@ which keeps about 3 ms off each of those calls on the test VM.
 from __future__ import annotations
 
 import errno
-import os
 import time
 
+from ... import leanos as os
 from ...errors import SyscallError, Unsupported
 from .. import cgroupfs
 from . import freezer

@@ -25,9 +25,9 @@ look at, freeze or remove the cgroup do not import them.
 from __future__ import annotations
 
 import errno
-import os
 import time
 
+from ... import leanos as os
 from ...errors import FailedPrecondition, SyscallError, Unsupported
 from ...log import debug
 from .. import cgroupfs
