@@ -270,6 +270,15 @@ SHIM_SIGNALS = sum(1 << (s - 1) for s in (signal.SIGHUP, signal.SIGINT, signal.S
                                           signal.SIGCHLD, signal.SIGTERM))
 
 
+def _wait_for_comm(pid: int, comm: str, timeout: float = 5.0) -> None:
+    """Until ``pid`` has exec'd ``comm`` (its fds and signal state are then
+    the process's own, no longer its runtime's)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/comm").read_text().strip() != comm:
+        assert time.monotonic() < deadline, f"pid {pid} never became {comm}"
+        time.sleep(0.02)
+
+
 def _signals(pid: int, field: str) -> int:
     """The mask of ``field`` (SigIgn, SigCgt) in /proc/<pid>/status, limited to the shim's signals."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -290,14 +299,15 @@ def test_container_process_starts_clean(peer: str, shims: Callable[..., Shim], b
     before = set(os.listdir(f"/proc/{shim.pid}/fd"))
     pid = create(c, bundle, "exec sleep 1000", start=True, stdin=True)
     # `create` above may still be waiting for the shell's exec: ask for the sleep itself
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for_comm(pid, "sleep")
     assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
     assert _signals(pid, "SigIgn") == 0, hex(_signals(pid, "SigIgn"))
     assert _signals(pid, "SigCgt") == 0, hex(_signals(pid, "SigCgt"))
     exec_pid = int(c.call("exec", container_id=bundle.id, exec_id="e1",
                           process={**bundle.config["process"], "args": ["sleep", "1000"]})["pid"])
+    # runc reports the exec's pid while its `runc init` still holds its own
+    # pipes (fds 6 to 8), before the execve of sleep closes them (CI saw it)
+    _wait_for_comm(exec_pid, "sleep")
     assert sorted(os.listdir(f"/proc/{exec_pid}/fd"), key=int) == ["0", "1", "2"]
     assert _signals(exec_pid, "SigIgn") == 0, hex(_signals(exec_pid, "SigIgn"))
     c.call("kill", container_id=bundle.id, signal=9, all=True)
