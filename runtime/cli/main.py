@@ -24,6 +24,13 @@ VERBS = {
     "events": "events", "spec": "spec", "features": "features",
 }
 
+# Verbs that can outlive the container's start: run and exec in the
+# foreground wait for their process, events loops until killed.  The
+# launcher starts the CLI without the cyclic garbage collector
+# (hack/install-launcher.sh says why); these turn it back on, so a long
+# wait never piles up cyclic garbage.
+LONG_LIVED = frozenset({"run", "exec", "events"})
+
 USAGE = f"""usage: dockyard-runc [global options] command [command options] [arguments...]
 
 A runc-compatible OCI runtime.
@@ -136,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
 
             raise Unsupported("use cgroup driver", "--systemd-cgroup",
                               "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")
+        if verb in LONG_LIVED:
+            import gc
+
+            gc.enable()
         # __import__, not importlib.import_module: importlib is one more import.
         module = __import__(f"{__package__}.{VERBS[verb]}", fromlist=["run"])
         code: int = module.run(ctx, rest[1:])

@@ -3,6 +3,9 @@ parser of `update` (no container is touched)."""
 
 from __future__ import annotations
 
+import gc
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,45 @@ def test_a_root_the_system_refuses_is_a_clear_error(verb: list[str], tmp_path: P
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err, err
     assert str(blocker) in err and "ENOTDIR" in err, err
+
+
+@pytest.fixture
+def gc_off() -> Iterator[None]:
+    """The collector as the launcher leaves it (off), restored afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize(("argv", "enabled"), [
+    (["state", "no-such"], False),
+    (["delete", "no-such"], False),
+    (["kill", "no-such"], False),
+    (["start", "no-such"], False),
+    (["list"], False),
+    (["exec", "no-such", "true"], True),
+    (["run", "--bundle", "/nonexistent", "no-such"], True),
+    (["events", "no-such"], True),
+])
+def test_long_lived_verbs_turn_the_collector_back_on(gc_off: None, tmp_path: Path, argv: list[str],
+                                                     enabled: bool) -> None:
+    """The launcher runs the CLI without the cyclic GC (hack/install-launcher.sh);
+    the verbs that wait on a container for as long as it runs turn it on again."""
+    main.main(["--root", str(tmp_path), *argv])
+    assert gc.isenabled() is enabled
+    assert main.LONG_LIVED <= set(main.VERBS)
+
+
+def test_launcher_disables_the_collector_before_any_import(tmp_path: Path) -> None:
+    """The generated dockyard-runc turns the GC off before it imports the runtime,
+    so the imports and the init forked by create do not collect either."""
+    repo = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    subprocess.run(["bash", str(repo / "hack" / "install-launcher.sh"), str(venv)], check=True)
+    lines = (venv / "bin" / "dockyard-runc").read_text().splitlines()
+    assert lines.index("gc.disable()") < min(i for i, line in enumerate(lines) if "dockyard" in line)
+    assert "gc.disable()" not in (venv / "bin" / "dockyard-shim").read_text()  # a daemon keeps its GC

@@ -134,8 +134,6 @@ def test_leanos_loads_no_os() -> None:
             "print('os' in sys.modules, 'posixpath' in sys.modules, '_collections_abc' in sys.modules)")
     # -S: no site, which imports os itself; the package is found through the source tree
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, "-IS", "-c", f"import sys; pkg = type(sys)('dockyard'); pkg.__path__ = [{str(root)!r}]; "
-                                      f"sys.modules['dockyard'] = pkg; {code}"],
-        capture_output=True, text=True, check=True)
+    setup = f"import sys; pkg = type(sys)('dockyard'); pkg.__path__ = [{str(root)!r}]; sys.modules['dockyard'] = pkg"
+    out = subprocess.run([sys.executable, "-IS", "-c", f"{setup}; {code}"], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
