@@ -231,6 +231,10 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     with Undo() as stack:
         store.create_dir(container_id)
         stack.callback(store.remove_dir, container_id)
+        # Before the fork, not after: from the fork until the init execs, every
+        # page this process writes is copied first (a fault each), and the
+        # config needs no pid.  Readers go by state.json, written last.
+        store.save_config(container_id, raw)
         fifo = store.fifo(container_id)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # past the umask: a non-root init must be able to open it for writing
@@ -286,7 +290,6 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
             cgroup_path=lx.cgroups_path, oci_version=spec.oci_version, annotations=spec.annotations,
             private_pidns=bool(pid_ns and not pid_ns.path), cgroups=manager.describe(),
         )
-        store.save_config(container_id, raw)
         store.save(state)
         if pid_file:
             _write_pid_file(pid_file, pid)
