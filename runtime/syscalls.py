@@ -273,6 +273,19 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
 
 CLOSE_RANGE_CLOEXEC = 4
 
+AF_UNIX = 1
+SOCK_SEQPACKET = 5
+SOCK_CLOEXEC = os.O_CLOEXEC  # the same bit, by design of the socket API
+
+
+def socketpair(domain: int, kind: int) -> tuple[int, int]:
+    """socketpair(2) as two raw fds: for the callers that only read and
+    write them, without the ``_socket`` module (~0.15 ms to import)."""
+    fds = (ffi.c_int * 2)()
+    if _libc.socketpair(domain, kind, 0, fds) != 0:
+        raise _fail("socketpair")
+    return int(fds[0]), int(fds[1])
+
 # --- fork into a cgroup -------------------------------------------------------
 
 _NR_CLONE3 = 435

@@ -258,11 +258,11 @@ def test_verbs_on_a_container_skip_the_host_probing(bundle: Bundle, verb: str) -
             bundle.delete(force=True)
 
 
-# Standard modules that cost a container's start path 0.3 to 1.4 ms of CPU
+# Standard modules that cost a container's start path 0.15 to 1.4 ms of CPU
 # each, for names the runtime gets elsewhere (runtime/leanos.py, rlimits.py,
-# capabilities.py).
+# capabilities.py, sync.py).
 COSTLY_STDLIB = {"os", "posixpath", "_collections_abc", "stat", "resource", "encodings.ascii", "ctypes",
-                 "typing", "enum", "json", "subprocess", "re"}
+                 "typing", "enum", "json", "subprocess", "re", "_socket", "socket"}
 
 
 @own_state

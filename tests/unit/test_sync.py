@@ -4,6 +4,7 @@ unexpected message or EOF mistaken for success, errors re-raised as their class.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -115,6 +116,38 @@ def test_error_beats_expected_type(pair: tuple[Channel, Channel]) -> None:
 @pytest.mark.parametrize("packet", [b"not json", b"[1, 2]", b"\xff"])
 def test_garbage_packet_is_runtime_fault(pair: tuple[Channel, Channel], packet: bytes) -> None:
     parent, child = pair
-    child.sock.send(packet)
+    os.write(child.fileno(), packet)
     with pytest.raises(RuntimeFault):
         parent.recv("ready")
+
+
+def test_close_is_idempotent_and_leaves_other_fds_alone(pair: tuple[Channel, Channel]) -> None:
+    """create's cleanup can close an end twice; the second close must not
+    hit whatever file reused the number meanwhile."""
+    parent, _child = pair
+    number = parent.fileno()
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    parent.close()
+    os.dup2(devnull, number)  # the number now names another file
+    os.close(devnull)
+    try:
+        parent.close()
+        os.fstat(number)  # still open: the second close did nothing
+    finally:
+        os.close(number)
+
+
+def test_ends_are_close_on_exec(pair: tuple[Channel, Channel]) -> None:
+    """The container's program must never inherit the channel."""
+    for end in pair:
+        assert not os.get_inheritable(end.fileno())
+
+
+def test_two_sends_are_two_reads(pair: tuple[Channel, Channel]) -> None:
+    """SOCK_SEQPACKET keeps message bounds for read(2) as for recv: two sends
+    are two reads."""
+    parent, child = pair
+    child.send("pid", pid=1)
+    child.send("ready")
+    assert parent.recv("pid")["pid"] == 1
+    assert parent.recv("ready") == {"type": "ready"}
