@@ -19,7 +19,6 @@ from .errors import (
     RuntimeFault,
     SyscallError,
 )
-from .records import record
 from .state import ContainerState, Store
 from .status import Status, require
 
@@ -46,23 +45,37 @@ def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None
                        allow_unenforced_devices=True)
 
 
-@record
 class Loaded:
-    state: ContainerState
-    manager: cgroups.Manager
-    status: Status
+    """A container as a verb finds it: its record, its status and its cgroup
+    manager.  The manager is built when a verb first asks for it: the status
+    needs only the freezer's one file (restore.is_frozen), and start, state
+    and kill ask for nothing more, so they do not load the manager's modules."""
+
+    __slots__ = ("_manager", "state", "status")
+
+    def __init__(self, state: ContainerState, status: Status, manager: cgroups.Manager | None = None) -> None:
+        self.state = state
+        self.status = status
+        self._manager = manager
+
+    @property
+    def manager(self) -> cgroups.Manager:
+        if self._manager is None:
+            from .cgroups.restore import restore_manager
+
+            self._manager = restore_manager(self.state.cgroups)
+        return self._manager
 
 
 def load(store: Store, container_id: str) -> Loaded:
     state = store.load(container_id)
     if state.cgroups:
-        from .cgroups.restore import restore_manager
+        from .cgroups.restore import is_frozen
 
-        manager = restore_manager(state.cgroups)
-    else:  # a version-1 record
-        manager = manager_for(state.cgroup_path, state.id)
-    frozen = manager.exists() and manager.is_frozen()
-    return Loaded(state, manager, store.status(state, frozen))
+        return Loaded(state, store.status(state, is_frozen(state.cgroups)))
+    # a version-1 record: its manager is worked out from the host, as then
+    manager = manager_for(state.cgroup_path, state.id)
+    return Loaded(state, store.status(state, manager.exists() and manager.is_frozen()), manager)
 
 
 def start(store: Store, container_id: str) -> None:

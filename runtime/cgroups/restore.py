@@ -44,22 +44,59 @@ def _abs(value: object, where: str) -> str:
     return value
 
 
+def _v1_fields(desc: dict[str, Any]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    dirs = _str_map(desc.get("dirs"), f"{FIELD}.dirs")
+    unified = desc.get("unified")
+    if unified is not None:
+        if not isinstance(unified, list) or len(unified) != 2:
+            raise InvalidSpec(f"{FIELD}.unified", "must be [cgroup2 mountpoint, dir] or null")
+        unified = (_abs(unified[0], f"{FIELD}.unified[0]"), _abs(unified[1], f"{FIELD}.unified[1]"))
+    return dirs, unified
+
+
+def _v2_path(desc: dict[str, Any]) -> str:
+    return _abs(desc.get("path"), f"{FIELD}.path")
+
+
+def _bad_layout(desc: dict[str, Any]) -> InvalidSpec:
+    return InvalidSpec(f"{FIELD}.layout", f"must be 'v1' or 'v2', not {desc.get('layout')!r}")
+
+
 def restore_manager(desc: dict[str, Any], *, sleep: Any = time.sleep) -> Manager:
     """The manager ``desc`` (a ``describe()`` result) stands for."""
     layout = desc.get("layout")
     if layout == "v1":
         from .v1.manager import V1Manager
 
-        dirs = _str_map(desc.get("dirs"), f"{FIELD}.dirs")
-        unified = desc.get("unified")
-        if unified is not None:
-            if not isinstance(unified, list) or len(unified) != 2:
-                raise InvalidSpec(f"{FIELD}.unified", "must be [cgroup2 mountpoint, dir] or null")
-            unified = (_abs(unified[0], f"{FIELD}.unified[0]"), _abs(unified[1], f"{FIELD}.unified[1]"))
+        dirs, unified = _v1_fields(desc)
         return V1Manager(dirs, unified=unified, wait=sleep)
     if layout == "v2":
         from .v2.manager import V2Manager
 
-        return V2Manager(_abs(desc.get("path"), f"{FIELD}.path"), root=_abs(desc.get("root"), f"{FIELD}.root"),
+        return V2Manager(_v2_path(desc), root=_abs(desc.get("root"), f"{FIELD}.root"),
                          wait=sleep, allow_unenforced_devices=desc.get("allow_unenforced_devices") is True)
-    raise InvalidSpec(f"{FIELD}.layout", f"must be 'v1' or 'v2', not {layout!r}")
+    raise _bad_layout(desc)
+
+
+def is_frozen(desc: dict[str, Any]) -> bool:
+    """Whether the cgroup ``desc`` describes is frozen, read from the one file
+    that tells, without building its manager: a container's status needs
+    nothing else of its cgroup, and start, state and kill need nothing but
+    the status, while the manager's modules are ~0.3 ms of each call.  A
+    cgroup that is gone, or a v1 layout without the freezer, is not frozen."""
+    from . import cgroupfs
+
+    layout = desc.get("layout")
+    if layout == "v1":
+        from .v1 import freezer as v1_freezer
+
+        dirs, _ = _v1_fields(desc)
+        where = dirs.get(v1_freezer.CONTROLLER)
+        text = cgroupfs.read_optional(f"{where}/{v1_freezer.FILE}") if where else None
+        return text is not None and v1_freezer.is_frozen(text)
+    if layout == "v2":
+        from .v2 import freezer as v2_freezer
+
+        text = cgroupfs.read_optional(f"{_v2_path(desc)}/{v2_freezer.EVENTS}")
+        return text is not None and v2_freezer.is_frozen(text)
+    raise _bad_layout(desc)

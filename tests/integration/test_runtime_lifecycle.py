@@ -293,6 +293,11 @@ def test_container_path_loads_no_costly_stdlib(bundle: Bundle, tmp_path: Path, v
         loaded = {line.rpartition("|")[2].strip() for line in text.splitlines() if "|" in line}
         assert "dockyard.runtime.state" in loaded  # the probe sees the runtime's imports at all
         assert not loaded & COSTLY_STDLIB, text
+        if verb in ("start", "state", "kill"):
+            # the status reads the freezer from the record (restore.is_frozen);
+            # nothing else of the cgroup is needed, so no manager is built
+            managers = {"dockyard.runtime.cgroups.v1.manager", "dockyard.runtime.cgroups.v2.manager"}
+            assert not loaded & managers, text
     finally:
         bundle.delete(force=True)
 

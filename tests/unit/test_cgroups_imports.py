@@ -72,7 +72,7 @@ def test_looking_at_a_cgroup_loads_no_slow_module_and_no_writer(tmp_path: Path, 
     assert f"dockyard.runtime.cgroups.{layout}.manager" in looked
     cgroups = {m.removeprefix("dockyard.runtime.cgroups.") for m in looked if m.startswith("dockyard.runtime.cgroups.")}
     assert cgroups <= {"cgroup_path", "cgroupfs", "mode", "mountinfo", "locate",
-                       "v1", "v1.freezer", "v1.manager", "v2", "v2.manager"}, cgroups
+                       "v1", "v1.freezer", "v1.manager", "v2", "v2.freezer", "v2.manager"}, cgroups
     # apply() brings in the writers it needs, still without the slow modules.
     assert f"dockyard.runtime.cgroups.{layout}.pids" in applied
     assert "dockyard.runtime.cgroups.manager" in applied

@@ -31,6 +31,7 @@ from ... import leanos as os
 from ...errors import FailedPrecondition, SyscallError, Unsupported
 from ...log import debug
 from .. import cgroupfs
+from . import freezer
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class V2Manager:
         self._set_frozen(False)
 
     def _set_frozen(self, frozen: bool) -> None:
-        control = self._file("cgroup.freeze")
+        control = self._file(freezer.CONTROL)
         if not os.path.exists(control):
             raise Unsupported("freeze cgroup", control, "cgroup.freeze needs Linux 5.2 or later")
         cgroupfs.write(control, "1" if frozen else "0")
@@ -218,8 +219,7 @@ class V2Manager:
             delay = min(delay * 2, 0.05)
 
     def is_frozen(self) -> bool:
-        events = cgroupfs.parse_flat_keyed(cgroupfs.read_optional(self._file("cgroup.events")) or "")
-        return events.get("frozen", 0) == 1
+        return freezer.is_frozen(cgroupfs.read_optional(self._file(freezer.EVENTS)) or "")
 
     def pids(self) -> list[int]:
         return cgroupfs.pids_in_tree(self.path)
