@@ -44,7 +44,7 @@ from . import syscalls as sc
 from .errors import RuntimeFault
 from .namespaces import join
 from .plan import ProcessPlan
-from .records import record
+from .records import Record
 from .spec import Hook
 from .sync import Channel
 
@@ -53,10 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .rootfs.setup import RootfsPlan
-
-
-@record
-class InitPlan:
+class InitPlan(Record):
     process: ProcessPlan
     rootfs: RootfsPlan | None                 # None for exec: the container's view exists already
     joins: tuple[tuple[str, int, str], ...]   # (type, fd, path) opened by the parent, in join order

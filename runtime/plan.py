@@ -11,25 +11,19 @@ from __future__ import annotations
 
 from .capabilities import to_mask
 from .errors import InvalidSpec
-from .records import record
+from .records import Record
 from .rlimits import parse_rlimits
 from .seccomp import CompiledFilter, compile_filter
 from .spec import Process, Spec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@record
-class CapSets:
+class CapSets(Record):
     bounding: int
     effective: int
     permitted: int
     inheritable: int
     ambient: int
-
-
-@record
-class ProcessPlan:
+class ProcessPlan(Record):
     args: tuple[str, ...]
     env: tuple[str, ...]
     cwd: str

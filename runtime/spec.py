@@ -12,7 +12,7 @@ plain dicts here and validated there: ``linux.resources`` by
 from __future__ import annotations
 
 from .errors import InvalidSpec
-from .records import field, record
+from .records import Record, field
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -21,34 +21,22 @@ if TYPE_CHECKING:
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 PROPAGATIONS = ("", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
-
-
-@record
-class IDMap:
+class IDMap(Record):
     container_id: int
     host_id: int
     size: int
-
-
-@record
-class User:
+class User(Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: tuple[int, ...] = ()
-
-
-@record
-class Capabilities:
+class Capabilities(Record):
     bounding: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
     inheritable: tuple[str, ...] = ()
     permitted: tuple[str, ...] = ()
     ambient: tuple[str, ...] = ()
-
-
-@record
-class Process:
+class Process(Record):
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
     cwd: str = "/"
@@ -61,50 +49,32 @@ class Process:
     apparmor_profile: str = ""
     selinux_label: str = ""
     oom_score_adj: int | None = None
-
-
-@record
-class Root:
+class Root(Record):
     path: str
     readonly: bool = False
-
-
-@record
-class Mount:
+class Mount(Record):
     destination: str
     type: str = ""
     source: str = ""
     options: tuple[str, ...] = ()
     uid_mappings: tuple[IDMap, ...] = ()
     gid_mappings: tuple[IDMap, ...] = ()
-
-
-@record
-class Namespace:
+class Namespace(Record):
     type: str
     path: str = ""
-
-
-@record
-class Hook:
+class Hook(Record):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
-
-
-@record
-class Hooks:
+class Hooks(Record):
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
     start_container: tuple[Hook, ...] = ()
     poststart: tuple[Hook, ...] = ()
     poststop: tuple[Hook, ...] = ()
-
-
-@record
-class Linux:
+class Linux(Record):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMap, ...] = ()
     gid_mappings: tuple[IDMap, ...] = ()
@@ -125,10 +95,7 @@ class Linux:
             if ns.type == kind:
                 return ns
         return None
-
-
-@record
-class Spec:
+class Spec(Record):
     oci_version: str
     root: Root
     process: Process | None = None

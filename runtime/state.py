@@ -24,7 +24,7 @@ import fcntl
 from . import jsonfast
 from . import leanos as os
 from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
-from .records import field, record, to_dict
+from .records import Record, field, to_dict
 from .status import Status
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -48,10 +48,7 @@ def validate_id(container_id: str) -> str:
         raise InvalidArgument("validate container id", repr(container_id),
                               "may contain only letters, digits, '_', '.' and '-', and must not be '.' or '..'")
     return container_id
-
-
-@record
-class ContainerState:
+class ContainerState(Record):
     id: str
     bundle: str
     rootfs: str

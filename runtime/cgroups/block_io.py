@@ -8,7 +8,7 @@ set", as in runc.  A device is named by major:minor, both required.
 from __future__ import annotations
 
 from ..errors import InvalidSpec
-from ..records import record
+from ..records import Record
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -25,26 +25,17 @@ THROTTLES = {
     "throttleReadIOPSDevice": "read_iops",
     "throttleWriteIOPSDevice": "write_iops",
 }
-
-
-@record
-class WeightDevice:
+class WeightDevice(Record):
     major: int
     minor: int
     weight: int | None
     leaf_weight: int | None
-
-
-@record
-class Throttle:
+class Throttle(Record):
     kind: str  # a value of THROTTLES
     major: int
     minor: int
     rate: int
-
-
-@record
-class BlockIO:
+class BlockIO(Record):
     weight: int | None
     leaf_weight: int | None
     weight_devices: tuple[WeightDevice, ...]

@@ -10,7 +10,7 @@ writes to devices.allow and devices.deny.
 from __future__ import annotations
 
 from ..errors import InvalidSpec
-from ..records import record
+from ..records import Record
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -18,10 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 FIELD = "linux.resources.devices"
-
-
-@record
-class DeviceRule:
+class DeviceRule(Record):
     allow: bool
     type: str  # "a", "c" or "b"
     major: int | None  # None: any

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import leanos as os
 from ..errors import FailedPrecondition, Unsupported
 from ..log import warn
-from ..records import record
+from ..records import Record
 from . import cgroupfs, spec_values
 
 TYPE_CHECKING = False  # see runtime/records.py
@@ -26,9 +26,7 @@ else:
     Protocol = object
 
 MEMORY_FIELD = "linux.resources.memory"
-
-@record
-class Write:
+class Write(Record):
     """One planned write: ``value`` into ``file`` of cgroup dir ``directory``;
     ``field`` is the spec field it comes from, for error messages."""
 

@@ -21,7 +21,7 @@ Facts about these files:
 
 from __future__ import annotations
 
-from ..records import record
+from ..records import Record
 
 # Every v1 controller the kernel has had; anything else in SUPEROPTS is an
 # option, not a controller.
@@ -31,10 +31,7 @@ V1_CONTROLLERS = frozenset({
 })
 
 _OCTAL_DIGITS = frozenset("01234567")
-
-
-@record
-class CgroupMount:
+class CgroupMount(Record):
     mountpoint: str
     root: str
     fstype: str  # "cgroup" (v1) or "cgroup2"

@@ -20,15 +20,12 @@ from __future__ import annotations
 import _stat as stat  # stat's own names; the stat module is only a wrapper
 
 from ..errors import InvalidSpec
-from ..records import record
+from ..records import Record
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
     from typing import Any
-
-
-@record
-class Device:
+class Device(Record):
     path: str
     type: str  # "c", "b", "u" or "p"
     major: int

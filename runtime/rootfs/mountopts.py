@@ -28,15 +28,12 @@ from __future__ import annotations
 
 from .. import syscalls as sc
 from ..errors import InvalidSpec, Unsupported
-from ..records import record
+from ..records import Record
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-
-@record
-class MountOptions:
+class MountOptions(Record):
     flags: int  # MS_* for mount(2), with MS_BIND|MS_REC for rbind
     clear: int  # MS_* explicitly turned off (for the remount of a bind mount)
     propagation: tuple[int, ...]  # each a separate mount(2) after the mount, in order

@@ -35,7 +35,7 @@ import errno
 from .. import leanos as os
 from .. import syscalls as sc
 from ..errors import InvalidSpec, SyscallError
-from ..records import field, record, replace
+from ..records import Record, field, replace
 from ..spec import IDMap, Mount
 from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
 from .mountopts import MountOptions, parse_mount_options
@@ -52,17 +52,11 @@ _PROPAGATION = {
 # statvfs f_flag bits that mean the same as the MS_* flag of the same value
 _KEEP_ON_REMOUNT = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
 _ST_RELATIME = 4096
-
-
-@record
-class PlannedMount:
+class PlannedMount(Record):
     mount: Mount
     opts: MountOptions
     field: str
-
-
-@record
-class RootfsPlan:
+class RootfsPlan(Record):
     rootfs: str
     readonly: bool
     propagation: str

@@ -20,13 +20,10 @@ libseccomp only when a filter is compiled or the features are listed.
 from __future__ import annotations
 
 from ..errors import Unsupported
-from ..records import record
+from ..records import Record
 
 __all__ = ["CompiledFilter", "compile_filter", "validate", "features"]
-
-
-@record
-class CompiledFilter:
+class CompiledFilter(Record):
     """``program`` is an array of 8-byte ``struct sock_filter``; ``flags`` are
     the SECCOMP_FILTER_FLAG_* bits to pass to seccomp(SECCOMP_SET_MODE_FILTER)."""
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno as _errno
 
 from ..errors import InvalidSpec, Unsupported
-from ..records import record
+from ..records import Record
 
 ROOT = "linux.seccomp"
 
@@ -129,19 +129,14 @@ _U64_MAX = (1 << 64) - 1
 
 
 # --- the normalised profile --------------------------------------------------
-
-@record
-class ArgCondition:
+class ArgCondition(Record):
     """One ``scmp_arg_cmp``: compare syscall argument ``index`` with ``op``."""
 
     index: int
     op: int
     value: int
     value_two: int
-
-
-@record
-class Rule:
+class Rule(Record):
     """One entry of ``linux.seccomp.syscalls``; ``field`` is its path, kept for
     error messages raised later by the compiler."""
 
@@ -149,10 +144,7 @@ class Rule:
     names: tuple[str, ...]
     action: int
     args: tuple[ArgCondition, ...]
-
-
-@record
-class Profile:
+class Profile(Record):
     default_action: int
     architectures: tuple[str, ...]  # OCI names, in spec order
     flags: int

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.runtime.records import FrozenInstanceError, field, record, replace, to_dict
-
-
-@record
-class Mount:
+from dockyard.runtime.records import FrozenInstanceError, Record, field, replace, to_dict
+class Mount(Record):
     destination: str
     type: str = "bind"
     options: list[str] = field(default_factory=list)
@@ -55,10 +52,7 @@ def test_frozen_slotted_equal_hashable() -> None:
     with pytest.raises(TypeError):
         hash(m)  # a list field: unhashable, as with dataclasses
     assert repr(m) == "Mount(destination='/a', type='bind', options=[])"
-
-
-@record
-class Pair:
+class Pair(Record):
     a: int
     b: str = ""
 
@@ -77,7 +71,6 @@ def test_replace_and_to_dict() -> None:
 
 def test_a_field_without_default_after_one_with_is_refused() -> None:
     with pytest.raises(TypeError, match="'b' without a default"):
-        @record
-        class Bad:
+        class Bad(Record):
             a: int = 0
             b: int
