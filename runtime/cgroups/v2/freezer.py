@@ -4,10 +4,12 @@ later); the manager polls for that."""
 
 from __future__ import annotations
 
+from ..cgroupfs import parse_flat_keyed
+
 CONTROL = "cgroup.freeze"
 EVENTS = "cgroup.events"
 
 
 def is_frozen(events: str) -> bool:
     """Whether ``cgroup.events`` text says the cgroup is frozen."""
-    return any(line.split() == ["frozen", "1"] for line in events.splitlines())
+    return parse_flat_keyed(events).get("frozen", 0) == 1
