@@ -37,6 +37,12 @@ Peak RSS, two figures:
 A runtime that fails (for example dockyard-runc while it is being written) is
 reported with its error and dropped after three failures in a row; the others
 go on.
+
+The floor: when dockyard-runc's binary is a script, each round also times one
+bare start of the interpreter its #! line names, with the same flags
+(`python3 -IS -c pass`). A cycle runs three such processes (create, start,
+delete), so three floors are what a CPython CLI pays before any line of its
+own runs; the report sets that against runc's whole cycle.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ MAX_CONSECUTIVE_FAILURES = 3
 EXIT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 30.0
 STEPS = ("create", "start", "wait", "delete")
+FLOOR = "floor"  # the Samples name of the bare interpreter starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,18 @@ def runtime_version(binary: str) -> str:
     if out.returncode != 0:
         return f"--version exited {out.returncode}: {lines[-1] if lines else ''}"
     return lines[0] if lines else "(empty --version)"
+
+
+def interpreter_of(binary: str) -> list[str] | None:
+    """The interpreter and flags a script's #! line names; None for a binary."""
+    try:
+        with open(binary, "rb") as f:
+            first = f.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].decode(errors="replace").split()
 
 
 def prepare_bundle(dest: Path) -> None:
@@ -212,6 +231,24 @@ class Bench:
             self.roots[rt.name].mkdir(parents=True)
             prepare_bundle(self.bundles[rt.name])
         self.runtimes = runtimes
+        interp = next((i for rt in runtimes if rt.name == "dockyard-runc" and (i := interpreter_of(rt.binary))), None)
+        self.floor_argv = [*interp, "-c", "pass"] if interp else None
+        if self.floor_argv:
+            self.samples[FLOOR] = Samples(FLOOR, " ".join(self.floor_argv), "one bare interpreter start")
+
+    def time_floor(self, keep_times: bool) -> None:
+        if not self.floor_argv:
+            return
+        s = self.samples[FLOOR]
+        with open(os.devnull, "wb") as devnull:
+            t0 = time.perf_counter()
+            code = run_command(self.floor_argv, devnull.fileno())
+            ms = (time.perf_counter() - t0) * 1000
+        if code != 0:
+            s.failures += 1
+            s.last_error = f"exit {code}"
+        elif keep_times:
+            s.totals_ms.append(ms)
 
     def one_run(self, rt: Runtime, seq: int, probe_rss: bool) -> tuple[float, dict[str, float], int, int]:
         """One create/start/wait/delete; (total ms, ms per step, CLI peak RSS KiB, init RSS KiB).
@@ -291,6 +328,7 @@ class Bench:
             for rt in self.runtimes[offset:] + self.runtimes[:offset]:
                 self.record(rt, seq, probe_rss=False, keep_times=rnd >= warmup)
                 seq += 1
+            self.time_floor(keep_times=rnd >= warmup)
         for _ in range(rss_runs):
             for rt in self.runtimes:
                 self.record(rt, seq, probe_rss=True, keep_times=False)
@@ -319,6 +357,9 @@ def render_phase(title: str, samples: list[Samples], runs: int) -> str:
     lines.append("  " + "-" * (len(header) - 2))
     for s in samples:
         ok = f"{len(s.totals_ms)}/{runs}"
+        if s.name == FLOOR:
+            lines.extend(render_floor(s, runc, ok))
+            continue
         if not s.totals_ms:
             lines.append(f"  {s.name:<13} {ok:>7}  no successful run")
         else:
@@ -332,6 +373,19 @@ def render_phase(title: str, samples: list[Samples], runs: int) -> str:
             state = "dropped" if s.dropped else "kept going"
             lines.append(f"  {'':<13} {s.failures} failure(s), {state}; last: {s.last_error[:400]}")
     return "\n".join(lines)
+
+
+def render_floor(s: Samples, runc: Samples | None, ok: str) -> list[str]:
+    if not s.totals_ms:
+        return [f"  {s.name:<13} {ok:>7}  no successful start; last: {s.last_error}"]
+    med = median(s.totals_ms)
+    line = f"  {s.name:<13} {ok:>7} {med:8.1f} {p90(s.totals_ms):8.1f} {min(s.totals_ms):8.1f}  one `{s.binary}`"
+    if runc is None:
+        return [line]
+    share = 3 * med / median(runc.totals_ms)
+    three = (f"  {'':<13} three of them (create, start, delete): {3 * med:.1f} ms, "
+             f"{share:.2f}x runc's whole cycle, before any dockyard-runc code runs")
+    return [line, three]
 
 
 def render(phases: list[tuple[str, list[Samples]]], runs: int) -> str:
