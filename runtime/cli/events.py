@@ -9,7 +9,7 @@ import time
 from .. import container, jsonfast
 from ..status import Status, require
 from .args import Parser, add_id
-from .main import Context
+from .main import Context, collect_while_waiting
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--interval", default="5s")
     add_id(p)
     a = p.parse(argv)
+    collect_while_waiting()
     c = container.load(ctx.store, a.id)
     require("events", c.status, a.id)
     if a.stats:

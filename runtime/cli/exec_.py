@@ -14,7 +14,7 @@ from ..errors import InvalidArgument, InvalidSpec, NotFound
 from ..records import replace
 from ..spec import Capabilities, Process, User, parse_process
 from .args import REMAINDER, Namespace, Parser, add_id
-from .main import Context
+from .main import Context, collect_while_waiting
 
 
 def _user(text: str) -> tuple[int, int | None]:
@@ -93,5 +93,6 @@ def run(ctx: Context, argv: list[str]) -> int:
                                  console_socket=a.console_socket, preserve_fds=a.preserve_fds)
     if a.detach:
         return 0
+    collect_while_waiting()
     with container.forwarded_signals(pid):
         return container.wait_exit(pid)

@@ -24,12 +24,6 @@ VERBS = {
     "events": "events", "spec": "spec", "features": "features",
 }
 
-# Verbs that can outlive the container's start: run and exec in the
-# foreground wait for their process, events loops until killed.  The
-# launcher starts the CLI without the cyclic garbage collector
-# (hack/install-launcher.sh says why); these turn it back on, so a long
-# wait never piles up cyclic garbage.
-LONG_LIVED = frozenset({"run", "exec", "events"})
 
 USAGE = f"""usage: dockyard-runc [global options] command [command options] [arguments...]
 
@@ -143,10 +137,6 @@ def main(argv: list[str] | None = None) -> int:
 
             raise Unsupported("use cgroup driver", "--systemd-cgroup",
                               "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")
-        if verb in LONG_LIVED:
-            import gc
-
-            gc.enable()
         # __import__, not importlib.import_module: importlib is one more import.
         module = __import__(f"{__package__}.{VERBS[verb]}", fromlist=["run"])
         code: int = module.run(ctx, rest[1:])
@@ -173,6 +163,19 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         return 1
+
+
+def collect_while_waiting() -> None:
+    """Turn the cyclic garbage collector back on, for a call about to wait
+    on a container for as long as it runs (run and exec in the foreground,
+    events).  The launcher starts the CLI without it (hack/install-launcher.sh
+    says why): right for calls that live milliseconds, but a long wait must
+    not pile up cyclic garbage.  Called where the wait begins, not per verb:
+    `exec --detach`, which containerd's shim runs for every exec, and
+    `run --detach` never turn it on."""
+    import gc
+
+    gc.enable()
 
 
 def _report(ctx: Context, err: RuntimeFault) -> int:

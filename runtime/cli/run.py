@@ -7,7 +7,7 @@ from .. import container, spawn
 from .. import syscalls as sc
 from .args import Parser, add_id
 from .create import add_create_flags
-from .main import Context
+from .main import Context, collect_while_waiting
 
 
 def run(ctx: Context, argv: list[str]) -> int:
@@ -29,6 +29,7 @@ def run(ctx: Context, argv: list[str]) -> int:
         raise
     if a.detach:
         return 0
+    collect_while_waiting()
     with container.forwarded_signals(state.pid):
         code = container.wait_exit(state.pid)
     if not a.keep:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gc
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from dockyard.runtime import container, spawn
+from dockyard.runtime import syscalls as sc
 from dockyard.runtime.cli import main
 from dockyard.runtime.cli.update import parse_bytes
 from dockyard.runtime.errors import InvalidArgument
@@ -179,17 +182,57 @@ def gc_off() -> Iterator[None]:
     (["kill", "no-such"], False),
     (["start", "no-such"], False),
     (["list"], False),
-    (["exec", "no-such", "true"], True),
-    (["run", "--bundle", "/nonexistent", "no-such"], True),
     (["events", "no-such"], True),
 ])
-def test_long_lived_verbs_turn_the_collector_back_on(gc_off: None, tmp_path: Path, argv: list[str],
-                                                     enabled: bool) -> None:
+def test_only_events_of_the_short_verbs_turns_the_collector_on(gc_off: None, tmp_path: Path, argv: list[str],
+                                                              enabled: bool) -> None:
     """The launcher runs the CLI without the cyclic GC (hack/install-launcher.sh);
-    the verbs that wait on a container for as long as it runs turn it on again."""
+    events, which loops for as long as the container runs, turns it on again."""
     main.main(["--root", str(tmp_path), *argv])
     assert gc.isenabled() is enabled
-    assert main.LONG_LIVED <= set(main.VERBS)
+
+
+@pytest.fixture
+def faked_container_work(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """run and exec with the container work and the wait faked; records
+    whether the collector was on during each."""
+    seen: dict[str, bool] = {}
+
+    def work(name: str, result: object) -> Callable[..., object]:
+        def fake(*_args: object, **_kwargs: object) -> object:
+            seen[name] = gc.isenabled()
+            return result
+        return fake
+
+    monkeypatch.setattr(spawn, "exec_process", work("exec", 4242))
+    monkeypatch.setattr(spawn, "create", work("create", SimpleNamespace(pid=4242)))
+    monkeypatch.setattr(container, "start", work("start", None))
+    monkeypatch.setattr(container, "delete", work("delete", None))
+    monkeypatch.setattr(container, "wait_exit", work("wait", 0))
+    monkeypatch.setattr(sc, "prctl", work("prctl", 0))  # not a subreaper: this is pytest's process
+    return seen
+
+
+@pytest.mark.parametrize(("argv", "waits", "work"), [
+    (["exec", "--process", "{process}", "c1"], True, ("exec",)),
+    (["exec", "--detach", "--process", "{process}", "c1"], False, ("exec",)),
+    (["run", "--bundle", "/b", "c1"], True, ("create", "start")),
+    (["run", "--detach", "--bundle", "/b", "c1"], False, ("create", "start")),
+])
+def test_run_and_exec_collect_only_while_they_wait(gc_off: None, faked_container_work: dict[str, bool],
+                                                   tmp_path: Path, argv: list[str], waits: bool,
+                                                   work: tuple[str, ...]) -> None:
+    """In the foreground, run and exec wait as long as their process runs: the
+    collector comes back on for the wait, never before it (the init is forked
+    without it).  Detached (`exec --detach` is how containerd's shim runs every
+    exec) they never turn it on."""
+    process = tmp_path / "process.json"
+    process.write_text('{"args": ["true"], "cwd": "/"}')
+    argv = [arg.format(process=process) for arg in argv]
+    assert main.main(["--root", str(tmp_path / "root"), *argv]) == 0
+    assert {name: faked_container_work[name] for name in work} == dict.fromkeys(work, False)
+    assert faked_container_work.get("wait") is (True if waits else None)
+    assert gc.isenabled() is waits
 
 
 def test_launcher_disables_the_collector_before_any_import(tmp_path: Path) -> None:
