@@ -36,7 +36,8 @@ PY
 # collection after create's fork also copies the pages it touches, in the
 # parent and in the container's init, which is the same Python until its
 # execve.  Disabled before the first import, so the imports do not collect
-# either; the init inherits it.
+# either; the init inherits it.  A call that waits on a container for as
+# long as it runs turns it back on (runtime/cli/main.py, collect_while_waiting).
 #
 # dockyard-runc leaves through os._exit once its output is flushed: tearing
 # down the interpreter (module dicts, caches) is work nobody needs from a
