@@ -155,16 +155,21 @@ def run_command(argv: list[str], log_fd: int) -> int:
         (os.POSIX_SPAWN_DUP2, log_fd, 1),
         (os.POSIX_SPAWN_DUP2, log_fd, 2),
     ])
-    deadline = time.monotonic() + COMMAND_TIMEOUT_S
-    while True:
-        waited, status = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
+    # A pidfd turns readable the moment the command exits (it is a zombie
+    # until reaped, so the open cannot miss it): no polling interval is
+    # added to any step.
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(COMMAND_TIMEOUT_S * 1000):
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             raise StepFailed(argv[3] if len(argv) > 3 else argv[0], f"timed out after {COMMAND_TIMEOUT_S}s")
-        time.sleep(0.0005)
+    finally:
+        os.close(pidfd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def with_rss_probe(argv: list[str], out: Path) -> list[str]:
