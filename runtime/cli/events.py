@@ -35,12 +35,12 @@ def run(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--interval", default="5s")
     add_id(p)
     a = p.parse(argv)
-    collect_while_waiting()
     c = container.load(ctx.store, a.id)
     require("events", c.status, a.id)
     if a.stats:
         sys.stdout.write(jsonfast.dumps({"type": "stats", "id": a.id, "data": c.manager.stats()}) + "\n")
         return 0
+    collect_while_waiting()  # not for --stats: one answer, and the shim's stats call, polled
     interval = _parse_interval(a.interval)
     ooms = _oom_count(c.manager.stats())
     while True:

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 def collect_while_waiting() -> None:
     """Turn the cyclic garbage collector back on, for a call about to wait
     on a container for as long as it runs (run and exec in the foreground,
-    events).  The launcher starts the CLI without it (hack/install-launcher.sh
+    events without --stats).  The launcher starts the CLI without it (hack/install-launcher.sh
     says why): right for calls that live milliseconds, but a long wait must
     not pile up cyclic garbage.  Called where the wait begins, not per verb:
     `exec --detach`, which containerd's shim runs for every exec, and

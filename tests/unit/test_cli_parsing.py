@@ -17,6 +17,7 @@ from dockyard.runtime.cli import main
 from dockyard.runtime.cli.update import parse_bytes
 from dockyard.runtime.errors import InvalidArgument
 from dockyard.runtime.state import DEFAULT_ROOT
+from dockyard.runtime.status import Status
 
 DEFAULTS = {"root": DEFAULT_ROOT, "log": "", "log_format": "text", "debug": False, "systemd_cgroup": False}
 
@@ -176,20 +177,40 @@ def gc_off() -> Iterator[None]:
         (gc.enable if was else gc.disable)()
 
 
-@pytest.mark.parametrize(("argv", "enabled"), [
-    (["state", "no-such"], False),
-    (["delete", "no-such"], False),
-    (["kill", "no-such"], False),
-    (["start", "no-such"], False),
-    (["list"], False),
-    (["events", "no-such"], True),
+@pytest.mark.parametrize("argv", [
+    ["state", "no-such"],
+    ["delete", "no-such"],
+    ["kill", "no-such"],
+    ["start", "no-such"],
+    ["list"],
+    ["events", "no-such"],
 ])
-def test_only_events_of_the_short_verbs_turns_the_collector_on(gc_off: None, tmp_path: Path, argv: list[str],
-                                                              enabled: bool) -> None:
+def test_short_calls_leave_the_collector_off(gc_off: None, tmp_path: Path, argv: list[str]) -> None:
     """The launcher runs the CLI without the cyclic GC (hack/install-launcher.sh);
-    events, which loops for as long as the container runs, turns it on again."""
+    a call that does not wait on a container never turns it on."""
     main.main(["--root", str(tmp_path), *argv])
-    assert gc.isenabled() is enabled
+    assert gc.isenabled() is False
+
+
+@pytest.mark.parametrize(("argv", "collects"), [
+    (["events", "--stats", "c1"], False),            # one answer: how the shim asks for stats
+    (["events", "--interval", "1ms", "c1"], True),   # loops until the container stops
+])
+def test_events_collects_only_when_it_loops(gc_off: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           argv: list[str], collects: bool) -> None:
+    statuses = iter([Status.RUNNING, Status.RUNNING, Status.STOPPED])
+    seen: list[bool] = []
+
+    def stats() -> dict[str, object]:
+        seen.append(gc.isenabled())
+        return {}
+
+    monkeypatch.setattr(container, "load", lambda _store, _id: SimpleNamespace(
+        status=next(statuses), manager=SimpleNamespace(stats=stats)))
+    assert main.main(["--root", str(tmp_path), *argv]) == 0
+    assert seen
+    assert all(on is collects for on in seen)
+    assert gc.isenabled() is collects
 
 
 @pytest.fixture
