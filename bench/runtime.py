@@ -236,7 +236,8 @@ class Bench:
             self.roots[rt.name].mkdir(parents=True)
             prepare_bundle(self.bundles[rt.name])
         self.runtimes = runtimes
-        interp = next((i for rt in runtimes if rt.name == "dockyard-runc" and (i := interpreter_of(rt.binary))), None)
+        ours = next((rt for rt in runtimes if rt.name == "dockyard-runc"), None)
+        interp = interpreter_of(ours.binary) if ours else None
         self.floor_argv = [*interp, "-c", "pass"] if interp else None
         if self.floor_argv:
             self.samples[FLOOR] = Samples(FLOOR, " ".join(self.floor_argv), "one bare interpreter start")
