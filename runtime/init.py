@@ -41,7 +41,7 @@ import sys
 from . import hooks, privileges
 from . import leanos as os
 from . import syscalls as sc
-from .errors import RuntimeFault
+from .errors import RuntimeFault, SyscallError
 from .namespaces import join
 from .plan import ProcessPlan
 from .records import Record
@@ -130,6 +130,35 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
         _fail(chan, err)
 
 
+# close_range(2) refusals that mean "not this way" rather than a real
+# failure: EPERM from a seccomp profile written before the syscall existed
+# (loaded by now when noNewPrivileges is false), ENOSYS from a kernel before
+# 5.9, EINVAL from 5.9/5.10, which lack CLOSE_RANGE_CLOEXEC.
+_NO_CLOSE_RANGE = (1, 38, 22)  # EPERM, ENOSYS, EINVAL
+
+
+def mark_cloexec_from(first: int) -> None:
+    """Mark every fd >= ``first`` close-on-exec: one close_range(2) call, or,
+    where that is refused, each fd in /proc/self/fd with fcntl(2), as runc
+    does.  Every syscall of the fallback (openat, getdents64, fcntl, close)
+    is in any seccomp profile that can run a program at all."""
+    try:
+        sc.close_range(first, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        return
+    except SyscallError as err:
+        if err.errno not in _NO_CLOSE_RANGE:
+            raise
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < first:
+            continue
+        try:
+            sc.set_cloexec(fd)
+        except SyscallError as err:
+            if err.errno != 9:  # EBADF: the listing's own directory fd, closed by now
+                raise
+
+
 def _set_sysctls(values: dict[str, str]) -> None:
     for key, value in values.items():
         path = "/proc/sys/" + key.replace(".", "/")
@@ -212,7 +241,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             os.umask(p.umask)
         exe = privileges.find_executable(p)
         execve = sc.prepare_execve(exe, list(p.args), list(p.env))
-        sc.close_range(3 + plan.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        mark_cloexec_from(3 + plan.preserve_fds)
         if not placed:
             chan.recv("placed", what="runtime")
         if plan.fifo_fd >= 0:

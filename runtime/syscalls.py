@@ -272,6 +272,18 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
 
 
 CLOSE_RANGE_CLOEXEC = 4
+F_GETFD = 1
+F_SETFD = 2
+FD_CLOEXEC = 1
+
+
+def set_cloexec(fd: int) -> None:
+    """Mark one fd close-on-exec with fcntl(2), which every seccomp profile
+    allows (``posix.set_inheritable`` tries ioctl(FIOCLEX) first and gives
+    up when a profile denies ioctl)."""
+    flags = _libc.fcntl(fd, F_GETFD)
+    if flags < 0 or (not flags & FD_CLOEXEC and _libc.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0):
+        raise _fail("fcntl(F_SETFD, FD_CLOEXEC)", str(fd))
 
 AF_UNIX = 1
 SOCK_SEQPACKET = 5
