@@ -20,6 +20,16 @@ Facts about network namespaces this module relies on:
   process still holding the mount busy (a plugin mid-call) cannot make
   removal fail.  A bind mount can be stacked twice on the same file by a
   buggy caller, so removal unmounts until the kernel says EINVAL.
+* A new network namespace has only ``lo``, and it is down.  CNI configs
+  as network add-ons install them (bridge or ptp + host-local + portmap)
+  have no ``loopback`` plugin, so the runtime brings ``lo`` up itself, as
+  containerd and CRI-O do: otherwise 127.0.0.1 inside the pod is
+  unreachable (sidecars, localhost probes, port-forward).  It is done in the
+  thread that made the namespace, right after ``unshare``, before anything
+  else can see the namespace: an ``AF_INET`` socket opened there belongs to
+  the thread's netns, and ``SIOCSIFFLAGS`` with ``IFF_UP`` on ``lo`` needs
+  nothing else (the kernel gives ``lo`` 127.0.0.1/8 and ::1 when it comes
+  up).
 * Whether a path holds a netns is asked of the kernel: ``ioctl(NS_GET_NSTYPE)``
   on an fd of a namespace file answers ``CLONE_NEWNET``; on a plain file it
   fails with ENOTTY.  That tells "pinned netns" from "stale empty file left
@@ -31,6 +41,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
+import struct
 import threading
 from collections.abc import Callable
 
@@ -45,6 +57,13 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+LOOPBACK = b"lo"
+# struct ifreq: the name (IFNAMSIZ = 16 bytes) then a 24-byte union whose
+# first member, for the flags ioctls, is a short.
+_IFREQ = struct.Struct("16sh22x")
 
 
 class NetnsError(errors.Internal):
@@ -87,9 +106,22 @@ def create(path: str) -> None:
 def _pin_new_netns(path: str) -> None:
     def pin() -> None:
         syscalls.unshare(syscalls.CLONE_NEWNET)
+        bring_up_loopback()
         syscalls.mount("/proc/thread-self/ns/net", path, None, syscalls.MS_BIND)
 
     in_thread(pin, "create netns at", path)
+
+
+def bring_up_loopback() -> None:
+    """Set ``lo`` up in the calling thread's network namespace (idempotent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            answer = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, _IFREQ.pack(LOOPBACK, 0))
+            _, flags = _IFREQ.unpack(answer)
+            if not flags & IFF_UP:
+                fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, _IFREQ.pack(LOOPBACK, flags | IFF_UP))
+        except OSError as err:
+            raise NetnsError("bring up loopback in", "/proc/thread-self/ns/net", err.errno or 0) from err
 
 
 def in_thread(body: Callable[[], T], op: str, target: str) -> T:

@@ -1,4 +1,4 @@
-"""CNI with Debian's real plugins (bridge, host-local, portmap, loopback) on pinned netns.
+"""CNI with Debian's real plugins (bridge, host-local, portmap) on pinned netns.
 
 Facts these tests rely on:
 - Each test gets its own copy of deploy/cni/10-dockyard.conflist with a bridge
@@ -132,6 +132,13 @@ def links_in(path: str) -> list[str]:
             for line in run("nsenter", f"--net={path}", "ip", "-o", "link", "show").splitlines()]
 
 
+def loopback_is_up(path: str) -> bool:
+    """``lo`` in the netns at ``path`` is up and has 127.0.0.1."""
+    link = run("nsenter", f"--net={path}", "ip", "-o", "link", "show", "lo")
+    addrs = run("nsenter", f"--net={path}", "ip", "-o", "-4", "addr", "show", "lo")
+    return "<LOOPBACK,UP,LOWER_UP>" in link and "127.0.0.1/8" in addrs
+
+
 def nat_rules() -> str:
     return run("iptables-save", "-t", "nat")
 
@@ -193,6 +200,7 @@ def test_netns_create_pins_and_remove_unpins(tmp_path: Path) -> None:
         assert os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino
         assert any(f" {path} " in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
         assert links_in(path) == ["lo"]
+        assert loopback_is_up(path)
         with pytest.raises(errors.AlreadyExists):
             netns.create(path)
     finally:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import grpc
+import old_seccomp_profile
 import pytest
 from bundle import SUBREAPER
 from cri_api.v1 import api_pb2
@@ -74,6 +75,45 @@ def test_crictl_full_flow(pods: Pods, handler: str) -> None:
         pods.daemon.runtime(ch).StopContainer(api_pb2.StopContainerRequest(container_id=cid))
         pods.daemon.runtime(ch).RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert pods.crictl("pods", "-q") == ""
+
+
+def test_pod_loopback_is_up_without_a_loopback_plugin(pods: Pods) -> None:
+    """The pod's ``lo`` is up whatever the CNI config says: with a conflist
+    of bridge + host-local + portmap only (what network add-ons install), a
+    sidecar reaches a server on 127.0.0.1 in the same pod (containerd and
+    CRI-O bring ``lo`` up themselves)."""
+    conf_dir = Path(pods.daemon.config["cni"]["conf_dir"])
+    types = [p["type"] for f in conf_dir.iterdir() for p in json.loads(f.read_text())["plugins"]]
+    assert "loopback" not in types, types
+    pods.daemon.pull("busybox")
+    pod, pod_cfg = pods.run_pod("lo")
+    web = pods.crictl("create", pod, pods.write("web", container_config(
+        "web", ["sh", "-c", "mkdir -p /www && echo hello-lo > /www/index.html && httpd -f -p 127.0.0.1:8080 -h /www"])), pod_cfg)
+    pods.crictl("start", web)
+    side = pods.crictl("create", pod, pods.write("side", container_config("side", ["sleep", "1000"])), pod_cfg)
+    pods.crictl("start", side)
+    assert "<LOOPBACK,UP,LOWER_UP>" in pods.crictl("exec", "-s", side, "ip", "link", "show", "lo")
+    wait_for(lambda: "127.0.0.1:8080" in pods.crictl("exec", "-s", web, "netstat", "-ltn"), what="httpd to listen")
+    assert pods.crictl("exec", "-s", side, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html") == "hello-lo"
+
+
+def test_localhost_seccomp_profile_older_than_close_range(pods: Pods) -> None:
+    """A Localhost seccomp profile written before close_range(2) existed (it
+    denies it with EPERM) runs a container with no_new_privs false, as it
+    does under runc: the runtime's init falls back to marking fds
+    close-on-exec one by one (it failed at create with 'close_range: EPERM')."""
+    profile_path = pods.tmp / "old-profile.json"
+    profile_path.write_text(json.dumps(old_seccomp_profile.profile()))
+    pods.daemon.pull("busybox")
+    pod, pod_cfg = pods.run_pod("oldsec")
+    security = {"seccomp": {"profile_type": 2, "localhost_ref": str(profile_path)}, "no_new_privs": False}
+    cid = pods.crictl("create", pod, pods.write("c", container_config(
+        "c", ["sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; sleep 1000"],
+        linux={"security_context": security})), pod_cfg)
+    pods.crictl("start", cid)
+    wait_for(lambda: "NoNewPrivs" in pods.crictl("logs", cid), what="the container's output")
+    out = pods.crictl("logs", cid)
+    assert "Seccomp:\t2" in out and "NoNewPrivs:\t0" in out, out
 
 
 def test_logs_follow(pods: Pods) -> None:
