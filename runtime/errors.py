@@ -14,13 +14,31 @@ import errno as _errno
 from . import leanos as os
 
 
+# How much of a value an error echoes.  Targets and details can carry what a
+# caller sent (an argv string, a path); echoed whole, one hostile request
+# made megabyte-long log lines, and an init's error report that no longer fit
+# in one message of the parent-init channel (runtime/sync.py).
+ECHO_LIMIT = 200
+DETAIL_LIMIT = 1000
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` as an error may echo it: whole when short, else its first
+    ``limit`` characters and its length.  A text at most 32 characters over
+    the limit is kept whole: that is what shortening adds, so an error
+    rebuilt from a shortened one (sync.py re-raises the init's) is unchanged."""
+    if len(text) <= limit + 32:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 class RuntimeFault(Exception):
     """Base class: an operation on a target failed."""
 
     def __init__(self, op: str, target: str = "", detail: str = "", err: int = 0) -> None:
         self.op = op
-        self.target = target
-        self.detail = detail
+        self.target = shorten(target)
+        self.detail = shorten(detail, DETAIL_LIMIT)
         self.errno = err
         super().__init__(self.message())
 

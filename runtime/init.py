@@ -41,7 +41,7 @@ import sys
 from . import hooks, privileges
 from . import leanos as os
 from . import syscalls as sc
-from .errors import RuntimeFault, SyscallError
+from .errors import RuntimeFault, SyscallError, shorten
 from .namespaces import join
 from .plan import ProcessPlan
 from .records import Record
@@ -258,7 +258,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         if p.no_new_privileges and p.seccomp is not None:
             sc.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
         code = execve()
-        print(f"dockyard-runc init: exec {exe}: {os.strerror(code)}", file=sys.stderr)
+        print(f"dockyard-runc init: exec {shorten(exe)}: {os.strerror(code)}", file=sys.stderr)
         os._exit(127)
     except BaseException as err:
         _fail(chan, err)

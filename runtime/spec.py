@@ -218,14 +218,31 @@ def _idmaps(parent: dict[str, Any], key: str, path: str) -> tuple[IDMap, ...]:
 
 # --- sections ------------------------------------------------------------------
 
+# execve(2) refuses any one argument or environment string longer than
+# MAX_ARG_STRLEN (32 pages, 128 KiB, counting its NUL) with E2BIG, and a C
+# string ends at its first NUL: such a process could never start, so the
+# spec is refused before anything is made for it.
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _check_exec_strings(items: tuple[str, ...], field: str) -> None:
+    for i, item in enumerate(items):
+        if "\0" in item:
+            raise InvalidSpec(f"{field}[{i}]", "contains a NUL byte")
+        if len(item) >= MAX_ARG_STRLEN // 4 and len(item.encode("utf-8", "surrogateescape")) >= MAX_ARG_STRLEN:
+            raise InvalidSpec(f"{field}[{i}]", f"is longer than {MAX_ARG_STRLEN - 1} bytes, the most execve(2) takes")
+
+
 def _parse_process(raw: dict[str, Any], path: str = "process") -> Process:
     args = _get_strs(raw, "args", path)
-    if not args:
+    if not args or not args[0]:
         raise InvalidSpec(_join(path, "args"), "must name the program to run")
+    _check_exec_strings(args, _join(path, "args"))
     cwd = _get_str(raw, "cwd", path, "/")
     if not cwd.startswith("/"):
         raise InvalidSpec(_join(path, "cwd"), f"must be an absolute path, got {cwd!r}")
     env = _get_strs(raw, "env", path)
+    _check_exec_strings(env, _join(path, "env"))
     for i, item in enumerate(env):
         if "=" not in item:
             raise InvalidSpec(f"{path}.env[{i}]", f"must be KEY=VALUE, got {item!r}")

@@ -71,6 +71,12 @@ class HandedIO:
     def runtime_stdio(self) -> tuple[int, int, int]:
         return self._stdio
 
+    def spawn_pump(self) -> dict[int, Callable[[int], None]]:
+        """Nothing to drain: the pipes' other ends are the caller's, read once
+        ``exec`` is answered.  What the runtime may write there first is its
+        own error report, which it keeps short (runtime/errors.py)."""
+        return {}
+
     def spawned(self) -> None:
         for fd in self._child:
             os.close(fd)

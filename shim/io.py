@@ -117,6 +117,16 @@ class ProcessIO:
         """Stdin, stdout and stderr to give the runtime (the process inherits them)."""
         return self._runtime_stdio
 
+    def spawn_pump(self) -> dict[int, Callable[[int], None]]:
+        """The output pipes and their readers, for draining while the runtime
+        runs (Reaper.wait_for): what the process writes then is logged,
+        captured and mirrored as any later output is."""
+        pump = {}
+        for fd in self._readers:
+            os.set_blocking(fd, False)
+            pump[fd] = self._reader(fd)
+        return pump
+
     def spawned(self) -> None:
         """The runtime has run: drop our copies of the process's ends, start reading."""
         for fd in self._child:

@@ -25,10 +25,12 @@ import time
 
 from dockyard.api.shim import Code, ShimError
 
+from .loop import READ
+
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
     import signal as _signal  # the same names, typed (typeshed has no _signal)
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 else:
     # _signal, not signal: the same functions without signal.py's enums (enum costs every pod's shim)
     import _signal
@@ -71,12 +73,21 @@ class Reaper:
             else:
                 self._on_exit(pid, status, time.time_ns())
 
-    def wait_for(self, pid: int, timeout: float, what: str) -> int:
+    def wait_for(self, pid: int, timeout: float, what: str,
+                 pump: Mapping[int, Callable[[int], None]] | None = None) -> int:
         """Block until the ``expect``ed ``pid`` exits (reaping others meanwhile); its wait status.
+
+        ``pump`` maps fds to the callbacks that read them (``callback(READ)``):
+        the output pipes of the process the runtime is starting.  That process
+        may write before the runtime returns (an init reporting a failure on
+        its stderr, a hook's output), and the runtime may wait for it, so
+        those pipes are drained while we wait: a full pipe would stall the
+        process, the runtime and the whole shim until the timeout.
 
         On timeout the process is killed and DeadlineExceeded raised.
         """
         deadline = time.monotonic() + timeout
+        pump = pump or {}
         try:
             while True:
                 self.reap()
@@ -88,7 +99,10 @@ class Reaper:
                     os.kill(pid, _signal.SIGKILL)
                     os.waitpid(pid, 0)
                     raise ShimError(Code.DEADLINE_EXCEEDED, f"{what}: no answer after {timeout:g}s (killed)")
-                select.select([self.fd], [], [], left)
+                readable, _, _ = select.select([self.fd, *pump], [], [], left)
+                for fd in readable:
+                    if fd != self.fd:
+                        pump[fd](READ)
                 try:
                     while os.read(self.fd, 4096):
                         pass

@@ -42,7 +42,11 @@ from .reaper import Reaper
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
     import signal as _signal  # the same names, typed (typeshed has no _signal)
+    from collections.abc import Callable, Mapping
     from typing import Any
+
+    # Output pipes of the process being started, and their readers (Reaper.wait_for).
+    Pump = Mapping[int, Callable[[int], None]]
 else:
     # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
     import _signal
@@ -110,7 +114,7 @@ class Runtime:
         self.forked = is_bundled_runtime(self.binary, sys.executable)
 
     def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
-             input_data: bytes | None = None) -> bytes:
+             input_data: bytes | None = None, pump: Pump | None = None) -> bytes:
         """Run one verb; its stdout.  A non-zero exit raises Internal with the runtime's own message."""
         own: list[int] = []
         try:
@@ -150,7 +154,7 @@ class Runtime:
                     setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGHUP),
                 )
             self.reaper.expect(pid)
-            status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}")
+            status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
             stdout = _read_all(out) if out >= 0 else b""
             if status != 0:
                 raise ShimError(Code.INTERNAL, f"{what}: runtime {os.path.basename(self.binary)} {args[0]} "
@@ -179,19 +183,19 @@ class Runtime:
     # --- verbs -------------------------------------------------------------
 
     def create(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
-               stdio: tuple[int, int, int]) -> None:
+               stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
         args = ["create", "--bundle", bundle, "--pid-file", pid_file]
         if console_socket:
             args += ["--console-socket", console_socket]
-        self._run(f"create {container_id}", [*args, container_id], stdio=stdio)
+        self._run(f"create {container_id}", [*args, container_id], stdio=stdio, pump=pump)
 
     def run_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
-                     stdio: tuple[int, int, int]) -> None:
+                     stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
         """create + start in one runtime call (runc's ``run --detach``)."""
         args = ["run", "--detach", "--bundle", bundle, "--pid-file", pid_file]
         if console_socket:
             args += ["--console-socket", console_socket]
-        self._run(f"run {container_id}", [*args, container_id], stdio=stdio)
+        self._run(f"run {container_id}", [*args, container_id], stdio=stdio, pump=pump)
 
     def start(self, container_id: str) -> None:
         self._run(f"start {container_id}", ["start", container_id])
@@ -204,11 +208,11 @@ class Runtime:
         self._run(f"delete {container_id}", ["delete", *(["--force"] if force else []), container_id])
 
     def exec(self, container_id: str, process_file: str, pid_file: str, console_socket: str,
-             stdio: tuple[int, int, int]) -> None:
+             stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
         args = ["exec", "--detach", "--process", process_file, "--pid-file", pid_file]
         if console_socket:
             args += ["--console-socket", console_socket]
-        self._run(f"exec in {container_id}", [*args, container_id], stdio=stdio)
+        self._run(f"exec in {container_id}", [*args, container_id], stdio=stdio, pump=pump)
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self._run(f"update {container_id}", ["update", "--resources", "-", container_id],

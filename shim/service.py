@@ -319,7 +319,8 @@ class Shim:
             raise ShimError(Code.INTERNAL, f"console socket {name}: no pty master received")
         return fds[0]
 
-    def _spawn(self, proc: Proc, tag: str, run: Callable[[str, str, tuple[int, int, int]], None]) -> None:
+    def _spawn(self, proc: Proc, tag: str,
+               run: Callable[[str, str, tuple[int, int, int], dict[int, Callable[[int], None]]], None]) -> None:
         """Run the runtime verb that starts ``proc``; fill its pid, wire its stdio."""
         pid_file = f"{tag}.pid"
         console = ""
@@ -333,7 +334,7 @@ class Shim:
         # into the bundle).  Hence the short names too: ids may be long.
         reachable = f"/proc/{os.getpid()}/cwd/{console}" if console else ""
         try:
-            run(pid_file, reachable, proc.io.runtime_stdio())
+            run(pid_file, reachable, proc.io.runtime_stdio(), proc.io.spawn_pump())
             proc.io.spawned()
             if listener is not None:
                 proc.io.attach_console(self._receive_console(listener, console))
@@ -373,8 +374,8 @@ class Shim:
         verb = self.runtime.run_detached if p["start"] else self.runtime.create
         begun = time.time_ns()  # as in do_start: the program may run (and exit) before the call returns
         try:
-            self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio: verb(
-                cid, bundle, os.path.abspath(pid_file), console, stdio))
+            self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio, pump: verb(
+                cid, bundle, os.path.abspath(pid_file), console, stdio, pump))
         except BaseException:
             if log is not None:
                 log.close()
@@ -470,8 +471,8 @@ class Shim:
         with open(process_file, "w") as f:
             f.write(jsonfast.dumps(spec))
         try:
-            self._spawn(e, tag, lambda pid_file, console, stdio: self.runtime.exec(
-                c.container_id, process_file, os.path.abspath(pid_file), console, stdio))
+            self._spawn(e, tag, lambda pid_file, console, stdio, pump: self.runtime.exec(
+                c.container_id, process_file, os.path.abspath(pid_file), console, stdio, pump))
         except BaseException:
             if isinstance(io, HandedIO):
                 io.discard()

@@ -126,6 +126,12 @@ INVALID: list[tuple[Path, Any, str]] = [
     (("process", "args"), DELETE, "process.args"),
     (("process", "args"), "sh", "process.args"),
     (("process", "args"), ["sh", 1], "process.args[1]"),
+    (("process", "args"), [""], "process.args"),
+    (("process", "args"), ["sh", "a\0b"], "process.args[1]"),
+    (("process", "args"), ["A" * 131072], "process.args[0]"),           # execve's MAX_ARG_STRLEN, with its NUL
+    (("process", "args"), ["sh", "\u00e9" * 65536], "process.args[1]"),  # 2 bytes each in UTF-8
+    (("process", "env"), ["X=" + "y" * 131070], "process.env[0]"),
+    (("process", "env"), ["A=\0"], "process.env[0]"),
     (("process", "cwd"), "tmp", "process.cwd"),
     (("process", "cwd"), 7, "process.cwd"),
     (("process", "env"), ["PATH=/bin", "NOEQUALS"], "process.env[1]"),
@@ -248,9 +254,16 @@ for _kind in ("prestart", "createRuntime", "createContainer", "startContainer", 
 
 
 @pytest.mark.parametrize(("path", "value", "field"), INVALID,
-                         ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in INVALID])
+                         ids=[f"{'.'.join(map(str, p))}={v!r:.60}" for p, v, _ in INVALID])
 def test_invalid_field(path: Path, value: Any, field: str) -> None:
     assert invalid_field(mutate(base(), path, value)) == field
+
+
+def test_longest_exec_strings_accepted() -> None:
+    """An argument or variable of MAX_ARG_STRLEN - 1 bytes is the longest execve takes."""
+    cfg = mutate(mutate(base(), ("process", "args"), ["A" * 131071]), ("process", "env"), ["X=" + "y" * 131069])
+    process = parse_spec(cfg).process
+    assert process is not None and len(process.args[0]) == 131071
 
 
 def without_ns(cfg: dict[str, Any], *kinds: str) -> dict[str, Any]:

@@ -151,3 +151,28 @@ def test_two_sends_are_two_reads(pair: tuple[Channel, Channel]) -> None:
     child.send("ready")
     assert parent.recv("pid")["pid"] == 1
     assert parent.recv("ready") == {"type": "ready"}
+
+
+def test_error_echoing_a_huge_value_fits_in_one_message(pair: tuple[Channel, Channel]) -> None:
+    """An init failure that names a 1 MiB argument (an exec of a hostile argv)
+    still reaches the parent in one packet: errors echo a value's head and
+    its length, not the value (it used to fall back to the init's stderr and
+    fill a pipe nobody read)."""
+    parent, child = pair
+    child.send_error(errors.NotFound("exec", "A" * (1 << 20), "x" * (1 << 20)))
+    with pytest.raises(errors.NotFound) as info:
+        parent.recv("ready")
+    assert info.value.target == "A" * errors.ECHO_LIMIT + f"... ({1 << 20} characters)"
+    assert len(str(info.value)) < 2 * errors.DETAIL_LIMIT
+
+
+@pytest.mark.parametrize(("text", "limit", "expected"), [
+    ("", 5, ""),
+    ("abcde", 5, "abcde"),
+    ("a" * 37, 5, "a" * 37),
+    ("a" * 38, 5, "aaaaa... (38 characters)"),
+    ("a" * 1000, 5, "aaaaa... (1000 characters)"),
+])
+def test_shorten(text: str, limit: int, expected: str) -> None:
+    assert errors.shorten(text, limit) == expected
+    assert errors.shorten(expected, limit) == expected
