@@ -42,14 +42,13 @@ import grpc  # type: ignore[import-untyped]  # noqa: E402  # grpcio ships no stu
 from dockyard.cri import errors, restart  # noqa: E402
 from dockyard.cri.config import Config, load_config, render_default
 from dockyard.cri.metrics import Metrics
+from dockyard.cri.message_size import MAX_MESSAGE_BYTES
 from dockyard.cri.server import service
 from dockyard.cri.server.images import Images
 from dockyard.cri.server.instrument import Instrument, Readiness
 
 log = logging.getLogger("dockyard.cri.daemon")
 
-# kubelet's limit for CRI messages (16 MiB), both ways.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 STOP_GRACE_SECONDS = 5.0
 
 

@@ -40,7 +40,7 @@ from .mounts import (
     shm_mount,
 )
 from .namespaces import NODE, TargetPid, container_namespaces, user_mappings
-from .process_args import merge_env, process_args, working_dir
+from .process_args import check_exec_strings, merge_env, process_args, working_dir
 from .resources import clamp_oom_score_adj, linux_resources
 from .security import (
     ReadHostFile,
@@ -170,6 +170,8 @@ def container_spec(
     host_ipc = pod_ns.ipc == NODE
 
     # --- process
+    check_exec_strings(config.command, "config.command")
+    check_exec_strings(config.args, "config.args")
     argv = process_args(config.command, config.args, image.entrypoint, image.cmd)
     hostname = sandbox.hostname or node_hostname or platform.node()
     extra_env = [f"HOSTNAME={hostname}"]
@@ -179,6 +181,8 @@ def container_spec(
     for i, kv in enumerate(config.envs):
         if not kv.key:
             raise InvalidArgument(f"config.envs[{i}].key: must not be empty")
+        check_exec_strings([kv.key], f"config.envs[{i}].key")
+        check_exec_strings([f"{kv.key}={kv.value}"], f"config.envs[{i}]")
         cri_env.append(f"{kv.key}={kv.value}")
     env = merge_env([PATH_ENV], image.env, extra_env, cri_env)
     cwd = working_dir(config.working_dir, image.working_dir)

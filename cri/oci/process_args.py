@@ -36,6 +36,44 @@ def process_args(command: Sequence[str], args: Sequence[str], entrypoint: Sequen
     return argv
 
 
+# What execve(2) can take, and what Dockyard takes for an exec.  The kernel
+# refuses one string of MAX_ARG_STRLEN bytes or more (with its NUL) and an
+# argv + envp larger than a quarter of the stack limit (2 MiB under the
+# usual 8 MiB); a C string ends at its first NUL.  The count and total are
+# Dockyard's own bounds, far above any probe or `kubectl exec` and low
+# enough that one request cannot make the shim copy megabytes.
+MAX_ARG_STRLEN = 32 * 4096
+MAX_EXEC_ARGS = 4096
+MAX_EXEC_BYTES = 1 << 20
+
+
+def check_exec_strings(items: Sequence[str], field: str) -> int:
+    """InvalidArgument naming ``field[i]`` for a string execve cannot pass;
+    else the bytes they take (with their NULs)."""
+    total = 0
+    for i, item in enumerate(items):
+        if "\0" in item:
+            raise InvalidArgument(f"{field}[{i}]: contains a NUL byte")
+        size = len(item.encode("utf-8", "surrogateescape"))
+        if size >= MAX_ARG_STRLEN:
+            raise InvalidArgument(f"{field}[{i}]: {size} bytes, longer than the {MAX_ARG_STRLEN - 1} execve(2) takes")
+        total += size + 1
+    return total
+
+
+def check_exec_argv(argv: Sequence[str], field: str) -> None:
+    """InvalidArgument naming ``field`` or ``field[i]`` unless an exec could run ``argv``."""
+    if not argv:
+        raise InvalidArgument(f"{field}: must not be empty")
+    if not argv[0]:
+        raise InvalidArgument(f"{field}[0]: the program to run is an empty string")
+    if len(argv) > MAX_EXEC_ARGS:
+        raise InvalidArgument(f"{field}: {len(argv)} arguments, more than the {MAX_EXEC_ARGS} allowed")
+    total = check_exec_strings(argv, field)
+    if total > MAX_EXEC_BYTES:
+        raise InvalidArgument(f"{field}: {total} bytes in all, more than the {MAX_EXEC_BYTES} allowed")
+
+
 def merge_env(*layers: Iterable[str]) -> list[str]:
     """``KEY=VALUE`` lists merged left to right (later wins, first position
     kept).  An entry without ``=`` (docker allows ``FOO`` in an image config

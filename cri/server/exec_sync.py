@@ -2,7 +2,8 @@
 
 The process is the container's own (config.json's env, cwd, user,
 capabilities, ...) with the command's argv and no terminal.  Output is
-captured by the shim, at most 16 MiB per stream.  On timeout the process is
+captured by the shim, at most 16 MiB per stream, and trimmed so that the
+reply fits in one CRI message (message_size.py).  On timeout the process is
 SIGKILLed and the call fails with DeadlineExceeded, which is what kubelet's
 exec probes expect for a timed-out probe (ExecProbeTimeout).
 """
@@ -19,10 +20,11 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from .. import errors
+from ..message_size import fit_exec_output
+from ..oci.process_args import check_exec_argv
 from ..store.container import ContainerState
 from .runtime import Runtime
 
-CAPTURE_LIMIT = 16 << 20
 KILL_WAIT_S = 10.0
 
 
@@ -44,8 +46,7 @@ def load_process(bundle: str) -> dict[str, Any]:
 
 
 async def exec_sync(rt: Runtime, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
-    if not request.cmd:
-        raise errors.InvalidArgument("cmd is empty")
+    check_exec_argv(list(request.cmd), "cmd")
     c = rt.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
@@ -68,9 +69,10 @@ async def exec_sync(rt: Runtime, request: api_pb2.ExecSyncRequest) -> api_pb2.Ex
     finally:
         # The answer need not wait for the shim to drop its record of the exec.
         rt.chore(_forget_exec(client, c.id, exec_id), f"delete exec {exec_id}")
-    stdout = base64.b64decode(result.get("stdout", ""))[:CAPTURE_LIMIT]
-    stderr = base64.b64decode(result.get("stderr", ""))[:CAPTURE_LIMIT]
-    return api_pb2.ExecSyncResponse(stdout=stdout, stderr=stderr, exit_code=int(result.get("exit_status", 0)))
+    out = fit_exec_output(base64.b64decode(result.get("stdout", "")), base64.b64decode(result.get("stderr", "")),
+                          stdout_dropped=int(result.get("stdout_dropped", 0)),
+                          stderr_dropped=int(result.get("stderr_dropped", 0)))
+    return api_pb2.ExecSyncResponse(stdout=out.stdout, stderr=out.stderr, exit_code=int(result.get("exit_status", 0)))
 
 
 async def _forget_exec(client: Any, container_id: str, exec_id: str) -> None:

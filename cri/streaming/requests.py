@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import InvalidArgument
+from ..oci.process_args import check_exec_argv
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,7 @@ def _check_stdio(req: _StdioRequest) -> None:
 
 def validate_exec(req: _StdioRequest, cmd: list[str] | tuple[str, ...]) -> ExecParams:
     _check_stdio(req)
-    if not cmd:
-        raise InvalidArgument("cmd: must not be empty")
-    for i, arg in enumerate(cmd):
-        if "\0" in arg:
-            raise InvalidArgument(f"cmd[{i}]: contains a NUL byte")
+    check_exec_argv(cmd, "cmd")
     return ExecParams(req.container_id, tuple(cmd), req.tty, req.stdin, req.stdout, req.stderr)
 
 

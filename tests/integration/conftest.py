@@ -309,3 +309,10 @@ def _rmdir_tree(path: Path) -> None:
     except OSError as err:
         if err.errno not in (errno.ENOENT, errno.EBUSY):
             raise
+
+
+@pytest.fixture
+def pods_extra_config() -> dict[str, object]:
+    """More daemon config for runtime_service_fixture's ``pods``; a test module
+    defines a fixture of this name to add some (a runtime handler, say)."""
+    return {}

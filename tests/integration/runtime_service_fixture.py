@@ -119,7 +119,7 @@ class Pods:
 
 
 @pytest.fixture
-def pods(daemon_factory: Any, tmp_path: Path, test_registry: str) -> Iterator[Pods]:
+def pods(daemon_factory: Any, tmp_path: Path, test_registry: str, pods_extra_config: dict[str, Any]) -> Iterator[Pods]:
     state = Path(tempfile.mkdtemp(prefix="dy", dir="/tmp"))
     cni_dir = tmp_path / "cni"
     cni_dir.mkdir()
@@ -135,6 +135,7 @@ def pods(daemon_factory: Any, tmp_path: Path, test_registry: str) -> Iterator[Po
         cni={"conf_dir": str(cni_dir), "cache_dir": str(tmp_path / "cni-cache")},
         cgroup_parent=cgroup_parent,
         restrict_oom_score_adj=True,
+        **pods_extra_config,
     )
     daemon.socket = state / "dockyard.sock"
     daemon.start()
