@@ -337,6 +337,7 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
         manager = c.manager
         chan, pid = _spawn(plan, manager, None, (), (), stack)
         chan.recv("ready", what="exec process")
+        chan.wait_exec()
         if pid_file:
             _write_pid_file(pid_file, pid)
         stack.pop_all()

@@ -11,8 +11,15 @@ Child -> parent           parent -> child
   hooks   (run prestart,    hooks-done
            createRuntime)
   ready   (about to wait
-           on exec.fifo)
+           on exec.fifo, or,
+           for exec, to execve)
+  EOF     (execve done: the
+           end is close-on-exec)
   error   (a RuntimeFault)
+
+``exec --detach`` returns only once the process runs its program, as runc's
+does (its init pipe is close-on-exec too): a caller reading the pid file
+then finds the program, not the runtime's init, at that pid.
 """
 
 from __future__ import annotations
@@ -71,12 +78,24 @@ class Channel:
         self.send("error", cls=name if name in _ERROR_CLASSES else "RuntimeFault",
                   op=err.op, target=err.target, detail=err.detail, errno=err.errno)
 
+    def wait_exec(self, what: str = "exec process") -> None:
+        """After ``ready``: return once the child's end is closed, which its
+        execve does (or its death, which its exit status tells whoever reaps
+        it).  A message instead is a fault."""
+        data = os.read(self.fd, _MAX)
+        if data:
+            self._decode(data, ("EOF",), what)
+            raise RuntimeFault(f"wait for {what}", "", "unexpected message after ready")
+
     def recv(self, *expected: str, what: str = "container init") -> dict[str, Any]:
         """Receive one message of one of the ``expected`` types.  An ``error``
         message is raised as the fault the child reported."""
         data = os.read(self.fd, _MAX)
         if not data:
             raise RuntimeFault(f"wait for {what}", "", f"it exited before sending {'/'.join(expected)}")
+        return self._decode(data, expected, what)
+
+    def _decode(self, data: bytes, expected: tuple[str, ...], what: str) -> dict[str, Any]:
         try:
             msg = jsonfast.loads(data)
         except ValueError as err:

@@ -176,3 +176,23 @@ def test_error_echoing_a_huge_value_fits_in_one_message(pair: tuple[Channel, Cha
 def test_shorten(text: str, limit: int, expected: str) -> None:
     assert errors.shorten(text, limit) == expected
     assert errors.shorten(expected, limit) == expected
+
+
+def test_wait_exec_returns_when_the_child_end_closes(pair: tuple[Channel, Channel]) -> None:
+    """After ready, the child's end closing (its execve: the end is close-on-exec) is success."""
+    parent, child = pair
+    child.send("ready")
+    parent.recv("ready")
+    child.close()
+    parent.wait_exec()
+
+
+def test_wait_exec_raises_what_the_child_reports(pair: tuple[Channel, Channel]) -> None:
+    parent, child = pair
+    child.send_error(errors.NotFound("exec", "/bin/nope", "no such executable file in the container"))
+    with pytest.raises(errors.NotFound):
+        parent.wait_exec()
+    child.send("ready")
+    with pytest.raises(RuntimeFault) as info:
+        parent.wait_exec()
+    assert "unexpected message 'ready'" in str(info.value)
