@@ -17,9 +17,9 @@ import fcntl
 import struct
 import termios
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import SyscallError
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.errors import SyscallError
 
 
 def set_size(fd: int, size: tuple[int, int]) -> None:

@@ -9,16 +9,9 @@ from __future__ import annotations
 import select
 import time
 
-from . import leanos as os
+from .kernel.lean import leanos as os
 from . import log
-from .errors import (
-    FailedPrecondition,
-    HookFailed,
-    InvalidSpec,
-    NotFound,
-    RuntimeFault,
-    SyscallError,
-)
+from .kernel.errors import FailedPrecondition, HookFailed, InvalidSpec, NotFound, RuntimeFault, SyscallError
 from .state import ContainerState, Store
 from .status import Status, require
 

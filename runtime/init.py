@@ -39,12 +39,12 @@ from __future__ import annotations
 import sys
 
 from . import hooks, privileges
-from . import leanos as os
-from . import syscalls as sc
-from .errors import RuntimeFault, SyscallError, shorten
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.errors import RuntimeFault, SyscallError, shorten
 from .namespaces import join
 from .plan import ProcessPlan
-from .records import Record
+from .kernel.lean.records import Record
 from .spec import Hook
 from .sync import Channel
 

@@ -26,9 +26,9 @@ Facts that decide the order:
 
 from __future__ import annotations
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import SyscallError
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.errors import SyscallError
 from .spec import IDMap, Namespace
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -17,9 +17,9 @@ from __future__ import annotations
 import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import NotFound, SyscallError, Unsupported
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.errors import NotFound, SyscallError, Unsupported
 from .plan import ProcessPlan
 
 

@@ -9,7 +9,7 @@ probe of kill(2)) is not a signal one can deliver, so it is refused.
 
 from __future__ import annotations
 
-from .errors import InvalidArgument
+from .kernel.errors import InvalidArgument
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -16,15 +16,16 @@ from __future__ import annotations
 import errno as _errno
 import time
 
-from . import cgroups, hooks, jsonfast, namespaces
-from . import leanos as os
-from . import syscalls as sc
-from .capabilities import last_cap
+from . import cgroups, hooks, namespaces
+from .kernel.lean import jsonfast
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.capabilities import last_cap
 from .container import load, manager_for
-from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
+from .kernel.errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
 from .init import InitPlan, stage1
 from .plan import plan_process
-from .records import replace
+from .kernel.lean.records import replace
 from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require

@@ -21,10 +21,10 @@ from __future__ import annotations
 import errno
 import fcntl
 
-from . import jsonfast
-from . import leanos as os
-from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
-from .records import Record, field, to_dict
+from .kernel.lean import jsonfast
+from .kernel.lean import leanos as os
+from .kernel.errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
+from .kernel.lean.records import Record, field, to_dict
 from .status import Status
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -81,7 +81,7 @@ class ContainerState(Record):
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     try:
-        from . import durable  # only create and update write; start, kill and delete only read
+        from .kernel import durable  # only create and update write; start, kill and delete only read
 
         durable.write_atomic(path, data, mode, sync=False)
     except OSError as err:

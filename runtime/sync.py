@@ -24,10 +24,11 @@ then finds the program, not the runtime's init, at that pid.
 
 from __future__ import annotations
 
-from . import errors, jsonfast
-from . import leanos as os
-from . import syscalls as sc
-from .errors import RuntimeFault
+from .kernel import errors
+from .kernel.lean import jsonfast
+from .kernel.lean import leanos as os
+from .kernel import syscalls as sc
+from .kernel.errors import RuntimeFault
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

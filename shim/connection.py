@@ -18,7 +18,7 @@ import os
 
 from dockyard.api import shim as api
 
-from . import sockets
+from dockyard.runtime.kernel.lean import leansocket as sockets
 from .loop import READ, WRITE, Loop
 
 TYPE_CHECKING = False  # see runtime/records.py

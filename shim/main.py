@@ -35,7 +35,7 @@ import sys
 
 from dockyard.api import shim as api
 
-from . import sockets
+from dockyard.runtime.kernel.lean import leansocket as sockets
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def start(opts: dict[str, str]) -> int:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            from dockyard.runtime import syscalls
+            from dockyard.runtime.kernel import syscalls
 
             syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
             os.set_inheritable(w, True)

@@ -35,7 +35,7 @@ import os
 import sys
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
 from .reaper import Reaper
 

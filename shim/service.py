@@ -18,9 +18,10 @@ import time
 
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
-from . import oom, process, sockets, state
+from . import oom, process, state
+from dockyard.runtime.kernel.lean import leansocket as sockets
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-from .. import leanos as os
-from .. import leanpath
-from ..errors import Unsupported
-from . import cgroupfs
-from .cgroup_path import inner_path, place
-from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
-from .mountinfo import cgroup_mounts, own_cgroups
+from ..kernel.lean import leanos as os
+from ..kernel.lean import leanpath
+from ..kernel.errors import Unsupported
+from ..kernel.cgroupfs import files as cgroupfs
+from ..kernel.cgroupfs.cgroup_path import inner_path, place
+from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
+from ..kernel.cgroupfs.mountinfo import cgroup_mounts, own_cgroups
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:

@@ -13,11 +13,12 @@ it; earlier writes stay, as in runc.
 
 from __future__ import annotations
 
-from .. import leanos as os
-from ..errors import FailedPrecondition, Unsupported
+from ..kernel.lean import leanos as os
+from ..kernel.errors import FailedPrecondition, Unsupported
 from ..log import warn
-from ..records import Record
-from . import cgroupfs, spec_values
+from ..kernel.lean.records import Record
+from ..kernel.cgroupfs import files as cgroupfs
+from . import spec_values
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:

@@ -8,10 +8,11 @@ code is the process's.
 from __future__ import annotations
 
 
-from .. import container, jsonfast, spawn
-from .. import syscalls as sc
-from ..errors import InvalidArgument, InvalidSpec, NotFound
-from ..records import replace
+from .. import container, spawn
+from ..kernel.lean import jsonfast
+from ..kernel import syscalls as sc
+from ..kernel.errors import InvalidArgument, InvalidSpec, NotFound
+from ..kernel.lean.records import replace
 from ..spec import Capabilities, Process, User, parse_process
 from .args import REMAINDER, Namespace, Parser, add_id
 from .main import Context, collect_while_waiting

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from .. import cgroups, jsonfast, seccomp
-from .. import leanos as os
-from ..capabilities import CAPABILITIES, last_cap
+from .. import cgroups, seccomp
+from ..kernel.lean import jsonfast
+from ..kernel.lean import leanos as os
+from ..kernel.capabilities import CAPABILITIES, last_cap
 from ..namespaces import CLONE_FLAGS
 from ..rootfs.mountopts import SUPPORTED_OPTIONS
 from ..spec import HOOK_KINDS

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from .. import container, jsonfast
-from .. import leanos as os
-from ..errors import NotFound
+from .. import container
+from ..kernel.lean import jsonfast
+from ..kernel.lean import leanos as os
+from ..kernel.errors import NotFound
 from .args import Parser
 from .main import Context
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import jsonfast, log
-from .. import leanos as os
-from ..errors import InvalidArgument, RuntimeFault
+from ..kernel.lean import jsonfast
+from .. import log
+from ..kernel.lean import leanos as os
+from ..kernel.errors import InvalidArgument, RuntimeFault
 from ..state import DEFAULT_ROOT, Store
 
 VERSION = "0.1.0"
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if verb not in VERBS:
             raise InvalidArgument("run command", verb, f"no such command (commands: {', '.join(VERBS)})")
         if ctx.systemd_cgroup:
-            from ..errors import Unsupported
+            from ..kernel.errors import Unsupported
 
             raise Unsupported("use cgroup driver", "--systemd-cgroup",
                               "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")

@@ -4,7 +4,7 @@ the container's exit code (128+N when a signal N killed it)."""
 from __future__ import annotations
 
 from .. import container, spawn
-from .. import syscalls as sc
+from ..kernel import syscalls as sc
 from .args import Parser, add_id
 from .create import add_create_flags
 from .main import Context, collect_while_waiting

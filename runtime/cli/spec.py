@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import jsonfast
-from .. import leanos as os
+from ..kernel.lean import jsonfast
+from ..kernel.lean import leanos as os
 from ..default_spec import default_spec
-from ..errors import AlreadyExists
+from ..kernel.errors import AlreadyExists
 from .args import Parser
 from .main import Context
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import _stat as stat  # stat's own names; the stat module is only a wrapper
 
-from ..errors import InvalidSpec
-from ..records import Record
+from ..kernel.errors import InvalidSpec
+from ..kernel.lean.records import Record
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -26,9 +26,9 @@ Pure: strings in, numbers out.  Facts that shape the result:
 
 from __future__ import annotations
 
-from .. import syscalls as sc
-from ..errors import InvalidSpec, Unsupported
-from ..records import Record
+from ..kernel import syscalls as sc
+from ..kernel.errors import InvalidSpec, Unsupported
+from ..kernel.lean.records import Record
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -32,14 +32,14 @@ from __future__ import annotations
 import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from .. import leanos as os
-from .. import syscalls as sc
-from ..errors import InvalidSpec, SyscallError
-from ..records import Record, field, replace
+from ..kernel.lean import leanos as os
+from ..kernel import syscalls as sc
+from ..kernel.errors import InvalidSpec, SyscallError
+from ..kernel.lean.records import Record, field, replace
 from ..spec import IDMap, Mount
 from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
 from .mountopts import MountOptions, parse_mount_options
-from .securejoin import open_in_root
+from ..kernel.securejoin import open_in_root
 
 _PROPAGATION = {
     "": sc.MS_REC | sc.MS_SLAVE,

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from dockyard.runtime import container, spawn
-from dockyard.runtime import syscalls as sc
+from dockyard.runtime.kernel import syscalls as sc
 from dockyard.runtime.cli import main
 from dockyard.runtime.cli.update import parse_bytes
-from dockyard.runtime.errors import InvalidArgument
+from dockyard.runtime.kernel.errors import InvalidArgument
 from dockyard.runtime.state import DEFAULT_ROOT
 from dockyard.runtime.status import Status
 

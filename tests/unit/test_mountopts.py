@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dockyard.runtime.records import replace
+from dockyard.runtime.kernel.lean.records import replace
 from typing import Any
 
 import pytest
 
-from dockyard.runtime import syscalls as sc
-from dockyard.runtime.errors import InvalidSpec, Unsupported
+from dockyard.runtime.kernel import syscalls as sc
+from dockyard.runtime.kernel.errors import InvalidSpec, Unsupported
 from dockyard.runtime.rootfs.mountopts import SUPPORTED_OPTIONS, MountOptions, parse_mount_options
 
 BASE = MountOptions(flags=0, clear=0, propagation=(), rec_attr_set=0, rec_attr_clr=0, data="",

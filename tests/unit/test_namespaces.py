@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from dockyard.runtime import syscalls as sc
-from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.kernel import syscalls as sc
+from dockyard.runtime.kernel.errors import SyscallError
 from dockyard.runtime.namespaces import (
     CLONE_FLAGS, JOIN_ORDER, PROC_NAMES, format_idmap, new_flags, open_paths,
 )

@@ -33,9 +33,9 @@ from __future__ import annotations
 import errno
 import time
 
-from ... import leanos as os
-from ...errors import SyscallError, Unsupported
-from .. import cgroupfs
+from ...kernel.lean import leanos as os
+from ...kernel.errors import SyscallError, Unsupported
+from ...kernel.cgroupfs import files as cgroupfs
 from . import freezer
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -255,8 +255,8 @@ class V1Manager:
 
     def stats(self) -> dict[str, Any]:
         from ..manager import hugepage_sizes
-        from ..v2 import stats as v2_stats
-        from . import stats
+        from ...kernel.cgroupfs import stats_v2 as v2_stats
+        from ...kernel.cgroupfs import stats_v1 as stats
 
         def read(controller: str, name: str) -> str | None:
             d = self._dirs.get(controller)

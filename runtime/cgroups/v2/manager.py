@@ -27,10 +27,10 @@ from __future__ import annotations
 import errno
 import time
 
-from ... import leanos as os
-from ...errors import FailedPrecondition, SyscallError, Unsupported
+from ...kernel.lean import leanos as os
+from ...kernel.errors import FailedPrecondition, SyscallError, Unsupported
 from ...log import debug
-from .. import cgroupfs
+from ...kernel.cgroupfs import files as cgroupfs
 from . import freezer
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -226,7 +226,7 @@ class V2Manager:
 
     def stats(self) -> dict[str, Any]:
         from ..manager import hugepage_sizes
-        from . import stats
+        from ...kernel.cgroupfs import stats_v2 as stats
 
         return stats.collect(lambda name: cgroupfs.read_optional(self._file(name)),
                              hugepage_sizes(self.path, "max"))

@@ -21,7 +21,7 @@ The rules, which are runc's (cgroupfs driver):
 
 from __future__ import annotations
 
-from .. import leanpath
+from ..lean import leanpath
 from ..errors import InvalidSpec, Unsupported
 
 FIELD = "linux.cgroupsPath"

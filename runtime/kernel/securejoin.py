@@ -28,8 +28,8 @@ from __future__ import annotations
 import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from .. import leanos as os
-from ..errors import SyscallError
+from .lean import leanos as os
+from .errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

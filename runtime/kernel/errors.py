@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from . import leanos as os
+from .lean import leanos as os
 
 
 # How much of a value an error echoes.  Targets and details can carry what a

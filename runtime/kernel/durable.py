@@ -16,7 +16,7 @@ Facts this relies on (ext4/xfs with default mount options):
 
 from __future__ import annotations
 
-from . import leanos as os
+from .lean import leanos as os
 
 TEMP_PREFIX = ".tmp-"
 

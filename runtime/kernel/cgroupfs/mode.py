@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from .. import leanos as os
+from ..lean import leanos as os
 from ..errors import SyscallError, Unsupported
 from .mountinfo import cgroup_mounts
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import time
 
-from .. import leanos as os
+from ..lean import leanos as os
 from ..errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

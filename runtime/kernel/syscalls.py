@@ -20,8 +20,8 @@ same on every architecture since 5.2).  Facts worth knowing:
 
 from __future__ import annotations
 
-from . import ffi  # ctypes' names without its import cost
-from . import leanos as os
+from .lean import ffi  # ctypes' names without its import cost
+from .lean import leanos as os
 from .errors import SyscallError
 
 TYPE_CHECKING = False  # see runtime/records.py
