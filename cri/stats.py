@@ -65,7 +65,7 @@ def memory_usage(stats: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 def cgroup_stats(cgroups_path: str, object_id: str) -> dict[str, Any] | None:
     """runc-style stats of a cgroup; None when it does not exist (container gone)."""
     from dockyard.runtime.cgroups.locate import new_manager
-    from dockyard.runtime.errors import RuntimeFault
+    from dockyard.runtime.kernel.errors import RuntimeFault
 
     try:
         manager = new_manager(cgroups_path, object_id)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dockyard.runtime import seccomp as runtime_seccomp
-from dockyard.runtime.errors import InvalidSpec, Unsupported
+from dockyard.runtime.kernel.errors import InvalidSpec, Unsupported
 
 from ..errors import InvalidArgument
 
