@@ -34,15 +34,7 @@ import os
 import sys
 
 from dockyard.api import shim as api
-
-from dockyard.runtime.kernel.lean import leansocket as sockets
-
-TYPE_CHECKING = False  # see runtime/records.py
-if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
-else:
-    # _signal, not signal: the same functions without signal.py's enums (enum costs every pod's shim)
-    import _signal
+from dockyard.runtime.kernel.lean import leansignal, leansocket
 
 USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR\n"
          "Detach a shim serving the pod's containers on DIR/shim.sock, print that path, exit.\n")
@@ -91,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _alive(sock_path: str) -> bool:
-    s = sockets.unix_stream()
+    s = leansocket.unix_stream()
     try:
         s.connect(sock_path)
     except OSError:
@@ -191,9 +183,9 @@ def serve(opts: dict[str, str]) -> int:
             os.write(ready_fd, f"{type(err).__name__}: {err}".encode())
         raise
     terminate = []
-    _signal.signal(_signal.SIGTERM, lambda _s, _f: terminate.append(1))
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    leansignal.signal(leansignal.SIGTERM, lambda _s, _f: terminate.append(1))
+    leansignal.signal(leansignal.SIGINT, leansignal.SIG_IGN)
+    leansignal.signal(leansignal.SIGHUP, leansignal.SIG_IGN)
     if ready_fd >= 0:
         os.write(ready_fd, b"ok")
         os.close(ready_fd)

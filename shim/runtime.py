@@ -35,21 +35,17 @@ import os
 import sys
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime.kernel.lean import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leansignal
 
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable, Mapping
     from typing import Any
 
     # Output pipes of the process being started, and their readers (Reaper.wait_for).
     Pump = Mapping[int, Callable[[int], None]]
-else:
-    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
-    import _signal
 
 TIMEOUT_S = 60.0
 
@@ -81,10 +77,10 @@ def _become_runtime(argv: list[str], stdio: tuple[int, int, int]) -> None:
         import gc
 
         gc.disable()
-        _signal.set_wakeup_fd(-1)
-        for signum in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP,
-                       _signal.SIGPIPE, _signal.SIGXFSZ):
-            _signal.signal(signum, _signal.SIG_DFL)
+        leansignal.set_wakeup_fd(-1)
+        for signum in (leansignal.SIGCHLD, leansignal.SIGTERM, leansignal.SIGINT, leansignal.SIGHUP,
+                       leansignal.SIGPIPE, leansignal.SIGXFSZ):
+            leansignal.signal(signum, leansignal.SIG_DFL)
         for n, fd in enumerate(stdio):  # all >= 3: the shim's own 0-2 are taken (main.py)
             os.dup2(fd, n)
             os.set_inheritable(n, True)  # as posix_spawn's dup2 leaves them: the container inherits them
@@ -151,7 +147,7 @@ class Runtime:
                 pid = os.posix_spawn(
                     self.binary, argv, os.environ,
                     file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGHUP),
+                    setsigdef=(leansignal.SIGPIPE, leansignal.SIGXFSZ, leansignal.SIGINT, leansignal.SIGHUP),
                 )
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)

@@ -18,10 +18,9 @@ import time
 
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime.kernel.lean import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leansignal, leansocket
 
 from . import oom, process, state
-from dockyard.runtime.kernel.lean import leansocket as sockets
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop
@@ -31,7 +30,6 @@ from .runtime import Runtime
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable
     from typing import Any, Protocol
 
@@ -45,9 +43,6 @@ if TYPE_CHECKING:
         def send_fds(self, message: dict[str, Any], fds: list[int]) -> None: ...
 
         def close(self) -> None: ...
-else:
-    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
-    import _signal
 
 IO_GRACE_S = 2.0
 UNCLAIMED_MAX = 256
@@ -203,7 +198,7 @@ class Shim:
 
     def _kill_leftovers(self, container: Container) -> None:
         try:
-            self.runtime.kill(container.container_id, _signal.SIGKILL, True)
+            self.runtime.kill(container.container_id, leansignal.SIGKILL, True)
         except ShimError as err:
             sys.stderr.write(f"dockyard-shim: kill --all after the init of {container.container_id} exited: {err}\n")
 
@@ -296,24 +291,24 @@ class Shim:
 
     # --- stdio set-up shared by create and exec ----------------------------------
 
-    def _console_socket(self, name: str) -> sockets.socket:
+    def _console_socket(self, name: str) -> leansocket.socket:
         # Relative to the shim's cwd (its directory): a unix socket path must fit in 108 bytes.
         try:
             os.unlink(name)
         except FileNotFoundError:
             pass
-        listener = sockets.unix_stream()
+        listener = leansocket.unix_stream()
         listener.bind(name)
         listener.listen(1)
         return listener
 
-    def _receive_console(self, listener: sockets.socket, name: str) -> int:
+    def _receive_console(self, listener: leansocket.socket, name: str) -> int:
         """The pty master the runtime's init sent (it connected while the runtime ran)."""
         listener.settimeout(CONSOLE_ACCEPT_S)
-        conn = sockets.accept(listener)
+        conn = leansocket.accept(listener)
         try:
             conn.settimeout(CONSOLE_ACCEPT_S)
-            _msg, fds = sockets.recv_fds(conn, 4096, 1)
+            _msg, fds = leansocket.recv_fds(conn, 4096, 1)
         finally:
             conn.close()
         if not fds:

@@ -21,11 +21,11 @@ from __future__ import annotations
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
     from ..kernel.cgroupfs.cgroup_path import inner_path
-    from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
-    from .manager import Manager, Write
     from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
     from ..kernel.cgroupfs.mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
+    from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
     from .locate import new_manager
+    from .manager import Manager, Write
     from .restore import restore_manager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 
-from ..kernel.lean import leanos as os
-from ..kernel.lean import leanpath
-from ..kernel.errors import Unsupported
 from ..kernel.cgroupfs import files as cgroupfs
 from ..kernel.cgroupfs.cgroup_path import inner_path, place
 from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
 from ..kernel.cgroupfs.mountinfo import cgroup_mounts, own_cgroups
+from ..kernel.errors import Unsupported
+from ..kernel.lean import leanos, leanpath
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ def new_manager(
     proc_cgroup_text: str | None = None,
     wait: Callable[[float], None] | None = None,
     mkdir: Callable[[str], None] = cgroupfs.mkdir,
-    rmdir: Callable[[str], None] = os.rmdir,
+    rmdir: Callable[[str], None] = leanos.rmdir,
     allow_unenforced_devices: bool = False,
 ) -> Manager:
     """The manager for ``cgroups_path`` (config.json ``linux.cgroupsPath``).

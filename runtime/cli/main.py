@@ -10,10 +10,9 @@ from __future__ import annotations
 import sys
 import time
 
-from ..kernel.lean import jsonfast
 from .. import log
-from ..kernel.lean import leanos as os
 from ..kernel.errors import InvalidArgument, RuntimeFault
+from ..kernel.lean import jsonfast, leanos
 from ..state import DEFAULT_ROOT, Store
 
 VERSION = "0.1.0"
@@ -72,11 +71,11 @@ class Context:
             return
         if self.log:
             try:
-                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = leanos.open(self.log, leanos.O_WRONLY | leanos.O_APPEND | leanos.O_CREAT | leanos.O_CLOEXEC, 0o644)
                 try:
-                    os.write(fd, line.encode())
+                    leanos.write(fd, line.encode())
                 finally:
-                    os.close(fd)
+                    leanos.close(fd)
             except OSError:
                 sys.stderr.write(line)
 

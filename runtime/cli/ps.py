@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from .. import container
-from ..kernel.lean import jsonfast
 from ..kernel.errors import SyscallError
+from ..kernel.lean import jsonfast
 from ..status import require
 from .args import Parser, add_id
 from .main import Context

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 
 from .. import container
-from ..kernel.lean import jsonfast
 from ..kernel.errors import InvalidArgument, InvalidSpec
+from ..kernel.lean import jsonfast
 from .args import Parser, add_id
 from .main import Context
 

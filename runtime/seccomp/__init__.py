@@ -53,8 +53,8 @@ def compile_filter(seccomp: dict[str, object]) -> CompiledFilter:
 
 def features() -> dict[str, object]:
     """``linux.seccomp`` of ``dockyard-runc features``."""
-    from . import libseccomp
     from ..kernel import seccomp_profile as _profile
+    from . import libseccomp
 
     try:
         archs = sorted(name for name, lib_name in _profile.ARCHES.items() if libseccomp.arch_token(lib_name))
