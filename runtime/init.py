@@ -41,7 +41,7 @@ import sys
 from . import hooks, privileges
 from .kernel import syscalls
 from .kernel.errors import RuntimeFault, SyscallError, shorten
-from .kernel.lean import leanos
+from .kernel.lean import leanos, leansignal
 from .kernel.lean.records import Record
 from .namespaces import join
 from .plan import ProcessPlan
@@ -228,6 +228,11 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             syscalls.personality(plan.personality)
         privileges.check_lsm(p)
         privileges.drop_bounding(p)
+        # Python's start-up ignores SIGPIPE and SIGXFSZ, and an ignored signal
+        # stays ignored across execve: the program gets the defaults back, as
+        # runc's (Go's) gives them.  Before seccomp, which may deny sigaction.
+        leansignal.signal(leansignal.SIGPIPE, leansignal.SIG_DFL)
+        leansignal.signal(leansignal.SIGXFSZ, leansignal.SIG_DFL)
         if p.no_new_privileges:
             syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         elif p.seccomp is not None:
