@@ -72,7 +72,7 @@ DEFAULT_SKIP='\[Flaky\]|\[Slow\]|\[Serial\]|\[Disruptive\]'
 die() { echo "run-node-e2e.sh: $*" >&2; exit 1; }
 log() { echo "run-node-e2e: $(date +%T) $*"; }
 
-runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-4} focus_file="" dry_run=0
+runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
 while (($#)); do
@@ -277,6 +277,9 @@ YAML
         CONTAINERD_CRI_TEST_HANDLER=1 in_runtime_cgroup "$here/hack/containerd-cri.sh" start ) >"$out/containerd-start.log" 2>&1 \
       || die "containerd did not start: $(tail -20 "$out/containerd-start.log")"
     endpoint=unix://$base/containerd/containerd.sock pname=containerd pidfile=$base/containerd/pid
+    # The kubelet's cAdvisor reads containerd's containers (their network and
+    # process stats) through its default socket, as on an upstream node.
+    ln -s "$base/containerd/containerd.sock" /run/containerd/containerd.sock
   fi
   log "$runtime up at $endpoint"
 
