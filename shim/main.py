@@ -1,11 +1,14 @@
 """dockyard-shim: one per pod; it runs the pod's containers through the OCI runtime.
 
-    dockyard-shim start --id POD --state-dir DIR --runtime BIN --runtime-root DIR
+    dockyard-shim start --id POD --state-dir DIR --runtime BIN --runtime-root DIR [--runtime-launch exec|fork]
 
 ``start`` detaches a shim serving in DIR (the daemon passes
 ``<state_dir>/shims/<pod_id>``) and prints the API socket's path once it
 accepts connections; it exits non-zero with the reason if the shim could not
 come up.  ``serve`` (same flags, hidden) serves in the foreground.
+``--runtime-launch`` says how the runtime's processes start (shim/oci_runtime.py):
+by default in a fork of the shim for the bundled dockyard-runc, executed for
+any other binary.
 
 Detaching (facts):
 - Double fork with setsid in between: the shim is in its own session, is not
@@ -36,9 +39,10 @@ import sys
 from dockyard.api import shim as api
 from dockyard.runtime.kernel.lean import leansignal, leansocket
 
-USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR\n"
+USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR"
+         " [--runtime-launch exec|fork]\n"
          "Detach a shim serving the pod's containers on DIR/shim.sock, print that path, exit.\n")
-FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--ready-fd")
+FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--runtime-launch", "--ready-fd")
 READY_TIMEOUT_S = 30.0
 
 
@@ -168,7 +172,7 @@ def serve(opts: dict[str, str]) -> int:
         os.close(log)
     try:
         loop = Loop()
-        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"])
+        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"], opts.get("runtime_launch", ""))
         peers = shim.peers
         try:
             os.unlink(api.SOCKET_NAME)

@@ -26,7 +26,7 @@ from .io import LogFile, ProcessIO
 from .loop import Loop
 from .process import CREATED, RUNNING, STOPPED
 from .reaper import Reaper
-from .runtime import Runtime
+from .oci_runtime import OciRuntime
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def _private_pidns(bundle: str) -> bool:
 
 
 class Shim:
-    def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str) -> None:
+    def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str,
+                 runtime_launch: str = "") -> None:
         self.loop = loop
         self.dir = shim_dir
         self.containers: dict[str, Container] = {}
@@ -122,7 +123,8 @@ class Shim:
         self.unclaimed: dict[int, tuple[int, int]] = {}
         self.peers: list[Peer] = []
         self.reaper = Reaper(self._on_exit)
-        self.runtime = Runtime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log")
+        self.runtime = OciRuntime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log",
+                                  runtime_launch)
         self.shutting_down = False
         self.consoles = 0  # console sockets made so far: their short names
         os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
