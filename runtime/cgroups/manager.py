@@ -74,21 +74,6 @@ def perform(plan: list[Write]) -> None:
         cgroupfs.write(leanos.path.join(w.directory, w.file), w.value, f"from {w.field}")
 
 
-def hugepage_sizes(directory: str, suffix: str) -> list[str]:
-    """Page sizes with a ``hugetlb.<size>.<suffix>`` file in ``directory``."""
-    try:
-        names = leanos.listdir(directory)
-    except OSError:
-        return []
-    sizes = []
-    for name in names:
-        if name.startswith("hugetlb.") and name.endswith("." + suffix):
-            size = name[len("hugetlb."):-len(suffix) - 1]
-            if "." not in size:
-                sizes.append(size)
-    return sorted(sizes)
-
-
 def reject_rdma(resources: dict[str, Any]) -> None:
     if spec_values.section(resources, "rdma", "linux.resources.rdma"):
         raise Unsupported("apply cgroup limits", "linux.resources.rdma", "rdma limits are not supported")

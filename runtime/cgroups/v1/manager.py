@@ -255,21 +255,9 @@ class V1Manager:
         return cgroupfs.pids_in_tree(dirs[0]) if dirs else []
 
     def stats(self) -> dict[str, Any]:
-        from ...kernel.cgroupfs import stats_v1 as stats
-        from ...kernel.cgroupfs import stats_v2 as v2_stats
-        from ..manager import hugepage_sizes
+        from ...kernel.cgroupfs import stats
 
-        def read(controller: str, name: str) -> str | None:
-            d = self._dirs.get(controller)
-            return None if d is None else cgroupfs.read_optional(leanos.path.join(d, name))
-
-        hugetlb_dir = self._dirs.get("hugetlb")
-        data = stats.collect(read, hugepage_sizes(hugetlb_dir, "limit_in_bytes") if hugetlb_dir else [])
-        if hugetlb_dir is None and self._unified is not None:
-            ud = self._unified[1]
-            data["hugetlb"] = v2_stats.hugetlb(
-                lambda name: cgroupfs.read_optional(leanos.path.join(ud, name)), hugepage_sizes(ud, "max"))
-        return data
+        return stats.read_v1(self._dirs, self._unified)
 
     def destroy(self) -> None:
         first: SyscallError | None = None

@@ -225,11 +225,9 @@ class V2Manager:
         return cgroupfs.pids_in_tree(self.path)
 
     def stats(self) -> dict[str, Any]:
-        from ...kernel.cgroupfs import stats_v2 as stats
-        from ..manager import hugepage_sizes
+        from ...kernel.cgroupfs import stats
 
-        return stats.collect(lambda name: cgroupfs.read_optional(self._file(name)),
-                             hugepage_sizes(self.path, "max"))
+        return stats.read_v2(self.path)
 
     def destroy(self) -> None:
         cgroupfs.remove_tree(self.path, rmdir=self._rmdir, sleep=self._wait)
