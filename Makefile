@@ -49,7 +49,7 @@ typecheck: deps
 # (make fails on any non-zero status, so nothing may swallow it).
 # tests/e2e runs critest's conformance suite (default handler) and the
 # standalone kubelet; its benchmark test skips unless asked for.
-test: deps images tools typecheck critest-tools kubelet
+test: deps images tools typecheck critest-tools kubelet guest
 	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e
 
 unit: deps
@@ -153,3 +153,15 @@ node-e2e-containerd: node-e2e-tools
 
 node-e2e-subset: node-e2e-tools
 	DOCKYARD_NODE_E2E=1 $(VENV)/bin/pytest -q tests/e2e/test_node_e2e.py
+
+# --- The test guest (issue 16): a node's kernel -------------------------------
+#   make guest       Debian's kernel (extracted, not installed) and the guest's initramfs
+#   make test-guest  boot it under qemu (cgroup v2 only, systemd PID 1, AppArmor),
+#                    run tests/guest in it, report here (tests/e2e/test_guest.py;
+#                    make test runs it with tests/e2e)
+.PHONY: guest test-guest
+guest: $(STAMPS)/apt
+	hack/guest/build.sh
+
+test-guest: deps images guest
+	$(VENV)/bin/pytest -q tests/e2e/test_guest.py
