@@ -273,7 +273,20 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -
             if ro:
                 syscalls.mount(None, top, None, syscalls.MS_REMOUNT | base_flags | syscalls.MS_RDONLY, "mode=755")
         elif plan.private_cgroupns:
-            syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
+            try:
+                syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
+            except SyscallError as err:
+                # Without a private network namespace /sys is the host's,
+                # bound with its submounts (_mount_one), so the host's cgroup2
+                # mount is already here, and the kernel refuses to mount a
+                # superblock on the root of a mount of itself (EBUSY).  Detach
+                # that copy (this mount namespace's only) and mount again.
+                if err.errno != errno.EBUSY:
+                    raise
+                syscalls.umount2(top, syscalls.MNT_DETACH)
+                fd = _reopen(fd, plan.rootfs, m.destination)
+                top = _fd_path(fd)
+                syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
         else:
             syscalls.mount(_cgroup_source(sources, ""), top, None, syscalls.MS_BIND | syscalls.MS_REC)
             fd = _reopen(fd, plan.rootfs, m.destination)
