@@ -13,21 +13,76 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from guest_env import CGROUP_ROOT, REPO
 
-from bundle import SUBREAPER, container_id
-
-from guest_env import REPO
+from bundle import CGROUP_PARENT, SUBREAPER, container_id
 
 RUNC = shutil.which("runc")
-DOCKYARD_RUNC = str(REPO / ".venv" / "bin" / "dockyard-runc")
+RUNTIMES = {"runc": RUNC, "dockyard-runc": str(REPO / ".venv" / "bin" / "dockyard-runc")}
+LIMITS = {
+    "devices": [{"allow": False, "access": "rwm"}],
+    "memory": {"limit": 64 << 20},
+    "pids": {"limit": 32},
+    "cpu": {"quota": 50000, "period": 100000},
+}
 
 
 def scratch_device() -> tuple[int, int]:
     """major:minor of the guest's scratch disk (hack/guest/run.py's null-co virtio disk)."""
     major, minor = Path("/sys/block/vda/dev").read_text().split(":")
     return int(major), int(minor)
+
+
+def default_spec(tmp_path: Path, rootfs: Path, script: str) -> dict[str, Any]:
+    """`runc spec`'s config (on a v2 host it asks for a cgroup namespace), made to run `sh -c script`."""
+    if RUNC is None:
+        pytest.skip("Debian's runc is not installed (hack/apt-packages.txt lists it)")
+    subprocess.run([RUNC, "spec", "--bundle", str(tmp_path)], check=True)
+    config: dict[str, Any] = json.loads((tmp_path / "config.json").read_text())
+    assert {"type": "cgroup"} in config["linux"]["namespaces"]
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sh", "-c", script]
+    return config
+
+
+def run(runtime: str, tmp_path: Path, config: dict[str, Any], cid: str) -> subprocess.CompletedProcess[str]:
+    config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    binary = RUNTIMES[runtime]
+    assert binary is not None
+    done = SUBREAPER.run(
+        [binary, "--root", str(tmp_path / "state"), "run", "--bundle", str(tmp_path), cid],
+        timeout=60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert not (CGROUP_ROOT / CGROUP_PARENT / cid).exists(), f"{runtime} left its cgroup"
+    return done
+
+
+@pytest.mark.parametrize("network", ["private", "host"])
+@pytest.mark.parametrize("runtime", ["runc", "dockyard-runc"])
+def test_default_spec_with_limits(
+    tmp_path: Path, rootfs: Path, request: pytest.FixtureRequest, runtime: str, network: str
+) -> None:
+    """The default config with memory, pids and cpu limits runs; the container sees its own cgroup with those limits.
+
+    With the host's network namespace /sys is the host's (a sysfs belongs to
+    its network namespace), so the host's cgroup2 mount comes along, and the
+    container's own cgroup2 mount goes where it is (this was EBUSY).
+    """
+    config = default_spec(
+        tmp_path, rootfs,
+        "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max",
+    )
+    if network == "host":
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+    config["linux"]["resources"] = LIMITS
+    done = run(runtime, tmp_path, config, container_id(request.node.name))
+    assert done.returncode == 0, done
+    assert done.stdout.split("\n")[:4] == ["0::/", str(64 << 20), "32", "50000 100000"], done
 
 
 @pytest.mark.parametrize(
@@ -40,39 +95,13 @@ def scratch_device() -> tuple[int, int]:
         ),
     ],
 )
-def test_default_spec_with_limits(tmp_path: Path, rootfs: Path, request: pytest.FixtureRequest, runtime: str) -> None:
-    """`runc spec`'s config with memory, pids and cpu limits and a device outside the allow list runs as runc runs it."""
-    if RUNC is None:
-        pytest.skip("Debian's runc is not installed (hack/apt-packages.txt lists it)")
-    binary = RUNC if runtime == "runc" else DOCKYARD_RUNC
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    subprocess.run([RUNC, "spec", "--bundle", str(bundle)], check=True)
-    config = json.loads((bundle / "config.json").read_text())
-    cid = container_id(request.node.name)
+def test_default_spec_denies_unlisted_device(tmp_path: Path, rootfs: Path, request: pytest.FixtureRequest, runtime: str) -> None:
+    """A device node in the container but outside linux.resources.devices' allow list cannot be opened (EPERM)."""
     major, minor = scratch_device()
-    config["root"] = {"path": str(rootfs), "readonly": True}
-    config["process"]["terminal"] = False
-    config["process"]["args"] = [
-        "sh", "-c",
-        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max;"
-        " head -c 1 /dev/scratch >/dev/null && echo scratch-open",
-    ]
-    config["linux"]["cgroupsPath"] = f"/dockyard-test/{cid}"
+    config = default_spec(tmp_path, rootfs, "head -c 1 /dev/scratch >/dev/null && echo scratch-open")
     config["linux"]["devices"] = [{"path": "/dev/scratch", "type": "b", "major": major, "minor": minor, "fileMode": 0o600}]
-    config["linux"]["resources"] = {
-        "devices": [{"allow": False, "access": "rwm"}],
-        "memory": {"limit": 64 << 20},
-        "pids": {"limit": 32},
-        "cpu": {"quota": 50000, "period": 100000},
-    }
-    (bundle / "config.json").write_text(json.dumps(config))
-    done = SUBREAPER.run(
-        [binary, "--root", str(tmp_path / "state"), "run", "--bundle", str(bundle), cid],
-        timeout=60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert done.stdout.split("\n")[:3] == [str(64 << 20), "32", "50000 100000"], done
-    assert "Operation not permitted" in done.stderr, done
+    config["linux"]["resources"] = LIMITS
+    done = run(runtime, tmp_path, config, container_id(request.node.name))
     assert "scratch-open" not in done.stdout
+    assert "Operation not permitted" in done.stderr, done
     assert done.returncode != 0
-    assert not Path(f"/sys/fs/cgroup/dockyard-test/{cid}").exists(), f"{runtime} left its cgroup"
