@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from dockyard.runtime.kernel.lean import jsonfast
 
-TYPE_CHECKING = False  # see runtime/records.py: typing stays out of the shim's imports
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -73,9 +73,9 @@ CONTAINERS_DIR = "containers"
 class Code:
     """Error codes (plain strings); the daemon maps each to its own domain error in one place.
 
-    Not an enum: ``enum`` costs the shim ~4 ms of imports at every start and
-    its memory in every pod.  ``CODES`` lists them; ``parse_reply`` hands out
-    these very objects, so ``err.code is Code.NOT_FOUND`` holds on both ends.
+    Not an enum: ``enum`` stays off the shim's imports
+    (runtime/kernel/lean/README.md).  ``CODES`` lists them; ``parse_reply``
+    hands out these very objects, so ``err.code is Code.NOT_FOUND`` holds on both ends.
     """
 
     NOT_FOUND = "NotFound"

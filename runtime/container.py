@@ -15,7 +15,7 @@ from .kernel.lean import leanos, leansignal
 from .state import ContainerState, Store
 from .status import Status, require
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any

@@ -48,7 +48,7 @@ from .plan import ProcessPlan
 from .spec import Hook
 from .sync import Channel
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -31,7 +31,7 @@ from .status import require
 from .sync import Channel
 from .undo import Undo
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -28,7 +28,7 @@ from .kernel import errors, syscalls
 from .kernel.errors import RuntimeFault
 from .kernel.lean import jsonfast, leanos
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -44,8 +44,8 @@ _ERROR_CLASSES: dict[str, type[RuntimeFault]] = {
 
 class Channel:
     """One end of the pair, as a raw fd.  On a SOCK_SEQPACKET socket, write(2)
-    sends one packet and read(2) receives one, as send and recv would; the
-    socket module (whose import is ~0.15 ms of every create) is not needed."""
+    sends one packet and read(2) receives one, as send and recv would, and
+    create needs no socket module (runtime/kernel/lean/README.md)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd

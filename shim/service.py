@@ -28,7 +28,7 @@ from .process import CREATED, RUNNING, STOPPED
 from .reaper import Reaper
 from .oci_runtime import OciRuntime
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Protocol

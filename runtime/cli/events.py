@@ -12,7 +12,7 @@ from ..status import Status, require
 from .args import Parser, add_id
 from .main import Context, collect_while_waiting
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -11,7 +11,7 @@ from ..kernel.lean import jsonfast
 from .args import Parser, add_id
 from .main import Context
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -33,7 +33,7 @@ import errno as _errno
 from ..kernel.errors import RuntimeFault, SyscallError, Unsupported
 from ..kernel.lean import ffi, leanos
 
-TYPE_CHECKING = False  # typing stays off the hot paths: kernel/lean/README.md
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -261,7 +261,7 @@ def test_verbs_on_a_container_skip_the_host_probing(bundle: Bundle, verb: str) -
 
 # Standard modules a container's start path gets cheaper elsewhere
 # (runtime/kernel/lean/README.md has the costs and the rules).
-COSTLY_STDLIB = {"os", "posixpath", "_collections_abc", "stat", "resource", "encodings.ascii", "ctypes",
+COSTLY_STDLIB = {"os", "posixpath", "_collections_abc", "resource", "encodings.ascii", "ctypes",
                  "typing", "enum", "json", "subprocess", "re", "_socket", "socket"}
 
 

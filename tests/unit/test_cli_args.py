@@ -251,7 +251,7 @@ def test_unsupported_declarations(kwargs: dict[str, str], names: tuple[str, ...]
 
 def test_imports_nothing_but_errors() -> None:
     """The point of the module: importing it and parsing load nothing beyond
-    what runtime/errors.py loads (no argparse, gettext, locale, shutil, re)."""
+    what runtime/kernel/errors.py loads (no argparse, gettext, locale, shutil, re)."""
     code = (
         "import sys, types\n"
         "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"

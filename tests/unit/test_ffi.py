@@ -1,4 +1,4 @@
-"""runtime/ffi.py: the ctypes names made from _ctypes behave as ctypes' own."""
+"""runtime/kernel/lean/ffi.py: the ctypes names made from _ctypes behave as ctypes' own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""runtime/jsonfast.py against the json package: same output, same verdicts."""
+"""runtime/kernel/lean/jsonfast.py against the json package: same output, same verdicts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""runtime/leanos.py and leanpath.py against the real os and posixpath."""
+"""runtime/kernel/lean/leanos.py and leanpath.py against the real os and posixpath."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""runtime/records.py: the dataclass(frozen=True, slots=True) contract the runtime relies on."""
+"""runtime/kernel/lean/records.py: the dataclass(frozen=True, slots=True) contract the runtime relies on."""
 
 from __future__ import annotations
 

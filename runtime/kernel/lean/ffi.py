@@ -24,7 +24,7 @@ __all__ = [
     "c_uint32", "c_uint64", "c_ulong", "c_ushort", "c_void_p", "get_errno", "sizeof", "string_buffer",
 ]
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -1,21 +1,21 @@
 """Frozen, slotted value records: what ``@dataclass(frozen=True, slots=True)``
 gives, without its import cost: ``class Mount(Record):`` with annotated fields.
 
-Why this exists: every container start runs the CLI three times (create,
-start, delete), and on a small VM ``import dataclasses`` costs ~16 ms
-(it pulls in inspect, and with it ast, dis and tokenize), plus ~1 ms per
-decorated class.  The runtime declares about thirty records, two dozen of
-them on create's path.  A metaclass turns the class body into slots and
-defaults before the class is made, so each record costs one class creation
-(a decorator gets the class already built and must build it again, which
-cost create ~0.25 ms more), and every record shares one ``__init__``,
-``__eq__``, ``__hash__``, ``__repr__`` and the frozen setters through the base.
+Why this exists: ``dataclasses`` is the costliest import the runtime's
+hot paths avoid (it pulls in inspect, and with it ast, dis and tokenize;
+README.md here), and each decorated class costs more again.  The runtime
+declares about thirty records, two dozen of them on create's path.  A
+metaclass turns the class body into slots and defaults before the class is
+made, so each record costs one class creation (a decorator gets the class
+already built and must build it again), and every record shares one
+``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` and the frozen setters
+through the base.
 
 Type checkers see ``Record`` through PEP 681's ``dataclass_transform``, so
 mypy checks constructors and frozenness exactly as for dataclasses.  The
 name ``TYPE_CHECKING`` is a plain constant here (mypy treats any name
-``TYPE_CHECKING`` as true), which keeps ``typing`` (~10 ms) out of the
-runtime's imports too; the same idiom appears in the other runtime modules.
+``TYPE_CHECKING`` as true), which keeps ``typing`` out of the runtime's
+imports too; the same idiom appears in the other hot-path modules.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class Record(metaclass=_RecordMeta):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         # Bound by hand rather than a generated __init__ per class: compiling
-        # one with exec() costs ~0.15 ms per class at import, paid by every
-        # CLI call, while this costs a few microseconds per record made.
+        # one with exec() for each class at import would be paid by every CLI
+        # call, while this costs a few microseconds per record made.
         cls = type(self)
         names = cls.__slots__
         if len(args) > len(names):
