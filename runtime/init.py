@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import sys
 
-from . import hooks, privileges
+from . import hooks, privileges, sync
 from .kernel import syscalls
 from .kernel.errors import RuntimeFault, SyscallError, shorten
 from .kernel.lean import leanos, leansignal
@@ -95,7 +95,7 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
     moves this (single-threaded) process into the container's cgroups; it
     runs first, while /sys/fs/cgroup is still the host's."""
     try:
-        chan.recv("go", what="runtime")
+        chan.recv(sync.GO, what="runtime")
         if join_cgroup is not None:
             join_cgroup()
         # Before any namespace: in a user namespace the kernel checks the
@@ -110,8 +110,8 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
             leanos.setresuid(0, 0, 0)
         if plan.new_user:
             syscalls.unshare(syscalls.CLONE_NEWUSER)
-            chan.send("idmap")
-            chan.recv("idmap-done", what="runtime")
+            chan.send(sync.IDMAP)
+            chan.recv(sync.IDMAP_DONE, what="runtime")
             leanos.setresgid(0, 0, 0)
             leanos.setresuid(0, 0, 0)
         if plan.unshare_flags:
@@ -124,7 +124,7 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
         pid = leanos.fork()
         if pid == 0:
             stage2(plan, chan)
-        chan.send("pid", pid=pid)
+        chan.send(sync.PID, pid=pid)
         leanos._exit(0)
     except BaseException as err:  # the child must never fall back into the CLI's code
         _fail(chan, err)
@@ -179,7 +179,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
     p = plan.process
     try:
         # stage 1 may still be writing its "pid" message on this socket
-        chan.recv("continue", what="runtime")
+        chan.recv(sync.CONTINUE, what="runtime")
         if plan.create_container_hooks or plan.start_container_hooks:
             # After pivot_root the host's Python library is out of reach: load
             # now what running a hook needs later.
@@ -200,11 +200,11 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         if plan.rootfs is not None:
             rootfs.prepare(plan.rootfs)
             if plan.hooks_handshake:
-                chan.send("hooks")
+                chan.send(sync.HOOKS)
                 if not placed:  # before any hook runs in here
-                    chan.recv("placed", what="runtime")
+                    chan.recv(sync.PLACED, what="runtime")
                     placed = True
-                state = chan.recv("hooks-done", what="runtime")["state"]
+                state = chan.recv(sync.HOOKS_DONE, what="runtime")["state"]
                 _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
             # as runc and docker do, a working directory the image lacks is made
             rootfs.ensure_dir(plan.rootfs, p.cwd)
@@ -249,9 +249,9 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         execve = syscalls.prepare_execve(exe, list(p.args), list(p.env))
         mark_cloexec_from(3 + plan.preserve_fds)
         if not placed:
-            chan.recv("placed", what="runtime")
+            chan.recv(sync.PLACED, what="runtime")
         if plan.fifo_fd >= 0:
-            chan.send("ready")
+            chan.send(sync.READY)
             # Blocks until `start` opens the fifo for reading.  The write end
             # stays open, close-on-exec: `start` reads "0", then waits for EOF,
             # which comes exactly when execve succeeds (or the init dies), so
@@ -260,7 +260,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             _run_hooks_in_container("startContainer", plan.start_container_hooks, {**state, "status": "created"})
             leanos.write(wfd, b"0")
         else:
-            chan.send("ready")
+            chan.send(sync.READY)
         if p.no_new_privileges and p.seccomp is not None:
             syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
         code = execve()
