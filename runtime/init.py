@@ -176,7 +176,7 @@ def _run_hooks_in_container(kind: str, hook_list: tuple[Hook, ...], state: dict[
 
 def stage2(plan: InitPlan, chan: Channel) -> None:
     """The init proper.  Never returns: it execs the user's program or exits."""
-    p = plan.process
+    process = plan.process
     try:
         # stage 1 may still be writing its "pid" message on this socket
         chan.recv(sync.CONTINUE, what="runtime")
@@ -191,7 +191,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         # library is out of reach; these only bind the names.
         if plan.rootfs is not None:
             from .rootfs import setup as rootfs
-        if p.terminal:
+        if process.terminal:
             from . import console
         if plan.set_sid:
             leanos.setsid()
@@ -207,14 +207,14 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
                 state = chan.recv(sync.HOOKS_DONE, what="runtime")["state"]
                 _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
             # as runc and docker do, a working directory the image lacks is made
-            rootfs.ensure_dir(plan.rootfs, p.cwd)
+            rootfs.ensure_dir(plan.rootfs, process.cwd)
             rootfs.pivot(plan.rootfs)
         else:
             leanos.chdir("/")
-        if p.terminal:
+        if process.terminal:
             if plan.console_fd < 0:
                 raise RuntimeFault("set up terminal", "process.terminal", "terminal is true but no --console-socket was given")
-            console.setup(plan.console_fd, p.console_size, bind_console=plan.rootfs is not None)
+            console.setup(plan.console_fd, process.console_size, bind_console=plan.rootfs is not None)
         if plan.hostname:
             syscalls.sethostname(plan.hostname)
         if plan.domainname:
@@ -223,30 +223,30 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         _set_sysctls(plan.sysctl)
         if plan.rootfs is not None:
             rootfs.finalize(plan.rootfs)
-        privileges.set_rlimits(p)
+        privileges.set_rlimits(process)
         if plan.personality is not None:
             syscalls.personality(plan.personality)
-        privileges.check_lsm(p)
-        privileges.drop_bounding(p)
+        privileges.check_lsm(process)
+        privileges.drop_bounding(process)
         # Python's start-up ignores SIGPIPE and SIGXFSZ, and an ignored signal
         # stays ignored across execve: the program gets the defaults back, as
         # runc's (Go's) gives them.  Before seccomp, which may deny sigaction.
         leansignal.signal(leansignal.SIGPIPE, leansignal.SIG_DFL)
         leansignal.signal(leansignal.SIGXFSZ, leansignal.SIG_DFL)
-        if p.no_new_privileges:
+        if process.no_new_privileges:
             syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
-        elif p.seccomp is not None:
-            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+        elif process.seccomp is not None:
+            syscalls.seccomp_set_filter(process.seccomp.program, process.seccomp.flags)
         try:
-            leanos.chdir(p.cwd)
+            leanos.chdir(process.cwd)
         except OSError as err:
-            raise RuntimeFault("chdir", f"process.cwd {p.cwd}", "", err.errno or 0) from err
-        privileges.switch_user(p)
-        privileges.apply_caps(p)
-        if p.umask is not None:
-            leanos.umask(p.umask)
-        exe = privileges.find_executable(p)
-        execve = syscalls.prepare_execve(exe, list(p.args), list(p.env))
+            raise RuntimeFault("chdir", f"process.cwd {process.cwd}", "", err.errno or 0) from err
+        privileges.switch_user(process)
+        privileges.apply_caps(process)
+        if process.umask is not None:
+            leanos.umask(process.umask)
+        exe = privileges.find_executable(process)
+        execve = syscalls.prepare_execve(exe, list(process.args), list(process.env))
         mark_cloexec_from(3 + plan.preserve_fds)
         if not placed:
             chan.recv(sync.PLACED, what="runtime")
@@ -261,8 +261,8 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             leanos.write(wfd, b"0")
         else:
             chan.send(sync.READY)
-        if p.no_new_privileges and p.seccomp is not None:
-            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+        if process.no_new_privileges and process.seccomp is not None:
+            syscalls.seccomp_set_filter(process.seccomp.program, process.seccomp.flags)
         code = execve()
         print(f"dockyard-runc init: exec {shorten(exe)}: {leanos.strerror(code)}", file=sys.stderr)
         leanos._exit(127)
