@@ -2,7 +2,9 @@
 
 Everything here raises :class:`SyscallError` carrying the operation, the
 path and the errno.  The rest of the runtime calls these functions and never
-ctypes directly, so unit tests can swap this module for a recording fake.
+ffi directly, so unit tests can swap this module for a recording fake where a
+module looks it up: tests/unit/recording_syscalls.py (youki's
+TestHelperSyscall), which the tests of mount and namespace planning use.
 
 Numbers are x86_64 (and the generic table for the new mount API, which is the
 same on every architecture since 5.2).  Facts worth knowing:
@@ -23,7 +25,7 @@ from __future__ import annotations
 from .errors import SyscallError
 from .lean import ffi, leanos
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -120,24 +122,25 @@ def _fail(op: str, target: str = "") -> SyscallError:
     return SyscallError(op, target, ffi.get_errno())
 
 
-def _b(path: str | None) -> bytes | None:
+def _c_str(path: str | None) -> bytes | None:
+    # a path (or fstype, mount data) as the C string the kernel takes; None: NULL
     return None if path is None else leanos.fsencode(path)
 
 
 # --- mounts ----------------------------------------------------------------
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    if _libc.mount(_b(source), _b(target), _b(fstype), ffi.c_ulong(flags), _b(data)) != 0:
+    if _libc.mount(_c_str(source), _c_str(target), _c_str(fstype), ffi.c_ulong(flags), _c_str(data)) != 0:
         raise _fail(f"mount {fstype or ''} {source or ''} flags={flags:#x}".replace("  ", " "), target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    if _libc.umount2(_b(target), flags) != 0:
+    if _libc.umount2(_c_str(target), flags) != 0:
         raise _fail("umount", target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    if _syscall(_NR_PIVOT_ROOT, _b(new_root), _b(put_old)) != 0:
+    if _syscall(_NR_PIVOT_ROOT, _c_str(new_root), _c_str(put_old)) != 0:
         raise _fail("pivot_root", new_root)
 
 
@@ -153,19 +156,19 @@ class _MountAttr(ffi.Structure):
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    if _syscall(_NR_MOUNT_SETATTR, dirfd, _b(path), flags, ffi.byref(attr), ffi.sizeof(attr)) != 0:
+    if _syscall(_NR_MOUNT_SETATTR, dirfd, _c_str(path), flags, ffi.byref(attr), ffi.sizeof(attr)) != 0:
         raise _fail("mount_setattr", path)
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    fd = _syscall(_NR_OPEN_TREE, dirfd, _b(path), flags)
+    fd = _syscall(_NR_OPEN_TREE, dirfd, _c_str(path), flags)
     if fd < 0:
         raise _fail("open_tree", path)
     return int(fd)
 
 
 def move_mount(from_fd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
-    if _syscall(_NR_MOVE_MOUNT, from_fd, _b(from_path), to_dirfd, _b(to_path), flags) != 0:
+    if _syscall(_NR_MOVE_MOUNT, from_fd, _c_str(from_path), to_dirfd, _c_str(to_path), flags) != 0:
         raise _fail("move_mount", to_path)
 
 
@@ -291,7 +294,7 @@ SOCK_CLOEXEC = leanos.O_CLOEXEC  # the same bit, by design of the socket API
 
 def socketpair(domain: int, kind: int) -> tuple[int, int]:
     """socketpair(2) as two raw fds: for the callers that only read and
-    write them, without the ``_socket`` module (~0.15 ms to import)."""
+    write them, without a socket module."""
     fds = (ffi.c_int * 2)()
     if _libc.socketpair(domain, kind, 0, fds) != 0:
         raise _fail("socketpair")
@@ -383,7 +386,7 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     symlink or ``..`` anywhere in ``path`` fails with ELOOP/EXDEV instead of
     escaping ``dirfd``."""
     how = _OpenHow(flags, mode, resolve)
-    fd = _syscall(_NR_OPENAT2, dirfd, _b(path), ffi.byref(how), ffi.sizeof(how))
+    fd = _syscall(_NR_OPENAT2, dirfd, _c_str(path), ffi.byref(how), ffi.sizeof(how))
     if fd < 0:
         raise _fail("openat2", path)
     return int(fd)

@@ -28,7 +28,7 @@ import errno
 from ...kernel.errors import SyscallError, Unsupported
 from ..device_rules import FIELD, DeviceRule, parse
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -33,7 +33,7 @@ from ...kernel.lean import leanos
 from ...log import debug
 from . import freezer
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
