@@ -4,6 +4,7 @@ unified hierarchy in tmp_path (no root, no kernel)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -206,12 +207,13 @@ def test_ignored_v1_only_fields_are_reported() -> None:
 
 # --- the manager over a fake unified hierarchy ----------------------------------
 
+# The files each controller gives a cgroup, as a real kernel has them: Debian's
+# 6.1 in the test guest, recorded by hack/guest/record_v2_layout.py
+# (tests/guest/test_layout_record.py checks the record against that kernel).
+LAYOUT = json.loads((Path(__file__).parent / "data" / "cgroup_v2_layout.json").read_text())
 CONTROLLER_FILES = {
-    "cpu": ["cpu.weight", "cpu.max", "cpu.max.burst", "cpu.idle"],
-    "cpuset": ["cpuset.cpus", "cpuset.mems"],
-    "memory": ["memory.max", "memory.low", "memory.swap.max", "memory.current", "memory.stat"],
-    "pids": ["pids.max", "pids.current"],
-    "io": ["io.weight", "io.max", "io.stat"],
+    c: [f for f in LAYOUT["leaf_files"] if f.startswith(c + ".")]
+    for c in ("cpu", "cpuset", "memory", "pids", "io", "hugetlb")
 }
 
 
