@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
+from .. import faults
 from ..store.container import Container, ContainerState
 from .container_stop import stop_container_now
 from .runtime import Runtime
@@ -27,6 +28,7 @@ async def remove_container_now(rt: Runtime, c: Container) -> None:
     if c.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
         await stop_container_now(rt, c, timeout=0)
     await rt.release_container(c)
+    faults.point("RemoveContainer/released")
     rt.containers.delete(c.id)
     rt.exited.pop(c.id, None)
     rt.events.publish(rt, c, api_pb2.CONTAINER_DELETED_EVENT)

@@ -8,7 +8,7 @@ import signal
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..store.container import Container, ContainerState
 from .runtime import Runtime
 
@@ -40,6 +40,7 @@ async def stop_container(rt: Runtime, request: api_pb2.StopContainerRequest) -> 
         return api_pb2.StopContainerResponse()
     async with rt.containers.index.lock(c.id):
         await stop_container_now(rt, c, timeout=max(0, request.timeout))
+    faults.point("StopContainer/stopped")
     return api_pb2.StopContainerResponse()
 
 
@@ -58,6 +59,7 @@ async def stop_container_now(rt: Runtime, c: Container, timeout: float) -> None:
     if timeout > 0 and c.state is ContainerState.RUNNING:
         with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
             await client.call("kill", {"container_id": c.id, "signal": stop_signal_number(c.stop_signal)})
+        faults.point("StopContainer/signalled")
         try:
             if await rt.wait_exit(c.sandbox_id, c.id, timeout) is not None or _exited(c):
                 return

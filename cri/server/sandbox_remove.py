@@ -16,7 +16,7 @@ import shutil
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..network import netns as netns_mod
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState
@@ -46,12 +46,15 @@ async def remove_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
     for c in rt.containers.of_sandbox(sandbox.id):
         async with rt.containers.index.lock(c.id):
             await remove_container_now(rt, c)
+    faults.point("RemovePodSandbox/containers-removed")
     async with rt.sandboxes.index.lock(sandbox.id):
         if rt.shims.has(sandbox.id):
             with contextlib.suppress(errors.NotFound):
                 await rt.shims.client(sandbox.id).call("delete", {"container_id": sandbox.id})
         await rt.shims.shutdown(sandbox.id)
+        faults.point("RemovePodSandbox/shim-gone")
         await asyncio.to_thread(release_sandbox_files, rt, sandbox)
+        faults.point("RemovePodSandbox/released")
         rt.sandboxes.delete(sandbox.id)
         rt.exited.pop(sandbox.id, None)
     with contextlib.suppress(errors.CriError):

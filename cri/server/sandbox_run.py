@@ -5,7 +5,9 @@ first, when a later step fails; ``pop_all`` once everything worked):
 
   1. resolve the runtime handler (InvalidArgument when unknown)
   2. reserve the unique name: a concurrent retry with the same metadata awaits
-     this call's answer; a finished pod of that name is AlreadyExists naming its id
+     this call's answer; a ready pod of that name made from the same config
+     and handler is the answer to a retry whose first answer was lost; any
+     other pod of that name is AlreadyExists naming its id
   3. persist the record in state INIT (recovery's map of what to clean up),
      and start the shim, concurrently with steps 4 to 7
   4. the pause image (pulled when missing)
@@ -39,7 +41,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..network import netns as netns_mod
 from ..network import pod_files
 from ..network.cni import CNIResult
@@ -88,6 +90,11 @@ def host_network(config: api_pb2.PodSandboxConfig) -> bool:
     return bool(config.linux.security_context.namespace_options.network == api_pb2.NODE)
 
 
+def is_retry_of(held: Sandbox, config: api_pb2.PodSandboxConfig, handler_name: str) -> bool:
+    """A request for the very pod ``held`` is, which is ready: its retry."""
+    return held.state is SandboxState.READY and held.handler == handler_name and held.config == config
+
+
 def validate(config: api_pb2.PodSandboxConfig) -> None:
     meta = config.metadata
     if not config.HasField("metadata") or not meta.name:
@@ -112,6 +119,11 @@ async def run_pod_sandbox(rt: Runtime, request: api_pb2.RunPodSandboxRequest) ->
         return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
     existing = rt.sandboxes.index.id_by_name(name)
     if existing is not None:
+        held = rt.sandboxes.find(existing)
+        if held is not None and is_retry_of(held, config, handler_name):
+            # The first call finished but its answer was lost (the daemon died
+            # between saving READY and answering): the retry gets the same pod.
+            return api_pb2.RunPodSandboxResponse(pod_sandbox_id=held.id)
         raise errors.AlreadyExists(f"pod sandbox name {name!r} is already in use by pod sandbox {existing}")
     # The work runs in its own task: a caller that goes away (kubelet's
     # deadline) does not abort it half-way, and its retry gets the answer.
@@ -143,6 +155,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
     async with contextlib.AsyncExitStack() as undo:
         rt.sandboxes.add(sandbox)
         undo.callback(rt.sandboxes.delete, sandbox_id)
+        faults.point("RunPodSandbox/recorded")
         # The shim comes up (two interpreters, ~30 ms) while the pod's files,
         # netns and rootfs are made; it is awaited when the pause container needs it.
         shim_task = asyncio.create_task(rt.shims.start(sandbox_id, handler_name, handler),
@@ -173,6 +186,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             await asyncio.to_thread(netns_mod.create, netns_path)
             undo.push_async_callback(asyncio.to_thread, netns_mod.remove, netns_path)
             sandbox.netns_path = netns_path
+            faults.point("RunPodSandbox/netns")
             # CNI's ADD needs nothing but the pinned netns, so it runs while
             # the shim starts and the pause container is made (~90 ms that
             # hide its ~20 ms), and is awaited before the pod is ready.
@@ -191,6 +205,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
         await asyncio.to_thread(rt.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
         rt.sandboxes.save(sandbox)
+        faults.point("RunPodSandbox/rootfs")
 
         from ..oci.sandbox_spec import sandbox_spec
 
@@ -211,6 +226,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
         created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": "", "start": True})
         undo.push_async_callback(_remove_pause, rt, sandbox_id)
         sandbox.pid = int(created.get("pid", 0))
+        faults.point("RunPodSandbox/pause-started")
 
         if cni_task is not None:
             result = await cni_task
@@ -218,10 +234,12 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             sandbox.cni_result = dict(result.raw)
             if sandbox.ips:
                 await asyncio.to_thread(_rewrite, files["hosts"], pod_files.hosts_file(files["hostname_value"], sandbox.ips[:1]))
+            faults.point("RunPodSandbox/network")
 
         sandbox.state = SandboxState.READY
         rt.sandboxes.save(sandbox)
         undo.pop_all()
+        faults.point("RunPodSandbox/ready")
     rt.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
     log.info("pod sandbox %s (%s) ready, pause pid %d, ips %s", sandbox_id, name, sandbox.pid, sandbox.ips)
     return sandbox_id
