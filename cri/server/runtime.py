@@ -213,13 +213,13 @@ class Runtime:
         try:
             return self.sandboxes.get(id_or_prefix)
         except errors.NotFound as err:
-            raise errors.NotFound(f"pod sandbox {id_or_prefix} not found") from err
+            raise errors.NotFound(f"pod sandbox {errors.shorten(id_or_prefix)} not found") from err
 
     def container(self, id_or_prefix: str) -> Container:
         try:
             return self.containers.get(id_or_prefix)
         except errors.NotFound as err:
-            raise errors.NotFound(f"container {id_or_prefix} not found") from err
+            raise errors.NotFound(f"container {errors.shorten(id_or_prefix)} not found") from err
 
     # --- shared teardown steps (each idempotent) ---
 
