@@ -49,7 +49,7 @@ typecheck: deps
 # (make fails on any non-zero status, so nothing may swallow it).
 # tests/e2e runs critest's conformance suite (default handler) and the
 # standalone kubelet; its benchmark test skips unless asked for.
-test: deps images tools typecheck critest-tools kubelet
+test: deps images tools typecheck critest-tools kubelet guest
 	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e
 
 unit: deps
@@ -136,3 +136,39 @@ kubelet: $(STAMPS)/apt
 
 kubelet-e2e: deps critest-tools kubelet
 	$(VENV)/bin/pytest -q tests/e2e/test_kubelet.py
+
+# --- Node conformance (issue 17): Kubernetes' node e2e suite ------------------
+#   make node-e2e             e2e_node.test v1.37, focus [NodeConformance], minus
+#                             [Flaky|Slow|Serial|Disruptive] and hack/node-e2e-skips.txt,
+#                             against dockyardd (isolated: no lock needed)
+#   make node-e2e-containerd  the same suite and skips against Debian's containerd 1.6
+#   make node-e2e-subset      the specs of hack/node-e2e-subset.txt against dockyardd
+#                             (tests/e2e/test_node_e2e.py; not in make test yet)
+# Reports: build/node-e2e/<dockyardd|containerd|dockyardd-subset>/. NODE_E2E_ARGS
+# goes to hack/run-node-e2e.sh (e.g. "--procs 6"); results: /work/coord/node-e2e-results.md.
+.PHONY: node-e2e-tools node-e2e node-e2e-containerd node-e2e-subset
+
+node-e2e-tools: deps images tools kubelet
+	hack/install-node-e2e.sh
+	hack/build-node-e2e-images.sh
+
+node-e2e: node-e2e-tools
+	hack/run-node-e2e.sh --runtime dockyardd $(NODE_E2E_ARGS)
+
+node-e2e-containerd: node-e2e-tools
+	hack/run-node-e2e.sh --runtime containerd $(NODE_E2E_ARGS)
+
+node-e2e-subset: node-e2e-tools
+	DOCKYARD_NODE_E2E=1 $(VENV)/bin/pytest -q tests/e2e/test_node_e2e.py
+
+# --- The test guest (issue 16): a node's kernel -------------------------------
+#   make guest       Debian's kernel (extracted, not installed) and the guest's initramfs
+#   make test-guest  boot it under qemu (cgroup v2 only, systemd PID 1, AppArmor),
+#                    run tests/guest in it, report here (tests/e2e/test_guest.py;
+#                    make test runs it with tests/e2e)
+.PHONY: guest test-guest
+guest: $(STAMPS)/apt
+	hack/guest/build.sh
+
+test-guest: deps images guest
+	$(VENV)/bin/pytest -q tests/e2e/test_guest.py

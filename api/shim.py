@@ -46,7 +46,7 @@ grpcio and protobuf would cost the shim ~20 MiB of RSS, this framing nothing.
 
 from __future__ import annotations
 
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py: typing stays out of the shim's imports
 if TYPE_CHECKING:

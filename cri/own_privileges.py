@@ -5,7 +5,7 @@ with containerd; restrict_oom_score_adj clamps to the daemon's own score)."""
 
 from __future__ import annotations
 
-from dockyard.runtime.capabilities import CAPABILITIES, to_names
+from dockyard.runtime.kernel.capabilities import CAPABILITIES, to_names
 
 CAP_SYS_RESOURCE = CAPABILITIES["CAP_SYS_RESOURCE"]
 

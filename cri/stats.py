@@ -1,5 +1,5 @@
-"""Container and pod usage: cgroup stats (v1 or v2, through the runtime's cgroup
-managers), CPU nanocores from two samples, memory working set, the writable
+"""Container and pod usage: cgroup stats (v1 or v2, read by the runtime's leaf,
+dockyard.runtime.kernel.cgroupfs), CPU nanocores from two samples, memory working set, the writable
 layer's size, and the pod's network counters.
 
 Facts:
@@ -64,16 +64,9 @@ def memory_usage(stats: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 
 def cgroup_stats(cgroups_path: str, object_id: str) -> dict[str, Any] | None:
     """runc-style stats of a cgroup; None when it does not exist (container gone)."""
-    from dockyard.runtime.cgroups.locate import new_manager
-    from dockyard.runtime.errors import RuntimeFault
+    from dockyard.runtime.kernel.cgroupfs import stats
 
-    try:
-        manager = new_manager(cgroups_path, object_id)
-        if not manager.exists():
-            return None
-        return manager.stats()
-    except (RuntimeFault, OSError):
-        return None
+    return stats.of_cgroup(cgroups_path, object_id)
 
 
 class StatsSampler:

@@ -68,7 +68,7 @@ AGNHOST_DEBS=(busybox bash curl netcat-openbsd iproute2 bind9-dnsutils util-linu
 # Dependencies that only serve package management or maintainer scripts.
 SKIP_DEBS='^(debconf|cdebconf|dpkg|install-info|base-files|debianutils|libdebian-installer4|libnewt0\.52|libslang2|libtextwrap1|perl-base|tar|readline-common|libaudit-common|libtirpc-common|gcc-12-base)$'
 
-for tool in umoci skopeo dpkg-deb apt-get apt-cache jq; do
+for tool in umoci skopeo dpkg-deb apt-get apt-cache jq gcc; do
   command -v "$tool" >/dev/null || { echo "build-node-e2e-images.sh: $tool missing (hack/apt-packages.txt)" >&2; exit 1; }
 done
 "$here/hack/install-node-e2e.sh"
@@ -83,10 +83,10 @@ deb_closure() { # packages... -> package names of their dependency closure minus
 }
 
 key=$( {
-  sha256sum "$0" "$gobin/agnhost" "$gobin/nnp" | cut -d' ' -f1
+  sha256sum "$0" "$here/hack/images/nmeter.c" "$gobin/agnhost" "$gobin/nnp" | cut -d' ' -f1
   jq -c .manifests "$critest_layout/index.json"
   deb_closure "${AGNHOST_DEBS[@]}" | xargs apt-cache policy 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
-  dpkg-query -W -f='${Package}=${Version}\n' umoci
+  dpkg-query -W -f='${Package}=${Version}\n' umoci gcc libc6-dev
 } | sha256sum | cut -d' ' -f1)
 stamp=$work/.key
 
@@ -177,7 +177,13 @@ build_layout() {
   local r=$work/rootfs
 
   # The critest stand-ins: Debian's busybox, the nginx master + busybox httpd.
-  skopeo copy -q oci:"$critest_layout":busybox oci:"$layout":busybox
+  # Debian builds busybox without nmeter, which the container lifecycle
+  # specs time their steps with: a stand-in joins it (hack/images/nmeter.c).
+  skopeo copy -q oci:"$critest_layout":busybox oci:"$layout":busybox-debian
+  mkdir -p "$r/nmeter/bin" "$work/bin"
+  gcc -static -Os -Wall -Wextra -o "$work/bin/nmeter" "$here/hack/images/nmeter.c"
+  install -m 0755 "$work/bin/nmeter" "$r/nmeter/bin/nmeter"
+  derive busybox-debian busybox "$r/nmeter"
   skopeo copy -q oci:"$critest_layout":nginx oci:"$layout":nginx
   skopeo copy -q oci:"$critest_layout":pause oci:"$layout":pause
   marker "$r/nginx-new" nginx-1.28.0-2
@@ -195,6 +201,7 @@ build_layout() {
   local a=$r/agnhost
   debian_rootfs "$a" "${AGNHOST_DEBS[@]}"
   install -m 0755 "$gobin/agnhost" "$a/agnhost"
+  install -m 0755 "$work/bin/nmeter" "$a/bin/nmeter"
   ln -s agnhost "$a/agnhost-2"
   install -d "$a/uploads"
   install -m 0644 "$kube_dir/test/images/agnhost/porter/localhost.crt" "$a/localhost.crt"
@@ -246,10 +253,12 @@ push_all
 
 # What the focused specs need of each image (k8s.io/kubernetes v1.37.2):
 #   busybox:1.37.0-2     sh and the usual applets by PATH (sleep, cat, ls, id,
-#                        env, stat, test, sysctl, pidof, dd, nslookup, ...)
+#                        env, stat, test, sysctl, pidof, dd, nslookup, ...),
+#                        nmeter -d0 '%3t' (container lifecycle specs' clock)
 #   agnhost:2.66.1       /agnhost with its subcommands (netexec, liveness,
 #                        mounttest, test-webserver, entrypoint-tester, pause,
-#                        logs-generator, ...), /agnhost-2, sh, curl, nc, ip, dig
+#                        logs-generator, ...), /agnhost-2, sh, curl, nc, ip, dig,
+#                        nmeter (as in busybox)
 #   agnhost:2.55         a second agnhost image (AgnhostPrev) for image changes
 #   nginx:1.27.0-2       a process called nginx writing /var/run/nginx.pid
 #                        (host PID specs), serving GET / on 80; mirror pods

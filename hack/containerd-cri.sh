@@ -6,8 +6,11 @@
 #   certs.d/<host>/hosts.toml  registry.k8s.io, gcr.io, docker.io, quay.io,
 #                              public.ecr.aws, ghcr.io, mcr.microsoft.com ->
 #                              http://127.0.0.1:5000, same repository paths
-#   cni/                       deploy/cni/10-dockyard.conflist when present,
+#   cni/                       $CONTAINERD_CRI_CONFLIST when set, else
+#                              deploy/cni/10-dockyard.conflist when present,
 #                              else a bridge + host-local 10.88.0.0/16 list
+#   CONTAINERD_CRI_TEST_HANDLER=1 adds a runc handler named test-handler (the
+#   one Kubernetes' RuntimeClass e2e specs use; hack/run-node-e2e.sh sets both)
 #   containerd.log, pid
 #
 #   hack/containerd-cri.sh start    start (no-op when running), wait for CRI
@@ -52,7 +55,9 @@ server = "http://$mirror"
 TOML
   done
   rm -f "$dir"/cni/*
-  if [[ -f $here/deploy/cni/10-dockyard.conflist ]]; then
+  if [[ -n ${CONTAINERD_CRI_CONFLIST:-} ]]; then
+    cp "$CONTAINERD_CRI_CONFLIST" "$dir/cni/"
+  elif [[ -f $here/deploy/cni/10-dockyard.conflist ]]; then
     cp "$here/deploy/cni/10-dockyard.conflist" "$dir/cni/"
   else
     cat >"$dir/cni/10-dockyard.conflist" <<'JSON'
@@ -107,6 +112,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         Root = "$dir/runc/crun"
         SystemdCgroup = false
 
+$(if [[ -n ${CONTAINERD_CRI_TEST_HANDLER:-} ]]; then cat <<HANDLER
+    # The handler Kubernetes' RuntimeClass e2e specs ask for (runc again).
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "$dir/runc/test-handler"
+        SystemdCgroup = false
+
+HANDLER
+fi)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$cni_bin"
     conf_dir = "$dir/cni"

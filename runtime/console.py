@@ -11,15 +11,13 @@ slave bind-mounted, as programs expect.
 
 from __future__ import annotations
 
-# _socket, not socket: socket.py's enums cost ~4 ms of every create.
-import _socket
 import fcntl
 import struct
 import termios
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import SyscallError
+from .kernel import syscalls
+from .kernel.errors import SyscallError
+from .kernel.lean import leanos, leansocket
 
 
 def set_size(fd: int, size: tuple[int, int]) -> None:
@@ -29,34 +27,34 @@ def set_size(fd: int, size: tuple[int, int]) -> None:
 
 def setup(console_sock_fd: int, size: tuple[int, int] | None, bind_console: bool) -> None:
     try:
-        master, slave = os.openpty()
+        master, slave = leanos.openpty()
     except OSError as err:
         raise SyscallError("open pty", "/dev/ptmx", err.errno or 0) from err
-    name = os.ttyname(slave)
+    name = leanos.ttyname(slave)
     if size is not None:
         set_size(master, size)
-    sock = _socket.socket(fileno=console_sock_fd)
+    sock = leansocket.socket(fileno=console_sock_fd)
     try:
         # One message: the pty's name, with the master as SCM_RIGHTS.
-        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
+        leansocket.send_fds(sock, [name.encode()], [master])
     except OSError as err:
         raise SyscallError("send pty master", "--console-socket", err.errno or 0) from err
     finally:
         sock.close()
-        os.close(master)
+        leanos.close(master)
     for target in (0, 1, 2):
-        os.dup2(slave, target)
+        leanos.dup2(slave, target)
     try:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     except OSError as err:
         raise SyscallError("ioctl TIOCSCTTY", name, err.errno or 0) from err
     if bind_console:
         try:
-            if not os.path.exists("/dev/console"):
+            if not leanos.path.exists("/dev/console"):
                 with open("/dev/console", "w"):
                     pass
-            sc.mount(name, "/dev/console", None, sc.MS_BIND)
+            syscalls.mount(name, "/dev/console", None, syscalls.MS_BIND)
         except OSError as err:
             raise SyscallError("bind /dev/console", name, err.errno or 0) from err
     if slave > 2:
-        os.close(slave)
+        leanos.close(slave)

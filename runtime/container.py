@@ -9,30 +9,18 @@ from __future__ import annotations
 import select
 import time
 
-from . import leanos as os
 from . import log
-from .errors import (
-    FailedPrecondition,
-    HookFailed,
-    InvalidSpec,
-    NotFound,
-    RuntimeFault,
-    SyscallError,
-)
+from .kernel.errors import FailedPrecondition, HookFailed, InvalidSpec, NotFound, RuntimeFault, SyscallError
+from .kernel.lean import leanos, leansignal
 from .state import ContainerState, Store
 from .status import Status, require
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Iterable
     from typing import Any
 
     from . import cgroups
-else:
-    # _signal, not signal: signal.py wraps every constant in an enum, and
-    # enum costs ~4 ms of each start and delete.
-    import _signal
 
 
 def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None = None) -> cgroups.Manager:
@@ -84,7 +72,7 @@ def start(store: Store, container_id: str) -> None:
         require("start", c.status, container_id)
         fifo = store.fifo(container_id)
         try:
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = leanos.open(fifo, leanos.O_RDONLY | leanos.O_NONBLOCK | leanos.O_CLOEXEC)
         except FileNotFoundError as err:
             raise FailedPrecondition("start container", container_id, "it was already started") from err
         try:
@@ -95,7 +83,7 @@ def start(store: Store, container_id: str) -> None:
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.1)
                 if ready:
-                    chunk = os.read(fd, 16)
+                    chunk = leanos.read(fd, 16)
                     if not chunk:
                         if got:
                             break
@@ -108,8 +96,8 @@ def start(store: Store, container_id: str) -> None:
                     raise FailedPrecondition("start container", container_id,
                                              "the init exited before the program started")
         finally:
-            os.close(fd)
-        os.unlink(fifo)
+            leanos.close(fd)
+        leanos.unlink(fifo)
     raw = store.load_config(container_id)
     if (raw.get("hooks") or {}).get("poststart"):
         # only containers with hooks pay for parsing the spec and running hooks
@@ -136,7 +124,7 @@ def kill(store: Store, container_id: str, sig: int, all_processes: bool = False)
     targets = c.manager.pids() if all_processes else [c.state.pid]
     for pid in targets:
         try:
-            os.kill(pid, sig)
+            leanos.kill(pid, sig)
         except ProcessLookupError:
             continue
         except OSError as err:
@@ -147,7 +135,7 @@ def _wait_stopped(store: Store, state: ContainerState, timeout: float = 10.0) ->
     deadline = time.monotonic() + timeout
     while store.status(state, False) != Status.STOPPED:
         try:
-            os.waitpid(state.pid, os.WNOHANG)
+            leanos.waitpid(state.pid, leanos.WNOHANG)
         except ChildProcessError:
             pass
         if time.monotonic() > deadline:
@@ -282,8 +270,8 @@ def runc_state(c: Loaded) -> dict[str, Any]:
 class forwarded_signals:  # used as a context manager: `with forwarded_signals(pid):`
     """While a foreground `run`/`exec` waits, pass the signals it gets on."""
 
-    SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
-               _signal.SIGUSR2, _signal.SIGWINCH)
+    SIGNALS = (leansignal.SIGINT, leansignal.SIGTERM, leansignal.SIGHUP, leansignal.SIGQUIT, leansignal.SIGUSR1,
+               leansignal.SIGUSR2, leansignal.SIGWINCH)
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -291,24 +279,24 @@ class forwarded_signals:  # used as a context manager: `with forwarded_signals(p
 
     def _forward(self, signum: int, _frame: object) -> None:
         try:
-            os.kill(self.pid, signum)
+            leanos.kill(self.pid, signum)
         except ProcessLookupError:
             pass
 
     def __enter__(self) -> None:
         for s in self.SIGNALS:
-            self.old[s] = _signal.signal(s, self._forward)
+            self.old[s] = leansignal.signal(s, self._forward)
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self.old.items():
-            _signal.signal(s, h)
+            leansignal.signal(s, h)
         self.old.clear()
 
 
 def _kill_all(pids: Iterable[int]) -> None:
     for pid in pids:
         try:
-            os.kill(pid, _signal.SIGKILL)
+            leanos.kill(pid, leansignal.SIGKILL)
         except ProcessLookupError:
             pass
 
@@ -318,12 +306,12 @@ def wait_exit(pid: int) -> int:
     return a shell-style exit code: 128+N for death by signal N."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = leanos.waitpid(pid, 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             return 255
-        if os.WIFEXITED(status):
-            return os.WEXITSTATUS(status)
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
+        if leanos.WIFEXITED(status):
+            return leanos.WEXITSTATUS(status)
+        if leanos.WIFSIGNALED(status):
+            return 128 + leanos.WTERMSIG(status)

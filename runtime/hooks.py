@@ -16,8 +16,8 @@ Which hook runs where (OCI runtime spec, "Lifecycle"):
 
 from __future__ import annotations
 
-from . import jsonfast
-from .errors import HookFailed
+from .kernel.errors import HookFailed
+from .kernel.lean import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

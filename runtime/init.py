@@ -39,12 +39,12 @@ from __future__ import annotations
 import sys
 
 from . import hooks, privileges
-from . import leanos as os
-from . import syscalls as sc
-from .errors import RuntimeFault, SyscallError, shorten
+from .kernel import syscalls
+from .kernel.errors import RuntimeFault, SyscallError, shorten
+from .kernel.lean import leanos, leansignal
+from .kernel.lean.records import Record
 from .namespaces import join
 from .plan import ProcessPlan
-from .records import Record
 from .spec import Hook
 from .sync import Channel
 
@@ -87,7 +87,7 @@ def _fail(chan: Channel, err: BaseException) -> None:
         chan.send_error(err)
     except OSError:
         print(f"dockyard-runc init: {err}", file=sys.stderr)
-    os._exit(1)
+    leanos._exit(1)
 
 
 def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None = None) -> None:
@@ -106,26 +106,26 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
         if any(kind == "user" for kind, _, _ in plan.joins):
             # Our host uid 0 has no mapping in the joined namespace: become
             # its root, or every file we create fails with EOVERFLOW.
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            leanos.setresgid(0, 0, 0)
+            leanos.setresuid(0, 0, 0)
         if plan.new_user:
-            sc.unshare(sc.CLONE_NEWUSER)
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
             chan.send("idmap")
             chan.recv("idmap-done", what="runtime")
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            leanos.setresgid(0, 0, 0)
+            leanos.setresuid(0, 0, 0)
         if plan.unshare_flags:
-            sc.unshare(plan.unshare_flags)
+            syscalls.unshare(plan.unshare_flags)
         for clock, off in plan.time_offsets.items():
             with open("/proc/self/timens_offsets", "w") as f:
                 f.write(f"{clock} {off['secs']} {off['nanosecs']}")
         for _, fd, _ in plan.joins:
-            os.close(fd)
-        pid = os.fork()
+            leanos.close(fd)
+        pid = leanos.fork()
         if pid == 0:
             stage2(plan, chan)
         chan.send("pid", pid=pid)
-        os._exit(0)
+        leanos._exit(0)
     except BaseException as err:  # the child must never fall back into the CLI's code
         _fail(chan, err)
 
@@ -143,17 +143,17 @@ def mark_cloexec_from(first: int) -> None:
     does.  Every syscall of the fallback (openat, getdents64, fcntl, close)
     is in any seccomp profile that can run a program at all."""
     try:
-        sc.close_range(first, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        syscalls.close_range(first, 0xFFFFFFFF, syscalls.CLOSE_RANGE_CLOEXEC)
         return
     except SyscallError as err:
         if err.errno not in _NO_CLOSE_RANGE:
             raise
-    for name in os.listdir("/proc/self/fd"):
+    for name in leanos.listdir("/proc/self/fd"):
         fd = int(name)
         if fd < first:
             continue
         try:
-            sc.set_cloexec(fd)
+            syscalls.set_cloexec(fd)
         except SyscallError as err:
             if err.errno != 9:  # EBADF: the listing's own directory fd, closed by now
                 raise
@@ -166,7 +166,8 @@ def _set_sysctls(values: dict[str, str]) -> None:
             with open(path, "w") as f:
                 f.write(value)
         except OSError as err:
-            raise RuntimeFault("set sysctl", key, f"{value!r}: {os.strerror(err.errno or 0)}", err.errno or 0) from err
+            raise RuntimeFault("set sysctl", key, f"{value!r}: {leanos.strerror(err.errno or 0)}",
+                               err.errno or 0) from err
 
 
 def _run_hooks_in_container(kind: str, hook_list: tuple[Hook, ...], state: dict[str, object]) -> None:
@@ -193,7 +194,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         if p.terminal:
             from . import console
         if plan.set_sid:
-            os.setsid()
+            leanos.setsid()
         placed = not plan.late_placement
         state: dict[str, object] = {}
         if plan.rootfs is not None:
@@ -209,38 +210,43 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             rootfs.ensure_dir(plan.rootfs, p.cwd)
             rootfs.pivot(plan.rootfs)
         else:
-            os.chdir("/")
+            leanos.chdir("/")
         if p.terminal:
             if plan.console_fd < 0:
                 raise RuntimeFault("set up terminal", "process.terminal", "terminal is true but no --console-socket was given")
             console.setup(plan.console_fd, p.console_size, bind_console=plan.rootfs is not None)
         if plan.hostname:
-            sc.sethostname(plan.hostname)
+            syscalls.sethostname(plan.hostname)
         if plan.domainname:
-            sc.setdomainname(plan.domainname)
+            syscalls.setdomainname(plan.domainname)
         # before finalize: /proc/sys is about to become read-only
         _set_sysctls(plan.sysctl)
         if plan.rootfs is not None:
             rootfs.finalize(plan.rootfs)
         privileges.set_rlimits(p)
         if plan.personality is not None:
-            sc.personality(plan.personality)
+            syscalls.personality(plan.personality)
         privileges.check_lsm(p)
         privileges.drop_bounding(p)
+        # Python's start-up ignores SIGPIPE and SIGXFSZ, and an ignored signal
+        # stays ignored across execve: the program gets the defaults back, as
+        # runc's (Go's) gives them.  Before seccomp, which may deny sigaction.
+        leansignal.signal(leansignal.SIGPIPE, leansignal.SIG_DFL)
+        leansignal.signal(leansignal.SIGXFSZ, leansignal.SIG_DFL)
         if p.no_new_privileges:
-            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+            syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         elif p.seccomp is not None:
-            sc.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
         try:
-            os.chdir(p.cwd)
+            leanos.chdir(p.cwd)
         except OSError as err:
             raise RuntimeFault("chdir", f"process.cwd {p.cwd}", "", err.errno or 0) from err
         privileges.switch_user(p)
         privileges.apply_caps(p)
         if p.umask is not None:
-            os.umask(p.umask)
+            leanos.umask(p.umask)
         exe = privileges.find_executable(p)
-        execve = sc.prepare_execve(exe, list(p.args), list(p.env))
+        execve = syscalls.prepare_execve(exe, list(p.args), list(p.env))
         mark_cloexec_from(3 + plan.preserve_fds)
         if not placed:
             chan.recv("placed", what="runtime")
@@ -250,15 +256,15 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             # stays open, close-on-exec: `start` reads "0", then waits for EOF,
             # which comes exactly when execve succeeds (or the init dies), so
             # poststart hooks run after the program has started.
-            wfd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            wfd = leanos.open(f"/proc/self/fd/{plan.fifo_fd}", leanos.O_WRONLY | leanos.O_CLOEXEC)
             _run_hooks_in_container("startContainer", plan.start_container_hooks, {**state, "status": "created"})
-            os.write(wfd, b"0")
+            leanos.write(wfd, b"0")
         else:
             chan.send("ready")
         if p.no_new_privileges and p.seccomp is not None:
-            sc.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
         code = execve()
-        print(f"dockyard-runc init: exec {shorten(exe)}: {os.strerror(code)}", file=sys.stderr)
-        os._exit(127)
+        print(f"dockyard-runc init: exec {shorten(exe)}: {leanos.strerror(code)}", file=sys.stderr)
+        leanos._exit(127)
     except BaseException as err:
         _fail(chan, err)

@@ -26,9 +26,9 @@ Facts that decide the order:
 
 from __future__ import annotations
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import SyscallError
+from .kernel import syscalls
+from .kernel.errors import SyscallError
+from .kernel.lean import leanos
 from .spec import IDMap, Namespace
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -36,14 +36,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 CLONE_FLAGS: dict[str, int] = {
-    "user": sc.CLONE_NEWUSER,
-    "ipc": sc.CLONE_NEWIPC,
-    "uts": sc.CLONE_NEWUTS,
-    "network": sc.CLONE_NEWNET,
-    "pid": sc.CLONE_NEWPID,
-    "cgroup": sc.CLONE_NEWCGROUP,
-    "time": sc.CLONE_NEWTIME,
-    "mount": sc.CLONE_NEWNS,
+    "user": syscalls.CLONE_NEWUSER,
+    "ipc": syscalls.CLONE_NEWIPC,
+    "uts": syscalls.CLONE_NEWUTS,
+    "network": syscalls.CLONE_NEWNET,
+    "pid": syscalls.CLONE_NEWPID,
+    "cgroup": syscalls.CLONE_NEWCGROUP,
+    "time": syscalls.CLONE_NEWTIME,
+    "mount": syscalls.CLONE_NEWNS,
 }
 
 # /proc/<pid>/ns/<name> for each OCI type
@@ -73,20 +73,20 @@ def open_paths(joins: Sequence[tuple[str, str]]) -> list[tuple[str, int, str]]:
     try:
         for kind, path in sorted(joins, key=lambda j: order[j[0]]):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = leanos.open(path, leanos.O_RDONLY | leanos.O_CLOEXEC)
             except OSError as err:
                 raise SyscallError(f"open {kind} namespace", path, err.errno or 0) from err
             opened.append((kind, fd, path))
     except BaseException:
         for _, fd, _ in opened:
-            os.close(fd)
+            leanos.close(fd)
         raise
     return opened
 
 
 def join(opened: Sequence[tuple[str, int, str]]) -> None:
     for kind, fd, path in opened:
-        sc.setns(fd, CLONE_FLAGS[kind], path)
+        syscalls.setns(fd, CLONE_FLAGS[kind], path)
 
 
 def format_idmap(maps: Sequence[IDMap]) -> str:
@@ -99,26 +99,26 @@ def userns_fd(uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> int:
     A namespace lives as long as something refers to it, so a child creates
     it, the parent writes its maps and opens /proc/<child>/ns/user, and the
     child goes: the fd alone keeps the namespace."""
-    r, w = os.pipe()
-    pid = os.fork()
+    r, w = leanos.pipe()
+    pid = leanos.fork()
     if pid == 0:
         try:
-            os.close(w)
-            sc.unshare(sc.CLONE_NEWUSER)
-            os.read(r, 1)  # wait until the parent has opened our namespace
+            leanos.close(w)
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
+            leanos.read(r, 1)  # wait until the parent has opened our namespace
         finally:
-            os._exit(0)
-    os.close(r)
+            leanos._exit(0)
+    leanos.close(r)
     try:
         # the child may not have unshared yet: wait until its namespace differs
-        own = os.stat("/proc/self/ns/user").st_ino
-        while os.stat(f"/proc/{pid}/ns/user").st_ino == own:
-            os.sched_yield()
+        own = leanos.stat("/proc/self/ns/user").st_ino
+        while leanos.stat(f"/proc/{pid}/ns/user").st_ino == own:
+            leanos.sched_yield()
         write_idmaps(pid, uid_maps, gid_maps)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return leanos.open(f"/proc/{pid}/ns/user", leanos.O_RDONLY | leanos.O_CLOEXEC)
     finally:
-        os.close(w)
-        os.waitpid(pid, 0)
+        leanos.close(w)
+        leanos.waitpid(pid, 0)
 
 
 def write_idmaps(pid: int, uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> None:

@@ -9,9 +9,9 @@ exists.
 
 from __future__ import annotations
 
-from .capabilities import to_mask
-from .errors import InvalidSpec
-from .records import Record
+from .kernel.capabilities import to_mask
+from .kernel.errors import InvalidSpec
+from .kernel.lean.records import Record
 from .rlimits import parse_rlimits
 from .seccomp import CompiledFilter, compile_filter
 from .spec import Process, Spec

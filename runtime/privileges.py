@@ -14,19 +14,18 @@ Order matters, and it is runc's:
 
 from __future__ import annotations
 
-import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from . import leanos as os
-from . import syscalls as sc
-from .errors import NotFound, SyscallError, Unsupported
+from .kernel import syscalls
+from .kernel.errors import NotFound, SyscallError, Unsupported
+from .kernel.lean import leanos, leanstat
 from .plan import ProcessPlan
 
 
 def set_rlimits(plan: ProcessPlan) -> None:
     for res, soft, hard in plan.rlimits:
         try:
-            sc.setrlimit(res, soft, hard)
+            syscalls.setrlimit(res, soft, hard)
         except SyscallError as err:
             raise SyscallError("setrlimit", f"process.rlimits resource {res}", err.errno,
                                f"soft={soft} hard={hard} (raising a hard limit needs CAP_SYS_RESOURCE)") from err
@@ -67,7 +66,7 @@ def check_lsm(plan: ProcessPlan) -> None:
             except OSError as err:
                 raise SyscallError("set apparmor profile", plan.apparmor_profile, err.errno or 0) from err
     if plan.selinux_label:
-        if not os.path.exists("/sys/fs/selinux/enforce"):
+        if not leanos.path.exists("/sys/fs/selinux/enforce"):
             raise Unsupported("apply selinux label", plan.selinux_label, "SELinux is not enabled on this host")
         try:
             with open("/proc/self/attr/exec", "w") as f:
@@ -81,50 +80,50 @@ def drop_bounding(plan: ProcessPlan) -> None:
         return
     for cap in range(plan.last_cap + 1):
         if not plan.caps.bounding & (1 << cap):
-            sc.prctl(sc.PR_CAPBSET_DROP, cap)
+            syscalls.prctl(syscalls.PR_CAPBSET_DROP, cap)
 
 
 def switch_user(plan: ProcessPlan) -> None:
     try:
-        os.setgroups(list(plan.additional_gids))
+        leanos.setgroups(list(plan.additional_gids))
     except OSError as err:
         # a user namespace whose setgroups is "deny" cannot take groups at all
         if err.errno != errno.EPERM or plan.additional_gids:
             raise SyscallError("setgroups", str(list(plan.additional_gids)), err.errno or 0) from err
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1)
     try:
-        os.setresgid(plan.gid, plan.gid, plan.gid)
-        os.setresuid(plan.uid, plan.uid, plan.uid)
+        leanos.setresgid(plan.gid, plan.gid, plan.gid)
+        leanos.setresuid(plan.uid, plan.uid, plan.uid)
     except OSError as err:
         raise SyscallError("set user", f"{plan.uid}:{plan.gid}", err.errno or 0) from err
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 0)
 
 
 def apply_caps(plan: ProcessPlan) -> None:
     if plan.caps is None:
         return
     c = plan.caps
-    sc.capset(c.effective, c.permitted, c.inheritable)
-    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    syscalls.capset(c.effective, c.permitted, c.inheritable)
+    syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
     # The kernel raises an ambient capability only if it is both permitted and
     # inheritable; runc warns and goes on for the others, and so do we.
     raisable = c.ambient & c.permitted & c.inheritable
     for cap in range(plan.last_cap + 1):
         if raisable & (1 << cap):
-            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+            syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, cap)
 
 
 def find_executable(plan: ProcessPlan) -> str:
     """Resolve args[0] as execvp would, with the process's own PATH, inside
     the container's root (the caller has already pivoted)."""
     name = plan.args[0]
-    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in plan.path_env().split(":")]
+    candidates = [name] if "/" in name else [leanos.path.join(d or ".", name) for d in plan.path_env().split(":")]
     for path in candidates:
         try:
-            st = os.stat(path)
+            st = leanos.stat(path)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+        if leanstat.S_ISREG(st.st_mode) and leanos.access(path, leanos.X_OK):
             return path
     if "/" in name:
         raise NotFound("exec", name, "no such executable file in the container")

@@ -14,7 +14,7 @@ and are not targets (see syscalls.py).
 
 from __future__ import annotations
 
-from .errors import InvalidSpec
+from .kernel.errors import InvalidSpec
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -9,24 +9,17 @@ probe of kill(2)) is not a signal one can deliver, so it is refused.
 
 from __future__ import annotations
 
-from .errors import InvalidArgument
+from .kernel.errors import InvalidArgument
+from .kernel.lean import leansignal
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
-if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
-else:
-    # _signal, not signal: the same constants without signal.py's enums
-    # (~4 ms of every `kill`, which is how a container is stopped).
-    import _signal
-
-_RTMIN = int(_signal.SIGRTMIN)
-_RTMAX = int(_signal.SIGRTMAX)
-_LAST = _signal.NSIG - 1
+_RTMIN = int(leansignal.SIGRTMIN)
+_RTMAX = int(leansignal.SIGRTMAX)
+_LAST = leansignal.NSIG - 1
 
 # Every name Python knows, aliases included (SIGIOT, SIGCLD, SIGPOLL): the
 # names signal.Signals is built from (SIG*, but not the SIG_DFL/SIG_BLOCK kind).
 _BY_NAME: dict[str, int] = {
-    name[3:]: value for name, value in vars(_signal).items()
+    name[3:]: value for name, value in vars(leansignal).items()
     if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int)
 }
 

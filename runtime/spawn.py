@@ -16,15 +16,15 @@ from __future__ import annotations
 import errno as _errno
 import time
 
-from . import cgroups, hooks, jsonfast, namespaces
-from . import leanos as os
-from . import syscalls as sc
-from .capabilities import last_cap
+from . import cgroups, hooks, namespaces
 from .container import load, manager_for
-from .errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
 from .init import InitPlan, stage1
+from .kernel import syscalls
+from .kernel.capabilities import last_cap
+from .kernel.errors import InvalidSpec, NotFound, RuntimeFault, SyscallError
+from .kernel.lean import jsonfast, leanos, leansignal
+from .kernel.lean.records import replace
 from .plan import plan_process
-from .records import replace
 from .spec import Process, Spec, parse_spec
 from .state import ContainerState, Store, process_start_time, write_atomic
 from .status import require
@@ -33,12 +33,7 @@ from .undo import Undo
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from typing import Any
-else:
-    # _signal and _socket, not signal and socket: those wrap their constants
-    # in enums (~4 ms), and create is on every container's start path.
-    import _signal
 
 _PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
@@ -50,7 +45,7 @@ def _now() -> str:
 
 
 def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
-    path = os.path.join(bundle, "config.json")
+    path = leanos.path.join(bundle, "config.json")
     try:
         raw = jsonfast.load_file(path)
     except FileNotFoundError as err:
@@ -61,24 +56,24 @@ def load_bundle(bundle: str) -> tuple[dict[str, Any], Spec]:
 
 
 def _rootfs_path(spec: Spec, bundle: str) -> str:
-    path = spec.root.path if os.path.isabs(spec.root.path) else os.path.join(bundle, spec.root.path)
-    path = os.path.realpath(path)
-    if not os.path.isdir(path):
+    path = spec.root.path if leanos.path.isabs(spec.root.path) else leanos.path.join(bundle, spec.root.path)
+    path = leanos.path.realpath(path)
+    if not leanos.path.isdir(path):
         raise InvalidSpec("root.path", f"rootfs {path} does not exist or is not a directory")
     return path
 
 
 def _write_pid_file(path: str, pid: int) -> None:
     # atomically, like runc: a reader never sees an empty pid file
-    write_atomic(os.path.abspath(path), str(pid).encode(), 0o644)
+    write_atomic(leanos.path.abspath(path), str(pid).encode(), 0o644)
 
 
 def _connect_console(path: str | None) -> int:
     if not path:
         return -1
-    import _socket
+    from .kernel.lean import leansocket
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock = leansocket.unix_stream()
     try:
         sock.connect(path)
     except OSError as err:
@@ -89,11 +84,11 @@ def _connect_console(path: str | None) -> int:
 
 def _kill_and_reap(pid: int) -> None:
     try:
-        os.kill(pid, _signal.SIGKILL)
+        leanos.kill(pid, leansignal.SIGKILL)
     except ProcessLookupError:
         pass
     try:
-        os.waitpid(pid, 0)
+        leanos.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
@@ -108,17 +103,17 @@ def _fork_stage1(cgroup2: str | None) -> tuple[int, bool]:
     in the cgroup2 dir ``cgroup2``."""
     if cgroup2 is not None:
         try:
-            fd = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = leanos.open(cgroup2, leanos.O_RDONLY | leanos.O_DIRECTORY | leanos.O_CLOEXEC)
         except OSError as err:
             raise RuntimeFault("open cgroup", cgroup2, "", err.errno or 0) from err
         try:
-            return sc.fork_into_cgroup(fd), True
+            return syscalls.fork_into_cgroup(fd), True
         except SyscallError as err:
             if err.errno not in _NO_CLONE3:
                 raise
         finally:
-            os.close(fd)
-    return os.fork(), False
+            leanos.close(fd)
+    return leanos.fork(), False
 
 
 def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] | None,
@@ -164,7 +159,7 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
         parent.send("idmap-done")
     pid2 = int(parent.recv("pid")["pid"])
     stack.callback(_kill_and_reap, pid2)
-    os.waitpid(pid1, 0)
+    leanos.waitpid(pid1, 0)
     parent.send("continue")
     if late:
         try:
@@ -189,7 +184,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         precreate_targets,
     )
 
-    bundle = os.path.abspath(bundle)
+    bundle = leanos.path.abspath(bundle)
     raw, spec = load_bundle(bundle)
     if spec.process is None:
         raise InvalidSpec("process", "is required to create a container")
@@ -236,21 +231,21 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         # config needs no pid.  Readers go by state.json, written last.
         store.save_config(container_id, raw)
         fifo = store.fifo(container_id)
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # past the umask: a non-root init must be able to open it for writing
-        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        stack.callback(os.close, fifo_fd)
+        leanos.mkfifo(fifo, 0o622)
+        leanos.chmod(fifo, 0o622)  # past the umask: a non-root init must be able to open it for writing
+        fifo_fd = leanos.open(fifo, leanos.O_PATH | leanos.O_CLOEXEC)
+        stack.callback(leanos.close, fifo_fd)
         console_fd = _connect_console(console_socket)
         if console_fd >= 0:
-            stack.callback(os.close, console_fd)
+            stack.callback(leanos.close, console_fd)
         opened = namespaces.open_paths(joins)
         for _, fd, _ in opened:
-            stack.callback(os.close, fd)
+            stack.callback(leanos.close, fd)
         if userns and not userns.path:
             precreate_targets(rplan, spec.process.cwd)
         trees = make_idmapped_trees(rplan.mounts, lx.uid_mappings, lx.gid_mappings)
         for fd in trees.values():
-            stack.callback(os.close, fd)
+            stack.callback(leanos.close, fd)
         manager.create()
         stack.callback(manager.destroy)
         plan = InitPlan(
@@ -296,10 +291,10 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         stack.pop_all()
     chan.close()
     for fd in trees.values():
-        os.close(fd)
-    os.close(fifo_fd)
+        leanos.close(fd)
+    leanos.close(fifo_fd)
     if console_fd >= 0:
-        os.close(console_fd)
+        leanos.close(console_fd)
     return state
 
 
@@ -320,14 +315,14 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
     # Before touching the container: a process in it must never be able to
     # ptrace us or open our /proc files (CVE-2019-5736); the children that
     # enter the container inherit this until they exec.
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
     with Undo() as stack:
         opened = _ns_fds(c.state.pid, spec)
         for _, fd, _ in opened:
-            stack.callback(os.close, fd)
+            stack.callback(leanos.close, fd)
         console_fd = _connect_console(console_socket)
         if console_fd >= 0:
-            stack.callback(os.close, console_fd)
+            stack.callback(leanos.close, console_fd)
         plan = InitPlan(
             process=pplan, rootfs=None, joins=tuple(opened), new_user=False, unshare_flags=0, time_offsets={},
             hostname="", domainname="", sysctl={}, personality=None, create_container_hooks=(),
@@ -343,9 +338,9 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
         stack.pop_all()
     chan.close()
     for _, fd, _ in opened:
-        os.close(fd)
+        leanos.close(fd)
     if console_fd >= 0:
-        os.close(console_fd)
+        leanos.close(console_fd)
     return pid
 
 

@@ -11,8 +11,8 @@ plain dicts here and validated there: ``linux.resources`` by
 
 from __future__ import annotations
 
-from .errors import InvalidSpec
-from .records import Record, field
+from .kernel.errors import InvalidSpec
+from .kernel.lean.records import Record, field
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

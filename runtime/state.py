@@ -21,10 +21,9 @@ from __future__ import annotations
 import errno
 import fcntl
 
-from . import jsonfast
-from . import leanos as os
-from .errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
-from .records import Record, field, to_dict
+from .kernel.errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, SyscallError
+from .kernel.lean import jsonfast, leanos
+from .kernel.lean.records import Record, field, to_dict
 from .status import Status
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -81,7 +80,7 @@ class ContainerState(Record):
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     try:
-        from . import durable  # only create and update write; start, kill and delete only read
+        from .kernel import durable  # only create and update write; start, kill and delete only read
 
         durable.write_atomic(path, data, mode, sync=False)
     except OSError as err:
@@ -115,37 +114,37 @@ class ContainerLock:
 
     def __enter__(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = leanos.open(self.path, leanos.O_RDWR | leanos.O_CREAT | leanos.O_CLOEXEC, 0o600)
         except FileNotFoundError as err:
             raise NotFound("find container", self.container_id, "container does not exist") from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
-            os.close(fd)
+            leanos.close(fd)
             raise
         self.fd = fd
 
     def __exit__(self, *exc: object) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
-            os.close(fd)
+            leanos.close(fd)
 
 
 class Store:
     def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+        self.root = leanos.path.abspath(root)
 
     def dir(self, container_id: str) -> str:
-        return os.path.join(self.root, validate_id(container_id))
+        return leanos.path.join(self.root, validate_id(container_id))
 
     def fifo(self, container_id: str) -> str:
-        return os.path.join(self.dir(container_id), "exec.fifo")
+        return leanos.path.join(self.dir(container_id), "exec.fifo")
 
     def create_dir(self, container_id: str) -> str:
         path = self.dir(container_id)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        leanos.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
-            os.mkdir(path, 0o711)
+            leanos.mkdir(path, 0o711)
         except FileExistsError as err:
             raise AlreadyExists("create container", container_id, "a container with this id exists") from err
         return path
@@ -155,26 +154,26 @@ class Store:
         # exec.fifo, lock); shutil would cost an import of bz2 and lzma.
         path = self.dir(container_id)
         try:
-            names = os.listdir(path)
+            names = leanos.listdir(path)
         except FileNotFoundError:
             return
         for name in names:
             try:
-                os.unlink(os.path.join(path, name))
+                leanos.unlink(leanos.path.join(path, name))
             except IsADirectoryError:
-                os.rmdir(os.path.join(path, name))
+                leanos.rmdir(leanos.path.join(path, name))
             except FileNotFoundError:
                 pass
         try:
-            os.rmdir(path)
+            leanos.rmdir(path)
         except FileNotFoundError:
             pass
 
     def save(self, state: ContainerState) -> None:
-        write_atomic(os.path.join(self.dir(state.id), "state.json"), jsonfast.dumps(state.to_json()).encode())
+        write_atomic(leanos.path.join(self.dir(state.id), "state.json"), jsonfast.dumps(state.to_json()).encode())
 
     def load(self, container_id: str) -> ContainerState:
-        path = os.path.join(self.dir(container_id), "state.json")
+        path = leanos.path.join(self.dir(container_id), "state.json")
         try:
             raw = jsonfast.load_file(path)
         except FileNotFoundError as err:
@@ -184,10 +183,10 @@ class Store:
         return ContainerState.from_json(raw, path)
 
     def save_config(self, container_id: str, raw: dict[str, Any]) -> None:
-        write_atomic(os.path.join(self.dir(container_id), "config.json"), jsonfast.dumps(raw).encode())
+        write_atomic(leanos.path.join(self.dir(container_id), "config.json"), jsonfast.dumps(raw).encode())
 
     def load_config(self, container_id: str) -> dict[str, Any]:
-        path = os.path.join(self.dir(container_id), "config.json")
+        path = leanos.path.join(self.dir(container_id), "config.json")
         try:
             raw: dict[str, Any] = jsonfast.load_file(path)
         except FileNotFoundError as err:
@@ -196,14 +195,14 @@ class Store:
 
     def ids(self) -> list[str]:
         try:
-            names = sorted(os.listdir(self.root))
+            names = sorted(leanos.listdir(self.root))
         except FileNotFoundError:
             return []
-        return [n for n in names if os.path.exists(os.path.join(self.root, n, "state.json"))]
+        return [n for n in names if leanos.path.exists(leanos.path.join(self.root, n, "state.json"))]
 
     def lock(self, container_id: str) -> ContainerLock:
         """``with store.lock(id):`` holds the container's flock (NotFound on entry if it is gone)."""
-        return ContainerLock(os.path.join(self.dir(container_id), "lock"), container_id)
+        return ContainerLock(leanos.path.join(self.dir(container_id), "lock"), container_id)
 
     def status(self, state: ContainerState, frozen: bool) -> Status:
         """Derive the status (see runtime.status for why it is not stored)."""
@@ -215,7 +214,7 @@ class Store:
         if frozen:
             return Status.PAUSED
         try:
-            os.stat(self.fifo(state.id))
+            leanos.stat(self.fifo(state.id))
         except OSError as err:
             if err.errno != errno.ENOENT:
                 raise

@@ -13,7 +13,7 @@ freezer.  Storing it would go stale the moment the init exits.
 
 from __future__ import annotations
 
-from .errors import FailedPrecondition
+from .kernel.errors import FailedPrecondition
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -24,10 +24,9 @@ then finds the program, not the runtime's init, at that pid.
 
 from __future__ import annotations
 
-from . import errors, jsonfast
-from . import leanos as os
-from . import syscalls as sc
-from .errors import RuntimeFault
+from .kernel import errors, syscalls
+from .kernel.errors import RuntimeFault
+from .kernel.lean import jsonfast, leanos
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ class Channel:
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = sc.socketpair(sc.AF_UNIX, sc.SOCK_SEQPACKET | sc.SOCK_CLOEXEC)
+        a, b = syscalls.socketpair(syscalls.AF_UNIX, syscalls.SOCK_SEQPACKET | syscalls.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -64,11 +63,11 @@ class Channel:
         # an end twice, and a second close(2) could hit a reused fd number.
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            leanos.close(fd)
 
     def send(self, kind: str, **fields: Any) -> None:
         fields["type"] = kind
-        os.write(self.fd, jsonfast.dumps(fields).encode())
+        leanos.write(self.fd, jsonfast.dumps(fields).encode())
 
     def send_error(self, err: RuntimeFault) -> None:
         name = type(err).__name__
@@ -82,7 +81,7 @@ class Channel:
         """After ``ready``: return once the child's end is closed, which its
         execve does (or its death, which its exit status tells whoever reaps
         it).  A message instead is a fault."""
-        data = os.read(self.fd, _MAX)
+        data = leanos.read(self.fd, _MAX)
         if data:
             self._decode(data, ("EOF",), what)
             raise RuntimeFault(f"wait for {what}", "", "unexpected message after ready")
@@ -90,7 +89,7 @@ class Channel:
     def recv(self, *expected: str, what: str = "container init") -> dict[str, Any]:
         """Receive one message of one of the ``expected`` types.  An ``error``
         message is raised as the fault the child reported."""
-        data = os.read(self.fd, _MAX)
+        data = leanos.read(self.fd, _MAX)
         if not data:
             raise RuntimeFault(f"wait for {what}", "", f"it exited before sending {'/'.join(expected)}")
         return self._decode(data, expected, what)

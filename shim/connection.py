@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 from dockyard.api import shim as api
+from dockyard.runtime.kernel.lean import leansocket
 
-from . import sockets
 from .loop import READ, WRITE, Loop
 
 TYPE_CHECKING = False  # see runtime/records.py
@@ -30,7 +30,7 @@ CHUNK = 256 * 1024
 
 
 class Connection:
-    def __init__(self, loop: Loop, sock: sockets.socket, on_message: Callable[[Connection, dict[str, Any]], None],
+    def __init__(self, loop: Loop, sock: leansocket.socket, on_message: Callable[[Connection, dict[str, Any]], None],
                  on_close: Callable[[Connection], None]) -> None:
         self.loop = loop
         self.sock = sock
@@ -65,7 +65,7 @@ class Connection:
                 if self._fds and self._fds[0][0] == 0:
                     fds = self._fds[0][1]
                     end = self._fds[1][0] if len(self._fds) > 1 else len(self.out)
-                    n = sockets.send_fds(self.sock, [bytes(self.out[:end])], fds)
+                    n = leansocket.send_fds(self.sock, [bytes(self.out[:end])], fds)
                     self._fds.pop(0)
                     _close_all(fds)
                 else:
@@ -123,7 +123,7 @@ class Listener:
     def __init__(self, loop: Loop, path: str, on_message: Callable[[Connection, dict[str, Any]], None],
                  on_close: Callable[[Connection], None], on_open: Callable[[Connection], None]) -> None:
         self.loop = loop
-        self.sock = sockets.unix_stream()
+        self.sock = leansocket.unix_stream()
         self.sock.bind(path)
         self.sock.listen(64)
         self.sock.setblocking(False)
@@ -133,7 +133,7 @@ class Listener:
 
     def _accept(self, _mask: int) -> None:
         try:
-            sock = sockets.accept(self.sock)
+            sock = leansocket.accept(self.sock)
         except BlockingIOError:
             return
         self._on_open(Connection(self.loop, sock, *self._args))

@@ -1,11 +1,14 @@
 """dockyard-shim: one per pod; it runs the pod's containers through the OCI runtime.
 
-    dockyard-shim start --id POD --state-dir DIR --runtime BIN --runtime-root DIR
+    dockyard-shim start --id POD --state-dir DIR --runtime BIN --runtime-root DIR [--runtime-launch exec|fork]
 
 ``start`` detaches a shim serving in DIR (the daemon passes
 ``<state_dir>/shims/<pod_id>``) and prints the API socket's path once it
 accepts connections; it exits non-zero with the reason if the shim could not
 come up.  ``serve`` (same flags, hidden) serves in the foreground.
+``--runtime-launch`` says how the runtime's processes start (shim/oci_runtime.py):
+by default in a fork of the shim for the bundled dockyard-runc, executed for
+any other binary.
 
 Detaching (facts):
 - Double fork with setsid in between: the shim is in its own session, is not
@@ -34,19 +37,12 @@ import os
 import sys
 
 from dockyard.api import shim as api
+from dockyard.runtime.kernel.lean import leansignal, leansocket
 
-from . import sockets
-
-TYPE_CHECKING = False  # see runtime/records.py
-if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
-else:
-    # _signal, not signal: the same functions without signal.py's enums (enum costs every pod's shim)
-    import _signal
-
-USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR\n"
+USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR"
+         " [--runtime-launch exec|fork]\n"
          "Detach a shim serving the pod's containers on DIR/shim.sock, print that path, exit.\n")
-FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--ready-fd")
+FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--runtime-launch", "--ready-fd")
 READY_TIMEOUT_S = 30.0
 
 
@@ -91,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _alive(sock_path: str) -> bool:
-    s = sockets.unix_stream()
+    s = leansocket.unix_stream()
     try:
         s.connect(sock_path)
     except OSError:
@@ -125,7 +121,7 @@ def start(opts: dict[str, str]) -> int:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            from dockyard.runtime import syscalls
+            from dockyard.runtime.kernel import syscalls
 
             syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
             os.set_inheritable(w, True)
@@ -176,7 +172,7 @@ def serve(opts: dict[str, str]) -> int:
         os.close(log)
     try:
         loop = Loop()
-        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"])
+        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"], opts.get("runtime_launch", ""))
         peers = shim.peers
         try:
             os.unlink(api.SOCKET_NAME)
@@ -191,9 +187,9 @@ def serve(opts: dict[str, str]) -> int:
             os.write(ready_fd, f"{type(err).__name__}: {err}".encode())
         raise
     terminate = []
-    _signal.signal(_signal.SIGTERM, lambda _s, _f: terminate.append(1))
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    leansignal.signal(leansignal.SIGTERM, lambda _s, _f: terminate.append(1))
+    leansignal.signal(leansignal.SIGINT, leansignal.SIG_IGN)
+    leansignal.signal(leansignal.SIGHUP, leansignal.SIG_IGN)
     if ready_fd >= 0:
         os.write(ready_fd, b"ok")
         os.close(ready_fd)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

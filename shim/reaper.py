@@ -24,16 +24,13 @@ import select
 import time
 
 from dockyard.api.shim import Code, ShimError
+from dockyard.runtime.kernel.lean import leansignal
 
 from .loop import READ
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable, Mapping
-else:
-    # _signal, not signal: the same functions without signal.py's enums (enum costs every pod's shim)
-    import _signal
 
 
 def _ignore(_signum: int, _frame: object) -> None:
@@ -46,8 +43,8 @@ class Reaper:
         self._on_exit = on_exit
         self._expected: dict[int, int | None] = {}
         self.fd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        _signal.signal(_signal.SIGCHLD, _ignore)
-        _signal.set_wakeup_fd(self._wfd, warn_on_full_buffer=False)
+        leansignal.signal(leansignal.SIGCHLD, _ignore)
+        leansignal.set_wakeup_fd(self._wfd, warn_on_full_buffer=False)
 
     def expect(self, pid: int) -> None:
         self._expected[pid] = None
@@ -96,7 +93,7 @@ class Reaper:
                     return status
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    os.kill(pid, _signal.SIGKILL)
+                    os.kill(pid, leansignal.SIGKILL)
                     os.waitpid(pid, 0)
                     raise ShimError(Code.DEADLINE_EXCEEDED, f"{what}: no answer after {timeout:g}s (killed)")
                 readable, _, _ = select.select([self.fd, *pump], [], [], left)

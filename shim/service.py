@@ -18,19 +18,18 @@ import time
 
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leansignal, leansocket
 
-from . import oom, process, sockets, state
+from . import oom, process, state
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop
 from .process import CREATED, RUNNING, STOPPED
 from .reaper import Reaper
-from .runtime import Runtime
+from .oci_runtime import OciRuntime
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable
     from typing import Any, Protocol
 
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
         def send_fds(self, message: dict[str, Any], fds: list[int]) -> None: ...
 
         def close(self) -> None: ...
-else:
-    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
-    import _signal
 
 IO_GRACE_S = 2.0
 UNCLAIMED_MAX = 256
@@ -118,7 +114,8 @@ def _private_pidns(bundle: str) -> bool:
 
 
 class Shim:
-    def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str) -> None:
+    def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str,
+                 runtime_launch: str = "") -> None:
         self.loop = loop
         self.dir = shim_dir
         self.containers: dict[str, Container] = {}
@@ -126,7 +123,8 @@ class Shim:
         self.unclaimed: dict[int, tuple[int, int]] = {}
         self.peers: list[Peer] = []
         self.reaper = Reaper(self._on_exit)
-        self.runtime = Runtime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log")
+        self.runtime = OciRuntime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log",
+                                  runtime_launch)
         self.shutting_down = False
         self.consoles = 0  # console sockets made so far: their short names
         os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
@@ -202,7 +200,7 @@ class Shim:
 
     def _kill_leftovers(self, container: Container) -> None:
         try:
-            self.runtime.kill(container.container_id, _signal.SIGKILL, True)
+            self.runtime.kill(container.container_id, leansignal.SIGKILL, True)
         except ShimError as err:
             sys.stderr.write(f"dockyard-shim: kill --all after the init of {container.container_id} exited: {err}\n")
 
@@ -295,24 +293,24 @@ class Shim:
 
     # --- stdio set-up shared by create and exec ----------------------------------
 
-    def _console_socket(self, name: str) -> sockets.socket:
+    def _console_socket(self, name: str) -> leansocket.socket:
         # Relative to the shim's cwd (its directory): a unix socket path must fit in 108 bytes.
         try:
             os.unlink(name)
         except FileNotFoundError:
             pass
-        listener = sockets.unix_stream()
+        listener = leansocket.unix_stream()
         listener.bind(name)
         listener.listen(1)
         return listener
 
-    def _receive_console(self, listener: sockets.socket, name: str) -> int:
+    def _receive_console(self, listener: leansocket.socket, name: str) -> int:
         """The pty master the runtime's init sent (it connected while the runtime ran)."""
         listener.settimeout(CONSOLE_ACCEPT_S)
-        conn = sockets.accept(listener)
+        conn = leansocket.accept(listener)
         try:
             conn.settimeout(CONSOLE_ACCEPT_S)
-            _msg, fds = sockets.recv_fds(conn, 4096, 1)
+            _msg, fds = leansocket.recv_fds(conn, 4096, 1)
         finally:
             conn.close()
         if not fds:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from dockyard.api.shim import CONTAINERS_DIR, PID_FILE
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from dockyard.runtime import syscalls
+from dockyard.runtime.kernel import syscalls
 
 from .netns import NetnsError, in_thread
 

@@ -47,8 +47,8 @@ import threading
 from collections.abc import Callable
 
 from dockyard.cri import errors
-from dockyard.runtime import syscalls
-from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

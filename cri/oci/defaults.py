@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.runtime.capabilities import CAPABILITIES
+from dockyard.runtime.kernel.capabilities import CAPABILITIES
 
 DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",

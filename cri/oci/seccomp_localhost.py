@@ -7,8 +7,8 @@ as well as ``names`` in a rule, and ``includes``/``excludes`` that keep a
 rule only for some capabilities or architectures.  Resolving those needs the
 container's capability set and the machine, which is why this happens here
 and not in the runtime.  The result is checked with the runtime's own
-seccomp validator so a bad profile fails CreateContainer, naming the file,
-rather than the container start.
+seccomp profile parser (dockyard.runtime.kernel.seccomp_profile) so a bad
+profile fails CreateContainer, naming the file, rather than the container start.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dockyard.runtime import seccomp as runtime_seccomp
-from dockyard.runtime.errors import InvalidSpec, Unsupported
+from dockyard.runtime.kernel import seccomp_profile
+from dockyard.runtime.kernel.errors import InvalidSpec, Unsupported
 
 from ..errors import InvalidArgument
 
@@ -76,7 +76,7 @@ def from_profile_json(doc: Any, *, machine: str, caps: Sequence[str], field: str
     if rules:
         out["syscalls"] = rules
     try:
-        runtime_seccomp.validate(out)
+        seccomp_profile.parse(out)
     except (InvalidSpec, Unsupported) as err:
         raise InvalidArgument(f"{field}: {err}") from err
     return out

@@ -164,8 +164,8 @@ def resolve_user(req: UserRequest, read_file: ReadFile) -> ResolvedUser:
 def rootfs_reader(rootfs: str) -> ReadFile:
     """A ``read_file`` for a mounted rootfs: the path is resolved inside it
     (symlinks cannot lead out), and a missing file reads as None."""
-    from dockyard.runtime.errors import SyscallError
-    from dockyard.runtime.rootfs.securejoin import open_in_root
+    from dockyard.runtime.kernel.errors import SyscallError
+    from dockyard.runtime.kernel.securejoin import open_in_root
 
     def read(path: str) -> str | None:
         try:

@@ -265,8 +265,8 @@ def release_rootfs(snapshotter: Any, rootfs: str, snapshot_key: str, bundle: str
 
 def unmount_all(target: str) -> None:
     """Unmount ``target`` until it is no mount point (stacked mounts included)."""
-    from dockyard.runtime import syscalls
-    from dockyard.runtime.errors import SyscallError
+    from dockyard.runtime.kernel import syscalls
+    from dockyard.runtime.kernel.errors import SyscallError
 
     for _ in range(16):
         try:

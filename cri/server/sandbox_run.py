@@ -293,7 +293,7 @@ async def _teardown(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxCon
 
 
 def _mount_shm(path: str) -> None:
-    from dockyard.runtime import syscalls
+    from dockyard.runtime.kernel import syscalls
 
     flags = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
     syscalls.mount("shm", path, "tmpfs", flags, f"mode=1777,size={SHM_SIZE}")

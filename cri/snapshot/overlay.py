@@ -47,8 +47,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.runtime import syscalls
-from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
 
 from ..content.digest import is_digest
 from ..content.durable import TEMP_PREFIX, remove_temporaries, write_atomic

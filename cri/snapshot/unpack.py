@@ -44,8 +44,8 @@ from typing import BinaryIO
 
 import zstandard
 
-from dockyard.runtime import syscalls
-from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
 
 from ..errors import CriError, Internal, InvalidArgument, PullError, ResourceExhausted
 from . import safe_path, tar_stream

@@ -29,7 +29,7 @@ import socket
 import threading
 
 # mypy checks cri/ by path, where the dockyard.* mapping is unknown.
-from dockyard.runtime.syscalls import CLONE_NEWNET, setns
+from dockyard.runtime.kernel.syscalls import CLONE_NEWNET, setns
 
 from ..errors import NotFound, Unavailable
 

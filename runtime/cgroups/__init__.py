@@ -20,12 +20,12 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
-    from .cgroup_path import inner_path
+    from ..kernel.cgroupfs.cgroup_path import inner_path
+    from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
+    from ..kernel.cgroupfs.mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
     from .device_rules import RUNC_DEFAULT_RULES, with_default_devices
-    from .manager import Manager, Write
-    from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
-    from .mountinfo import CgroupMount, cgroup_mounts, own_cgroups, v1_mounts
     from .locate import new_manager
+    from .manager import Manager, Write
     from .restore import restore_manager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 # create needs the device rules and the planned writes; a host needs one
 # manager class (see locate._v1).  Manager is a type for annotations.
 _LAZY = {
-    "inner_path": "cgroup_path", "DEFAULT_ROOT": "mode", "Mode": "mode", "detect": "mode", "read_mountinfo": "mode",
-    "CgroupMount": "mountinfo", "cgroup_mounts": "mountinfo", "own_cgroups": "mountinfo",
-    "v1_mounts": "mountinfo", "new_manager": "locate", "restore_manager": "restore",
-    "RUNC_DEFAULT_RULES": "device_rules", "with_default_devices": "device_rules",
-    "Manager": "manager", "Write": "manager", "V1Manager": "v1.manager", "V2Manager": "v2.manager",
+    "inner_path": "..kernel.cgroupfs.cgroup_path", "DEFAULT_ROOT": "..kernel.cgroupfs.mode",
+    "Mode": "..kernel.cgroupfs.mode", "detect": "..kernel.cgroupfs.mode", "read_mountinfo": "..kernel.cgroupfs.mode",
+    "CgroupMount": "..kernel.cgroupfs.mountinfo", "cgroup_mounts": "..kernel.cgroupfs.mountinfo",
+    "own_cgroups": "..kernel.cgroupfs.mountinfo", "v1_mounts": "..kernel.cgroupfs.mountinfo",
+    "new_manager": ".locate", "restore_manager": ".restore",
+    "RUNC_DEFAULT_RULES": ".device_rules", "with_default_devices": ".device_rules",
+    "Manager": ".manager", "Write": ".manager", "V1Manager": ".v1.manager", "V2Manager": ".v2.manager",
 }
 
 
@@ -47,7 +49,8 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value: object = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
+    relative = module.lstrip(".")
+    value: object = getattr(__import__(relative, globals(), None, [name], len(module) - len(relative)), name)
     globals()[name] = value
     return value
 

@@ -7,7 +7,7 @@ rather than as an EINVAL from the write.
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec
+from ..kernel.errors import InvalidSpec
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -9,8 +9,8 @@ writes to devices.allow and devices.deny.
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec
-from ..records import Record
+from ..kernel.errors import InvalidSpec
+from ..kernel.lean.records import Record
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

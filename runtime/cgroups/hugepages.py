@@ -7,7 +7,7 @@ matching runc, which builds the file name from the string as given).
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec
+from ..kernel.errors import InvalidSpec
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -1,5 +1,6 @@
-"""Pick and build the manager for this host: where each hierarchy is, which
-layout it has, and where the container's cgroup goes in each.
+"""Pick and build the manager for this host, from where the container's
+cgroup goes in each hierarchy (dockyard.runtime.kernel.cgroupfs.locate,
+which says how that is found).
 
 Everything the kernel would tell (mountinfo, /proc/self/cgroup) can be
 passed in as text, and ``root`` moved, so tests build managers over a fake
@@ -10,13 +11,10 @@ from __future__ import annotations
 
 import time
 
-from .. import leanos as os
-from .. import leanpath
-from ..errors import Unsupported
-from . import cgroupfs
-from .cgroup_path import inner_path, place
-from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
-from .mountinfo import cgroup_mounts, own_cgroups
+from ..kernel.cgroupfs import files as cgroupfs
+from ..kernel.cgroupfs.locate import locate
+from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode
+from ..kernel.lean import leanos
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -51,7 +49,7 @@ def new_manager(
     proc_cgroup_text: str | None = None,
     wait: Callable[[float], None] | None = None,
     mkdir: Callable[[str], None] = cgroupfs.mkdir,
-    rmdir: Callable[[str], None] = os.rmdir,
+    rmdir: Callable[[str], None] = leanos.rmdir,
     allow_unenforced_devices: bool = False,
 ) -> Manager:
     """The manager for ``cgroups_path`` (config.json ``linux.cgroupsPath``).
@@ -60,41 +58,10 @@ def new_manager(
     ``allow_unenforced_devices`` lets a v2 host run with device rules it
     cannot enforce (see v2/devices.py); it is ignored on v1.
     """
-    inner = inner_path(cgroups_path, container_id)
-    root = leanpath.normpath(root)
-    if mountinfo_text is None:
-        mountinfo_text = read_mountinfo()
-    if mode is None:
-        mode = detect(root, mountinfo_text)
-    mounts = cgroup_mounts(mountinfo_text)
-    own: dict[str, str] = {}
-    if not inner.startswith("/"):
-        own = own_cgroups(proc_cgroup_text if proc_cgroup_text is not None else cgroupfs.read("/proc/self/cgroup"))
+    where = locate(cgroups_path, container_id, root=root, mode=mode, mountinfo_text=mountinfo_text,
+                   proc_cgroup_text=proc_cgroup_text)
     wait = wait or time.sleep
-
-    if mode is Mode.V2:
-        mount_root = next((m.root for m in mounts if m.fstype == "cgroup2"
-                           and leanpath.normpath(m.mountpoint) == root), "/")
-        path = leanpath.join(root, place(inner, leanpath.dirname(own.get("", "/")), mount_root))
-        return _v2()(path.rstrip("/"), root=root, wait=wait, mkdir=mkdir, rmdir=rmdir,
-                         allow_unenforced_devices=allow_unenforced_devices)
-
-    dirs: dict[str, str] = {}
-    for m in mounts:
-        if m.fstype != "cgroup" or leanpath.dirname(leanpath.normpath(m.mountpoint)) != root:
-            continue
-        for controller in m.controllers:
-            dirs[controller] = leanpath.join(m.mountpoint, place(inner, own.get(controller, "/"), m.root))
-    if not dirs:
-        raise Unsupported("find cgroup v1 hierarchies", root, "none is mounted there")
-    unified: tuple[str, str] | None = None
-    if mode is Mode.HYBRID:
-        unified_mount = leanpath.join(root, "unified")
-        m2 = next((m for m in mounts if m.fstype == "cgroup2"
-                   and leanpath.normpath(m.mountpoint) == unified_mount), None)
-        if m2 is not None:
-            # The cgroup2 side follows the v2 rule for relative paths (the
-            # parent of our own cgroup), since it is a v2 hierarchy.
-            unified = (unified_mount, leanpath.join(
-                unified_mount, place(inner, leanpath.dirname(own.get("", "/")), m2.root)))
-    return _v1()(dirs, unified=unified, wait=wait, mkdir=mkdir, rmdir=rmdir)
+    if where.mode is Mode.V2:
+        return _v2()(where.v2_path, root=where.root, wait=wait, mkdir=mkdir, rmdir=rmdir,
+                     allow_unenforced_devices=allow_unenforced_devices)
+    return _v1()(where.v1_dirs or {}, unified=where.unified, wait=wait, mkdir=mkdir, rmdir=rmdir)

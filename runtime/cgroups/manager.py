@@ -13,11 +13,12 @@ it; earlier writes stay, as in runc.
 
 from __future__ import annotations
 
-from .. import leanos as os
-from ..errors import FailedPrecondition, Unsupported
+from ..kernel.cgroupfs import files as cgroupfs
+from ..kernel.errors import FailedPrecondition, Unsupported
+from ..kernel.lean import leanos
+from ..kernel.lean.records import Record
 from ..log import warn
-from ..records import Record
-from . import cgroupfs, spec_values
+from . import spec_values
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -63,29 +64,14 @@ def report_ignored(notes: list[tuple[str, str]]) -> None:
 def perform(plan: list[Write]) -> None:
     """Check every target exists, then write them in order."""
     for w in plan:
-        target = os.path.join(w.directory, w.file)
-        if not os.path.exists(target):
+        target = leanos.path.join(w.directory, w.file)
+        if not leanos.path.exists(target):
             raise Unsupported(
                 "apply cgroup limits", w.field,
                 f"{target} does not exist (the kernel, or this cgroup, lacks that controller or file)",
             )
     for w in plan:
-        cgroupfs.write(os.path.join(w.directory, w.file), w.value, f"from {w.field}")
-
-
-def hugepage_sizes(directory: str, suffix: str) -> list[str]:
-    """Page sizes with a ``hugetlb.<size>.<suffix>`` file in ``directory``."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    sizes = []
-    for name in names:
-        if name.startswith("hugetlb.") and name.endswith("." + suffix):
-            size = name[len("hugetlb."):-len(suffix) - 1]
-            if "." not in size:
-                sizes.append(size)
-    return sorted(sizes)
+        cgroupfs.write(leanos.path.join(w.directory, w.file), w.value, f"from {w.field}")
 
 
 def reject_rdma(resources: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import InvalidSpec
+from ..kernel.errors import InvalidSpec
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def is_frozen(desc: dict[str, Any]) -> bool:
     nothing else of its cgroup, and start, state and kill need nothing but
     the status, while the manager's modules are ~0.3 ms of each call.  A
     cgroup that is gone, or a v1 layout without the freezer, is not frozen."""
-    from . import cgroupfs
+    from ..kernel.cgroupfs import files as cgroupfs
 
     layout = desc.get("layout")
     if layout == "v1":

@@ -12,7 +12,7 @@ expected, because ``"limit": true`` is a mistake, not the number 1.
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec
+from ..kernel.errors import InvalidSpec
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ is an error naming the field (runc's ErrV1NoUnified).
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec
+from ..kernel.errors import InvalidSpec
 from . import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

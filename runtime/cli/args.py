@@ -25,7 +25,7 @@ Errors name what was wrong as the target: the option (normalised to
 
 from __future__ import annotations
 
-from ..errors import InvalidArgument
+from ..kernel.errors import InvalidArgument
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

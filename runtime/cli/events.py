@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import container, jsonfast
+from .. import container
+from ..kernel.lean import jsonfast
 from ..status import Status, require
 from .args import Parser, add_id
 from .main import Context, collect_while_waiting

@@ -7,11 +7,11 @@ code is the process's.
 
 from __future__ import annotations
 
-
-from .. import container, jsonfast, spawn
-from .. import syscalls as sc
-from ..errors import InvalidArgument, InvalidSpec, NotFound
-from ..records import replace
+from .. import container, spawn
+from ..kernel import syscalls
+from ..kernel.errors import InvalidArgument, InvalidSpec, NotFound
+from ..kernel.lean import jsonfast
+from ..kernel.lean.records import replace
 from ..spec import Capabilities, Process, User, parse_process
 from .args import REMAINDER, Namespace, Parser, add_id
 from .main import Context, collect_while_waiting
@@ -88,7 +88,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     if process.terminal and not a.console_socket:
         raise InvalidArgument("exec", "--tty", "a terminal needs --console-socket to hand the pty to")
     if not a.detach:
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     pid = spawn.exec_process(store, a.id, process, detach=a.detach, pid_file=a.pid_file,
                                  console_socket=a.console_socket, preserve_fds=a.preserve_fds)
     if a.detach:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from .. import cgroups, jsonfast, seccomp
-from .. import leanos as os
-from ..capabilities import CAPABILITIES, last_cap
+from .. import cgroups, seccomp
+from ..kernel.capabilities import CAPABILITIES, last_cap
+from ..kernel.lean import jsonfast, leanos
 from ..namespaces import CLONE_FLAGS
 from ..rootfs.mountopts import SUPPORTED_OPTIONS
 from ..spec import HOOK_KINDS
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
-    release = os.uname().release.split("-")[0].split(".")
+    release = leanos.uname().release.split("-")[0].split(".")
     return (int(release[0]), int(release[1])) >= (major, minor)
 
 
@@ -45,7 +45,7 @@ def features() -> dict[str, Any]:
                        "systemd": False, "systemdUser": False, "rdma": False},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": apparmor},
-            "selinux": {"enabled": os.path.exists("/sys/fs/selinux/enforce")},
+            "selinux": {"enabled": leanos.path.exists("/sys/fs/selinux/enforce")},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": idmap}},
         },

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .. import container, jsonfast
-from .. import leanos as os
-from ..errors import NotFound
+from .. import container
+from ..kernel.errors import NotFound
+from ..kernel.lean import jsonfast, leanos
 from .args import Parser
 from .main import Context
 
@@ -29,7 +29,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     for cid in ctx.store.ids():
         try:
             st = container.runc_state(container.load(ctx.store, cid))
-            st["owner"] = _owner(os.stat(ctx.store.dir(cid)).st_uid)
+            st["owner"] = _owner(leanos.stat(ctx.store.dir(cid)).st_uid)
         except (NotFound, FileNotFoundError):
             continue  # deleted while we listed
         states.append(st)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import jsonfast, log
-from .. import leanos as os
-from ..errors import InvalidArgument, RuntimeFault
+from .. import log
+from ..kernel.errors import InvalidArgument, RuntimeFault
+from ..kernel.lean import jsonfast, leanos
 from ..state import DEFAULT_ROOT, Store
 
 VERSION = "0.1.0"
@@ -71,11 +71,11 @@ class Context:
             return
         if self.log:
             try:
-                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = leanos.open(self.log, leanos.O_WRONLY | leanos.O_APPEND | leanos.O_CREAT | leanos.O_CLOEXEC, 0o644)
                 try:
-                    os.write(fd, line.encode())
+                    leanos.write(fd, line.encode())
                 finally:
-                    os.close(fd)
+                    leanos.close(fd)
             except OSError:
                 sys.stderr.write(line)
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if verb not in VERBS:
             raise InvalidArgument("run command", verb, f"no such command (commands: {', '.join(VERBS)})")
         if ctx.systemd_cgroup:
-            from ..errors import Unsupported
+            from ..kernel.errors import Unsupported
 
             raise Unsupported("use cgroup driver", "--systemd-cgroup",
                               "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from .. import container, jsonfast
-from ..errors import SyscallError
+from .. import container
+from ..kernel.errors import SyscallError
+from ..kernel.lean import jsonfast
 from ..status import require
 from .args import Parser, add_id
 from .main import Context

@@ -4,7 +4,7 @@ the container's exit code (128+N when a signal N killed it)."""
 from __future__ import annotations
 
 from .. import container, spawn
-from .. import syscalls as sc
+from ..kernel import syscalls
 from .args import Parser, add_id
 from .create import add_create_flags
 from .main import Context, collect_while_waiting
@@ -19,7 +19,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     a = p.parse(argv)
     if not a.detach:
         # the init is our grandchild; as a subreaper we inherit it and can wait
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     state = spawn.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
                              no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
     try:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from .. import jsonfast
-from .. import leanos as os
 from ..default_spec import default_spec
-from ..errors import AlreadyExists
+from ..kernel.errors import AlreadyExists
+from ..kernel.lean import jsonfast, leanos
 from .args import Parser
 from .main import Context
 
@@ -15,8 +14,8 @@ def run(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--bundle", "-b", default=".")
     p.add_argument("--rootless", action="store_true")
     a = p.parse(argv)
-    path = os.path.join(a.bundle, "config.json")
-    if os.path.exists(path):
+    path = leanos.path.join(a.bundle, "config.json")
+    if leanos.path.exists(path):
         raise AlreadyExists("write spec", path, "File exists")
     with open(path, "w") as f:
         f.write(jsonfast.dumps(default_spec(a.rootless), indent="\t"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import container, jsonfast
+from .. import container
+from ..kernel.lean import jsonfast
 from .args import Parser, add_id
 from .main import Context
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from .. import container, jsonfast
-from ..errors import InvalidArgument, InvalidSpec
+from .. import container
+from ..kernel.errors import InvalidArgument, InvalidSpec
+from ..kernel.lean import jsonfast
 from .args import Parser, add_id
 from .main import Context
 

@@ -26,9 +26,9 @@ Pure: strings in, numbers out.  Facts that shape the result:
 
 from __future__ import annotations
 
-from .. import syscalls as sc
-from ..errors import InvalidSpec, Unsupported
-from ..records import Record
+from ..kernel import syscalls
+from ..kernel.errors import InvalidSpec, Unsupported
+from ..kernel.lean.records import Record
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -49,73 +49,73 @@ class MountOptions(Record):
 # option -> (set?, MS_* flag)
 _FLAGS: dict[str, tuple[bool, int]] = {
     "defaults": (True, 0),
-    "ro": (True, sc.MS_RDONLY),
-    "rw": (False, sc.MS_RDONLY),
-    "nosuid": (True, sc.MS_NOSUID),
-    "suid": (False, sc.MS_NOSUID),
-    "nodev": (True, sc.MS_NODEV),
-    "dev": (False, sc.MS_NODEV),
-    "noexec": (True, sc.MS_NOEXEC),
-    "exec": (False, sc.MS_NOEXEC),
-    "sync": (True, sc.MS_SYNCHRONOUS),
-    "async": (False, sc.MS_SYNCHRONOUS),
-    "dirsync": (True, sc.MS_DIRSYNC),
-    "remount": (True, sc.MS_REMOUNT),
-    "mand": (True, sc.MS_MANDLOCK),
-    "nomand": (False, sc.MS_MANDLOCK),
-    "noatime": (True, sc.MS_NOATIME),
-    "atime": (False, sc.MS_NOATIME),
-    "nodiratime": (True, sc.MS_NODIRATIME),
-    "diratime": (False, sc.MS_NODIRATIME),
-    "relatime": (True, sc.MS_RELATIME),
-    "norelatime": (False, sc.MS_RELATIME),
-    "strictatime": (True, sc.MS_STRICTATIME),
-    "nostrictatime": (False, sc.MS_STRICTATIME),
-    "nosymfollow": (True, sc.MS_NOSYMFOLLOW),
-    "symfollow": (False, sc.MS_NOSYMFOLLOW),
-    "lazytime": (True, sc.MS_LAZYTIME),
-    "nolazytime": (False, sc.MS_LAZYTIME),
-    "iversion": (True, sc.MS_I_VERSION),
-    "noiversion": (False, sc.MS_I_VERSION),
-    "silent": (True, sc.MS_SILENT),
-    "loud": (False, sc.MS_SILENT),
+    "ro": (True, syscalls.MS_RDONLY),
+    "rw": (False, syscalls.MS_RDONLY),
+    "nosuid": (True, syscalls.MS_NOSUID),
+    "suid": (False, syscalls.MS_NOSUID),
+    "nodev": (True, syscalls.MS_NODEV),
+    "dev": (False, syscalls.MS_NODEV),
+    "noexec": (True, syscalls.MS_NOEXEC),
+    "exec": (False, syscalls.MS_NOEXEC),
+    "sync": (True, syscalls.MS_SYNCHRONOUS),
+    "async": (False, syscalls.MS_SYNCHRONOUS),
+    "dirsync": (True, syscalls.MS_DIRSYNC),
+    "remount": (True, syscalls.MS_REMOUNT),
+    "mand": (True, syscalls.MS_MANDLOCK),
+    "nomand": (False, syscalls.MS_MANDLOCK),
+    "noatime": (True, syscalls.MS_NOATIME),
+    "atime": (False, syscalls.MS_NOATIME),
+    "nodiratime": (True, syscalls.MS_NODIRATIME),
+    "diratime": (False, syscalls.MS_NODIRATIME),
+    "relatime": (True, syscalls.MS_RELATIME),
+    "norelatime": (False, syscalls.MS_RELATIME),
+    "strictatime": (True, syscalls.MS_STRICTATIME),
+    "nostrictatime": (False, syscalls.MS_STRICTATIME),
+    "nosymfollow": (True, syscalls.MS_NOSYMFOLLOW),
+    "symfollow": (False, syscalls.MS_NOSYMFOLLOW),
+    "lazytime": (True, syscalls.MS_LAZYTIME),
+    "nolazytime": (False, syscalls.MS_LAZYTIME),
+    "iversion": (True, syscalls.MS_I_VERSION),
+    "noiversion": (False, syscalls.MS_I_VERSION),
+    "silent": (True, syscalls.MS_SILENT),
+    "loud": (False, syscalls.MS_SILENT),
 }
 
 _PROPAGATION: dict[str, int] = {
-    "private": sc.MS_PRIVATE,
-    "rprivate": sc.MS_REC | sc.MS_PRIVATE,
-    "shared": sc.MS_SHARED,
-    "rshared": sc.MS_REC | sc.MS_SHARED,
-    "slave": sc.MS_SLAVE,
-    "rslave": sc.MS_REC | sc.MS_SLAVE,
-    "unbindable": sc.MS_UNBINDABLE,
-    "runbindable": sc.MS_REC | sc.MS_UNBINDABLE,
+    "private": syscalls.MS_PRIVATE,
+    "rprivate": syscalls.MS_REC | syscalls.MS_PRIVATE,
+    "shared": syscalls.MS_SHARED,
+    "rshared": syscalls.MS_REC | syscalls.MS_SHARED,
+    "slave": syscalls.MS_SLAVE,
+    "rslave": syscalls.MS_REC | syscalls.MS_SLAVE,
+    "unbindable": syscalls.MS_UNBINDABLE,
+    "runbindable": syscalls.MS_REC | syscalls.MS_UNBINDABLE,
 }
 
 # option -> (set?, MOUNT_ATTR_* bit) for the plain on/off attributes
 _REC_ATTRS: dict[str, tuple[bool, int]] = {
-    "rro": (True, sc.MOUNT_ATTR_RDONLY),
-    "rrw": (False, sc.MOUNT_ATTR_RDONLY),
-    "rnosuid": (True, sc.MOUNT_ATTR_NOSUID),
-    "rsuid": (False, sc.MOUNT_ATTR_NOSUID),
-    "rnodev": (True, sc.MOUNT_ATTR_NODEV),
-    "rdev": (False, sc.MOUNT_ATTR_NODEV),
-    "rnoexec": (True, sc.MOUNT_ATTR_NOEXEC),
-    "rexec": (False, sc.MOUNT_ATTR_NOEXEC),
-    "rnodiratime": (True, sc.MOUNT_ATTR_NODIRATIME),
-    "rdiratime": (False, sc.MOUNT_ATTR_NODIRATIME),
-    "rnosymfollow": (True, sc.MOUNT_ATTR_NOSYMFOLLOW),
-    "rsymfollow": (False, sc.MOUNT_ATTR_NOSYMFOLLOW),
+    "rro": (True, syscalls.MOUNT_ATTR_RDONLY),
+    "rrw": (False, syscalls.MOUNT_ATTR_RDONLY),
+    "rnosuid": (True, syscalls.MOUNT_ATTR_NOSUID),
+    "rsuid": (False, syscalls.MOUNT_ATTR_NOSUID),
+    "rnodev": (True, syscalls.MOUNT_ATTR_NODEV),
+    "rdev": (False, syscalls.MOUNT_ATTR_NODEV),
+    "rnoexec": (True, syscalls.MOUNT_ATTR_NOEXEC),
+    "rexec": (False, syscalls.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (True, syscalls.MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (False, syscalls.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (True, syscalls.MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (False, syscalls.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
 # option -> the value the three-valued atime field takes
 _REC_ATIME: dict[str, int] = {
-    "rnoatime": sc.MOUNT_ATTR_NOATIME,
-    "rstrictatime": sc.MOUNT_ATTR_STRICTATIME,
-    "rrelatime": sc.MOUNT_ATTR_RELATIME,
-    "ratime": sc.MOUNT_ATTR_RELATIME,
-    "rnorelatime": sc.MOUNT_ATTR_RELATIME,
-    "rnostrictatime": sc.MOUNT_ATTR_RELATIME,
+    "rnoatime": syscalls.MOUNT_ATTR_NOATIME,
+    "rstrictatime": syscalls.MOUNT_ATTR_STRICTATIME,
+    "rrelatime": syscalls.MOUNT_ATTR_RELATIME,
+    "ratime": syscalls.MOUNT_ATTR_RELATIME,
+    "rnorelatime": syscalls.MOUNT_ATTR_RELATIME,
+    "rnostrictatime": syscalls.MOUNT_ATTR_RELATIME,
 }
 
 _OTHER = ("bind", "rbind", "idmap", "ridmap")
@@ -153,8 +153,8 @@ def parse_mount_options(options: Sequence[str], field: str) -> MountOptions:
             else:
                 attr_set, attr_clr = attr_set & ~attr, attr_clr | attr
         elif opt in _REC_ATIME:
-            attr_set = (attr_set & ~sc.MOUNT_ATTR__ATIME) | _REC_ATIME[opt]
-            attr_clr |= sc.MOUNT_ATTR__ATIME
+            attr_set = (attr_set & ~syscalls.MOUNT_ATTR__ATIME) | _REC_ATIME[opt]
+            attr_clr |= syscalls.MOUNT_ATTR__ATIME
         elif opt == "bind":
             bind = True
         elif opt == "rbind":
@@ -170,7 +170,7 @@ def parse_mount_options(options: Sequence[str], field: str) -> MountOptions:
         else:
             data.append(opt)
     if bind:
-        flags |= sc.MS_BIND | (sc.MS_REC if rbind else 0)
+        flags |= syscalls.MS_BIND | (syscalls.MS_REC if rbind else 0)
     return MountOptions(
         flags=flags,
         clear=clear,

@@ -29,28 +29,28 @@ Facts this code depends on:
 
 from __future__ import annotations
 
-import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from .. import leanos as os
-from .. import syscalls as sc
-from ..errors import InvalidSpec, SyscallError
-from ..records import Record, field, replace
+from ..kernel import syscalls
+from ..kernel.errors import InvalidSpec, SyscallError
+from ..kernel.lean import leanos, leanstat
+from ..kernel.lean.records import Record, field, replace
+from ..kernel.securejoin import open_in_root
 from ..spec import IDMap, Mount
 from .devices import DEFAULT_DEVICES, DEFAULT_SYMLINKS, Device, mknod_mode
 from .mountopts import MountOptions, parse_mount_options
-from .securejoin import open_in_root
 
 _PROPAGATION = {
-    "": sc.MS_REC | sc.MS_SLAVE,
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_REC | sc.MS_PRIVATE,
-    "slave": sc.MS_SLAVE, "rslave": sc.MS_REC | sc.MS_SLAVE,
-    "shared": sc.MS_SHARED, "rshared": sc.MS_REC | sc.MS_SHARED,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_REC | sc.MS_UNBINDABLE,
+    "": syscalls.MS_REC | syscalls.MS_SLAVE,
+    "private": syscalls.MS_PRIVATE, "rprivate": syscalls.MS_REC | syscalls.MS_PRIVATE,
+    "slave": syscalls.MS_SLAVE, "rslave": syscalls.MS_REC | syscalls.MS_SLAVE,
+    "shared": syscalls.MS_SHARED, "rshared": syscalls.MS_REC | syscalls.MS_SHARED,
+    "unbindable": syscalls.MS_UNBINDABLE, "runbindable": syscalls.MS_REC | syscalls.MS_UNBINDABLE,
 }
 
 # statvfs f_flag bits that mean the same as the MS_* flag of the same value
-_KEEP_ON_REMOUNT = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
+_KEEP_ON_REMOUNT = (syscalls.MS_RDONLY | syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
+                    | syscalls.MS_NOATIME | syscalls.MS_NODIRATIME)
 _ST_RELATIME = 4096
 class PlannedMount(Record):
     mount: Mount
@@ -113,18 +113,18 @@ def make_idmapped_trees(mounts: tuple[PlannedMount, ...], container_uids: tuple[
             if maps not in userns:
                 userns[maps] = namespaces.userns_fd(*maps)
             recursive = pm.opts.recursive_bind or pm.opts.recursive_idmap
-            flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
-            tree = sc.open_tree(sc.AT_FDCWD, pm.mount.source, flags)
+            flags = syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC | (syscalls.AT_RECURSIVE if recursive else 0)
+            tree = syscalls.open_tree(syscalls.AT_FDCWD, pm.mount.source, flags)
             out[i] = tree
-            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0),
-                             sc.MOUNT_ATTR_IDMAP, userns_fd=userns[maps])
+            syscalls.mount_setattr(tree, "", syscalls.AT_EMPTY_PATH | (syscalls.AT_RECURSIVE if recursive else 0),
+                             syscalls.MOUNT_ATTR_IDMAP, userns_fd=userns[maps])
     except BaseException:
         for fd in out.values():
-            os.close(fd)
+            leanos.close(fd)
         raise
     finally:
         for fd in userns.values():
-            os.close(fd)
+            leanos.close(fd)
     return out
 
 
@@ -134,61 +134,63 @@ def _fd_path(fd: int) -> str:
 
 def _current_flags(path: str) -> int:
     try:
-        st = os.statvfs(path)
+        st = leanos.statvfs(path)
     except OSError:
         return 0
     flags = st.f_flag & _KEEP_ON_REMOUNT
     if st.f_flag & _ST_RELATIME:
-        flags |= sc.MS_RELATIME
+        flags |= syscalls.MS_RELATIME
     return flags
 
 
 def remount_bind(path: str, flags: int, clear: int = 0) -> None:
     """Apply per-mount flags to a bind mount, keeping the ones it has."""
-    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | ((_current_flags(path) | flags) & ~clear))
+    syscalls.mount(None, path, None, syscalls.MS_REMOUNT | syscalls.MS_BIND | ((_current_flags(path) | flags) & ~clear))
 
 
 def _reopen(fd: int, rootfs: str, destination: str) -> int:
     """After a mount onto /proc/self/fd/N, that fd still names the directory
     *under* the new mount; open the destination again to reach the mount."""
-    os.close(fd)
+    leanos.close(fd)
     return open_in_root(rootfs, destination)
 
 
 def _apply_after(target: str, opts: MountOptions) -> None:
     for prop in opts.propagation:
-        sc.mount(None, target, None, prop)
+        syscalls.mount(None, target, None, prop)
     if opts.rec_attr_set or opts.rec_attr_clr:
-        sc.mount_setattr(sc.AT_FDCWD, target, sc.AT_RECURSIVE, opts.rec_attr_set, opts.rec_attr_clr)
+        syscalls.mount_setattr(syscalls.AT_FDCWD, target, syscalls.AT_RECURSIVE, opts.rec_attr_set, opts.rec_attr_clr)
 
 
 def _is_dir_source(m: Mount) -> bool:
     try:
-        return stat.S_ISDIR(os.stat(m.source).st_mode)
+        return leanstat.S_ISDIR(leanos.stat(m.source).st_mode)
     except OSError:
         return True
 
 
 def _mount_bind(pm: PlannedMount, rootfs: str, tree_fd: int = -1) -> None:
     m, opts = pm.mount, pm.opts
-    if tree_fd < 0 and not os.path.exists(m.source):
+    if tree_fd < 0 and not leanos.path.exists(m.source):
         raise SyscallError("bind mount", m.source, errno.ENOENT, f"source {m.source} does not exist")
     fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
     try:
         if tree_fd >= 0:
             # an idmapped tree the runtime made on the host side (see
             # make_idmapped_trees): attach it here
-            sc.move_mount(tree_fd, "", fd, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            syscalls.move_mount(tree_fd, "", fd, "",
+                                syscalls.MOVE_MOUNT_F_EMPTY_PATH | syscalls.MOVE_MOUNT_T_EMPTY_PATH)
         else:
-            sc.mount(m.source, _fd_path(fd), None, sc.MS_BIND | (sc.MS_REC if opts.recursive_bind else 0))
+            syscalls.mount(m.source, _fd_path(fd), None,
+                           syscalls.MS_BIND | (syscalls.MS_REC if opts.recursive_bind else 0))
         fd = _reopen(fd, rootfs, m.destination)
         target = _fd_path(fd)
-        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC)
+        extra = opts.flags & ~(syscalls.MS_BIND | syscalls.MS_REC)
         if extra or opts.clear:
             remount_bind(target, extra, opts.clear)
         _apply_after(target, opts)
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def mount_point_of(path: str, mountinfo: str | None = None) -> str:
@@ -223,12 +225,12 @@ def open_cgroup_dirs(paths: dict[str, str]) -> dict[str, int]:
     try:
         for controller, path in paths.items():
             try:
-                fds[controller] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                fds[controller] = leanos.open(path, leanos.O_PATH | leanos.O_DIRECTORY | leanos.O_CLOEXEC)
             except OSError as err:
                 raise SyscallError("open cgroup dir", path, err.errno or 0) from err
     except BaseException:
         for fd in fds.values():
-            os.close(fd)
+            leanos.close(fd)
         raise
     return fds
 
@@ -238,48 +240,62 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -
     show the container's cgroup as their root; without one, the container's
     own directories are bind-mounted from the host."""
     m, opts = pm.mount, pm.opts
-    ro = opts.flags & sc.MS_RDONLY
-    base_flags = (opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_RDONLY)) | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    ro = opts.flags & syscalls.MS_RDONLY
+    base_flags = ((opts.flags & ~(syscalls.MS_BIND | syscalls.MS_REC | syscalls.MS_RDONLY))
+                  | syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
     fd = open_in_root(plan.rootfs, m.destination, create="dir")
     try:
         top = _fd_path(fd)
         if plan.cgroup_v1_mounts:
-            sc.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
+            syscalls.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
             fd = _reopen(fd, plan.rootfs, m.destination)
             top = _fd_path(fd)
             for mountpoint, options in plan.cgroup_v1_mounts:
-                name = os.path.basename(mountpoint)
-                sub = os.path.join(top, name)
-                os.makedirs(sub, exist_ok=True)
+                name = leanos.path.basename(mountpoint)
+                sub = leanos.path.join(top, name)
+                leanos.makedirs(sub, exist_ok=True)
                 if plan.private_cgroupns:
-                    sc.mount("cgroup", sub, "cgroup", base_flags | ro, options)
+                    syscalls.mount("cgroup", sub, "cgroup", base_flags | ro, options)
                 else:
                     ctl = options.split(",")[0].removeprefix("name=")
                     host = _cgroup_source(sources, ctl) or _cgroup_source(sources, options)
                     if host:
-                        sc.mount(host, sub, None, sc.MS_BIND | sc.MS_REC)
+                        syscalls.mount(host, sub, None, syscalls.MS_BIND | syscalls.MS_REC)
                         remount_bind(sub, base_flags | ro)
                 # co-mounted controllers ("cpu,cpuacct") are also reachable by each name
                 for part in options.split(","):
-                    if part != name and "=" not in part and not os.path.lexists(os.path.join(top, part)):
-                        os.symlink(name, os.path.join(top, part))
+                    if part != name and "=" not in part and not leanos.path.lexists(leanos.path.join(top, part)):
+                        leanos.symlink(name, leanos.path.join(top, part))
             if plan.cgroup_v2_mount and plan.private_cgroupns:
-                sub = os.path.join(top, os.path.basename(plan.cgroup_v2_mount))
-                os.makedirs(sub, exist_ok=True)
-                sc.mount("cgroup2", sub, "cgroup2", base_flags | ro)
+                sub = leanos.path.join(top, leanos.path.basename(plan.cgroup_v2_mount))
+                leanos.makedirs(sub, exist_ok=True)
+                syscalls.mount("cgroup2", sub, "cgroup2", base_flags | ro)
             if ro:
-                sc.mount(None, top, None, sc.MS_REMOUNT | base_flags | sc.MS_RDONLY, "mode=755")
+                syscalls.mount(None, top, None, syscalls.MS_REMOUNT | base_flags | syscalls.MS_RDONLY, "mode=755")
         elif plan.private_cgroupns:
-            sc.mount("cgroup2", top, "cgroup2", base_flags | ro)
+            try:
+                syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
+            except SyscallError as err:
+                # Without a private network namespace /sys is the host's,
+                # bound with its submounts (_mount_one), so the host's cgroup2
+                # mount is already here, and the kernel refuses to mount a
+                # superblock on the root of a mount of itself (EBUSY).  Detach
+                # that copy (this mount namespace's only) and mount again.
+                if err.errno != errno.EBUSY:
+                    raise
+                syscalls.umount2(top, syscalls.MNT_DETACH)
+                fd = _reopen(fd, plan.rootfs, m.destination)
+                top = _fd_path(fd)
+                syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
         else:
-            sc.mount(_cgroup_source(sources, ""), top, None, sc.MS_BIND | sc.MS_REC)
+            syscalls.mount(_cgroup_source(sources, ""), top, None, syscalls.MS_BIND | syscalls.MS_REC)
             fd = _reopen(fd, plan.rootfs, m.destination)
             top = _fd_path(fd)
             remount_bind(top, base_flags | ro)
         fd = _reopen(fd, plan.rootfs, m.destination)
         _apply_after(_fd_path(fd), opts)
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -> None:
@@ -297,36 +313,36 @@ def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str
         return
     fd = open_in_root(plan.rootfs, m.destination, create="dir")
     try:
-        sc.mount(m.source or m.type, _fd_path(fd), m.type, opts.flags, opts.data or None)
+        syscalls.mount(m.source or m.type, _fd_path(fd), m.type, opts.flags, opts.data or None)
         if opts.propagation or opts.rec_attr_set or opts.rec_attr_clr:
             fd = _reopen(fd, plan.rootfs, m.destination)
             _apply_after(_fd_path(fd), opts)
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def _create_device(rootfs: str, dev: Device) -> None:
-    fd = open_in_root(rootfs, os.path.dirname(dev.path), create="dir")
+    fd = open_in_root(rootfs, leanos.path.dirname(dev.path), create="dir")
     try:
         parent = _fd_path(fd)
-        path = os.path.join(parent, os.path.basename(dev.path))
+        path = leanos.path.join(parent, leanos.path.basename(dev.path))
         try:
-            os.unlink(path)
+            leanos.unlink(path)
         except FileNotFoundError:
             pass
         try:
-            os.mknod(path, mknod_mode(dev), os.makedev(dev.major, dev.minor))
-            os.chown(path, dev.uid, dev.gid)
-            os.chmod(path, dev.file_mode & 0o7777)
+            leanos.mknod(path, mknod_mode(dev), leanos.makedev(dev.major, dev.minor))
+            leanos.chown(path, dev.uid, dev.gid)
+            leanos.chmod(path, dev.file_mode & 0o7777)
         except PermissionError:
             # In a user namespace mknod is not allowed: bind the host's node.
             with open(path, "w"):
                 pass
-            sc.mount(dev.path, path, None, sc.MS_BIND)
+            syscalls.mount(dev.path, path, None, syscalls.MS_BIND)
         except OSError as err:
             raise SyscallError("create device", dev.path, err.errno or 0) from err
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def _setup_dev(plan: RootfsPlan) -> None:
@@ -335,13 +351,13 @@ def _setup_dev(plan: RootfsPlan) -> None:
         explicit = {d.path for d in devices}
         devices = [d for d in DEFAULT_DEVICES if d.path not in explicit] + devices
         for link, target in DEFAULT_SYMLINKS:
-            fd = open_in_root(plan.rootfs, os.path.dirname(link), create="dir")
+            fd = open_in_root(plan.rootfs, leanos.path.dirname(link), create="dir")
             try:
-                path = os.path.join(_fd_path(fd), os.path.basename(link))
-                if not os.path.lexists(path):
-                    os.symlink(target, path)
+                path = leanos.path.join(_fd_path(fd), leanos.path.basename(link))
+                if not leanos.path.lexists(path):
+                    leanos.symlink(target, path)
             finally:
-                os.close(fd)
+                leanos.close(fd)
     for dev in devices:
         _create_device(plan.rootfs, dev)
 
@@ -350,16 +366,16 @@ def prepare(plan: RootfsPlan) -> None:
     sources = {} if plan.private_cgroupns else open_cgroup_dirs(plan.cgroup_paths)
     try:
         flags = _PROPAGATION[plan.propagation]
-        sc.mount(None, "/", None, flags)
+        syscalls.mount(None, "/", None, flags)
         # pivot_root refuses a shared new root, a shared parent of it, or a
         # shared current root.  Making just those mounts private (not their
         # children) keeps every other mount's sharing with the host, which is
         # what a bidirectional volume needs, and keeps the rootfs bind and
         # what is mounted in it from propagating back out (runc does the same).
-        if flags & sc.MS_SHARED:
-            sc.mount(None, "/", None, sc.MS_PRIVATE)
-        sc.mount(None, mount_point_of(plan.rootfs), None, sc.MS_PRIVATE)
-        sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
+        if flags & syscalls.MS_SHARED:
+            syscalls.mount(None, "/", None, syscalls.MS_PRIVATE)
+        syscalls.mount(None, mount_point_of(plan.rootfs), None, syscalls.MS_PRIVATE)
+        syscalls.mount(plan.rootfs, plan.rootfs, None, syscalls.MS_BIND | syscalls.MS_REC)
         for index, pm in enumerate(plan.mounts):
             try:
                 _mount_one(index, pm, plan, sources)
@@ -368,7 +384,7 @@ def prepare(plan: RootfsPlan) -> None:
                 raise SyscallError(err.op, f"{pm.field} ({pm.mount.destination})", err.errno, err.detail) from err
     finally:
         for fd in sources.values():
-            os.close(fd)
+            leanos.close(fd)
     _setup_dev(plan)
 
 
@@ -388,7 +404,7 @@ def precreate_targets(plan: RootfsPlan, cwd: str) -> None:
         if m.type in ("cgroup", "cgroup2"):
             continue
         is_bind = pm.opts.is_bind or m.type == "bind"
-        os.close(open_in_root(plan.rootfs, m.destination,
+        leanos.close(open_in_root(plan.rootfs, m.destination,
                               create="file" if is_bind and not _is_dir_source(m) else "dir"))
     ensure_dir(plan, cwd)
 
@@ -397,54 +413,54 @@ def ensure_dir(plan: RootfsPlan, path: str) -> None:
     """Create ``path`` (inside the rootfs) if it is missing; an existing
     non-directory is left for chdir to refuse."""
     try:
-        os.close(open_in_root(plan.rootfs, path, create="dir"))
+        leanos.close(open_in_root(plan.rootfs, path, create="dir"))
     except SyscallError as err:
         if err.errno != errno.ENOTDIR and err.errno != errno.EEXIST:
             raise
 
 
 def pivot(plan: RootfsPlan) -> None:
-    os.chdir(plan.rootfs)
+    leanos.chdir(plan.rootfs)
     if plan.no_pivot:
-        sc.mount(plan.rootfs, "/", None, sc.MS_MOVE)
-        os.chroot(".")
+        syscalls.mount(plan.rootfs, "/", None, syscalls.MS_MOVE)
+        leanos.chroot(".")
     else:
-        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        old_root = leanos.open("/", leanos.O_DIRECTORY | leanos.O_RDONLY | leanos.O_CLOEXEC)
         try:
-            sc.pivot_root(".", ".")
+            syscalls.pivot_root(".", ".")
             # The cwd is not promised to be either root after pivot_root: step
             # onto the old one, so that the rslave below (which keeps our
             # unmount from reaching the host) covers only it, and not the new
             # root's mounts, whose sharing (a bidirectional volume) must stay.
-            os.fchdir(old_root)
-            sc.mount(None, ".", None, sc.MS_REC | sc.MS_SLAVE)
-            sc.umount2(".", sc.MNT_DETACH)
+            leanos.fchdir(old_root)
+            syscalls.mount(None, ".", None, syscalls.MS_REC | syscalls.MS_SLAVE)
+            syscalls.umount2(".", syscalls.MNT_DETACH)
         finally:
-            os.close(old_root)
-    os.chdir("/")
+            leanos.close(old_root)
+    leanos.chdir("/")
 
 
 def _mask(path: str) -> None:
     try:
-        st = os.stat(path)
+        st = leanos.stat(path)
     except FileNotFoundError:
         return
     except OSError as err:
         raise SyscallError("mask path", path, err.errno or 0) from err
-    if stat.S_ISDIR(st.st_mode):
-        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k")
+    if leanstat.S_ISDIR(st.st_mode):
+        syscalls.mount("tmpfs", path, "tmpfs", syscalls.MS_RDONLY, "size=0k")
     else:
-        sc.mount("/dev/null", path, None, sc.MS_BIND)
+        syscalls.mount("/dev/null", path, None, syscalls.MS_BIND)
 
 
 def _make_readonly(path: str) -> None:
     try:
-        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        syscalls.mount(path, path, None, syscalls.MS_BIND | syscalls.MS_REC)
     except SyscallError as err:
         if err.errno == errno.ENOENT:
             return
         raise
-    remount_bind(path, sc.MS_RDONLY | sc.MS_REC)
+    remount_bind(path, syscalls.MS_RDONLY | syscalls.MS_REC)
 
 
 def finalize(plan: RootfsPlan) -> None:
@@ -453,4 +469,4 @@ def finalize(plan: RootfsPlan) -> None:
     for path in plan.masked_paths:
         _mask(path)
     if plan.readonly:
-        remount_bind("/", sc.MS_RDONLY)
+        remount_bind("/", syscalls.MS_RDONLY)

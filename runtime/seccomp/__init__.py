@@ -19,8 +19,8 @@ libseccomp only when a filter is compiled or the features are listed.
 
 from __future__ import annotations
 
-from ..errors import Unsupported
-from ..records import Record
+from ..kernel.errors import Unsupported
+from ..kernel.lean.records import Record
 
 __all__ = ["CompiledFilter", "compile_filter", "validate", "features"]
 class CompiledFilter(Record):
@@ -35,7 +35,7 @@ def validate(seccomp: dict[str, object]) -> None:
     """Check ``linux.seccomp`` without loading anything.
 
     Raises InvalidSpec naming the field, or Unsupported (SCMP_ACT_NOTIFY)."""
-    from . import profile
+    from ..kernel import seccomp_profile as profile
 
     profile.parse(seccomp)
 
@@ -44,7 +44,7 @@ def compile_filter(seccomp: dict[str, object]) -> CompiledFilter:
     """Validate ``linux.seccomp`` and compile it to BPF with libseccomp.
 
     Changes no kernel state; the caller's process is not filtered."""
-    from . import profile
+    from ..kernel import seccomp_profile as profile
     from .compiler import compile_profile  # loads ctypes + libseccomp
 
     parsed = profile.parse(seccomp)
@@ -53,8 +53,8 @@ def compile_filter(seccomp: dict[str, object]) -> CompiledFilter:
 
 def features() -> dict[str, object]:
     """``linux.seccomp`` of ``dockyard-runc features``."""
+    from ..kernel import seccomp_profile as _profile
     from . import libseccomp
-    from . import profile as _profile
 
     try:
         archs = sorted(name for name, lib_name in _profile.ARCHES.items() if libseccomp.arch_token(lib_name))

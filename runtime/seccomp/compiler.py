@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import errno as _errno
 
-from ..errors import InvalidSpec, SyscallError, Unsupported
+from ..kernel.errors import InvalidSpec, SyscallError, Unsupported
+from ..kernel.seccomp_profile import ARCHES, ROOT, Profile, Rule
 from .libseccomp import (
     ATTR_CTL_NNP,
     ATTR_CTL_OPTIMIZE,
@@ -28,7 +29,6 @@ from .libseccomp import (
     arch_token,
     syscall_number,
 )
-from .profile import ARCHES, ROOT, Profile, Rule
 
 # The kernel refuses a classic-BPF program longer than BPF_MAXINSNS.
 BPF_MAXINSNS = 4096

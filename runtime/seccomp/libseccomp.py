@@ -25,7 +25,7 @@ import ctypes
 import errno as _errno
 import os
 
-from ..errors import RuntimeFault, SyscallError, Unsupported
+from ..kernel.errors import RuntimeFault, SyscallError, Unsupported
 
 NR_SCMP_ERROR = -1
 

@@ -39,7 +39,7 @@ from dockyard.cri.network import netns
 from dockyard.cri.network.cni import CNI, NOT_READY
 from dockyard.cri.network.net_stats import net_stats
 from dockyard.cri.network.protocol import PluginFailed
-from dockyard.runtime import syscalls
+from dockyard.runtime.kernel import syscalls
 
 pytestmark = pytest.mark.root
 PLUGIN_DIR = "/usr/lib/cni"

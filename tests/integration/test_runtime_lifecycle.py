@@ -251,7 +251,8 @@ def test_verbs_on_a_container_skip_the_host_probing(bundle: Bundle, verb: str) -
         assert done.returncode == 0, done.stderr
         loaded = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if "|" in line}
         assert "dockyard.runtime.cgroups.restore" in loaded
-        assert not loaded & {"dockyard.runtime.cgroups.locate", "dockyard.runtime.cgroups.mountinfo",
+        assert not loaded & {"dockyard.runtime.cgroups.locate", "dockyard.runtime.kernel.cgroupfs.locate",
+                             "dockyard.runtime.kernel.cgroupfs.mountinfo",
                              "dockyard.runtime.hooks"}, loaded
     finally:
         if verb != "delete":

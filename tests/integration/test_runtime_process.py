@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,14 @@ def test_no_new_privileges(bundle: Bundle, no_new_privs: bool) -> None:
     bundle.config["process"]["noNewPrivileges"] = no_new_privs
     fields = status_fields(bundle.run_ok("cat /proc/self/status"))
     assert fields["NoNewPrivs"] == ("1" if no_new_privs else "0")
+
+
+def test_the_process_gets_sigpipe_and_sigxfsz_back(bundle: Bundle) -> None:
+    """The container's program does not ignore SIGPIPE or SIGXFSZ, which the runtime's own
+    interpreter ignores and execve would pass on (what the caller ignores is passed on, as runc does)."""
+    fields = status_fields(bundle.run_ok("cat /proc/self/status"))
+    ignored = int(fields["SigIgn"], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1)), fields["SigIgn"]
 
 
 def test_user_groups_and_umask(bundle: Bundle) -> None:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(ctypes.util.find_library("seccomp") is None,
 # but the probe runs under the filter.
 CHILD = textwrap.dedent("""
     import errno, os, resource, sys
-    from dockyard.runtime import syscalls
+    from dockyard.runtime.kernel import syscalls
 
     program = sys.stdin.buffer.read()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a killed child leaves no core file

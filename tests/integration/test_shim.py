@@ -1,7 +1,10 @@
 """dockyard-shim as the daemon sees it: started with `dockyard-shim start`, driven over its socket.
 
 The shim runs real containers through dockyard-runc, from busybox bundles
-(bundle.py's config on build/bundles/busybox's rootfs).  pytest is the
+(bundle.py's config on build/bundles/busybox's rootfs), through both of its
+launch strategies (shim/oci_runtime.py): every test that starts a shim runs
+once with dockyard-runc in a fork of the shim ("fork") and once executed
+("exec"), as any other runtime binary is.  pytest is the
 session's child subreaper, so the detached shim is re-parented to pytest
 (as it would be to init on a host), and the leak check sees it as a child:
 every test shuts its shims down, which the fixture enforces.
@@ -100,13 +103,13 @@ class Client:
 
 
 class Shim:
-    def __init__(self, folder: Path, runtime: Path, runtime_root: Path) -> None:
+    def __init__(self, folder: Path, runtime: Path, runtime_root: Path, launch: str = "") -> None:
         self.dir = folder
         self.runtime = runtime
         self.runtime_root = runtime_root
         done = SUBREAPER.run(
             [str(SHIM), "start", "--id", folder.name, "--state-dir", str(folder), "--runtime", str(runtime),
-             "--runtime-root", str(runtime_root)],
+             "--runtime-root", str(runtime_root), *([f"--runtime-launch={launch}"] if launch else [])],
             timeout=30, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert done.returncode == 0, f"dockyard-shim start failed: {done.stderr}"
@@ -141,13 +144,25 @@ class Shim:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+LAUNCHES = ["fork", "exec"]
+
+
+@pytest.fixture(params=LAUNCHES)
+def launch(request: pytest.FixtureRequest) -> str:
+    """How the shim starts the runtime under test: in a fork of itself, or executed."""
+    return str(request.param)
+
+
 @pytest.fixture
-def shims(tmp_path: Path, runtime: Path) -> Iterator[Callable[..., Shim]]:
-    """Start shims; afterwards each is emptied (containers killed and deleted) and shut down."""
+def shims(tmp_path: Path, runtime: Path, launch: str) -> Iterator[Callable[..., Shim]]:
+    """Start shims (through ``launch``); afterwards each is emptied (containers killed and deleted) and shut down."""
     made: list[Shim] = []
 
     def make(other_runtime: Path | None = None) -> Shim:
-        s = Shim(tmp_path / f"shim{len(made)}", other_runtime or runtime, tmp_path / f"runtime-root{len(made)}")
+        if other_runtime is not None and launch == "fork":
+            pytest.skip("a peer runtime's binary is always executed: its exec run covers it")
+        s = Shim(tmp_path / f"shim{len(made)}", other_runtime or runtime, tmp_path / f"runtime-root{len(made)}",
+                 "" if other_runtime is not None else launch)
         made.append(s)
         return s
 
@@ -340,6 +355,21 @@ def test_created_init_holds_nothing_of_the_shim(peer: str, shims: Callable[..., 
     theirs = {t for t in _fd_targets(shim.pid).values() if not t.startswith("anon_inode:")}
     ours = _fd_targets(pid, skip=("0", "1", "2"))
     assert not {fd: t for fd, t in ours.items() if t in theirs}, (ours, theirs)
+    c.call("kill", container_id=bundle.id, signal=9, all=True)
+    c.call("wait", container_id=bundle.id)
+    c.call("delete", container_id=bundle.id)
+
+
+def test_the_launch_strategy_is_the_one_asked_for(launch: str, shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A created container's init is the runtime process that made it, still before its execve:
+    in a fork of the shim it carries the shim's command line, executed it carries dockyard-runc's.
+    So each run of this module really goes through the strategy it names."""
+    shim = shims()
+    c = shim.client()
+    pid = create(c, bundle, "true")
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    programs = {Path(a.decode()).name for a in argv[:4]}
+    assert ("dockyard-shim" if launch == "fork" else "dockyard-runc") in programs, argv
     c.call("kill", container_id=bundle.id, signal=9, all=True)
     c.call("wait", container_id=bundle.id)
     c.call("delete", container_id=bundle.id)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtime.capabilities import CAPABILITIES, last_cap, to_mask, to_names
-from dockyard.runtime.errors import InvalidSpec, SyscallError
+from dockyard.runtime.kernel.capabilities import CAPABILITIES, last_cap, to_mask, to_names
+from dockyard.runtime.kernel.errors import InvalidSpec, SyscallError
 
 
 def test_table_is_complete_and_dense() -> None:

@@ -13,8 +13,8 @@ import re
 
 import pytest
 from dockyard.runtime.cgroups import cpusets, hugepages, unified
-from dockyard.runtime.cgroups.mountinfo import cgroup_mounts
-from dockyard.runtime.errors import InvalidSpec
+from dockyard.runtime.kernel.cgroupfs.mountinfo import cgroup_mounts
+from dockyard.runtime.kernel.errors import InvalidSpec
 
 OLD_CPU_LIST = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")
 OLD_PAGE_SIZE = re.compile(r"^[1-9][0-9]*(KB|MB|GB)$")

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 from dockyard.runtime.cgroups import V1Manager, V2Manager, restore_manager
 from dockyard.runtime.cgroups.restore import is_frozen
-from dockyard.runtime.errors import InvalidSpec
+from dockyard.runtime.kernel.errors import InvalidSpec
 
 V1_DIRS = {"cpu": "/sys/fs/cgroup/cpu,cpuacct/dy/c1", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct/dy/c1",
            "memory": "/sys/fs/cgroup/memory/dy/c1", "name=systemd": "/sys/fs/cgroup/systemd/dy/c1"}

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from dockyard.runtime.cgroups import Mode, V1Manager, detect, new_manager, own_cgroups, v1_mounts
-from dockyard.runtime.cgroups.cgroup_path import inner_path, place
+from dockyard.runtime.kernel.cgroupfs.cgroup_path import inner_path, place
 from dockyard.runtime.cgroups.v1 import blkio, cpu, cpuset, devices, hugetlb, memory, network, pids
-from dockyard.runtime.cgroups.v1 import stats as v1_stats
-from dockyard.runtime.errors import FailedPrecondition, InvalidSpec, SyscallError, Unsupported
+from dockyard.runtime.kernel.cgroupfs import stats_v1 as v1_stats
+from dockyard.runtime.kernel.errors import FailedPrecondition, InvalidSpec, SyscallError, Unsupported
 
 Writer = Callable[[dict[str, Any]], list[tuple[str, str]]]
 
@@ -525,7 +525,7 @@ def test_destroy_retries_busy_then_is_idempotent(fake: FakeV1) -> None:
 ])
 def test_remove_tree_tries_the_leaf_first(tmp_path: Path, children: tuple[str, ...] | None,
                                           calls: list[str]) -> None:
-    from dockyard.runtime.cgroups import cgroupfs
+    from dockyard.runtime.kernel.cgroupfs import files as cgroupfs
 
     top = tmp_path / "c1"
     if children is not None:

@@ -14,8 +14,8 @@ import pytest
 from dockyard.runtime.cgroups import Mode, V2Manager, new_manager
 from dockyard.runtime.cgroups.device_rules import parse as parse_devices
 from dockyard.runtime.cgroups.v2 import cpu, cpuset, devices, hugetlb, io, memory, pids, unified
-from dockyard.runtime.cgroups.v2 import stats as v2_stats
-from dockyard.runtime.errors import InvalidSpec, SyscallError, Unsupported
+from dockyard.runtime.kernel.cgroupfs import stats_v2 as v2_stats
+from dockyard.runtime.kernel.errors import InvalidSpec, SyscallError, Unsupported
 
 Writer = Callable[[dict[str, Any]], list[tuple[str, str]]]
 

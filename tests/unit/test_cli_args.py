@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dockyard.runtime.cli.args import REMAINDER, Namespace, Parser, add_id
-from dockyard.runtime.errors import InvalidArgument
+from dockyard.runtime.kernel.errors import InvalidArgument
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -255,7 +255,7 @@ def test_imports_nothing_but_errors() -> None:
     code = (
         "import sys, types\n"
         "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
-        "import dockyard.runtime.errors\n"
+        "import dockyard.runtime.kernel.errors\n"
         "before = set(sys.modules)\n"
         "from dockyard.runtime.cli.args import Parser, add_id\n"
         "p = Parser('kill'); p.add_argument('--all', '-a', action='store_true'); add_id(p)\n"

@@ -10,12 +10,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from dockyard.runtime import container, spawn
-from dockyard.runtime import syscalls as sc
 from dockyard.runtime.cli import main
 from dockyard.runtime.cli.update import parse_bytes
-from dockyard.runtime.errors import InvalidArgument
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import InvalidArgument
 from dockyard.runtime.state import DEFAULT_ROOT
 from dockyard.runtime.status import Status
 
@@ -230,7 +229,7 @@ def faked_container_work(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     monkeypatch.setattr(container, "start", work("start", None))
     monkeypatch.setattr(container, "delete", work("delete", None))
     monkeypatch.setattr(container, "wait_exit", work("wait", 0))
-    monkeypatch.setattr(sc, "prctl", work("prctl", 0))  # not a subreaper: this is pytest's process
+    monkeypatch.setattr(syscalls, "prctl", work("prctl", 0))  # not a subreaper: this is pytest's process
     return seen
 
 

@@ -25,7 +25,7 @@ from dockyard.cri.image.store import ImageRecord
 from dockyard.cri.oci import defaults
 from dockyard.cri.oci.container_spec import PodFiles, container_image_volumes, container_spec
 from dockyard.runtime import seccomp as runtime_seccomp
-from dockyard.runtime.capabilities import to_mask
+from dockyard.runtime.kernel.capabilities import to_mask
 from dockyard.runtime.cgroups import cpusets, device_rules, hugepages
 from dockyard.runtime.cgroups.v1 import cpu as v1_cpu
 from dockyard.runtime.cgroups.v1 import memory as v1_memory

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from dockyard.runtime.cgroups import RUNC_DEFAULT_RULES
-from dockyard.runtime.errors import InvalidSpec
+from dockyard.runtime.kernel.errors import InvalidSpec
 from dockyard.runtime.rootfs.devices import (
     DEFAULT_DEVICES,
     DEFAULT_SYMLINKS,

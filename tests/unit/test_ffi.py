@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dockyard.runtime import ffi
+from dockyard.runtime.kernel.lean import ffi
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,8 +66,8 @@ def test_held_gil_functions_work_and_ctypes_stays_unloaded() -> None:
     code = (
         "import sys, types\n"
         "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
-        "from dockyard.runtime import syscalls\n"
-        "from dockyard.runtime.ffi import CDLL\n"
+        "from dockyard.runtime.kernel import syscalls\n"
+        "from dockyard.runtime.kernel.lean.ffi import CDLL\n"
         "import os\n"
         "assert CDLL(hold_gil=True).getpid() == os.getpid()\n"
         "print('ctypes' in sys.modules)\n"

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast
 
 VALUES = [
     None, True, False, 0, -1, 2**70, 1.5, -0.0, 1e300, "", "plain", "tab\tquote\"back\\slash",
@@ -85,7 +85,7 @@ def test_importing_it_imports_neither_json_nor_re() -> None:
     repo = Path(__file__).resolve().parents[2]
     code = (
         "import sys, types; p = types.ModuleType('dockyard'); p.__path__ = [sys.argv[1]]; "
-        "sys.modules['dockyard'] = p; from dockyard.runtime import jsonfast; jsonfast.loads(jsonfast.dumps({'a': [1]})); "
+        "sys.modules['dockyard'] = p; from dockyard.runtime.kernel.lean import jsonfast; jsonfast.loads(jsonfast.dumps({'a': [1]})); "
         "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-IS", "-c", code, str(repo)], capture_output=True, text=True, check=True)

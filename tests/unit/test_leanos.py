@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtime import leanos, leanpath
-from dockyard.runtime.cgroups import cgroupfs
+from dockyard.runtime.kernel.lean import leanos, leanpath
+from dockyard.runtime.kernel.cgroupfs import files as cgroupfs
 
 PATHS = [
     "", "/", "//", "///", "////a", "a", "a/", "a//", "/a", "/a/", "//a", "//a/b", "///a/b",
@@ -130,7 +130,7 @@ def test_cgroup_dirs_under_has_walks_order(tmp_path: Path, leaves_first: bool) -
 
 
 def test_leanos_loads_no_os() -> None:
-    code = ("import sys; from dockyard.runtime import leanos; leanos.path.join('a', 'b'); "
+    code = ("import sys; from dockyard.runtime.kernel.lean import leanos; leanos.path.join('a', 'b'); "
             "print('os' in sys.modules, 'posixpath' in sys.modules, '_collections_abc' in sys.modules)")
     # -S: no site, which imports os itself; the package is found through the source tree
     root = Path(__file__).resolve().parents[2]

@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from dockyard.runtime import syscalls as sc
-from dockyard.runtime.errors import SyscallError
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
 from dockyard.runtime.namespaces import (
-    CLONE_FLAGS, JOIN_ORDER, PROC_NAMES, format_idmap, new_flags, open_paths,
+    CLONE_FLAGS,
+    JOIN_ORDER,
+    PROC_NAMES,
+    format_idmap,
+    new_flags,
+    open_paths,
 )
 from dockyard.runtime.spec import NAMESPACE_TYPES, IDMap, Namespace
 
@@ -31,15 +35,15 @@ def ns(kind: str, path: str = "") -> Namespace:
 
 @pytest.mark.parametrize(("namespaces", "flags"), [
     ([], 0),
-    ([ns("pid")], sc.CLONE_NEWPID),
-    ([ns("mount"), ns("network")], sc.CLONE_NEWNS | sc.CLONE_NEWNET),
+    ([ns("pid")], syscalls.CLONE_NEWPID),
+    ([ns("mount"), ns("network")], syscalls.CLONE_NEWNS | syscalls.CLONE_NEWNET),
     ([ns("user")], 0),  # created on its own, first
-    ([ns("user"), ns("ipc"), ns("uts")], sc.CLONE_NEWIPC | sc.CLONE_NEWUTS),
-    ([ns("network", "/var/run/netns/x"), ns("pid")], sc.CLONE_NEWPID),  # joined, not created
-    ([ns("cgroup"), ns("time")], sc.CLONE_NEWCGROUP | sc.CLONE_NEWTIME),
+    ([ns("user"), ns("ipc"), ns("uts")], syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWUTS),
+    ([ns("network", "/var/run/netns/x"), ns("pid")], syscalls.CLONE_NEWPID),  # joined, not created
+    ([ns("cgroup"), ns("time")], syscalls.CLONE_NEWCGROUP | syscalls.CLONE_NEWTIME),
     ([ns(t) for t in NAMESPACE_TYPES],
-     sc.CLONE_NEWPID | sc.CLONE_NEWNET | sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
-     | sc.CLONE_NEWCGROUP | sc.CLONE_NEWTIME),
+     syscalls.CLONE_NEWPID | syscalls.CLONE_NEWNET | syscalls.CLONE_NEWNS | syscalls.CLONE_NEWIPC
+     | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWCGROUP | syscalls.CLONE_NEWTIME),
 ])
 def test_new_flags(namespaces: list[Namespace], flags: int) -> None:
     assert new_flags(namespaces) == flags

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtime.capabilities import CAPABILITIES
-from dockyard.runtime.errors import InvalidSpec
+from dockyard.runtime.kernel.capabilities import CAPABILITIES
+from dockyard.runtime.kernel.errors import InvalidSpec
 from dockyard.runtime.plan import DEFAULT_PATH, plan_process
 from dockyard.runtime.spec import Spec, parse_spec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.runtime.records import FrozenInstanceError, Record, field, replace, to_dict
+from dockyard.runtime.kernel.lean.records import FrozenInstanceError, Record, field, replace, to_dict
 class Mount(Record):
     destination: str
     type: str = "bind"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtime.errors import InvalidSpec
+from dockyard.runtime.kernel.errors import InvalidSpec
 from dockyard.runtime.rlimits import RLIMITS, parse_rlimits
 
 

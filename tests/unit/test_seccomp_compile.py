@@ -15,11 +15,17 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtime.errors import InvalidSpec, SyscallError, Unsupported
+from dockyard.runtime.kernel.errors import InvalidSpec, SyscallError, Unsupported
 from dockyard.runtime.seccomp import CompiledFilter, compile_filter, features
 from dockyard.runtime.seccomp import compiler
-from dockyard.runtime.seccomp.profile import (
-    ACT_ALLOW, ACT_ERRNO, ACT_KILL_PROCESS, ACT_KILL_THREAD, ACT_LOG, ACT_TRACE, ACT_TRAP,
+from dockyard.runtime.kernel.seccomp_profile import (
+    ACT_ALLOW,
+    ACT_ERRNO,
+    ACT_KILL_PROCESS,
+    ACT_KILL_THREAD,
+    ACT_LOG,
+    ACT_TRACE,
+    ACT_TRAP,
 )
 
 pytestmark = pytest.mark.skipif(ctypes.util.find_library("seccomp") is None,

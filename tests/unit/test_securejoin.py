@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtime import leanos
-from dockyard.runtime.errors import SyscallError
-from dockyard.runtime.rootfs.securejoin import open_in_root, resolve_in_root
+from dockyard.runtime.kernel.lean import leanos
+from dockyard.runtime.kernel.errors import SyscallError
+from dockyard.runtime.kernel.securejoin import open_in_root, resolve_in_root
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.runtime.errors import InvalidArgument
+from dockyard.runtime.kernel.errors import InvalidArgument
 from dockyard.runtime.signals import parse_signal, signal_name
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dockyard.runtime.default_spec import default_spec
-from dockyard.runtime.errors import InvalidArgument, InvalidSpec
+from dockyard.runtime.kernel.errors import InvalidArgument, InvalidSpec
 from dockyard.runtime.spec import Spec, parse_process, parse_spec
 
 Path = tuple[str | int, ...]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtime.errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, shorten
+from dockyard.runtime.kernel.errors import AlreadyExists, InvalidArgument, InvalidSpec, NotFound, shorten
 from dockyard.runtime.state import (
     STATE_VERSION, ContainerState, Store, process_start_time, validate_id, write_atomic,
 )
@@ -147,7 +147,7 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 
 
 def test_write_atomic_failure_leaves_target(tmp_path: Path) -> None:
-    from dockyard.runtime.errors import SyscallError
+    from dockyard.runtime.kernel.errors import SyscallError
 
     target = tmp_path / "d"
     target.mkdir()
@@ -163,7 +163,8 @@ def test_state_writes_rename_without_fsync(tmp_path: Path, monkeypatch: pytest.M
     """The runtime's records describe what a reboot ends (see state.py), so
     they skip the fsyncs; durable.write_atomic's default keeps them for the
     daemon's stores."""
-    from dockyard.runtime import durable, leanos
+    from dockyard.runtime.kernel import durable
+    from dockyard.runtime.kernel.lean import leanos
 
     synced: list[int] = []
     monkeypatch.setattr(leanos, "fsync", lambda fd: synced.append(fd))  # the runtime's os

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.runtime.errors import FailedPrecondition
+from dockyard.runtime.kernel.errors import FailedPrecondition
 from dockyard.runtime.status import Status, can, require
 
 C, R, P, S, N = Status.CREATED, Status.RUNNING, Status.PAUSED, Status.STOPPED, Status.CREATING

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dockyard.runtime import errors
-from dockyard.runtime.errors import RuntimeFault
+from dockyard.runtime.kernel import errors
+from dockyard.runtime.kernel.errors import RuntimeFault
 from dockyard.runtime.sync import Channel
 
 

@@ -33,9 +33,9 @@ from __future__ import annotations
 import errno
 import time
 
-from ... import leanos as os
-from ...errors import SyscallError, Unsupported
-from .. import cgroupfs
+from ...kernel.cgroupfs import files as cgroupfs
+from ...kernel.errors import SyscallError, Unsupported
+from ...kernel.lean import leanos
 from . import freezer
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -55,7 +55,7 @@ class V1Manager:
         *,
         unified: tuple[str, str] | None = None,
         wait: Callable[[float], None] = time.sleep,
-        rmdir: Callable[[str], None] = os.rmdir,
+        rmdir: Callable[[str], None] = leanos.rmdir,
         mkdir: Callable[[str], None] = cgroupfs.mkdir,
     ) -> None:
         """``dirs``: controller (``"cpu"``, ``"name=systemd"``) -> the
@@ -92,7 +92,7 @@ class V1Manager:
 
     def add(self, pid: int) -> None:
         for d in self._distinct_dirs():
-            cgroupfs.write(os.path.join(d, "cgroup.procs"), str(pid))
+            cgroupfs.write(leanos.path.join(d, "cgroup.procs"), str(pid))
 
     def join_self(self) -> None:
         """Move the calling process, which must be single-threaded, into every
@@ -109,12 +109,12 @@ class V1Manager:
         process is born there instead (syscalls.fork_into_cgroup), or, where
         clone3 is refused, add_rest() places it."""
         for d in self._dirs_v1():
-            cgroupfs.write(os.path.join(d, "tasks"), "0")
+            cgroupfs.write(leanos.path.join(d, "tasks"), "0")
 
     def add_rest(self, pid: int) -> None:
         """Add ``pid`` where join_self() does not reach: the cgroup2 dir of a hybrid host."""
         if self._unified is not None:
-            cgroupfs.write(os.path.join(self._unified[1], "cgroup.procs"), str(pid))
+            cgroupfs.write(leanos.path.join(self._unified[1], "cgroup.procs"), str(pid))
 
     def cgroup2_dir(self) -> str | None:
         """The container's dir on the cgroup2 side of a hybrid host, where a
@@ -151,7 +151,8 @@ class V1Manager:
             from . import memory
 
             mem_dir = self._dirs.get("memory", "")
-            swap_accounting = not mem_dir or os.path.exists(os.path.join(mem_dir, "memory.memsw.limit_in_bytes"))
+            swap_accounting = not mem_dir or leanos.path.exists(
+                leanos.path.join(mem_dir, "memory.memsw.limit_in_bytes"))
             sections.append(("memory", memory.FIELD, memory.writes(resources, swap_accounting=swap_accounting)))
         if "cpu" in resources:
             from . import cpu
@@ -165,8 +166,8 @@ class V1Manager:
             from . import blkio
 
             blk_dir = self._dirs.get("blkio", "")
-            bfq = bool(blk_dir) and not os.path.exists(os.path.join(blk_dir, "blkio.weight")) \
-                and os.path.exists(os.path.join(blk_dir, "blkio.bfq.weight"))
+            bfq = bool(blk_dir) and not leanos.path.exists(leanos.path.join(blk_dir, "blkio.weight")) \
+                and leanos.path.exists(leanos.path.join(blk_dir, "blkio.bfq.weight"))
             sections.append(("blkio", blkio.FIELD, blkio.writes(resources, bfq=bfq)))
         if "network" in resources:
             from . import network
@@ -207,7 +208,7 @@ class V1Manager:
             from . import memory
 
             if "memory" in self._dirs:
-                check_before_update(resources, os.path.join(self._dirs["memory"], "memory.usage_in_bytes"))
+                check_before_update(resources, leanos.path.join(self._dirs["memory"], "memory.usage_in_bytes"))
             report_ignored(memory.ignored(resources))
         if self._unified is not None and any(w.directory == self._unified[1] for w in plan):
             from ..v2.manager import enable_controllers
@@ -218,7 +219,7 @@ class V1Manager:
     def _freezer_state(self) -> str:
         if "freezer" not in self._dirs:
             raise Unsupported("freeze cgroup", "freezer", "the freezer cgroup v1 controller is not mounted")
-        return os.path.join(self._dirs["freezer"], freezer.FILE)
+        return leanos.path.join(self._dirs["freezer"], freezer.FILE)
 
     def freeze(self) -> None:
         self._set_frozen(True)
@@ -254,21 +255,9 @@ class V1Manager:
         return cgroupfs.pids_in_tree(dirs[0]) if dirs else []
 
     def stats(self) -> dict[str, Any]:
-        from ..manager import hugepage_sizes
-        from ..v2 import stats as v2_stats
-        from . import stats
+        from ...kernel.cgroupfs import stats
 
-        def read(controller: str, name: str) -> str | None:
-            d = self._dirs.get(controller)
-            return None if d is None else cgroupfs.read_optional(os.path.join(d, name))
-
-        hugetlb_dir = self._dirs.get("hugetlb")
-        data = stats.collect(read, hugepage_sizes(hugetlb_dir, "limit_in_bytes") if hugetlb_dir else [])
-        if hugetlb_dir is None and self._unified is not None:
-            ud = self._unified[1]
-            data["hugetlb"] = v2_stats.hugetlb(
-                lambda name: cgroupfs.read_optional(os.path.join(ud, name)), hugepage_sizes(ud, "max"))
-        return data
+        return stats.read_v1(self._dirs, self._unified)
 
     def destroy(self) -> None:
         first: SyscallError | None = None
@@ -281,7 +270,7 @@ class V1Manager:
             raise first
 
     def exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self._distinct_dirs())
+        return any(leanos.path.isdir(d) for d in self._distinct_dirs())
 
     def paths(self) -> dict[str, str]:
         out = dict(self._dirs)
@@ -296,18 +285,18 @@ class V1Manager:
 
 
 def _controllers(cgroup2_dir: str) -> list[str]:
-    return (cgroupfs.read_optional(os.path.join(cgroup2_dir, "cgroup.controllers")) or "").split()
+    return (cgroupfs.read_optional(leanos.path.join(cgroup2_dir, "cgroup.controllers")) or "").split()
 
 
 def _inherit_cpuset(level: str) -> None:
     """Give an empty cpuset cgroup its parent's cpus and mems."""
-    parent = os.path.dirname(level)
+    parent = leanos.path.dirname(level)
     for name in ("cpuset.cpus", "cpuset.mems"):
-        own = os.path.join(level, name)
+        own = leanos.path.join(level, name)
         current = cgroupfs.read_optional(own)
         if current is None or current.strip():
             continue
-        value = cgroupfs.read(os.path.join(parent, name)).strip()
+        value = cgroupfs.read(leanos.path.join(parent, name)).strip()
         if value:
             cgroupfs.write(own, value)
 

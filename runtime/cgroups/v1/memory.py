@@ -30,7 +30,7 @@ Facts about the v1 memory files:
 
 from __future__ import annotations
 
-from ...errors import InvalidSpec, Unsupported
+from ...kernel.errors import InvalidSpec, Unsupported
 from .. import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -7,7 +7,7 @@ naming the field.
 
 from __future__ import annotations
 
-from ...errors import InvalidSpec
+from ...kernel.errors import InvalidSpec
 from .. import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

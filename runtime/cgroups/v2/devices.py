@@ -23,7 +23,7 @@ The decision, made so that nothing is silently weaker than asked:
 
 from __future__ import annotations
 
-from ...errors import Unsupported
+from ...kernel.errors import Unsupported
 from ..device_rules import FIELD, DeviceRule, parse
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

@@ -4,7 +4,7 @@ later); the manager polls for that."""
 
 from __future__ import annotations
 
-from ..cgroupfs import parse_flat_keyed
+from ...kernel.cgroupfs.files import parse_flat_keyed
 
 CONTROL = "cgroup.freeze"
 EVENTS = "cgroup.events"

@@ -27,10 +27,10 @@ from __future__ import annotations
 import errno
 import time
 
-from ... import leanos as os
-from ...errors import FailedPrecondition, SyscallError, Unsupported
+from ...kernel.cgroupfs import files as cgroupfs
+from ...kernel.errors import FailedPrecondition, SyscallError, Unsupported
+from ...kernel.lean import leanos
 from ...log import debug
-from .. import cgroupfs
 from . import freezer
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -52,25 +52,25 @@ def enable_controllers(root: str, leaf: str, wanted: set[str] | None = None,
     Top-down and interleaved, as runc does, because a child's controller
     files appear when the parent enables them: a level created after its
     parent's enabling has them at once."""
-    rel = os.path.relpath(leaf, root)
+    rel = leanos.path.relpath(leaf, root)
     if rel.startswith(".."):
         raise FailedPrecondition("create cgroup", leaf, f"not inside the cgroup2 root {root}")
-    parts = [] if rel == "." else rel.split(os.sep)
+    parts = [] if rel == "." else rel.split(leanos.sep)
     level = root
     for part in parts:
         _enable_at(level, wanted)
-        level = os.path.join(level, part)
-        if mkdir is not None and not os.path.isdir(level):
+        level = leanos.path.join(level, part)
+        if mkdir is not None and not leanos.path.isdir(level):
             cgroupfs.make_dirs(level, mkdir=mkdir)
 
 
 def _enable_at(level: str, wanted: set[str] | None) -> None:
-    available = (cgroupfs.read_optional(os.path.join(level, "cgroup.controllers")) or "").split()
-    enabled = set((cgroupfs.read_optional(os.path.join(level, "cgroup.subtree_control")) or "").split())
+    available = (cgroupfs.read_optional(leanos.path.join(level, "cgroup.controllers")) or "").split()
+    enabled = set((cgroupfs.read_optional(leanos.path.join(level, "cgroup.subtree_control")) or "").split())
     todo = [c for c in available if c not in enabled and (wanted is None or c in wanted)]
     if not todo:
         return
-    control = os.path.join(level, "cgroup.subtree_control")
+    control = leanos.path.join(level, "cgroup.subtree_control")
     try:
         cgroupfs.write(control, " ".join("+" + c for c in todo))
     except SyscallError:
@@ -90,7 +90,7 @@ class V2Manager:
         *,
         root: str,
         wait: Callable[[float], None] = time.sleep,
-        rmdir: Callable[[str], None] = os.rmdir,
+        rmdir: Callable[[str], None] = leanos.rmdir,
         mkdir: Callable[[str], None] = cgroupfs.mkdir,
         allow_unenforced_devices: bool = False,
     ) -> None:
@@ -102,7 +102,7 @@ class V2Manager:
         self._allow_unenforced_devices = allow_unenforced_devices
 
     def _file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return leanos.path.join(self.path, name)
 
     def create(self) -> None:
         enable_controllers(self.root, self.path, mkdir=self._mkdir)
@@ -135,7 +135,7 @@ class V2Manager:
             from ..manager import reject_rdma
 
             reject_rdma(resources)
-        exists = os.path.exists
+        exists = leanos.path.exists
         sections: list[tuple[str, list[tuple[str, str]]]] = []
         if "cpu" in resources:
             from . import cpuset
@@ -204,7 +204,7 @@ class V2Manager:
 
     def _set_frozen(self, frozen: bool) -> None:
         control = self._file(freezer.CONTROL)
-        if not os.path.exists(control):
+        if not leanos.path.exists(control):
             raise Unsupported("freeze cgroup", control, "cgroup.freeze needs Linux 5.2 or later")
         cgroupfs.write(control, "1" if frozen else "0")
         delay, waited = 0.001, 0.0
@@ -225,17 +225,15 @@ class V2Manager:
         return cgroupfs.pids_in_tree(self.path)
 
     def stats(self) -> dict[str, Any]:
-        from ..manager import hugepage_sizes
-        from . import stats
+        from ...kernel.cgroupfs import stats
 
-        return stats.collect(lambda name: cgroupfs.read_optional(self._file(name)),
-                             hugepage_sizes(self.path, "max"))
+        return stats.read_v2(self.path)
 
     def destroy(self) -> None:
         cgroupfs.remove_tree(self.path, rmdir=self._rmdir, sleep=self._wait)
 
     def exists(self) -> bool:
-        return os.path.isdir(self.path)
+        return leanos.path.isdir(self.path)
 
     def paths(self) -> dict[str, str]:
         return {"": self.path}
@@ -248,7 +246,7 @@ class V2Manager:
 
 def _listdir(path: str) -> list[str]:
     try:
-        return os.listdir(path)
+        return leanos.listdir(path)
     except OSError:
         return []
 

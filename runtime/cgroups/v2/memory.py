@@ -18,7 +18,7 @@ Facts about the v2 memory files and the conversions (runc's):
 
 from __future__ import annotations
 
-from ...errors import InvalidSpec, Unsupported
+from ...kernel.errors import InvalidSpec, Unsupported
 from .. import spec_values as sv
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path

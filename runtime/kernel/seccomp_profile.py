@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import errno as _errno
 
-from ..errors import InvalidSpec, Unsupported
-from ..records import Record
+from .errors import InvalidSpec, Unsupported
+from .lean.records import Record
 
 ROOT = "linux.seccomp"
 

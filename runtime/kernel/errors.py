@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from . import leanos as os
-
+from .lean import leanos
 
 # How much of a value an error echoes.  Targets and details can carry what a
 # caller sent (an argv string, a path); echoed whole, one hostile request
@@ -50,7 +49,7 @@ class RuntimeFault(Exception):
         if self.detail:
             text += ": " + self.detail
         if self.errno:
-            text += f": {os.strerror(self.errno)} ({_errno.errorcode.get(self.errno, self.errno)})"
+            text += f": {leanos.strerror(self.errno)} ({_errno.errorcode.get(self.errno, self.errno)})"
         return text
 
 

@@ -1,14 +1,12 @@
 """Unix stream sockets through ``_socket``, the C module under ``socket``.
 
-Why: ``socket.py`` imports ``enum`` (its AddressFamily and friends) and
-``selectors`` (hence ``collections`` and ``math``), ~4 ms at each of the two
-interpreter starts of every pod and their memory in every pod's shim.  The
-shim needs only a few of its helpers, written here as socket.py has them
-(CPython 3.11): ``accept`` wraps ``_accept()`` (accept4 with SOCK_CLOEXEC,
-so the new socket is blocking and not inherited), ``send_fds``/``recv_fds``
-pack the fds as C ints in one SCM_RIGHTS message (with struct: array would
-import collections.abc).  ``_socket.socket`` has no ``with`` support:
-callers close in ``finally``.
+``socket.py`` imports ``enum`` and ``selectors`` (README.md here); the shim
+and the runtime's console hand-over need only a few of its helpers, written
+here as socket.py has them (CPython 3.11): ``accept`` wraps ``_accept()``
+(accept4 with SOCK_CLOEXEC, so the new socket is blocking and not
+inherited), ``send_fds``/``recv_fds`` pack the fds as C ints in one
+SCM_RIGHTS message (with struct: array would import collections.abc).
+``_socket.socket`` has no ``with`` support: callers close in ``finally``.
 """
 
 from __future__ import annotations

@@ -16,24 +16,24 @@ Facts this relies on (ext4/xfs with default mount options):
 
 from __future__ import annotations
 
-from . import leanos as os
+from .lean import leanos
 
 TEMP_PREFIX = ".tmp-"
 
 
 def fsync_dir(path: str) -> None:
     """fsync a directory so that renames and creations inside it are durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = leanos.open(path, leanos.O_RDONLY | leanos.O_DIRECTORY | leanos.O_CLOEXEC)
     try:
-        os.fsync(fd)
+        leanos.fsync(fd)
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def temp_name(final: str) -> str:
     """A sibling temp path for ``final``, unique to this call."""
-    head, tail = os.path.split(final)
-    return os.path.join(head, f"{TEMP_PREFIX}{tail}-{os.urandom(6).hex()}")
+    head, tail = leanos.path.split(final)
+    return leanos.path.join(head, f"{TEMP_PREFIX}{tail}-{leanos.urandom(6).hex()}")
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600, *, sync: bool = True) -> None:
@@ -43,38 +43,38 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, *, sync: bool = True
     and against concurrent readers, but not against a power loss: for
     records whose subject does not outlive a reboot anyway."""
     tmp = temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    fd = leanos.open(tmp, leanos.O_WRONLY | leanos.O_CREAT | leanos.O_EXCL | leanos.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[leanos.write(fd, view):]
         if sync:
-            os.fsync(fd)
+            leanos.fsync(fd)
     except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
+        leanos.close(fd)
+        leanos.unlink(tmp)
         raise
-    os.close(fd)
+    leanos.close(fd)
     try:
-        os.rename(tmp, path)
+        leanos.rename(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        leanos.unlink(tmp)
         raise
     if sync:
-        fsync_dir(os.path.dirname(path) or ".")
+        fsync_dir(leanos.path.dirname(path) or ".")
 
 
 def remove_temporaries(directory: str) -> int:
     """Delete leftovers of interrupted write_atomic calls in ``directory``; return how many."""
     removed = 0
     try:
-        names = os.listdir(directory)
+        names = leanos.listdir(directory)
     except FileNotFoundError:
         return 0
     for name in names:
         if name.startswith(TEMP_PREFIX):
             try:
-                os.unlink(os.path.join(directory, name))
+                leanos.unlink(leanos.path.join(directory, name))
             except FileNotFoundError:
                 continue
             removed += 1

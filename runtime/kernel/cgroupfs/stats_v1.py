@@ -8,7 +8,7 @@ nanoseconds, memory in bytes, and ``max`` read as 2**64-1.
 
 from __future__ import annotations
 
-from ..cgroupfs import parse_flat_keyed, parse_int
+from .files import parse_flat_keyed, parse_int
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

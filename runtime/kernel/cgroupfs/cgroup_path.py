@@ -21,8 +21,8 @@ The rules, which are runc's (cgroupfs driver):
 
 from __future__ import annotations
 
-from .. import leanpath
 from ..errors import InvalidSpec, Unsupported
+from ..lean import leanpath
 
 FIELD = "linux.cgroupsPath"
 

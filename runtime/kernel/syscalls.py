@@ -20,9 +20,8 @@ same on every architecture since 5.2).  Facts worth knowing:
 
 from __future__ import annotations
 
-from . import ffi  # ctypes' names without its import cost
-from . import leanos as os
 from .errors import SyscallError
+from .lean import ffi, leanos
 
 TYPE_CHECKING = False  # see runtime/records.py
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100
 OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+OPEN_TREE_CLOEXEC = leanos.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
 MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 
@@ -122,7 +121,7 @@ def _fail(op: str, target: str = "") -> SyscallError:
 
 
 def _b(path: str | None) -> bytes | None:
-    return None if path is None else os.fsencode(path)
+    return None if path is None else leanos.fsencode(path)
 
 
 # --- mounts ----------------------------------------------------------------
@@ -287,7 +286,7 @@ def set_cloexec(fd: int) -> None:
 
 AF_UNIX = 1
 SOCK_SEQPACKET = 5
-SOCK_CLOEXEC = os.O_CLOEXEC  # the same bit, by design of the socket API
+SOCK_CLOEXEC = leanos.O_CLOEXEC  # the same bit, by design of the socket API
 
 
 def socketpair(domain: int, kind: int) -> tuple[int, int]:
@@ -346,9 +345,9 @@ def prepare_execve(path: str, argv: list[str], env: list[str]) -> Callable[[], i
     """Return a zero-argument callable that calls execve(2) and, only if it
     fails, returns the errno.  All marshalling happens here, up front, so
     that nothing runs between a seccomp load and the exec."""
-    c_path = os.fsencode(path)
-    c_argv = (ffi.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
-    c_env = (ffi.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)
+    c_path = leanos.fsencode(path)
+    c_argv = (ffi.c_char_p * (len(argv) + 1))(*[leanos.fsencode(a) for a in argv], None)
+    c_env = (ffi.c_char_p * (len(env) + 1))(*[leanos.fsencode(e) for e in env], None)
     fn = _libc.execve
 
     def call() -> int:

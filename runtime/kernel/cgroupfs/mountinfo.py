@@ -21,7 +21,7 @@ Facts about these files:
 
 from __future__ import annotations
 
-from ..records import Record
+from ..lean.records import Record
 
 # Every v1 controller the kernel has had; anything else in SUPEROPTS is an
 # option, not a controller.

@@ -1,32 +1,35 @@
-"""Invoking the OCI runtime binary (dockyard-runc, runc, crun): one method per verb.
+"""The shim's runtime interface: an OCI runtime's verbs, driven through its command line.
 
-Each call is a child of the shim, waited for through the Reaper, so
-container exits that happen meanwhile are reaped and recorded too.  The
-shim blocks while the runtime runs: a verb takes tens of milliseconds, and
-nothing else the shim does (answering, logging, reaping) is lost by waiting,
-only delayed; ``wait`` requests never block (they are parked).
+``OciRuntime`` turns each verb into runc's command line (``create``, ``run
+--detach``, ``start``, ``kill``, ``delete``, ``exec --detach``, ``update``,
+``events --stats``), runs it as a child of the shim, waited for through the
+Reaper (so container exits that happen meanwhile are reaped and recorded
+too), and reads its error from its ``--log`` (json lines, as containerd
+does) or its stderr.  The shim blocks while the runtime runs: a verb takes
+tens of milliseconds, and nothing else the shim does (answering, logging,
+reaping) is lost by waiting, only delayed; ``wait`` requests never block
+(they are parked).
 
-How the child starts:
+How the runtime's process starts is a strategy, a ``Launcher``:
 
-* Any runtime binary: posix_spawn (a vfork + exec: no copy of the shim's
-  memory, no ``subprocess`` import).
-* The bundled dockyard-runc of the shim's own installation: a fork of the
-  shim that runs dockyard-runc's ``main`` with the same arguments.  A fresh
-  interpreter costs ~7 ms here before the runtime does anything, and every
-  exec, create, start and delete paid it.  The child is made to look like a
-  freshly executed runtime first (``_become_runtime``): the shim's signal
-  handling undone, the given stdio on 0-2 and every other fd closed, the
-  runtime's modules loaded anew from disk (a shim that outlived an upgrade
-  must not mix its old copy with the new code), and no garbage collection,
-  whose finalizers could close the shim's old fd numbers after the runtime
-  reused them.  The shim is single-threaded, so the fork copies no lock
-  held by another thread.
+* ``SpawnBinary`` ("exec"): execute any OCI runtime binary (runc, crun,
+  dockyard-runc) with posix_spawn: a vfork + exec, so no copy of the shim's
+  memory and no ``subprocess`` import.
+* ``ForkBundled`` ("fork", shim/fork_bundled.py): the bundled dockyard-runc
+  of the shim's own installation, run in a fork of the shim instead of a
+  fresh interpreter; that module says why and how.  It is the one place in
+  shim/ that runs the runtime's code (tests/unit/test_layering.py allows
+  exactly that).
+
+``choose_launcher`` picks fork for the bundled runtime and exec for any
+other binary, unless the shim is told which (``--runtime-launch``).  Both
+run the same argv with the same stdio, and the shim's tests run every
+lifecycle case through both.
 
 Output: stdout and stderr go to memfds, read after exit (a pipe read after
 exit could fill up and deadlock a chatty runtime).  ``create`` and ``exec``
 hand the runtime the container's own stdio instead, since the container
-inherits it, so their errors are read from the ``--log`` file (json lines,
-as containerd does).
+inherits it, so their errors are read from the ``--log`` file.
 """
 
 from __future__ import annotations
@@ -35,23 +38,64 @@ import os
 import sys
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leansignal
 
 from .reaper import Reaper
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the shim's start: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
-    import signal as _signal  # the same names, typed (typeshed has no _signal)
     from collections.abc import Callable, Mapping
-    from typing import Any
+    from typing import Any, Protocol
 
     # Output pipes of the process being started, and their readers (Reaper.wait_for).
     Pump = Mapping[int, Callable[[int], None]]
 else:
-    # _signal, not signal: the same constants without signal.py's enums (enum costs every pod's shim)
-    import _signal
+    Protocol = object
 
 TIMEOUT_S = 60.0
+LAUNCHES = ("exec", "fork")
+
+
+class Launcher(Protocol):
+    """Starts one runtime process with ``argv`` (argv[0] is the binary) on
+    ``stdio`` (fds for its 0, 1 and 2, all above 2) and returns its pid, a
+    child of the shim.  The caller waits for it."""
+
+    name: str
+
+    def launch(self, argv: list[str], stdio: tuple[int, int, int]) -> int: ...
+
+
+class SpawnBinary:
+    """Execute the runtime binary, whichever it is."""
+
+    name = "exec"
+
+    def launch(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
+        # shim is close-on-exec (PEP 446).  Signals ignored here (by the interpreter: SIGPIPE,
+        # SIGXFSZ; by the shim: SIGINT, SIGHUP) would stay ignored across exec, and the
+        # container would inherit them: put them back.
+        return os.posix_spawn(
+            argv[0], argv, os.environ,
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
+            setsigdef=(leansignal.SIGPIPE, leansignal.SIGXFSZ, leansignal.SIGINT, leansignal.SIGHUP),
+        )
+
+
+def choose_launcher(binary: str, python: str, requested: str = "") -> Launcher:
+    """``requested`` ("exec", "fork" or "" for the default): fork for the
+    dockyard-runc installed beside ``python``, exec for anything else."""
+    if requested not in ("", *LAUNCHES):
+        raise ShimError(Code.INVALID_ARGUMENT, f"runtime launch {requested!r} is not one of {', '.join(LAUNCHES)}")
+    bundled = is_bundled_runtime(binary, python)
+    if requested == "fork" and not bundled:
+        raise ShimError(Code.INVALID_ARGUMENT, f"runtime launch fork runs only the bundled dockyard-runc, not {binary}")
+    if requested == "exec" or not bundled:
+        return SpawnBinary()
+    from .fork_bundled import ForkBundled
+
+    return ForkBundled()
 
 
 def find_binary(name: str) -> str:
@@ -74,44 +118,15 @@ def is_bundled_runtime(binary: str, python: str) -> bool:
         return False
 
 
-def _become_runtime(argv: list[str], stdio: tuple[int, int, int]) -> None:
-    """In a fork of the shim: run dockyard-runc's main with ``argv``, then exit.  Never returns."""
-    code = 1
-    try:
-        import gc
+class OciRuntime:
+    """One OCI runtime binary with its state root, one method per verb."""
 
-        gc.disable()
-        _signal.set_wakeup_fd(-1)
-        for signum in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP,
-                       _signal.SIGPIPE, _signal.SIGXFSZ):
-            _signal.signal(signum, _signal.SIG_DFL)
-        for n, fd in enumerate(stdio):  # all >= 3: the shim's own 0-2 are taken (main.py)
-            os.dup2(fd, n)
-            os.set_inheritable(n, True)  # as posix_spawn's dup2 leaves them: the container inherits them
-        os.closerange(3, 1 << 20)
-        for name in [m for m in sys.modules if m == "dockyard.runtime" or m.startswith("dockyard.runtime.")]:
-            del sys.modules[name]
-        from dockyard.runtime.cli.main import main
-
-        code = main(argv)
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException as err:  # the child must never fall back into the shim's loop
-        try:
-            os.write(2, f"dockyard-runc (in the shim's fork): {type(err).__name__}: {err}\n".encode())
-        except OSError:
-            pass
-    finally:
-        os._exit(code)
-
-
-class Runtime:
-    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str) -> None:
+    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str, launch: str = "") -> None:
         self.binary = find_binary(binary)
         self.root = root
         self.reaper = reaper
         self.log_path = log_path  # the runtime's --log (json), truncated before each call
-        self.forked = is_bundled_runtime(self.binary, sys.executable)
+        self.launcher = choose_launcher(self.binary, sys.executable, launch)
 
     def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
              input_data: bytes | None = None, pump: Pump | None = None) -> bytes:
@@ -137,22 +152,7 @@ class Runtime:
             with open(self.log_path, "wb"):
                 pass
             argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json", *args]
-            if self.forked:
-                sys.stdout.flush()  # nothing of the shim's may come out of the child's stdio
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _become_runtime(argv[1:], stdio)  # never returns
-            else:
-                # posix_spawn is a vfork+exec: dup2 clears O_CLOEXEC on 0-2, every other fd of the
-                # shim is close-on-exec (PEP 446).  Signals ignored here (by the interpreter: SIGPIPE,
-                # SIGXFSZ; by the shim: SIGINT, SIGHUP) would stay ignored across exec, and the
-                # container would inherit them: put them back.
-                pid = os.posix_spawn(
-                    self.binary, argv, os.environ,
-                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
-                    setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGHUP),
-                )
+            pid = self.launcher.launch(argv, stdio)
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
             stdout = _read_all(out) if out >= 0 else b""

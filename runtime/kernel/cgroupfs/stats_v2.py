@@ -8,7 +8,7 @@ while v1's memsw included it, so swap is reported as memory + swap.
 
 from __future__ import annotations
 
-from ..cgroupfs import parse_flat_keyed, parse_int
+from .files import parse_flat_keyed, parse_int
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:

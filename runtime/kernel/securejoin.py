@@ -25,11 +25,10 @@ image send a bind mount onto the host's ``/etc``.  Facts this module relies on:
 
 from __future__ import annotations
 
-import _stat as stat  # stat's own names; the stat module is only a wrapper
 import errno
 
-from .. import leanos as os
-from ..errors import SyscallError
+from .errors import SyscallError
+from .lean import leanos, leanstat
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 
 MAX_SYMLINK_EXPANSIONS = 255
 
-_O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_PATH_NOFOLLOW = leanos.O_PATH | leanos.O_NOFOLLOW | leanos.O_CLOEXEC
 
 
 def _components(path: str) -> list[str]:
@@ -54,7 +53,7 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
     hostile process can change the tree meanwhile; use :func:`open_in_root`
     for anything that mounts or creates.
     """
-    root = os.path.abspath(root)
+    root = leanos.path.abspath(root)
     todo = _components(unsafe_path)[::-1]  # a stack: the next component is last
     resolved: list[str] = []
     expansions = 0
@@ -64,20 +63,20 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
             if resolved:
                 resolved.pop()
             continue
-        candidate = os.path.join(root, *resolved, part)
+        candidate = leanos.path.join(root, *resolved, part)
         try:
-            st = os.lstat(candidate)
+            st = leanos.lstat(candidate)
         except (FileNotFoundError, NotADirectoryError):
             resolved.append(part)  # missing: the caller creates it
             continue
         except OSError as err:
             raise SyscallError("resolve", unsafe_path, err.errno or 0) from err
-        if stat.S_ISLNK(st.st_mode):
+        if leanstat.S_ISLNK(st.st_mode):
             expansions += 1
             if expansions > MAX_SYMLINK_EXPANSIONS:
                 raise SyscallError("resolve", unsafe_path, errno.ELOOP)
             try:
-                target = os.readlink(candidate)
+                target = leanos.readlink(candidate)
             except OSError as err:
                 raise SyscallError("resolve", unsafe_path, err.errno or 0) from err
             if target.startswith("/"):
@@ -85,7 +84,7 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
             todo.extend(_components(target)[::-1])
             continue
         resolved.append(part)
-    return os.path.join(root, *resolved) if resolved else root
+    return leanos.path.join(root, *resolved) if resolved else root
 
 
 def open_in_root(root: str, unsafe_path: str, *, create: Literal["dir", "file", None] = None,
@@ -102,7 +101,7 @@ def open_in_root(root: str, unsafe_path: str, *, create: Literal["dir", "file", 
     component raises :class:`SyscallError` with ENOENT naming ``unsafe_path``.
     """
     try:
-        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        root_fd = leanos.open(root, leanos.O_PATH | leanos.O_DIRECTORY | leanos.O_CLOEXEC)
     except OSError as err:
         raise SyscallError("open root", root, err.errno or 0) from err
     stack = [root_fd]  # fds of the directories on the resolved path; [0] is root
@@ -111,7 +110,7 @@ def open_in_root(root: str, unsafe_path: str, *, create: Literal["dir", "file", 
         target = stack.pop()  # may be root_fd itself when the path is "/"
     finally:
         for fd in stack:
-            os.close(fd)
+            leanos.close(fd)
     return target
 
 
@@ -122,12 +121,12 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
         part = todo.pop()
         if part == "..":
             if len(stack) > 1:
-                os.close(stack.pop())
+                leanos.close(stack.pop())
             continue
         parent = stack[-1]
         last = not todo
         try:
-            fd = os.open(part, _O_PATH_NOFOLLOW, dir_fd=parent)
+            fd = leanos.open(part, _O_PATH_NOFOLLOW, dir_fd=parent)
         except FileNotFoundError as err:
             if create is None:
                 raise SyscallError("open in root", unsafe_path, errno.ENOENT) from err
@@ -136,14 +135,14 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
             continue
         except OSError as err:
             raise SyscallError("open in root", unsafe_path, err.errno or 0) from err
-        st = os.fstat(fd)
-        if stat.S_ISLNK(st.st_mode):
-            os.close(fd)
+        st = leanos.fstat(fd)
+        if leanstat.S_ISLNK(st.st_mode):
+            leanos.close(fd)
             expansions += 1
             if expansions > MAX_SYMLINK_EXPANSIONS:
                 raise SyscallError("open in root", unsafe_path, errno.ELOOP)
             try:
-                target = os.readlink(part, dir_fd=parent)
+                target = leanos.readlink(part, dir_fd=parent)
             except OSError as err:
                 # Swapped for a non-link since our open: look again.
                 if err.errno == errno.EINVAL:
@@ -152,11 +151,11 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
                 raise SyscallError("open in root", unsafe_path, err.errno or 0) from err
             if target.startswith("/"):
                 while len(stack) > 1:
-                    os.close(stack.pop())
+                    leanos.close(stack.pop())
             todo.extend(_components(target)[::-1])
             continue
         stack.append(fd)
-        if todo and not stat.S_ISDIR(st.st_mode):
+        if todo and not leanstat.S_ISDIR(st.st_mode):
             # More path after a non-directory (even ".."): ENOTDIR, as the
             # kernel says for "file/..".
             raise SyscallError("open in root", unsafe_path, errno.ENOTDIR)
@@ -165,11 +164,11 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
 def _create(parent: int, name: str, kind: Literal["dir", "file"], mode: int, unsafe_path: str) -> None:
     try:
         if kind == "dir":
-            os.mkdir(name, mode, dir_fd=parent)
+            leanos.mkdir(name, mode, dir_fd=parent)
         else:
-            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
-                         mode & 0o666, dir_fd=parent)
-            os.close(fd)
+            flags = leanos.O_CREAT | leanos.O_EXCL | leanos.O_NOFOLLOW | leanos.O_WRONLY | leanos.O_CLOEXEC
+            fd = leanos.open(name, flags, mode & 0o666, dir_fd=parent)
+            leanos.close(fd)
     except FileExistsError:
         # Someone (maybe a dangling symlink) is there now; the caller re-opens
         # it with O_NOFOLLOW and resolves whatever it is inside root.

@@ -20,8 +20,8 @@ from __future__ import annotations
 import errno
 import time
 
-from .. import leanos as os
 from ..errors import SyscallError
+from ..lean import leanos
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
 if TYPE_CHECKING:
@@ -52,28 +52,28 @@ def read_optional(path: str) -> str | None:
 
 def write(path: str, value: str, detail: str = "") -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        fd = leanos.open(path, leanos.O_WRONLY | leanos.O_TRUNC | leanos.O_CLOEXEC)
     except OSError as err:
         raise SyscallError("open cgroup file", path, err.errno or 0, detail) from err
     try:
-        os.write(fd, value.encode())
+        leanos.write(fd, value.encode())
     except OSError as err:
         raise SyscallError(f"write {value!r} to cgroup file", path, err.errno or 0, detail) from err
     finally:
-        os.close(fd)
+        leanos.close(fd)
 
 
 def mkdir(path: str) -> None:
-    os.mkdir(path, 0o755)
+    leanos.mkdir(path, 0o755)
 
 
 def make_dirs(path: str, *, mkdir: Rmdir = mkdir) -> list[str]:
     """``mkdir -p``; returns the directories it created, outermost first."""
     missing: list[str] = []
     probe = path
-    while not os.path.isdir(probe):
+    while not leanos.path.isdir(probe):
         missing.append(probe)
-        parent = os.path.dirname(probe)
+        parent = leanos.path.dirname(probe)
         if parent == probe:
             break
         probe = parent
@@ -94,7 +94,7 @@ def _dirs_under(path: str, *, leaves_first: bool = False) -> list[str]:
     be listed (gone meanwhile) is left out, with what is below it."""
     out: list[str] = []
     try:
-        with os.scandir(path) as entries:
+        with leanos.scandir(path) as entries:
             subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
     except OSError:
         return out
@@ -111,14 +111,14 @@ def pids_in_tree(path: str) -> list[int]:
     """Every pid in the cgroup at ``path`` and its descendants."""
     pids: set[int] = set()
     for dirpath in _dirs_under(path):
-        text = read_optional(os.path.join(dirpath, "cgroup.procs"))
+        text = read_optional(leanos.path.join(dirpath, "cgroup.procs"))
         if text is None:
             continue
         pids.update(int(tok) for tok in text.split())
     return sorted(pids)
 
 
-def remove_tree(path: str, *, rmdir: Rmdir = os.rmdir, sleep: Sleep = time.sleep,
+def remove_tree(path: str, *, rmdir: Rmdir = leanos.rmdir, sleep: Sleep = time.sleep,
                 timeout: float = 2.0) -> None:
     """rmdir ``path`` and its child cgroups, leaves first.
 
@@ -136,7 +136,7 @@ def remove_tree(path: str, *, rmdir: Rmdir = os.rmdir, sleep: Sleep = time.sleep
         return
     except OSError:
         pass
-    if not os.path.isdir(path):
+    if not leanos.path.isdir(path):
         return
     dirs = _dirs_under(path, leaves_first=True)
     delay = 0.005

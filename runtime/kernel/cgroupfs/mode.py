@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-from .. import leanos as os
 from ..errors import SyscallError, Unsupported
+from ..lean import leanos
 from .mountinfo import cgroup_mounts
 
 TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
@@ -59,17 +59,17 @@ def detect(root: str = DEFAULT_ROOT, mountinfo_text: str | None = None) -> Mode:
     """The layout of the cgroup mounts at and under ``root``."""
     if mountinfo_text is None:
         mountinfo_text = read_mountinfo()
-    root = os.path.normpath(root)
+    root = leanos.path.normpath(root)
     mounts = cgroup_mounts(mountinfo_text)
-    if any(m.fstype == "cgroup2" and os.path.normpath(m.mountpoint) == root for m in mounts):
+    if any(m.fstype == "cgroup2" and leanos.path.normpath(m.mountpoint) == root for m in mounts):
         return Mode.V2
     has_v1 = any(
-        m.fstype == "cgroup" and os.path.dirname(os.path.normpath(m.mountpoint)) == root
+        m.fstype == "cgroup" and leanos.path.dirname(leanos.path.normpath(m.mountpoint)) == root
         for m in mounts
     )
     if not has_v1:
         raise Unsupported("detect cgroup mode", root, "no cgroup or cgroup2 filesystem is mounted there")
-    unified = os.path.join(root, "unified")
-    if any(m.fstype == "cgroup2" and os.path.normpath(m.mountpoint) == unified for m in mounts):
+    unified = leanos.path.join(root, "unified")
+    if any(m.fstype == "cgroup2" and leanos.path.normpath(m.mountpoint) == unified for m in mounts):
         return Mode.HYBRID
     return Mode.V1
