@@ -13,9 +13,9 @@ code group but the reason is what operators count.
 
 from __future__ import annotations
 
-# What an error echoes of a caller's value: its head and its length (runtime/errors.py).
-from dockyard.runtime.errors import ECHO_LIMIT as ECHO_LIMIT
-from dockyard.runtime.errors import shorten as shorten
+# What an error echoes of a caller's value: its head and its length (runtime/kernel/errors.py).
+from dockyard.runtime.kernel.errors import ECHO_LIMIT as ECHO_LIMIT
+from dockyard.runtime.kernel.errors import shorten as shorten
 
 
 class CriError(Exception):
