@@ -43,6 +43,9 @@ POINTS = frozenset({
     "RemovePodSandbox/containers-removed",
     "RemovePodSandbox/shim-gone",    # the shim is shut down; files, netns, cgroup still there
     "RemovePodSandbox/released",     # everything gone but the record
+    "PullImage/downloaded",          # every blob committed to the content store; nothing unpacked
+    "PullImage/unpacked-a-layer",    # one layer's snapshot committed; no image record
+    "RemoveImage/record-removed",    # the record is gone; its blobs and snapshots not collected
 })
 
 

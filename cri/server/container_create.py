@@ -111,7 +111,7 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
             netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(rt, sandbox.id, target),
-            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(),
+            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=rt.node,
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = rt.config.runtimes.resolve(sandbox.handler)

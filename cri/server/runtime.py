@@ -29,6 +29,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..config import Config
+from ..oci.resources import NodeResources
 from ..events import ContainerEvents
 from ..shims import Shims
 from ..stats import StatsSampler
@@ -49,6 +50,7 @@ def now_ns() -> int:
 class ImagesLike(Protocol):
     def get(self, ref_or_id: str) -> Any: ...
     async def pull(self, ref_text: str, auth: object) -> Any: ...
+    async def rootfs_released(self) -> None: ...
 
 
 class SnapshotterLike(Protocol):
@@ -72,6 +74,9 @@ class Runtime:
     events: ContainerEvents
     shims: Shims = field(init=False)
     pod_cidr: str = ""
+    # The node's cgroup version, CPUs, memory nodes and huge page sizes (set at
+    # start by daemon.py; None in unit tests: host facts are then not checked).
+    node: NodeResources | None = None
     sampler: StatsSampler = field(default_factory=StatsSampler)
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
@@ -247,6 +252,7 @@ class Runtime:
                 await self.shims.client(c.sandbox_id).call("delete", {"container_id": c.id})
         faults.point("RemoveContainer/deleted")
         await asyncio.to_thread(release_rootfs, self.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
+        await self.images.rootfs_released()
 
     def publish_sandbox(self, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         self.events.publish_sandbox(self, sandbox, kind)

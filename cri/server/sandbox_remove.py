@@ -54,6 +54,7 @@ async def remove_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
         await rt.shims.shutdown(sandbox.id)
         faults.point("RemovePodSandbox/shim-gone")
         await asyncio.to_thread(release_sandbox_files, rt, sandbox)
+        await rt.images.rootfs_released()
         faults.point("RemovePodSandbox/released")
         rt.sandboxes.delete(sandbox.id)
         rt.exited.pop(sandbox.id, None)

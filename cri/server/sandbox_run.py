@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -95,16 +96,54 @@ def is_retry_of(held: Sandbox, config: api_pb2.PodSandboxConfig, handler_name: s
     return held.state is SandboxState.READY and held.handler == handler_name and held.config == config
 
 
+# The pod's name, namespace and uid go to the CNI plugins in CNI_ARGS
+# ("K8S_POD_NAME=...;K8S_POD_NAMESPACE=...") and into the environment: a ';'
+# or '=' would forge another argument, a control character cannot be passed.
+# Kubernetes' names are DNS subdomains (at most 253 characters).
+MAX_NAME = 253
+HOST_NAME_MAX = 64  # sethostname(2)
+PATH_MAX = 4096
+
+
+def _check_identity(value: str, field: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{field} is required")
+    if len(value) > MAX_NAME:
+        raise errors.InvalidArgument(f"{field}: {len(value)} characters, more than {MAX_NAME}")
+    if any(c in ";=" or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise errors.InvalidArgument(f"{field}: {errors.shorten(value)!r} contains a control character, ';' or '=' "
+                                     "(it is passed to CNI plugins in CNI_ARGS)")
+
+
 def validate(config: api_pb2.PodSandboxConfig) -> None:
+    """What the pod config must be before anything is made for it (pure)."""
     meta = config.metadata
-    if not config.HasField("metadata") or not meta.name:
-        raise errors.InvalidArgument("config.metadata.name is required")
-    if not meta.namespace:
-        raise errors.InvalidArgument("config.metadata.namespace is required")
-    if not meta.uid:
-        raise errors.InvalidArgument("config.metadata.uid is required")
-    if config.log_directory and not os.path.isabs(config.log_directory):
-        raise errors.InvalidArgument(f"config.log_directory {config.log_directory!r} is not an absolute path")
+    if not config.HasField("metadata"):
+        raise errors.InvalidArgument("config.metadata is required")
+    _check_identity(meta.name, "config.metadata.name")
+    _check_identity(meta.namespace, "config.metadata.namespace")
+    _check_identity(meta.uid, "config.metadata.uid")
+    if meta.attempt < 0:
+        raise errors.InvalidArgument(f"config.metadata.attempt: {meta.attempt} is negative")
+    hostname = config.hostname
+    if len(hostname.encode()) > HOST_NAME_MAX or any(c.isspace() or ord(c) < 32 or c == "/" for c in hostname):
+        raise errors.InvalidArgument(f"config.hostname: {errors.shorten(hostname)!r} is not a host name "
+                                     f"(at most {HOST_NAME_MAX} bytes, no whitespace, control character or '/')")
+    log_dir = config.log_directory
+    if log_dir and (not os.path.isabs(log_dir) or "\0" in log_dir or len(log_dir) >= PATH_MAX):
+        raise errors.InvalidArgument(f"config.log_directory {errors.shorten(log_dir)!r} is not an absolute path")
+    for i, pm in enumerate(config.port_mappings):
+        where = f"config.port_mappings[{i}]"
+        for name, port in (("container_port", pm.container_port), ("host_port", pm.host_port)):
+            if not 0 <= port <= 65535:
+                raise errors.InvalidArgument(f"{where}.{name}: {port} is not a port (0..65535)")
+        if pm.protocol not in _PROTOCOLS:
+            raise errors.InvalidArgument(f"{where}.protocol: {pm.protocol} is not TCP, UDP or SCTP")
+        if pm.host_ip:
+            try:
+                ipaddress.ip_address(pm.host_ip)
+            except ValueError as err:
+                raise errors.InvalidArgument(f"{where}.host_ip: {errors.shorten(pm.host_ip)!r} is not an IP address") from err
 
 
 async def run_pod_sandbox(rt: Runtime, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
@@ -213,7 +252,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
-            oom_score_adj=oom,
+            oom_score_adj=oom, node=rt.node,
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version

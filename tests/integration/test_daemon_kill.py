@@ -20,8 +20,10 @@ What a retry must give, as kubelet needs it:
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -93,7 +95,10 @@ def restart(pods: Pods, env: dict[str, str]) -> None:
     pods.daemon.start()
 
 
-@pytest.mark.parametrize("point", sorted(faults.POINTS))
+LIFECYCLE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in SEQUENCE)
+
+
+@pytest.mark.parametrize("point", LIFECYCLE_POINTS)
 def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, point: str) -> None:
     rpc = point.split("/")[0]
     flow = make_flow(pods)
@@ -135,3 +140,49 @@ def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, poi
     for later in SEQUENCE[SEQUENCE.index(rpc) + 1:]:
         flow.call(later, flow.request(later))
     assert flow.sandboxes() == [] and flow.containers() == []
+
+
+IMAGE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in ("PullImage", "RemoveImage"))
+
+
+@pytest.mark.parametrize("point", IMAGE_POINTS)
+def test_image_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, point: str) -> None:
+    """A pull killed after its blobs are stored or a layer is unpacked lists
+    nothing half-made, and its retry completes it; a removal killed after the
+    record went answers OK on retry and leaves no blob or snapshot of the
+    image (restart's GC takes them)."""
+    rpc = point.split("/")[0]
+    ref = "busybox"
+    if rpc == "RemoveImage":
+        pods.daemon.pull(ref)
+    restart(pods, {faults.ENV: point})
+    with pods.daemon.channel() as ch:
+        images = pods.daemon.images(ch)
+        request: Any = (api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=ref)) if rpc == "PullImage"
+                        else api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=ref)))
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(images, rpc)(request, timeout=120)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    restart(pods, {})
+    root = Path(pods.daemon.config["root_dir"])
+    with pods.daemon.channel() as ch:
+        images = pods.daemon.images(ch)
+        assert list(images.ListImages(api_pb2.ListImagesRequest()).images) == []
+        getattr(images, rpc)(request, timeout=120)
+        listed = list(images.ListImages(api_pb2.ListImagesRequest()).images)
+    if rpc == "PullImage":
+        assert len(listed) == 1 and any(t.endswith("busybox:latest") for t in listed[0].repo_tags)
+        assert pods.crictl("exec", "-s", start_one(pods), "echo", "ok") == "ok"
+    else:
+        assert listed == []
+        assert json.loads((root / "snapshots" / "metadata.json").read_text())["committed"] == {}
+        assert not any((root / "content" / "blobs" / "sha256").iterdir())
+    assert not any((root / "content" / "ingest").iterdir())
+
+
+def start_one(pods: Pods) -> str:
+    pod, pod_cfg = pods.run_pod("afterpull")
+    cid = pods.crictl("create", pod, pods.write("c", container_config("c", ["sleep", "1000"])), pod_cfg)
+    pods.crictl("start", cid)
+    return cid
