@@ -122,7 +122,10 @@ def linux_resources(res: api_pb2.LinuxContainerResources, field: str,
         swap = res.memory_swap_limit_in_bytes
         if swap < -1:
             raise InvalidArgument(f"{field}.memory_swap_limit_in_bytes: {swap} (use -1 for unlimited)")
-        if swap > 0 and res.memory_limit_in_bytes and swap < res.memory_limit_in_bytes:
+        if swap > 0 and not res.memory_limit_in_bytes:
+            raise InvalidArgument(f"{field}.memory_swap_limit_in_bytes: {swap} with no memory limit "
+                                  "(it counts memory plus swap, and memory is unlimited)")
+        if swap > 0 and swap < res.memory_limit_in_bytes:
             raise InvalidArgument(f"{field}.memory_swap_limit_in_bytes: {swap} is below the memory limit "
                                   f"{res.memory_limit_in_bytes} (it counts memory plus swap)")
         memory["swap"] = swap
