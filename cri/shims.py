@@ -328,7 +328,10 @@ class Shims:
         )
         _, err = await proc.communicate()
         if proc.returncode != 0:
-            log.debug("%s: %s", " ".join(argv), err.decode(errors="replace").strip())
+            # "does not exist" is the usual, fine answer; anything else (a
+            # process that would not die) is worth an operator's eye.
+            log.warning("%s failed (exit %d): %s", " ".join(argv), proc.returncode,
+                        errors.shorten(err.decode(errors="replace").strip(), 1000))
 
     async def close_all(self) -> None:
         """Daemon exit: drop connections, leave the shims running."""

@@ -83,6 +83,12 @@ def test_tokens_must_be_printable_ascii(field: str, token: str) -> None:
     assert str(info.value) == f"AuthConfig.{field} for x.io is not printable ASCII"
 
 
+def test_server_address_that_is_no_url() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        credentials_from_auth_config(password="p", server_address="[")
+    assert str(info.value) == "AuthConfig.server_address '[' is not a host or URL"
+
+
 def test_credentials_repr_masks_secrets() -> None:
     creds = Credentials("user", SECRET, SECRET + "i", SECRET + "r", "x.io")
     for text in (repr(creds), str(creds), f"{creds}", repr([creds])):

@@ -180,7 +180,10 @@ def credentials_from_auth_config(
 def _host_of(server_address: str) -> str:
     if not server_address:
         return ""
-    parts = urlsplit(server_address if "://" in server_address else f"//{server_address}")
+    try:
+        parts = urlsplit(server_address if "://" in server_address else f"//{server_address}")
+    except ValueError as err:  # "Invalid IPv6 URL": an unclosed '['
+        raise InvalidArgument(f"AuthConfig.server_address {shorten(server_address)!r} is not a host or URL") from err
     return parts.netloc or server_address
 
 
