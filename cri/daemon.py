@@ -105,11 +105,11 @@ def open_runtime(config: Config, stores: Stores) -> Any:
     from dockyard.cri.events import ContainerEvents
     from dockyard.cri.network.cni import CNI
     from dockyard.cri.node_facts import read_node_resources
-    from dockyard.cri.server.runtime import Runtime
+    from dockyard.cri.server.cri_service import CriService
     from dockyard.cri.store.container import ContainerStore
     from dockyard.cri.store.sandbox import SandboxStore
 
-    return Runtime(
+    return CriService(
         config=config,
         images=stores.images,
         snapshotter=stores.snapshotter,

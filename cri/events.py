@@ -49,23 +49,23 @@ class ContainerEvents:
                 q.get_nowait()
                 q.put_nowait(None)  # ends its stream
 
-    def publish(self, rt: Any, container: Container, kind: api_pb2.ContainerEventType.ValueType) -> None:
+    def publish(self, cri: Any, container: Container, kind: api_pb2.ContainerEventType.ValueType) -> None:
         if not self._subscribers:
             return
         from .server.container_status import container_status
         from .server.sandbox_status import sandbox_status
 
-        sandbox = rt.sandboxes.find(container.sandbox_id)
+        sandbox = cri.sandboxes.find(container.sandbox_id)
         event = api_pb2.ContainerEventResponse(
             container_id=container.id, container_event_type=kind, created_at=time.time_ns(),
         )
         if sandbox is not None:
-            event.pod_sandbox_status.CopyFrom(sandbox_status(rt, sandbox))
+            event.pod_sandbox_status.CopyFrom(sandbox_status(cri, sandbox))
             if kind != api_pb2.CONTAINER_DELETED_EVENT:
-                event.containers_statuses.append(container_status(rt, container))
+                event.containers_statuses.append(container_status(cri, container))
         self.send(event)
 
-    def publish_sandbox(self, rt: Any, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
+    def publish_sandbox(self, cri: Any, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         if not self._subscribers:
             return
         from .server.sandbox_status import sandbox_status
@@ -73,5 +73,5 @@ class ContainerEvents:
         event = api_pb2.ContainerEventResponse(
             container_id=sandbox.id, container_event_type=kind, created_at=time.time_ns(),
         )
-        event.pod_sandbox_status.CopyFrom(sandbox_status(rt, sandbox))
+        event.pod_sandbox_status.CopyFrom(sandbox_status(cri, sandbox))
         self.send(event)

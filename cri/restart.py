@@ -39,7 +39,7 @@ The RuntimeService part (``recover_runtime``) further assumes:
    alone is the truth and it stays CREATED while the shim lives, or known to
    it: the last daemon died after its StartContainer reached the shim and
    before it saved the record, and the shim finished the call.  The record
-   then takes the shim's pid and state (``Runtime.adopt_task``).
+   then takes the shim's pid and state (``CriService.adopt_task``).
 9. The state dir is not guaranteed to be a tmpfs.  The boot id
    (/proc/sys/kernel/random/boot_id) stored in it tells a reboot: then no
    process, mount or netns of the last boot exists, so everything in the
@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Protocol
 from .errors import CriError
 
 if TYPE_CHECKING:
-    from .server.runtime import Runtime
+    from .server.cri_service import CriService
 
 log = logging.getLogger("dockyard.cri.restart")
 
@@ -123,16 +123,16 @@ class RuntimeRecovery:
     leftovers: int = 0
 
 
-async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> RuntimeRecovery:
+async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> RuntimeRecovery:
     """Load the records, reconcile them with the shims and the host, remove leftovers."""
-    from .server.runtime import now_ns, release_rootfs
+    from .server.cri_service import now_ns, release_rootfs
     from .server.sandbox_remove import release_sandbox_files
     from .store.container import ContainerState
     from .store.sandbox import SandboxState
 
     report = RuntimeRecovery()
     began = time.monotonic()
-    state = rt.config.state_dir
+    state = cri.config.state_dir
     os.makedirs(state, mode=0o711, exist_ok=True)
     # A pod with a user namespace runs as an unprivileged host uid, which must
     # be able to walk to its rootfs: the state dir may be searched by anyone
@@ -159,52 +159,52 @@ async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> Runt
         f.write(current + "\n")
     os.rename(marker + ".tmp", marker)
 
-    sandboxes = rt.sandboxes.load()
-    containers = rt.containers.load()
+    sandboxes = cri.sandboxes.load()
+    containers = cri.containers.load()
     report.sandboxes, report.containers = len(sandboxes), len(containers)
 
     # Half-done creates: roll back (assumption 6).
     for c in containers:
         if c.state is ContainerState.CREATING:
             log.info("rolling back container %s, whose CreateContainer the last daemon did not finish", c.id)
-            await _force_delete(rt, c.sandbox_id, c.id)
-            await asyncio.to_thread(release_rootfs, rt.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
-            rt.containers.delete(c.id)
+            await _force_delete(cri, c.sandbox_id, c.id)
+            await asyncio.to_thread(release_rootfs, cri.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
+            cri.containers.delete(c.id)
             report.rolled_back += 1
     for s in sandboxes:
         if s.state is SandboxState.INIT:
             log.info("rolling back pod %s, whose RunPodSandbox the last daemon did not finish", s.id)
-            for c in rt.containers.of_sandbox(s.id):
-                rt.containers.delete(c.id)
-            await _force_delete(rt, s.id, s.id)
-            await rt.shims.shutdown(s.id)
+            for c in cri.containers.of_sandbox(s.id):
+                cri.containers.delete(c.id)
+            await _force_delete(cri, s.id, s.id)
+            await cri.shims.shutdown(s.id)
             with contextlib.suppress(CriError):
-                await rt.cni.teardown(s.id, s.netns_path)
-            await asyncio.to_thread(release_sandbox_files, rt, s)
-            rt.sandboxes.delete(s.id)
+                await cri.cni.teardown(s.id, s.netns_path)
+            await asyncio.to_thread(release_sandbox_files, cri, s)
+            cri.sandboxes.delete(s.id)
             report.rolled_back += 1
 
     # Live shims are the truth; dead ones prove nothing (assumption 8).
-    for s in rt.sandboxes.list():
+    for s in cri.sandboxes.list():
         if report.rebooted:
-            for c in rt.containers.of_sandbox(s.id):
+            for c in cri.containers.of_sandbox(s.id):
                 if c.state is not ContainerState.EXITED:
-                    rt.record_exit(c, 255, now_ns(), reason=REBOOTED_REASON, message="the node rebooted")
-            rt.record_pause_exit(s, 255)
+                    cri.record_exit(c, 255, now_ns(), reason=REBOOTED_REASON, message="the node rebooted")
+            cri.record_pause_exit(s, 255)
             continue
-        client = await rt.shims.reconnect(s.id)
+        client = await cri.shims.reconnect(s.id)
         if client is None:
-            if any(c.state is not ContainerState.EXITED for c in rt.containers.of_sandbox(s.id)) or s.pause_exit_code is None:
+            if any(c.state is not ContainerState.EXITED for c in cri.containers.of_sandbox(s.id)) or s.pause_exit_code is None:
                 report.dead_shims += 1
-                for c in rt.containers.of_sandbox(s.id):
+                for c in cri.containers.of_sandbox(s.id):
                     if c.state is not ContainerState.EXITED:
-                        await _force_delete(rt, s.id, c.id)
-                await _force_delete(rt, s.id, s.id)
-                await rt.on_shim_dead(s.id)
+                        await _force_delete(cri, s.id, c.id)
+                await _force_delete(cri, s.id, s.id)
+                await cri.on_shim_dead(s.id)
             continue
-        await rt.on_shim_resync(s.id)
+        await cri.on_shim_resync(s.id)
 
-    report.leftovers = await asyncio.to_thread(_remove_orphans, rt)
+    report.leftovers = await asyncio.to_thread(_remove_orphans, cri)
     log.info(
         "runtime recovery in %.2fs: %d pods, %d containers, %d half-done rolled back, %d dead shims, "
         "%d orphans removed%s",
@@ -214,23 +214,23 @@ async def recover_runtime(rt: Runtime, boot_id_file: str = BOOT_ID_FILE) -> Runt
     return report
 
 
-async def _force_delete(rt: Runtime, pod_id: str, container_id: str) -> None:
+async def _force_delete(cri: CriService, pod_id: str, container_id: str) -> None:
     """Kill and delete a container through its runtime's own state (its shim is gone or never answered)."""
-    sandbox = rt.sandboxes.find(pod_id)
-    handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else rt.config.runtimes.default
-    await rt.shims.force_delete(handler, container_id)
+    sandbox = cri.sandboxes.find(pod_id)
+    handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else cri.config.runtimes.default
+    await cri.shims.force_delete(handler, container_id)
 
 
-def _remove_orphans(rt: Runtime) -> int:
+def _remove_orphans(cri: CriService) -> int:
     """Leftovers of objects without a record (assumption 7); blocking."""
     from .network import netns
     from .pod_cgroup import remove_pod_cgroup
-    from .server.runtime import release_rootfs, unmount_all
+    from .server.cri_service import release_rootfs, unmount_all
     from .shims import shim_alive
 
-    state = rt.config.state_dir
-    known_pods = {s.id for s in rt.sandboxes.list()}
-    known_containers = {c.id for c in rt.containers.list()}
+    state = cri.config.state_dir
+    known_pods = {s.id for s in cri.sandboxes.list()}
+    known_containers = {c.id for c in cri.containers.list()}
     removed = 0
     for name in _listdir(os.path.join(state, "netns")):
         if name not in known_pods:
@@ -239,7 +239,7 @@ def _remove_orphans(rt: Runtime) -> int:
     for name in _listdir(os.path.join(state, "sandboxes")):
         if name not in known_pods:
             sdir = os.path.join(state, "sandboxes", name)
-            release_rootfs(rt.snapshotter, os.path.join(sdir, "bundle", "rootfs"), "", "")
+            release_rootfs(cri.snapshotter, os.path.join(sdir, "bundle", "rootfs"), "", "")
             if os.path.isdir(os.path.join(sdir, "shm")):
                 unmount_all(os.path.join(sdir, "shm"))
             shutil.rmtree(sdir, ignore_errors=True)
@@ -247,17 +247,17 @@ def _remove_orphans(rt: Runtime) -> int:
     for name in _listdir(os.path.join(state, "containers")):
         if name not in known_containers:
             cdir = os.path.join(state, "containers", name)
-            release_rootfs(rt.snapshotter, os.path.join(cdir, "rootfs"), "", cdir)
+            release_rootfs(cri.snapshotter, os.path.join(cdir, "rootfs"), "", cdir)
             removed += 1
     for name in _listdir(os.path.join(state, "shims")):
         if name not in known_pods and not shim_alive(os.path.join(state, "shims", name)):
             shutil.rmtree(os.path.join(state, "shims", name), ignore_errors=True)
             removed += 1
-    for key in sorted(rt.snapshotter.active()):
+    for key in sorted(cri.snapshotter.active()):
         if key not in known_pods and key not in known_containers:
-            release_rootfs(rt.snapshotter, "", key, "")
+            release_rootfs(cri.snapshotter, "", key, "")
             removed += 1
-    parent = rt.config.cgroup_parent.strip("/")
+    parent = cri.config.cgroup_parent.strip("/")
     for hierarchy in _listdir("/sys/fs/cgroup"):
         for name in _listdir(os.path.join("/sys/fs/cgroup", hierarchy, parent)):
             if name.startswith("pod-") and name[4:] not in known_pods:
@@ -285,7 +285,7 @@ def mounts_under(mountinfo: str, directory: str) -> list[str]:
 
 
 def _unmount_under(directory: str) -> None:
-    from .server.runtime import unmount_all
+    from .server.cri_service import unmount_all
 
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         targets = mounts_under(f.read(), os.path.realpath(directory))

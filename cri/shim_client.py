@@ -127,7 +127,7 @@ class ShimClient:
         finally:
             self._pending.pop(req_id, None)
         try:
-            _, result = proto.parse_reply(message)
+            _, result = proto.parse_reply(message, method)
         except proto.ShimError as err:
             raise domain_error(self.pod_id, method, err) from err
         return result
@@ -171,7 +171,7 @@ class ShimClient:
                         yield message
                     else:
                         try:
-                            proto.parse_reply(message)
+                            proto.parse_reply(message, "subscribe")
                         except proto.ShimError as err:
                             raise domain_error(self.pod_id, "subscribe", err) from err
                         # The subscribe answer: events from here on reach us;
@@ -204,7 +204,7 @@ class ShimClient:
                         if proto.is_event(message):
                             continue
                         try:
-                            _, result = proto.parse_reply(message)
+                            _, result = proto.parse_reply(message, method)
                         except proto.ShimError as err:
                             raise domain_error(self.pod_id, method, err) from err
                         names = [str(n) for n in result.get("fds", [])]
@@ -241,7 +241,7 @@ class ShimClient:
             if message is None:
                 raise errors.Unavailable(f"shim of pod {self.pod_id}: attach: connection closed before the answer")
             try:
-                _, result = proto.parse_reply(message)
+                _, result = proto.parse_reply(message, "attach")
             except proto.ShimError as err:
                 raise domain_error(self.pod_id, "attach", err) from err
         except BaseException:

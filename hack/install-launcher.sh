@@ -41,8 +41,8 @@ PY
 #
 # dockyard-runc leaves through os._exit once its output is flushed: tearing
 # down the interpreter (module dicts, caches) is work nobody needs from a
-# short-lived CLI call (posix's _exit: os would cost the call 1.3 ms to
-# import, see runtime/leanos.py).  The shim is a daemon with its own exit
+# short-lived CLI call (posix's _exit: the CLI does without os, see
+# runtime/kernel/lean/README.md).  The shim is a daemon with its own exit
 # path.
 install_launcher dockyard-runc dockyard.runtime.cli.main 'import gc
 gc.disable()' 'code = main()

@@ -6,6 +6,9 @@
 #   hack/run-node-e2e.sh [--runtime dockyardd|containerd] [--name NAME]
 #                        [--procs N] [--focus-file F] [--skip-file F]...
 #                        [--timeout 6h] [--dry-run]
+#   hack/run-node-e2e.sh --compare DIR...   a markdown table of the runs' specs
+#                                           (pass/fail/skip per run, by the
+#                                           report.json in each build/node-e2e/DIR)
 #
 # What runs: e2e_node.test under ginkgo's parallel processes, focus
 # `\[NodeConformance\]`, skip `\[Flaky\]|\[Slow\]|\[Serial\]|\[Disruptive\]`
@@ -72,6 +75,41 @@ DEFAULT_SKIP='\[Flaky\]|\[Slow\]|\[Serial\]|\[Disruptive\]'
 die() { echo "run-node-e2e.sh: $*" >&2; exit 1; }
 log() { echo "run-node-e2e: $(date +%T) $*"; }
 
+compare() { # run dirs (under build/node-e2e or paths) -> markdown on stdout
+  python3 - "$build/node-e2e" "$@" <<'PY'
+import json, os, sys
+base, runs = sys.argv[1], sys.argv[2:]
+def load(run):
+    path = run if os.path.isdir(run) else os.path.join(base, run)
+    specs = {}
+    for r in json.load(open(os.path.join(path, "report.json")))[0]["SpecReports"]:
+        if r["LeafNodeType"] != "It":
+            continue
+        text = " ".join([*r["ContainerHierarchyTexts"], r["LeafNodeText"]])
+        state = r["State"]
+        if state == "skipped":
+            if not r.get("Failure"):
+                continue  # not selected by the run's filters
+            state = "skip"
+        elif state == "passed":
+            state = "pass"
+        else:
+            state = "FAIL" if state == "failed" else state.upper()
+        loc = r["LeafNodeLocation"]
+        specs[text] = (state, f'{loc["FileName"].split("kubernetes@")[-1].split("/", 1)[-1]}:{loc["LineNumber"]}',
+                       r["RunTime"] / 1e9)
+    return specs
+results = [load(r) for r in runs]
+names = [os.path.basename(r.rstrip("/")) for r in runs]
+print("| spec | " + " | ".join(names) + " | source |")
+print("|---|" + "---|" * len(runs) + "---|")
+for text in sorted(set().union(*results)):
+    cells = [res[text][0] + f" ({res[text][2]:.0f}s)" if text in res else "-" for res in results]
+    loc = next(res[text][1] for res in results if text in res)
+    print(f"| {text.replace('|', '/')} | " + " | ".join(cells) + f" | {loc} |")
+PY
+}
+
 runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
@@ -85,6 +123,7 @@ while (($#)); do
     --timeout) timeout=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --in-namespace) inner=1; shift ;;
+    --compare) shift; compare "$@"; exit 0 ;;
     *) die "unknown argument $1 (see the header of $0)" ;;
   esac
 done
@@ -451,6 +490,9 @@ main_outside() {
     fi
   done
 
+  # SIGTERM (a CI timeout, ^C in a terminal) ends the whole run at once:
+  # every process of it is in these cgroups.
+  trap 'log "interrupted: killing the run"; remove_cgroups; rm -rf --one-file-system "$base"; exit 143' TERM INT
   local start rc=0 secs inner_args
   start=$(date +%s)
   log "$runtime at $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD -- cri shim runtime api 2>/dev/null \

@@ -15,7 +15,7 @@ from .kernel.lean import leanos, leansignal
 from .state import ContainerState, Store
 from .status import Status, require
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 
 def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None = None) -> cgroups.Manager:
-    # On cgroup v2, device rules need an eBPF program this runtime does not
-    # load yet: they are reported (a warning naming linux.resources.devices)
-    # rather than refusing every ordinary container on a v2 node.
+    # On cgroup v2, device rules are an eBPF program (cgroups/v2/devices.py);
+    # where bpf(2) is refused (a runtime in a user namespace), they are
+    # reported (a warning naming linux.resources.devices) rather than
+    # refusing every container, as runc does there.
     from .cgroups.locate import new_manager
 
     return new_manager(cgroups_path or None, container_id, mountinfo_text=mountinfo_text,
@@ -233,8 +234,18 @@ def update(store: Store, container_id: str, resources: dict[str, Any]) -> None:
     with store.lock(container_id):
         c = load(store, container_id)
         require("update", c.status, container_id)
-        c.manager.apply(resources)
         raw = store.load_config(container_id)
+        applied = resources
+        if "devices" in resources:
+            # As create does (spawn.py): the rules given, then runc's default
+            # allowances and the linux.devices nodes, so an update that names
+            # devices cannot take /dev/null or the pty away.  The config keeps
+            # the rules as given.
+            from .cgroups.device_rules import with_default_devices
+
+            linux_devices = (raw.get("linux") or {}).get("devices")
+            applied = with_default_devices(resources, linux_devices if isinstance(linux_devices, list) else None)
+        c.manager.apply(applied)
         linux = raw.setdefault("linux", {})
         merged = linux.setdefault("resources", {})
         for key, value in resources.items():

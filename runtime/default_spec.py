@@ -4,7 +4,7 @@ read-only paths, and the default capability set)."""
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

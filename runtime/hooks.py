@@ -19,7 +19,7 @@ from __future__ import annotations
 from .kernel.errors import HookFailed
 from .kernel.lean import jsonfast
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import sys
 
-from . import hooks, privileges
+from . import hooks, privileges, sync
 from .kernel import syscalls
 from .kernel.errors import RuntimeFault, SyscallError, shorten
 from .kernel.lean import leanos, leansignal
@@ -48,7 +48,7 @@ from .plan import ProcessPlan
 from .spec import Hook
 from .sync import Channel
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -95,7 +95,7 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
     moves this (single-threaded) process into the container's cgroups; it
     runs first, while /sys/fs/cgroup is still the host's."""
     try:
-        chan.recv("go", what="runtime")
+        chan.recv(sync.GO, what="runtime")
         if join_cgroup is not None:
             join_cgroup()
         # Before any namespace: in a user namespace the kernel checks the
@@ -110,8 +110,8 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
             leanos.setresuid(0, 0, 0)
         if plan.new_user:
             syscalls.unshare(syscalls.CLONE_NEWUSER)
-            chan.send("idmap")
-            chan.recv("idmap-done", what="runtime")
+            chan.send(sync.IDMAP)
+            chan.recv(sync.IDMAP_DONE, what="runtime")
             leanos.setresgid(0, 0, 0)
             leanos.setresuid(0, 0, 0)
         if plan.unshare_flags:
@@ -124,7 +124,7 @@ def stage1(plan: InitPlan, chan: Channel, join_cgroup: Callable[[], None] | None
         pid = leanos.fork()
         if pid == 0:
             stage2(plan, chan)
-        chan.send("pid", pid=pid)
+        chan.send(sync.PID, pid=pid)
         leanos._exit(0)
     except BaseException as err:  # the child must never fall back into the CLI's code
         _fail(chan, err)
@@ -176,10 +176,10 @@ def _run_hooks_in_container(kind: str, hook_list: tuple[Hook, ...], state: dict[
 
 def stage2(plan: InitPlan, chan: Channel) -> None:
     """The init proper.  Never returns: it execs the user's program or exits."""
-    p = plan.process
+    process = plan.process
     try:
         # stage 1 may still be writing its "pid" message on this socket
-        chan.recv("continue", what="runtime")
+        chan.recv(sync.CONTINUE, what="runtime")
         if plan.create_container_hooks or plan.start_container_hooks:
             # After pivot_root the host's Python library is out of reach: load
             # now what running a hook needs later.
@@ -191,7 +191,7 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         # library is out of reach; these only bind the names.
         if plan.rootfs is not None:
             from .rootfs import setup as rootfs
-        if p.terminal:
+        if process.terminal:
             from . import console
         if plan.set_sid:
             leanos.setsid()
@@ -200,21 +200,21 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         if plan.rootfs is not None:
             rootfs.prepare(plan.rootfs)
             if plan.hooks_handshake:
-                chan.send("hooks")
+                chan.send(sync.HOOKS)
                 if not placed:  # before any hook runs in here
-                    chan.recv("placed", what="runtime")
+                    chan.recv(sync.PLACED, what="runtime")
                     placed = True
-                state = chan.recv("hooks-done", what="runtime")["state"]
+                state = chan.recv(sync.HOOKS_DONE, what="runtime")["state"]
                 _run_hooks_in_container("createContainer", plan.create_container_hooks, state)
             # as runc and docker do, a working directory the image lacks is made
-            rootfs.ensure_dir(plan.rootfs, p.cwd)
+            rootfs.ensure_dir(plan.rootfs, process.cwd)
             rootfs.pivot(plan.rootfs)
         else:
             leanos.chdir("/")
-        if p.terminal:
+        if process.terminal:
             if plan.console_fd < 0:
                 raise RuntimeFault("set up terminal", "process.terminal", "terminal is true but no --console-socket was given")
-            console.setup(plan.console_fd, p.console_size, bind_console=plan.rootfs is not None)
+            console.setup(plan.console_fd, process.console_size, bind_console=plan.rootfs is not None)
         if plan.hostname:
             syscalls.sethostname(plan.hostname)
         if plan.domainname:
@@ -223,35 +223,35 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
         _set_sysctls(plan.sysctl)
         if plan.rootfs is not None:
             rootfs.finalize(plan.rootfs)
-        privileges.set_rlimits(p)
+        privileges.set_rlimits(process)
         if plan.personality is not None:
             syscalls.personality(plan.personality)
-        privileges.check_lsm(p)
-        privileges.drop_bounding(p)
+        privileges.check_lsm(process)
+        privileges.drop_bounding(process)
         # Python's start-up ignores SIGPIPE and SIGXFSZ, and an ignored signal
         # stays ignored across execve: the program gets the defaults back, as
         # runc's (Go's) gives them.  Before seccomp, which may deny sigaction.
         leansignal.signal(leansignal.SIGPIPE, leansignal.SIG_DFL)
         leansignal.signal(leansignal.SIGXFSZ, leansignal.SIG_DFL)
-        if p.no_new_privileges:
+        if process.no_new_privileges:
             syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
-        elif p.seccomp is not None:
-            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+        elif process.seccomp is not None:
+            syscalls.seccomp_set_filter(process.seccomp.program, process.seccomp.flags)
         try:
-            leanos.chdir(p.cwd)
+            leanos.chdir(process.cwd)
         except OSError as err:
-            raise RuntimeFault("chdir", f"process.cwd {p.cwd}", "", err.errno or 0) from err
-        privileges.switch_user(p)
-        privileges.apply_caps(p)
-        if p.umask is not None:
-            leanos.umask(p.umask)
-        exe = privileges.find_executable(p)
-        execve = syscalls.prepare_execve(exe, list(p.args), list(p.env))
+            raise RuntimeFault("chdir", f"process.cwd {process.cwd}", "", err.errno or 0) from err
+        privileges.switch_user(process)
+        privileges.apply_caps(process)
+        if process.umask is not None:
+            leanos.umask(process.umask)
+        exe = privileges.find_executable(process)
+        execve = syscalls.prepare_execve(exe, list(process.args), list(process.env))
         mark_cloexec_from(3 + plan.preserve_fds)
         if not placed:
-            chan.recv("placed", what="runtime")
+            chan.recv(sync.PLACED, what="runtime")
         if plan.fifo_fd >= 0:
-            chan.send("ready")
+            chan.send(sync.READY)
             # Blocks until `start` opens the fifo for reading.  The write end
             # stays open, close-on-exec: `start` reads "0", then waits for EOF,
             # which comes exactly when execve succeeds (or the init dies), so
@@ -260,9 +260,9 @@ def stage2(plan: InitPlan, chan: Channel) -> None:
             _run_hooks_in_container("startContainer", plan.start_container_hooks, {**state, "status": "created"})
             leanos.write(wfd, b"0")
         else:
-            chan.send("ready")
-        if p.no_new_privileges and p.seccomp is not None:
-            syscalls.seccomp_set_filter(p.seccomp.program, p.seccomp.flags)
+            chan.send(sync.READY)
+        if process.no_new_privileges and process.seccomp is not None:
+            syscalls.seccomp_set_filter(process.seccomp.program, process.seccomp.flags)
         code = execve()
         print(f"dockyard-runc init: exec {shorten(exe)}: {leanos.strerror(code)}", file=sys.stderr)
         leanos._exit(127)

@@ -31,7 +31,7 @@ from .kernel.errors import SyscallError
 from .kernel.lean import leanos
 from .spec import IDMap, Namespace
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -15,10 +15,11 @@ Order matters, and it is runc's:
 from __future__ import annotations
 
 import errno
+import stat
 
 from .kernel import syscalls
 from .kernel.errors import NotFound, SyscallError, Unsupported
-from .kernel.lean import leanos, leanstat
+from .kernel.lean import leanos
 from .plan import ProcessPlan
 
 
@@ -123,7 +124,7 @@ def find_executable(plan: ProcessPlan) -> str:
             st = leanos.stat(path)
         except OSError:
             continue
-        if leanstat.S_ISREG(st.st_mode) and leanos.access(path, leanos.X_OK):
+        if stat.S_ISREG(st.st_mode) and leanos.access(path, leanos.X_OK):
             return path
     target = f"process.args[0] {name!r}"
     if "/" in name:

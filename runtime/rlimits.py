@@ -3,9 +3,9 @@
 Facts: rlim_t is an unsigned 64-bit number and RLIM_INFINITY is its all-ones
 value, which the OCI spec writes as 18446744073709551615.  The limits are
 set through libc (syscalls.setrlimit), which takes every rlim_t as it is;
-Python's ``resource`` module could not pass numbers above 2**63-1, and
-loading it costs every create ~0.3 ms.  soft > hard is not checked here:
-setrlimit(2) reports it (EINVAL), as runc leaves it to the kernel.
+Python's ``resource`` module could not pass numbers above 2**63-1.
+soft > hard is not checked here: setrlimit(2) reports it (EINVAL), as runc
+leaves it to the kernel.
 
 The resource numbers are Linux's generic ones (asm-generic/resource.h),
 which x86_64 and arm64 use; Alpha, MIPS and SPARC number a few differently
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .kernel.errors import InvalidSpec
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno as _errno
 import time
 
-from . import cgroups, hooks, namespaces
+from . import cgroups, hooks, namespaces, sync
 from .container import load, manager_for
 from .init import InitPlan, stage1
 from .kernel import syscalls
@@ -31,7 +31,7 @@ from .status import require
 from .sync import Channel
 from .undo import Undo
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -152,24 +152,24 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
     stack.callback(_kill_and_reap, pid1)
     if not self_placed and not late:
         manager.add(pid1)
-    parent.send("go")
+    parent.send(sync.GO)
     if plan.new_user:
-        parent.recv("idmap")
+        parent.recv(sync.IDMAP)
         namespaces.write_idmaps(pid1, uid_maps, gid_maps)
-        parent.send("idmap-done")
-    pid2 = int(parent.recv("pid")["pid"])
+        parent.send(sync.IDMAP_DONE)
+    pid2 = int(parent.recv(sync.PID)["pid"])
     stack.callback(_kill_and_reap, pid2)
     leanos.waitpid(pid1, 0)
-    parent.send("continue")
+    parent.send(sync.CONTINUE)
     if late:
         try:
             manager.add_rest(pid2)
-            parent.send("placed")
+            parent.send(sync.PLACED)
         except (OSError, RuntimeFault):
             # Stage 2 runs meanwhile and may have failed and exited already
             # (EPIPE on the channel, ESRCH from cgroup.procs): its own report,
             # waiting on the channel, is the error worth raising.
-            parent.recv("ready")
+            parent.recv(sync.READY)
             raise
     return parent, pid2
 
@@ -271,12 +271,12 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         chan, pid = _spawn(plan, manager, cgroups.with_default_devices(lx.resources, list(lx.devices)),
                            lx.uid_mappings, lx.gid_mappings, stack)
         if plan.hooks_handshake:
-            chan.recv("hooks")
+            chan.recv(sync.HOOKS)
             hook_state = hooks.hook_state(spec, container_id, "creating", pid, bundle)
             hooks.run_hooks("prestart", spec.hooks.prestart, hook_state)
             hooks.run_hooks("createRuntime", spec.hooks.create_runtime, hook_state)
-            chan.send("hooks-done", state=hook_state)
-        chan.recv("ready")
+            chan.send(sync.HOOKS_DONE, state=hook_state)
+        chan.recv(sync.READY)
         started = process_start_time(pid)
         if started is None:
             raise RuntimeFault("create container", container_id, "the init exited during setup")
@@ -331,7 +331,7 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
         )
         manager = c.manager
         chan, pid = _spawn(plan, manager, None, (), (), stack)
-        chan.recv("ready", what="exec process")
+        chan.recv(sync.READY, what="exec process")
         chan.wait_exec()
         if pid_file:
             _write_pid_file(pid_file, pid)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .kernel.errors import InvalidSpec
 from .kernel.lean.records import Record, field
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -206,12 +206,12 @@ U32 = 0xFFFFFFFF
 def _idmaps(parent: dict[str, Any], key: str, path: str) -> tuple[IDMap, ...]:
     out = []
     for i, raw in enumerate(_get_list(parent, key, path)):
-        p = _join(_join(path, key), i)
-        m = _obj(raw, p)
+        where = _join(_join(path, key), i)
+        m = _obj(raw, where)
         out.append(IDMap(
-            container_id=_req_int(m, "containerID", p, minimum=0, maximum=U32),
-            host_id=_req_int(m, "hostID", p, minimum=0, maximum=U32),
-            size=_req_int(m, "size", p, minimum=1, maximum=U32),
+            container_id=_req_int(m, "containerID", where, minimum=0, maximum=U32),
+            host_id=_req_int(m, "hostID", where, minimum=0, maximum=U32),
+            size=_req_int(m, "size", where, minimum=1, maximum=U32),
         ))
     return tuple(out)
 
@@ -297,18 +297,18 @@ def parse_process(raw: Any, path: str = "process") -> Process:
 def _parse_mounts(raw: dict[str, Any]) -> tuple[Mount, ...]:
     out = []
     for i, item in enumerate(_get_list(raw, "mounts", "")):
-        p = f"mounts[{i}]"
-        m = _obj(item, p)
-        dest = _get_str(m, "destination", p, required=True)
+        where = f"mounts[{i}]"
+        m = _obj(item, where)
+        dest = _get_str(m, "destination", where, required=True)
         if not dest.startswith("/"):
-            raise InvalidSpec(_join(p, "destination"), f"must be an absolute path, got {dest!r}")
+            raise InvalidSpec(_join(where, "destination"), f"must be an absolute path, got {dest!r}")
         out.append(Mount(
             destination=dest,
-            type=_get_str(m, "type", p),
-            source=_get_str(m, "source", p),
-            options=_get_strs(m, "options", p),
-            uid_mappings=_idmaps(m, "uidMappings", p),
-            gid_mappings=_idmaps(m, "gidMappings", p),
+            type=_get_str(m, "type", where),
+            source=_get_str(m, "source", where),
+            options=_get_strs(m, "options", where),
+            uid_mappings=_idmaps(m, "uidMappings", where),
+            gid_mappings=_idmaps(m, "gidMappings", where),
         ))
     return tuple(out)
 
@@ -319,13 +319,13 @@ def _parse_hooks(raw: dict[str, Any]) -> Hooks:
     for kind in HOOK_KINDS:
         items = []
         for i, h in enumerate(_get_list(hooks_raw, kind, "hooks")):
-            p = f"hooks.{kind}[{i}]"
-            hd = _obj(h, p)
-            hpath = _get_str(hd, "path", p, required=True)
+            where = f"hooks.{kind}[{i}]"
+            hd = _obj(h, where)
+            hpath = _get_str(hd, "path", where, required=True)
             if not hpath.startswith("/"):
-                raise InvalidSpec(_join(p, "path"), f"must be an absolute path, got {hpath!r}")
-            items.append(Hook(hpath, _get_strs(hd, "args", p), _get_strs(hd, "env", p),
-                              _get_int(hd, "timeout", p, None, minimum=1)))
+                raise InvalidSpec(_join(where, "path"), f"must be an absolute path, got {hpath!r}")
+            items.append(Hook(hpath, _get_strs(hd, "args", where), _get_strs(hd, "env", where),
+                              _get_int(hd, "timeout", where, None, minimum=1)))
         parsed[kind] = tuple(items)
     return Hooks(parsed["prestart"], parsed["createRuntime"], parsed["createContainer"],
                  parsed["startContainer"], parsed["poststart"], parsed["poststop"])
@@ -337,17 +337,17 @@ def _parse_linux(raw: dict[str, Any]) -> Linux:
     namespaces = []
     seen: set[str] = set()
     for i, item in enumerate(_get_list(lx, "namespaces", path)):
-        p = f"linux.namespaces[{i}]"
-        ns = _obj(item, p)
-        kind = _get_str(ns, "type", p, required=True)
+        where = f"linux.namespaces[{i}]"
+        ns = _obj(item, where)
+        kind = _get_str(ns, "type", where, required=True)
         if kind not in NAMESPACE_TYPES:
-            raise InvalidSpec(_join(p, "type"), f"unknown namespace type {kind!r} (known: {', '.join(NAMESPACE_TYPES)})")
+            raise InvalidSpec(_join(where, "type"), f"unknown namespace type {kind!r} (known: {', '.join(NAMESPACE_TYPES)})")
         if kind in seen:
-            raise InvalidSpec(_join(p, "type"), f"namespace {kind!r} is listed twice")
+            raise InvalidSpec(_join(where, "type"), f"namespace {kind!r} is listed twice")
         seen.add(kind)
-        nspath = _get_str(ns, "path", p)
+        nspath = _get_str(ns, "path", where)
         if nspath and not nspath.startswith("/"):
-            raise InvalidSpec(_join(p, "path"), f"must be an absolute path, got {nspath!r}")
+            raise InvalidSpec(_join(where, "path"), f"must be an absolute path, got {nspath!r}")
         namespaces.append(Namespace(kind, nspath))
     devices = tuple(_obj(d, f"linux.devices[{i}]") for i, d in enumerate(_get_list(lx, "devices", path)))
     prop = _get_str(lx, "rootfsPropagation", path)
@@ -360,12 +360,12 @@ def _parse_linux(raw: dict[str, Any]) -> Linux:
             raise InvalidSpec("linux.personality.domain", f"must be LINUX or LINUX32, got {domain!r}")
     time_offsets: dict[str, dict[str, int]] = {}
     for clock, off in (_get_obj(lx, "timeOffsets", path) or {}).items():
-        p = f"linux.timeOffsets.{clock}"
+        where = f"linux.timeOffsets.{clock}"
         if clock not in ("monotonic", "boottime"):
-            raise InvalidSpec(p, "only monotonic and boottime clocks can be offset")
-        o = _obj(off, p)
-        time_offsets[clock] = {"secs": _get_int(o, "secs", p, 0) or 0,
-                               "nanosecs": _get_int(o, "nanosecs", p, 0, minimum=0, maximum=999_999_999) or 0}
+            raise InvalidSpec(where, "only monotonic and boottime clocks can be offset")
+        o = _obj(off, where)
+        time_offsets[clock] = {"secs": _get_int(o, "secs", where, 0) or 0,
+                               "nanosecs": _get_int(o, "nanosecs", where, 0, minimum=0, maximum=999_999_999) or 0}
     uid_maps = _idmaps(lx, "uidMappings", path)
     gid_maps = _idmaps(lx, "gidMappings", path)
     for name, maps in (("uidMappings", uid_maps), ("gidMappings", gid_maps)):

@@ -26,7 +26,7 @@ from .kernel.lean import jsonfast, leanos
 from .kernel.lean.records import Record, field, to_dict
 from .status import Status
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -102,8 +102,8 @@ def process_start_time(pid: int) -> tuple[int, str] | None:
 class ContainerLock:
     """An exclusive flock on <root>/<id>/lock for the span of a ``with``.
 
-    A class rather than contextlib.contextmanager: contextlib (with the
-    functools and collections it imports) is not worth ~3 ms of every start."""
+    A class rather than contextlib.contextmanager: contextlib stays off the
+    hot paths (runtime/kernel/lean/README.md)."""
 
     __slots__ = ("container_id", "fd", "path")
 

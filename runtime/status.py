@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .kernel.errors import FailedPrecondition
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import ClassVar
 
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 class Status:
     """One of five singletons with a ``value`` (runc's word for it).
 
-    Not an enum.Enum: ``import enum`` costs ~4 ms, paid by every
-    create, start and delete.  Compare with ``==`` or ``is``."""
+    Not an enum.Enum: ``enum`` stays off the hot paths
+    (runtime/kernel/lean/README.md).  Compare with ``==`` or ``is``."""
 
     __slots__ = ("value",)
     CREATING: ClassVar[Status]

@@ -1,6 +1,5 @@
 """Rollback for a multi-step operation: what contextlib.ExitStack does for
-``create``, without importing contextlib (which brings functools and
-collections, ~3 ms of every container's create).
+``create``, without importing contextlib (runtime/kernel/lean/README.md).
 
     with Undo() as undo:
         take_a(); undo.callback(release_a)
@@ -14,7 +13,7 @@ what failed before it, the original error included), as ExitStack does.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -21,7 +21,7 @@ from dockyard.runtime.kernel.lean import leansocket
 
 from .loop import READ, WRITE, Loop
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -1,8 +1,9 @@
 """The "fork" launch strategy: the bundled dockyard-runc, run in a fork of the shim.
 
-Why: a fresh interpreter costs ~7 ms here before the runtime does anything,
-and every create, start, exec and delete of a pod paid it; a fork of the
-shim starts at once (README's pod and streaming figures come from this).
+Why: a fresh interpreter's start (the floor row of README's runtime results)
+comes before the runtime does anything, and every create, start, exec and
+delete of a pod paid it; a fork of the shim starts at once (README's pod
+and streaming figures come from this).
 Only the dockyard-runc of the shim's own installation qualifies
 (oci_runtime.is_bundled_runtime): one installation, one version of the
 code.  Any other binary is executed (oci_runtime.SpawnBinary).

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -74,7 +74,7 @@ class HandedIO:
     def spawn_pump(self) -> dict[int, Callable[[int], None]]:
         """Nothing to drain: the pipes' other ends are the caller's, read once
         ``exec`` is answered.  What the runtime may write there first is its
-        own error report, which it keeps short (runtime/errors.py)."""
+        own error report, which it keeps short (runtime/kernel/errors.py)."""
         return {}
 
     def spawned(self) -> None:

@@ -30,7 +30,7 @@ from dockyard.api.shim import CAPTURE_LIMIT
 from . import cri_log
 from .loop import READ, WRITE, Loop
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 

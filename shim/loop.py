@@ -1,13 +1,12 @@
 """The shim's single-threaded event loop: an epoll, fd callbacks and timers.
 
-Why not asyncio: the shim is one long-lived process per pod and its memory
-is paid per pod; asyncio would add ~4 MiB and ~30 ms of imports.  Why epoll
-and not ``selectors``: selectors imports ``collections`` and ``math``, ~2 ms
-and their memory for one class the shim uses little of.  This keeps its
-EpollSelector's behaviour (CPython 3.11): level-triggered; an error or
-hang-up wakes both readers and writers; a timeout is rounded up to the
-millisecond (epoll.poll does that itself); a callback whose watch was
-dropped or changed by an earlier callback of the same round is skipped.
+Why not asyncio or ``selectors``: the shim is one long-lived process per
+pod, its start and its memory are paid per pod, and both are costly imports
+(runtime/kernel/lean/README.md) for the one class the shim would use.  This
+keeps selectors' EpollSelector's behaviour (CPython 3.11): level-triggered;
+an error or hang-up wakes both readers and writers; a timeout is rounded up
+to the millisecond (epoll.poll does that itself); a callback whose watch
+was dropped or changed by an earlier callback of the same round is skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import heapq
 import select
 import time
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -98,8 +98,11 @@ def _alive(sock_path: str) -> bool:
 
 
 def _self_argv() -> list[str]:
-    """How to run this program again (the fast launcher, pip's script, or -m)."""
+    """How to run this program again (the fast launcher, pip's script, or -m),
+    with the interpreter's flags and -X options (``-X importtime`` reaches
+    ``serve`` too: the shim's import budget is tested that way)."""
     flags = (["-I"] if sys.flags.isolated else []) + (["-S"] if sys.flags.no_site else [])
+    flags += [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
     if sys.argv[0].endswith(os.path.join("shim", "main.py")):
         return [sys.executable, *flags, "-m", "dockyard.shim.main"]
     return [sys.executable, *flags, sys.argv[0]]

@@ -42,7 +42,7 @@ from dockyard.runtime.kernel.lean import jsonfast, leansignal
 
 from .reaper import Reaper
 
-TYPE_CHECKING = False  # typing stays off the shim's start: runtime/kernel/lean/README.md
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Protocol

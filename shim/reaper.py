@@ -28,7 +28,7 @@ from dockyard.runtime.kernel.lean import leansignal
 
 from .loop import READ
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 

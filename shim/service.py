@@ -1,5 +1,12 @@
 """The shim's API: one handler per method of api/shim.py, over the pod's containers.
 
+``Shim.handlers`` is the dispatch table, method name -> handler; each
+handler takes the method's params record (api.METHODS), already checked by
+api.parse_request, and returns its result record, or None when it answers
+later (``wait``) or itself (``exec`` with fds, ``attach``).  A message that
+is not a request the shim understands gets an error reply with a code
+(api.Code), never silence.
+
 Each container has an init process and any number of execs.  A process goes
 through the states of process.py; its exit is *reaped* (the kernel's status
 is in) and then *finished* once its output is drained (its pipes reached
@@ -19,16 +26,17 @@ import time
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
 from dockyard.runtime.kernel.lean import jsonfast, leansignal, leansocket
+from dockyard.runtime.kernel.lean.records import replace
 
 from . import oom, process, state
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
 from .loop import Loop
+from .oci_runtime import OciRuntime
 from .process import CREATED, RUNNING, STOPPED
 from .reaper import Reaper
-from .oci_runtime import OciRuntime
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Protocol
@@ -43,6 +51,10 @@ if TYPE_CHECKING:
         def send_fds(self, message: dict[str, Any], fds: list[int]) -> None: ...
 
         def close(self) -> None: ...
+
+    # A method's handler: its params record in, its result record out, or None
+    # when it answers later or itself.
+    Handler = Callable[[Peer, int, Any], api.Message | None]
 
 IO_GRACE_S = 2.0
 UNCLAIMED_MAX = 256
@@ -85,7 +97,7 @@ class Attachment:
 
 
 class Container(Proc):
-    def __init__(self, container_id: str, bundle: str, io: ProcessIO, params: dict[str, Any]) -> None:
+    def __init__(self, container_id: str, bundle: str, io: ProcessIO, params: api.CreateParams) -> None:
         super().__init__(container_id, "", io)
         self.bundle = bundle
         self.params = params
@@ -99,8 +111,8 @@ class Container(Proc):
     def record(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "bundle": self.bundle, "pid": self.pid,
                 "status": self.state.name, "exit_status": self.exit_status, "created_at": self.created_at,
-                "started_at": self.started_at, "exited_at": self.exited_at, "log_path": self.params["log_path"],
-                "tty": self.params["tty"], "stdin": self.params["stdin"], "oom_killed": self.oom_killed}
+                "started_at": self.started_at, "exited_at": self.exited_at, "log_path": self.params.log_path,
+                "tty": self.params.tty, "stdin": self.params.stdin, "oom_killed": self.oom_killed}
 
 
 def _private_pidns(bundle: str) -> bool:
@@ -127,18 +139,29 @@ class Shim:
                                   runtime_launch)
         self.shutting_down = False
         self.consoles = 0  # console sockets made so far: their short names
+        self.handlers = self.dispatch_table()
         os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
 
     # --- dispatch --------------------------------------------------------------
 
+    def dispatch_table(self) -> dict[str, Handler]:
+        """Every method of api.METHODS, and nothing else (tests/unit/test_shim_protocol.py checks)."""
+        return {
+            "ping": self.do_ping, "create": self.do_create, "start": self.do_start, "state": self.do_state,
+            "list": self.do_list, "kill": self.do_kill, "delete": self.do_delete, "exec": self.do_exec,
+            "attach": self.do_attach, "wait": self.do_wait, "resize_pty": self.do_resize_pty,
+            "write_stdin": self.do_write_stdin, "close_stdin": self.do_close_stdin, "update": self.do_update,
+            "reopen_log": self.do_reopen_log, "stats": self.do_stats, "subscribe": self.do_subscribe,
+            "shutdown": self.do_shutdown,
+        }
+
     def handle(self, peer: Peer, message: dict[str, Any]) -> None:
         """Answer one request (``wait`` may be answered later)."""
         raw_id = message.get("id")
-        req_id = raw_id if isinstance(raw_id, int) else 0
+        req_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else 0
         try:
-            req_id, method, params = api.parse_request(message)
-            handler: Callable[[Peer, int, dict[str, Any]], dict[str, Any] | None] = getattr(self, f"do_{method}")
-            result = handler(peer, req_id, params)
+            request = api.parse_request(message)
+            result = self.handlers[request.method](peer, request.id, request.params)
         except ShimError as err:
             peer.send(api.error_response(req_id, err))
             return
@@ -262,7 +285,7 @@ class Shim:
             if not mine:
                 continue
             c.attached = [a for a in c.attached if a.peer is not peer]
-            if c.params["stdin_once"] and any(a.stdin for a in mine):
+            if c.params.stdin_once and any(a.stdin for a in mine):
                 c.io.close_stdin()
 
     def publish(self, event: dict[str, Any]) -> None:
@@ -270,26 +293,24 @@ class Shim:
             if peer.subscribed and not peer.closed:
                 peer.send(event)
 
-    def _wait_result(self, proc: Proc) -> dict[str, Any]:
-        result: dict[str, Any] = {"exit_status": proc.exit_status, "exited_at": proc.exited_at}
-        if isinstance(proc, Container):
-            result["oom_killed"] = proc.oom_killed
+    def _wait_result(self, proc: Proc) -> api.WaitResult:
+        captured: dict[str, Any] = {}
         captures = proc.io.captures
         if captures is not None:
             for stream, cap in captures.items():
-                result[stream] = binascii.b2a_base64(bytes(cap.data), newline=False).decode()
-                result[f"{stream}_dropped"] = cap.dropped
-        return result
+                captured[stream] = binascii.b2a_base64(bytes(cap.data), newline=False).decode()
+                captured[f"{stream}_dropped"] = cap.dropped
+        return api.WaitResult(exit_status=proc.exit_status, exited_at=proc.exited_at,
+                              oom_killed=proc.oom_killed if isinstance(proc, Container) else None, **captured)
 
-    def _status(self, proc: Proc) -> dict[str, Any]:
-        out: dict[str, Any] = {"container_id": proc.container_id, "exec_id": proc.exec_id, "pid": proc.pid,
-                               "status": proc.state.name, "exit_status": proc.exit_status,
-                               "exited_at": proc.exited_at}
+    def _status(self, proc: Proc) -> api.ProcessStatus:
+        status = api.ProcessStatus(container_id=proc.container_id, exec_id=proc.exec_id, pid=proc.pid,
+                                   status=proc.state.name, exit_status=proc.exit_status, exited_at=proc.exited_at)
         if isinstance(proc, Container):
-            out.update(bundle=proc.bundle, created_at=proc.created_at, started_at=proc.started_at,
-                       oom_killed=proc.oom_killed, log_path=proc.params["log_path"], tty=proc.params["tty"],
-                       execs=sorted(proc.execs))
-        return out
+            status = replace(status, bundle=proc.bundle, created_at=proc.created_at, started_at=proc.started_at,
+                             oom_killed=proc.oom_killed, log_path=proc.params.log_path, tty=proc.params.tty,
+                             execs=sorted(proc.execs))
+        return status
 
     # --- stdio set-up shared by create and exec ----------------------------------
 
@@ -353,23 +374,23 @@ class Shim:
 
     # --- methods -----------------------------------------------------------------
 
-    def do_ping(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "version": VERSION, "protocol": api.PROTOCOL_VERSION}
+    def do_ping(self, _peer: Peer, _id: int, _params: api.NoParams) -> api.PingResult:
+        return api.PingResult(pid=os.getpid(), version=VERSION, protocol=api.PROTOCOL_VERSION)
 
-    def do_create(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        cid = p["container_id"]
+    def do_create(self, _peer: Peer, _id: int, params: api.CreateParams) -> api.PidResult:
+        cid = params.container_id
         if cid in self.containers:
             raise ShimError(Code.ALREADY_EXISTS, f"container {cid} already exists in this shim")
         if self.shutting_down:
             raise ShimError(Code.FAILED_PRECONDITION, "shim is shutting down")
-        bundle = p["bundle"]
+        bundle = params.bundle
         if not os.path.isfile(f"{bundle}/config.json"):
             raise ShimError(Code.INVALID_ARGUMENT, f"create {cid}: bundle {bundle} has no config.json")
-        log = LogFile(p["log_path"]) if p["log_path"] else None
-        io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=log, capture=False)
-        c = Container(cid, bundle, io, p)
+        log = LogFile(params.log_path) if params.log_path else None
+        io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=log, capture=False)
+        c = Container(cid, bundle, io, params)
         io.on_output = lambda stream, data: self._mirror(c, stream, data)
-        verb = self.runtime.run_detached if p["start"] else self.runtime.create
+        verb = self.runtime.run_detached if params.start else self.runtime.create
         begun = time.time_ns()  # as in do_start: the program may run (and exit) before the call returns
         try:
             self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio, pump: verb(
@@ -379,17 +400,17 @@ class Shim:
                 log.close()
             raise
         self.containers[cid] = c
-        if p["start"]:
+        if params.start:
             c.started_at = begun
             if c.state is CREATED:
                 c.state = process.advance(c.state, "start")
             state.save(self.dir, c.record())
         elif c.reaped is None:
             state.save(self.dir, c.record())
-        return {"pid": c.pid}
+        return api.PidResult(pid=c.pid)
 
-    def do_start(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        c = self._container(p["container_id"])
+    def do_start(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.PidResult:
+        c = self._container(params.container_id)
         process.check(c.effective_state, "start")
         # Taken before the call: the process runs (and may exit) while `start` is still returning.
         begun = time.time_ns()
@@ -399,31 +420,31 @@ class Shim:
         if c.state is CREATED:
             c.state = process.advance(c.state, "start")
         state.save(self.dir, c.record())
-        return {"pid": c.pid}
+        return api.PidResult(pid=c.pid)
 
-    def do_state(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        return self._status(self._proc(p["container_id"], p["exec_id"]))
+    def do_state(self, _peer: Peer, _id: int, params: api.ProcessRef) -> api.ProcessStatus:
+        return self._status(self._proc(params.container_id, params.exec_id))
 
-    def do_list(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
-        return {"containers": [self._status(c) for c in self.containers.values()]}
+    def do_list(self, _peer: Peer, _id: int, _params: api.NoParams) -> api.ListResult:
+        return api.ListResult(containers=[self._status(c) for c in self.containers.values()])
 
-    def do_kill(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        proc = self._proc(p["container_id"], p["exec_id"])
-        if p["exec_id"]:
+    def do_kill(self, _peer: Peer, _id: int, params: api.KillParams) -> api.NoResult:
+        proc = self._proc(params.container_id, params.exec_id)
+        if params.exec_id:
             process.check(proc.effective_state, "kill", "process")
-            os.kill(proc.pid, p["signal"])
-            return {}
-        process.check(proc.effective_state, "kill_all" if p["all"] else "kill")
-        self.runtime.kill(proc.container_id, p["signal"], p["all"])
-        return {}
+            os.kill(proc.pid, params.signal)
+            return api.NoResult()
+        process.check(proc.effective_state, "kill_all" if params.all else "kill")
+        self.runtime.kill(proc.container_id, params.signal, params.all)
+        return api.NoResult()
 
-    def do_delete(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        c = self._container(p["container_id"])
-        if p["exec_id"]:
-            e = self._proc(c.container_id, p["exec_id"])
+    def do_delete(self, _peer: Peer, _id: int, params: api.ProcessRef) -> api.ExitResult:
+        c = self._container(params.container_id)
+        if params.exec_id:
+            e = self._proc(c.container_id, params.exec_id)
             process.check(e.state, "delete", "process")
             del c.execs[e.exec_id]
-            return {"exit_status": e.exit_status, "exited_at": e.exited_at}
+            return api.ExitResult(exit_status=e.exit_status, exited_at=e.exited_at)
         process.check(c.effective_state, "delete")
         self.runtime.delete(c.container_id, force=c.state is CREATED)
         if c.state is CREATED:
@@ -446,23 +467,23 @@ class Shim:
         c.attached = []
         del self.containers[c.container_id]
         state.forget(self.dir, c.container_id)
-        return {"exit_status": c.exit_status, "exited_at": c.exited_at}
+        return api.ExitResult(exit_status=c.exit_status, exited_at=c.exited_at)
 
-    def do_exec(self, peer: Peer, req_id: int, p: dict[str, Any]) -> dict[str, Any] | None:
-        c = self._container(p["container_id"])
-        eid = p["exec_id"]
+    def do_exec(self, peer: Peer, req_id: int, params: api.ExecParams) -> api.ExecResult | None:
+        c = self._container(params.container_id)
+        eid = params.exec_id
         if eid in c.execs:
             raise ShimError(Code.ALREADY_EXISTS, f"exec {eid} already exists in container {c.container_id}")
         process.check(c.effective_state, "exec")
-        spec = dict(p["process"])
+        spec = dict(params.process)
         if not isinstance(spec.get("args"), list) or not spec["args"]:
             raise ShimError(Code.INVALID_ARGUMENT, f"exec {eid}: process.args must be a non-empty list")
-        spec["terminal"] = p["tty"]
+        spec["terminal"] = params.tty
         io: ProcessIO | HandedIO
-        if p["io"] == "fds":
-            io = HandedIO(tty=p["tty"], stdin=p["stdin"], stdout=p["stdout"], stderr=p["stderr"])
+        if params.io == "fds":
+            io = HandedIO(tty=params.tty, stdin=params.stdin, stdout=params.stdout, stderr=params.stderr)
         else:
-            io = ProcessIO(self.loop, tty=p["tty"], stdin=p["stdin"], log=None, capture=p["capture"])
+            io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=None, capture=params.capture)
         e = Proc(c.container_id, eid, io)
         tag = f"exec-{c.container_id}-{eid}"
         process_file = os.path.abspath(f"{tag}.json")
@@ -481,9 +502,9 @@ class Shim:
         self._prune_execs(c)
         if isinstance(io, HandedIO):
             names, fds = io.take()
-            peer.send_fds(api.response(req_id, {"pid": e.pid, "fds": names}), fds)
+            peer.send_fds(api.response(req_id, api.ExecResult(pid=e.pid, fds=names)), fds)
             return None
-        return {"pid": e.pid}
+        return api.ExecResult(pid=e.pid)
 
     def _prune_execs(self, c: Container) -> None:
         # A daemon that never deletes its finished execs must not grow the shim without bound.
@@ -491,71 +512,71 @@ class Shim:
         for key in stopped[:max(0, len(stopped) - STOPPED_EXECS_MAX)]:
             del c.execs[key]
 
-    def do_wait(self, peer: Peer, req_id: int, p: dict[str, Any]) -> dict[str, Any] | None:
-        proc = self._proc(p["container_id"], p["exec_id"])
+    def do_wait(self, peer: Peer, req_id: int, params: api.ProcessRef) -> api.WaitResult | None:
+        proc = self._proc(params.container_id, params.exec_id)
         if proc.state is STOPPED:
             return self._wait_result(proc)
         proc.waiters.append((peer, req_id))
         return None
 
-    def do_attach(self, peer: Peer, req_id: int, p: dict[str, Any]) -> None:
-        c = self._container(p["container_id"])
-        if p["stdin"] and not c.params["stdin"]:
+    def do_attach(self, peer: Peer, req_id: int, params: api.AttachParams) -> None:
+        c = self._container(params.container_id)
+        if params.stdin and not c.params.stdin:
             raise ShimError(Code.FAILED_PRECONDITION, f"container {c.container_id} was created without stdin")
-        peer.send(api.response(req_id, {"pid": c.pid, "tty": c.params["tty"]}))
+        peer.send(api.response(req_id, api.AttachResult(pid=c.pid, tty=c.params.tty)))
         if c.state is STOPPED:
             # Nothing more will come: the attach ends at once.
             peer.send({**api.exit_event(c.container_id, "", c.pid, c.exit_status, c.exited_at), "output_dropped": 0})
             return
-        c.attached.append(Attachment(peer, p["stdin"], p["stdout"], p["stderr"]))
+        c.attached.append(Attachment(peer, params.stdin, params.stdout, params.stderr))
 
-    def do_resize_pty(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        proc = self._proc(p["container_id"], p["exec_id"])
-        if not proc.io.resize(p["width"], p["height"]):
+    def do_resize_pty(self, _peer: Peer, _id: int, params: api.ResizePtyParams) -> api.NoResult:
+        proc = self._proc(params.container_id, params.exec_id)
+        if not proc.io.resize(params.width, params.height):
             raise ShimError(Code.FAILED_PRECONDITION, f"{_name(proc)} has no terminal (or it has closed)")
-        return {}
+        return api.NoResult()
 
-    def do_write_stdin(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        proc = self._proc(p["container_id"], p["exec_id"])
+    def do_write_stdin(self, _peer: Peer, _id: int, params: api.WriteStdinParams) -> api.NoResult:
+        proc = self._proc(params.container_id, params.exec_id)
         try:
-            data = binascii.a2b_base64(p["data"])
+            data = binascii.a2b_base64(params.data)
         except binascii.Error as err:
             raise ShimError(Code.INVALID_ARGUMENT, f"write_stdin: data is not base64: {err}") from err
         if not proc.io.write_stdin(data):
             raise ShimError(Code.FAILED_PRECONDITION, f"{_name(proc)} has no open stdin")
-        return {}
+        return api.NoResult()
 
-    def do_close_stdin(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        self._proc(p["container_id"], p["exec_id"]).io.close_stdin()
-        return {}
+    def do_close_stdin(self, _peer: Peer, _id: int, params: api.ProcessRef) -> api.NoResult:
+        self._proc(params.container_id, params.exec_id).io.close_stdin()
+        return api.NoResult()
 
-    def do_update(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        c = self._container(p["container_id"])
+    def do_update(self, _peer: Peer, _id: int, params: api.UpdateParams) -> api.NoResult:
+        c = self._container(params.container_id)
         process.check(c.effective_state, "update")
-        self.runtime.update(c.container_id, p["resources"])
-        return {}
+        self.runtime.update(c.container_id, params.resources)
+        return api.NoResult()
 
-    def do_reopen_log(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        c = self._container(p["container_id"])
+    def do_reopen_log(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.NoResult:
+        c = self._container(params.container_id)
         if c.io.log is None:
             raise ShimError(Code.FAILED_PRECONDITION, f"container {c.container_id} has no log file")
         c.io.log.reopen()
-        return {}
+        return api.NoResult()
 
-    def do_stats(self, _peer: Peer, _id: int, p: dict[str, Any]) -> dict[str, Any]:
-        c = self._container(p["container_id"])
-        return {"stats": self.runtime.stats(c.container_id)}
+    def do_stats(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.StatsResult:
+        c = self._container(params.container_id)
+        return api.StatsResult(stats=self.runtime.stats(c.container_id))
 
-    def do_subscribe(self, peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+    def do_subscribe(self, peer: Peer, _id: int, _params: api.NoParams) -> api.NoResult:
         peer.subscribed = True
-        return {}
+        return api.NoResult()
 
-    def do_shutdown(self, _peer: Peer, _id: int, _p: dict[str, Any]) -> dict[str, Any]:
+    def do_shutdown(self, _peer: Peer, _id: int, _params: api.NoParams) -> api.NoResult:
         alive = sorted(c.container_id for c in self.containers.values() if c.effective_state.is_alive)
         if alive:
             raise ShimError(Code.FAILED_PRECONDITION, f"cannot shut down: containers still alive: {', '.join(alive)}")
         self.shutting_down = True
-        return {}
+        return api.NoResult()
 
 
 def _name(proc: Proc) -> str:

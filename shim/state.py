@@ -22,7 +22,7 @@ import os
 from dockyard.api.shim import CONTAINERS_DIR, PID_FILE
 from dockyard.runtime.kernel.lean import jsonfast
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

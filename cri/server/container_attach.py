@@ -15,12 +15,12 @@ from .. import errors
 from ..store.container import ContainerState
 from ..streaming.requests import validate_attach
 from ..streaming.server import StreamServer
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def attach_rpc(rt: Runtime, server: StreamServer, request: api_pb2.AttachRequest) -> api_pb2.AttachResponse:
+async def attach_rpc(cri: CriService, server: StreamServer, request: api_pb2.AttachRequest) -> api_pb2.AttachResponse:
     validate_attach(request)
-    c = rt.container(request.container_id)
+    c = cri.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot attach to it")
     resolved = api_pb2.AttachRequest()

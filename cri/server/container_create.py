@@ -29,7 +29,7 @@ from .. import errors, faults
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
-from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
+from .cri_service import CriService, now_ns, release_rootfs, unmount_all, write_json
 
 
 def resolve_log_path(log_directory: str, log_path: str) -> str:
@@ -49,25 +49,25 @@ def resolve_log_path(log_directory: str, log_path: str) -> str:
     return full
 
 
-async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest) -> api_pb2.CreateContainerResponse:
+async def create_container(cri: CriService, request: api_pb2.CreateContainerRequest) -> api_pb2.CreateContainerResponse:
     config = request.config
     if not config.HasField("metadata") or not config.metadata.name:
         raise errors.InvalidArgument("config.metadata.name is required")
     if not config.image.image:
         raise errors.InvalidArgument("config.image.image is required")
-    sandbox = rt.sandbox(request.pod_sandbox_id)
+    sandbox = cri.sandbox(request.pod_sandbox_id)
     if sandbox.state is not SandboxState.READY:
         raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready ({sandbox.state.value})")
     sandbox_config = sandbox.config
     try:
-        image = rt.images.get(config.image.image)
+        image = cri.images.get(config.image.image)
     except errors.NotFound as err:
         raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
     name = unique_name(sandbox_config.metadata, config.metadata)
-    holder = rt.containers.index.id_by_name(name)
+    holder = cri.containers.index.id_by_name(name)
     if holder is not None:
-        held = rt.containers.find(holder)
+        held = cri.containers.find(holder)
         if held is not None and held.sandbox_id == sandbox.id and held.state is ContainerState.CREATED \
                 and held.config == config:
             # A retry whose first answer was lost (the daemon died after saving CREATED).
@@ -75,11 +75,11 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
         raise errors.AlreadyExists(f"container name {name!r} is already in use by container {holder}")
 
     cid = secrets.token_hex(32)
-    bundle = rt.container_dir(cid)
+    bundle = cri.container_dir(cid)
     rootfs = os.path.join(bundle, "rootfs")
     from ..oci.container_spec import PodFiles, container_image_volumes, container_spec
 
-    sdir = rt.sandbox_dir(sandbox.id)
+    sdir = cri.sandbox_dir(sandbox.id)
     ipc_host = sandbox_config.linux.security_context.namespace_options.ipc == api_pb2.NODE
     pod_files = PodFiles(
         hostname_path=os.path.join(sdir, "hostname"), hosts_path=os.path.join(sdir, "hosts"),
@@ -93,38 +93,38 @@ async def create_container(rt: Runtime, request: api_pb2.CreateContainerRequest)
         stop_signal=image.stop_signal, mounts=[_mount_json(m) for m in config.mounts],
     )
     async with contextlib.AsyncExitStack() as undo:
-        rt.containers.add(container)
-        undo.callback(rt.containers.delete, cid)
+        cri.containers.add(container)
+        undo.callback(cri.containers.delete, cid)
         faults.point("CreateContainer/recorded")
         os.makedirs(rootfs, mode=0o755)
-        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", "", bundle)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", "", bundle)
         parent = image.chain_ids[-1] if image.chain_ids else None
-        mounts = await asyncio.to_thread(rt.snapshotter.prepare, cid, parent)
-        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", cid, "")
-        await asyncio.to_thread(rt.snapshotter.mount, mounts, rootfs)
+        mounts = await asyncio.to_thread(cri.snapshotter.prepare, cid, parent)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
+        await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
         faults.point("CreateContainer/mounted")
-        floor = own_oom_score_adj() if rt.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
+        floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
             container_spec, config, sandbox_config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
             netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
-            target_pid=lambda target: _target_pid(rt, sandbox.id, target),
-            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=rt.node,
+            target_pid=lambda target: _target_pid(cri, sandbox.id, target),
+            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
-        _, handler = rt.config.runtimes.resolve(sandbox.handler)
+        _, handler = cri.config.runtimes.resolve(sandbox.handler)
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
         write_json(os.path.join(bundle, "config.json"), spec)
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
         container.state = ContainerState.CREATED  # with no pid: no task yet
-        rt.containers.save(container)
+        cri.containers.save(container)
         undo.pop_all()
         faults.point("CreateContainer/created")
-    rt.events.publish(rt, container, api_pb2.CONTAINER_CREATED_EVENT)
+    cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)
     return api_pb2.CreateContainerResponse(container_id=cid)
 
 
@@ -138,9 +138,9 @@ def _seed_image_volumes(volumes: list[Any], rootfs: str) -> None:
             os.makedirs(vol.host_path, mode=0o755, exist_ok=True)
 
 
-def _target_pid(rt: Runtime, sandbox_id: str, target: str) -> int:
+def _target_pid(cri: CriService, sandbox_id: str, target: str) -> int:
     """The pid of the TARGET container of a pid namespace option (must be in the same pod and running)."""
-    c = rt.container(target)
+    c = cri.container(target)
     if c.sandbox_id != sandbox_id:
         raise errors.InvalidArgument(f"config.linux.security_context.namespace_options.target_id {target}: in another pod")
     if c.state is not ContainerState.RUNNING or not c.pid:

@@ -13,18 +13,18 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs
 from cri_api.v1 import api_pb2
 
-from .runtime import Runtime
+from .cri_service import CriService
 
 
 def container_events_handler(
-    rt: Runtime, ready: Callable[[], bool]
+    cri: CriService, ready: Callable[[], bool]
 ) -> Callable[[api_pb2.GetEventsRequest, Any], AsyncIterator[api_pb2.ContainerEventResponse]]:
     async def get_container_events(
         request: api_pb2.GetEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[api_pb2.ContainerEventResponse]:
         if not ready():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "dockyardd is starting (recovery not finished)")
-        queue = rt.events.subscribe()
+        queue = cri.events.subscribe()
         try:
             while True:
                 event = await queue.get()
@@ -32,6 +32,6 @@ def container_events_handler(
                     return
                 yield event
         finally:
-            rt.events.unsubscribe(queue)
+            cri.events.unsubscribe(queue)
 
     return get_container_events

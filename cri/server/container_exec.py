@@ -15,12 +15,12 @@ from .. import errors
 from ..store.container import ContainerState
 from ..streaming.requests import validate_exec
 from ..streaming.server import StreamServer
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def exec_rpc(rt: Runtime, server: StreamServer, request: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+async def exec_rpc(cri: CriService, server: StreamServer, request: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
     validate_exec(request, list(request.cmd))
-    c = rt.container(request.container_id)
+    c = cri.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
     resolved = api_pb2.ExecRequest()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from cri_api.v1 import api_pb2
 
 from ..store.container import CRI_STATE, Container, ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 
 def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -27,10 +27,10 @@ def container_matches(c: Container, f: api_pb2.ContainerFilter | None, labels: M
     return labels_match(f.label_selector, labels)
 
 
-async def list_containers(rt: Runtime, request: api_pb2.ListContainersRequest) -> api_pb2.ListContainersResponse:
+async def list_containers(cri: CriService, request: api_pb2.ListContainersRequest) -> api_pb2.ListContainersResponse:
     f = request.filter if request.HasField("filter") else None
     out = api_pb2.ListContainersResponse()
-    for c in sorted(rt.containers.list(), key=lambda c: c.created_at):
+    for c in sorted(cri.containers.list(), key=lambda c: c.created_at):
         if c.state is ContainerState.CREATING:
             continue  # not yet a container anyone can act on
         config = c.config

@@ -6,12 +6,12 @@ from cri_api.v1 import api_pb2
 
 from .. import errors
 from ..store.container import ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def reopen_container_log(rt: Runtime, request: api_pb2.ReopenContainerLogRequest) -> api_pb2.ReopenContainerLogResponse:
-    c = rt.container(request.container_id)
+async def reopen_container_log(cri: CriService, request: api_pb2.ReopenContainerLogRequest) -> api_pb2.ReopenContainerLogResponse:
+    c = cri.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: no log to reopen")
-    await rt.shims.client(c.sandbox_id).call("reopen_log", {"container_id": c.id})
+    await cri.shims.client(c.sandbox_id).call("reopen_log", {"container_id": c.id})
     return api_pb2.ReopenContainerLogResponse()

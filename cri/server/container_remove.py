@@ -9,26 +9,26 @@ from cri_api.v1 import api_pb2
 from .. import faults
 from ..store.container import Container, ContainerState
 from .container_stop import stop_container_now
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def remove_container(rt: Runtime, request: api_pb2.RemoveContainerRequest) -> api_pb2.RemoveContainerResponse:
-    c = rt.containers.find(request.container_id)
+async def remove_container(cri: CriService, request: api_pb2.RemoveContainerRequest) -> api_pb2.RemoveContainerResponse:
+    c = cri.containers.find(request.container_id)
     if c is None:
         return api_pb2.RemoveContainerResponse()
-    async with rt.containers.index.lock(c.id):
-        await remove_container_now(rt, c)
+    async with cri.containers.index.lock(c.id):
+        await remove_container_now(cri, c)
     return api_pb2.RemoveContainerResponse()
 
 
-async def remove_container_now(rt: Runtime, c: Container) -> None:
+async def remove_container_now(cri: CriService, c: Container) -> None:
     """Caller holds the container's lock."""
-    if c.id not in rt.containers.index:
+    if c.id not in cri.containers.index:
         return
     if c.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
-        await stop_container_now(rt, c, timeout=0)
-    await rt.release_container(c)
+        await stop_container_now(cri, c, timeout=0)
+    await cri.release_container(c)
     faults.point("RemoveContainer/released")
-    rt.containers.delete(c.id)
-    rt.exited.pop(c.id, None)
-    rt.events.publish(rt, c, api_pb2.CONTAINER_DELETED_EVENT)
+    cri.containers.delete(c.id)
+    cri.exited.pop(c.id, None)
+    cri.events.publish(cri, c, api_pb2.CONTAINER_DELETED_EVENT)

@@ -18,45 +18,45 @@ from cri_api.v1 import api_pb2
 from .. import errors, faults
 from ..store.container import Container, ContainerState
 from ..store.sandbox import SandboxState
-from .runtime import Runtime, now_ns
+from .cri_service import CriService, now_ns
 
 
-async def start_container(rt: Runtime, request: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
-    c = rt.container(request.container_id)
-    async with rt.containers.index.lock(c.id):
+async def start_container(cri: CriService, request: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
+    c = cri.container(request.container_id)
+    async with cri.containers.index.lock(c.id):
         if c.state is ContainerState.RUNNING:
             # A retry: the first call (or its shim, after the daemon died) started it.
             return api_pb2.StartContainerResponse()
         if c.state is not ContainerState.CREATED:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not created: cannot start it")
-        sandbox = rt.sandbox(c.sandbox_id)
+        sandbox = cri.sandbox(c.sandbox_id)
         deferred = c.deferred  # an exit recorded during the call changes it
         if deferred and sandbox.state is not SandboxState.READY:
             raise errors.FailedPrecondition(
                 f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot start container {c.id}")
         faults.point("StartContainer/starting")
         try:
-            result = await (_create_and_start(rt, c) if deferred else
-                            rt.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
+            result = await (_create_and_start(cri, c) if deferred else
+                            cri.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
         except errors.CriError as err:
             if deferred:
-                await rt.shims.force_delete(sandbox.handler, c.id)
-            rt.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
+                await cri.shims.force_delete(sandbox.handler, c.id)
+            cri.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
             raise
         faults.point("StartContainer/started")
         c.pid = int(result.get("pid", c.pid))
         c.started_at = now_ns()
         if c.state is ContainerState.CREATED:  # an exit may already have been recorded
             c.state = ContainerState.RUNNING
-        rt.containers.save(c)
+        cri.containers.save(c)
         faults.point("StartContainer/saved")
-    rt.events.publish(rt, c, api_pb2.CONTAINER_STARTED_EVENT)
+    cri.events.publish(cri, c, api_pb2.CONTAINER_STARTED_EVENT)
     return api_pb2.StartContainerResponse()
 
 
-async def _create_and_start(rt: Runtime, c: Container) -> dict[str, Any]:
+async def _create_and_start(cri: CriService, c: Container) -> dict[str, Any]:
     config = c.config
-    return await rt.shims.client(c.sandbox_id).call("create", {
+    return await cri.shims.client(c.sandbox_id).call("create", {
         "container_id": c.id, "bundle": c.bundle, "stdin": config.stdin, "stdin_once": config.stdin_once,
         "tty": config.tty, "log_path": c.log_path, "start": True,
     })

@@ -10,7 +10,7 @@ from cri_api.v1 import api_pb2
 
 from ..stats import cpu_usage, memory_message, writable_layer
 from ..store.container import Container
-from .runtime import Runtime
+from .cri_service import CriService
 
 
 def cgroups_path_of(c: Container) -> str:
@@ -21,19 +21,19 @@ def cgroups_path_of(c: Container) -> str:
         return ""
 
 
-async def stats_of(rt: Runtime, c: Container) -> api_pb2.ContainerStats:
+async def stats_of(cri: CriService, c: Container) -> api_pb2.ContainerStats:
     config = c.config
     attributes = api_pb2.ContainerAttributes(
         id=c.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
     )
     path = cgroups_path_of(c)
-    stats, at, cores = await rt.sampler.sample(path, c.id) if path else (None, 0, 0)
-    layer = await asyncio.to_thread(writable_layer, rt.snapshotter, c.snapshot_key, at)
+    stats, at, cores = await cri.sampler.sample(path, c.id) if path else (None, 0, 0)
+    layer = await asyncio.to_thread(writable_layer, cri.snapshotter, c.snapshot_key, at)
     return api_pb2.ContainerStats(
         attributes=attributes, cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at), writable_layer=layer,
     )
 
 
-async def container_stats(rt: Runtime, request: api_pb2.ContainerStatsRequest) -> api_pb2.ContainerStatsResponse:
-    c = rt.container(request.container_id)
-    return api_pb2.ContainerStatsResponse(stats=await stats_of(rt, c))
+async def container_stats(cri: CriService, request: api_pb2.ContainerStatsRequest) -> api_pb2.ContainerStatsResponse:
+    c = cri.container(request.container_id)
+    return api_pb2.ContainerStatsResponse(stats=await stats_of(cri, c))

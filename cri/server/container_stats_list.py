@@ -9,13 +9,13 @@ from cri_api.v1 import api_pb2
 from ..store.container import ContainerState
 from .container_list import labels_match
 from .container_stats import stats_of
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def list_container_stats(rt: Runtime, request: api_pb2.ListContainerStatsRequest) -> api_pb2.ListContainerStatsResponse:
+async def list_container_stats(cri: CriService, request: api_pb2.ListContainerStatsRequest) -> api_pb2.ListContainerStatsResponse:
     f = request.filter if request.HasField("filter") else None
     chosen = []
-    for c in rt.containers.list():
+    for c in cri.containers.list():
         if c.state is not ContainerState.RUNNING:
             continue
         if f is not None:
@@ -26,5 +26,5 @@ async def list_container_stats(rt: Runtime, request: api_pb2.ListContainerStatsR
             if not labels_match(f.label_selector, c.config.labels):
                 continue
         chosen.append(c)
-    stats = await asyncio.gather(*(stats_of(rt, c) for c in chosen))
+    stats = await asyncio.gather(*(stats_of(cri, c) for c in chosen))
     return api_pb2.ListContainerStatsResponse(stats=list(stats))

@@ -8,7 +8,7 @@ import os
 from cri_api.v1 import api_pb2
 
 from ..store.container import CRI_STATE, Container, ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 OOM_KILLED = "OOMKilled"
 COMPLETED = "Completed"
@@ -26,7 +26,7 @@ def exit_reason(c: Container) -> str:
     return COMPLETED if c.exit_code == 0 else ERROR
 
 
-def container_status(rt: Runtime, c: Container) -> api_pb2.ContainerStatus:
+def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
     config = c.config
     status = api_pb2.ContainerStatus(
         id=c.id, metadata=config.metadata, state=CRI_STATE[c.state], created_at=c.created_at,
@@ -58,14 +58,14 @@ def _spec_user(bundle: str) -> api_pb2.ContainerUser | None:
     ))
 
 
-def verbose_info(rt: Runtime, c: Container) -> dict[str, str]:
+def verbose_info(cri: CriService, c: Container) -> dict[str, str]:
     spec: object = None
     try:
         with open(os.path.join(c.bundle, "config.json")) as f:
             spec = json.load(f)
     except (OSError, ValueError):
         spec = None
-    sandbox = rt.sandboxes.find(c.sandbox_id)
+    sandbox = cri.sandboxes.find(c.sandbox_id)
     info = {
         "sandboxID": c.sandbox_id, "pid": c.pid, "removing": False, "snapshotKey": c.snapshot_key,
         "snapshotter": "overlayfs", "runtimeType": "dockyard-shim",
@@ -75,9 +75,9 @@ def verbose_info(rt: Runtime, c: Container) -> dict[str, str]:
     return {"info": json.dumps(info)}
 
 
-async def container_status_rpc(rt: Runtime, request: api_pb2.ContainerStatusRequest) -> api_pb2.ContainerStatusResponse:
-    c = rt.container(request.container_id)
-    resp = api_pb2.ContainerStatusResponse(status=container_status(rt, c))
+async def container_status_rpc(cri: CriService, request: api_pb2.ContainerStatusRequest) -> api_pb2.ContainerStatusResponse:
+    c = cri.container(request.container_id)
+    resp = api_pb2.ContainerStatusResponse(status=container_status(cri, c))
     if request.verbose:
-        resp.info.update(verbose_info(rt, c))
+        resp.info.update(verbose_info(cri, c))
     return resp

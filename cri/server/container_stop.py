@@ -10,7 +10,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..store.container import Container, ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 KILL_WAIT_S = 30.0
 
@@ -33,13 +33,13 @@ def stop_signal_number(name: str) -> int:
         raise errors.InvalidArgument(f"image StopSignal {name!r} is not a signal") from err
 
 
-async def stop_container(rt: Runtime, request: api_pb2.StopContainerRequest) -> api_pb2.StopContainerResponse:
-    c = rt.containers.find(request.container_id)
+async def stop_container(cri: CriService, request: api_pb2.StopContainerRequest) -> api_pb2.StopContainerResponse:
+    c = cri.containers.find(request.container_id)
     if c is None:
         # Stop is idempotent (CRI): a container already removed is stopped.
         return api_pb2.StopContainerResponse()
-    async with rt.containers.index.lock(c.id):
-        await stop_container_now(rt, c, timeout=max(0, request.timeout))
+    async with cri.containers.index.lock(c.id):
+        await stop_container_now(cri, c, timeout=max(0, request.timeout))
     faults.point("StopContainer/stopped")
     return api_pb2.StopContainerResponse()
 
@@ -49,20 +49,20 @@ def _exited(c: Container) -> bool:
     return c.state is ContainerState.EXITED
 
 
-async def stop_container_now(rt: Runtime, c: Container, timeout: float) -> None:
+async def stop_container_now(cri: CriService, c: Container, timeout: float) -> None:
     """Caller holds the container's lock."""
     if c.state not in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
         return
-    if not rt.shims.has(c.sandbox_id):
+    if not cri.shims.has(c.sandbox_id):
         return
-    client = rt.shims.client(c.sandbox_id)
+    client = cri.shims.client(c.sandbox_id)
     if timeout > 0 and c.state is ContainerState.RUNNING:
         with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
             await client.call("kill", {"container_id": c.id, "signal": stop_signal_number(c.stop_signal)})
         faults.point("StopContainer/signalled")
         try:
-            if await rt.wait_exit(c.sandbox_id, c.id, timeout) is not None or _exited(c):
+            if await cri.wait_exit(c.sandbox_id, c.id, timeout) is not None or _exited(c):
                 return
         except errors.DeadlineExceeded:
             pass
-    await rt.kill_and_wait(c.sandbox_id, c.id, KILL_WAIT_S)
+    await cri.kill_and_wait(c.sandbox_id, c.id, KILL_WAIT_S)

@@ -18,7 +18,7 @@ from .. import errors
 from ..content.durable import write_atomic
 from ..oci.resources import linux_resources
 from ..store.container import ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 
 def merge_resources(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -41,22 +41,22 @@ def _update_bundle(bundle: str, resources: dict[str, Any]) -> None:
 
 
 async def update_container_resources(
-    rt: Runtime, request: api_pb2.UpdateContainerResourcesRequest
+    cri: CriService, request: api_pb2.UpdateContainerResourcesRequest
 ) -> api_pb2.UpdateContainerResourcesResponse:
-    c = rt.container(request.container_id)
-    async with rt.containers.index.lock(c.id):
+    c = cri.container(request.container_id)
+    async with cri.containers.index.lock(c.id):
         if c.state not in (ContainerState.CREATED, ContainerState.RUNNING):
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}: cannot update its resources")
         # the same rules as at create: zero means unset, values are validated
-        resources = linux_resources(request.linux, "linux", rt.node)
+        resources = linux_resources(request.linux, "linux", cri.node)
         if not resources:
             return api_pb2.UpdateContainerResourcesResponse()
         if c.deferred:
             await asyncio.to_thread(_update_bundle, c.bundle, resources)
         else:
-            await rt.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
+            await cri.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
         config = c.config
         config.linux.resources.MergeFrom(request.linux)
         c.config_b64 = c.encode_config(config)
-        rt.containers.save(c)
+        cri.containers.save(c)
     return api_pb2.UpdateContainerResourcesResponse()

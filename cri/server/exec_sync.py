@@ -23,7 +23,7 @@ from .. import errors
 from ..message_size import fit_exec_output
 from ..oci.process_args import check_exec_argv
 from ..store.container import ContainerState
-from .runtime import Runtime
+from .cri_service import CriService
 
 KILL_WAIT_S = 10.0
 
@@ -45,13 +45,13 @@ def load_process(bundle: str) -> dict[str, Any]:
     return process
 
 
-async def exec_sync(rt: Runtime, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
+async def exec_sync(cri: CriService, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
     check_exec_argv(list(request.cmd), "cmd")
-    c = rt.container(request.container_id)
+    c = cri.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
     process = exec_process(load_process(c.bundle), list(request.cmd))
-    client = rt.shims.client(c.sandbox_id)
+    client = cri.shims.client(c.sandbox_id)
     exec_id = "exec-" + secrets.token_hex(8)
     await client.call("exec", {"container_id": c.id, "exec_id": exec_id, "process": process, "capture": True})
     timeout = float(request.timeout) if request.timeout > 0 else None
@@ -68,7 +68,7 @@ async def exec_sync(rt: Runtime, request: api_pb2.ExecSyncRequest) -> api_pb2.Ex
             ) from None
     finally:
         # The answer need not wait for the shim to drop its record of the exec.
-        rt.chore(_forget_exec(client, c.id, exec_id), f"delete exec {exec_id}")
+        cri.chore(_forget_exec(client, c.id, exec_id), f"delete exec {exec_id}")
     out = fit_exec_output(base64.b64decode(result.get("stdout", "")), base64.b64decode(result.get("stderr", "")),
                           stdout_dropped=int(result.get("stdout_dropped", 0)),
                           stderr_dropped=int(result.get("stderr_dropped", 0)))

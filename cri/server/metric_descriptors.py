@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from .runtime import Runtime
+from .cri_service import CriService
 
 # name -> (help, label keys, type)
 DESCRIPTORS: dict[str, tuple[str, tuple[str, ...], api_pb2.MetricType.ValueType]] = {
@@ -20,7 +20,7 @@ DESCRIPTORS: dict[str, tuple[str, tuple[str, ...], api_pb2.MetricType.ValueType]
 
 
 async def list_metric_descriptors(
-    rt: Runtime, request: api_pb2.ListMetricDescriptorsRequest
+    cri: CriService, request: api_pb2.ListMetricDescriptorsRequest
 ) -> api_pb2.ListMetricDescriptorsResponse:
     return api_pb2.ListMetricDescriptorsResponse(descriptors=[
         api_pb2.MetricDescriptor(name=name, help=help_text, label_keys=list(labels))

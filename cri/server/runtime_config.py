@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def runtime_config(rt: Runtime, request: api_pb2.RuntimeConfigRequest) -> api_pb2.RuntimeConfigResponse:
+async def runtime_config(cri: CriService, request: api_pb2.RuntimeConfigRequest) -> api_pb2.RuntimeConfigResponse:
     return api_pb2.RuntimeConfigResponse(linux=api_pb2.LinuxRuntimeConfiguration(cgroup_driver=api_pb2.CGROUPFS))

@@ -11,11 +11,11 @@ import ipaddress
 from cri_api.v1 import api_pb2
 
 from .. import errors
-from .runtime import Runtime
+from .cri_service import CriService
 
 
 async def update_runtime_config(
-    rt: Runtime, request: api_pb2.UpdateRuntimeConfigRequest
+    cri: CriService, request: api_pb2.UpdateRuntimeConfigRequest
 ) -> api_pb2.UpdateRuntimeConfigResponse:
     cidr = request.runtime_config.network_config.pod_cidr
     if cidr:
@@ -24,5 +24,5 @@ async def update_runtime_config(
                 ipaddress.ip_network(part.strip(), strict=False)
             except ValueError as err:
                 raise errors.InvalidArgument(f"runtime_config.network_config.pod_cidr {cidr!r}: {err}") from err
-    rt.pod_cidr = cidr
+    cri.pod_cidr = cidr
     return api_pb2.UpdateRuntimeConfigResponse()

@@ -6,7 +6,7 @@ from cri_api.v1 import api_pb2
 
 from ..store.sandbox import Sandbox, SandboxState
 from .container_list import labels_match
-from .runtime import Runtime
+from .cri_service import CriService
 from .sandbox_status import CRI_SANDBOX_STATE
 
 
@@ -20,10 +20,10 @@ def sandbox_matches(s: Sandbox, f: api_pb2.PodSandboxFilter | None, labels: dict
     return labels_match(f.label_selector, labels)
 
 
-async def list_pod_sandbox(rt: Runtime, request: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
+async def list_pod_sandbox(cri: CriService, request: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
     f = request.filter if request.HasField("filter") else None
     out = api_pb2.ListPodSandboxResponse()
-    for s in sorted(rt.sandboxes.list(), key=lambda s: s.created_at):
+    for s in sorted(cri.sandboxes.list(), key=lambda s: s.created_at):
         if s.state is SandboxState.INIT:
             continue
         config = s.config

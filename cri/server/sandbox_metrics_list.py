@@ -6,7 +6,7 @@ from cri_api.v1 import api_pb2
 
 from ..store.sandbox import SandboxState
 from .metric_descriptors import DESCRIPTORS
-from .runtime import Runtime
+from .cri_service import CriService
 from .sandbox_stats import sandbox_stats_of
 
 
@@ -41,13 +41,13 @@ def network_metrics(net: api_pb2.NetworkUsage) -> list[api_pb2.Metric]:
 
 
 async def list_pod_sandbox_metrics(
-    rt: Runtime, request: api_pb2.ListPodSandboxMetricsRequest
+    cri: CriService, request: api_pb2.ListPodSandboxMetricsRequest
 ) -> api_pb2.ListPodSandboxMetricsResponse:
     out = api_pb2.ListPodSandboxMetricsResponse()
-    for s in rt.sandboxes.list():
+    for s in cri.sandboxes.list():
         if s.state is not SandboxState.READY:
             continue
-        stats = await sandbox_stats_of(rt, s)
+        stats = await sandbox_stats_of(cri, s)
         linux = stats.linux
         pm = api_pb2.PodSandboxMetrics(pod_sandbox_id=s.id, metrics=usage_metrics(linux.cpu, linux.memory))
         if linux.HasField("network"):

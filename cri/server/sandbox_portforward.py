@@ -14,13 +14,13 @@ from .. import errors
 from ..store.sandbox import SandboxState
 from ..streaming.requests import validate_port_forward
 from ..streaming.server import StreamServer
-from .runtime import Runtime
+from .cri_service import CriService
 
 
-async def port_forward_rpc(rt: Runtime, server: StreamServer,
+async def port_forward_rpc(cri: CriService, server: StreamServer,
                            request: api_pb2.PortForwardRequest) -> api_pb2.PortForwardResponse:
     validate_port_forward(request.pod_sandbox_id, list(request.port))
-    sandbox = rt.sandbox(request.pod_sandbox_id)
+    sandbox = cri.sandbox(request.pod_sandbox_id)
     if sandbox.state is not SandboxState.READY:
         raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot forward ports")
     resolved = api_pb2.PortForwardRequest()

@@ -21,57 +21,57 @@ from ..network import netns as netns_mod
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState
 from .container_remove import remove_container_now
-from .runtime import Runtime, release_rootfs, unmount_all
+from .cri_service import CriService, release_rootfs, unmount_all
 from .sandbox_stop import stop_sandbox
 
 log = logging.getLogger("dockyard.cri.sandbox_remove")
 
 
-async def remove_pod_sandbox(rt: Runtime, request: api_pb2.RemovePodSandboxRequest) -> api_pb2.RemovePodSandboxResponse:
-    sandbox = rt.sandboxes.find(request.pod_sandbox_id)
+async def remove_pod_sandbox(cri: CriService, request: api_pb2.RemovePodSandboxRequest) -> api_pb2.RemovePodSandboxResponse:
+    sandbox = cri.sandboxes.find(request.pod_sandbox_id)
     if sandbox is None:
         return api_pb2.RemovePodSandboxResponse()
-    await remove_sandbox(rt, sandbox)
+    await remove_sandbox(cri, sandbox)
     return api_pb2.RemovePodSandboxResponse()
 
 
-async def remove_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
+async def remove_sandbox(cri: CriService, sandbox: Sandbox) -> None:
     if sandbox.state is not SandboxState.NOTREADY:
-        await stop_sandbox(rt, sandbox)
+        await stop_sandbox(cri, sandbox)
     elif not sandbox.host_network:
         # NOTREADY without a StopPodSandbox (recovery marked it after a reboot
         # or a dead shim): an ADD whose DEL never ran still holds its address
         # in host-local's on-disk store.  Its record says so; none, nothing to do.
-        await rt.cni.teardown(sandbox.id, sandbox.netns_path, if_recorded=True)
-    for c in rt.containers.of_sandbox(sandbox.id):
-        async with rt.containers.index.lock(c.id):
-            await remove_container_now(rt, c)
+        await cri.cni.teardown(sandbox.id, sandbox.netns_path, if_recorded=True)
+    for c in cri.containers.of_sandbox(sandbox.id):
+        async with cri.containers.index.lock(c.id):
+            await remove_container_now(cri, c)
     faults.point("RemovePodSandbox/containers-removed")
-    async with rt.sandboxes.index.lock(sandbox.id):
-        if rt.shims.has(sandbox.id):
+    async with cri.sandboxes.index.lock(sandbox.id):
+        if cri.shims.has(sandbox.id):
             with contextlib.suppress(errors.NotFound):
-                await rt.shims.client(sandbox.id).call("delete", {"container_id": sandbox.id})
-        await rt.shims.shutdown(sandbox.id)
+                await cri.shims.client(sandbox.id).call("delete", {"container_id": sandbox.id})
+        await cri.shims.shutdown(sandbox.id)
         faults.point("RemovePodSandbox/shim-gone")
-        await asyncio.to_thread(release_sandbox_files, rt, sandbox)
-        await rt.images.rootfs_released()
+        await asyncio.to_thread(release_sandbox_files, cri, sandbox)
+        await cri.images.rootfs_released()
         faults.point("RemovePodSandbox/released")
-        rt.sandboxes.delete(sandbox.id)
-        rt.exited.pop(sandbox.id, None)
+        cri.sandboxes.delete(sandbox.id)
+        cri.exited.pop(sandbox.id, None)
     with contextlib.suppress(errors.CriError):
-        rt.publish_sandbox(sandbox, api_pb2.CONTAINER_DELETED_EVENT)
+        cri.publish_sandbox(sandbox, api_pb2.CONTAINER_DELETED_EVENT)
     log.info("pod sandbox %s removed", sandbox.id)
 
 
-def release_sandbox_files(rt: Runtime, sandbox: Sandbox) -> None:
+def release_sandbox_files(cri: CriService, sandbox: Sandbox) -> None:
     """Blocking, idempotent: pause rootfs + snapshot, /dev/shm, netns, files, pod cgroup."""
-    bundle = rt.pause_bundle(sandbox.id)
-    release_rootfs(rt.snapshotter, os.path.join(bundle, "rootfs"), sandbox.id, bundle)
-    sdir = rt.sandbox_dir(sandbox.id)
+    bundle = cri.pause_bundle(sandbox.id)
+    release_rootfs(cri.snapshotter, os.path.join(bundle, "rootfs"), sandbox.id, bundle)
+    sdir = cri.sandbox_dir(sandbox.id)
     shm = os.path.join(sdir, "shm")
     if os.path.isdir(shm):
         unmount_all(shm)
-    netns_mod.remove(rt.netns_path(sandbox.id))
+    netns_mod.remove(cri.netns_path(sandbox.id))
     shutil.rmtree(sdir, ignore_errors=True)
     if not sandbox.config.linux.cgroup_parent:
-        remove_pod_cgroup(sandbox.cgroup_parent or f"{rt.config.cgroup_parent.rstrip('/')}/pod-{sandbox.id}")
+        remove_pod_cgroup(sandbox.cgroup_parent or f"{cri.config.cgroup_parent.rstrip('/')}/pod-{sandbox.id}")

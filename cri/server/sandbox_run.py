@@ -49,7 +49,7 @@ from ..network.cni import CNIResult
 from ..own_privileges import has_cap_sys_resource, own_oom_score_adj
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState, unique_name
-from .runtime import Runtime, now_ns, release_rootfs, unmount_all, write_json
+from .cri_service import CriService, now_ns, release_rootfs, unmount_all, write_json
 
 log = logging.getLogger("dockyard.cri.sandbox_run")
 
@@ -146,19 +146,19 @@ def validate(config: api_pb2.PodSandboxConfig) -> None:
                 raise errors.InvalidArgument(f"{where}.host_ip: {errors.shorten(pm.host_ip)!r} is not an IP address") from err
 
 
-async def run_pod_sandbox(rt: Runtime, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
+async def run_pod_sandbox(cri: CriService, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
     config = request.config
     validate(config)
-    handler_name, _ = rt.config.runtimes.resolve(request.runtime_handler)
+    handler_name, _ = cri.config.runtimes.resolve(request.runtime_handler)
     name = unique_name(config.metadata)
-    inflight = rt.sandbox_runs.get(name)
+    inflight = cri.sandbox_runs.get(name)
     if inflight is not None:
         # kubelet retried while the first call still runs: share its answer.
         sandbox_id = await asyncio.shield(inflight)
         return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
-    existing = rt.sandboxes.index.id_by_name(name)
+    existing = cri.sandboxes.index.id_by_name(name)
     if existing is not None:
-        held = rt.sandboxes.find(existing)
+        held = cri.sandboxes.find(existing)
         if held is not None and is_retry_of(held, config, handler_name):
             # The first call finished but its answer was lost (the daemon died
             # between saving READY and answering): the retry gets the same pod.
@@ -166,48 +166,48 @@ async def run_pod_sandbox(rt: Runtime, request: api_pb2.RunPodSandboxRequest) ->
         raise errors.AlreadyExists(f"pod sandbox name {name!r} is already in use by pod sandbox {existing}")
     # The work runs in its own task: a caller that goes away (kubelet's
     # deadline) does not abort it half-way, and its retry gets the answer.
-    task = asyncio.create_task(_run(rt, request, handler_name, name), name=f"RunPodSandbox {name}")
-    rt.sandbox_runs[name] = task
-    task.add_done_callback(lambda t: _forget(rt, name, t))
+    task = asyncio.create_task(_run(cri, request, handler_name, name), name=f"RunPodSandbox {name}")
+    cri.sandbox_runs[name] = task
+    task.add_done_callback(lambda t: _forget(cri, name, t))
     sandbox_id = await asyncio.shield(task)
     return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
 
 
-def _forget(rt: Runtime, name: str, task: asyncio.Future[str]) -> None:
-    if rt.sandbox_runs.get(name) is task:
-        del rt.sandbox_runs[name]
+def _forget(cri: CriService, name: str, task: asyncio.Future[str]) -> None:
+    if cri.sandbox_runs.get(name) is task:
+        del cri.sandbox_runs[name]
     if not task.cancelled():
         task.exception()  # retrieved: every waiter got it already
 
 
-async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name: str, name: str) -> str:
+async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_name: str, name: str) -> str:
     config = request.config
-    _, handler = rt.config.runtimes.resolve(request.runtime_handler)
+    _, handler = cri.config.runtimes.resolve(request.runtime_handler)
     sandbox_id = secrets.token_hex(32)
     hostnet = host_network(config)
-    oom = pause_oom_score_adj(rt.config.restrict_oom_score_adj, own_oom_score_adj(), has_cap_sys_resource())
+    oom = pause_oom_score_adj(cri.config.restrict_oom_score_adj, own_oom_score_adj(), has_cap_sys_resource())
     sandbox = Sandbox(
         id=sandbox_id, name=name, config_b64=Sandbox.encode_config(config),
         runtime_handler=request.runtime_handler, handler=handler_name, created_at=now_ns(),
         host_network=hostnet,
     )
     async with contextlib.AsyncExitStack() as undo:
-        rt.sandboxes.add(sandbox)
-        undo.callback(rt.sandboxes.delete, sandbox_id)
+        cri.sandboxes.add(sandbox)
+        undo.callback(cri.sandboxes.delete, sandbox_id)
         faults.point("RunPodSandbox/recorded")
         # The shim comes up (two interpreters, ~30 ms) while the pod's files,
         # netns and rootfs are made; it is awaited when the pause container needs it.
-        shim_task = asyncio.create_task(rt.shims.start(sandbox_id, handler_name, handler),
+        shim_task = asyncio.create_task(cri.shims.start(sandbox_id, handler_name, handler),
                                         name=f"shim start {sandbox_id}")
-        undo.push_async_callback(_shutdown_shim, rt, sandbox_id, shim_task)
+        undo.push_async_callback(_shutdown_shim, cri, sandbox_id, shim_task)
 
-        image = await _pause_image(rt)
+        image = await _pause_image(cri)
         sandbox.pause_image_id = image.id
 
-        sdir = rt.sandbox_dir(sandbox_id)
+        sdir = cri.sandbox_dir(sandbox_id)
         os.makedirs(sdir, mode=0o711)
         undo.callback(shutil.rmtree, sdir, True)
-        files = await asyncio.to_thread(_write_pod_files, rt, sandbox, config, sdir)
+        files = await asyncio.to_thread(_write_pod_files, cri, sandbox, config, sdir)
         if config.log_directory:
             os.makedirs(config.log_directory, mode=0o755, exist_ok=True)
         shm = os.path.join(sdir, "shm")
@@ -220,7 +220,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
         netns_path = ""
         cni_task: asyncio.Task[CNIResult] | None = None
         if not hostnet:
-            netns_path = rt.netns_path(sandbox_id)
+            netns_path = cri.netns_path(sandbox_id)
             os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
             await asyncio.to_thread(netns_mod.create, netns_path)
             undo.push_async_callback(asyncio.to_thread, netns_mod.remove, netns_path)
@@ -229,21 +229,21 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             # CNI's ADD needs nothing but the pinned netns, so it runs while
             # the shim starts and the pause container is made (~90 ms that
             # hide its ~20 ms), and is awaited before the pod is ready.
-            cni_task = asyncio.create_task(rt.cni.setup(
+            cni_task = asyncio.create_task(cri.cni.setup(
                 sandbox_id, netns_path, k8s_namespace=config.metadata.namespace, k8s_name=config.metadata.name,
                 k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
             ), name=f"CNI ADD {sandbox_id}")
-            undo.push_async_callback(_teardown_when_added, rt, sandbox, config, cni_task)
+            undo.push_async_callback(_teardown_when_added, cri, sandbox, config, cni_task)
 
-        sandbox.cgroup_parent = config.linux.cgroup_parent or f"{rt.config.cgroup_parent.rstrip('/')}/pod-{sandbox_id}"
-        bundle = rt.pause_bundle(sandbox_id)
+        sandbox.cgroup_parent = config.linux.cgroup_parent or f"{cri.config.cgroup_parent.rstrip('/')}/pod-{sandbox_id}"
+        bundle = cri.pause_bundle(sandbox_id)
         rootfs = os.path.join(bundle, "rootfs")
         os.makedirs(rootfs, mode=0o755)
-        mounts = await asyncio.to_thread(rt.snapshotter.prepare, sandbox_id, image.chain_ids[-1] if image.chain_ids else None)
-        undo.push_async_callback(asyncio.to_thread, release_rootfs, rt.snapshotter, "", sandbox_id, "")
-        await asyncio.to_thread(rt.snapshotter.mount, mounts, rootfs)
+        mounts = await asyncio.to_thread(cri.snapshotter.prepare, sandbox_id, image.chain_ids[-1] if image.chain_ids else None)
+        undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", sandbox_id, "")
+        await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
-        rt.sandboxes.save(sandbox)
+        cri.sandboxes.save(sandbox)
         faults.point("RunPodSandbox/rootfs")
 
         from ..oci.sandbox_spec import sandbox_spec
@@ -252,7 +252,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
-            oom_score_adj=oom, node=rt.node,
+            oom_score_adj=oom, node=cri.node,
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
@@ -263,7 +263,7 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
         client = await shim_task
         # create + start in one runtime call: nothing happens in between for a pause container
         created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": "", "start": True})
-        undo.push_async_callback(_remove_pause, rt, sandbox_id)
+        undo.push_async_callback(_remove_pause, cri, sandbox_id)
         sandbox.pid = int(created.get("pid", 0))
         faults.point("RunPodSandbox/pause-started")
 
@@ -276,24 +276,24 @@ async def _run(rt: Runtime, request: api_pb2.RunPodSandboxRequest, handler_name:
             faults.point("RunPodSandbox/network")
 
         sandbox.state = SandboxState.READY
-        rt.sandboxes.save(sandbox)
+        cri.sandboxes.save(sandbox)
         undo.pop_all()
         faults.point("RunPodSandbox/ready")
-    rt.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
+    cri.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
     log.info("pod sandbox %s (%s) ready, pause pid %d, ips %s", sandbox_id, name, sandbox.pid, sandbox.ips)
     return sandbox_id
 
 
-async def _pause_image(rt: Runtime) -> Any:
+async def _pause_image(cri: CriService) -> Any:
     try:
-        return rt.images.get(rt.config.pause_image)
+        return cri.images.get(cri.config.pause_image)
     except errors.NotFound:
-        log.info("pause image %s missing; pulling it", rt.config.pause_image)
-        return await rt.images.pull(rt.config.pause_image, None)
+        log.info("pause image %s missing; pulling it", cri.config.pause_image)
+        return await cri.images.pull(cri.config.pause_image, None)
 
 
-async def _remove_pause(rt: Runtime, sandbox_id: str) -> None:
-    client = rt.shims.client(sandbox_id)
+async def _remove_pause(cri: CriService, sandbox_id: str) -> None:
+    client = cri.shims.client(sandbox_id)
     with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
         await client.call("kill", {"container_id": sandbox_id, "signal": 9, "all": True})
     with contextlib.suppress(errors.NotFound):
@@ -302,17 +302,17 @@ async def _remove_pause(rt: Runtime, sandbox_id: str) -> None:
         await client.call("delete", {"container_id": sandbox_id})
 
 
-async def _shutdown_shim(rt: Runtime, sandbox_id: str, shim_task: asyncio.Task[Any]) -> None:
+async def _shutdown_shim(cri: CriService, sandbox_id: str, shim_task: asyncio.Task[Any]) -> None:
     """Undo of the concurrent shim start: let it finish, then shut the shim
     down (Shims.shutdown also kills and removes a shim that came up half-way)."""
     try:
         await asyncio.shield(shim_task)
     except Exception:  # noqa: BLE001, S110  # the start's own error is the call's error, if it is the first
         pass
-    await rt.shims.shutdown(sandbox_id)
+    await cri.shims.shutdown(sandbox_id)
 
 
-async def _teardown_when_added(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig,
+async def _teardown_when_added(cri: CriService, sandbox: Sandbox, config: api_pb2.PodSandboxConfig,
                                cni_task: asyncio.Task[CNIResult]) -> None:
     """Undo of the concurrent CNI ADD: let it finish (a plugin is never cut
     off half-way), then DEL what it attached.  A failed ADD has DELeted its
@@ -321,11 +321,11 @@ async def _teardown_when_added(rt: Runtime, sandbox: Sandbox, config: api_pb2.Po
         await asyncio.shield(cni_task)
     except Exception:  # noqa: BLE001  # the ADD's own error is the call's error; nothing is attached
         return
-    await _teardown(rt, sandbox, config)
+    await _teardown(cri, sandbox, config)
 
 
-async def _teardown(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig) -> None:
-    await rt.cni.teardown(
+async def _teardown(cri: CriService, sandbox: Sandbox, config: api_pb2.PodSandboxConfig) -> None:
+    await cri.cni.teardown(
         sandbox.id, sandbox.netns_path, k8s_namespace=config.metadata.namespace,
         k8s_name=config.metadata.name, k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
     )
@@ -344,7 +344,7 @@ def _rewrite(path: str, text: str) -> None:
         f.write(text)
 
 
-def _write_pod_files(rt: Runtime, sandbox: Sandbox, config: api_pb2.PodSandboxConfig, sdir: str) -> dict[str, str]:
+def _write_pod_files(cri: CriService, sandbox: Sandbox, config: api_pb2.PodSandboxConfig, sdir: str) -> dict[str, str]:
     hostname = pod_files.pod_hostname(config.hostname, socket.gethostname())
     try:
         with open("/etc/resolv.conf", encoding="utf-8") as f:

@@ -7,7 +7,7 @@ import json
 from cri_api.v1 import api_pb2
 
 from ..store.sandbox import Sandbox, SandboxState
-from .runtime import Runtime, now_ns
+from .cri_service import CriService, now_ns
 
 CRI_SANDBOX_STATE: dict[SandboxState, api_pb2.PodSandboxState.ValueType] = {
     SandboxState.INIT: api_pb2.SANDBOX_NOTREADY,
@@ -16,7 +16,7 @@ CRI_SANDBOX_STATE: dict[SandboxState, api_pb2.PodSandboxState.ValueType] = {
 }
 
 
-def sandbox_status(rt: Runtime, s: Sandbox) -> api_pb2.PodSandboxStatus:
+def sandbox_status(cri: CriService, s: Sandbox) -> api_pb2.PodSandboxStatus:
     config = s.config
     status = api_pb2.PodSandboxStatus(
         id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,
@@ -30,13 +30,13 @@ def sandbox_status(rt: Runtime, s: Sandbox) -> api_pb2.PodSandboxStatus:
     return status
 
 
-async def pod_sandbox_status(rt: Runtime, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
-    s = rt.sandbox(request.pod_sandbox_id)
-    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(rt, s), timestamp=now_ns())
+async def pod_sandbox_status(cri: CriService, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
+    s = cri.sandbox(request.pod_sandbox_id)
+    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s), timestamp=now_ns())
     if request.verbose:
         info = {
             "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",
-            "netNamespacePath": s.netns_path, "image": rt.config.pause_image, "pauseImageId": s.pause_image_id,
+            "netNamespacePath": s.netns_path, "image": cri.config.pause_image, "pauseImageId": s.pause_image_id,
             "runtimeHandler": s.handler, "cgroupParent": s.cgroup_parent, "cniResult": s.cni_result,
             "state": s.state.value, "config": json.loads(_config_json(s)),
         }

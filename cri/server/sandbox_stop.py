@@ -16,7 +16,7 @@ from .. import errors, faults
 from ..store.container import ContainerState
 from ..store.sandbox import Sandbox, SandboxState
 from .container_stop import stop_container_now
-from .runtime import Runtime
+from .cri_service import CriService
 from .sandbox_run import port_mappings
 
 log = logging.getLogger("dockyard.cri.sandbox_stop")
@@ -24,27 +24,27 @@ log = logging.getLogger("dockyard.cri.sandbox_stop")
 PAUSE_STOP_TIMEOUT_S = 10.0
 
 
-async def stop_pod_sandbox(rt: Runtime, request: api_pb2.StopPodSandboxRequest) -> api_pb2.StopPodSandboxResponse:
-    sandbox = rt.sandboxes.find(request.pod_sandbox_id)
+async def stop_pod_sandbox(cri: CriService, request: api_pb2.StopPodSandboxRequest) -> api_pb2.StopPodSandboxResponse:
+    sandbox = cri.sandboxes.find(request.pod_sandbox_id)
     if sandbox is None:
         return api_pb2.StopPodSandboxResponse()
-    await stop_sandbox(rt, sandbox)
+    await stop_sandbox(cri, sandbox)
     return api_pb2.StopPodSandboxResponse()
 
 
-async def stop_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
-    for c in rt.containers.of_sandbox(sandbox.id):
+async def stop_sandbox(cri: CriService, sandbox: Sandbox) -> None:
+    for c in cri.containers.of_sandbox(sandbox.id):
         if c.state in (ContainerState.RUNNING, ContainerState.CREATED):
-            async with rt.containers.index.lock(c.id):
-                await stop_container_now(rt, c, timeout=0)
+            async with cri.containers.index.lock(c.id):
+                await stop_container_now(cri, c, timeout=0)
     faults.point("StopPodSandbox/containers-stopped")
-    async with rt.sandboxes.index.lock(sandbox.id):
-        if rt.shims.has(sandbox.id) and sandbox.pause_exit_code is None:
-            await rt.kill_and_wait(sandbox.id, sandbox.id, PAUSE_STOP_TIMEOUT_S)
+    async with cri.sandboxes.index.lock(sandbox.id):
+        if cri.shims.has(sandbox.id) and sandbox.pause_exit_code is None:
+            await cri.kill_and_wait(sandbox.id, sandbox.id, PAUSE_STOP_TIMEOUT_S)
         faults.point("StopPodSandbox/pause-stopped")
         if sandbox.netns_path or not sandbox.host_network:
             config = sandbox.config
-            await rt.cni.teardown(
+            await cri.cni.teardown(
                 sandbox.id, sandbox.netns_path, k8s_namespace=config.metadata.namespace,
                 k8s_name=config.metadata.name, k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
             )
@@ -52,7 +52,7 @@ async def stop_sandbox(rt: Runtime, sandbox: Sandbox) -> None:
         was_ready = sandbox.state is SandboxState.READY
         if sandbox.state is not SandboxState.NOTREADY:
             sandbox.state = SandboxState.NOTREADY
-            rt.sandboxes.save(sandbox)
+            cri.sandboxes.save(sandbox)
         if was_ready:
             with contextlib.suppress(errors.CriError):
-                rt.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)
+                cri.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)

@@ -19,7 +19,7 @@ from dockyard.cri.config import Config
 from dockyard.cri.server import image_list, image_pull, image_remove, image_status, imagefs_info, status, version
 from dockyard.cri.server.images import Images
 from dockyard.cri.server.instrument import Handler, Instrument, Readiness
-from dockyard.cri.server.runtime import Runtime
+from dockyard.cri.server.cri_service import CriService
 
 if TYPE_CHECKING:
     from dockyard.cri.streaming.server import StreamServer
@@ -56,17 +56,17 @@ def build_servicer(service: str, handlers: Mapping[str, Handler], instrument: In
     return servicer
 
 
-def runtime_handlers(config: Config, rt: Runtime | None = None, streams: StreamServer | None = None) -> dict[str, Handler]:
-    """Every unary RuntimeService RPC; without ``rt`` only Version and Status; Exec, Attach
+def runtime_handlers(config: Config, cri: CriService | None = None, streams: StreamServer | None = None) -> dict[str, Handler]:
+    """Every unary RuntimeService RPC; without ``cri`` only Version and Status; Exec, Attach
     and PortForward when a streaming server is given."""
 
     async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
-        if rt is None:
+        if cri is None:
             return status.status_response(config, request.verbose)
-        return status.status_response(config, request.verbose, rt.cni, rt.pod_cidr)
+        return status.status_response(config, request.verbose, cri.cni, cri.pod_cidr)
 
     handlers: dict[str, Handler] = {"Version": version.version_rpc, "Status": status_rpc}
-    if rt is None:
+    if cri is None:
         return handlers
     from dockyard.cri.server import (
         container_create, container_list, container_log_reopen, container_remove, container_start,
@@ -100,21 +100,21 @@ def runtime_handlers(config: Config, rt: Runtime | None = None, streams: StreamS
         "ListPodSandboxMetrics": sandbox_metrics_list.list_pod_sandbox_metrics,
     }
     for name, rpc in rpcs.items():
-        handlers[name] = functools.partial(rpc, rt)
+        handlers[name] = functools.partial(rpc, cri)
     if streams is not None:
         from dockyard.cri.server import container_attach, container_exec, sandbox_portforward
 
-        handlers["Exec"] = functools.partial(container_exec.exec_rpc, rt, streams)
-        handlers["Attach"] = functools.partial(container_attach.attach_rpc, rt, streams)
-        handlers["PortForward"] = functools.partial(sandbox_portforward.port_forward_rpc, rt, streams)
+        handlers["Exec"] = functools.partial(container_exec.exec_rpc, cri, streams)
+        handlers["Attach"] = functools.partial(container_attach.attach_rpc, cri, streams)
+        handlers["PortForward"] = functools.partial(sandbox_portforward.port_forward_rpc, cri, streams)
     return handlers
 
 
-def runtime_streams(rt: Runtime, readiness: Readiness) -> dict[str, Any]:
+def runtime_streams(cri: CriService, readiness: Readiness) -> dict[str, Any]:
     """Server-streaming RuntimeService RPCs (they gate on readiness themselves)."""
     from dockyard.cri.server import container_events
 
-    return {"GetContainerEvents": container_events.container_events_handler(rt, lambda: readiness.ready)}
+    return {"GetContainerEvents": container_events.container_events_handler(cri, lambda: readiness.ready)}
 
 
 def image_handlers(images: Images, convert_auth: image_pull.AuthConverter, pinned_refs: frozenset[str]) -> dict[str, Handler]:

@@ -49,7 +49,7 @@ from ..store.sandbox import SandboxState
 from ..streaming import netns_dial
 from ..streaming.backend import ProcessIO
 from .exec_sync import exec_process, load_process
-from .runtime import Runtime
+from .cri_service import CriService
 
 log = logging.getLogger("dockyard.cri.streaming_backend")
 
@@ -297,11 +297,11 @@ class AttachIO:
 class ShimStreamBackend:
     """StreamBackend for dockyardd: every session goes through the pod's shim."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self, cri: CriService) -> None:
+        self.cri = cri
 
     def _running(self, container_id: str) -> Container:
-        c = self.rt.container(container_id)
+        c = self.cri.container(container_id)
         if c.state is not ContainerState.RUNNING:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running")
         return c
@@ -313,7 +313,7 @@ class ShimStreamBackend:
         if tty and not any(e.startswith("TERM=") for e in process.get("env", [])):
             # What containerd does for a terminal exec: programs need a TERM to drive it.
             process["env"] = [*process.get("env", []), "TERM=xterm"]
-        client = self.rt.shims.client(c.sandbox_id)
+        client = self.cri.shims.client(c.sandbox_id)
         exec_id = "stream-" + secrets.token_hex(8)
         _, fds = await client.call_with_fds("exec", {
             "container_id": c.id, "exec_id": exec_id, "process": process, "tty": tty, "stdin": stdin,
@@ -325,13 +325,13 @@ class ShimStreamBackend:
         c = self._running(container_id)
         config = c.config
         use_stdin = stdin and config.stdin
-        client = self.rt.shims.client(c.sandbox_id)
+        client = self.cri.shims.client(c.sandbox_id)
         _, stream = await client.attach({"container_id": c.id, "stdin": use_stdin,
                                          "stdout": stdout, "stderr": stderr})
         return AttachIO(client, c.id, stream, stdin=use_stdin, stdin_once=config.stdin_once)
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sandbox = self.rt.sandbox(sandbox_id)
+        sandbox = self.cri.sandbox(sandbox_id)
         if sandbox.state is not SandboxState.READY:
             raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready")
         if not sandbox.netns_path:

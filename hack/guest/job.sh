@@ -6,6 +6,9 @@ out="$DOCKYARD_GUEST_OUT"
 cd "$DOCKYARD_GUEST_REPO" || exit 1
 echo "DOCKYARD-GUEST-JOB-START $(cut -d' ' -f1 /proc/uptime)"
 rc=0
+# The console is a pipe to the journal: without this Python holds its output
+# until it exits, and a stuck job shows nothing.
+export PYTHONUNBUFFERED=1
 /bin/sh "$out/job" || rc=$?
 echo "$rc" > "$out/status"
 sync

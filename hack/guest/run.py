@@ -44,8 +44,10 @@ PROBE_MARKER = "DOCKYARD-GUEST-PROBE-OK"
 JOB_START_MARKER = "DOCKYARD-GUEST-JOB-START"
 PROBE_TIMEOUT = 60.0
 
+# -v: one line per test on the console as it ends (PYTHONUNBUFFERED, job.sh);
+# faulthandler_timeout: a test stuck for minutes prints every thread's stack.
 DEFAULT_JOB = (
-    ".venv/bin/python -m pytest -q -p no:cacheprovider -rs tests/guest"
+    ".venv/bin/python -m pytest -v -p no:cacheprovider -rs -o faulthandler_timeout=180 tests/guest"
     ' --junitxml="$DOCKYARD_GUEST_OUT/junit.xml"'
 )
 

@@ -18,7 +18,7 @@ touches the filesystem.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from ..kernel.cgroupfs.cgroup_path import inner_path
     from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode, detect, read_mountinfo

@@ -11,7 +11,7 @@ from ..kernel.errors import InvalidSpec
 from ..kernel.lean.records import Record
 from . import spec_values as sv
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

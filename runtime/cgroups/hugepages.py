@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..kernel.errors import InvalidSpec
 from . import spec_values as sv
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -19,7 +19,7 @@ FIELD = "linux.resources.hugepageLimits"
 
 def _is_size(size: str) -> bool:
     """``<n>KB``, ``<n>MB`` or ``<n>GB``, n an ASCII number without a
-    leading zero.  Plain string code because ``re`` costs ~6 ms of import.
+    leading zero.  Plain string code: ``re`` stays off the hot paths.
     One final newline is allowed, as the ``$`` of the regex this replaced
     allowed it: the write to ``hugetlb.2MB\\n...`` then fails naming the file.
     Kept so that dropping ``re`` changed no accepted input."""

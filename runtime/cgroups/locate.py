@@ -16,7 +16,7 @@ from ..kernel.cgroupfs.locate import locate
 from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode
 from ..kernel.lean import leanos
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 

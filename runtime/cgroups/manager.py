@@ -20,7 +20,7 @@ from ..kernel.lean.records import Record
 from ..log import warn
 from . import spec_values
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any, Protocol
 else:

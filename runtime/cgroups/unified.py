@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..kernel.errors import InvalidSpec
 from . import spec_values as sv
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -24,7 +24,7 @@ _REFUSED = frozenset({"cgroup.procs", "cgroup.threads", "cgroup.kill"})
 
 def _is_file_name(key: str) -> bool:
     """``<controller>.<name>``: ``[a-z0-9_]+`` then a dot then ``[a-z0-9_.]+``.
-    Plain string code because ``re`` costs ~6 ms of import.  One final
+    Plain string code: ``re`` stays off the hot paths.  One final
     newline is allowed, as the ``$`` of the regex this replaced allowed it
     (the write then fails naming the file); kept so that dropping ``re``
     changed no accepted input."""

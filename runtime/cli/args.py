@@ -3,8 +3,8 @@ parsed with runc's (Go flag's) conventions, errors raised as InvalidArgument.
 
 Why not argparse: every container start runs the CLI three times, and
 argparse with what it loads (re, gettext, and locale and shutil once it
-parses) cost ~9 ms of each run here.  This module imports nothing but the
-runtime's errors.
+parses) is among the costliest imports (runtime/kernel/lean/README.md).
+This module imports nothing but the runtime's errors.
 
 What it accepts:
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ..kernel.errors import InvalidArgument
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

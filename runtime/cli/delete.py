@@ -8,9 +8,9 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("delete")
-    p.add_argument("--force", "-f", action="store_true")
-    add_id(p)
-    a = p.parse(argv)
-    container.delete(ctx.store, a.id, a.force)
+    parser = Parser("delete")
+    parser.add_argument("--force", "-f", action="store_true")
+    add_id(parser)
+    args = parser.parse(argv)
+    container.delete(ctx.store, args.id, args.force)
     return 0

@@ -12,7 +12,7 @@ from ..status import Status, require
 from .args import Parser, add_id
 from .main import Context, collect_while_waiting
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -31,28 +31,28 @@ def _parse_interval(text: str) -> float:
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("events")
-    p.add_argument("--stats", action="store_true")
-    p.add_argument("--interval", default="5s")
-    add_id(p)
-    a = p.parse(argv)
-    c = container.load(ctx.store, a.id)
-    require("events", c.status, a.id)
-    if a.stats:
-        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": a.id, "data": c.manager.stats()}) + "\n")
+    parser = Parser("events")
+    parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--interval", default="5s")
+    add_id(parser)
+    args = parser.parse(argv)
+    c = container.load(ctx.store, args.id)
+    require("events", c.status, args.id)
+    if args.stats:
+        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": args.id, "data": c.manager.stats()}) + "\n")
         return 0
     collect_while_waiting()  # not for --stats: one answer, and the shim's stats call, polled
-    interval = _parse_interval(a.interval)
+    interval = _parse_interval(args.interval)
     ooms = _oom_count(c.manager.stats())
     while True:
-        c = container.load(ctx.store, a.id)
+        c = container.load(ctx.store, args.id)
         if c.status == Status.STOPPED:
             return 0
         stats = c.manager.stats()
         now = _oom_count(stats)
         if now > ooms:
-            sys.stdout.write(jsonfast.dumps({"type": "oom", "id": a.id}) + "\n")
+            sys.stdout.write(jsonfast.dumps({"type": "oom", "id": args.id}) + "\n")
             ooms = now
-        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": a.id, "data": stats}) + "\n")
+        sys.stdout.write(jsonfast.dumps({"type": "stats", "id": args.id, "data": stats}) + "\n")
         sys.stdout.flush()
         time.sleep(interval)

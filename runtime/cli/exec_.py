@@ -25,73 +25,73 @@ def _user(text: str) -> tuple[int, int | None]:
         raise InvalidArgument("parse --user", text, "must be UID[:GID] (numbers)") from err
 
 
-def _from_flags(base: Process, a: Namespace) -> Process:
-    if not a.command:
+def _from_flags(base: Process, args: Namespace) -> Process:
+    if not args.command:
         raise InvalidArgument("exec", "", "no command given (args, or --process FILE)")
     env = dict(item.split("=", 1) for item in base.env)
-    for item in a.env:
+    for item in args.env:
         key, eq, value = item.partition("=")
         if not eq:
             raise InvalidArgument("parse --env", item, "must be KEY=VALUE")
         env[key] = value
     user = base.user
-    if a.user:
-        uid, gid = _user(a.user)
+    if args.user:
+        uid, gid = _user(args.user)
         user = User(uid=uid, gid=user.gid if gid is None else gid, umask=user.umask,
                     additional_gids=user.additional_gids)
-    if a.additional_gids:
-        user = replace(user, additional_gids=tuple(int(g) for g in a.additional_gids))
+    if args.additional_gids:
+        user = replace(user, additional_gids=tuple(int(g) for g in args.additional_gids))
     caps = base.capabilities
-    if a.cap:
+    if args.cap:
         c = caps or Capabilities()
-        extra = tuple(a.cap)
+        extra = tuple(args.cap)
         caps = Capabilities(c.bounding + extra, c.effective + extra, c.inheritable + extra,
                             c.permitted + extra, c.ambient + extra)
-    return replace(base, args=tuple(a.command), env=tuple(f"{k}={v}" for k, v in env.items()),
-                   cwd=a.cwd or base.cwd, user=user, terminal=a.tty, capabilities=caps, console_size=None,
-                   no_new_privileges=base.no_new_privileges or a.no_new_privs,
-                   apparmor_profile=a.apparmor if a.apparmor is not None else base.apparmor_profile)
+    return replace(base, args=tuple(args.command), env=tuple(f"{k}={v}" for k, v in env.items()),
+                   cwd=args.cwd or base.cwd, user=user, terminal=args.tty, capabilities=caps, console_size=None,
+                   no_new_privileges=base.no_new_privileges or args.no_new_privs,
+                   apparmor_profile=args.apparmor if args.apparmor is not None else base.apparmor_profile)
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("exec")
-    p.add_argument("--console-socket", default=None)
-    p.add_argument("--cwd", default="")
-    p.add_argument("--env", "-e", action="append", default=[])
-    p.add_argument("--tty", "-t", action="store_true")
-    p.add_argument("--user", "-u", default="")
-    p.add_argument("--additional-gids", "-g", action="append", default=[])
-    p.add_argument("--process", "-p", default=None)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--pid-file", default=None)
-    p.add_argument("--process-label", default="")
-    p.add_argument("--apparmor", default=None)
-    p.add_argument("--no-new-privs", action="store_true")
-    p.add_argument("--cap", "-c", action="append", default=[])
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("--ignore-paused", action="store_true")
-    p.add_argument("--cgroup", default=None)
-    add_id(p)
-    p.add_argument("command", nargs=REMAINDER)
-    a = p.parse(argv)
+    parser = Parser("exec")
+    parser.add_argument("--console-socket", default=None)
+    parser.add_argument("--cwd", default="")
+    parser.add_argument("--env", "-e", action="append", default=[])
+    parser.add_argument("--tty", "-t", action="store_true")
+    parser.add_argument("--user", "-u", default="")
+    parser.add_argument("--additional-gids", "-g", action="append", default=[])
+    parser.add_argument("--process", "-p", default=None)
+    parser.add_argument("--detach", "-d", action="store_true")
+    parser.add_argument("--pid-file", default=None)
+    parser.add_argument("--process-label", default="")
+    parser.add_argument("--apparmor", default=None)
+    parser.add_argument("--no-new-privs", action="store_true")
+    parser.add_argument("--cap", "-c", action="append", default=[])
+    parser.add_argument("--preserve-fds", type=int, default=0)
+    parser.add_argument("--ignore-paused", action="store_true")
+    parser.add_argument("--cgroup", default=None)
+    add_id(parser)
+    parser.add_argument("command", nargs=REMAINDER)
+    args = parser.parse(argv)
     store = ctx.store
-    if a.process:
+    if args.process:
         try:
-            raw = jsonfast.load_file(a.process)
+            raw = jsonfast.load_file(args.process)
         except FileNotFoundError as err:
-            raise NotFound("read --process", a.process) from err
+            raise NotFound("read --process", args.process) from err
         except ValueError as err:
-            raise InvalidSpec("process", f"{a.process} is not valid JSON: {err}") from err
+            raise InvalidSpec("process", f"{args.process} is not valid JSON: {err}") from err
         process = parse_process(raw)
     else:
-        process = _from_flags(spawn.default_exec_process(store, a.id), a)
-    if process.terminal and not a.console_socket:
+        process = _from_flags(spawn.default_exec_process(store, args.id), args)
+    if process.terminal and not args.console_socket:
         raise InvalidArgument("exec", "--tty", "a terminal needs --console-socket to hand the pty to")
-    if not a.detach:
+    if not args.detach:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
-    pid = spawn.exec_process(store, a.id, process, detach=a.detach, pid_file=a.pid_file,
-                                 console_socket=a.console_socket, preserve_fds=a.preserve_fds)
-    if a.detach:
+    pid = spawn.exec_process(store, args.id, process, detach=args.detach, pid_file=args.pid_file,
+                                 console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+    if args.detach:
         return 0
     collect_while_waiting()
     with container.forwarded_signals(pid):

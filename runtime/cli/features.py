@@ -13,7 +13,7 @@ from ..rootfs.mountopts import SUPPORTED_OPTIONS
 from ..spec import HOOK_KINDS
 from .main import SPEC_VERSION, Context
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,10 +9,10 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("kill")
-    p.add_argument("--all", "-a", action="store_true")
-    add_id(p)
-    p.add_argument("signal", nargs="?", default="SIGTERM")
-    a = p.parse(argv)
-    container.kill(ctx.store, a.id, parse_signal(a.signal), a.all)
+    parser = Parser("kill")
+    parser.add_argument("--all", "-a", action="store_true")
+    add_id(parser)
+    parser.add_argument("signal", nargs="?", default="SIGTERM")
+    args = parser.parse(argv)
+    container.kill(ctx.store, args.id, parse_signal(args.signal), args.all)
     return 0

@@ -21,10 +21,10 @@ def _owner(uid: int) -> str:
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("list")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", "-q", action="store_true")
-    a = p.parse(argv)
+    parser = Parser("list")
+    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    parser.add_argument("--quiet", "-q", action="store_true")
+    args = parser.parse(argv)
     states = []
     for cid in ctx.store.ids():
         try:
@@ -33,9 +33,9 @@ def run(ctx: Context, argv: list[str]) -> int:
         except (NotFound, FileNotFoundError):
             continue  # deleted while we listed
         states.append(st)
-    if a.quiet:
+    if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
-    elif a.format == "json":
+    elif args.format == "json":
         sys.stdout.write(jsonfast.dumps(states) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]

@@ -8,7 +8,7 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("pause")
-    add_id(p)
-    container.pause(ctx.store, p.parse(argv).id)
+    parser = Parser("pause")
+    add_id(parser)
+    container.pause(ctx.store, parser.parse(argv).id)
     return 0

@@ -15,21 +15,21 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("ps")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    add_id(p)
-    p.add_argument("ps_args", nargs="*")
-    a = p.parse(argv)
-    c = container.load(ctx.store, a.id)
-    require("ps", c.status, a.id)
+    parser = Parser("ps")
+    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    add_id(parser)
+    parser.add_argument("ps_args", nargs="*")
+    args = parser.parse(argv)
+    c = container.load(ctx.store, args.id)
+    require("ps", c.status, args.id)
     pids = sorted(c.manager.pids())
-    if a.format == "json":
+    if args.format == "json":
         sys.stdout.write(jsonfast.dumps(pids) + "\n")
         return 0
     try:
-        out = subprocess.run(["ps", *(a.ps_args or ["-ef"])], capture_output=True, check=True, text=True).stdout
+        out = subprocess.run(["ps", *(args.ps_args or ["-ef"])], capture_output=True, check=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as err:
-        raise SyscallError("run ps", " ".join(a.ps_args or ["-ef"]), getattr(err, "errno", 0) or 0, str(err)) from err
+        raise SyscallError("run ps", " ".join(args.ps_args or ["-ef"]), getattr(err, "errno", 0) or 0, str(err)) from err
     lines = out.splitlines()
     header = lines[0].split()
     if "PID" not in header:

@@ -8,7 +8,7 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("resume")
-    add_id(p)
-    container.resume(ctx.store, p.parse(argv).id)
+    parser = Parser("resume")
+    add_id(parser)
+    container.resume(ctx.store, parser.parse(argv).id)
     return 0

@@ -11,27 +11,27 @@ from .main import Context, collect_while_waiting
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("run")
-    add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
-    add_id(p)
-    a = p.parse(argv)
-    if not a.detach:
+    parser = Parser("run")
+    add_create_flags(parser)
+    parser.add_argument("--detach", "-d", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    add_id(parser)
+    args = parser.parse(argv)
+    if not args.detach:
         # the init is our grandchild; as a subreaper we inherit it and can wait
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
-    state = spawn.create(ctx.store, a.id, a.bundle, pid_file=a.pid_file, console_socket=a.console_socket,
-                             no_pivot=a.no_pivot, preserve_fds=a.preserve_fds)
+    state = spawn.create(ctx.store, args.id, args.bundle, pid_file=args.pid_file, console_socket=args.console_socket,
+                             no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
     try:
-        container.start(ctx.store, a.id)
+        container.start(ctx.store, args.id)
     except BaseException:
-        container.delete(ctx.store, a.id, force=True)
+        container.delete(ctx.store, args.id, force=True)
         raise
-    if a.detach:
+    if args.detach:
         return 0
     collect_while_waiting()
     with container.forwarded_signals(state.pid):
         code = container.wait_exit(state.pid)
-    if not a.keep:
-        container.delete(ctx.store, a.id, force=True)
+    if not args.keep:
+        container.delete(ctx.store, args.id, force=True)
     return code

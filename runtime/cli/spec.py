@@ -10,14 +10,14 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("spec")
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--rootless", action="store_true")
-    a = p.parse(argv)
-    path = leanos.path.join(a.bundle, "config.json")
+    parser = Parser("spec")
+    parser.add_argument("--bundle", "-b", default=".")
+    parser.add_argument("--rootless", action="store_true")
+    args = parser.parse(argv)
+    path = leanos.path.join(args.bundle, "config.json")
     if leanos.path.exists(path):
         raise AlreadyExists("write spec", path, "File exists")
     with open(path, "w") as f:
-        f.write(jsonfast.dumps(default_spec(a.rootless), indent="\t"))
+        f.write(jsonfast.dumps(default_spec(args.rootless), indent="\t"))
         f.write("\n")
     return 0

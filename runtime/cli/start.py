@@ -8,7 +8,7 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("start")
-    add_id(p)
-    container.start(ctx.store, p.parse(argv).id)
+    parser = Parser("start")
+    add_id(parser)
+    container.start(ctx.store, parser.parse(argv).id)
     return 0

@@ -11,7 +11,7 @@ from .main import Context
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("state")
-    add_id(p)
-    sys.stdout.write(jsonfast.dumps(container.state_json(ctx.store, p.parse(argv).id), indent=2) + "\n")
+    parser = Parser("state")
+    add_id(parser)
+    sys.stdout.write(jsonfast.dumps(container.state_json(ctx.store, parser.parse(argv).id), indent=2) + "\n")
     return 0

@@ -11,7 +11,7 @@ from ..kernel.lean import jsonfast
 from .args import Parser, add_id
 from .main import Context
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -54,30 +54,30 @@ _FLAGS: dict[str, tuple[str, str, str]] = {
 
 
 def run(ctx: Context, argv: list[str]) -> int:
-    p = Parser("update")
-    p.add_argument("--resources", "-r", default=None)
+    parser = Parser("update")
+    parser.add_argument("--resources", "-r", default=None)
     for flag in _FLAGS:
-        p.add_argument(flag, default=None)
-    p.add_argument("--l3-cache-schema", default=None)
-    p.add_argument("--mem-bw-schema", default=None)
-    add_id(p)
-    a = p.parse(argv)
+        parser.add_argument(flag, default=None)
+    parser.add_argument("--l3-cache-schema", default=None)
+    parser.add_argument("--mem-bw-schema", default=None)
+    add_id(parser)
+    args = parser.parse(argv)
     resources: dict[str, Any] = {}
-    if a.resources:
+    if args.resources:
         try:
-            if a.resources == "-":
+            if args.resources == "-":
                 resources = jsonfast.loads(sys.stdin.read())
             else:
-                with open(a.resources, "rb") as f:
+                with open(args.resources, "rb") as f:
                     resources = jsonfast.loads(f.read())
         except ValueError as err:
             raise InvalidSpec("linux.resources", f"--resources is not valid JSON: {err}") from err
         if not isinstance(resources, dict):
             raise InvalidSpec("linux.resources", "--resources must hold a JSON object")
-    if a.l3_cache_schema or a.mem_bw_schema:
+    if args.l3_cache_schema or args.mem_bw_schema:
         raise InvalidArgument("update", "--l3-cache-schema", "Intel RDT is not supported")
     for flag, (section, key, kind) in _FLAGS.items():
-        text = getattr(a, flag[2:].replace("-", "_"))
+        text = getattr(args, flag[2:].replace("-", "_"))
         if text is None:
             continue
         value: Any
@@ -91,5 +91,5 @@ def run(ctx: Context, argv: list[str]) -> int:
         else:
             value = text
         resources.setdefault(section, {})[key] = value
-    container.update(ctx.store, a.id, resources)
+    container.update(ctx.store, args.id, resources)
     return 0

@@ -26,11 +26,12 @@ image send a bind mount onto the host's ``/etc``.  Facts this module relies on:
 from __future__ import annotations
 
 import errno
+import stat
 
 from .errors import SyscallError
-from .lean import leanos, leanstat
+from .lean import leanos
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Literal
 
@@ -71,7 +72,7 @@ def resolve_in_root(root: str, unsafe_path: str) -> str:
             continue
         except OSError as err:
             raise SyscallError("resolve", unsafe_path, err.errno or 0) from err
-        if leanstat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
             expansions += 1
             if expansions > MAX_SYMLINK_EXPANSIONS:
                 raise SyscallError("resolve", unsafe_path, errno.ELOOP)
@@ -136,7 +137,7 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
         except OSError as err:
             raise SyscallError("open in root", unsafe_path, err.errno or 0) from err
         st = leanos.fstat(fd)
-        if leanstat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
             leanos.close(fd)
             expansions += 1
             if expansions > MAX_SYMLINK_EXPANSIONS:
@@ -155,7 +156,7 @@ def _walk(stack: list[int], unsafe_path: str, create: Literal["dir", "file", Non
             todo.extend(_components(target)[::-1])
             continue
         stack.append(fd)
-        if todo and not leanstat.S_ISDIR(st.st_mode):
+        if todo and not stat.S_ISDIR(st.st_mode):
             # More path after a non-directory (even ".."): ENOTDIR, as the
             # kernel says for "file/..".
             raise SyscallError("open in root", unsafe_path, errno.ENOTDIR)

@@ -387,3 +387,88 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     if fd < 0:
         raise _fail("openat2", path)
     return int(fd)
+
+
+# --- bpf(2): cgroup device programs ----------------------------------------------
+# Only what a BPF_PROG_TYPE_CGROUP_DEVICE program needs (cgroups/v2/device_program.py).
+# Each command takes its own prefix of ``union bpf_attr``; a shorter attr
+# than the kernel's is zero-filled by the kernel, so each struct here holds
+# just the fields the command reads.
+
+_NR_BPF = 321
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+class _BpfProgLoad(ffi.Structure):
+    _fields_ = (
+        ("prog_type", ffi.c_uint32), ("insn_cnt", ffi.c_uint32), ("insns", ffi.c_uint64),
+        ("license", ffi.c_uint64), ("log_level", ffi.c_uint32), ("log_size", ffi.c_uint32),
+        ("log_buf", ffi.c_uint64),
+    )
+
+
+class _BpfProgAttach(ffi.Structure):
+    _fields_ = (
+        ("target_fd", ffi.c_uint32), ("attach_bpf_fd", ffi.c_uint32), ("attach_type", ffi.c_uint32),
+        ("attach_flags", ffi.c_uint32),
+    )
+
+
+class _BpfProgQuery(ffi.Structure):
+    _fields_ = (
+        ("target_fd", ffi.c_uint32), ("attach_type", ffi.c_uint32), ("query_flags", ffi.c_uint32),
+        ("attach_flags", ffi.c_uint32), ("prog_ids", ffi.c_uint64), ("prog_cnt", ffi.c_uint32),
+    )
+
+
+class _BpfGetFdById(ffi.Structure):
+    _fields_ = (("prog_id", ffi.c_uint32), ("next_id", ffi.c_uint32), ("open_flags", ffi.c_uint32))
+
+
+def _bpf(cmd: int, attr: ffi.Structure, op: str, target: str) -> int:
+    ret = _syscall(_NR_BPF, cmd, ffi.byref(attr), ffi.sizeof(attr))
+    if ret < 0:
+        raise _fail(op, target)
+    return int(ret)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, log_size: int = 0) -> tuple[int, str]:
+    """Load a program; returns (fd, verifier log).  With ``log_size`` the
+    verifier's log comes back (on failure too: SyscallError's detail)."""
+    code = ffi.string_buffer(insns)
+    lic = ffi.string_buffer(license.encode() + b"\0")
+    log = ffi.string_buffer(b"\0" * log_size) if log_size else None
+    attr = _BpfProgLoad(prog_type, len(insns) // 8, ffi.addressof(code), ffi.addressof(lic),
+                        1 if log_size else 0, log_size, ffi.addressof(log) if log is not None else 0)
+    ret = _syscall(_NR_BPF, BPF_PROG_LOAD, ffi.byref(attr), ffi.sizeof(attr))
+    text = log.raw.split(b"\0", 1)[0].decode(errors="replace") if log is not None else ""
+    if ret < 0:
+        raise SyscallError("bpf prog load", "", ffi.get_errno(), text[-2000:])
+    return int(ret), text
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, target: str = "") -> None:
+    _bpf(BPF_PROG_ATTACH, _BpfProgAttach(target_fd, prog_fd, attach_type, flags), "bpf prog attach", target)
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, target: str = "") -> None:
+    _bpf(BPF_PROG_DETACH, _BpfProgAttach(target_fd, prog_fd, attach_type, 0), "bpf prog detach", target)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, target: str = "", capacity: int = 64) -> list[int]:
+    """Ids of the programs attached to ``target_fd`` itself (not inherited ones)."""
+    ids = (ffi.c_uint32 * capacity)()
+    attr = _BpfProgQuery(target_fd, attach_type, 0, 0, ffi.addressof(ids), capacity)
+    _bpf(BPF_PROG_QUERY, attr, "bpf prog query", target)
+    return [ids[i] for i in range(attr.prog_cnt)]
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    return _bpf(BPF_PROG_GET_FD_BY_ID, _BpfGetFdById(prog_id, 0, 0), "bpf prog get fd by id", str(prog_id))

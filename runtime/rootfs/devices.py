@@ -17,11 +17,12 @@ setup's job.  Facts:
 
 from __future__ import annotations
 
+import stat
+
 from ..kernel.errors import InvalidSpec
-from ..kernel.lean import leanstat
 from ..kernel.lean.records import Record
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 class Device(Record):
@@ -114,5 +115,5 @@ def parse_devices(devices: list[dict[str, Any]], field: str = "linux.devices") -
 
 def mknod_mode(dev: Device) -> int:
     """The ``mode`` argument of mknod(2) for ``dev``: inode type | permissions."""
-    kind = {"c": leanstat.S_IFCHR, "u": leanstat.S_IFCHR, "b": leanstat.S_IFBLK, "p": leanstat.S_IFIFO}[dev.type]
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
     return kind | (dev.file_mode & 0o7777)

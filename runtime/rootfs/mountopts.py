@@ -30,7 +30,7 @@ from ..kernel import syscalls
 from ..kernel.errors import InvalidSpec, Unsupported
 from ..kernel.lean.records import Record
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Sequence
 class MountOptions(Record):

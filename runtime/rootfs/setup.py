@@ -30,10 +30,11 @@ Facts this code depends on:
 from __future__ import annotations
 
 import errno
+import stat
 
 from ..kernel import syscalls
 from ..kernel.errors import InvalidSpec, SyscallError
-from ..kernel.lean import leanos, leanstat
+from ..kernel.lean import leanos
 from ..kernel.lean.records import Record, field, replace
 from ..kernel.securejoin import open_in_root
 from ..spec import IDMap, Mount
@@ -164,7 +165,7 @@ def _apply_after(target: str, opts: MountOptions) -> None:
 
 def _is_dir_source(m: Mount) -> bool:
     try:
-        return leanstat.S_ISDIR(leanos.stat(m.source).st_mode)
+        return stat.S_ISDIR(leanos.stat(m.source).st_mode)
     except OSError:
         return True
 
@@ -447,7 +448,7 @@ def _mask(path: str) -> None:
         return
     except OSError as err:
         raise SyscallError("mask path", path, err.errno or 0) from err
-    if leanstat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         syscalls.mount("tmpfs", path, "tmpfs", syscalls.MS_RDONLY, "size=0k")
     else:
         syscalls.mount("/dev/null", path, None, syscalls.MS_BIND)

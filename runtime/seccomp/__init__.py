@@ -13,8 +13,8 @@ The init never maps libseccomp: it receives finished classic-BPF bytes, so
 the filter is the last thing installed and nothing but execve runs under it.
 
 This module is imported on every CLI start, so even the name tables (and
-their dataclasses) are imported only when a spec is validated; ctypes and
-libseccomp only when a filter is compiled or the features are listed.
+their records) are imported only when a spec is validated; libseccomp
+only when a filter is compiled or the features are listed.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def compile_filter(seccomp: dict[str, object]) -> CompiledFilter:
 
     Changes no kernel state; the caller's process is not filtered."""
     from ..kernel import seccomp_profile as profile
-    from .compiler import compile_profile  # loads ctypes + libseccomp
+    from .compiler import compile_profile  # loads libseccomp
 
     parsed = profile.parse(seccomp)
     return CompiledFilter(program=compile_profile(parsed), flags=parsed.flags)

@@ -1,4 +1,11 @@
-"""ctypes binding to the parts of libseccomp (>= 2.5) used to build a filter.
+"""A binding to the parts of libseccomp (>= 2.5) used to build a filter,
+through the runtime's one FFI (kernel/lean/ffi.py).
+
+Why ffi and not ctypes, as this module once used: create compiles the filter
+of every container with a seccomp profile (RuntimeDefault, or a Localhost
+one), on its start path, and ``import ctypes`` was then create's costliest
+import (kernel/lean/README.md); the runtime has ffi loaded already for its
+syscalls, and one FFI means one set of facts to pin.
 
 Only the runtime's parent process imports this module: it builds the filter
 and exports it as classic BPF; the container's init loads those bytes with a
@@ -21,11 +28,14 @@ Facts about libseccomp this relies on:
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
-import os
 
 from ..kernel.errors import RuntimeFault, SyscallError, Unsupported
+from ..kernel.lean import ffi, leanos
+
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
+if TYPE_CHECKING:
+    from typing import Any
 
 NR_SCMP_ERROR = -1
 
@@ -37,53 +47,52 @@ ATTR_CTL_OPTIMIZE = 8
 _SONAME = "libseccomp.so.2"
 
 
-class ArgCmp(ctypes.Structure):
+class ArgCmp(ffi.Structure):
     """``struct scmp_arg_cmp``."""
 
-    _fields_ = [
-        ("arg", ctypes.c_uint),
-        ("op", ctypes.c_int),
-        ("datum_a", ctypes.c_uint64),
-        ("datum_b", ctypes.c_uint64),
-    ]
+    _fields_ = (
+        ("arg", ffi.c_uint),
+        ("op", ffi.c_int),
+        ("datum_a", ffi.c_uint64),
+        ("datum_b", ffi.c_uint64),
+    )
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(ffi.Structure):
+    _fields_ = (("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint))
 
 
-def _load() -> ctypes.CDLL:
+def _load() -> Any:
     try:
-        lib = ctypes.CDLL(_SONAME)
+        lib = ffi.CDLL(_SONAME)
     except OSError as err:
         raise Unsupported("load libseccomp", _SONAME, "install libseccomp2 to use linux.seccomp") from err
-    ctx = ctypes.c_void_p
-    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    ctx = ffi.c_void_p
+    lib.seccomp_init.argtypes = [ffi.c_uint32]
     lib.seccomp_init.restype = ctx
     lib.seccomp_release.argtypes = [ctx]
     lib.seccomp_release.restype = None
-    lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-    lib.seccomp_arch_add.argtypes = [ctx, ctypes.c_uint32]
-    lib.seccomp_arch_add.restype = ctypes.c_int
-    lib.seccomp_attr_set.argtypes = [ctx, ctypes.c_int, ctypes.c_uint32]
-    lib.seccomp_attr_set.restype = ctypes.c_int
-    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
-    lib.seccomp_rule_add_array.argtypes = [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                           ctypes.POINTER(ArgCmp)]
-    lib.seccomp_rule_add_array.restype = ctypes.c_int
-    lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
-    lib.seccomp_export_bpf.restype = ctypes.c_int
+    lib.seccomp_arch_resolve_name.argtypes = [ffi.c_char_p]
+    lib.seccomp_arch_resolve_name.restype = ffi.c_uint32
+    lib.seccomp_arch_add.argtypes = [ctx, ffi.c_uint32]
+    lib.seccomp_arch_add.restype = ffi.c_int
+    lib.seccomp_attr_set.argtypes = [ctx, ffi.c_int, ffi.c_uint32]
+    lib.seccomp_attr_set.restype = ffi.c_int
+    lib.seccomp_syscall_resolve_name.argtypes = [ffi.c_char_p]
+    lib.seccomp_syscall_resolve_name.restype = ffi.c_int
+    lib.seccomp_rule_add_array.argtypes = [ctx, ffi.c_uint32, ffi.c_int, ffi.c_uint, ffi.POINTER(ArgCmp)]
+    lib.seccomp_rule_add_array.restype = ffi.c_int
+    lib.seccomp_export_bpf.argtypes = [ctx, ffi.c_int]
+    lib.seccomp_export_bpf.restype = ffi.c_int
     lib.seccomp_version.argtypes = []
-    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    lib.seccomp_version.restype = ffi.POINTER(_Version)
     return lib
 
 
-_lib: ctypes.CDLL | None = None
+_lib: Any = None
 
 
-def library() -> ctypes.CDLL:
+def library() -> Any:
     """The loaded libseccomp, loaded on first use."""
     global _lib
     if _lib is None:
@@ -148,10 +157,10 @@ class Filter:
         self._check(rc, "seccomp_rule_add", name)
 
     def export_bpf(self) -> bytes:
-        fd = os.memfd_create("dockyard-seccomp", os.MFD_CLOEXEC)
+        fd = leanos.memfd_create("dockyard-seccomp", leanos.MFD_CLOEXEC)
         try:
             self._check(self._lib.seccomp_export_bpf(self._ctx, fd), "seccomp_export_bpf", "memfd")
-            size = os.lseek(fd, 0, os.SEEK_END)
-            return os.pread(fd, size, 0)
+            size = leanos.lseek(fd, 0, leanos.SEEK_END)
+            return leanos.pread(fd, size, 0)
         finally:
-            os.close(fd)
+            leanos.close(fd)

@@ -38,6 +38,7 @@ pytestmark = [
 SUBSET = REPO / "hack" / "node-e2e-subset.txt"
 NAME = "dockyardd-subset"
 REPORTS = BUILD / "node-e2e" / NAME
+GINKGO_TIMEOUT_S = 30 * 60.0
 RUN_TIMEOUT_S = 45 * 60.0
 
 
@@ -78,8 +79,10 @@ def test_node_e2e_subset() -> None:
     for tool in ("e2e_node.test", "ginkgo", "kubelet"):
         if not (BUILD / "node-e2e" / "bin" / tool).exists():
             pytest.fail(f"build/node-e2e/bin/{tool} missing: run make node-e2e-tools")
+    # ginkgo's own timeout ends the run (and its cleanup) well before pytest's
+    # kill, which would leave the run's processes to the next run's sweep.
     argv = [str(REPO / "hack" / "run-node-e2e.sh"), "--runtime", "dockyardd", "--name", NAME,
-            "--focus-file", str(SUBSET)]
+            "--focus-file", str(SUBSET), "--timeout", f"{int(GINKGO_TIMEOUT_S)}s"]
     result = SUBREAPER.run(argv, timeout=RUN_TIMEOUT_S, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     report = REPORTS / "report.json"
     assert report.exists(), f"no ginkgo report (exit {result.returncode}):\n{result.stdout[-4000:]}"

@@ -85,21 +85,16 @@ def test_default_spec_with_limits(
     assert done.stdout.split("\n")[:4] == ["0::/", str(64 << 20), "32", "50000 100000"], done
 
 
-@pytest.mark.parametrize(
-    "runtime",
-    [
-        "runc",
-        pytest.param(
-            "dockyard-runc",
-            marks=pytest.mark.xfail(strict=True, reason="v2 device rules are not enforced yet (no BPF device program)"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("runtime", ["runc", "dockyard-runc"])
 def test_default_spec_denies_unlisted_device(tmp_path: Path, rootfs: Path, request: pytest.FixtureRequest, runtime: str) -> None:
-    """A device node in the container but outside linux.resources.devices' allow list cannot be opened (EPERM)."""
+    """A device outside linux.resources.devices' allow list cannot be opened (EPERM), though the container can mknod it."""
     major, minor = scratch_device()
-    config = default_spec(tmp_path, rootfs, "head -c 1 /dev/scratch >/dev/null && echo scratch-open")
-    config["linux"]["devices"] = [{"path": "/dev/scratch", "type": "b", "major": major, "minor": minor, "fileMode": 0o600}]
+    config = default_spec(
+        tmp_path, rootfs,
+        f"mknod /dev/scratch b {major} {minor} && head -c 1 /dev/scratch >/dev/null && echo scratch-open",
+    )
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind].append("CAP_MKNOD")
     config["linux"]["resources"] = LIMITS
     done = run(runtime, tmp_path, config, container_id(request.node.name))
     assert "scratch-open" not in done.stdout

@@ -103,16 +103,21 @@ class Client:
 
 
 class Shim:
-    def __init__(self, folder: Path, runtime: Path, runtime_root: Path, launch: str = "") -> None:
+    def __init__(self, folder: Path, runtime: Path, runtime_root: Path, launch: str = "",
+                 python_flags: tuple[str, ...] = ()) -> None:
         self.dir = folder
         self.runtime = runtime
         self.runtime_root = runtime_root
+        # python_flags: run the launcher's script under its interpreter with these flags added
+        # (the launcher's own #! line holds -IS)
+        prefix = [str(SHIM.parent / "python3"), *python_flags, "-IS"] if python_flags else []
         done = SUBREAPER.run(
-            [str(SHIM), "start", "--id", folder.name, "--state-dir", str(folder), "--runtime", str(runtime),
+            [*prefix, str(SHIM), "start", "--id", folder.name, "--state-dir", str(folder), "--runtime", str(runtime),
              "--runtime-root", str(runtime_root), *([f"--runtime-launch={launch}"] if launch else [])],
             timeout=30, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert done.returncode == 0, f"dockyard-shim start failed: {done.stderr}"
+        self.start_stderr = done.stderr
         self.socket = Path(done.stdout.strip())
         self.pid = int((folder / "shim.pid").read_text())
         self.clients: list[Client] = []
@@ -158,11 +163,11 @@ def shims(tmp_path: Path, runtime: Path, launch: str) -> Iterator[Callable[..., 
     """Start shims (through ``launch``); afterwards each is emptied (containers killed and deleted) and shut down."""
     made: list[Shim] = []
 
-    def make(other_runtime: Path | None = None) -> Shim:
+    def make(other_runtime: Path | None = None, python_flags: tuple[str, ...] = ()) -> Shim:
         if other_runtime is not None and launch == "fork":
             pytest.skip("a peer runtime's binary is always executed: its exec run covers it")
         s = Shim(tmp_path / f"shim{len(made)}", other_runtime or runtime, tmp_path / f"runtime-root{len(made)}",
-                 "" if other_runtime is not None else launch)
+                 "" if other_runtime is not None else launch, python_flags)
         made.append(s)
         return s
 
@@ -373,6 +378,38 @@ def test_the_launch_strategy_is_the_one_asked_for(launch: str, shims: Callable[[
     c.call("kill", container_id=bundle.id, signal=9, all=True)
     c.call("wait", container_id=bundle.id)
     c.call("delete", container_id=bundle.id)
+
+
+# What the shim's process may not load (runtime/kernel/lean/README.md): one
+# shim runs per pod, and its start and its memory are paid by every pod.
+SHIM_COSTLY = {"enum", "typing", "json", "re", "socket", "selectors", "asyncio", "subprocess", "dataclasses",
+               "ctypes", "logging", "signal", "collections", "functools", "contextlib", "argparse", "threading",
+               "inspect"}
+
+
+def test_the_shims_import_budget(launch: str, shims: Callable[..., Shim], bundle: Bundle) -> None:
+    """`start` and the shim it leaves serving, through a container's whole life (run, an exec with
+    captured output, attach, stats, kill, wait, delete), load none of the costly standard modules,
+    and nothing of the runtime but its leaf: with the fork strategy the runtime's code runs in the
+    fork only."""
+    shim = shims(python_flags=("-X", "importtime"))
+    c = shim.client()
+    run(c, bundle, "sleep 1000", stdin=True)
+    proc = {**bundle.config["process"], "args": ["echo", "hi"]}
+    c.call("exec", container_id=bundle.id, exec_id="e1", process=proc, capture=True)
+    assert base64.b64decode(c.call("wait", container_id=bundle.id, exec_id="e1")["stdout"]) == b"hi\n"
+    attach = shim.client()
+    attach.call("attach", container_id=bundle.id)
+    assert "memory" in c.call("stats", container_id=bundle.id)["stats"]
+    c.call("kill", container_id=bundle.id, signal=9, all=True)
+    c.call("wait", container_id=bundle.id)
+    c.call("delete", container_id=bundle.id)
+    text = shim.start_stderr + (shim.dir / "shim.log").read_text()  # serve's stderr moves to shim.log
+    loaded = {line.rpartition("|")[2].strip() for line in text.splitlines() if line.startswith("import time:")}
+    assert "dockyard.shim.service" in loaded  # the probe sees the serving shim's imports at all
+    assert not loaded & SHIM_COSTLY, sorted(loaded & SHIM_COSTLY)
+    runtime = {m for m in loaded if m.startswith("dockyard.runtime.") and not m.startswith("dockyard.runtime.kernel")}
+    assert not runtime, runtime
 
 
 def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:

@@ -5,32 +5,29 @@ the controller writers; create's apply() loads the writers on demand."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fresh_interpreter import run_fresh
 
-REPO = Path(__file__).resolve().parents[2]
 SLOW = {"re", "enum", "collections", "functools", "typing"}
 
-# Run in a fresh `python3 -IS`, like the dockyard-runc launcher.  argv: repo,
+# Run in a fresh `python3 -IS`, like the dockyard-runc launcher.  argv: the
 # root of a fake tree, its mountinfo text, layout.  Prints the modules loaded
 # by the calls that only look, then those loaded by apply().
 SCRIPT = """\
-import os, sys, types
-pkg = types.ModuleType("dockyard"); pkg.__path__ = [sys.argv[1]]; sys.modules["dockyard"] = pkg
+import os
 before = set(sys.modules)
 from dockyard.runtime.cgroups import new_manager
 def rmdir(path):  # the kernel drops the control files with the cgroup
     for name in os.listdir(path):
         os.unlink(os.path.join(path, name))
     os.rmdir(path)
-mgr = new_manager("/dy/c1", "c1", root=sys.argv[2], mountinfo_text=sys.argv[3], proc_cgroup_text="0::/\\n",
+mgr = new_manager("/dy/c1", "c1", root=sys.argv[1], mountinfo_text=sys.argv[2], proc_cgroup_text="0::/\\n",
                   rmdir=rmdir, allow_unenforced_devices=True)
 mgr.create()
 assert mgr.exists() and not mgr.is_frozen() and mgr.pids() == []
-if sys.argv[4] == "v1":  # the fake freezer.state reads back what is written
+if sys.argv[3] == "v1":  # the fake freezer.state reads back what is written
     mgr.freeze(); assert mgr.is_frozen(); mgr.thaw()
 print(" ".join(sorted(set(sys.modules) - before)))
 before = set(sys.modules)
@@ -43,8 +40,7 @@ assert not mgr.exists()
 
 def run(tmp_path: Path, layout: str) -> tuple[set[str], set[str]]:
     mountinfo = fake_tree(tmp_path, layout)
-    out = subprocess.run([sys.executable, "-IS", "-c", SCRIPT, str(REPO), str(tmp_path), mountinfo, layout],
-                         check=True, capture_output=True, text=True).stdout.split("\n")
+    out = run_fresh(SCRIPT, str(tmp_path), mountinfo, layout).split("\n")
     return set(out[0].split()), set(out[1].split())
 
 

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from dockyard.runtime.cgroups import Mode, V2Manager, new_manager
+from dockyard.runtime.cgroups.device_rules import DeviceRule
 from dockyard.runtime.cgroups.device_rules import parse as parse_devices
 from dockyard.runtime.cgroups.v2 import cpu, cpuset, devices, hugetlb, io, memory, pids, unified
+from dockyard.runtime.cgroups.v2 import device_program as v2_device_program
 from dockyard.runtime.kernel.cgroupfs import stats_v2 as v2_stats
 from dockyard.runtime.kernel.errors import InvalidSpec, SyscallError, Unsupported
 
@@ -146,15 +148,52 @@ def test_device_rules_v2_honoured_only_when_allow_all(rules: list[dict[str, Any]
     assert devices.honoured_without_bpf(parse_devices({"devices": rules})) is honoured
 
 
-def test_device_rules_v2_refused_unless_caller_allows() -> None:
-    """The usual deny-all list is Unsupported naming linux.resources.devices,
-    or, by explicit choice, reported as ignored."""
+class FakeDeviceProgram:
+    """Stands in for device_program.replace (bpf(2) needs root and a kernel): records, or fails with ``errno``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[DeviceRule]]] = []
+        self.errno = 0
+
+    def replace(self, cgroup_dir: str, rules: list[DeviceRule]) -> None:
+        if self.errno:
+            raise SyscallError("bpf prog load", "", self.errno)
+        self.calls.append((cgroup_dir, rules))
+
+
+@pytest.fixture(autouse=True)
+def device_program(monkeypatch: pytest.MonkeyPatch) -> FakeDeviceProgram:
+    fake = FakeDeviceProgram()
+    monkeypatch.setattr(v2_device_program, "replace", fake.replace)
+    return fake
+
+
+def test_device_rules_v2_are_attached_as_a_program(device_program: FakeDeviceProgram) -> None:
+    """The rules go to the cgroup's device program in spec order, and nothing is reported."""
+    res = {"devices": [DENY_ALL, NULL]}
+    assert devices.enforce("/sys/fs/cgroup/c1", res) == []
+    assert device_program.calls == [("/sys/fs/cgroup/c1", parse_devices(res))]
+
+
+@pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS])
+def test_device_rules_v2_without_bpf_refused_unless_caller_allows(device_program: FakeDeviceProgram, err: int) -> None:
+    """Where bpf(2) is refused, the usual deny-all list is Unsupported naming
+    linux.resources.devices, or, by explicit choice, reported as not enforced;
+    an allow-everything list loses nothing and passes."""
+    device_program.errno = err
     res = {"devices": [DENY_ALL, NULL]}
     with pytest.raises(Unsupported) as info:
-        devices.writes(res)
+        devices.enforce("/c1", res)
     assert info.value.target == "linux.resources.devices"
-    assert devices.writes(res, allow_unenforced=True) == []
-    assert [f for f, _ in devices.ignored(res)] == ["linux.resources.devices"]
+    assert [f for f, _ in devices.enforce("/c1", res, allow_unenforced=True)] == ["linux.resources.devices"]
+    assert devices.enforce("/c1", {"devices": [DENY_ALL, ALLOW_ALL]}) == []
+
+
+def test_device_program_failure_other_than_missing_bpf_is_raised(device_program: FakeDeviceProgram) -> None:
+    """A verifier refusal or a bad fd is a fault, not an environment without bpf: it is raised as is."""
+    device_program.errno = errno.EINVAL
+    with pytest.raises(SyscallError):
+        devices.enforce("/c1", {"devices": [DENY_ALL]}, allow_unenforced=True)
 
 
 def test_ignored_v1_only_fields_are_reported() -> None:
@@ -274,12 +313,11 @@ def test_apply_writes_files(fake: FakeV2) -> None:
 @pytest.mark.parametrize("resources,field", [
     ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "linux.resources.hugepageLimits"),
     ({"unified": {"rdma.max": "x"}}, "linux.resources.unified['rdma.max']"),
-    ({"devices": [DENY_ALL]}, "linux.resources.devices"),
     ({"rdma": {"mlx": {"hcaHandles": 1}}}, "linux.resources.rdma"),
 ])
 def test_apply_refuses_what_this_cgroup_lacks(fake: FakeV2, resources: dict[str, Any], field: str) -> None:
-    """A controller not offered, device rules without eBPF and rdma are
-    Unsupported naming the field, and nothing is written."""
+    """A controller not offered and rdma are Unsupported naming the field,
+    and nothing is written."""
     mgr = fake.manager()
     mgr.create()
     with pytest.raises(Unsupported) as info:
@@ -288,8 +326,23 @@ def test_apply_refuses_what_this_cgroup_lacks(fake: FakeV2, resources: dict[str,
     assert (Path(mgr.paths()[""]) / "pids.max").read_text() == ""
 
 
-def test_apply_allow_unenforced_devices(fake: FakeV2) -> None:
-    """The explicit opt-in lets a deny-all device list through on v2."""
+def test_apply_attaches_the_device_program_before_any_write(fake: FakeV2, device_program: FakeDeviceProgram) -> None:
+    """apply attaches the device rules' program to the container's cgroup first, then writes the files."""
+    mgr = fake.manager()
+    mgr.create()
+    device_program.errno = errno.EPERM
+    with pytest.raises(Unsupported):
+        mgr.apply({"devices": [DENY_ALL, NULL], "pids": {"limit": 1}})
+    assert (Path(mgr.paths()[""]) / "pids.max").read_text() == ""
+    device_program.errno = 0
+    mgr.apply({"devices": [DENY_ALL, NULL], "pids": {"limit": 1}})
+    assert device_program.calls == [(mgr.paths()[""], parse_devices({"devices": [DENY_ALL, NULL]}))]
+    assert (Path(mgr.paths()[""]) / "pids.max").read_text() == "1"
+
+
+def test_apply_allow_unenforced_devices(fake: FakeV2, device_program: FakeDeviceProgram) -> None:
+    """The explicit opt-in lets a deny-all device list through on v2 where bpf(2) is refused."""
+    device_program.errno = errno.EPERM
     mgr = fake.manager(allow_unenforced_devices=True)
     mgr.create()
     mgr.apply({"devices": [DENY_ALL, NULL], "pids": {"limit": 1}})

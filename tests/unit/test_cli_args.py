@@ -3,16 +3,13 @@ accepts, each error with the target it names, -h, and its import cost."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from fresh_interpreter import run_fresh
 from dockyard.runtime.cli.args import REMAINDER, Namespace, Parser, add_id
 from dockyard.runtime.kernel.errors import InvalidArgument
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def exec_like() -> Parser:
@@ -251,19 +248,15 @@ def test_unsupported_declarations(kwargs: dict[str, str], names: tuple[str, ...]
 
 def test_imports_nothing_but_errors() -> None:
     """The point of the module: importing it and parsing load nothing beyond
-    what runtime/errors.py loads (no argparse, gettext, locale, shutil, re)."""
-    code = (
-        "import sys, types\n"
-        "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
+    what runtime/kernel/errors.py loads (no argparse, gettext, locale, shutil, re)."""
+    out = run_fresh(
         "import dockyard.runtime.kernel.errors\n"
         "before = set(sys.modules)\n"
         "from dockyard.runtime.cli.args import Parser, add_id\n"
         "p = Parser('kill'); p.add_argument('--all', '-a', action='store_true'); add_id(p)\n"
         "p.parse(['-a', 'c1'])\n"
         "print(' '.join(sorted(set(sys.modules) - before)))\n"
-    )
-    out = subprocess.run([sys.executable, "-IS", "-c", code, str(REPO)], check=True, capture_output=True,
-                         text=True).stdout.split()
+    ).split()
     assert set(out) <= {"dockyard.runtime.cli", "dockyard.runtime.cli.args"}, out
 
 
@@ -276,13 +269,6 @@ def test_imports_nothing_but_errors() -> None:
 ])
 def test_subcommands_load_only_what_they_use(module: str, absent: set[str]) -> None:
     """Every dockyard-runc call pays its imports: the lazily loaded parts stay out."""
-    code = (
-        "import sys, types\n"
-        "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
-        f"import dockyard.runtime.cli.{module}\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
-    loaded = set(subprocess.run([sys.executable, "-IS", "-c", code, str(REPO)], check=True, capture_output=True,
-                                text=True).stdout.split())
+    loaded = set(run_fresh(f"import dockyard.runtime.cli.{module}\nprint(' '.join(sorted(sys.modules)))\n").split())
     assert f"dockyard.runtime.cli.{module}" in loaded
     assert not loaded & absent, loaded & absent

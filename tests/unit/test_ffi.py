@@ -1,18 +1,15 @@
-"""runtime/ffi.py: the ctypes names made from _ctypes behave as ctypes' own."""
+"""runtime/kernel/lean/ffi.py: the ctypes names made from _ctypes behave as ctypes' own."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from fresh_interpreter import run_fresh
 from dockyard.runtime.kernel.lean import ffi
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [
@@ -63,14 +60,11 @@ def test_char_p_arrays_for_execve() -> None:
 
 def test_held_gil_functions_work_and_ctypes_stays_unloaded() -> None:
     """What the runtime loads: _ctypes, never the ctypes package."""
-    code = (
-        "import sys, types\n"
-        "pkg = types.ModuleType('dockyard'); pkg.__path__ = [sys.argv[1]]; sys.modules['dockyard'] = pkg\n"
+    out = run_fresh(
         "from dockyard.runtime.kernel import syscalls\n"
         "from dockyard.runtime.kernel.lean.ffi import CDLL\n"
         "import os\n"
         "assert CDLL(hold_gil=True).getpid() == os.getpid()\n"
         "print('ctypes' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-IS", "-c", code, str(REPO)], check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "False"
+    assert out.strip() == "False"

@@ -1,4 +1,4 @@
-"""runtime/jsonfast.py against the json package: same output, same verdicts."""
+"""runtime/kernel/lean/jsonfast.py against the json package: same output, same verdicts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from fresh_interpreter import run_fresh
 from dockyard.runtime.kernel.lean import jsonfast
 
 VALUES = [
@@ -79,17 +80,9 @@ def test_load_file(tmp_path: Path) -> None:
 
 
 def test_importing_it_imports_neither_json_nor_re() -> None:
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[2]
-    code = (
-        "import sys, types; p = types.ModuleType('dockyard'); p.__path__ = [sys.argv[1]]; "
-        "sys.modules['dockyard'] = p; from dockyard.runtime.kernel.lean import jsonfast; jsonfast.loads(jsonfast.dumps({'a': [1]})); "
-        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-IS", "-c", code, str(repo)], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    out = run_fresh("from dockyard.runtime.kernel.lean import jsonfast; jsonfast.loads(jsonfast.dumps({'a': [1]}))\n"
+                    "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("indent", [2, 4, "\t", 0])

@@ -1,15 +1,14 @@
-"""runtime/leanos.py and leanpath.py against the real os and posixpath."""
+"""runtime/kernel/lean/leanos.py and leanpath.py against the real os and posixpath."""
 
 from __future__ import annotations
 
 import os
 import posixpath
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from fresh_interpreter import run_fresh
 from dockyard.runtime.kernel.lean import leanos, leanpath
 from dockyard.runtime.kernel.cgroupfs import files as cgroupfs
 
@@ -130,10 +129,7 @@ def test_cgroup_dirs_under_has_walks_order(tmp_path: Path, leaves_first: bool) -
 
 
 def test_leanos_loads_no_os() -> None:
-    code = ("import sys; from dockyard.runtime.kernel.lean import leanos; leanos.path.join('a', 'b'); "
-            "print('os' in sys.modules, 'posixpath' in sys.modules, '_collections_abc' in sys.modules)")
-    # -S: no site, which imports os itself; the package is found through the source tree
-    root = Path(__file__).resolve().parents[2]
-    setup = f"import sys; pkg = type(sys)('dockyard'); pkg.__path__ = [{str(root)!r}]; sys.modules['dockyard'] = pkg"
-    out = subprocess.run([sys.executable, "-IS", "-c", f"{setup}; {code}"], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "False"]
+    # -S: no site, which imports os itself
+    out = run_fresh("from dockyard.runtime.kernel.lean import leanos; leanos.path.join('a', 'b')\n"
+                    "print('os' in sys.modules, 'posixpath' in sys.modules, '_collections_abc' in sys.modules)")
+    assert out.split() == ["False", "False", "False"]

@@ -95,3 +95,39 @@ def test_open_paths_missing_closes_the_rest() -> None:
     assert info.value.errno != 0
     assert "user" in info.value.op
     assert missing in str(info.value)
+
+
+def test_join_calls_setns_in_join_order_with_each_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Joining by path (the recording syscalls of tests/unit/recording_syscalls.py): the paths are
+    opened in join order (user last, mount before it), then setns is called once per namespace with
+    its fd, its CLONE_NEW* type and the path for the error message, in that order."""
+    from recording_syscalls import RecordingSyscalls
+
+    from dockyard.runtime import namespaces
+
+    fake = RecordingSyscalls().install(monkeypatch, namespaces)
+    kinds = ("user", "network", "mount", "ipc", "uts")
+    opened = open_paths([(kind, f"/proc/self/ns/{PROC_NAMES[kind]}") for kind in kinds])
+    try:
+        namespaces.join(opened)
+    finally:
+        for _, fd, _ in opened:
+            os.close(fd)
+    assert fake.names() == ["setns"] * 5
+    assert [(flag, path) for _, flag, path in fake.of("setns")] == [
+        (syscalls.CLONE_NEWIPC, "/proc/self/ns/ipc"), (syscalls.CLONE_NEWUTS, "/proc/self/ns/uts"),
+        (syscalls.CLONE_NEWNET, "/proc/self/ns/net"), (syscalls.CLONE_NEWNS, "/proc/self/ns/mnt"),
+        (syscalls.CLONE_NEWUSER, "/proc/self/ns/user")]
+    assert [fd for fd, _, _ in fake.of("setns")] == [fd for _, fd, _ in opened]
+
+
+def test_a_refused_setns_stops_the_join(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recording_syscalls import RecordingSyscalls
+
+    from dockyard.runtime import namespaces
+
+    fake = RecordingSyscalls().install(monkeypatch, namespaces)
+    fake.fails["setns"] = SyscallError("setns", "/proc/self/ns/net", 1)
+    with pytest.raises(SyscallError):
+        namespaces.join([("network", 5, "/proc/self/ns/net"), ("user", 6, "/proc/self/ns/user")])
+    assert len(fake.of("setns")) == 1

@@ -1,4 +1,4 @@
-"""runtime/records.py: the dataclass(frozen=True, slots=True) contract the runtime relies on."""
+"""runtime/kernel/lean/records.py: the dataclass(frozen=True, slots=True) contract the runtime relies on."""
 
 from __future__ import annotations
 
@@ -74,3 +74,31 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class Bad(Record):
             a: int = 0
             b: int
+
+
+class Base(Record):
+    a: int
+    b: str = ""
+
+
+class Derived(Base):
+    c: bool = False
+
+
+def test_a_record_extends_another_with_the_bases_fields_first() -> None:
+    d = Derived(1, "x", True)
+    assert to_dict(d) == {"a": 1, "b": "x", "c": True}
+    assert Derived(a=2) == Derived(2, "", False) and Derived(2) != Base(2)
+    assert replace(d, a=3) == Derived(3, "x", True) and isinstance(replace(d, a=3), Derived)
+    assert repr(Derived(1)) == "Derived(a=1, b='', c=False)"
+    with pytest.raises(FrozenInstanceError):
+        d.a = 5  # type: ignore[misc]
+
+
+def test_a_derived_record_keeps_the_field_order_rules() -> None:
+    with pytest.raises(TypeError, match="'c' without a default"):
+        class Bad(Base):
+            c: int
+    with pytest.raises(TypeError, match="'a' is already a field"):
+        class Again(Base):
+            a: int = 0  # type: ignore[misc]

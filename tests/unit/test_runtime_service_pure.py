@@ -287,12 +287,12 @@ def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> N
 
     client = Client()
     container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
-    rt = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client))
+    cri = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client))
     pending: list[asyncio.Task[None]] = []
-    rt.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
+    cri.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
 
     async def scenario() -> api_pb2.ExecSyncResponse:
-        answer = await exec_sync(rt, api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"]))  # type: ignore[arg-type]
+        answer = await exec_sync(cri, api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"]))  # type: ignore[arg-type]
         assert calls == ["exec", "wait"]  # answered with the delete still to come
         await asyncio.gather(*pending)
         return answer

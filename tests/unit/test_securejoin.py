@@ -184,7 +184,7 @@ def test_open_in_root_survives_swap_after_mkdir(tree: tuple[Path, Path],
             os.rmdir(path, dir_fd=dir_fd)
             os.symlink(str(outside), path, dir_fd=dir_fd)
 
-    monkeypatch.setattr(leanos, "mkdir", mkdir_then_swap)  # the runtime's os (runtime/leanos.py)
+    monkeypatch.setattr(leanos, "mkdir", mkdir_then_swap)  # the runtime's os (runtime/kernel/lean/leanos.py)
     fd = open_in_root(str(root), "/victim/sub", create="dir")
     os.close(fd)
     assert list(outside.iterdir()) == []

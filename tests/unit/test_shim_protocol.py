@@ -1,4 +1,4 @@
-"""api/shim.py: frames and messages, bytes in and messages out, no sockets."""
+"""api/shim.py: frames and messages, bytes in and messages out, no sockets; the shim's dispatch of them."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ def test_encode_refuses_oversized_message() -> None:
      (14, "attach", {"container_id": "c", "stdin": True, "stdout": True, "stderr": False})),
 ])
 def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[int, str, dict[str, Any]]) -> None:
-    assert api.parse_request(message) == expected
+    request = api.parse_request(message)
+    assert (request.id, request.method, api.to_wire(request.params)) == expected
+    assert isinstance(request.params, api.METHODS[request.method][0]) and request.version == 1
 
 
 @pytest.mark.parametrize("message, fragment", [
@@ -176,3 +178,138 @@ def test_paths() -> None:
     d = api.shim_dir("/run/dockyard/", "pod1")
     assert d == "/run/dockyard/shims/pod1"
     assert api.socket_path(d) == "/run/dockyard/shims/pod1/shim.sock"
+
+
+def test_every_method_has_a_params_and_a_result_record() -> None:
+    for method, (params, result) in api.METHODS.items():
+        assert issubclass(params, api.Message) and issubclass(result, api.Message), method
+
+
+@pytest.mark.parametrize("message, version", [
+    ({"id": 1, "method": "ping"}, 1),  # a daemon from before the field: version 1
+    ({"v": 1, "id": 1, "method": "ping"}, 1),
+])
+def test_request_version(message: dict[str, Any], version: int) -> None:
+    assert api.parse_request(message).version == version
+
+
+@pytest.mark.parametrize("v", [2, 0, "1", True, None])
+def test_a_version_the_shim_does_not_speak_is_refused(v: object) -> None:
+    with pytest.raises(ShimError, match="protocol version") as info:
+        api.parse_request({"v": v, "id": 1, "method": "ping"})
+    assert info.value.code is Code.INVALID_ARGUMENT
+
+
+def test_messages_carry_the_version() -> None:
+    assert api.request(1, "ping")["v"] == api.PROTOCOL_VERSION
+    assert api.response(1, api.NoResult())["v"] == api.PROTOCOL_VERSION
+    assert api.error_response(1, ShimError(Code.INTERNAL, "x"))["v"] == api.PROTOCOL_VERSION
+
+
+def test_a_result_record_is_written_without_its_unset_fields() -> None:
+    exec_status = api.ProcessStatus(container_id="c", exec_id="e", pid=3, status="running", exit_status=0, exited_at=0)
+    assert api.response(4, exec_status)["result"] == {"container_id": "c", "exec_id": "e", "pid": 3,
+                                                      "status": "running", "exit_status": 0, "exited_at": 0}
+    listing = api.to_wire(api.ListResult(containers=[exec_status]))
+    assert listing == {"containers": [api.to_wire(exec_status)]}
+    assert api.parse_result("list", listing) == api.ListResult(containers=[exec_status])
+
+
+@pytest.mark.parametrize("method, result", [
+    ("ping", {"pid": 1, "version": "0.1.0", "protocol": 1}),
+    ("create", {"pid": 42}),
+    ("exec", {"pid": 42, "fds": ["stdin", "stdout"]}),
+    ("wait", {"exit_status": 0, "exited_at": 5}),
+    ("wait", {"exit_status": 0, "exited_at": 5, "oom_killed": True, "stdout": "aGk=", "stdout_dropped": 0}),
+    ("kill", {}),
+    ("stats", {"stats": {"cpu": {}}}),
+    ("attach", {"pid": 1, "tty": False}),
+])
+def test_a_result_that_fits_its_record_is_accepted(method: str, result: dict[str, Any]) -> None:
+    assert api.parse_reply(api.response(9, result), method) == (9, result)
+    assert api.to_wire(api.parse_result(method, result)) == result
+
+
+@pytest.mark.parametrize("method, result, fragment", [
+    ("create", {}, "missing field 'pid'"),
+    ("create", {"pid": "42"}, "create result.pid must be int, not str"),
+    ("create", {"pid": True}, "must be int, not bool"),
+    ("kill", {"surprise": 1}, "unknown fields surprise"),
+    ("exec", {"pid": 1, "fds": "stdin"}, "exec result.fds must be list"),
+    ("list", {"containers": [{"container_id": "c"}]}, "list result.containers[0]: missing field 'exec_id'"),
+    ("stats", {"stats": []}, "stats result.stats must be object, not list"),
+])
+def test_a_result_that_does_not_fit_is_the_shims_fault(method: str, result: dict[str, Any], fragment: str) -> None:
+    """The daemon checks what it receives: a result of the wrong shape is INTERNAL (the shim's fault,
+    not the caller's), naming the field."""
+    with pytest.raises(ShimError) as info:
+        api.parse_reply(api.response(9, result), method)
+    assert info.value.code is Code.INTERNAL and fragment in info.value.message
+    with pytest.raises(ProtocolError):
+        api.parse_result(method, result)
+
+
+# --- the shim's dispatch: every message gets an answer with a code -----------------
+
+
+class Peer:
+    subscribed = False
+    closed = False
+    out = bytearray()
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def send_fds(self, message: dict[str, Any], fds: list[int]) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def shim() -> Any:
+    """A Shim with its dispatch table and nothing else (no loop, reaper or runtime): enough for ping and errors."""
+    from dockyard.shim.service import Shim
+
+    made = object.__new__(Shim)
+    made.handlers = made.dispatch_table()
+    return made
+
+
+def test_the_dispatch_table_is_the_protocols_method_list(shim: Any) -> None:
+    assert list(shim.handlers) == list(api.METHODS)
+
+
+@pytest.mark.parametrize("message, req_id, code, fragment", [
+    ({"id": 3, "method": "fly"}, 3, Code.INVALID_ARGUMENT, "unknown method 'fly'"),
+    ({"id": 4, "method": "start", "params": {"container_id": 7}}, 4, Code.INVALID_ARGUMENT, "must be str"),
+    ({"id": 5, "v": 9, "method": "ping"}, 5, Code.INVALID_ARGUMENT, "protocol version 9"),
+    ({"id": "six", "method": "ping"}, 0, Code.INVALID_ARGUMENT, "request id must be an integer"),
+    ({"method": "ping"}, 0, Code.INVALID_ARGUMENT, "request id must be an integer"),
+    ({"id": True, "method": "ping"}, 0, Code.INVALID_ARGUMENT, "request id must be an integer"),
+    ({"id": 7, "method": "do_ping"}, 7, Code.INVALID_ARGUMENT, "unknown method 'do_ping'"),
+    ({"id": 8, "method": "__init__"}, 8, Code.INVALID_ARGUMENT, "unknown method '__init__'"),
+])
+def test_a_malformed_or_unknown_request_gets_a_typed_error_reply(
+        shim: Any, message: dict[str, Any], req_id: int, code: str, fragment: str) -> None:
+    """Nothing the shim cannot take reaches a handler; the sender gets an error reply with a code,
+    answering its id when it sent a usable one."""
+    peer = Peer()
+    shim.handle(peer, message)
+    (reply,) = peer.sent
+    assert reply["id"] == req_id and reply["v"] == api.PROTOCOL_VERSION
+    with pytest.raises(ShimError) as info:
+        api.parse_reply(reply)
+    assert info.value.code is code and fragment in info.value.message
+
+
+def test_a_good_request_gets_its_result_record(shim: Any) -> None:
+    peer = Peer()
+    shim.handle(peer, api.request(11, "ping"))
+    (reply,) = peer.sent
+    _, result = api.parse_reply(reply, "ping")
+    assert result["protocol"] == api.PROTOCOL_VERSION and isinstance(result["pid"], int)

@@ -3,15 +3,20 @@ unexpected message or EOF mistaken for success, errors re-raised as their class.
 
 from __future__ import annotations
 
+import ast
 import errno
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dockyard.runtime.kernel import errors
 from dockyard.runtime.kernel.errors import RuntimeFault
+from dockyard.runtime import sync
 from dockyard.runtime.sync import Channel
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 
 
 @pytest.fixture
@@ -196,3 +201,35 @@ def test_wait_exec_raises_what_the_child_reports(pair: tuple[Channel, Channel]) 
     with pytest.raises(RuntimeFault) as info:
         parent.wait_exec()
     assert "unexpected message 'ready'" in str(info.value)
+
+
+def _exchanged() -> dict[str, set[str]]:
+    """Every message type the runtime's code passes to a channel's send or recv (by constant or string)."""
+    found: dict[str, set[str]] = {}
+    for path in RUNTIME.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("send", "recv") and node.args):
+                continue
+            first = node.args[0]
+            if isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name) and first.value.id == "sync":
+                kind = getattr(sync, first.attr)
+            elif isinstance(first, ast.Name) and first.id.isupper() and path.name == "sync.py":
+                kind = getattr(sync, first.id)
+            elif isinstance(first, ast.Constant) and isinstance(first.value, str):
+                kind = first.value
+            else:
+                continue
+            found.setdefault(kind, set()).add(f"{path.relative_to(RUNTIME)}:{node.lineno}")
+    return found
+
+
+def test_the_table_lists_every_message_the_code_sends() -> None:
+    """sync.MESSAGES (the docstring's table as data) is exactly what spawn.py and init.py exchange."""
+    exchanged = _exchanged()
+    assert set(exchanged) == set(sync.MESSAGES), {k: sorted(v) for k, v in exchanged.items()
+                                                  if k not in sync.MESSAGES}
+    for name, (sender, receiver) in sync.MESSAGES.items():
+        assert name in sync.__doc__ and sender != receiver, name  # type: ignore[operator]
+    for asked, answer in sync.PAIRS.items():
+        assert sync.MESSAGES[asked][1] == "parent" and sync.MESSAGES[answer][0] == "parent", (asked, answer)

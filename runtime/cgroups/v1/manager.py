@@ -24,8 +24,8 @@ Facts about cgroup v1 that shape it:
 Only what every runtime call needs is imported with this module: start,
 delete, kill and state build a manager to look at, freeze or remove the
 cgroup, and never validate resources or read stats.  The controller writers,
-the stats readers and the v2 helpers load inside the methods that use them,
-which keeps about 3 ms off each of those calls on the test VM.
+the stats readers and the v2 helpers load inside the methods that use them
+(runtime/kernel/lean/README.md).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ...kernel.errors import SyscallError, Unsupported
 from ...kernel.lean import leanos
 from . import freezer
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -126,8 +126,8 @@ class V1Manager:
         hierarchy in runc's order; probes the tree only for optional files.
 
         Each controller's writer reads only its own key of ``resources``, so
-        a writer whose key is absent is not even imported: ~0.1 ms a module,
-        on every create (a container with no limits sets only devices)."""
+        a writer whose key is absent is not even imported on create (a
+        container with no limits sets only devices)."""
         from ..manager import Write
 
         if "unified" in resources:

@@ -166,8 +166,7 @@ class V2Manager:
         if "devices" in resources:
             from . import devices
 
-            sections.append((devices.FIELD, devices.writes(resources,
-                                                           allow_unenforced=self._allow_unenforced_devices)))
+            sections.append((devices.FIELD, devices.writes(resources)))
         plan = [Write(self.path, f, v, field) for field, ws in sections for f, v in ws]
         if "unified" in resources:
             from . import unified
@@ -190,9 +189,11 @@ class V2Manager:
 
             ignored += io.ignored(resources)
         if "devices" in resources:
+            # First: the step most likely to be refused by the environment
+            # (bpf(2) without CAP_BPF) fails before any file is written.
             from . import devices
 
-            ignored += devices.ignored(resources)
+            ignored += devices.enforce(self.path, resources, allow_unenforced=self._allow_unenforced_devices)
         report_ignored(ignored + _network_ignored(resources))
         perform(plan)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from ...kernel.errors import InvalidSpec, Unsupported
 from .. import spec_values as sv
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

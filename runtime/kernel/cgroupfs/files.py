@@ -23,7 +23,7 @@ import time
 from ..errors import SyscallError
 from ..lean import leanos
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -90,7 +90,7 @@ def make_dirs(path: str, *, mkdir: Rmdir = mkdir) -> list[str]:
 
 def _dirs_under(path: str, *, leaves_first: bool = False) -> list[str]:
     """``path`` and the directories below it, parents first or leaves first:
-    os.walk's order without os (runtime/leanos.py).  A directory that cannot
+    os.walk's order without os (runtime/kernel/lean/README.md).  A directory that cannot
     be listed (gone meanwhile) is left out, with what is below it."""
     out: list[str] = []
     try:

@@ -15,7 +15,7 @@ from ..errors import SyscallError, Unsupported
 from ..lean import leanos
 from .mountinfo import cgroup_mounts
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import ClassVar
 
@@ -26,8 +26,8 @@ class Mode:
     """One of three singletons, ``Mode.V1``, ``Mode.HYBRID``, ``Mode.V2``,
     with the enum-like ``name`` and ``value`` ("v1", "hybrid", "v2").
 
-    Not an enum.Enum: ``import enum`` costs ~4 ms, paid by every runtime
-    call that builds a cgroup manager.  Compare with ``is`` or ``==``."""
+    Not an enum.Enum: ``enum`` stays off the hot paths (../lean/README.md).
+    Compare with ``is`` or ``==``."""
 
     __slots__ = ("name", "value")
     V1: ClassVar[Mode]

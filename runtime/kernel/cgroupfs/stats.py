@@ -10,7 +10,7 @@ from ..lean import leanos, leanpath
 from . import files
 from .mode import Mode
 
-TYPE_CHECKING = False  # README.md in ../lean: typing stays off the hot paths
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

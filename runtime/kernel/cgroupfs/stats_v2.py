@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .files import parse_flat_keyed, parse_int
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -1,29 +1,30 @@
-"""The few ctypes names the runtime calls libc with, made from ``_ctypes``.
+"""The few ctypes names the runtime calls C with (libc, libseccomp), made from ``_ctypes``.
 
 Why not ``import ctypes``: its package module builds dozens of types, a
-function-type cache and several callable prototypes at import, about 1.2 ms
-here on top of the 0.3 ms of the ``_ctypes`` extension itself, and create
-and exec, on every container's path, need a dozen of its names.  The C types are
-the ``_SimpleCData`` subclasses ctypes makes (the one-letter ``_type_`` code
-decides everything), and a foreign function is a ``CFuncPtr`` subclass
-carrying the call flags, bound by name to a ``dlopen`` handle: what
-``ctypes.CDLL.__getattr__`` does.  Only Linux on 64-bit targets is meant:
-``c_long`` and ``c_ulong`` are 8 bytes, as ``c_uint64`` is.
+function-type cache and several callable prototypes at import (README.md
+here has the cost), and create and exec, on every container's path, need a
+dozen of its names.  The C types are the ``_SimpleCData`` subclasses ctypes
+makes (the one-letter ``_type_`` code decides everything), and a foreign
+function is a ``CFuncPtr`` subclass carrying the call flags, bound by name
+to a ``dlopen`` handle: what ``ctypes.CDLL.__getattr__`` does.  Only Linux
+on 64-bit targets is meant: ``c_long`` and ``c_ulong`` are 8 bytes, as
+``c_uint64`` is.
 
-tests/unit/test_ffi.py checks each type against ctypes' own.
+tests/unit/test_ffi.py checks each type against ctypes' own;
+tests/unit/test_lean_pins.py checks the ``_ctypes`` names this relies on.
 """
 
 from __future__ import annotations
 
 import _ctypes
-from _ctypes import Structure, addressof, byref, get_errno, sizeof
+from _ctypes import POINTER, Structure, addressof, byref, get_errno, sizeof
 
 __all__ = [
-    "CDLL", "Structure", "addressof", "byref", "c_char", "c_char_p", "c_int", "c_long", "c_uint32", "c_uint64",
-    "c_ulong", "c_ushort", "c_void_p", "get_errno", "sizeof", "string_buffer",
+    "CDLL", "POINTER", "Structure", "addressof", "byref", "c_char", "c_char_p", "c_int", "c_long", "c_uint",
+    "c_uint32", "c_uint64", "c_ulong", "c_ushort", "c_void_p", "get_errno", "sizeof", "string_buffer",
 ]
 
-TYPE_CHECKING = False  # see runtime/records.py
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -35,6 +36,7 @@ def _simple(name: str, code: str) -> Any:
 
 c_int = _simple("c_int", "i")
 c_uint32 = _simple("c_uint", "I")
+c_uint = c_uint32  # as in ctypes: unsigned int is 32 bits on Linux
 c_ushort = _simple("c_ushort", "H")
 c_long = _simple("c_long", "l")
 c_ulong = _simple("c_ulong", "L")
@@ -55,11 +57,14 @@ _RTLD_NOW = 2
 
 
 class CDLL:
-    """The process's own symbols (libc), as ``ctypes.CDLL(None, use_errno=True)``;
-    with ``hold_gil``, as ``ctypes.PyDLL``: the GIL stays held across calls."""
+    """A shared library, as ``ctypes.CDLL(name, use_errno=True)``: by default
+    the process's own symbols (libc); with ``hold_gil``, as ``ctypes.PyDLL``:
+    the GIL stays held across calls.  A library that cannot be loaded raises
+    OSError, as ctypes does.  Functions take ``argtypes`` and ``restype`` as
+    ctypes' do."""
 
-    def __init__(self, *, hold_gil: bool = False) -> None:
-        self._handle = _ctypes.dlopen(None, _RTLD_NOW)  # type: ignore[arg-type]  # dlopen(NULL): ourselves
+    def __init__(self, name: str | None = None, *, hold_gil: bool = False) -> None:
+        self._handle = _ctypes.dlopen(name, _RTLD_NOW)  # type: ignore[arg-type]  # dlopen(NULL): ourselves
         flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
         if hold_gil:
             flags |= _ctypes.FUNCFLAG_PYTHONAPI

@@ -1,11 +1,11 @@
 """JSON in and out through the C accelerator ``_json``, without the ``json`` package.
 
-Why: ``import json`` costs ~7 ms on a small VM, because json.decoder,
+Why: ``import json`` is costly (README.md here), because json.decoder,
 json.scanner and json.encoder import ``re`` (and ``re`` imports ``enum``,
 ``functools`` and ``collections``).  Those regexes only skip whitespace and
 serve the pure-Python fallbacks; the C scanner and encoder, which ``json``
-itself uses whenever they exist, need none of them.  Every container pays this
-three times (create, start, delete), so the runtime's hot paths go through here.
+itself uses whenever they exist, need none of them.  Every container would
+pay it three times (create, start, delete), so the hot paths go through here.
 
 Facts this relies on (CPython 3.11's Modules/_json.c):
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import _json
 
-TYPE_CHECKING = False  # see runtime/records.py: keeps typing out of the start path
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -1,13 +1,12 @@
 """``os``, as far as the runtime uses it, without the cost of ``import os``.
 
 Every create, start and delete is a fresh interpreter, and ``import os``
-costs it about 1.35 ms of CPU on the 2-core VM (``perf stat``: 8.34 ms for
-``python3 -IS -c 'import os'`` against 6.99 for ``pass``), as much as all
-of start's own work.  Most of that is ``_collections_abc``'s two dozen ABC
-classes, which os needs only for ``os.environ`` and ``os.PathLike``.  The
-functions and constants are the builtin ``posix`` module's: the very
-objects os re-exports.  So runtime modules import this module as ``os`` and
-read as usual, and ``path`` is leanpath, posixpath's subset for str paths.
+is a cost as large as start's own work (README.md here).  Most of it is
+``_collections_abc``'s two dozen ABC classes, which os needs only for
+``os.environ`` and ``os.PathLike``.  The functions and constants are the
+builtin ``posix`` module's: the very objects os re-exports.  Runtime
+modules import this module by its own name (``leanos.open``), and ``path``
+is leanpath, posixpath's subset for str paths.
 
 What is not here (``os.environ``, ``os.walk``, ``subprocess``) is not on a
 container's create, start or delete path; code that needs it imports the

@@ -9,7 +9,7 @@ ints either way.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # README.md here: typing stays off the hot paths
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from signal import *  # noqa: F403
 else:

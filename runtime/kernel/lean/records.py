@@ -1,21 +1,21 @@
 """Frozen, slotted value records: what ``@dataclass(frozen=True, slots=True)``
 gives, without its import cost: ``class Mount(Record):`` with annotated fields.
 
-Why this exists: every container start runs the CLI three times (create,
-start, delete), and on a small VM ``import dataclasses`` costs ~16 ms
-(it pulls in inspect, and with it ast, dis and tokenize), plus ~1 ms per
-decorated class.  The runtime declares about thirty records, two dozen of
-them on create's path.  A metaclass turns the class body into slots and
-defaults before the class is made, so each record costs one class creation
-(a decorator gets the class already built and must build it again, which
-cost create ~0.25 ms more), and every record shares one ``__init__``,
-``__eq__``, ``__hash__``, ``__repr__`` and the frozen setters through the base.
+Why this exists: ``dataclasses`` is the costliest import the runtime's
+hot paths avoid (it pulls in inspect, and with it ast, dis and tokenize;
+README.md here), and each decorated class costs more again.  The runtime
+declares about thirty records, two dozen of them on create's path.  A
+metaclass turns the class body into slots and defaults before the class is
+made, so each record costs one class creation (a decorator gets the class
+already built and must build it again), and every record shares one
+``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` and the frozen setters
+through the base.
 
 Type checkers see ``Record`` through PEP 681's ``dataclass_transform``, so
 mypy checks constructors and frozenness exactly as for dataclasses.  The
 name ``TYPE_CHECKING`` is a plain constant here (mypy treats any name
-``TYPE_CHECKING`` as true), which keeps ``typing`` (~10 ms) out of the
-runtime's imports too; the same idiom appears in the other runtime modules.
+``TYPE_CHECKING`` as true), which keeps ``typing`` out of the runtime's
+imports too; the same idiom appears in the other hot-path modules.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def field(*, default_factory: Callable[[], T]) -> T:
 
 def replace(obj: T, **changes: Any) -> T:
     """A copy of the record ``obj`` with some fields changed."""
-    slots: tuple[str, ...] = getattr(obj, "__slots__")
-    values = {n: getattr(obj, n) for n in slots}
+    names: tuple[str, ...] = getattr(obj, "_fields")
+    values = {n: getattr(obj, n) for n in names}
     for key in changes:
         if key not in values:
             raise TypeError(f"{type(obj).__name__} has no field {key!r}")
@@ -60,21 +60,30 @@ def replace(obj: T, **changes: Any) -> T:
 
 def to_dict(obj: object) -> dict[str, Any]:
     """The record's fields, shallowly, as a dict."""
-    return {n: getattr(obj, n) for n in getattr(obj, "__slots__")}
+    return {n: getattr(obj, n) for n in getattr(obj, "_fields")}
 
 
 class _RecordMeta(type):
     """Makes a record class in one step: the annotated names become
     ``__slots__`` (so their defaults move to ``_defaults`` and
-    ``_factories``), as dataclass(slots=True) would have them."""
+    ``_factories``), as dataclass(slots=True) would have them.  A record
+    class may extend another: its fields (``_fields``) are the base's, then
+    its own, as with dataclasses."""
 
     def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> _RecordMeta:
         if not bases:  # Record itself
             return super().__new__(mcs, name, bases, ns)
-        names = tuple(ns.get("__annotations__", {}))
+        inherited: tuple[str, ...] = ()
         defaults: dict[str, object] = {}
         factories: dict[str, Callable[[], object]] = {}
+        for base in bases:
+            inherited += tuple(n for n in getattr(base, "_fields", ()) if n not in inherited)
+            defaults.update(getattr(base, "_defaults", {}))
+            factories.update(getattr(base, "_factories", {}))
+        names = tuple(ns.get("__annotations__", {}))
         for field_name in names:
+            if field_name in inherited:
+                raise TypeError(f"{name}: field {field_name!r} is already a field of a base")
             if field_name in ns:
                 default = ns.pop(field_name)
                 if isinstance(default, _Factory):
@@ -83,7 +92,7 @@ class _RecordMeta(type):
                     defaults[field_name] = default
             elif defaults or factories:
                 raise TypeError(f"{name}: field {field_name!r} without a default follows one with a default")
-        ns.update(__slots__=names, _defaults=defaults, _factories=factories)
+        ns.update(__slots__=names, _fields=inherited + names, _defaults=defaults, _factories=factories)
         return super().__new__(mcs, name, bases, ns)
 
 
@@ -92,15 +101,16 @@ class Record(metaclass=_RecordMeta):
     """Base of the frozen, slotted records (see the module's docstring)."""
 
     __slots__: tuple[str, ...] = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
     _defaults: ClassVar[dict[str, object]]
     _factories: ClassVar[dict[str, Callable[[], object]]]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         # Bound by hand rather than a generated __init__ per class: compiling
-        # one with exec() costs ~0.15 ms per class at import, paid by every
-        # CLI call, while this costs a few microseconds per record made.
+        # one with exec() for each class at import would be paid by every CLI
+        # call, while this costs a few microseconds per record made.
         cls = type(self)
-        names = cls.__slots__
+        names = cls._fields
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments but {len(args)} were given")
         setter = object.__setattr__
@@ -128,7 +138,7 @@ class Record(metaclass=_RecordMeta):
         raise FrozenInstanceError(f"cannot delete field {name!r} of {type(self).__name__}")
 
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, n) for n in self.__slots__)
+        return tuple(getattr(self, n) for n in self._fields)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Record) and other.__class__ is self.__class__ and self._values() == other._values()
@@ -137,5 +147,5 @@ class Record(metaclass=_RecordMeta):
         return hash(self._values())
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
         return f"{type(self).__name__}({inner})"

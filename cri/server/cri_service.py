@@ -2,7 +2,7 @@
 the images, the event fan-out -- containerd's criService, as one object.
 
 Each RPC lives in its own module (sandbox_run.py, container_create.py, ...)
-as ``async def rpc(rt: Runtime, request) -> response``.  This module keeps
+as ``async def rpc(cri: CriService, request) -> response``.  This module keeps
 only what several of them need: lookups, the state updates that shim events
 drive, and the teardown steps that Stop/Remove and recovery all perform.
 
@@ -64,7 +64,7 @@ class SnapshotterLike(Protocol):
 
 
 @dataclass(slots=True)
-class Runtime:
+class CriService:
     config: Config
     images: ImagesLike
     snapshotter: Any
