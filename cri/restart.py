@@ -14,8 +14,11 @@ Assumptions this relies on (if one stops holding, this module must change):
 4. A blob or committed snapshot that no image record references is the
    leftover of a pull that was interrupted between download and record (or of
    a GC that was interrupted); deleting it loses nothing an image needs.
-   Containers do not reference snapshots yet (RuntimeService issue); when they
-   do, their snapshots must be added to the referenced set here.
+   Pods and containers do reference snapshots: each has an active snapshot
+   (keyed by its id) built on its image's committed chain, and the
+   snapshotter refuses to delete a committed snapshot an active one is built
+   on (FailedPrecondition), so GC never takes a layer from under one.  Active
+   snapshots are recovered with their records (assumption 7).
 5. Recovery runs before the readiness flag is set, so no RPC (and no pull)
    races it; instrument.py answers UNAVAILABLE meanwhile.
 
@@ -35,7 +38,7 @@ The RuntimeService part (``recover_runtime``) further assumes:
    dead shim (pid gone or not a shim) proves nothing about its containers:
    they are force-deleted through the runtime's own state and marked exited
    with reason ShimDied.  A CREATED container whose record has no task
-   (``deferred``: no pid) is either unknown to its shim, and then its record
+   (``task_pending``: no pid) is either unknown to its shim, and then its record
    alone is the truth and it stays CREATED while the shim lives, or known to
    it: the last daemon died after its StartContainer reached the shim and
    before it saved the record, and the shim finished the call.  The record
@@ -125,7 +128,8 @@ class RuntimeRecovery:
 
 async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> RuntimeRecovery:
     """Load the records, reconcile them with the shims and the host, remove leftovers."""
-    from .server.cri_service import now_ns, release_rootfs
+    from .bundle import release_rootfs
+    from .server.cri_service import now_ns
     from .server.sandbox_remove import release_sandbox_files
     from .store.container import ContainerState
     from .store.sandbox import SandboxState
@@ -225,7 +229,7 @@ def _remove_orphans(cri: CriService) -> int:
     """Leftovers of objects without a record (assumption 7); blocking."""
     from .network import netns
     from .pod_cgroup import remove_pod_cgroup
-    from .server.cri_service import release_rootfs, unmount_all
+    from .bundle import release_rootfs, unmount_all
     from .shims import shim_alive
 
     state = cri.config.state_dir
@@ -285,7 +289,7 @@ def mounts_under(mountinfo: str, directory: str) -> list[str]:
 
 
 def _unmount_under(directory: str) -> None:
-    from .server.cri_service import unmount_all
+    from .bundle import unmount_all
 
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         targets = mounts_under(f.read(), os.path.realpath(directory))

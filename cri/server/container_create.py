@@ -29,7 +29,8 @@ from .. import errors, faults
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
-from .cri_service import CriService, now_ns, release_rootfs, unmount_all, write_json
+from ..bundle import release_rootfs, unmount_all, write_config
+from .cri_service import CriService, now_ns
 
 
 def resolve_log_path(log_directory: str, log_path: str) -> str:
@@ -117,7 +118,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
-        write_json(os.path.join(bundle, "config.json"), spec)
+        write_config(os.path.join(bundle, "config.json"), spec)
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
         container.state = ContainerState.CREATED  # with no pid: no task yet

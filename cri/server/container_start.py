@@ -30,16 +30,16 @@ async def start_container(cri: CriService, request: api_pb2.StartContainerReques
         if c.state is not ContainerState.CREATED:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not created: cannot start it")
         sandbox = cri.sandbox(c.sandbox_id)
-        deferred = c.deferred  # an exit recorded during the call changes it
-        if deferred and sandbox.state is not SandboxState.READY:
+        task_pending = c.task_pending  # an exit recorded during the call changes it
+        if task_pending and sandbox.state is not SandboxState.READY:
             raise errors.FailedPrecondition(
                 f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot start container {c.id}")
         faults.point("StartContainer/starting")
         try:
-            result = await (_create_and_start(cri, c) if deferred else
+            result = await (_create_and_start(cri, c) if task_pending else
                             cri.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
         except errors.CriError as err:
-            if deferred:
+            if task_pending:
                 await cri.shims.force_delete(sandbox.handler, c.id)
             cri.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
             raise

@@ -51,7 +51,7 @@ async def update_container_resources(
         resources = linux_resources(request.linux, "linux", cri.node)
         if not resources:
             return api_pb2.UpdateContainerResourcesResponse()
-        if c.deferred:
+        if c.task_pending:
             await asyncio.to_thread(_update_bundle, c.bundle, resources)
         else:
             await cri.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})

@@ -4,7 +4,8 @@ the images, the event fan-out -- containerd's criService, as one object.
 Each RPC lives in its own module (sandbox_run.py, container_create.py, ...)
 as ``async def rpc(cri: CriService, request) -> response``.  This module keeps
 only what several of them need: lookups, the state updates that shim events
-drive, and the teardown steps that Stop/Remove and recovery all perform.
+drive, and the teardown steps that Stop/Remove and recovery all perform (the
+bundle's own release is cri/bundle.py).
 
 Locking: every state change of a sandbox or container happens under that
 object's asyncio lock (``sandboxes.index.lock(id)``); blocking work (mounts,
@@ -15,26 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cri_api.v1 import api_pb2
 
 from .. import errors, faults
+from ..bundle import release_rootfs, unmount_all
 from ..config import Config
-from ..oci.resources import NodeResources
 from ..events import ContainerEvents
+from ..oci.resources import NodeResources
 from ..shims import Shims
 from ..stats import StatsSampler
 from ..store.container import Container, ContainerState, ContainerStore
 from ..store.sandbox import Sandbox, SandboxState, SandboxStore
+from .status import NetworkStatus
 
 log = logging.getLogger("dockyard.cri.runtime")
 
@@ -54,7 +54,10 @@ class ImagesLike(Protocol):
 
 
 class SnapshotterLike(Protocol):
+    root: str
+
     def prepare(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
+    def mounts(self, key: str) -> list[Any]: ...
     def remove(self, key: str) -> None: ...
     def active(self) -> set[str]: ...
     @staticmethod
@@ -63,12 +66,26 @@ class SnapshotterLike(Protocol):
     def unmount(target: str) -> None: ...
 
 
+class NetworkLike(NetworkStatus, Protocol):
+    """The pod network (cri/network/cni.py's CNI)."""
+
+    async def setup(self, pod_id: str, netns: str, *, k8s_namespace: str = "", k8s_name: str = "",
+                    k8s_uid: str = "", port_mappings: Sequence[Mapping[str, Any]] = (),
+                    bandwidth: Mapping[str, Any] | None = None,
+                    dns: Mapping[str, Any] | None = None) -> Any: ...
+
+    async def teardown(self, pod_id: str, netns: str, *, k8s_namespace: str = "", k8s_name: str = "",
+                       k8s_uid: str = "", port_mappings: Sequence[Mapping[str, Any]] = (),
+                       bandwidth: Mapping[str, Any] | None = None,
+                       dns: Mapping[str, Any] | None = None, if_recorded: bool = False) -> None: ...
+
+
 @dataclass(slots=True)
 class CriService:
     config: Config
     images: ImagesLike
-    snapshotter: Any
-    cni: Any
+    snapshotter: SnapshotterLike
+    cni: NetworkLike
     sandboxes: SandboxStore
     containers: ContainerStore
     events: ContainerEvents
@@ -185,7 +202,7 @@ class CriService:
         restart.py assumption 8), so a retried StartContainer finds it
         running instead of creating it a second time."""
         c = self.containers.find(cid) if cid else None
-        if c is None or c.id != cid or not c.deferred or not int(st.get("pid", 0)):
+        if c is None or c.id != cid or not c.task_pending or not int(st.get("pid", 0)):
             return
         c.pid = int(st["pid"])
         if st.get("status") in ("running", "stopped"):
@@ -256,33 +273,3 @@ class CriService:
 
     def publish_sandbox(self, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         self.events.publish_sandbox(self, sandbox, kind)
-
-
-def release_rootfs(snapshotter: Any, rootfs: str, snapshot_key: str, bundle: str) -> None:
-    """Blocking: unmount ``rootfs``, remove the snapshot, remove the bundle dir (each if present)."""
-    if rootfs and os.path.isdir(rootfs):
-        unmount_all(rootfs)
-    if snapshot_key:
-        with contextlib.suppress(errors.NotFound):
-            snapshotter.remove(snapshot_key)
-    if bundle:
-        shutil.rmtree(bundle, ignore_errors=True)
-
-
-def unmount_all(target: str) -> None:
-    """Unmount ``target`` until it is no mount point (stacked mounts included)."""
-    from dockyard.runtime.kernel import syscalls
-    from dockyard.runtime.kernel.errors import SyscallError
-
-    for _ in range(16):
-        try:
-            syscalls.umount2(target, syscalls.MNT_DETACH)
-        except SyscallError as err:
-            if err.errno in (errno.EINVAL, errno.ENOENT):
-                return
-            raise errors.Internal(f"unmount {target}: {err}") from err
-
-
-def write_json(path: str, doc: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)

@@ -21,7 +21,8 @@ from ..network import netns as netns_mod
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState
 from .container_remove import remove_container_now
-from .cri_service import CriService, release_rootfs, unmount_all
+from ..bundle import release_rootfs, unmount_all
+from .cri_service import CriService
 from .sandbox_stop import stop_sandbox
 
 log = logging.getLogger("dockyard.cri.sandbox_remove")

@@ -49,7 +49,8 @@ from ..network.cni import CNIResult
 from ..own_privileges import has_cap_sys_resource, own_oom_score_adj
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState, unique_name
-from .cri_service import CriService, now_ns, release_rootfs, unmount_all, write_json
+from ..bundle import release_rootfs, unmount_all, write_config
+from .cri_service import CriService, now_ns
 
 log = logging.getLogger("dockyard.cri.sandbox_run")
 
@@ -256,7 +257,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
-        write_json(os.path.join(bundle, "config.json"), spec)
+        write_config(os.path.join(bundle, "config.json"), spec)
 
         if not config.linux.cgroup_parent:  # ours to remove (a kubelet-given one is kubelet's)
             undo.push_async_callback(asyncio.to_thread, remove_pod_cgroup, sandbox.cgroup_parent)

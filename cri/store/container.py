@@ -14,7 +14,7 @@ process: the snapshot, the mounted rootfs and the bundle.  The runtime's
 which saves a runtime process per container.  Until then the container has
 no task: nothing to kill at stop, nothing in the shim to delete at removal,
 and a resource update goes into the bundle's config.json.  Such a container
-is CREATED with no pid (``deferred``); a record from before this order is
+is CREATED with no pid (``task_pending``); a record from before this order is
 CREATED with the pid of the task made with it.
 
 As for sandboxes, CREATING is persisted before the first resource (snapshot,
@@ -95,7 +95,7 @@ class Container:
         return base64.b64encode(config.SerializeToString()).decode()
 
     @property
-    def deferred(self) -> bool:
+    def task_pending(self) -> bool:
         """CREATED without a task: the runtime's create runs at StartContainer."""
         return self.state is ContainerState.CREATED and self.pid == 0
 

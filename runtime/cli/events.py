@@ -18,8 +18,16 @@ if TYPE_CHECKING:
 
 
 def _oom_count(stats: dict[str, Any]) -> int:
-    raw = stats.get("memory", {}).get("raw", {}) if isinstance(stats.get("memory"), dict) else {}
-    return int(raw.get("oom_kill", 0) or 0) if isinstance(raw, dict) else 0
+    memory = stats.get("memory")
+    if not isinstance(memory, dict):
+        return 0
+    # v2's stats carry memory.events' oom_kill (kernel/cgroupfs/stats_v2.py);
+    # memory.stat, the "raw" map, has no such key there.
+    count = memory.get("oom_kill")
+    if count is None:
+        raw = memory.get("raw")
+        count = raw.get("oom_kill", 0) if isinstance(raw, dict) else 0
+    return int(count or 0)
 
 
 def _parse_interval(text: str) -> float:

@@ -256,18 +256,18 @@ def test_merge_resources_into_a_bundle(current: dict[str, object], update: dict[
     assert json.dumps(current) == before  # the input is not changed
 
 
-@pytest.mark.parametrize(("state", "pid", "deferred"), [
+@pytest.mark.parametrize(("state", "pid", "task_pending"), [
     (ContainerState.CREATED, 0, True),     # CreateContainer's record: no task yet
     (ContainerState.CREATED, 42, False),   # a record from before the task order: its task exists
     (ContainerState.RUNNING, 42, False),
     (ContainerState.EXITED, 0, False),     # a start that failed
     (ContainerState.CREATING, 0, False),
 ])
-def test_a_container_without_a_task_is_created_with_no_pid(state: ContainerState, pid: int, deferred: bool) -> None:
+def test_a_container_without_a_task_is_created_with_no_pid(state: ContainerState, pid: int, task_pending: bool) -> None:
     c = Container(id="c", name="n", sandbox_id="p", config_b64="", image_id="i", image_ref="r",
                   image_repo_digest="d", log_path="", state=state, pid=pid)
-    assert c.deferred is deferred
-    assert "deferred" not in c.to_json()  # derived, never stored
+    assert c.task_pending is task_pending
+    assert "task_pending" not in c.to_json()  # derived, never stored
 
 
 def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> None:

@@ -1,0 +1,53 @@
+"""A container's or pod's bundle on disk, and its release.
+
+CreateContainer and RunPodSandbox write the bundle (its config.json, and
+the rootfs mounted from its snapshot); RemoveContainer, RemovePodSandbox,
+create's rollback and recovery (restart.py) release it.  Each release step
+is idempotent, so any of them may run again after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+from typing import Any, Protocol
+
+from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
+
+from . import errors
+
+
+class SnapshotRemover(Protocol):
+    def remove(self, key: str) -> None: ...
+
+
+def write_config(path: str, spec: dict[str, Any]) -> None:
+    """The bundle's config.json (the OCI spec the runtime reads)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=1)
+
+
+def release_rootfs(snapshotter: SnapshotRemover, rootfs: str, snapshot_key: str, bundle: str) -> None:
+    """Blocking: unmount ``rootfs``, remove the snapshot, remove the bundle dir (each if present)."""
+    if rootfs and os.path.isdir(rootfs):
+        unmount_all(rootfs)
+    if snapshot_key:
+        with contextlib.suppress(errors.NotFound):
+            snapshotter.remove(snapshot_key)
+    if bundle:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+def unmount_all(target: str) -> None:
+    """Unmount ``target`` until it is no mount point (stacked mounts included)."""
+    for _ in range(16):
+        try:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+        except SyscallError as err:
+            if err.errno in (errno.EINVAL, errno.ENOENT):
+                return
+            raise errors.Internal(f"unmount {target}: {err}") from err
