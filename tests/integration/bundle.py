@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ class Subreaper:
     registers its pid under the same lock the reaper holds while it reaps.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, children: Callable[[int], list[int]] | None = None) -> None:
+        self._children = children or _children  # a test gives its own
         self._lock = threading.Lock()
         self._owned: set[int] = set()
         self._stop = threading.Event()
@@ -109,7 +111,7 @@ class Subreaper:
         """Reap every zombie child that `run()` did not start; return their pids."""
         reaped = []
         with self._lock:
-            for pid in _children(os.getpid()):
+            for pid in self._children(os.getpid()):
                 if pid in self._owned or not _is_zombie(pid):
                     continue
                 try:

@@ -22,10 +22,9 @@ def test_a_process_gone_mid_read_is_no_zombie_and_no_error(monkeypatch: pytest.M
     assert bundle._children(1) == []
 
 
-def test_the_reaper_loop_outlives_a_failed_round(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reaper_loop_outlives_a_failed_round() -> None:
     """A round that raises is recorded and the loop goes on to the next round
     (run here in this thread, on a reaper of its own, for two rounds)."""
-    reaper = bundle.Subreaper()
     rounds: list[int] = []
 
     def flaky(pid: int) -> list[int]:
@@ -35,7 +34,7 @@ def test_the_reaper_loop_outlives_a_failed_round(monkeypatch: pytest.MonkeyPatch
         reaper._stop.set()  # the second round ends the loop
         return []
 
-    monkeypatch.setattr(bundle, "_children", flaky)
+    reaper = bundle.Subreaper(children=flaky)
     reaper._loop()
     assert len(rounds) == 2
     assert reaper.failures == ["ProcessLookupError(3, 'No such process')"]
