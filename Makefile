@@ -61,6 +61,13 @@ integration: deps images tools
 run: deps
 	$(VENV)/bin/dockyardd $(DOCKYARDD_ARGS)
 
+# The CRI fuzzer with fresh randomness and more examples than make test's
+# repeatable run (FUZZ_EXAMPLES per RPC and request shape).
+FUZZ_EXAMPLES ?= 400
+.PHONY: fuzz
+fuzz: deps images tools
+	DOCKYARD_FUZZ_RANDOM=1 DOCKYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q tests/integration/test_cri_fuzz.py
+
 run-runtime: deps images
 	hack/run-busybox.sh $(RUNTIME)
 

@@ -104,6 +104,7 @@ def open_runtime(config: Config, stores: Stores) -> Any:
     """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
     from dockyard.cri.events import ContainerEvents
     from dockyard.cri.network.cni import CNI
+    from dockyard.cri.node_facts import read_node_resources
     from dockyard.cri.server.cri_service import CriService
     from dockyard.cri.store.container import ContainerStore
     from dockyard.cri.store.sandbox import SandboxStore
@@ -116,6 +117,7 @@ def open_runtime(config: Config, stores: Stores) -> Any:
         sandboxes=SandboxStore(config.root_dir),
         containers=ContainerStore(config.root_dir),
         events=ContainerEvents(),
+        node=read_node_resources(),
     )
 
 

@@ -13,6 +13,10 @@ code group but the reason is what operators count.
 
 from __future__ import annotations
 
+# What an error echoes of a caller's value: its head and its length (runtime/kernel/errors.py).
+from dockyard.runtime.kernel.errors import ECHO_LIMIT as ECHO_LIMIT
+from dockyard.runtime.kernel.errors import shorten as shorten
+
 
 class CriError(Exception):
     """Base class: a CRI operation failed; ``message`` says on what."""

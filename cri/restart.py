@@ -37,9 +37,12 @@ The RuntimeService part (``recover_runtime``) further assumes:
    a live shim is the truth about its containers' states and exit codes.  A
    dead shim (pid gone or not a shim) proves nothing about its containers:
    they are force-deleted through the runtime's own state and marked exited
-   with reason ShimDied.  A CREATED container whose task was never made
-   (``task_pending``: no pid) is unknown to its shim; its record alone is the truth, and
-   it stays CREATED while the shim lives.
+   with reason ShimDied.  A CREATED container whose record has no task
+   (``task_pending``: no pid) is either unknown to its shim, and then its record
+   alone is the truth and it stays CREATED while the shim lives, or known to
+   it: the last daemon died after its StartContainer reached the shim and
+   before it saved the record, and the shim finished the call.  The record
+   then takes the shim's pid and state (``CriService.adopt_task``).
 9. The state dir is not guaranteed to be a tmpfs.  The boot id
    (/proc/sys/kernel/random/boot_id) stored in it tells a reboot: then no
    process, mount or netns of the last boot exists, so everything in the
@@ -55,6 +58,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -131,6 +135,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
     from .store.sandbox import SandboxState
 
     report = RuntimeRecovery()
+    began = time.monotonic()
     state = cri.config.state_dir
     os.makedirs(state, mode=0o711, exist_ok=True)
     # A pod with a user namespace runs as an unprivileged host uid, which must
@@ -165,12 +170,14 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
     # Half-done creates: roll back (assumption 6).
     for c in containers:
         if c.state is ContainerState.CREATING:
+            log.info("rolling back container %s, whose CreateContainer the last daemon did not finish", c.id)
             await _force_delete(cri, c.sandbox_id, c.id)
             await asyncio.to_thread(release_rootfs, cri.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
             cri.containers.delete(c.id)
             report.rolled_back += 1
     for s in sandboxes:
         if s.state is SandboxState.INIT:
+            log.info("rolling back pod %s, whose RunPodSandbox the last daemon did not finish", s.id)
             for c in cri.containers.of_sandbox(s.id):
                 cri.containers.delete(c.id)
             await _force_delete(cri, s.id, s.id)
@@ -203,9 +210,10 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
 
     report.leftovers = await asyncio.to_thread(_remove_orphans, cri)
     log.info(
-        "runtime recovery: %d pods, %d containers, %d half-done rolled back, %d dead shims, %d orphans removed%s",
-        report.sandboxes, report.containers, report.rolled_back, report.dead_shims, report.leftovers,
-        " (after a reboot)" if report.rebooted else "",
+        "runtime recovery in %.2fs: %d pods, %d containers, %d half-done rolled back, %d dead shims, "
+        "%d orphans removed%s",
+        time.monotonic() - began, report.sandboxes, report.containers, report.rolled_back, report.dead_shims,
+        report.leftovers, " (after a reboot)" if report.rebooted else "",
     )
     return report
 

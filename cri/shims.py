@@ -128,6 +128,43 @@ def shim_alive(shim_dir: str) -> int:
     return pid if b"shim" in cmdline else 0
 
 
+async def _ask_shutdown(pod_id: str, client: ShimClient, deadline: float) -> None:
+    while True:
+        try:
+            await client.call("shutdown", timeout=max(0.1, deadline - time.monotonic()))
+            return
+        except errors.Unavailable:
+            return  # it exited while answering, or it is gone already
+        except errors.FailedPrecondition as err:
+            if time.monotonic() >= deadline:
+                log.warning("shim of pod %s: %s", pod_id, err.message)
+                return
+            await asyncio.sleep(0.02)  # an exit the shim has not reaped yet
+        except errors.DeadlineExceeded:
+            return
+
+
+async def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` (not our child) has exited; False on timeout.
+    A pidfd turns readable when the process exits, zombie or not: an event,
+    not a poll of /proc."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(pidfd, lambda: None if exited.done() else exited.set_result(None))
+    try:
+        await asyncio.wait_for(exited, max(0.0, timeout))
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
 class Shims:
     """The shims of all pods, their clients and their event loops."""
 
@@ -247,28 +284,34 @@ class Shims:
             delay = min(delay * 2, 1.0)
 
     async def shutdown(self, pod_id: str) -> None:
-        """Ask the shim to exit (it refuses while a container runs), wait for it, remove its dir."""
+        """Ask the shim to exit, wait for it, remove its dir.  A shim this
+        daemon never connected to (recovery rolling back a pod whose start
+        the last daemon did not finish) is asked too: otherwise it would be
+        waited for, for nothing, until the deadline (10 s per pod).  It
+        refuses while a container of its own still lives; the caller has
+        killed them, and the shim records their exits as it reaps them, so
+        the request is repeated until then."""
         directory = self.dir(pod_id)
         self._closing.add(pod_id)
         client = self._clients.pop(pod_id, None)
         watcher = self._watchers.pop(pod_id, None)
         if watcher is not None:
             await stop_task(watcher, SHUTDOWN_TIMEOUT_S)
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
         pid = shim_alive(directory)
+        if pid and client is None:
+            client = ShimClient(pod_id, proto.socket_path(directory))
         if client is not None:
             if pid:
-                try:
-                    await client.call("shutdown", timeout=SHUTDOWN_TIMEOUT_S)
-                except errors.Unavailable:
-                    pass  # it exited while answering
+                await _ask_shutdown(pod_id, client, deadline)
             await client.close()
-        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-        while pid and shim_alive(directory) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if shim_alive(directory):
-            log.warning("shim of pod %s ignored shutdown; killing pid %d", pod_id, pid)
+        began = time.monotonic()
+        if pid and not await wait_exit(pid, deadline - time.monotonic()) and shim_alive(directory):
+            log.warning("shim of pod %s ignored shutdown for %.0fs; killing pid %d", pod_id, SHUTDOWN_TIMEOUT_S, pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        elif time.monotonic() - began > 1.0:
+            log.info("waited %.1fs for the shim of pod %s to exit", time.monotonic() - began, pod_id)
         shutil.rmtree(directory, ignore_errors=True)
 
     async def force_delete(self, handler_name: str, container_id: str) -> None:
@@ -285,7 +328,10 @@ class Shims:
         )
         _, err = await proc.communicate()
         if proc.returncode != 0:
-            log.debug("%s: %s", " ".join(argv), err.decode(errors="replace").strip())
+            # "does not exist" is the usual, fine answer; anything else (a
+            # process that would not die) is worth an operator's eye.
+            log.warning("%s failed (exit %d): %s", " ".join(argv), proc.returncode,
+                        errors.shorten(err.decode(errors="replace").strip(), 1000))
 
     async def close_all(self) -> None:
         """Daemon exit: drop connections, leave the shims running."""

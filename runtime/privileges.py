@@ -126,6 +126,7 @@ def find_executable(plan: ProcessPlan) -> str:
             continue
         if stat.S_ISREG(st.st_mode) and leanos.access(path, leanos.X_OK):
             return path
+    target = f"process.args[0] {name!r}"
     if "/" in name:
-        raise NotFound("exec", name, "no such executable file in the container")
-    raise NotFound("exec", name, f"executable file not found in $PATH ({plan.path_env()})")
+        raise NotFound("exec", target, "no such executable file in the container")
+    raise NotFound("exec", target, f"executable file not found in $PATH ({plan.path_env()})")

@@ -157,14 +157,19 @@ class OciRuntime:
             status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
             stdout = _read_all(out) if out >= 0 else b""
             if status != 0:
-                raise ShimError(Code.INTERNAL, f"{what}: runtime {os.path.basename(self.binary)} {args[0]} "
-                                f"failed ({_describe(status)}): {self._error_text(err)}")
+                text, cls, errno = self._failure(err)
+                raise ShimError(failure_code(args[0], cls, errno),
+                                f"{what}: runtime {os.path.basename(self.binary)} {args[0]} "
+                                f"failed ({_describe(status)}): {text}")
             return stdout
         finally:
             for fd in own:
                 os.close(fd)
 
-    def _error_text(self, err_fd: int) -> str:
+    def _failure(self, err_fd: int) -> tuple[str, str, int]:
+        """The runtime's last error: its message, and the error class and
+        errno its log line carries ("" and 0 where it carries none: runc's
+        and crun's do not)."""
         try:
             with open(self.log_path, "rb") as f:
                 lines = f.read().splitlines()
@@ -176,9 +181,11 @@ class OciRuntime:
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", ""))
+                errno = entry.get("errno")
+                return (str(entry.get("msg", "")), str(entry.get("error", "")),
+                        errno if isinstance(errno, int) and not isinstance(errno, bool) else 0)
         text = _read_all(err_fd).decode(errors="replace").strip() if err_fd >= 0 else ""
-        return text[-2000:] or "no error message"
+        return text[-2000:] or "no error message", "", 0
 
     # --- verbs -------------------------------------------------------------
 
@@ -226,6 +233,35 @@ class OciRuntime:
                 data: dict[str, Any] = event.get("data", {})
                 return data
         raise ShimError(Code.INTERNAL, f"stats of {container_id}: runtime printed no stats event")
+
+
+# A failed runtime call's error class, as dockyard-runc's --log names it, ->
+# the protocol code the shim answers with, so the daemon can tell the caller
+# whose fault it was: an executable missing from the container is NotFound,
+# a value the spec cannot have InvalidArgument.  An unknown class (or none,
+# as from runc and crun) stays Internal.
+RUNTIME_ERROR_CODES = {
+    "NotFound": Code.NOT_FOUND,
+    "InvalidArgument": Code.INVALID_ARGUMENT,
+    "InvalidSpec": Code.INVALID_ARGUMENT,
+    "AlreadyExists": Code.ALREADY_EXISTS,
+    "FailedPrecondition": Code.FAILED_PRECONDITION,
+    "Unsupported": Code.FAILED_PRECONDITION,
+}
+# What the kernel answers when ``update`` writes a resource value: EINVAL,
+# ERANGE or EOVERFLOW mean the value is not one it takes (the caller's), EBUSY
+# that the cgroup cannot take it now (memory below what is in use).  Only
+# for ``update``, whose every write is a value the caller gave: elsewhere an
+# EINVAL may be the runtime's own mistake.
+UPDATE_ERRNO_CODES = {22: Code.INVALID_ARGUMENT, 34: Code.INVALID_ARGUMENT, 75: Code.INVALID_ARGUMENT,
+                      16: Code.FAILED_PRECONDITION}
+
+
+def failure_code(verb: str, error_class: str, errno: int) -> str:
+    """The protocol code for a runtime call that failed (pure)."""
+    if error_class == "SyscallError" and verb == "update":
+        return UPDATE_ERRNO_CODES.get(errno, Code.INTERNAL)
+    return RUNTIME_ERROR_CODES.get(error_class, Code.INTERNAL)
 
 
 def _read_all(fd: int) -> bytes:

@@ -41,7 +41,7 @@ from .mounts import (
 )
 from .namespaces import NODE, TargetPid, container_namespaces, user_mappings
 from .process_args import check_exec_strings, merge_env, process_args, working_dir
-from .resources import clamp_oom_score_adj, linux_resources
+from .resources import NodeResources, clamp_oom_score_adj, linux_resources
 from .security import (
     ReadHostFile,
     apparmor,
@@ -141,6 +141,7 @@ def container_spec(
     node_hostname: str = "",
     machine: str = "",
     held_capabilities: Sequence[str] = ALL_CAPABILITIES,
+    node: NodeResources | None = None,
     apparmor_enabled: bool = False,
     selinux_enabled: bool = False,
     private_cgroupns: bool = False,
@@ -233,7 +234,7 @@ def container_spec(
     namespaces = container_namespaces(pod_ns, sec.namespace_options, sandbox_pid=sandbox_pid,
                                       netns_path=netns_path, target_pid=target_pid,
                                       field=f"{SEC}.namespace_options", private_cgroupns=private_cgroupns)
-    resources = linux_resources(config.linux.resources, "config.linux.resources")
+    resources = linux_resources(config.linux.resources, "config.linux.resources", node)
     if privileged:
         devices = host_devices()
         rules = [dict(ALLOW_ALL)]

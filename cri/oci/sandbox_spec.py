@@ -34,7 +34,7 @@ from .devices import DENY_ALL
 from .mounts import ETC_HOSTNAME, ETC_HOSTS, ETC_RESOLV, file_bind, merge, shm_mount
 from .namespaces import NODE, sandbox_namespaces, user_mappings
 from .process_args import merge_env, process_args, working_dir
-from .resources import clamp_oom_score_adj, linux_resources
+from .resources import NodeResources, clamp_oom_score_adj, linux_resources
 from .security import ReadHostFile, apparmor, masked_and_readonly, seccomp, selinux_label
 from .sysctls import pod_sysctls
 from .user import ReadFile, resolve_user, rootfs_reader
@@ -68,6 +68,7 @@ def sandbox_spec(
     sandbox_id: str = "",
     image_name: str = "",
     oom_score_adj_floor: int | None = None,
+    node: NodeResources | None = None,
     read_image_file: ReadFile | None = None,
     read_host_file: ReadHostFile = read_host_bytes,
     machine: str = "",
@@ -120,7 +121,7 @@ def sandbox_spec(
             extra.append(file_bind(dest, source, readonly=True))
     mounts = merge(default_mounts(privileged=False), extra)
 
-    resources = linux_resources(_summed(config.linux.resources, config.linux.overhead), "config.linux.resources")
+    resources = linux_resources(_summed(config.linux.resources, config.linux.overhead), "config.linux.resources", node)
     resources["devices"] = [dict(DENY_ALL)]
     masked, readonly = masked_and_readonly((), (), privileged=privileged, field=SEC)
     linux: dict[str, Any] = {

@@ -4,7 +4,9 @@ Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
   FailedPrecondition), the image exists (NotFound naming it), the log path
   stays inside the pod's log_directory (InvalidArgument), the name is free
-  (AlreadyExists naming the holder), the OCI spec builds (InvalidArgument
+  (AlreadyExists naming the holder; but a CREATED container of that name
+  in that pod made from the same config is the answer to a retry whose
+  first answer was lost), the OCI spec builds (InvalidArgument
   naming the CRI field: a missing command, a volume host path that does not
   exist, ...);
   then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
@@ -23,7 +25,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
@@ -66,6 +68,11 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     name = unique_name(sandbox_config.metadata, config.metadata)
     holder = cri.containers.index.id_by_name(name)
     if holder is not None:
+        held = cri.containers.find(holder)
+        if held is not None and held.sandbox_id == sandbox.id and held.state is ContainerState.CREATED \
+                and held.config == config:
+            # A retry whose first answer was lost (the daemon died after saving CREATED).
+            return api_pb2.CreateContainerResponse(container_id=held.id)
         raise errors.AlreadyExists(f"container name {name!r} is already in use by container {holder}")
 
     cid = secrets.token_hex(32)
@@ -89,6 +96,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     async with contextlib.AsyncExitStack() as undo:
         cri.containers.add(container)
         undo.callback(cri.containers.delete, cid)
+        faults.point("CreateContainer/recorded")
         os.makedirs(rootfs, mode=0o755)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", "", bundle)
         parent = image.chain_ids[-1] if image.chain_ids else None
@@ -96,6 +104,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
         await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
+        faults.point("CreateContainer/mounted")
         floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
@@ -103,7 +112,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
-            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(),
+            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
@@ -115,6 +124,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         container.state = ContainerState.CREATED  # with no pid: no task yet
         cri.containers.save(container)
         undo.pop_all()
+        faults.point("CreateContainer/created")
     cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)
     return api_pb2.CreateContainerResponse(container_id=cid)
 

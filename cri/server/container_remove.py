@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
+from .. import faults
 from ..store.container import Container, ContainerState
 from .container_stop import stop_container_now
 from .cri_service import CriService
@@ -27,6 +28,7 @@ async def remove_container_now(cri: CriService, c: Container) -> None:
     if c.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
         await stop_container_now(cri, c, timeout=0)
     await cri.release_container(c)
+    faults.point("RemoveContainer/released")
     cri.containers.delete(c.id)
     cri.exited.pop(c.id, None)
     cri.events.publish(cri, c, api_pb2.CONTAINER_DELETED_EVENT)

@@ -5,7 +5,9 @@ the shim runs the runtime's create and start as one call.  If that fails,
 the container is EXITED with reason StartError, and the runtime is told to
 forget whatever it had made, since the shim keeps nothing of a failed
 create.  A container whose task was created with it (a record from before)
-is started through the shim's start."""
+is started through the shim's start.  A running container answers OK: the
+caller is retrying a start whose answer it lost (its daemon may have died
+after the shim started the container; restart adopts such tasks)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..store.container import Container, ContainerState
 from ..store.sandbox import SandboxState
 from .cri_service import CriService, now_ns
@@ -22,6 +24,9 @@ from .cri_service import CriService, now_ns
 async def start_container(cri: CriService, request: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
     c = cri.container(request.container_id)
     async with cri.containers.index.lock(c.id):
+        if c.state is ContainerState.RUNNING:
+            # A retry: the first call (or its shim, after the daemon died) started it.
+            return api_pb2.StartContainerResponse()
         if c.state is not ContainerState.CREATED:
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not created: cannot start it")
         sandbox = cri.sandbox(c.sandbox_id)
@@ -29,6 +34,7 @@ async def start_container(cri: CriService, request: api_pb2.StartContainerReques
         if task_pending and sandbox.state is not SandboxState.READY:
             raise errors.FailedPrecondition(
                 f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot start container {c.id}")
+        faults.point("StartContainer/starting")
         try:
             result = await (_create_and_start(cri, c) if task_pending else
                             cri.shims.client(c.sandbox_id).call("start", {"container_id": c.id}))
@@ -37,11 +43,13 @@ async def start_container(cri: CriService, request: api_pb2.StartContainerReques
                 await cri.shims.force_delete(sandbox.handler, c.id)
             cri.record_exit(c, 128, now_ns(), reason="StartError", message=err.message)
             raise
+        faults.point("StartContainer/started")
         c.pid = int(result.get("pid", c.pid))
         c.started_at = now_ns()
         if c.state is ContainerState.CREATED:  # an exit may already have been recorded
             c.state = ContainerState.RUNNING
         cri.containers.save(c)
+        faults.point("StartContainer/saved")
     cri.events.publish(cri, c, api_pb2.CONTAINER_STARTED_EVENT)
     return api_pb2.StartContainerResponse()
 

@@ -8,7 +8,7 @@ import signal
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..store.container import Container, ContainerState
 from .cri_service import CriService
 
@@ -40,6 +40,7 @@ async def stop_container(cri: CriService, request: api_pb2.StopContainerRequest)
         return api_pb2.StopContainerResponse()
     async with cri.containers.index.lock(c.id):
         await stop_container_now(cri, c, timeout=max(0, request.timeout))
+    faults.point("StopContainer/stopped")
     return api_pb2.StopContainerResponse()
 
 
@@ -58,6 +59,7 @@ async def stop_container_now(cri: CriService, c: Container, timeout: float) -> N
     if timeout > 0 and c.state is ContainerState.RUNNING:
         with contextlib.suppress(errors.NotFound, errors.FailedPrecondition):
             await client.call("kill", {"container_id": c.id, "signal": stop_signal_number(c.stop_signal)})
+        faults.point("StopContainer/signalled")
         try:
             if await cri.wait_exit(c.sandbox_id, c.id, timeout) is not None or _exited(c):
                 return

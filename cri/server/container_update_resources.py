@@ -48,7 +48,7 @@ async def update_container_resources(
         if c.state not in (ContainerState.CREATED, ContainerState.RUNNING):
             raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}: cannot update its resources")
         # the same rules as at create: zero means unset, values are validated
-        resources = linux_resources(request.linux, "linux")
+        resources = linux_resources(request.linux, "linux", cri.node)
         if not resources:
             return api_pb2.UpdateContainerResourcesResponse()
         if c.task_pending:

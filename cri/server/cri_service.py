@@ -25,10 +25,11 @@ from typing import Any, Protocol
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..bundle import release_rootfs, unmount_all
 from ..config import Config
 from ..events import ContainerEvents
+from ..oci.resources import NodeResources
 from ..shims import Shims
 from ..stats import StatsSampler
 from ..store.container import Container, ContainerState, ContainerStore
@@ -49,6 +50,7 @@ def now_ns() -> int:
 class ImagesLike(Protocol):
     def get(self, ref_or_id: str) -> Any: ...
     async def pull(self, ref_text: str, auth: object) -> Any: ...
+    async def rootfs_released(self) -> None: ...
 
 
 class SnapshotterLike(Protocol):
@@ -89,6 +91,9 @@ class CriService:
     events: ContainerEvents
     shims: Shims = field(init=False)
     pod_cidr: str = ""
+    # The node's cgroup version, CPUs, memory nodes and huge page sizes (set at
+    # start by daemon.py; None in unit tests: host facts are then not checked).
+    node: NodeResources | None = None
     sampler: StatsSampler = field(default_factory=StatsSampler)
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
@@ -176,17 +181,38 @@ class CriService:
             self.record_exit(c, exit_status, exited_at)
 
     async def on_shim_resync(self, pod_id: str) -> None:
-        """(Re)subscribed: learn exits we may have missed from the shim's list."""
+        """(Re)subscribed: learn from the shim's list what we may have missed:
+        exits, and tasks made by a StartContainer whose daemon died before it
+        saved the record (the shim finished the call on its own)."""
         try:
             listing = await self.shims.client(pod_id).call("list")
         except errors.CriError as err:
             log.warning("shim of pod %s: list after subscribe: %s", pod_id, err.message)
             return
         for st in listing.get("containers", []):
+            cid = str(st.get("container_id", st.get("id", "")))
+            self.adopt_task(cid, st)
             if st.get("status") == "stopped":
-                await self.apply_exit(pod_id, str(st.get("container_id", st.get("id", ""))),
-                                      int(st.get("exit_status", 0)), int(st.get("exited_at", 0)),
+                await self.apply_exit(pod_id, cid, int(st.get("exit_status", 0)), int(st.get("exited_at", 0)),
                                       bool(st.get("oom_killed", False)))
+
+    def adopt_task(self, cid: str, st: dict[str, Any]) -> None:
+        """A container the record says has no task yet, that its shim runs:
+        the record takes the shim's pid and state (the shim is the truth,
+        restart.py assumption 8), so a retried StartContainer finds it
+        running instead of creating it a second time."""
+        c = self.containers.find(cid) if cid else None
+        if c is None or c.id != cid or not c.task_pending or not int(st.get("pid", 0)):
+            return
+        c.pid = int(st["pid"])
+        if st.get("status") in ("running", "stopped"):
+            c.started_at = int(st.get("started_at", 0)) or now_ns()
+            if st.get("status") == "running":
+                c.state = ContainerState.RUNNING
+        self.containers.save(c)
+        log.info("container %s: adopted the task its shim made (pid %d, %s)", cid, c.pid, st.get("status"))
+        if c.state is ContainerState.RUNNING:
+            self.events.publish(self, c, api_pb2.CONTAINER_STARTED_EVENT)
 
     async def on_shim_dead(self, pod_id: str) -> None:
         """The shim is gone: nothing it ran can be proven alive; mark all exited with the reason."""
@@ -209,13 +235,13 @@ class CriService:
         try:
             return self.sandboxes.get(id_or_prefix)
         except errors.NotFound as err:
-            raise errors.NotFound(f"pod sandbox {id_or_prefix} not found") from err
+            raise errors.NotFound(f"pod sandbox {errors.shorten(id_or_prefix)} not found") from err
 
     def container(self, id_or_prefix: str) -> Container:
         try:
             return self.containers.get(id_or_prefix)
         except errors.NotFound as err:
-            raise errors.NotFound(f"container {id_or_prefix} not found") from err
+            raise errors.NotFound(f"container {errors.shorten(id_or_prefix)} not found") from err
 
     # --- shared teardown steps (each idempotent) ---
 
@@ -241,7 +267,9 @@ class CriService:
         if self.shims.has(c.sandbox_id):
             with contextlib.suppress(errors.NotFound):
                 await self.shims.client(c.sandbox_id).call("delete", {"container_id": c.id})
+        faults.point("RemoveContainer/deleted")
         await asyncio.to_thread(release_rootfs, self.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
+        await self.images.rootfs_released()
 
     def publish_sandbox(self, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         self.events.publish_sandbox(self, sandbox, kind)

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dockyard.cri import errors
+from dockyard.cri import errors, faults
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -57,6 +57,7 @@ class SnapshotterLike(Protocol):
 
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
     def committed(self) -> set[str]: ...
+    def in_use(self) -> set[str]: ...
     def remove_committed(self, chain_id: str) -> None: ...
     def usage(self) -> tuple[int, int]: ...
 
@@ -144,6 +145,9 @@ class _GcGate:
     pulls: int = 0
     gc_running: bool = False
     gc_pending: bool = False
+    # The last GC kept snapshots only containers use: run again when a
+    # container's (or a pod's) rootfs is released.
+    kept_for_containers: bool = False
 
 
 class Images:
@@ -198,6 +202,7 @@ class Images:
         try:
             log.info("pulling %s", name)
             pulled = await self.puller.pull(ref, auth)
+            faults.point("PullImage/downloaded")
             diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
             chain_ids: list[str] = []
             parent: str | None = None
@@ -206,6 +211,7 @@ class Images:
                     self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
                 )
                 chain_ids.append(parent)
+                faults.point("PullImage/unpacked-a-layer")
             size = sum(layer.size for layer in pulled.layers)
             record = self.make_record(pulled, chain_ids, size)
             await asyncio.to_thread(self.store.put, record)
@@ -262,6 +268,7 @@ class Images:
         """Remove the image (all its tags and digests) and GC what it alone used."""
         record = self.get(ref_or_id)
         await asyncio.to_thread(self.store.remove, record.id)
+        faults.point("RemoveImage/record-removed")
         await self.request_gc()
         return record
 
@@ -278,22 +285,41 @@ class Images:
                 self._gate.gc_running = False
                 self._cond.notify_all()
 
+    async def rootfs_released(self) -> None:
+        """A container or pod released its snapshot: collect what only it kept."""
+        if self._gate.kept_for_containers:
+            await self.request_gc()
+
     def collect_garbage(self) -> tuple[int, int]:
         """Delete unreferenced blobs and committed snapshots; (blobs, snapshots) removed.
 
-        Call only with pulls excluded (request_gc, or startup before serving)."""
+        A snapshot is kept while an image record references it or a
+        container's rootfs is built on it (``in_use``): an image removed
+        while a container of it runs leaves its layers to that container,
+        and the GC that follows the container's removal takes them.  GC
+        never fails once it has deleted something: a snapshot that became
+        busy meanwhile (a container prepared on it) is kept for the next
+        run.  Call only with pulls excluded (request_gc, or startup before
+        serving)."""
         blobs = self.content.digests() - self.store.referenced_blobs()
         for digest in sorted(blobs):
             try:
                 self.content.delete(digest)
             except errors.NotFound:
                 continue
-        chains = self.snapshotter.committed() - self.store.referenced_chains()
+        unreferenced = self.snapshotter.committed() - self.store.referenced_chains()
+        chains = unreferenced - self.snapshotter.in_use()
+        self._gate.kept_for_containers = len(chains) < len(unreferenced)
+        removed = 0
         for chain_id in sorted(chains):
-            self.snapshotter.remove_committed(chain_id)
-        if blobs or chains:
-            log.info("garbage collected %d blobs and %d snapshots", len(blobs), len(chains))
-        return len(blobs), len(chains)
+            try:
+                self.snapshotter.remove_committed(chain_id)
+                removed += 1
+            except errors.FailedPrecondition as err:
+                log.info("garbage collection keeps snapshot %s: %s", chain_id, err.message)
+        if blobs or removed:
+            log.info("garbage collected %d blobs and %d snapshots", len(blobs), removed)
+        return len(blobs), removed
 
     async def _pull_enter(self) -> None:
         async with self._cond:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
@@ -86,11 +87,21 @@ class _Abort(Exception):
 
 def _classify(method: str, err: BaseException) -> _Abort:
     if isinstance(err, errors.CriError):
-        return _Abort(grpc_code(err), err.message)
+        return _Abort(grpc_code(err), errors.shorten(err.message, MAX_MESSAGE))
     if isinstance(err, asyncio.CancelledError):
         return _Abort(grpc.StatusCode.CANCELLED, f"{method} cancelled")
-    log.error("%s: internal error", method, exc_info=err)
-    return _Abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(err).__name__}: {err}")
+    text = errors.shorten(f"{type(err).__name__}: {err}", MAX_MESSAGE)
+    # The frames, and the message cut as in the status (not exc_info, which
+    # would print the exception's whole text).
+    log.error("%s: internal error: %s\n%s", method, text, "".join(traceback.format_tb(err.__traceback__)).rstrip())
+    return _Abort(grpc.StatusCode.INTERNAL, f"{method}: internal error: {text}")
+
+
+# The longest status message (and so log line) one call can produce.  Errors
+# cut each value they echo already (errors.shorten); this bounds what several
+# values, or a message built elsewhere, add up to.  A hostile request once
+# put 1 MiB into one status and one log line.
+MAX_MESSAGE = 1024
 
 
 class Instrument:

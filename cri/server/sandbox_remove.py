@@ -16,7 +16,7 @@ import shutil
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..network import netns as netns_mod
 from ..pod_cgroup import remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState
@@ -47,12 +47,16 @@ async def remove_sandbox(cri: CriService, sandbox: Sandbox) -> None:
     for c in cri.containers.of_sandbox(sandbox.id):
         async with cri.containers.index.lock(c.id):
             await remove_container_now(cri, c)
+    faults.point("RemovePodSandbox/containers-removed")
     async with cri.sandboxes.index.lock(sandbox.id):
         if cri.shims.has(sandbox.id):
             with contextlib.suppress(errors.NotFound):
                 await cri.shims.client(sandbox.id).call("delete", {"container_id": sandbox.id})
         await cri.shims.shutdown(sandbox.id)
+        faults.point("RemovePodSandbox/shim-gone")
         await asyncio.to_thread(release_sandbox_files, cri, sandbox)
+        await cri.images.rootfs_released()
+        faults.point("RemovePodSandbox/released")
         cri.sandboxes.delete(sandbox.id)
         cri.exited.pop(sandbox.id, None)
     with contextlib.suppress(errors.CriError):

@@ -5,7 +5,9 @@ first, when a later step fails; ``pop_all`` once everything worked):
 
   1. resolve the runtime handler (InvalidArgument when unknown)
   2. reserve the unique name: a concurrent retry with the same metadata awaits
-     this call's answer; a finished pod of that name is AlreadyExists naming its id
+     this call's answer; a ready pod of that name made from the same config
+     and handler is the answer to a retry whose first answer was lost; any
+     other pod of that name is AlreadyExists naming its id
   3. persist the record in state INIT (recovery's map of what to clean up),
      and start the shim, concurrently with steps 4 to 7
   4. the pause image (pulled when missing)
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -39,7 +42,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..network import netns as netns_mod
 from ..network import pod_files
 from ..network.cni import CNIResult
@@ -89,16 +92,59 @@ def host_network(config: api_pb2.PodSandboxConfig) -> bool:
     return bool(config.linux.security_context.namespace_options.network == api_pb2.NODE)
 
 
+def is_retry_of(held: Sandbox, config: api_pb2.PodSandboxConfig, handler_name: str) -> bool:
+    """A request for the very pod ``held`` is, which is ready: its retry."""
+    return held.state is SandboxState.READY and held.handler == handler_name and held.config == config
+
+
+# The pod's name, namespace and uid go to the CNI plugins in CNI_ARGS
+# ("K8S_POD_NAME=...;K8S_POD_NAMESPACE=...") and into the environment: a ';'
+# or '=' would forge another argument, a control character cannot be passed.
+# Kubernetes' names are DNS subdomains (at most 253 characters).
+MAX_NAME = 253
+HOST_NAME_MAX = 64  # sethostname(2)
+PATH_MAX = 4096
+
+
+def _check_identity(value: str, field: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{field} is required")
+    if len(value) > MAX_NAME:
+        raise errors.InvalidArgument(f"{field}: {len(value)} characters, more than {MAX_NAME}")
+    if any(c in ";=" or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise errors.InvalidArgument(f"{field}: {errors.shorten(value)!r} contains a control character, ';' or '=' "
+                                     "(it is passed to CNI plugins in CNI_ARGS)")
+
+
 def validate(config: api_pb2.PodSandboxConfig) -> None:
+    """What the pod config must be before anything is made for it (pure)."""
     meta = config.metadata
-    if not config.HasField("metadata") or not meta.name:
-        raise errors.InvalidArgument("config.metadata.name is required")
-    if not meta.namespace:
-        raise errors.InvalidArgument("config.metadata.namespace is required")
-    if not meta.uid:
-        raise errors.InvalidArgument("config.metadata.uid is required")
-    if config.log_directory and not os.path.isabs(config.log_directory):
-        raise errors.InvalidArgument(f"config.log_directory {config.log_directory!r} is not an absolute path")
+    if not config.HasField("metadata"):
+        raise errors.InvalidArgument("config.metadata is required")
+    _check_identity(meta.name, "config.metadata.name")
+    _check_identity(meta.namespace, "config.metadata.namespace")
+    _check_identity(meta.uid, "config.metadata.uid")
+    if meta.attempt < 0:
+        raise errors.InvalidArgument(f"config.metadata.attempt: {meta.attempt} is negative")
+    hostname = config.hostname
+    if len(hostname.encode()) > HOST_NAME_MAX or any(c.isspace() or ord(c) < 32 or c == "/" for c in hostname):
+        raise errors.InvalidArgument(f"config.hostname: {errors.shorten(hostname)!r} is not a host name "
+                                     f"(at most {HOST_NAME_MAX} bytes, no whitespace, control character or '/')")
+    log_dir = config.log_directory
+    if log_dir and (not os.path.isabs(log_dir) or "\0" in log_dir or len(log_dir) >= PATH_MAX):
+        raise errors.InvalidArgument(f"config.log_directory {errors.shorten(log_dir)!r} is not an absolute path")
+    for i, pm in enumerate(config.port_mappings):
+        where = f"config.port_mappings[{i}]"
+        for name, port in (("container_port", pm.container_port), ("host_port", pm.host_port)):
+            if not 0 <= port <= 65535:
+                raise errors.InvalidArgument(f"{where}.{name}: {port} is not a port (0..65535)")
+        if pm.protocol not in _PROTOCOLS:
+            raise errors.InvalidArgument(f"{where}.protocol: {pm.protocol} is not TCP, UDP or SCTP")
+        if pm.host_ip:
+            try:
+                ipaddress.ip_address(pm.host_ip)
+            except ValueError as err:
+                raise errors.InvalidArgument(f"{where}.host_ip: {errors.shorten(pm.host_ip)!r} is not an IP address") from err
 
 
 async def run_pod_sandbox(cri: CriService, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
@@ -113,6 +159,11 @@ async def run_pod_sandbox(cri: CriService, request: api_pb2.RunPodSandboxRequest
         return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
     existing = cri.sandboxes.index.id_by_name(name)
     if existing is not None:
+        held = cri.sandboxes.find(existing)
+        if held is not None and is_retry_of(held, config, handler_name):
+            # The first call finished but its answer was lost (the daemon died
+            # between saving READY and answering): the retry gets the same pod.
+            return api_pb2.RunPodSandboxResponse(pod_sandbox_id=held.id)
         raise errors.AlreadyExists(f"pod sandbox name {name!r} is already in use by pod sandbox {existing}")
     # The work runs in its own task: a caller that goes away (kubelet's
     # deadline) does not abort it half-way, and its retry gets the answer.
@@ -144,6 +195,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
     async with contextlib.AsyncExitStack() as undo:
         cri.sandboxes.add(sandbox)
         undo.callback(cri.sandboxes.delete, sandbox_id)
+        faults.point("RunPodSandbox/recorded")
         # The shim comes up (two interpreters, ~30 ms) while the pod's files,
         # netns and rootfs are made; it is awaited when the pause container needs it.
         shim_task = asyncio.create_task(cri.shims.start(sandbox_id, handler_name, handler),
@@ -174,6 +226,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             await asyncio.to_thread(netns_mod.create, netns_path)
             undo.push_async_callback(asyncio.to_thread, netns_mod.remove, netns_path)
             sandbox.netns_path = netns_path
+            faults.point("RunPodSandbox/netns")
             # CNI's ADD needs nothing but the pinned netns, so it runs while
             # the shim starts and the pause container is made (~90 ms that
             # hide its ~20 ms), and is awaited before the pod is ready.
@@ -192,6 +245,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
         cri.sandboxes.save(sandbox)
+        faults.point("RunPodSandbox/rootfs")
 
         from ..oci.sandbox_spec import sandbox_spec
 
@@ -199,7 +253,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
-            oom_score_adj=oom,
+            oom_score_adj=oom, node=cri.node,
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
@@ -212,6 +266,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         created = await client.call("create", {"container_id": sandbox_id, "bundle": bundle, "log_path": "", "start": True})
         undo.push_async_callback(_remove_pause, cri, sandbox_id)
         sandbox.pid = int(created.get("pid", 0))
+        faults.point("RunPodSandbox/pause-started")
 
         if cni_task is not None:
             result = await cni_task
@@ -219,10 +274,12 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             sandbox.cni_result = dict(result.raw)
             if sandbox.ips:
                 await asyncio.to_thread(_rewrite, files["hosts"], pod_files.hosts_file(files["hostname_value"], sandbox.ips[:1]))
+            faults.point("RunPodSandbox/network")
 
         sandbox.state = SandboxState.READY
         cri.sandboxes.save(sandbox)
         undo.pop_all()
+        faults.point("RunPodSandbox/ready")
     cri.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
     log.info("pod sandbox %s (%s) ready, pause pid %d, ips %s", sandbox_id, name, sandbox.pid, sandbox.ips)
     return sandbox_id

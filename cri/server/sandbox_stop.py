@@ -12,7 +12,7 @@ import logging
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
+from .. import errors, faults
 from ..store.container import ContainerState
 from ..store.sandbox import Sandbox, SandboxState
 from .container_stop import stop_container_now
@@ -37,15 +37,18 @@ async def stop_sandbox(cri: CriService, sandbox: Sandbox) -> None:
         if c.state in (ContainerState.RUNNING, ContainerState.CREATED):
             async with cri.containers.index.lock(c.id):
                 await stop_container_now(cri, c, timeout=0)
+    faults.point("StopPodSandbox/containers-stopped")
     async with cri.sandboxes.index.lock(sandbox.id):
         if cri.shims.has(sandbox.id) and sandbox.pause_exit_code is None:
             await cri.kill_and_wait(sandbox.id, sandbox.id, PAUSE_STOP_TIMEOUT_S)
+        faults.point("StopPodSandbox/pause-stopped")
         if sandbox.netns_path or not sandbox.host_network:
             config = sandbox.config
             await cri.cni.teardown(
                 sandbox.id, sandbox.netns_path, k8s_namespace=config.metadata.namespace,
                 k8s_name=config.metadata.name, k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
             )
+        faults.point("StopPodSandbox/network-down")
         was_ready = sandbox.state is SandboxState.READY
         if sandbox.state is not SandboxState.NOTREADY:
             sandbox.state = SandboxState.NOTREADY

@@ -414,6 +414,21 @@ class Snapshotter:
         with self._lock:
             return set(self._active)
 
+    def in_use(self) -> set[str]:
+        """The committed chains some active snapshot (a container's or a pod's
+        rootfs) is built on, their ancestors included: what garbage
+        collection must keep whatever the image records say, as a lease
+        keeps content in containerd."""
+        with self._lock:
+            used: set[str] = set()
+            for active in self._active.values():
+                current = active.parent
+                while current is not None and current not in used:
+                    used.add(current)
+                    meta = self._committed.get(current)
+                    current = meta.parent if meta is not None else None
+            return used
+
     def usage(self) -> tuple[int, int]:
         """(bytes, inodes) of all snapshots: recorded for committed ones, measured for active ones."""
         with self._lock:

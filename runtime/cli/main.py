@@ -58,11 +58,13 @@ class Context:
     def store(self) -> Store:
         return Store(self.root)
 
-    def log_line(self, level: str, msg: str) -> None:
+    def log_line(self, level: str, msg: str, **fields: object) -> None:
+        """One line of --log.  ``fields`` (JSON only) carry what a caller acts
+        on without reading the message: an error's class and errno."""
         if level == "debug" and not self.debug:
             return
         if self.log_format == "json":
-            line = jsonfast.dumps({"level": level, "msg": msg,
+            line = jsonfast.dumps({"level": level, "msg": msg, **fields,
                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
         else:
             line = f"time=\"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\" level={level} msg={jsonfast.dumps(msg)}\n"
@@ -179,7 +181,9 @@ def collect_while_waiting() -> None:
 
 
 def _report(ctx: Context, err: RuntimeFault) -> int:
-    ctx.log_line("error", str(err))
+    # "error" and "errno" let a shim answer with the right code (a missing
+    # executable is NotFound, a bad value InvalidSpec), not only the text.
+    ctx.log_line("error", str(err), error=type(err).__name__, errno=err.errno)
     if ctx.log:
         sys.stderr.write(f"dockyard-runc: {err}\n")
     return 1

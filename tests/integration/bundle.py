@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,13 @@ class Subreaper:
     registers its pid under the same lock the reaper holds while it reaps.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, children: Callable[[int], list[int]] | None = None) -> None:
+        self._children = children or _children  # a test gives its own
         self._lock = threading.Lock()
         self._owned: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failures: list[str] = []
 
     def start(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -108,7 +111,7 @@ class Subreaper:
         """Reap every zombie child that `run()` did not start; return their pids."""
         reaped = []
         with self._lock:
-            for pid in _children(os.getpid()):
+            for pid in self._children(os.getpid()):
                 if pid in self._owned or not _is_zombie(pid):
                     continue
                 try:
@@ -119,8 +122,16 @@ class Subreaper:
         return reaped
 
     def _loop(self) -> None:
+        # The thread must outlive any one failed round: once it stops, orphaned
+        # container processes stay zombies, and the init of their pid namespace
+        # cannot finish dying (the kernel waits for them to be reaped), which
+        # made later tests time out waiting for killed processes.  A failure
+        # is kept for the session's end to report.
         while not self._stop.wait(0.01):
-            self.reap_adopted()
+            try:
+                self.reap_adopted()
+            except OSError as err:
+                self.failures.append(repr(err))
 
 
 def _children(pid: int) -> list[int]:
@@ -128,8 +139,8 @@ def _children(pid: int) -> list[int]:
     for task in os.scandir(f"/proc/{pid}/task"):
         try:
             found += [int(c) for c in Path(task.path, "children").read_text().split()]
-        except FileNotFoundError:
-            continue  # the thread exited
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread exited (before open, or between open and read: ESRCH)
     return found
 
 

@@ -55,6 +55,7 @@ def _subreaper_and_cgroup_parent() -> Iterator[None]:
     SUBREAPER.start()
     yield
     SUBREAPER.stop()
+    assert not SUBREAPER.failures, f"the session's subreaper failed to reap: {SUBREAPER.failures[:5]}"
     # Only this session's cgroups: other sessions on the machine use the same
     # parent, and removing their empty cgroup mid-create would break them.
     for hierarchy in _hierarchies():

@@ -77,6 +77,8 @@ class Daemon:
         self.config_file = tmp / "dockyard.yaml"
         self.log = tmp / "dockyardd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # Extra environment for the next start (a test arms a fault point with it).
+        self.env: dict[str, str] = {}
 
     @property
     def root(self) -> Path:
@@ -92,7 +94,7 @@ class Daemon:
         with open(self.log, "ab") as log, SUBREAPER._lock:
             self.proc = subprocess.Popen(
                 [*DOCKYARDD, "--config", str(self.config_file), "--ready-file", str(ready)],
-                stdout=log, stderr=log, cwd=REPO,
+                stdout=log, stderr=log, cwd=REPO, env={**os.environ, **self.env},
             )
             SUBREAPER._owned.add(self.proc.pid)
         if wait_ready:

@@ -173,7 +173,12 @@ def test_bad_inputs(pods: Pods) -> None:
     json_format.Parse(Path(pod_cfg).read_text(), sandbox_config)
     with pods.daemon.channel() as ch:
         rt = pods.daemon.runtime(ch)
-        err = _rpc_error(rt.RunPodSandbox, api_pb2.RunPodSandboxRequest(config=sandbox_config))
+        # The same config again is a retry whose answer was lost: the same pod.
+        assert rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=sandbox_config)).pod_sandbox_id == pod
+        other = api_pb2.PodSandboxConfig()
+        other.CopyFrom(sandbox_config)
+        other.hostname = "another"
+        err = _rpc_error(rt.RunPodSandbox, api_pb2.RunPodSandboxRequest(config=other))
         assert err.code() == grpc.StatusCode.ALREADY_EXISTS and pod in err.details()
         err = _rpc_error(rt.RunPodSandbox, api_pb2.RunPodSandboxRequest(config=sandbox_config, runtime_handler="nope"))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "nope" in err.details()

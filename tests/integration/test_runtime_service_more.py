@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -36,6 +37,35 @@ def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def describe_process(pid: int) -> str:
+    """What a process is doing, for a failure message: state, wchan, kernel stack."""
+    parts = [f"pid {pid}"]
+    for name in ("stat", "wchan", "stack"):
+        try:
+            parts.append(f"{name}: {Path(f'/proc/{pid}/{name}').read_text().strip()[:600]}")
+        except OSError as err:
+            parts.append(f"{name}: {err.strerror}")
+    return "; ".join(parts)
+
+
+def wait_exited(pids: list[int], timeout: float = 60.0) -> None:
+    """Wait for each process to exit (zombie or reaped): its pidfd turns
+    readable at exit, an event rather than a poll.  The bound only turns a
+    hang into a failure that says where each process is stuck."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
+        if not ready:
+            raise AssertionError(f"still alive after SIGKILL: {describe_process(pid)}")
 
 
 def inspect(pods: Pods, cid: str) -> dict[str, Any]:
@@ -87,7 +117,8 @@ def test_shim_killed_marks_containers_exited(pods: Pods) -> None:
     assert status["reason"] == "ShimDied"
     assert "shim" in status["message"] and pod in status["message"]
     wait_for(lambda: inspectp(pods, pod)["status"]["state"] == "SANDBOX_NOTREADY", what="pod not ready")
-    wait_for(lambda: not pid_alive(ctr_pid) and not pid_alive(pause_pid), what="container processes killed")
+    # The daemon marks them exited after it has killed them through the runtime.
+    wait_exited([ctr_pid, pause_pid])
     pods.crictl("stopp", pod)
     pods.crictl("rmp", pod)
     assert pods.crictl("pods", "-q") == "" and pods.crictl("ps", "-a", "-q") == ""
@@ -112,7 +143,7 @@ def test_reboot_marks_everything_exited_and_cleans_state_dir(pods: Pods) -> None
     # which the daemon must handle too: a state dir on disk may hold stale mount points).
     for pid in (ctr_pid, pause_pid, shim):
         os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not any(pid_alive(p) for p in (ctr_pid, pause_pid, shim)), what="processes gone")
+    wait_exited([ctr_pid, pause_pid, shim])
     SUBREAPER.reap_adopted()
     boot_id = pods.state / "boot_id"
     assert boot_id.read_text().strip() == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -323,7 +354,7 @@ def test_run_pod_sandbox_cut_by_daemon_crash(pods: Pods) -> None:
     if not listed:
         assert not (pods.state / "netns" / pod).exists()
         assert [m for m in state_mounts(pods) if pod in m] == []
-        wait_for(lambda: not pid_alive(shim), what="shim gone")
+        wait_exited([shim])  # recovery asked it to exit and waited for it
         assert pods.allocated_ips() == [], "IP still allocated"
     pods.crictl("rmp", "-a")
     assert pods.leftovers() == {}

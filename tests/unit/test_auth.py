@@ -66,12 +66,27 @@ def test_from_auth_config(fields: dict[str, str], want: Credentials | None) -> N
     assert credentials_from_auth_config(**fields) == want
 
 
-@pytest.mark.parametrize("auth", ["%%%not-base64", base64.b64encode(SECRET.encode()).decode()])
+@pytest.mark.parametrize("auth", ["%%%not-base64", base64.b64encode(SECRET.encode()).decode(), "\u00fa" + SECRET])
 def test_bad_auth_field_does_not_leak(auth: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         credentials_from_auth_config(auth=auth, server_address="x.io")
     assert "x.io" in str(info.value)
     assert auth not in str(info.value) and SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["identity_token", "registry_token"])
+@pytest.mark.parametrize("token", ["abc\ndef", "t\u00f6ken", "\0"])
+def test_tokens_must_be_printable_ascii(field: str, token: str) -> None:
+    """A token goes into an HTTP header or form: a newline would forge a header, non-ASCII cannot be sent."""
+    with pytest.raises(InvalidArgument) as info:
+        credentials_from_auth_config(server_address="x.io", **{field: token})
+    assert str(info.value) == f"AuthConfig.{field} for x.io is not printable ASCII"
+
+
+def test_server_address_that_is_no_url() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        credentials_from_auth_config(password="p", server_address="[")
+    assert str(info.value) == "AuthConfig.server_address '[' is not a host or URL"
 
 
 def test_credentials_repr_masks_secrets() -> None:

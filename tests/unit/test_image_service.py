@@ -92,6 +92,9 @@ class FakeSnapshotter:
 
     def __init__(self, fail_on: str | None = None) -> None:
         self.chains: set[str] = set()
+        # chains under a container's rootfs; and ones that became busy after GC looked
+        self.used: set[str] = set()
+        self.busy: set[str] = set()
         self.fail_on = fail_on
         self.calls: list[tuple[str, str | None]] = []
 
@@ -106,7 +109,12 @@ class FakeSnapshotter:
     def committed(self) -> set[str]:
         return set(self.chains)
 
+    def in_use(self) -> set[str]:
+        return set(self.used)
+
     def remove_committed(self, chain_id: str) -> None:
+        if chain_id in self.used or chain_id in self.busy:
+            raise errors.FailedPrecondition(f"snapshot {chain_id} is in use")
         self.chains.remove(chain_id)
 
     def usage(self) -> tuple[int, int]:
@@ -318,6 +326,33 @@ def test_remove_gcs_only_unshared(world: World) -> None:
     assert world.snapshotter.chains == {"diff-l1", "diff-l1/diff-l3"}
     # idempotent: removing again is fine
     asyncio.run(image_remove.remove_image(world.images, api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image="a"))))
+
+
+def test_remove_while_a_container_uses_the_image(world: World) -> None:
+    """RemoveImage of an image whose layers back a container: the record goes,
+    the snapshots the container is built on stay (no error after the record
+    is gone), and they are collected once the container's rootfs is released."""
+    pull(world, "a")
+    assert world.images is not None
+    world.snapshotter.used = {"diff-l1", "diff-l1/diff-l2"}
+    asyncio.run(image_remove.remove_image(world.images, api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image="a"))))
+    with pytest.raises(errors.NotFound):
+        world.images.get("a")
+    assert world.snapshotter.chains == {"diff-l1", "diff-l1/diff-l2"}
+    world.snapshotter.used = set()
+    asyncio.run(world.images.rootfs_released())
+    assert world.snapshotter.chains == set()
+
+
+def test_gc_that_meets_a_busy_snapshot_keeps_it_and_goes_on(world: World) -> None:
+    """A snapshot that became busy between GC's choice and its removal is kept
+    for the next run; GC neither fails nor stops at it."""
+    pull(world, "a")
+    assert world.images is not None
+    world.snapshotter.busy = {"diff-l1"}
+    world.store.records.clear()
+    assert world.images.collect_garbage()[1] == 1  # diff-l1/diff-l2 went, diff-l1 was busy
+    assert world.snapshotter.chains == {"diff-l1"}
 
 
 def test_remove_during_pull_defers_gc(world: World) -> None:

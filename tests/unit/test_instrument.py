@@ -137,7 +137,23 @@ def test_unknown_exception_is_internal_and_logged(caplog: pytest.LogCaptureFixtu
         run(instrument.wrap("PullImage", handler)(None, FakeContext()))
     assert info.value.code == grpc.StatusCode.INTERNAL
     assert "KeyError" in info.value.details
-    assert any(r.exc_info for r in caplog.records if r.levelno == logging.ERROR)
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(logged) == 1 and "KeyError: 'layers'" in logged[0] and "in handler" in logged[0], logged
+
+
+def test_huge_messages_are_cut_in_status_and_log(caplog: pytest.LogCaptureFixture) -> None:
+    """A domain error or a bug whose text echoes 1 MiB puts at most about 1 KiB into the
+    status and the log line (one hostile request made the log grow 80 MB in minutes)."""
+    instrument, _ = make()
+    for exc in (errors.InvalidArgument("cmd[0]: " + "A" * (1 << 20)), ValueError("B" * (1 << 20))):
+        async def handler(request: Any, exc: Exception = exc) -> Any:
+            raise exc
+
+        caplog.clear()
+        with caplog.at_level(logging.INFO), pytest.raises(Aborted) as info:
+            run(instrument.wrap("ExecSync", handler)(None, FakeContext()))
+        assert len(info.value.details) < 1200 and info.value.details.endswith(" characters)"), info.value.details[-80:]
+        assert all(len(r.getMessage()) < 4000 for r in caplog.records), [len(r.getMessage()) for r in caplog.records]
 
 
 def test_success_metrics_and_no_request_in_logs(caplog: pytest.LogCaptureFixture) -> None:

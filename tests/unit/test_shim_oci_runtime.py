@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.shim.oci_runtime import SpawnBinary, choose_launcher, is_bundled_runtime
+from dockyard.shim.oci_runtime import SpawnBinary, choose_launcher, failure_code, is_bundled_runtime
 
 
 def _install(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -69,3 +69,20 @@ def test_only_the_dockyard_runc_beside_the_shims_interpreter_is_bundled(tmp_path
     assert not is_bundled_runtime(str(other / "runc"), str(python))
     assert not is_bundled_runtime(str(other / "dockyard-runc"), str(python))
     assert not is_bundled_runtime(str(tmp_path / "missing"), str(python))
+
+
+@pytest.mark.parametrize(("verb", "error_class", "errno", "code"), [
+    ("exec", "NotFound", 0, Code.NOT_FOUND),              # the executable is not in the container
+    ("create", "InvalidSpec", 0, Code.INVALID_ARGUMENT),
+    ("create", "AlreadyExists", 0, Code.ALREADY_EXISTS),
+    ("start", "FailedPrecondition", 0, Code.FAILED_PRECONDITION),
+    ("create", "Unsupported", 0, Code.FAILED_PRECONDITION),
+    ("update", "SyscallError", 22, Code.INVALID_ARGUMENT),  # the kernel refused the value
+    ("update", "SyscallError", 16, Code.FAILED_PRECONDITION),  # memory below what is in use
+    ("update", "SyscallError", 13, Code.INTERNAL),
+    ("create", "SyscallError", 22, Code.INTERNAL),          # outside update, EINVAL may be the runtime's bug
+    ("create", "HookFailed", 0, Code.INTERNAL),
+    ("create", "", 0, Code.INTERNAL),                       # runc, crun: no class in their log
+])
+def test_failure_code(verb: str, error_class: str, errno: int, code: str) -> None:
+    assert failure_code(verb, error_class, errno) is code

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
-from dockyard.cri.errors import InvalidArgument, PullError
+from dockyard.cri.errors import InvalidArgument, PullError, shorten
 from dockyard.cri.image.registry.hosts import is_loopback
 
 _TCHAR = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -157,11 +157,16 @@ def credentials_from_auth_config(
     separate fields. A malformed `auth` is InvalidArgument that names the
     server, never the value.
     """
+    where = shorten(server_address) if server_address else "the pull's registry"
+    for name, token in (("identity_token", identity_token), ("registry_token", registry_token)):
+        # Sent in an HTTP header or form: printable ASCII only (a newline
+        # would forge a header; non-ASCII cannot be sent at all).
+        if token and not (token.isascii() and token.isprintable()):
+            raise InvalidArgument(f"AuthConfig.{name} for {where} is not printable ASCII")
     if auth:
-        where = server_address or "the pull's registry"
         try:
             decoded = base64.b64decode(auth.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as err:
+        except (binascii.Error, UnicodeDecodeError, ValueError) as err:  # ValueError: non-ASCII text
             raise InvalidArgument(f"AuthConfig.auth for {where} is not valid base64 of user:password") from err
         user, sep, secret = decoded.partition(":")
         if not sep:
@@ -175,7 +180,10 @@ def credentials_from_auth_config(
 def _host_of(server_address: str) -> str:
     if not server_address:
         return ""
-    parts = urlsplit(server_address if "://" in server_address else f"//{server_address}")
+    try:
+        parts = urlsplit(server_address if "://" in server_address else f"//{server_address}")
+    except ValueError as err:  # "Invalid IPv6 URL": an unclosed '['
+        raise InvalidArgument(f"AuthConfig.server_address {shorten(server_address)!r} is not a host or URL") from err
     return parts.netloc or server_address
 
 

@@ -1,0 +1,188 @@
+"""A daemon killed in the middle of any CRI call loses nothing, and the call
+succeeds when retried with the same arguments.
+
+Each test arms one fault point (cri/faults.py): the daemon SIGKILLs itself
+when the call reaches that step, so the kill lands at an exact place, not at
+a moment picked with a timer.  The test then restarts the daemon (no fault),
+retries the interrupted call with the very same request, checks what the
+caller sees, and takes the pod through the rest of its life; the ``pods``
+fixture then checks that nothing is left: no mount, netns, cgroup, shim,
+process or IP.
+
+What a retry must give, as kubelet needs it:
+- RunPodSandbox: the same pod when the first call had finished it (READY on
+  disk), else a new pod, the half-made one rolled back at restart;
+- CreateContainer: the same container when the first call had made it;
+- StartContainer: the container running (started by the retry, or found
+  running: the shim may have started it before the daemon died);
+- Stop* and Remove*: success, the object stopped or gone.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cri_api.v1 import api_pb2
+from daemon_fixture import daemon_factory, test_registry  # noqa: F401 (fixtures)
+from google.protobuf import json_format
+from runtime_service_fixture import Pods, container_config, pod_config, pods  # noqa: F401 (fixture)
+
+from dockyard.cri import faults
+
+pytestmark = pytest.mark.root
+
+SEQUENCE = ("RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
+            "StopPodSandbox", "RemovePodSandbox")
+TICKER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+
+
+@dataclass
+class Flow:
+    """One pod with one container, taken through SEQUENCE by raw gRPC calls."""
+
+    pods: Pods
+    pod_config: api_pb2.PodSandboxConfig
+    ctr_config: api_pb2.ContainerConfig
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def request(self, rpc: str) -> Any:
+        pod, cid = self.ids.get("pod", ""), self.ids.get("ctr", "")
+        return {
+            "RunPodSandbox": lambda: api_pb2.RunPodSandboxRequest(config=self.pod_config),
+            "CreateContainer": lambda: api_pb2.CreateContainerRequest(
+                pod_sandbox_id=pod, config=self.ctr_config, sandbox_config=self.pod_config),
+            "StartContainer": lambda: api_pb2.StartContainerRequest(container_id=cid),
+            "StopContainer": lambda: api_pb2.StopContainerRequest(container_id=cid, timeout=5),
+            "RemoveContainer": lambda: api_pb2.RemoveContainerRequest(container_id=cid),
+            "StopPodSandbox": lambda: api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod),
+            "RemovePodSandbox": lambda: api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod),
+        }[rpc]()
+
+    def call(self, rpc: str, request: Any, timeout: float = 120) -> Any:
+        with self.pods.daemon.channel() as ch:
+            response = getattr(self.pods.daemon.runtime(ch), rpc)(request, timeout=timeout)
+        if rpc == "RunPodSandbox":
+            self.ids["pod"] = response.pod_sandbox_id
+        elif rpc == "CreateContainer":
+            self.ids["ctr"] = response.container_id
+        return response
+
+    def sandboxes(self) -> list[api_pb2.PodSandbox]:
+        with self.pods.daemon.channel() as ch:
+            return list(self.pods.daemon.runtime(ch).ListPodSandbox(api_pb2.ListPodSandboxRequest()).items)
+
+    def containers(self) -> list[api_pb2.Container]:
+        with self.pods.daemon.channel() as ch:
+            return list(self.pods.daemon.runtime(ch).ListContainers(api_pb2.ListContainersRequest()).containers)
+
+
+def make_flow(pods: Pods) -> Flow:
+    pods.daemon.pull("busybox")
+    pod = json_format.ParseDict(pod_config("killed", pods.logs / "killed"), api_pb2.PodSandboxConfig())
+    ctr = json_format.ParseDict(container_config("ticker", TICKER), api_pb2.ContainerConfig())
+    return Flow(pods, pod, ctr)
+
+
+def restart(pods: Pods, env: dict[str, str]) -> None:
+    pods.daemon.stop()
+    pods.daemon.env = env
+    pods.daemon.start()
+
+
+LIFECYCLE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in SEQUENCE)
+
+
+@pytest.mark.parametrize("point", LIFECYCLE_POINTS)
+def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, point: str) -> None:
+    rpc = point.split("/")[0]
+    flow = make_flow(pods)
+    restart(pods, {faults.ENV: point})
+    for earlier in SEQUENCE[:SEQUENCE.index(rpc)]:
+        flow.call(earlier, flow.request(earlier))
+    request = flow.request(rpc)
+    with pytest.raises(grpc.RpcError) as info:
+        flow.call(rpc, request)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None
+    assert pods.daemon.proc.wait(60) == -signal.SIGKILL
+    restart(pods, {})
+    # Recovery asked every shim it rolled back to exit, rather than waiting
+    # for one it never spoke to until the deadline and killing it (10 s a pod).
+    assert "ignored shutdown" not in pods.daemon.log_text()
+
+    before_retry = [p.id for p in flow.sandboxes()]
+    flow.call(rpc, request)
+    if rpc == "RunPodSandbox":
+        # READY on disk: the same pod; anything less was rolled back at restart.
+        assert before_retry == ([flow.ids["pod"]] if point == "RunPodSandbox/ready" else []), before_retry
+        listed = flow.sandboxes()
+        assert [p.id for p in listed] == [flow.ids["pod"]], listed
+        assert listed[0].state == api_pb2.SANDBOX_READY
+    elif rpc in ("CreateContainer", "StartContainer"):
+        listed = flow.containers()
+        assert [c.id for c in listed] == [flow.ids["ctr"]], listed
+        want = api_pb2.CONTAINER_CREATED if rpc == "CreateContainer" else api_pb2.CONTAINER_RUNNING
+        assert listed[0].state == want, listed[0]
+    elif rpc == "StopContainer":
+        assert [c.state for c in flow.containers()] == [api_pb2.CONTAINER_EXITED]
+    elif rpc == "RemoveContainer":
+        assert flow.containers() == []
+    elif rpc == "StopPodSandbox":
+        assert [p.state for p in flow.sandboxes()] == [api_pb2.SANDBOX_NOTREADY]
+    else:
+        assert flow.sandboxes() == [] and flow.containers() == []
+    for later in SEQUENCE[SEQUENCE.index(rpc) + 1:]:
+        flow.call(later, flow.request(later))
+    assert flow.sandboxes() == [] and flow.containers() == []
+
+
+IMAGE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in ("PullImage", "RemoveImage"))
+
+
+@pytest.mark.parametrize("point", IMAGE_POINTS)
+def test_image_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, point: str) -> None:
+    """A pull killed after its blobs are stored or a layer is unpacked lists
+    nothing half-made, and its retry completes it; a removal killed after the
+    record went answers OK on retry and leaves no blob or snapshot of the
+    image (restart's GC takes them)."""
+    rpc = point.split("/")[0]
+    ref = "busybox"
+    if rpc == "RemoveImage":
+        pods.daemon.pull(ref)
+    restart(pods, {faults.ENV: point})
+    with pods.daemon.channel() as ch:
+        images = pods.daemon.images(ch)
+        request: Any = (api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=ref)) if rpc == "PullImage"
+                        else api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=ref)))
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(images, rpc)(request, timeout=120)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    restart(pods, {})
+    root = Path(pods.daemon.config["root_dir"])
+    with pods.daemon.channel() as ch:
+        images = pods.daemon.images(ch)
+        assert list(images.ListImages(api_pb2.ListImagesRequest()).images) == []
+        getattr(images, rpc)(request, timeout=120)
+        listed = list(images.ListImages(api_pb2.ListImagesRequest()).images)
+    if rpc == "PullImage":
+        assert len(listed) == 1 and any(t.endswith("busybox:latest") for t in listed[0].repo_tags)
+        assert pods.crictl("exec", "-s", start_one(pods), "echo", "ok") == "ok"
+    else:
+        assert listed == []
+        assert json.loads((root / "snapshots" / "metadata.json").read_text())["committed"] == {}
+        assert not any((root / "content" / "blobs" / "sha256").iterdir())
+    assert not any((root / "content" / "ingest").iterdir())
+
+
+def start_one(pods: Pods) -> str:
+    pod, pod_cfg = pods.run_pod("afterpull")
+    cid = pods.crictl("create", pod, pods.write("c", container_config("c", ["sleep", "1000"])), pod_cfg)
+    pods.crictl("start", cid)
+    return cid
