@@ -13,13 +13,15 @@ import time
 
 from ..kernel.cgroupfs import files as cgroupfs
 from ..kernel.cgroupfs.locate import locate
-from ..kernel.cgroupfs.mode import DEFAULT_ROOT, Mode
+from ..kernel.cgroupfs.mode import Mode
 from ..kernel.lean import leanos
 
 TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Unpack
 
+    from ..kernel.cgroupfs.locate import Probe
     from .manager import Manager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
@@ -43,23 +45,20 @@ def new_manager(
     cgroups_path: str | None,
     container_id: str,
     *,
-    root: str = DEFAULT_ROOT,
-    mode: Mode | None = None,
-    mountinfo_text: str | None = None,
-    proc_cgroup_text: str | None = None,
     wait: Callable[[float], None] | None = None,
     mkdir: Callable[[str], None] = cgroupfs.mkdir,
     rmdir: Callable[[str], None] = leanos.rmdir,
     allow_unenforced_devices: bool = False,
+    **probe: Unpack[Probe],
 ) -> Manager:
     """The manager for ``cgroups_path`` (config.json ``linux.cgroupsPath``).
 
     ``wait`` replaces ``time.sleep`` in the freeze and removal polls.
     ``allow_unenforced_devices`` lets a v2 host run with device rules it
-    cannot enforce (see v2/devices.py); it is ignored on v1.
+    cannot enforce (see v2/devices.py); it is ignored on v1.  ``probe``
+    (root, mode, mountinfo_text, proc_cgroup_text) goes to locate().
     """
-    where = locate(cgroups_path, container_id, root=root, mode=mode, mountinfo_text=mountinfo_text,
-                   proc_cgroup_text=proc_cgroup_text)
+    where = locate(cgroups_path, container_id, **probe)
     wait = wait or time.sleep
     if where.mode is Mode.V2:
         return _v2()(where.v2_path, root=where.root, wait=wait, mkdir=mkdir, rmdir=rmdir,

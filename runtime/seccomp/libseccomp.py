@@ -50,12 +50,7 @@ _SONAME = "libseccomp.so.2"
 class ArgCmp(ffi.Structure):
     """``struct scmp_arg_cmp``."""
 
-    _fields_ = (
-        ("arg", ffi.c_uint),
-        ("op", ffi.c_int),
-        ("datum_a", ffi.c_uint64),
-        ("datum_b", ffi.c_uint64),
-    )
+    _fields_ = (("arg", ffi.c_uint), ("op", ffi.c_int), ("datum_a", ffi.c_uint64), ("datum_b", ffi.c_uint64))
 
 
 class _Version(ffi.Structure):

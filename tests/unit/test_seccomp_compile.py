@@ -19,13 +19,7 @@ from dockyard.runtime.kernel.errors import InvalidSpec, SyscallError, Unsupporte
 from dockyard.runtime.seccomp import CompiledFilter, compile_filter, features
 from dockyard.runtime.seccomp import compiler
 from dockyard.runtime.kernel.seccomp_profile import (
-    ACT_ALLOW,
-    ACT_ERRNO,
-    ACT_KILL_PROCESS,
-    ACT_KILL_THREAD,
-    ACT_LOG,
-    ACT_TRACE,
-    ACT_TRAP,
+    ACT_ALLOW, ACT_ERRNO, ACT_KILL_PROCESS, ACT_KILL_THREAD, ACT_LOG, ACT_TRACE, ACT_TRAP,
 )
 
 pytestmark = pytest.mark.skipif(ctypes.util.find_library("seccomp") is None,

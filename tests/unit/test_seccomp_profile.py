@@ -10,19 +10,11 @@ from typing import Any, Callable
 import pytest
 
 from dockyard.runtime.kernel.errors import InvalidSpec, Unsupported
-from dockyard.runtime.seccomp import validate
 from dockyard.runtime.kernel.seccomp_profile import (
-    ACT_ALLOW,
-    ACT_ERRNO,
-    ACT_KILL_PROCESS,
-    ACT_KILL_THREAD,
-    ACT_LOG,
-    ACT_TRACE,
-    ACT_TRAP,
-    ArgCondition,
-    Profile,
-    parse,
+    ACT_ALLOW, ACT_ERRNO, ACT_KILL_PROCESS, ACT_KILL_THREAD, ACT_LOG, ACT_TRACE, ACT_TRAP,
+    ArgCondition, Profile, parse,
 )
+from dockyard.runtime.seccomp import validate
 
 Spec = dict[str, Any]
 

@@ -19,6 +19,18 @@ from .cgroup_path import inner_path, place
 from .mode import DEFAULT_ROOT, Mode, detect, read_mountinfo
 from .mountinfo import cgroup_mounts, own_cgroups
 
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    class Probe(TypedDict, total=False):
+        """What locate() would otherwise ask the host (tests pass it in)."""
+
+        root: str
+        mode: Mode | None
+        mountinfo_text: str | None
+        proc_cgroup_text: str | None
+
 
 class Placement(Record):
     """One cgroup's directories.  On V2, ``v2_path``; on V1 and HYBRID,
