@@ -27,6 +27,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..bundle import release_rootfs, unmount_all
+from ..bundle_facts import BundleFactsCache
 from ..config import Config
 from ..events import ContainerEvents
 from ..oci.resources import NodeResources
@@ -95,6 +96,8 @@ class CriService:
     # start by daemon.py; None in unit tests: host facts are then not checked).
     node: NodeResources | None = None
     sampler: StatsSampler = field(default_factory=StatsSampler)
+    # Each container's cgroupsPath, process and user from its config.json, read once.
+    bundle_facts: BundleFactsCache = field(default_factory=BundleFactsCache)
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # Exit notifications per container id (set when the exit is recorded).
@@ -110,6 +113,12 @@ class CriService:
         task = asyncio.create_task(coro, name=name)
         self.chores.add(task)
         task.add_done_callback(self.chores.discard)
+
+    def forget_caches(self, object_id: str) -> None:
+        """A container or pod is gone: drop what was kept about it in memory."""
+        self.sampler.forget(object_id)
+        self.bundle_facts.forget(object_id)
+        self.exited.pop(object_id, None)
 
     # --- paths ---
 
