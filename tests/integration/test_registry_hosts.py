@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 from daemon_fixture import Daemon, daemon_factory  # noqa: F401 (fixture)
-from registry_fixture import Registries, StubRegistry, _stub_server, registries, stub_registry  # noqa: F401 (fixtures)
-from test_registry_pull import hosts_dir, pull
-
 from dockyard.cri.content.store import ContentStore
 from dockyard.cri.errors import PullError
 from dockyard.cri.image.registry.auth import Credentials
+from registry_fixture import (  # noqa: F401 (fixtures)
+    Registries,
+    StubRegistry,
+    _stub_server,
+    registries,
+    stub_registry,
+)
+from test_registry_pull import hosts_dir, pull
 
 KIND = "kind-registry:5000"  # kind's documented local registry; no such host here
 
