@@ -216,6 +216,7 @@ def test_controller_the_parent_cannot_give_is_a_clear_error(bundle: Bundle) -> N
         done = bundle.create()
         assert done.returncode != 0
         assert "linux.resources.memory" in done.stderr, done.stderr
+        assert f"the memory controller is not enabled for {parent / bundle.id}" in done.stderr, done.stderr
         assert not (parent / bundle.id).exists(), "create left a half-made cgroup"
         assert not bundle.exists()
     finally:
