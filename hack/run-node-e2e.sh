@@ -151,11 +151,23 @@ ginkgo_filters() { # -> the ginkgo CLI's focus/skip arguments, one per line
 
 # --- inside the namespaces -------------------------------------------------------
 
+# Mounts that appeared in this (the node's) mount namespace during the run
+# anywhere but where the kubelet and the runtime keep pod state: a
+# container's mount that propagated back to the node (a node's "/" is
+# rshared, as under systemd; see in_namespace).
+leaked_mounts() {
+  [[ -f $base/mounts-at-start ]] || return 0
+  awk -v base="$base" 'NR == FNR { old[$1] = 1; next }
+    !($1 in old) && $5 !~ ("^(/var/lib/kubelet|/run/dyne2e|/run/containerd|/run/netns|" base ")(/|$)") { print }' \
+    "$base/mounts-at-start" /proc/self/mountinfo
+}
+
 in_namespace() {
   # Globals: the EXIT trap reads them after this function has returned.
   runtime_pid="" endpoint="" pname="" pidfile=""
   cleanup_inside() {
     set +e
+    leaked_mounts >"$out/leaked-mounts.txt"
     cat "/proc/net/xt_recent/$RECENT" >"$out/outside-attempts.txt" 2>/dev/null
     iptables -w -L -v -n >"$out/iptables.txt" 2>&1
     if [[ $runtime == dockyardd ]]; then
@@ -171,7 +183,10 @@ in_namespace() {
   }
   trap cleanup_inside EXIT
 
-  # Mounts made from here on stay in this namespace (unshare made it private).
+  # Mounts made from here on stay in this namespace (unshare made it
+  # private). Inside it "/" is rshared, as on a systemd node, so a runtime
+  # that lets a container's mounts propagate back shows it here
+  # (leaked-mounts.txt) as it would on such a node.
   mount --make-rshared /
   # Each hierarchy again, now rooted at this cgroup namespace's root, on a
   # fresh tmpfs over /sys/fs/cgroup (the kernel refuses a hierarchy on the
@@ -321,6 +336,7 @@ YAML
     ln -s "$base/containerd/containerd.sock" /run/containerd/containerd.sock
   fi
   log "$runtime up at $endpoint"
+  cut -d' ' -f1 /proc/self/mountinfo >"$base/mounts-at-start"
 
   cat >"$base/repo-list.yaml" <<YAML
 promoterE2eRegistry: $MIRROR/e2e-test-images
@@ -520,6 +536,9 @@ main_outside() {
   secs=$(( $(date +%s) - start ))
   echo "$secs" >"$out/wall-seconds.txt"
   [[ -f $out/report.json ]] && summarize "$out/report.json" "$secs" | tee "$out/summary.txt"
+  if [[ -s $out/leaked-mounts.txt ]]; then
+    echo "run-node-e2e: $(wc -l <"$out/leaked-mounts.txt") mounts propagated from containers to the node (leaked-mounts.txt)"
+  fi
   if [[ -s $out/outside-attempts.txt ]]; then
     echo "run-node-e2e: addresses outside the run were tried (rejected at once):"; cat "$out/outside-attempts.txt"
   fi
