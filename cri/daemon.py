@@ -103,6 +103,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
 def open_runtime(config: Config, stores: Stores) -> Any:
     """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
     from dockyard.cri.events import ContainerEvents
+    from dockyard.cri.apparmor import AppArmor
     from dockyard.cri.network.cni import CNI
     from dockyard.cri.node_facts import read_node_resources
     from dockyard.cri.server.cri_service import CriService
@@ -118,6 +119,7 @@ def open_runtime(config: Config, stores: Stores) -> Any:
         containers=ContainerStore(config.root_dir),
         events=ContainerEvents(),
         node=read_node_resources(),
+        apparmor=AppArmor(),
     )
 
 

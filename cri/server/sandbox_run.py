@@ -253,7 +253,8 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
-            oom_score_adj=oom, node=cri.node,
+            oom_score_adj=oom, node=cri.node, apparmor_enabled=cri.apparmor.enabled,
+            apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version
