@@ -201,6 +201,8 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
             restart.recover, stores.content, stores.snapshotter, stores.images, len(list(stores.image_store.list()))
         )
         await restart.recover_runtime(runtime)
+        # CNI 1.1's GC: plugins forget attachments of pods this daemon no longer has.
+        await runtime.cni.collect_garbage(s.id for s in runtime.sandboxes.list())
         readiness.set_ready()
         log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics, streaming on %s)",
                  config.socket_path, config.metrics_address, streams.base_url)

@@ -80,6 +80,8 @@ class NetworkLike(NetworkStatus, Protocol):
                        bandwidth: Mapping[str, Any] | None = None,
                        dns: Mapping[str, Any] | None = None, if_recorded: bool = False) -> None: ...
 
+    async def probe_plugins(self) -> None: ...
+
 
 @dataclass(slots=True)
 class CriService:
