@@ -118,22 +118,19 @@ class CgroupReader:
 
         try:
             where = self.placement(cgroups_path, object_id)
-            if where.mode is Mode.V2:
-                d = where.v2_path
+            v2 = where.mode is Mode.V2
+            dirs = {"": where.v2_path} if v2 else (where.v1_dirs or {})
 
-                def read(_: str, name: str) -> str | None:
-                    return files.read_optional(os.path.join(d, name))
+            def read(controller: str, name: str) -> str | None:
+                d = dirs.get("" if v2 else controller)
+                return None if d is None else files.read_optional(os.path.join(d, name))
+            if v2:
                 cpu_text = read("cpu", "cpu.stat")
                 if cpu_text is None:
                     return None
                 cpu_ns = parse_flat_keyed(cpu_text).get("usage_usec", 0) * 1000
                 usage, limit = read("memory", "memory.current"), read("memory", "memory.max")
             else:
-                dirs = where.v1_dirs or {}
-
-                def read(controller: str, name: str) -> str | None:
-                    d = dirs.get(controller)
-                    return None if d is None else files.read_optional(os.path.join(d, name))
                 cpu_text = read("cpuacct", "cpuacct.usage")
                 if cpu_text is None:
                     return None

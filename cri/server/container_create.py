@@ -7,8 +7,10 @@ Order and undo (AsyncExitStack, newest first on failure):
   (AlreadyExists naming the holder; but a CREATED container of that name
   in that pod made from the same config is the answer to a retry whose
   first answer was lost), the OCI spec builds (InvalidArgument
-  naming the CRI field: a missing command, a volume host path that does not
-  exist, ...);
+  naming the CRI field: a missing command, a volume host path inside the
+  daemon's own directories, ...); a missing host path is created as a
+  directory right before the spec is built (containerd's behaviour,
+  cri/oci/host_paths.py);
   then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
   StartContainer (containerd's order; cri/store/container.py has why).
@@ -30,6 +32,7 @@ from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_sc
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
+from ..oci import host_paths
 from .cri_service import CriService, now_ns
 
 
@@ -65,6 +68,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     except errors.NotFound as err:
         raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
+    guarded = host_paths.Guarded.of_daemon(cri.config.root_dir, cri.config.state_dir, cri.config.socket_path)
+    host_sources = host_paths.check([m.host_path for m in config.mounts], guarded)
     name = unique_name(sandbox_config.metadata, config.metadata)
     holder = cri.containers.index.id_by_name(name)
     if holder is not None:
@@ -105,6 +110,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
         faults.point("CreateContainer/mounted")
+        await asyncio.to_thread(host_paths.create_missing, host_sources)
         floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
@@ -113,6 +119,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
+            apparmor_enabled=cri.apparmor.enabled,
+            apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
