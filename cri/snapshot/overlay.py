@@ -130,6 +130,17 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A layer unpacked into a temp dir, verified, not yet committed (Snapshotter.stage)."""
+
+    temp: str
+    chain: str
+    diff_id: str
+    size: int
+    inodes: int
+
+
 class Snapshotter:
     """Committed layer snapshots by chain id and active snapshots by key; see the module docstring."""
 
@@ -230,8 +241,6 @@ class Snapshotter:
         Idempotent: an existing committed snapshot is reused.  The uncompressed
         digest must equal ``diff_id`` (from the image config), else PullError.
         """
-        if not is_digest(diff_id):
-            raise InvalidArgument(f"diff id {diff_id!r} is not a sha256 digest")
         chain = chain_id(parent_chain_id, diff_id)
         with self._lock:
             if chain in self._committed:
@@ -240,15 +249,25 @@ class Snapshotter:
                 raise NotFound(f"parent snapshot {parent_chain_id} of {chain} is not committed")
             lock = self._chain_locks.setdefault(chain, threading.Lock())
         with lock:
-            with self._lock:
-                if chain in self._committed:
-                    return chain
-            self._unpack_locked(layer_path, media_type, diff_id, parent_chain_id, chain)
+            staged = self.stage(layer_path, media_type, diff_id, chain)
+            if staged is not None:
+                self.commit_staged(staged, parent_chain_id)
         return chain
 
-    def _unpack_locked(
-        self, layer_path: str, media_type: str, diff_id: str, parent: str | None, chain: str
-    ) -> None:
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Staged | None:
+        """Unpack a layer into a temp dir beside the snapshots, before its
+        parent is committed (a layer's files do not depend on the layers below:
+        whiteouts are files of their own); None if ``chain`` is committed already.
+
+        This is what lets a pull unpack every layer as soon as its blob is in,
+        several at once, and commit them in order afterwards.  A staged dir
+        that is never committed is removed by discard(), or at the next
+        start by clean_temporary() (its name has the temp prefix)."""
+        if not is_digest(diff_id):
+            raise InvalidArgument(f"diff id {diff_id!r} is not a sha256 digest")
+        with self._lock:
+            if chain in self._committed:
+                return None
         temp = os.path.join(self._snapshots, f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{chain[7:19]}")
         if os.path.lexists(temp):
             shutil.rmtree(temp)
@@ -268,21 +287,51 @@ class Snapshotter:
                     reason="digest_mismatch",
                 )
             size, inodes = disk_usage(fs)
-            syncfs(temp)
-            with self._lock:
-                number = self._allocate()
-                os.rename(temp, self._dir(number))
-                self._committed[chain] = _Committed(number, parent, diff_id, size, inodes)
-                try:
-                    self._save()
-                except BaseException:
-                    del self._committed[chain]
-                    os.rename(self._dir(number), temp)
-                    raise
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        log.debug("committed snapshot %s (%d bytes, %d inodes)", chain, size, inodes)
+        return Staged(temp, chain, diff_id, size, inodes)
+
+    def commit_staged(self, staged: Staged, parent: str | None) -> str:
+        """Make a staged layer the committed snapshot ``staged.chain`` on ``parent``.
+
+        Its files reach the disk first (one syncfs: after the first commit of
+        a pull the others find little left to flush).  A chain another pull
+        committed meanwhile is kept and the staged copy dropped."""
+        try:
+            with self._lock:
+                if staged.chain in self._committed:
+                    self.discard(staged)
+                    return staged.chain
+                if parent is not None and parent not in self._committed:
+                    raise NotFound(f"parent snapshot {parent} of {staged.chain} is not committed")
+            syncfs(staged.temp)
+            with self._lock:
+                if staged.chain in self._committed:
+                    self.discard(staged)
+                    return staged.chain
+                number = self._allocate()
+                os.rename(staged.temp, self._dir(number))
+                self._committed[staged.chain] = _Committed(number, parent, staged.diff_id, staged.size, staged.inodes)
+                try:
+                    self._save()
+                except BaseException:
+                    del self._committed[staged.chain]
+                    os.rename(self._dir(number), staged.temp)
+                    raise
+        except BaseException:
+            self.discard(staged)
+            raise
+        log.debug("committed snapshot %s (%d bytes, %d inodes)", staged.chain, staged.size, staged.inodes)
+        return staged.chain
+
+    @staticmethod
+    def chain(parent: str | None, diff_id: str) -> str:
+        return chain_id(parent, diff_id)
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        shutil.rmtree(staged.temp, ignore_errors=True)
 
     def remove_committed(self, chain: str) -> None:
         """Delete a committed snapshot and the committed snapshots built on it.
