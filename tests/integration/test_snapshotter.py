@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from dockyard.cri.errors import FailedPrecondition, PullError
+from dockyard.cri.errors import FailedPrecondition, NotFound, PullError
 from dockyard.cri.snapshot.overlay import Mount, Snapshotter, chain_id
 
 pytestmark = pytest.mark.root
@@ -257,6 +257,37 @@ def test_diff_id_mismatch_commits_nothing(tmp_path: Path) -> None:
     assert err.value.reason == "digest_mismatch"
     assert snap.committed() == set()
     assert os.listdir(tmp_path / "snap" / "snapshots") == []
+
+
+def test_layers_staged_out_of_order_commit_in_order(tmp_path: Path, merged: Path) -> None:
+    """A pull stages layers as their blobs arrive, top layer first here, and
+    commits them bottom up: the merged view is the same as unpacking in
+    order; a layer cannot be committed before its parent, and a discarded
+    staging leaves nothing."""
+    snap = Snapshotter(str(tmp_path / "snap"))
+    layers = layer_files(tmp_path)
+    chains: list[str] = []
+    parent: str | None = None
+    for _, _, diff_id in layers:
+        parent = snap.chain(parent, diff_id)
+        chains.append(parent)
+    staged = {i: snap.stage(str(path), media_type, diff_id, chains[i])
+              for i, (path, media_type, diff_id) in reversed(list(enumerate(layers)))}
+    with pytest.raises(NotFound):
+        snap.commit_staged(staged[2], chains[1])  # its parent is not committed yet
+    staged[2] = snap.stage(str(layers[2][0]), layers[2][1], layers[2][2], chains[2])  # the failure discarded it
+    for i in range(3):
+        assert snap.commit_staged(staged[i], chains[i - 1] if i else None) == chains[i]
+    assert snap.stage(str(layers[0][0]), layers[0][1], layers[0][2], chains[0]) is None  # committed already
+    extra = snap.stage(str(layers[0][0]), layers[0][1], layers[0][2], "sha256:" + "1" * 64)
+    snap.discard(extra)
+    assert sorted(os.listdir(tmp_path / "snap" / "snapshots")) == ["1", "2", "3"]
+    snap.mount(snap.view("v", chains[-1]), str(merged))
+    try:
+        check_merged_view(merged)
+    finally:
+        snap.unmount(str(merged))
+        snap.remove("v")
 
 
 def test_restart_keeps_committed_and_cleans_leftovers(tmp_path: Path) -> None:
