@@ -149,8 +149,12 @@ class Snapshotter:
         self._snapshots = os.path.join(root, "snapshots")
         self._metadata_path = os.path.join(root, "metadata.json")
         os.makedirs(self._snapshots, mode=0o700, exist_ok=True)
-        # _lock guards _committed, _active, _next and metadata.json.
+        # _lock guards _committed, _active, _next and _generation; _save_lock
+        # guards metadata.json and _saved (see _persist).
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._generation = 0  # bumped at every change of _committed/_active
+        self._saved = 0  # the generation metadata.json holds
         self._chain_locks: dict[str, threading.Lock] = {}
         self._committed: dict[str, _Committed] = {}
         self._active: dict[str, _Active] = {}
@@ -178,7 +182,30 @@ class Snapshotter:
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise Internal(f"snapshot metadata {self._metadata_path} is corrupt: {err}") from err
 
-    def _save(self) -> None:
+    def _changed(self) -> int:
+        """Note a change of the metadata (caller holds _lock); the generation to persist."""
+        self._generation += 1
+        return self._generation
+
+    def _persist(self, generation: int) -> None:
+        """Make metadata.json hold ``generation`` or a later one (caller does not hold _lock).
+
+        Group commit: the write and its two fsyncs happen outside _lock, and
+        one write covers every change made before it was taken.  Ten pods
+        created at once used to queue on _lock for ten writes of 20-50 ms
+        each on a busy disk (CreateContainer p50 3.9x containerd's in
+        bench/density.py); now the ones that waited find their change saved
+        by the writer before them."""
+        with self._save_lock:
+            if self._saved >= generation:
+                return
+            with self._lock:
+                data = self._doc()
+                current = self._generation
+            write_atomic(self._metadata_path, data)
+            self._saved = current
+
+    def _doc(self) -> bytes:
         doc: dict[str, Any] = {
             "version": METADATA_VERSION,
             "next": self._next,
@@ -191,7 +218,7 @@ class Snapshotter:
                 for k, a in self._active.items()
             },
         }
-        write_atomic(self._metadata_path, json.dumps(doc, sort_keys=True).encode())
+        return json.dumps(doc, sort_keys=True).encode()
 
     def _allocate(self) -> int:
         """A snapshot number whose directory does not exist (caller holds _lock)."""
@@ -313,12 +340,15 @@ class Snapshotter:
                 number = self._allocate()
                 os.rename(staged.temp, self._dir(number))
                 self._committed[staged.chain] = _Committed(number, parent, staged.diff_id, staged.size, staged.inodes)
-                try:
-                    self._save()
-                except BaseException:
+                generation = self._changed()
+            try:
+                self._persist(generation)
+            except BaseException:
+                with self._lock:
                     del self._committed[staged.chain]
                     os.rename(self._dir(number), staged.temp)
-                    raise
+                    self._changed()
+                raise
         except BaseException:
             self.discard(staged)
             raise
@@ -348,7 +378,8 @@ class Snapshotter:
                 if active.parent in doomed:
                     raise FailedPrecondition(f"snapshot {chain} is in use by active snapshot {key}")
             numbers = [self._committed.pop(c).number for c in doomed]
-            self._save()
+            generation = self._changed()
+        self._persist(generation)
         for number in numbers:
             shutil.rmtree(self._dir(number), ignore_errors=True)
 
@@ -421,11 +452,20 @@ class Snapshotter:
                 if not readonly and not copy and lowers:
                     os.mkdir(os.path.join(base, "work"), 0o700)
                 self._active[key] = active
-                self._save()
+                generation = self._changed()
             except BaseException:
                 self._active.pop(key, None)
                 shutil.rmtree(base, ignore_errors=True)
                 raise
+        try:
+            self._persist(generation)
+        except BaseException:
+            with self._lock:
+                if self._active.get(key) is active:
+                    del self._active[key]
+                self._changed()
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         return self._mounts_for(active, lowers)
 
     def _mounts_for(self, active: _Active, lowers: list[str]) -> list[Mount]:
@@ -456,7 +496,8 @@ class Snapshotter:
             active = self._active.pop(key, None)
             if active is None:
                 raise NotFound(f"snapshot {key} does not exist")
-            self._save()
+            generation = self._changed()
+        self._persist(generation)
         shutil.rmtree(self._dir(active.number), ignore_errors=True)
 
     def active(self) -> set[str]:

@@ -323,3 +323,35 @@ def test_remove_committed_takes_descendants_and_respects_containers(tmp_path: Pa
     snap.remove_committed(top)  # already gone with its parent: fine
     assert snap.committed() == set()
     assert os.listdir(tmp_path / "snap" / "snapshots") == []
+
+
+def test_concurrent_prepares_are_each_durable_when_they_return(tmp_path: Path) -> None:
+    """Group commit of the metadata: whatever thread wrote it, every prepare
+    and remove that returned is in metadata.json (a fresh Snapshotter, as
+    after a crash, sees exactly those)."""
+    root = tmp_path / "snap"
+    snap = Snapshotter(str(root))
+    top = unpack_chain(snap, layer_files(tmp_path))
+    keys = [f"c{i}" for i in range(24)]
+    errors: list[BaseException] = []
+
+    def work(key: str) -> None:
+        try:
+            snap.prepare(key, top)
+            if key.endswith(("1", "3")):
+                snap.remove(key)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    kept = {k for k in keys if not k.endswith(("1", "3"))}
+    assert snap.active() == kept
+    assert Snapshotter(str(root)).active() == kept
+    for k in kept:
+        snap.remove(k)
+    assert Snapshotter(str(root)).active() == set()
