@@ -5,7 +5,7 @@
 #
 #   hack/run-node-e2e.sh [--runtime dockyardd|containerd] [--name NAME]
 #                        [--procs N] [--focus-file F] [--skip-file F]...
-#                        [--timeout 6h] [--dry-run]
+#                        [--timeout 6h] [--suite-flag FLAG]... [--dry-run]
 #   hack/run-node-e2e.sh --compare DIR...   a markdown table of the runs' specs
 #                                           (pass/fail/skip per run, by the
 #                                           report.json in each build/node-e2e/DIR)
@@ -113,6 +113,7 @@ PY
 runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
+suite_flags=()  # more e2e_node.test flags (e.g. --feature-gates=...), for experiments
 while (($#)); do
   case $1 in
     --runtime) runtime=$2; shift 2 ;;
@@ -121,6 +122,7 @@ while (($#)); do
     --focus-file) focus_file=$(realpath "$2"); shift 2 ;;
     --skip-file) skip_files+=("$(realpath "$2")"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
+    --suite-flag) suite_flags+=("$2"); shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --in-namespace) inner=1; shift ;;
     --compare) shift; compare "$@"; exit 0 ;;
@@ -395,7 +397,7 @@ YAML
         --container-runtime-endpoint="$endpoint" --container-runtime-process-name="$pname" \
         --container-runtime-pid-file="$pidfile" --prepull-images=false \
         --kubelet-config-file="$base/kubelet-config.yaml" --kubelet-flags="--node-ip=$NODE_IP" \
-        --dns-domain=cluster.local --report-dir="$out" --node-name="$(hostname | tr A-Z a-z)" \
+        --dns-domain=cluster.local --report-dir="$out" --node-name="$(hostname | tr A-Z a-z)" "${suite_flags[@]}" \
     ) >"$out/ginkgo.log" 2>&1 || rc=$?
   log "ginkgo exited $rc"
   return "$rc"
@@ -517,6 +519,7 @@ main_outside() {
   inner_args=(--in-namespace --runtime "$runtime" --name "$name" --procs "$procs" --timeout "$timeout")
   [[ -n $focus_file ]] && inner_args+=(--focus-file "$focus_file")
   for f in "${skip_files[@]:1}"; do inner_args+=(--skip-file "$f"); done
+  for f in "${suite_flags[@]}"; do inner_args+=(--suite-flag "$f"); done
   (
     for d in "${cgdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
     exec nice -n "${NODE_E2E_NICE:-10}" unshare --net --mount --cgroup --ipc --pid --fork --mount-proc \

@@ -38,24 +38,13 @@ def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
     )
     for m in config.mounts:
         status.mounts.append(m)
-    user = _spec_user(c.bundle)
-    if user is not None:
-        status.user.CopyFrom(user)
+    # The identity the process runs as, from its OCI spec (as containerd
+    # reports it): the SupplementalGroupsPolicy result shows here.
+    facts = cri.bundle_facts.get(c.id, c.bundle)
+    if facts is not None and facts.has_user:
+        status.user.CopyFrom(api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
+            uid=facts.uid, gid=facts.gid, supplemental_groups=facts.additional_gids)))
     return status
-
-
-def _spec_user(bundle: str) -> api_pb2.ContainerUser | None:
-    """The identity the process runs as, from its OCI spec (as containerd
-    reports it): the SupplementalGroupsPolicy result shows here."""
-    try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            user = json.load(f)["process"]["user"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
-        uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),
-        supplemental_groups=[int(g) for g in user.get("additionalGids", [])],
-    ))
 
 
 def verbose_info(cri: CriService, c: Container) -> dict[str, str]:

@@ -93,7 +93,7 @@ class PullerLike(Protocol):
 
 class PullMetricsLike(Protocol):
     def pull_started(self) -> None: ...
-    def pull_finished(self, seconds: float, failure_reason: str | None) -> None: ...
+    def pull_finished(self, seconds: float, failure_reason: str | None, registry: str = "") -> None: ...
 
 
 class RecordFactory(Protocol):
@@ -236,7 +236,7 @@ class Images:
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:
-            self.metrics.pull_finished(time.monotonic() - start, reason)
+            self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
             if reason is not None:
                 await self.request_gc()  # what the failed pull wrote, no lease holds any more
 
