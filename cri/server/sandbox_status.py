@@ -1,4 +1,11 @@
-"""PodSandboxStatus: state, network, namespaces, and verbose info (JSON)."""
+"""PodSandboxStatus: state, network, namespaces, and verbose info (JSON).
+
+With ``verbose`` the answer also carries the status of every container of
+the pod and the time it was taken (containerd does the same): kubelet's
+evented PLEG (up to 1.35) built a pod's status from this one call instead
+of a ContainerStatus per container, and ordered its cache by ``timestamp``.
+The container statuses are taken after the sandbox's, so a container never
+looks newer than the timestamp says."""
 
 from __future__ import annotations
 
@@ -6,7 +13,9 @@ import json
 
 from cri_api.v1 import api_pb2
 
+from ..store.container import ContainerState
 from ..store.sandbox import Sandbox, SandboxState
+from .container_status import container_status
 from .cri_service import CriService, now_ns
 
 CRI_SANDBOX_STATE: dict[SandboxState, api_pb2.PodSandboxState.ValueType] = {
@@ -34,17 +43,26 @@ async def pod_sandbox_status(cri: CriService, request: api_pb2.PodSandboxStatusR
     s = cri.sandbox(request.pod_sandbox_id)
     resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s), timestamp=now_ns())
     if request.verbose:
+        for c in cri.containers.of_sandbox(s.id):
+            if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
+                resp.containers_statuses.append(container_status(cri, c))
+        update = s.resources_update
         info = {
             "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",
             "netNamespacePath": s.netns_path, "image": cri.config.pause_image, "pauseImageId": s.pause_image_id,
             "runtimeHandler": s.handler, "cgroupParent": s.cgroup_parent, "cniResult": s.cni_result,
             "state": s.state.value, "config": json.loads(_config_json(s)),
+            "resources": json.loads(_message_json(update)) if update is not None else None,
         }
         resp.info["info"] = json.dumps(info)
     return resp
 
 
 def _config_json(s: Sandbox) -> str:
+    return _message_json(s.config)
+
+
+def _message_json(message: object) -> str:
     from google.protobuf import json_format  # type: ignore[import-untyped]
 
-    return str(json_format.MessageToJson(s.config))
+    return str(json_format.MessageToJson(message))
