@@ -141,6 +141,8 @@ class Config:
     cgroup_parent: str = "/dockyard"
     restrict_oom_score_adj: bool = False
     stream_server: StreamServerSettings = field(default_factory=StreamServerSettings)
+    # CDI spec directories, lowest priority first (cri/oci/cdi.py).
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
 
     @property
     def cni_cache_dir(self) -> str:
@@ -434,6 +436,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "metrics_address": parse_address,
     "pause_image": parse_nonempty_str,
     "log_level": parse_log_level,
+    "cdi_spec_dirs": parse_path_list,
 }
 
 
@@ -484,7 +487,7 @@ def render_default() -> str:
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
-        "restrict_oom_score_adj", "stream_server",
+        "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs",
     }, "render_default is out of date with Config"
     st = c.stream_server
     return f"""\
@@ -553,6 +556,10 @@ stream_server:
   tls_key: "{st.tls_key}"
   # How long a URL's single-use token stays valid.
   token_ttl: {format_duration(st.token_ttl)}
+# Where CDI spec files (*.json, *.yaml) are read from when a container asks
+# for a CDI device; a later directory's device hides the same name in an
+# earlier one.
+cdi_spec_dirs: [{", ".join(c.cdi_spec_dirs)}]
 """
 
 

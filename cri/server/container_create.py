@@ -3,12 +3,14 @@
 Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
   FailedPrecondition), the image exists (NotFound naming it), the log path
-  stays inside the pod's log_directory (InvalidArgument), the name is free
-  (AlreadyExists naming the holder; but a CREATED container of that name
-  in that pod made from the same config is the answer to a retry whose
-  first answer was lost), the OCI spec builds (InvalidArgument
-  naming the CRI field: a missing command, a volume host path that does not
-  exist, ...);
+  stays inside the pod's log_directory (InvalidArgument), the CDI devices
+  it asks for are defined (InvalidArgument naming config.CDI_devices[i] or
+  the annotation; the spec files are read at each create that asks for
+  one), the name is free (AlreadyExists naming the holder; but a CREATED
+  container of that name in that pod made from the same config is the
+  answer to a retry whose first answer was lost), the OCI spec builds
+  (InvalidArgument naming the CRI field: a missing command, a volume host
+  path that does not exist, ...);
   then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
   StartContainer (containerd's order; cri/store/container.py has why).
@@ -26,6 +28,7 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from .. import errors, faults
+from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
@@ -65,6 +68,9 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     except errors.NotFound as err:
         raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
+    cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
+    cdi_found = cdi.resolve(await asyncio.to_thread(cdi.load_spec_dirs, cri.config.cdi_spec_dirs), cdi_wanted) \
+        if cdi_wanted else []
     name = unique_name(sandbox_config.metadata, config.metadata)
     holder = cri.containers.index.id_by_name(name)
     if holder is not None:
@@ -114,6 +120,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
         )
+        if cdi_found:
+            spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
         if handler.oci_version:

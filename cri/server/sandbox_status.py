@@ -1,11 +1,13 @@
 """PodSandboxStatus: state, network, namespaces, and verbose info (JSON).
 
-With ``verbose`` the answer also carries the status of every container of
-the pod and the time it was taken (containerd does the same): kubelet's
-evented PLEG (up to 1.35) built a pod's status from this one call instead
-of a ContainerStatus per container, and ordered its cache by ``timestamp``.
-The container statuses are taken after the sandbox's, so a container never
-looks newer than the timestamp says."""
+Every answer also carries the status of every container of the pod and
+the time it was taken, ``verbose`` or not, as containerd answers: a kubelet
+with the EventedPLEG gate takes a pod's container statuses from this one
+call (PodSandboxStatus(verbose=false); kuberuntime_manager.go, GetPodStatus)
+whenever ``timestamp`` is set, and orders its cache by that timestamp; an
+empty list there made it restart an init container that had completed,
+forever.  The statuses are taken after the timestamp, so none looks newer
+than it says."""
 
 from __future__ import annotations
 
@@ -42,10 +44,10 @@ def sandbox_status(cri: CriService, s: Sandbox) -> api_pb2.PodSandboxStatus:
 async def pod_sandbox_status(cri: CriService, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
     s = cri.sandbox(request.pod_sandbox_id)
     resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s), timestamp=now_ns())
+    for c in cri.containers.of_sandbox(s.id):
+        if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
+            resp.containers_statuses.append(container_status(cri, c))
     if request.verbose:
-        for c in cri.containers.of_sandbox(s.id):
-            if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
-                resp.containers_statuses.append(container_status(cri, c))
         update = s.resources_update
         info = {
             "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",

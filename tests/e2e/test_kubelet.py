@@ -23,6 +23,12 @@ Facts about this setup:
   unmounts everything under its temp dir.
 - The kubelet stops a pod soon after its manifest disappears, but removes the
   stopped sandbox only in container GC, which runs once a minute.
+- Every scenario runs twice: with the generic PLEG (the default), and with the
+  EventedPLEG feature gate, under which the kubelet also reads the runtime's
+  GetContainerEvents stream and relists a pod at once when one of its
+  containers stops (pkg/kubelet/pleg/evented.go; 1.37 drops an event whose
+  sandbox status lacks metadata). That variant logs at -v=4, where the
+  kubelet names each such relist.
 """
 
 from __future__ import annotations
@@ -148,6 +154,8 @@ class Kubelet:
     manifests: Path
     log: Path
     healthz_port: int
+    read_only_port: int
+    evented_pleg: bool
     proc: subprocess.Popen[bytes] | None = None
 
     def pod_name(self, name: str) -> str:
@@ -167,6 +175,17 @@ class Kubelet:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def metrics(self) -> dict[str, float]:
+        """The kubelet's own Prometheus samples (read-only port), by name with labels."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.read_only_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.healthz_port}/healthz", timeout=2) as r:
@@ -175,8 +194,13 @@ class Kubelet:
             return False
 
 
-@pytest.fixture(scope="module")
-def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelet]:
+PLEG_VARIANTS = {"generic-pleg": {}, "evented-pleg": {"EventedPLEG": True}}
+
+
+@pytest.fixture(scope="module", params=sorted(PLEG_VARIANTS))
+def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Kubelet]:
+    gates = PLEG_VARIANTS[request.param]
     if not KUBELET.exists():
         pytest.fail(f"{KUBELET} missing: run hack/install-kubelet.sh (make kubelet)")
     tmp = tmp_path_factory.mktemp("kubelet")
@@ -209,13 +233,14 @@ def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory)
         "podLogsDir": str(tmp / "pod-logs"),
         "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "shutdownGracePeriod": "0s",
+        "featureGates": gates,
     }
     config_file = tmp / "kubelet-config.json"
     config_file.write_text(json.dumps(config, indent=2))
     argv = [str(KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
-            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", "--v=2"]
+            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", "--v=4" if gates else "--v=2"]
     make_cgroup_root()
-    k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz)
+    k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz, config["readOnlyPort"], bool(gates))
     with open(k.log, "ab") as log, SUBREAPER._lock:
         k.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=tmp)
         SUBREAPER._owned.add(k.proc.pid)
@@ -428,6 +453,31 @@ def test_removed_manifest_stops_pod_and_runtime_forgets_it(kubelet: Kubelet) -> 
     assert not list(CONTAINER_LOGS.glob(f"{pod}_{NS}_*.log"))
     if ep.state_dir is not None:
         assert not (ep.state_dir / "shims" / sandbox.id).exists(), "dockyardd kept the pod's shim dir"
+
+
+def test_container_exit_reaches_the_kubelet(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """A container that exits is seen exited and restarted; under EventedPLEG the kubelet learned it
+    from the runtime's event stream: it names the pod (sandbox metadata uid) and the container in its
+    relist request, its stream connected without error and measured the events' latency."""
+    ep = kubelet.endpoint
+    pod = static_pod("exits", pod_spec(container_spec("quitter", "sleep 2; exit 3")))
+    first = wait_for("the quitter to run", lambda: running(ep, pod, "quitter"), POD_TIMEOUT_S)
+    wait_for("the quitter to be restarted",
+             lambda: any(c.metadata.attempt >= 1 for c in containers(ep, pod, "quitter")), POD_TIMEOUT_S)
+    assert status(ep, first.id).exit_code == 3
+    (sandbox,) = [p for p in _our_pods(ep, pod) if p.state == api_pb2.SANDBOX_READY]
+    relist = re.compile(r'"Evented PLEG: requested pod relist after container termination" '
+                        rf'podUID="{sandbox.metadata.uid}" containerID="{first.id}"')
+    metrics = kubelet.metrics()
+    if kubelet.evented_pleg:
+        wait_for("the kubelet's relist request for the exit", lambda: relist.search(kubelet.log_text()), POD_TIMEOUT_S)
+        assert metrics.get("kubelet_evented_pleg_connection_success_count", 0) >= 1, metrics
+        assert metrics.get("kubelet_evented_pleg_connection_error_count", 0) == 0
+        assert metrics.get("kubelet_evented_pleg_connection_latency_seconds_count", 0) >= 1
+        assert "Evented PLEG: received ContainerEventResponse with nil" not in kubelet.log_text()
+    else:
+        assert not relist.search(kubelet.log_text())
+        assert metrics.get("kubelet_evented_pleg_connection_success_count", 0) == 0
 
 
 def test_kubelet_log_has_no_cri_errors(kubelet: Kubelet) -> None:
