@@ -10,8 +10,10 @@ Order and undo (AsyncExitStack, newest first on failure):
   container of that name in that pod made from the same config is the
   answer to a retry whose first answer was lost), the OCI spec builds
   (InvalidArgument naming the CRI field: a missing command, a volume host
-  path that does not exist, ...);
-  then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
+  path that does not exist, ...), each image volume's image is here
+  (NotFound naming config.mounts[i].image.image);
+  then: record (CREATING) -> snapshot -> rootfs mount -> image volumes
+  (cri/image_mounts.py) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
   StartContainer (containerd's order; cri/store/container.py has why).
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors, faults
+from .. import errors, faults, image_mounts
 from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
@@ -68,6 +70,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     except errors.NotFound as err:
         raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
+    volume_images = _image_volumes(cri, config)
     cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
     cdi_found = cdi.resolve(await asyncio.to_thread(cdi.load_spec_dirs, cri.config.cdi_spec_dirs), cdi_wanted) \
         if cdi_wanted else []
@@ -110,6 +113,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
         await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
+        image_sources = await asyncio.to_thread(image_mounts.mount_all, cri.snapshotter, volume_images, bundle, cid)
+        undo.push_async_callback(asyncio.to_thread, image_mounts.release, cri.snapshotter, bundle, cid)
         faults.point("CreateContainer/mounted")
         floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
         # After the mount: the user name is resolved from the image's /etc/passwd.
@@ -119,6 +124,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
+            image_sources=image_sources,
         )
         if cdi_found:
             spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)
@@ -135,6 +141,24 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         faults.point("CreateContainer/created")
     cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)
     return api_pb2.CreateContainerResponse(container_id=cid)
+
+
+def _image_volumes(cri: CriService, config: api_pb2.ContainerConfig) -> list[image_mounts.ImageMount]:
+    """The config's image volumes, each image present (kubelet pulls them first, by the volume's
+    pull policy: NotFound otherwise) and its sub path sound; nothing is taken yet."""
+    wanted = []
+    for i, m in enumerate(config.mounts):
+        if not (m.HasField("image") and m.image.image):
+            continue
+        where = f"config.mounts[{i}]"
+        try:
+            image = cri.images.get(m.image.image)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"{where}.image.image: image {m.image.image!r} not found "
+                                  "(an image volume's image is pulled before the container is created)") from err
+        wanted.append(image_mounts.ImageMount(i, image.chain_ids[-1] if image.chain_ids else None,
+                                              image_mounts.check_sub_path(m.image_sub_path, where), where))
+    return wanted
 
 
 def _seed_image_volumes(volumes: list[Any], rootfs: str) -> None:

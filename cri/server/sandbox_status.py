@@ -1,13 +1,19 @@
 """PodSandboxStatus: state, network, namespaces, and verbose info (JSON).
 
-Every answer also carries the status of every container of the pod and
-the time it was taken, ``verbose`` or not, as containerd answers: a kubelet
-with the EventedPLEG gate takes a pod's container statuses from this one
-call (PodSandboxStatus(verbose=false); kuberuntime_manager.go, GetPodStatus)
-whenever ``timestamp`` is set, and orders its cache by that timestamp; an
-empty list there made it restart an init container that had completed,
-forever.  The statuses are taken after the timestamp, so none looks newer
-than it says."""
+With ``verbose`` the answer also carries the status of every container of
+the pod and the time it was taken (containerd sends them too), taken after
+the timestamp, so none looks newer than it says: what kubelet's evented
+PLEG used (up to 1.35) to build a pod's status from one call.
+
+Without ``verbose`` neither is set, on purpose.  A kubelet 1.37 with the
+EventedPLEG gate calls PodSandboxStatus(verbose=false) and, whenever
+``timestamp`` is set, takes the container statuses from this answer but
+leaves its list of the active sandbox's containers empty
+(kuberuntime_manager.go, GetPodStatus), and since 1.37 decides which init
+container runs next from that list alone: it started a completed init
+container again and again, and the pod never got past it.  With no
+timestamp it asks ContainerStatus per container, as without the gate, and
+the pod starts (tests/e2e/test_kubelet.py runs with the gate on and off)."""
 
 from __future__ import annotations
 
@@ -43,11 +49,12 @@ def sandbox_status(cri: CriService, s: Sandbox) -> api_pb2.PodSandboxStatus:
 
 async def pod_sandbox_status(cri: CriService, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
     s = cri.sandbox(request.pod_sandbox_id)
-    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s), timestamp=now_ns())
-    for c in cri.containers.of_sandbox(s.id):
-        if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
-            resp.containers_statuses.append(container_status(cri, c))
+    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s))
     if request.verbose:
+        resp.timestamp = now_ns()
+        for c in cri.containers.of_sandbox(s.id):
+            if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
+                resp.containers_statuses.append(container_status(cri, c))
         update = s.resources_update
         info = {
             "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",

@@ -455,6 +455,25 @@ def test_removed_manifest_stops_pod_and_runtime_forgets_it(kubelet: Kubelet) -> 
         assert not (ep.state_dir / "shims" / sandbox.id).exists(), "dockyardd kept the pod's shim dir"
 
 
+def test_image_volume(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """An ``image`` volume (GA in 1.37): the kubelet pulls the image and the runtime mounts it read-only,
+    whole and by subPath; its files are the image's."""
+    ep = kubelet.endpoint
+    pod = static_pod("imgvol", pod_spec(
+        container_spec("reader", "sleep 3600", volumeMounts=[
+            {"name": "img", "mountPath": "/img"}, {"name": "img", "mountPath": "/imgbin", "subPath": "bin"}]),
+        volumes=[{"name": "img", "image": {"reference": IMAGE, "pullPolicy": "IfNotPresent"}}],
+    ))
+    c = wait_for("the reader to run", lambda: running(ep, pod, "reader"), POD_TIMEOUT_S)
+    out = exec_sync(ep, c.id, "sh", "-c", "test -x /img/bin/sh && test -x /imgbin/sh && echo both; "
+                                          "touch /img/x 2>&1; grep ' /img ' /proc/mounts")
+    lines = out.splitlines()
+    assert lines[0] == "both" and "Read-only file system" in lines[1], out
+    assert " ro," in lines[2], out
+    (mount,) = [m for m in status(ep, c.id).mounts if m.container_path == "/imgbin"]
+    assert mount.image.image and mount.image_sub_path == "bin"
+
+
 def test_container_exit_reaches_the_kubelet(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
     """A container that exits is seen exited and restarted; under EventedPLEG the kubelet learned it
     from the runtime's event stream: it names the pod (sandbox metadata uid) and the container in its

@@ -1,7 +1,7 @@
 """What kubelet's evented PLEG reads (pkg/kubelet/pleg/evented.go): every GetContainerEvents event
 carries the pod's sandbox status (with its metadata: the pod's uid) and the statuses of all the
-pod's containers; PodSandboxStatus carries them too, with a timestamp, verbose or not (a kubelet
-with EventedPLEG reads them from its non-verbose call)."""
+pod's containers; PodSandboxStatus with verbose carries them too, with a timestamp (without
+verbose neither: cri/server/sandbox_status.py says why)."""
 
 from __future__ import annotations
 
@@ -103,9 +103,10 @@ def test_events_carry_the_whole_pod(pods: Pods, events: Events) -> None:
     assert e.pod_sandbox_status.metadata.uid == "uid-evented" and not e.containers_statuses
 
 
-def test_sandbox_status_lists_containers_with_a_timestamp(pods: Pods) -> None:
-    """PodSandboxStatus answers the pod and all its containers at one instant (timestamp, taken before the
-    statuses), with verbose (plus the info map) and without."""
+def test_verbose_sandbox_status_lists_containers_with_a_timestamp(pods: Pods) -> None:
+    """PodSandboxStatus(verbose) answers the pod and all its containers at one instant (timestamp, taken
+    before the statuses); without verbose, neither (a 1.37 kubelet with EventedPLEG would otherwise take
+    the statuses from it and never see its init containers complete)."""
     pods.daemon.pull("busybox")
     pod, pod_cfg = pods.run_pod("verbose")
     a = pods.crictl("create", pod, pods.write("a", container_config("a", ["sleep", "100"])), pod_cfg)
@@ -117,11 +118,12 @@ def test_sandbox_status_lists_containers_with_a_timestamp(pods: Pods) -> None:
         deadline = time.monotonic() + 30
         while rt.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=b)).status.state != api_pb2.CONTAINER_EXITED:
             assert time.monotonic() < deadline, "b (true) did not exit"
-        for verbose in (False, True):
-            before = time.time_ns()
-            resp = rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=verbose))
-            assert before <= resp.timestamp <= time.time_ns()
-            assert states(resp) == {a: api_pb2.CONTAINER_RUNNING, b: api_pb2.CONTAINER_EXITED}
-            by_id = {s.id: s for s in resp.containers_statuses}
-            assert by_id[a].metadata.name == "a" and by_id[b].exit_code == 0 and by_id[b].finished_at <= resp.timestamp
-            assert ("info" in resp.info) is verbose
+        before = time.time_ns()
+        resp = rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True))
+        plain = rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod))
+    assert before <= resp.timestamp <= time.time_ns()
+    assert states(resp) == {a: api_pb2.CONTAINER_RUNNING, b: api_pb2.CONTAINER_EXITED}
+    by_id = {s.id: s for s in resp.containers_statuses}
+    assert by_id[a].metadata.name == "a" and by_id[b].exit_code == 0 and by_id[b].finished_at <= resp.timestamp
+    assert plain.timestamp == 0 and not plain.containers_statuses and "info" not in plain.info
+    assert plain.status.id == pod and plain.status.state == api_pb2.SANDBOX_READY
