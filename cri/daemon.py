@@ -103,6 +103,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
 def open_runtime(config: Config, stores: Stores) -> Any:
     """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
     from dockyard.cri.events import ContainerEvents
+    from dockyard.cri.apparmor import AppArmor
     from dockyard.cri.network.cni import CNI
     from dockyard.cri.node_facts import read_node_resources
     from dockyard.cri.server.cri_service import CriService
@@ -118,6 +119,7 @@ def open_runtime(config: Config, stores: Stores) -> Any:
         containers=ContainerStore(config.root_dir),
         events=ContainerEvents(),
         node=read_node_resources(),
+        apparmor=AppArmor(),
     )
 
 
@@ -199,6 +201,8 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
             restart.recover, stores.content, stores.snapshotter, stores.images, len(list(stores.image_store.list()))
         )
         await restart.recover_runtime(runtime)
+        # CNI 1.1's GC: plugins forget attachments of pods this daemon no longer has.
+        await runtime.cni.collect_garbage(s.id for s in runtime.sandboxes.list())
         readiness.set_ready()
         log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics, streaming on %s)",
                  config.socket_path, config.metrics_address, streams.base_url)

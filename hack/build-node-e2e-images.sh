@@ -86,6 +86,7 @@ key=$( {
   sha256sum "$0" "$here/hack/images/nmeter.c" "$gobin/agnhost" "$gobin/nnp" | cut -d' ' -f1
   jq -c .manifests "$critest_layout/index.json"
   deb_closure "${AGNHOST_DEBS[@]}" | xargs apt-cache policy 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
+  apt-cache policy bash libtinfo6 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
   dpkg-query -W -f='${Package}=${Version}\n' umoci gcc libc6-dev
 } | sha256sum | cut -d' ' -f1)
 stamp=$work/.key
@@ -136,7 +137,7 @@ debian_rootfs() { # dir packages...: the packages' closure unpacked, with what t
   for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$root"; done
   # Alternatives and links maintainer scripts would make.
   ln -sfn nc.openbsd "$root/bin/nc"
-  ln -sfn busybox "$root/bin/sh"
+  ln -sfn bash "$root/bin/sh"   # see build_layout: busybox 1.35's ash drops some env entries
   # Alpine-like: every busybox applet that no package provides.
   local applet
   for applet in $("$root/bin/busybox" --list); do
@@ -177,13 +178,28 @@ build_layout() {
   local r=$work/rootfs
 
   # The critest stand-ins: Debian's busybox, the nginx master + busybox httpd.
-  # Debian builds busybox without nmeter, which the container lifecycle
-  # specs time their steps with: a stand-in joins it (hack/images/nmeter.c).
+  # Two differences from the upstream image's busybox 1.37 need a layer:
+  #   - Debian builds busybox without nmeter, which the container lifecycle
+  #     specs time their steps with: a stand-in (hack/images/nmeter.c);
+  #   - Debian's busybox 1.35 ash drops environment entries whose names are
+  #     not shell identifiers (`data-1=value-1` from a ConfigMap) from what
+  #     it passes to commands; busybox 1.37's ash passes them on, as bash
+  #     does, so sh is bash here (and in agnhost).
   skopeo copy -q oci:"$critest_layout":busybox oci:"$layout":busybox-debian
-  mkdir -p "$r/nmeter/bin" "$work/bin"
+  mkdir -p "$work/bin"
   gcc -static -Os -Wall -Wextra -o "$work/bin/nmeter" "$here/hack/images/nmeter.c"
-  install -m 0755 "$work/bin/nmeter" "$r/nmeter/bin/nmeter"
-  derive busybox-debian busybox "$r/nmeter"
+  local bb=$r/busybox-extra
+  mkdir -p "$bb/bin" "$work/debs-bash"
+  (cd "$work/debs-bash" && rm -f ./*.deb && apt-get download bash libtinfo6 >/dev/null)
+  dpkg-deb -x "$work/debs-bash"/bash_*.deb "$work/bash-x"
+  dpkg-deb -x "$work/debs-bash"/libtinfo6_*.deb "$work/bash-x"
+  install -m 0755 "$work/bash-x/bin/bash" "$bb/bin/bash"
+  mkdir -p "$bb/lib/x86_64-linux-gnu"
+  cp -a "$work/bash-x"/lib/x86_64-linux-gnu/libtinfo.so.6* "$bb/lib/x86_64-linux-gnu/"
+  rm -rf "$work/bash-x"
+  ln -s bash "$bb/bin/sh"
+  install -m 0755 "$work/bin/nmeter" "$bb/bin/nmeter"
+  derive busybox-debian busybox "$bb"
   skopeo copy -q oci:"$critest_layout":nginx oci:"$layout":nginx
   skopeo copy -q oci:"$critest_layout":pause oci:"$layout":pause
   marker "$r/nginx-new" nginx-1.28.0-2
@@ -252,7 +268,8 @@ push_all() {
 push_all
 
 # What the focused specs need of each image (k8s.io/kubernetes v1.37.2):
-#   busybox:1.37.0-2     sh and the usual applets by PATH (sleep, cat, ls, id,
+#   busybox:1.37.0-2     sh (bash: env entries like data-1=... reach commands),
+#                        the usual applets by PATH (sleep, cat, ls, id,
 #                        env, stat, test, sysctl, pidof, dd, nslookup, ...),
 #                        nmeter -d0 '%3t' (container lifecycle specs' clock)
 #   agnhost:2.66.1       /agnhost with its subcommands (netexec, liveness,

@@ -5,7 +5,7 @@
 #
 #   hack/run-node-e2e.sh [--runtime dockyardd|containerd] [--name NAME]
 #                        [--procs N] [--focus-file F] [--skip-file F]...
-#                        [--timeout 6h] [--dry-run]
+#                        [--timeout 6h] [--suite-flag FLAG]... [--dry-run]
 #   hack/run-node-e2e.sh --compare DIR...   a markdown table of the runs' specs
 #                                           (pass/fail/skip per run, by the
 #                                           report.json in each build/node-e2e/DIR)
@@ -113,6 +113,7 @@ PY
 runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
+suite_flags=()  # more e2e_node.test flags (e.g. --feature-gates=...), for experiments
 while (($#)); do
   case $1 in
     --runtime) runtime=$2; shift 2 ;;
@@ -121,6 +122,7 @@ while (($#)); do
     --focus-file) focus_file=$(realpath "$2"); shift 2 ;;
     --skip-file) skip_files+=("$(realpath "$2")"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
+    --suite-flag) suite_flags+=("$2"); shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --in-namespace) inner=1; shift ;;
     --compare) shift; compare "$@"; exit 0 ;;
@@ -151,11 +153,23 @@ ginkgo_filters() { # -> the ginkgo CLI's focus/skip arguments, one per line
 
 # --- inside the namespaces -------------------------------------------------------
 
+# Mounts that appeared in this (the node's) mount namespace during the run
+# anywhere but where the kubelet and the runtime keep pod state: a
+# container's mount that propagated back to the node (a node's "/" is
+# rshared, as under systemd; see in_namespace).
+leaked_mounts() {
+  [[ -f $base/mounts-at-start ]] || return 0
+  awk -v base="$base" 'NR == FNR { old[$1] = 1; next }
+    !($1 in old) && $5 !~ ("^(/var/lib/kubelet|/run/dyne2e|/run/containerd|/run/netns|" base ")(/|$)") { print }' \
+    "$base/mounts-at-start" /proc/self/mountinfo
+}
+
 in_namespace() {
   # Globals: the EXIT trap reads them after this function has returned.
   runtime_pid="" endpoint="" pname="" pidfile=""
   cleanup_inside() {
     set +e
+    leaked_mounts >"$out/leaked-mounts.txt"
     cat "/proc/net/xt_recent/$RECENT" >"$out/outside-attempts.txt" 2>/dev/null
     iptables -w -L -v -n >"$out/iptables.txt" 2>&1
     if [[ $runtime == dockyardd ]]; then
@@ -171,7 +185,10 @@ in_namespace() {
   }
   trap cleanup_inside EXIT
 
-  # Mounts made from here on stay in this namespace (unshare made it private).
+  # Mounts made from here on stay in this namespace (unshare made it
+  # private). Inside it "/" is rshared, as on a systemd node, so a runtime
+  # that lets a container's mounts propagate back shows it here
+  # (leaked-mounts.txt) as it would on such a node.
   mount --make-rshared /
   # Each hierarchy again, now rooted at this cgroup namespace's root, on a
   # fresh tmpfs over /sys/fs/cgroup (the kernel refuses a hierarchy on the
@@ -321,6 +338,7 @@ YAML
     ln -s "$base/containerd/containerd.sock" /run/containerd/containerd.sock
   fi
   log "$runtime up at $endpoint"
+  cut -d' ' -f1 /proc/self/mountinfo >"$base/mounts-at-start"
 
   cat >"$base/repo-list.yaml" <<YAML
 promoterE2eRegistry: $MIRROR/e2e-test-images
@@ -379,7 +397,7 @@ YAML
         --container-runtime-endpoint="$endpoint" --container-runtime-process-name="$pname" \
         --container-runtime-pid-file="$pidfile" --prepull-images=false \
         --kubelet-config-file="$base/kubelet-config.yaml" --kubelet-flags="--node-ip=$NODE_IP" \
-        --dns-domain=cluster.local --report-dir="$out" --node-name="$(hostname | tr A-Z a-z)" \
+        --dns-domain=cluster.local --report-dir="$out" --node-name="$(hostname | tr A-Z a-z)" "${suite_flags[@]}" \
     ) >"$out/ginkgo.log" 2>&1 || rc=$?
   log "ginkgo exited $rc"
   return "$rc"
@@ -501,6 +519,7 @@ main_outside() {
   inner_args=(--in-namespace --runtime "$runtime" --name "$name" --procs "$procs" --timeout "$timeout")
   [[ -n $focus_file ]] && inner_args+=(--focus-file "$focus_file")
   for f in "${skip_files[@]:1}"; do inner_args+=(--skip-file "$f"); done
+  for f in "${suite_flags[@]}"; do inner_args+=(--suite-flag "$f"); done
   (
     for d in "${cgdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
     exec nice -n "${NODE_E2E_NICE:-10}" unshare --net --mount --cgroup --ipc --pid --fork --mount-proc \
@@ -520,6 +539,9 @@ main_outside() {
   secs=$(( $(date +%s) - start ))
   echo "$secs" >"$out/wall-seconds.txt"
   [[ -f $out/report.json ]] && summarize "$out/report.json" "$secs" | tee "$out/summary.txt"
+  if [[ -s $out/leaked-mounts.txt ]]; then
+    echo "run-node-e2e: $(wc -l <"$out/leaked-mounts.txt") mounts propagated from containers to the node (leaked-mounts.txt)"
+  fi
   if [[ -s $out/outside-attempts.txt ]]; then
     echo "run-node-e2e: addresses outside the run were tried (rejected at once):"; cat "$out/outside-attempts.txt"
   fi

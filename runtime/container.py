@@ -11,7 +11,7 @@ import time
 
 from . import log
 from .kernel.errors import FailedPrecondition, HookFailed, InvalidSpec, NotFound, RuntimeFault, SyscallError
-from .kernel.lean import leanos, leansignal
+from .kernel.lean import leanos
 from .state import ContainerState, Store
 from .status import Status, require
 
@@ -279,10 +279,9 @@ def runc_state(c: Loaded) -> dict[str, Any]:
 
 
 class forwarded_signals:  # used as a context manager: `with forwarded_signals(pid):`
-    """While a foreground `run`/`exec` waits, pass the signals it gets on."""
-
-    SIGNALS = (leansignal.SIGINT, leansignal.SIGTERM, leansignal.SIGHUP, leansignal.SIGQUIT, leansignal.SIGUSR1,
-               leansignal.SIGUSR2, leansignal.SIGWINCH)
+    """While a foreground `run`/`exec` waits, pass the signals it gets on.
+    (leansignal is loaded here and in _kill_all only: start, state and
+    delete need no signal names.)"""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -295,16 +294,23 @@ class forwarded_signals:  # used as a context manager: `with forwarded_signals(p
             pass
 
     def __enter__(self) -> None:
-        for s in self.SIGNALS:
+        from .kernel.lean import leansignal
+
+        for s in (leansignal.SIGINT, leansignal.SIGTERM, leansignal.SIGHUP, leansignal.SIGQUIT, leansignal.SIGUSR1,
+                  leansignal.SIGUSR2, leansignal.SIGWINCH):
             self.old[s] = leansignal.signal(s, self._forward)
 
     def __exit__(self, *exc: object) -> None:
+        from .kernel.lean import leansignal
+
         for s, h in self.old.items():
             leansignal.signal(s, h)
         self.old.clear()
 
 
 def _kill_all(pids: Iterable[int]) -> None:
+    from .kernel.lean import leansignal
+
     for pid in pids:
         try:
             leanos.kill(pid, leansignal.SIGKILL)

@@ -195,6 +195,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         raise InvalidSpec("linux.namespaces", "a new mount namespace is required (type 'mount' without a path)")
     cap_last = last_cap()
     pplan = plan_process(spec.process, spec, cap_last)
+    _require_apparmor_profile(pplan.apparmor_profile)
     devices = parse_devices(list(lx.devices))
     dev_is_tmpfs = any(m.destination == "/dev" and m.type != "bind" and "bind" not in m.options
                        and "rbind" not in m.options for m in spec.mounts)
@@ -298,6 +299,22 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     return state
 
 
+def _require_apparmor_profile(name: str) -> None:
+    """A profile the process asks for must be loaded: some kernels let an
+    unconfined process ask for an unknown one and then run it unconfined
+    (kernel/apparmor.py).  Checked here, in the runtime's own mount
+    namespace: the init, past pivot_root, no longer sees securityfs."""
+    if not name or name == "unconfined":
+        return
+    from .kernel import apparmor
+
+    if not apparmor.enabled():
+        return  # the init says so, naming the profile (privileges.check_lsm)
+    loaded = apparmor.loaded_profiles()
+    if loaded is not None and name not in loaded:
+        raise InvalidSpec("process.apparmorProfile", f"AppArmor profile {name!r} is not loaded")
+
+
 def _ns_fds(pid: int, spec: Spec) -> list[tuple[str, int, str]]:
     """The init's namespaces, for exec to join: every type the container
     has, whether created or joined by path."""
@@ -312,6 +329,7 @@ def exec_process(store: Store, container_id: str, process: Process, *, detach: b
     require("exec", c.status, container_id)
     spec = parse_spec(store.load_config(container_id))
     pplan = plan_process(process, spec, last_cap())
+    _require_apparmor_profile(pplan.apparmor_profile)
     # Before touching the container: a process in it must never be able to
     # ptrace us or open our /proc files (CVE-2019-5736); the children that
     # enter the container inherit this until they exec.

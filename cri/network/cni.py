@@ -2,7 +2,11 @@
 
 ``CNI`` is what the sandbox RPCs call: ``setup`` (ADD) when a pod runs,
 ``teardown`` (DEL) when it stops or is removed, ``check`` (CHECK) on demand,
-``status`` for the NetworkReady condition.  The protocol's data rules live in
+``status`` for the NetworkReady condition.  For a 1.1.0 list, the Status
+RPC first runs the plugins' STATUS verb (``probe_plugins``) and a plugin
+that says it cannot serve ADD makes the network not ready, naming it; the
+daemon runs GC once at start (``collect_garbage``), with the attachments of
+the pods it still has as the valid ones.  The protocol's data rules live in
 ``protocol.py``; which config is in force, in ``conflist.py``.
 
 Why a per-pod cache file (``<cache_dir>/<pod_id>.json``, versioned JSON,
@@ -30,7 +34,7 @@ import json
 import logging
 import os
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +49,15 @@ from .protocol import (
     build_runtime_config,
     convert_result,
     del_gets_prev_result,
+    has_status_and_gc,
     parse_result,
     plugin_env,
     plugin_error,
     plugin_stdin,
     result_ips,
     supports_check,
+    verb_env,
+    verb_stdin,
 )
 
 log = logging.getLogger("dockyard.cri.network")
@@ -60,6 +67,8 @@ DEFAULT_IFNAME = "eth0"
 NOT_READY = "NetworkPluginNotReady"
 # Plugins need iptables, ip and friends; the daemon may run with an empty env.
 _FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# STATUS runs inside a Status RPC, which kubelet calls every few seconds.
+STATUS_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class CNI:
         self.plugin_timeout = plugin_timeout
         # One operation per pod at a time; entries vanish when nobody holds them.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # The last STATUS verdict: (the network it was for, "" or why it is not ready).
+        self._plugin_status: tuple[tuple[str, str], str] | None = None
 
     # --- readiness -------------------------------------------------------
 
@@ -104,10 +115,56 @@ class CNI:
             return False, NOT_READY, (
                 f"network {selection.config.name} ({selection.config.source}) needs plugins "
                 f"{', '.join(missing)}, not found in {':'.join(self.bin_dirs)}")
+        verdict = self._plugin_status
+        if verdict is not None and verdict[0] == _identity(selection.config) and verdict[1]:
+            return False, NOT_READY, (
+                f"network {selection.config.name} ({selection.config.source}) is not ready: {verdict[1]}")
         message = f"using network {selection.config.name} from {selection.config.source}"
         if rejected:
             message += f"; ignored invalid configs: {rejected}"
         return True, "", message
+
+    async def probe_plugins(self) -> None:
+        """Run STATUS of each plugin of a 1.1.0 list in force, in order, and keep
+        the verdict for ``status``: the first plugin that fails names the reason."""
+        selection, _ = self.conf.current()
+        network = selection.config
+        if network is None or not has_status_and_gc(network.cni_version):
+            return
+        if any(self._find(t) is None for t in network.plugin_types):
+            return  # status() says which are missing
+        problem = ""
+        for plugin in network.raw["plugins"]:
+            try:
+                await self._run(plugin["type"], "STATUS", verb_env("STATUS", self.bin_dirs, self._base_env()),
+                                verb_stdin(network.raw, plugin), STATUS_TIMEOUT)
+            except errors.CriError as err:
+                problem = err.message
+                break
+        self._plugin_status = (_identity(network), problem)
+
+    async def collect_garbage(self, pod_ids: Iterable[str]) -> list[errors.CriError]:
+        """GC of each plugin of a 1.1.0 list in force: every attachment but those of
+        ``pod_ids`` that have a recorded ADD is stale.  Errors are returned (and
+        logged), not raised: a failed GC loses nothing, the next one retries."""
+        selection, _ = self.conf.current()
+        network = selection.config
+        if network is None or not has_status_and_gc(network.cni_version):
+            return []
+        valid = []
+        for pod_id in sorted(pod_ids):
+            record = await asyncio.to_thread(self._read_cache, pod_id)
+            if record is not None:
+                valid.append({"containerID": pod_id, "ifname": str(record.get("ifname") or self.ifname)})
+        failures: list[errors.CriError] = []
+        for plugin in network.raw["plugins"]:
+            try:
+                await self._run(plugin["type"], "GC", verb_env("GC", self.bin_dirs, self._base_env()),
+                                verb_stdin(network.raw, plugin, valid), self.plugin_timeout)
+            except errors.CriError as err:
+                log.warning("CNI GC of network %s: %s", network.name, err)
+                failures.append(err)
+        return failures
 
     def current_network(self) -> NetworkConfig:
         """The config in force, or FailedPrecondition saying why there is none."""
@@ -270,19 +327,27 @@ class CNI:
                 return candidate
         return None
 
+    @staticmethod
+    def _base_env() -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH") or _FALLBACK_PATH}
+
     async def _exec(self, plugin_type: str, command: str, args: RuntimeArgs, stdin: bytes) -> bytes:
+        env = plugin_env(command, args, self.bin_dirs, self._base_env())
+        return await self._run(plugin_type, command, env, stdin, self.plugin_timeout)
+
+    async def _run(self, plugin_type: str, command: str, env: Mapping[str, str], stdin: bytes,
+                   timeout: float) -> bytes:
         path = self._find(plugin_type)
         if path is None:
             raise PluginFailed(plugin_type, command, 0, f"not found in {':'.join(self.bin_dirs)}")
-        env = plugin_env(command, args, self.bin_dirs, {"PATH": os.environ.get("PATH") or _FALLBACK_PATH})
         proc = await asyncio.create_subprocess_exec(
             path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, cwd="/")
+            stderr=asyncio.subprocess.PIPE, env=dict(env), cwd="/")
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), self.plugin_timeout)
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
         except TimeoutError as exc:
             await _kill(proc)
-            raise PluginFailed(plugin_type, command, 0, f"timed out after {self.plugin_timeout:g}s") from exc
+            raise PluginFailed(plugin_type, command, 0, f"timed out after {timeout:g}s") from exc
         except BaseException:
             await _kill(proc)
             raise
@@ -341,6 +406,11 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
         except ProcessLookupError:
             pass
         await proc.wait()
+
+
+def _identity(network: NetworkConfig) -> tuple[str, str]:
+    """Which config a STATUS verdict was for: a changed file is probed anew."""
+    return network.source, json.dumps(network.raw, sort_keys=True)
 
 
 def _check_pod_id(pod_id: str) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import CAPABILITIES, SUPPORTED_VERSIONS
+from .protocol import SUPPORTED_VERSIONS, highest_version
 
 EXTENSIONS = (".conflist", ".conf", ".json")
 # The spec's rule for network names (CNI 1.0 "name").
@@ -83,6 +83,15 @@ def parse_network(name: str, data: bytes) -> NetworkConfig:
     if not isinstance(net_name, str) or not _NAME.match(net_name):
         raise ConfigInvalid(f"name must match {_NAME.pattern}, got {net_name!r}")
     version = raw.get("cniVersion")
+    versions = raw.get("cniVersions")
+    if versions is not None:
+        # CNI 1.1: the list names every version it supports; use the highest we speak.
+        if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+            raise ConfigInvalid(f"cniVersions must be a list of version strings, got {versions!r}")
+        chosen = highest_version(versions)
+        if chosen is not None:
+            version = chosen
+            raw = {**raw, "cniVersion": chosen}
     if version not in SUPPORTED_VERSIONS:
         raise ConfigInvalid(f"cniVersion {version!r} is not one of {', '.join(SUPPORTED_VERSIONS)}")
     disable_check = raw.get("disableCheck", False)
@@ -102,10 +111,8 @@ def parse_network(name: str, data: bytes) -> NetworkConfig:
         caps = plugin.get("capabilities", {})
         if not isinstance(caps, dict) or not all(isinstance(v, bool) for v in caps.values()):
             raise ConfigInvalid(f"{where}.capabilities must map names to booleans")
-        unknown = sorted(c for c, on in caps.items() if on and c not in CAPABILITIES)
-        if unknown:
-            # Declared but never supplied would silently do nothing; say so.
-            raise ConfigInvalid(f"{where}.capabilities {unknown} are not supported (only {', '.join(CAPABILITIES)})")
+        # A capability the runtime has no value for is passed no value, as
+        # libcni does (ips, mac, a pod without host ports): not an error.
         types.append(kind)
     return NetworkConfig(source=name, name=net_name, cni_version=version, plugin_types=tuple(types),
                          disable_check=disable_check, raw=raw)

@@ -3,7 +3,7 @@
 No I/O here: ``cni.py`` runs the binaries; this module builds their input and
 reads their output, so the rules are table-tested on plain dicts.
 
-Facts about CNI the code depends on (spec 0.4.0 and 1.0.0, plugins 1.1.1):
+Facts about CNI the code depends on (spec 0.4.0, 1.0.0 and 1.1.0, plugins 1.1.1):
 
 * A plugin is an executable named by its config's ``type``, looked up in
   ``CNI_PATH``.  Parameters come from the environment (``CNI_COMMAND``,
@@ -20,8 +20,15 @@ Facts about CNI the code depends on (spec 0.4.0 and 1.0.0, plugins 1.1.1):
   nothing).  Failure is a non-zero exit with ``{"code", "msg", "details"}`` on
   stdout; plugins also log to stderr.  Codes 1-99 are the spec's (7 decode,
   11 try again later, ...), 100+ the plugin's own.
+* 1.1.0 adds two verbs: STATUS (may the plugin serve ADD now? Non-zero
+  exit, code 50 or 51, means no) and GC (forget every attachment not in
+  ``cni.dev/valid-attachments``, a list of {containerID, ifname} in the
+  config).  Both get only CNI_COMMAND and CNI_PATH in the environment and
+  the plugin's config on stdin; libcni runs them only for lists of version
+  1.1.0 or later, each plugin in order.  A 1.1.0 list may name the versions
+  it supports in ``cniVersions``; the highest one known is used.
 * Results of 0.3.0, 0.3.1 and 0.4.0 carry ``ips[].version`` ("4"/"6"); 1.0.0
-  dropped it.  Everything else we read (``interfaces``, ``ips[].address`` as
+  dropped it, and 1.1.0 results have the same shape.  Everything else we read (``interfaces``, ``ips[].address`` as
   CIDR, ``ips[].interface`` as an index into ``interfaces``) is the same, so
   converting between them is adding or dropping that one field.
 * ``CNI_ARGS`` is ``K=V;K=V``; kubelet-style runtimes pass
@@ -39,10 +46,14 @@ from typing import Any
 
 from dockyard.cri import errors
 
-SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 # Versions whose DEL gets prevResult and that know CHECK.
-_PREV_ON_DEL = ("0.4.0", "1.0.0")
-CAPABILITIES = ("portMappings", "bandwidth", "dns")
+_PREV_ON_DEL = ("0.4.0", "1.0.0", "1.1.0")
+# Versions with the STATUS and GC verbs.
+_STATUS_AND_GC = ("1.1.0",)
+# Versions whose results carry no ips[].version.
+_NO_IP_VERSION = ("1.0.0", "1.1.0")
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 
 # CNI's well-known error codes (spec "Error" section).
 ERROR_CODES: dict[int, str] = {
@@ -54,6 +65,8 @@ ERROR_CODES: dict[int, str] = {
     6: "failed to decode content",
     7: "invalid network config",
     11: "try again later",
+    50: "plugin not available",
+    51: "plugin not available, existing containers may have limited connectivity",
 }
 _TRY_AGAIN = 11
 
@@ -133,11 +146,17 @@ def plugin_env(command: str, args: RuntimeArgs, bin_dirs: Sequence[str],
     return env
 
 
+def verb_env(command: str, bin_dirs: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of STATUS and GC: no container, netns or interface."""
+    if command not in ("STATUS", "GC"):
+        raise ValueError(f"not a network-wide CNI command: {command!r}")
+    return {**(base or {}), "CNI_COMMAND": command, "CNI_PATH": ":".join(bin_dirs)}
+
+
 def runtime_config_for(plugin: Mapping[str, Any], runtime_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the capabilities this plugin declared, and only those we have a value for."""
+    """Only the capabilities this plugin declared, and only those we have a value for (libcni's rule)."""
     declared = plugin.get("capabilities") or {}
-    return {cap: runtime_config[cap] for cap in CAPABILITIES
-            if declared.get(cap) is True and cap in runtime_config}
+    return {cap: runtime_config[cap] for cap, on in declared.items() if on is True and cap in runtime_config}
 
 
 def plugin_stdin(network: Mapping[str, Any], plugin: Mapping[str, Any], *,
@@ -159,6 +178,27 @@ def plugin_stdin(network: Mapping[str, Any], plugin: Mapping[str, Any], *,
     else:
         conf.pop("prevResult", None)
     return json.dumps(conf, sort_keys=True).encode()
+
+
+def verb_stdin(network: Mapping[str, Any], plugin: Mapping[str, Any],
+               valid_attachments: Sequence[Mapping[str, str]] | None = None) -> bytes:
+    """What one plugin reads on STATUS (no attachments) or GC (the attachments to keep)."""
+    conf = {k: v for k, v in plugin.items() if k not in ("runtimeConfig", "prevResult")}
+    conf["name"] = network["name"]
+    conf["cniVersion"] = network["cniVersion"]
+    if valid_attachments is not None:
+        conf[VALID_ATTACHMENTS] = [dict(a) for a in valid_attachments]
+    return json.dumps(conf, sort_keys=True).encode()
+
+
+def has_status_and_gc(version: str) -> bool:
+    return version in _STATUS_AND_GC
+
+
+def highest_version(versions: Sequence[str]) -> str | None:
+    """The highest of ``versions`` this runtime speaks (a 1.1.0 list's cniVersions)."""
+    known = [v for v in versions if v in SUPPORTED_VERSIONS]
+    return max(known, key=SUPPORTED_VERSIONS.index) if known else None
 
 
 def del_gets_prev_result(version: str) -> bool:
@@ -231,7 +271,7 @@ def convert_result(result: Mapping[str, Any], to_version: str) -> dict[str, Any]
         if not isinstance(entry, Mapping) or not isinstance(entry.get("address"), str):
             raise errors.InvalidArgument(f"CNI result ips[{index}] has no address")
         ip = dict(entry)
-        if to_version == "1.0.0":
+        if to_version in _NO_IP_VERSION:
             ip.pop("version", None)
         else:
             ip["version"] = str(_interface_of(ip["address"], f"ips[{index}].address").version)

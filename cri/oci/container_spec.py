@@ -143,6 +143,7 @@ def container_spec(
     held_capabilities: Sequence[str] = ALL_CAPABILITIES,
     node: NodeResources | None = None,
     apparmor_enabled: bool = False,
+    apparmor_loaded: frozenset[str] | None = None,
     selinux_enabled: bool = False,
     private_cgroupns: bool = False,
     image_sources: Mapping[int, str] | None = None,
@@ -208,7 +209,7 @@ def container_spec(
     }
     profile = apparmor(sec.apparmor if sec.HasField("apparmor") else None, sec.apparmor_profile,
                        privileged=privileged, enabled=apparmor_enabled, field=f"{SEC}.apparmor",
-                       legacy_field=f"{SEC}.apparmor_profile")
+                       legacy_field=f"{SEC}.apparmor_profile", loaded=apparmor_loaded)
     if profile:
         process["apparmorProfile"] = profile
     label = selinux_label(sec.selinux_options if sec.HasField("selinux_options") else None,

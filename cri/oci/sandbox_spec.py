@@ -73,6 +73,7 @@ def sandbox_spec(
     read_host_file: ReadHostFile = read_host_bytes,
     machine: str = "",
     apparmor_enabled: bool = False,
+    apparmor_loaded: frozenset[str] | None = None,
     selinux_enabled: bool = False,
     private_cgroupns: bool = False,
 ) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def sandbox_spec(
         "oomScoreAdj": clamp_oom_score_adj(oom_score_adj, oom_score_adj_floor, "oom_score_adj"),
     }
     profile = apparmor(sec.apparmor if sec.HasField("apparmor") else None, "", privileged=privileged,
-                       enabled=apparmor_enabled, field=f"{SEC}.apparmor", legacy_field="")
+                       enabled=apparmor_enabled, field=f"{SEC}.apparmor", legacy_field="", loaded=apparmor_loaded)
     if profile:
         process["apparmorProfile"] = profile
     label = selinux_label(sec.selinux_options if sec.HasField("selinux_options") else None,

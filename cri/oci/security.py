@@ -27,7 +27,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, shorten
 from .defaults import (
     ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -44,7 +44,7 @@ UNCONFINED = api_pb2.SecurityProfile.Unconfined
 LOCALHOST = api_pb2.SecurityProfile.Localhost
 
 # The AppArmor profile the daemon loads when AppArmor is enabled.
-APPARMOR_DEFAULT = "dockyard-default"
+APPARMOR_DEFAULT = "dockyard-default"  # cri/apparmor.py writes and loads it
 
 
 def cap_name(raw: str, field: str) -> str:
@@ -146,8 +146,9 @@ def seccomp(profile: api_pb2.SecurityProfile | None, legacy: str, *, privileged:
 
 
 def apparmor(profile: api_pb2.SecurityProfile | None, legacy: str, *, privileged: bool, enabled: bool,
-             field: str, legacy_field: str) -> str:
-    """``process.apparmorProfile`` ("" for none)."""
+             field: str, legacy_field: str, loaded: frozenset[str] | None = None) -> str:
+    """``process.apparmorProfile`` ("" for none).  ``loaded``, when given, is
+    what the kernel has loaded: a Localhost profile must be among them."""
     chosen = _chosen(profile, legacy, field, legacy_field)
     kind, ref, ref_field = chosen if chosen is not None else (RUNTIME_DEFAULT, "", "")
     if kind == LOCALHOST:
@@ -155,8 +156,11 @@ def apparmor(profile: api_pb2.SecurityProfile | None, legacy: str, *, privileged
         if not name:
             raise InvalidArgument(f"{ref_field}: a Localhost AppArmor profile needs a name")
         if not enabled:
-            raise InvalidArgument(f"{ref_field}: AppArmor profile {name!r} asked for, "
+            raise InvalidArgument(f"{ref_field}: AppArmor profile {shorten(name)!r} asked for, "
                                   "but AppArmor is not enabled on this host")
+        if loaded is not None and name not in loaded:
+            raise InvalidArgument(f"{ref_field}: AppArmor profile {shorten(name)!r} is not loaded on this node "
+                                  "(load it with apparmor_parser first)")
         return name
     if not enabled or privileged or kind == UNCONFINED:
         return ""

@@ -3,15 +3,17 @@
 Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
   FailedPrecondition), the image exists (NotFound naming it), the log path
-  stays inside the pod's log_directory (InvalidArgument), the CDI devices
-  it asks for are defined (InvalidArgument naming config.CDI_devices[i] or
-  the annotation; the spec files are read at each create that asks for
-  one), the name is free (AlreadyExists naming the holder; but a CREATED
-  container of that name in that pod made from the same config is the
-  answer to a retry whose first answer was lost), the OCI spec builds
-  (InvalidArgument naming the CRI field: a missing command, a volume host
-  path that does not exist, ...), each image volume's image is here
-  (NotFound naming config.mounts[i].image.image);
+  stays inside the pod's log_directory (InvalidArgument), each image
+  volume's image is here (NotFound naming config.mounts[i].image.image),
+  the CDI devices it asks for are defined (InvalidArgument naming
+  config.CDI_devices[i] or the annotation; the spec files are read at each
+  create that asks for one), the name is free (AlreadyExists naming the
+  holder; but a CREATED container of that name in that pod made from the
+  same config is the answer to a retry whose first answer was lost), the
+  OCI spec builds (InvalidArgument naming the CRI field: a missing command,
+  a volume host path inside the daemon's own directories, ...); a missing
+  host path is created as a directory right before the spec is built
+  (containerd's behaviour, cri/oci/host_paths.py);
   then: record (CREATING) -> snapshot -> rootfs mount -> image volumes
   (cri/image_mounts.py) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
@@ -35,6 +37,7 @@ from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_sc
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
+from ..oci import host_paths
 from .cri_service import CriService, now_ns
 
 
@@ -74,6 +77,10 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
     cdi_found = cdi.resolve(await asyncio.to_thread(cdi.load_spec_dirs, cri.config.cdi_spec_dirs), cdi_wanted) \
         if cdi_wanted else []
+    guarded = host_paths.Guarded.of_daemon(cri.config.root_dir, cri.config.state_dir, cri.config.socket_path)
+    # An image volume has no host path to create (cri_mount refuses one).
+    host_sources = host_paths.check([
+        "" if m.HasField("image") and m.image.image else m.host_path for m in config.mounts], guarded)
     name = unique_name(sandbox_config.metadata, config.metadata)
     holder = cri.containers.index.id_by_name(name)
     if holder is not None:
@@ -116,6 +123,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         image_sources = await asyncio.to_thread(image_mounts.mount_all, cri.snapshotter, volume_images, bundle, cid)
         undo.push_async_callback(asyncio.to_thread, image_mounts.release, cri.snapshotter, bundle, cid)
         faults.point("CreateContainer/mounted")
+        await asyncio.to_thread(host_paths.create_missing, host_sources)
         floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
@@ -125,6 +133,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
             image_sources=image_sources,
+            apparmor_enabled=cri.apparmor.enabled,
+            apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
         )
         if cdi_found:
             spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)

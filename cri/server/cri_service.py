@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from cri_api.v1 import api_pb2
 
 from .. import errors, faults
+from ..apparmor import AppArmor
 from ..bundle import release_rootfs, unmount_all
 from ..config import Config
 from ..events import ContainerEvents
@@ -80,6 +81,8 @@ class NetworkLike(NetworkStatus, Protocol):
                        bandwidth: Mapping[str, Any] | None = None,
                        dns: Mapping[str, Any] | None = None, if_recorded: bool = False) -> None: ...
 
+    async def probe_plugins(self) -> None: ...
+
 
 @dataclass(slots=True)
 class CriService:
@@ -95,6 +98,8 @@ class CriService:
     # The node's cgroup version, CPUs, memory nodes and huge page sizes (set at
     # start by daemon.py; None in unit tests: host facts are then not checked).
     node: NodeResources | None = None
+    # The node's AppArmor (off in unit tests and on hosts without it).
+    apparmor: AppArmor = field(default_factory=lambda: AppArmor(enabled=False))
     sampler: StatsSampler = field(default_factory=StatsSampler)
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)

@@ -44,7 +44,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..network import netns as netns_mod
-from ..network import pod_files
+from ..network import pod_capabilities, pod_files
 from ..network.cni import CNIResult
 from ..own_privileges import has_cap_sys_resource, own_oom_score_adj
 from ..pod_cgroup import remove_pod_cgroup
@@ -86,6 +86,12 @@ def port_mappings(config: api_pb2.PodSandboxConfig) -> list[dict[str, Any]]:
             entry["hostIP"] = pm.host_ip
         out.append(entry)
     return out
+
+
+def pod_dns(config: api_pb2.PodSandboxConfig) -> dict[str, Any] | None:
+    """The CNI dns capability from the pod's DNS config (containerd's mapping)."""
+    d = config.dns_config
+    return pod_capabilities.dns(d.servers, d.searches, d.options)
 
 
 def host_network(config: api_pb2.PodSandboxConfig) -> bool:
@@ -133,6 +139,7 @@ def validate(config: api_pb2.PodSandboxConfig) -> None:
     log_dir = config.log_directory
     if log_dir and (not os.path.isabs(log_dir) or "\0" in log_dir or len(log_dir) >= PATH_MAX):
         raise errors.InvalidArgument(f"config.log_directory {errors.shorten(log_dir)!r} is not an absolute path")
+    pod_capabilities.bandwidth(config.annotations)  # InvalidArgument naming a bad bandwidth annotation
     for i, pm in enumerate(config.port_mappings):
         where = f"config.port_mappings[{i}]"
         for name, port in (("container_port", pm.container_port), ("host_port", pm.host_port)):
@@ -233,6 +240,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             cni_task = asyncio.create_task(cri.cni.setup(
                 sandbox_id, netns_path, k8s_namespace=config.metadata.namespace, k8s_name=config.metadata.name,
                 k8s_uid=config.metadata.uid, port_mappings=port_mappings(config),
+                bandwidth=pod_capabilities.bandwidth(config.annotations), dns=pod_dns(config),
             ), name=f"CNI ADD {sandbox_id}")
             undo.push_async_callback(_teardown_when_added, cri, sandbox, config, cni_task)
 
@@ -253,7 +261,8 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
             shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
-            oom_score_adj=oom, node=cri.node,
+            oom_score_adj=oom, node=cri.node, apparmor_enabled=cri.apparmor.enabled,
+            apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
         )
         if handler.oci_version:
             spec["ociVersion"] = handler.oci_version

@@ -63,6 +63,7 @@ def runtime_handlers(config: Config, cri: CriService | None = None, streams: Str
     async def status_rpc(request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
         if cri is None:
             return status.status_response(config, request.verbose)
+        await cri.cni.probe_plugins()  # a CNI 1.1 list's STATUS verb, for NetworkReady
         return status.status_response(config, request.verbose, cri.cni, cri.pod_cidr)
 
     handlers: dict[str, Handler] = {"Version": version.version_rpc, "Status": status_rpc}

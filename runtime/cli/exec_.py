@@ -90,7 +90,7 @@ def run(ctx: Context, argv: list[str]) -> int:
     if not args.detach:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     pid = spawn.exec_process(store, args.id, process, detach=args.detach, pid_file=args.pid_file,
-                                 console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+                             console_socket=args.console_socket, preserve_fds=args.preserve_fds)
     if args.detach:
         return 0
     collect_while_waiting()

@@ -118,7 +118,7 @@ def make_idmapped_trees(mounts: tuple[PlannedMount, ...], container_uids: tuple[
             tree = syscalls.open_tree(syscalls.AT_FDCWD, pm.mount.source, flags)
             out[i] = tree
             syscalls.mount_setattr(tree, "", syscalls.AT_EMPTY_PATH | (syscalls.AT_RECURSIVE if recursive else 0),
-                             syscalls.MOUNT_ATTR_IDMAP, userns_fd=userns[maps])
+                                   syscalls.MOUNT_ATTR_IDMAP, userns_fd=userns[maps])
     except BaseException:
         for fd in out.values():
             leanos.close(fd)
@@ -406,7 +406,7 @@ def precreate_targets(plan: RootfsPlan, cwd: str) -> None:
             continue
         is_bind = pm.opts.is_bind or m.type == "bind"
         leanos.close(open_in_root(plan.rootfs, m.destination,
-                              create="file" if is_bind and not _is_dir_source(m) else "dir"))
+                                  create="file" if is_bind and not _is_dir_source(m) else "dir"))
     ensure_dir(plan, cwd)
 
 

@@ -7,6 +7,7 @@ bundles with the same `bundle` module as the integration tests.
 from __future__ import annotations
 
 import select
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,22 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 if str(REPO / "tests" / "integration") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+
+def run(argv: list[str], *, check: bool = False, timeout: float = 120.0, **popen_args: object) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with output captured as text, safe from the suite's subreaper.
+
+    Why not subprocess.run: pytest is a child subreaper here whose thread reaps
+    every zombie child it did not start through bundle.SUBREAPER.run, so a
+    plain subprocess.run can lose its child's exit status (ECHILD, reported
+    as 0: seen under load, an AppArmor denial that "exited 0")."""
+    from bundle import SUBREAPER
+
+    done = SUBREAPER.run(argv, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         **popen_args)
+    if check and done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+    return done
 
 
 def in_guest() -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from guest_env import CGROUP_ROOT, REPO
+from guest_env import run as guest_run
 
 from bundle import CGROUP_PARENT, SUBREAPER, container_id
 
@@ -40,7 +41,7 @@ def default_spec(tmp_path: Path, rootfs: Path, script: str) -> dict[str, Any]:
     """`runc spec`'s config (on a v2 host it asks for a cgroup namespace), made to run `sh -c script`."""
     if RUNC is None:
         pytest.skip("Debian's runc is not installed (hack/apt-packages.txt lists it)")
-    subprocess.run([RUNC, "spec", "--bundle", str(tmp_path)], check=True)
+    guest_run([RUNC, "spec", "--bundle", str(tmp_path)], check=True)
     config: dict[str, Any] = json.loads((tmp_path / "config.json").read_text())
     assert {"type": "cgroup"} in config["linux"]["namespaces"]
     config["root"] = {"path": str(rootfs), "readonly": True}

@@ -9,12 +9,11 @@ the venv's dockyard is this checkout, and the test images are reachable.
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from guest_env import REPO
+from guest_env import REPO, run
 
 CGROUP2_SUPER_MAGIC = 0x63677270
 NODE_CONTROLLERS = {"cpu", "memory", "io", "pids", "cpuset", "hugetlb"}
@@ -24,7 +23,7 @@ def test_pid1_is_systemd() -> None:
     """PID 1 is systemd, so the systemd cgroup driver talks to a real manager."""
     assert Path("/proc/1/comm").read_text().strip() == "systemd"
     assert os.path.basename(os.readlink("/proc/1/exe")) == "systemd"
-    running = subprocess.run(["systemctl", "is-system-running"], capture_output=True, text=True)
+    running = run(["systemctl", "is-system-running"])
     # "starting": this job is part of the boot transaction, so boot is never "running" while it runs.
     assert running.stdout.strip() in {"starting", "running", "degraded"}, running
 
@@ -34,7 +33,7 @@ def test_cgroup_tree_is_v2_only() -> None:
     # statfs through os.statvfs has no f_type; the mount table names the type.
     mounts = [line.split(" - ")[1].split()[0] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     assert "cgroup" not in mounts, "a cgroup v1 hierarchy is mounted"
-    fs_type = subprocess.run(["stat", "-f", "-c", "%t", "/sys/fs/cgroup"], capture_output=True, text=True, check=True)
+    fs_type = run(["stat", "-f", "-c", "%t", "/sys/fs/cgroup"], check=True)
     assert int(fs_type.stdout, 16) == CGROUP2_SUPER_MAGIC
     assert "cgroup_no_v1=all" in Path("/proc/cmdline").read_text()
 
@@ -70,27 +69,23 @@ def test_apparmor_parser_loads_and_enforces_a_profile(tmp_path: Path) -> None:
           deny {secret} r,
         }}
     """))
-    subprocess.run(["apparmor_parser", "--replace", str(profile)], check=True, capture_output=True)
+    run(["apparmor_parser", "--replace", str(profile)], check=True)
     try:
         assert f"{name} (enforce)" in Path("/sys/kernel/security/apparmor/profiles").read_text()
-        confined = subprocess.run(
-            ["aa-exec", "-p", name, "--", "/bin/sh", "-c", f"cat /proc/self/attr/current; cat {secret}"],
-            capture_output=True, text=True,
-        )
+        confined = run(["aa-exec", "-p", name, "--", "/bin/sh", "-c", f"cat /proc/self/attr/current; cat {secret}"])
         assert confined.stdout.startswith(f"{name} (enforce)"), confined
         assert confined.returncode != 0 and "Permission denied" in confined.stderr, confined
         # The same read outside the profile works: the denial is the profile's.
         assert secret.read_text() == "not for you\n"
     finally:
-        subprocess.run(["apparmor_parser", "--remove", str(profile)], check=True, capture_output=True)
+        run(["apparmor_parser", "--remove", str(profile)], check=True)
     assert name not in Path("/sys/kernel/security/apparmor/profiles").read_text()
 
 
 def test_venv_imports_this_checkout() -> None:
     """The guest's venv python imports dockyard from this checkout (the same code the host tests)."""
-    done = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-c", "import dockyard.runtime, dockyard.cri; print(dockyard.runtime.__file__)"],
-        capture_output=True, text=True,
+    done = run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", "import dockyard.runtime, dockyard.cri; print(dockyard.runtime.__file__)"]
     )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(REPO), done.stdout

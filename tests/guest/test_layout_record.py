@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from guest_env import REPO
+from guest_env import REPO, run
 
 RECORD = REPO / "tests" / "unit" / "data" / "cgroup_v2_layout.json"
 KEYED = ["cgroup.events", "cpu.stat", "memory.events", "memory.stat", "memory.swap.events", "pids.events"]
@@ -30,8 +29,8 @@ def test_recorded_layout_matches_this_kernel(tmp_path: Path) -> None:
     if committed["kernel"] != os.uname().release:
         pytest.skip(f"the record is of {committed['kernel']}, this guest runs {os.uname().release}: "
                     "record it again (hack/guest/record_v2_layout.py says how)")
-    done = subprocess.run([sys.executable, str(REPO / "hack" / "guest" / "record_v2_layout.py")],
-                          env={**os.environ, "DOCKYARD_GUEST_OUT": str(tmp_path)}, capture_output=True, text=True)
+    done = run([sys.executable, str(REPO / "hack" / "guest" / "record_v2_layout.py")],
+               env={**os.environ, "DOCKYARD_GUEST_OUT": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     fresh = json.loads((tmp_path / "cgroup_v2_layout.json").read_text())
     for level in ("root_files", "parent_files", "leaf_files"):

@@ -83,6 +83,7 @@ class StubRegistry:
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # "<repo>:<ref>" -> body, type
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes, served for any repository
     hits: Counter[str] = field(default_factory=Counter)
+    queries: list[str] = field(default_factory=list)  # the query string of every request, in order
     tokens: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +99,7 @@ class StubRegistry:
             self.manifests.clear()
             self.blobs.clear()
             self.hits.clear()
+            self.queries.clear()
             self.tokens.clear()
         self.release.set()  # let any stalled handler finish
         self.release = threading.Event()
@@ -122,6 +124,7 @@ def _handler(stub: StubRegistry) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             with stub.lock:
                 stub.hits[path] += 1
+                stub.queries.append(self.path.partition("?")[2])
             if path == "/token":
                 expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
                 if self.headers.get("Authorization") != expected:

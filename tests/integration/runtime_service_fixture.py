@@ -129,13 +129,14 @@ def pods(daemon_factory: Any, tmp_path: Path, test_registry: str, pods_extra_con
             plugin["ipam"]["dataDir"] = str(tmp_path / "ipam")
     (cni_dir / CONFLIST.name).write_text(json.dumps(conflist))
     cgroup_parent = f"/dockyard-test-{secrets.token_hex(4)}"
+    extra = dict(pods_extra_config)
     daemon: Daemon = daemon_factory(
         state_dir=str(state),
         socket={"path": str(state / "dockyard.sock")},
-        cni={"conf_dir": str(cni_dir), "cache_dir": str(tmp_path / "cni-cache")},
+        cni={"conf_dir": str(cni_dir), "cache_dir": str(tmp_path / "cni-cache"), **extra.pop("cni", {})},
         cgroup_parent=cgroup_parent,
         restrict_oom_score_adj=True,
-        **pods_extra_config,
+        **extra,
     )
     daemon.socket = state / "dockyard.sock"
     daemon.start()

@@ -205,8 +205,8 @@ def test_bad_inputs(pods: Pods) -> None:
         assert err.code() == grpc.StatusCode.NOT_FOUND and "not-there" in err.details()
         err = create(log_path="../../escape.log")
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "log_directory" in err.details()
-        err = create(mounts=[api_pb2.Mount(container_path="/data", host_path="/nonexistent/dockyard-test")])
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "host_path" in err.details()
+        err = create(mounts=[api_pb2.Mount(container_path="/data", host_path=str(pods.daemon.root / "content"))])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "config.mounts[0].host_path" in err.details()
         listed = rt.ListContainers(api_pb2.ListContainersRequest())
         assert list(listed.containers) == []
         # Stop and Remove of unknown objects are fine.

@@ -54,7 +54,9 @@ def fake_tree(root: Path, layout: str) -> str:
         for level in ("", "dy", "dy/c1"):
             (root / h / level).mkdir(exist_ok=True)
             for f in files:
-                (root / h / level / f).write_text("THAWED\n" if f == "freezer.state" else "")
+                # (a v2 cgroup lists the controllers whose files it has)
+                text = {"freezer.state": "THAWED\n", "cgroup.controllers": "pids\n"}.get(f, "")
+                (root / h / level / f).write_text(text)
     if layout == "v2":
         (root / "cgroup.controllers").write_text("pids\n")
         return f"30 23 0:40 / {root} rw - cgroup2 cgroup2 rw\n"

@@ -328,6 +328,17 @@ def test_apply_refuses_what_this_cgroup_lacks(fake: FakeV2, resources: dict[str,
     assert (Path(mgr.paths()[""]) / "pids.max").read_text() == ""
 
 
+def test_controller_not_enabled_is_named_with_its_parent(fake: FakeV2) -> None:
+    """A limit for a controller the parent did not enable names the controller and the parent's subtree_control."""
+    mgr = fake.manager()
+    mgr.create()
+    with pytest.raises(Unsupported) as info:
+        mgr.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
+    assert info.value.target == "linux.resources.hugepageLimits"
+    assert f"the hugetlb controller is not enabled for {fake.root}/dy/c1: {fake.root}/dy/cgroup.subtree_control" \
+        in str(info.value)
+
+
 def test_apply_attaches_the_device_program_before_any_write(fake: FakeV2, device_program: FakeDeviceProgram) -> None:
     """apply attaches the device rules' program to the container's cgroup first, then writes the files."""
     mgr = fake.manager()

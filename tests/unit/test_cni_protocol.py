@@ -15,6 +15,8 @@ from dockyard.cri.network.protocol import (
     build_runtime_config,
     convert_result,
     del_gets_prev_result,
+    has_status_and_gc,
+    highest_version,
     parse_result,
     plugin_env,
     plugin_error,
@@ -22,6 +24,8 @@ from dockyard.cri.network.protocol import (
     result_ips,
     runtime_config_for,
     supports_check,
+    verb_env,
+    verb_stdin,
 )
 
 ARGS = RuntimeArgs("abc123", "/run/dockyard/netns/abc123", "eth0", "default", "web", "uid-1")
@@ -82,6 +86,12 @@ def test_cni_args_refuse_separators_in_values(bad: str) -> None:
         ({"type": "x", "capabilities": {"bandwidth": True, "dns": True}},
          {"bandwidth": {"ingressRate": 1}, "dns": {"servers": ["1.1.1.1"]}, "portMappings": [1]},
          {"bandwidth": {"ingressRate": 1}, "dns": {"servers": ["1.1.1.1"]}}),
+        # declared, but the pod brings no value: left out (libcni), not an error
+        ({"type": "x", "capabilities": {"ips": True, "mac": True, "portMappings": True}}, {"dns": {}}, {}),
+        # any capability passes through when the runtime has a value for it
+        ({"type": "x", "capabilities": {"ipRanges": True, "ips": True}},
+         {"ipRanges": [[{"subnet": "10.88.0.0/16"}]], "ips": ["10.88.0.9/16"]},
+         {"ipRanges": [[{"subnet": "10.88.0.0/16"}]], "ips": ["10.88.0.9/16"]}),
     ],
 )
 def test_runtime_config_holds_only_declared_capabilities(
@@ -115,12 +125,37 @@ def test_stdin_overrides_a_plugin_supplied_name_and_version() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "prev_on_del", "check"),
-    [("0.3.0", False, False), ("0.3.1", False, False), ("0.4.0", True, True), ("1.0.0", True, True)],
+    ("version", "prev_on_del", "check", "status_and_gc"),
+    [("0.3.0", False, False, False), ("0.3.1", False, False, False), ("0.4.0", True, True, False),
+     ("1.0.0", True, True, False), ("1.1.0", True, True, True)],
 )
-def test_version_features(version: str, prev_on_del: bool, check: bool) -> None:
+def test_version_features(version: str, prev_on_del: bool, check: bool, status_and_gc: bool) -> None:
     assert del_gets_prev_result(version) is prev_on_del
     assert supports_check(version) is check
+    assert has_status_and_gc(version) is status_and_gc
+
+
+@pytest.mark.parametrize(("versions", "want"), [
+    (["0.3.1", "1.1.0", "1.0.0"], "1.1.0"), (["1.0.0", "2.0.0"], "1.0.0"), (["0.2.0"], None), ([], None)])
+def test_highest_version(versions: list[str], want: str | None) -> None:
+    assert highest_version(versions) == want
+
+
+def test_status_and_gc_get_only_command_and_path() -> None:
+    env = verb_env("GC", ["/a", "/b"], {"PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "CNI_COMMAND": "GC", "CNI_PATH": "/a:/b"}
+    with pytest.raises(ValueError):
+        verb_env("ADD", ["/a"])
+
+
+def test_gc_stdin_lists_the_valid_attachments() -> None:
+    network = {**NETWORK, "cniVersion": "1.1.0"}
+    plugin = {"type": "portmap", "capabilities": {"portMappings": True}, "runtimeConfig": {"x": 1}, "prevResult": {}}
+    gc = json.loads(verb_stdin(network, plugin, [{"containerID": "abc", "ifname": "eth0"}]))
+    assert gc == {"type": "portmap", "capabilities": {"portMappings": True}, "name": "dockyard",
+                  "cniVersion": "1.1.0", "cni.dev/valid-attachments": [{"containerID": "abc", "ifname": "eth0"}]}
+    status = json.loads(verb_stdin(network, plugin))
+    assert "cni.dev/valid-attachments" not in status and status["cniVersion"] == "1.1.0"
 
 
 def test_runtime_config_normalises_port_mappings() -> None:
@@ -167,6 +202,8 @@ RESULT_0_4 = {
     [
         (RESULT_1_0, "1.0.0", RESULT_1_0),
         (RESULT_0_4, "1.0.0", RESULT_1_0),
+        (RESULT_0_4, "1.1.0", {**RESULT_1_0, "cniVersion": "1.1.0"}),
+        ({**RESULT_1_0, "cniVersion": "1.1.0"}, "0.4.0", RESULT_0_4),
         (RESULT_1_0, "0.4.0", RESULT_0_4),
         (RESULT_0_4, "0.4.0", RESULT_0_4),
         ({"cniVersion": "0.3.1", "ips": [{"address": "fd00::5/64"}]}, "0.4.0",

@@ -53,7 +53,8 @@ def test_a_single_plugin_conf_is_wrapped_into_a_list() -> None:
         ("a.conflist", conflist(plugins=[{"type": "../../bin/sh"}]), r"plugins\[0\].type"),
         ("a.conflist", conflist(plugins=[{"type": "bridge"}, {}]), r"plugins\[1\].type"),
         ("a.conflist", conflist(plugins=[{"type": "x", "capabilities": {"portMappings": "yes"}}]), "booleans"),
-        ("a.conflist", conflist(plugins=[{"type": "x", "capabilities": {"ips": True}}]), "not supported"),
+        ("a.conflist", conflist(cniVersions="1.1.0"), "cniVersions must be a list"),
+        ("a.conflist", conflist(cniVersion="2.0.0", cniVersions=["2.0.0", "1.9.0"]), "cniVersion '2.0.0'"),
         ("a.conflist", conflist(disableCheck="no"), "disableCheck"),
         ("a.conf", json.dumps({"cniVersion": "1.0.0", "name": "n"}).encode(), r"plugins\[0\].type"),
     ],
@@ -61,6 +62,30 @@ def test_a_single_plugin_conf_is_wrapped_into_a_list() -> None:
 def test_invalid_configs_say_why(name: str, data: bytes, match: str) -> None:
     with pytest.raises(ConfigInvalid, match=match):
         parse_network(name, data)
+
+
+@pytest.mark.parametrize("caps", [
+    {"ips": True, "mac": True}, {"ipRanges": True}, {"portMappings": True, "bandwidth": True, "dns": True},
+    {"io.example/made-up": True, "ips": False},
+])
+def test_any_declared_capability_is_accepted(caps: dict[str, bool]) -> None:
+    """libcni's rule: a capability the runtime has no value for is passed no value; the list stays valid."""
+    config = parse_network("a.conflist", conflist(cniVersion="1.1.0", plugins=[{"type": "x", "capabilities": caps}]))
+    assert config.cni_version == "1.1.0" and config.raw["plugins"][0]["capabilities"] == caps
+
+
+@pytest.mark.parametrize(
+    ("version", "versions", "want"),
+    [
+        ("1.0.0", ["0.4.0", "1.1.0", "1.0.0"], "1.1.0"),   # the highest one known wins over cniVersion
+        ("1.0.0", ["1.2.0", "9.9.9"], "1.0.0"),             # none known: cniVersion
+        (None, ["0.3.1", "1.0.0"], "1.0.0"),
+        ("1.1.0", None, "1.1.0"),
+    ],
+)
+def test_cni_versions_pick_the_highest_known(version: str | None, versions: list[str] | None, want: str) -> None:
+    config = parse_network("a.conflist", conflist(cniVersion=version, cniVersions=versions))
+    assert config.cni_version == want and config.raw["cniVersion"] == want
 
 
 def test_choose_takes_the_first_valid_file_in_lexical_order() -> None:

@@ -461,6 +461,10 @@ ROWS: list[tuple[str, Mutate, Check]] = [
     ("apparmor localhost with AppArmor", _both(_kw(apparmor_enabled=True), _sec(apparmor=api_pb2.SecurityProfile(
         profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="localhost/my-prof"))),
      lambda s: _eq(s["process"]["apparmorProfile"], "my-prof")),
+    ("apparmor localhost, loaded", _both(_kw(apparmor_enabled=True, apparmor_loaded=frozenset({"my-prof"})),
+                                         _sec(apparmor=api_pb2.SecurityProfile(
+                                             profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="my-prof"))),
+     lambda s: _eq(s["process"]["apparmorProfile"], "my-prof")),
     ("apparmor unconfined", _both(_kw(apparmor_enabled=True), _sec(apparmor_profile="unconfined")),
      lambda s: _eq("apparmorProfile" in s["process"], False)),
     ("selinux label with SELinux", _both(_kw(selinux_enabled=True), _sec(selinux_options=api_pb2.SELinuxOption(
@@ -577,6 +581,11 @@ ERRORS: list[tuple[str, Mutate, str]] = [
      "config.linux.security_context.seccomp_profile_path"),
     ("apparmor localhost without AppArmor", _sec(apparmor=api_pb2.SecurityProfile(
         profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="my-prof")),
+     "config.linux.security_context.apparmor.localhost_ref"),
+    ("apparmor localhost not loaded", _both(_kw(apparmor_enabled=True, apparmor_loaded=frozenset({"dockyard-default"})),
+                                            _sec(apparmor=api_pb2.SecurityProfile(
+                                                profile_type=api_pb2.SecurityProfile.Localhost,
+                                                localhost_ref="localhost/not-loaded"))),
      "config.linux.security_context.apparmor.localhost_ref"),
     ("masked path relative", _sec(masked_paths=["proc/x"]), "config.linux.security_context.masked_paths[0]"),
     ("pid POD when the pod uses the host's", _both(

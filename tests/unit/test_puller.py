@@ -465,25 +465,98 @@ async def test_mirror_failover_in_listed_order(store: ContentStore, tmp_path: Pa
     assert empty.hits["/v2/library/app/manifests/v1"] == 1 and full.hits["/v2/library/app/manifests/v1"] == 1
 
 
-@asyncio_test
-async def test_no_silent_upstream_fallback(store: ContentStore, tmp_path: Path) -> None:
-    """With a hosts.toml listing only mirrors, a failing mirror never leads to the upstream registry."""
-    contacted: set[str] = set()
-    mirror = FakeRegistry(host="mirror.test")
+async def pull_routed(tmp_path: Path, store: ContentStore, namespace: str, hosts_toml: str, ref: str,
+                      registries: dict[str, FakeRegistry]) -> tuple[list[str], Any]:
+    """Pull ``ref`` with one hosts.toml, each host answered by its FakeRegistry
+    (an unknown host refuses the connection); (hosts contacted in order, result or error)."""
+    contacted: list[str] = []
 
     async def route(request: httpx.Request) -> httpx.Response:
-        contacted.add(request.url.host)
-        return await mirror.handle(request)
+        netloc = request.url.netloc.decode()
+        if not contacted or contacted[-1] != netloc:
+            contacted.append(netloc)
+        if netloc not in registries:
+            raise httpx.ConnectError("connection refused")
+        return await registries[netloc].handle(request)
 
-    hosts = write_hosts(tmp_path, "docker.io", '[host."https://mirror.test"]\n')
-    puller = Puller(hosts, store, platform=Platform("linux", "amd64"), transport=httpx.MockTransport(route), backoff=0.001)
+    hosts = write_hosts(tmp_path, namespace, hosts_toml)
+    puller = Puller(hosts, store, platform=Platform("linux", "amd64"), transport=httpx.MockTransport(route),
+                    backoff=0.001, retries=0)
+    try:
+        result: Any = await puller.pull(parse_reference(ref))
+    except PullError as err:
+        result = err
+    finally:
+        await puller.aclose()
+    return contacted, result
+
+
+@asyncio_test
+async def test_upstream_after_the_mirrors(store: ContentStore, tmp_path: Path) -> None:
+    """containerd's rule: mirrors in the listed order, then the namespace's upstream when no server is set."""
+    upstream = FakeRegistry(host="registry-1.docker.io")
+    upstream.add_image("v1", LAYERS[:1])
+    contacted, image = await pull_routed(
+        tmp_path, store, "docker.io", '[host."https://m1.test"]\n[host."https://m2.test"]\n', "docker.io/library/app:v1",
+        {"m2.test": FakeRegistry(host="m2.test"), "registry-1.docker.io": upstream})
+    assert contacted[:3] == ["m1.test", "m2.test", "registry-1.docker.io"]
+    assert image.repo_digest.startswith("docker.io/library/app@")
+    assert store.has(sha(LAYERS[0]))
+
+
+@asyncio_test
+async def test_server_elsewhere_means_no_upstream(store: ContentStore, tmp_path: Path) -> None:
+    """With server set, the last host tried is the server; the namespace's own registry is never contacted."""
+    contacted, err = await pull_routed(
+        tmp_path, store, "docker.io", 'server = "https://only.test"\n[host."https://m1.test"]\n', "busybox",
+        {"m1.test": FakeRegistry(host="m1.test"), "only.test": FakeRegistry(host="only.test")})
+    assert isinstance(err, PullError) and err.reason == "not_found"
+    assert contacted == ["m1.test", "only.test"]
+
+
+@asyncio_test
+async def test_plain_http_mirror_anywhere_and_ns(store: ContentStore, tmp_path: Path) -> None:
+    """A hosts.toml's http:// mirror on a non-loopback host is used over plain HTTP, and every
+    request to it carries ns=<namespace>, as containerd sends it."""
+    mirror = FakeRegistry(host="kind-registry:5000")
+    mirror.add_image("v1", LAYERS[:1])
+    seen: list[str] = []
+    handle = mirror.handle
+
+    async def recording(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return await handle(request)
+
+    mirror.handle = recording  # type: ignore[method-assign]
+    contacted, image = await pull_routed(
+        tmp_path, store, "docker.io", '[host."http://kind-registry:5000"]\n', "docker.io/library/app:v1",
+        {"kind-registry:5000": mirror})
+    assert contacted == ["kind-registry:5000"], image
+    requests = [u for u in seen if "/v2/library/" in u]
+    assert requests and all(u.startswith("http://kind-registry:5000/") and u.endswith("?ns=docker.io") for u in requests)
+
+
+@asyncio_test
+async def test_plain_http_refused_where_nothing_asks(store: ContentStore, tmp_path: Path) -> None:
+    """An HTTPS registry's redirect to plain HTTP on another, non-loopback host is refused."""
+    registry = FakeRegistry(host="registry.test")
+    registry.add_image("v1", LAYERS[:1])
+    registry.faults[sha(LAYERS[0])] = "redirect"
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.test":
+            return httpx.Response(307, headers={"Location": f"http://cdn.test{request.url.path}"})
+        return await registry.handle(request)
+
+    puller = Puller(HostsConfig(None), store, platform=Platform("linux", "amd64"), transport=httpx.MockTransport(route),
+                    backoff=0.001, retries=0)
     with pytest.raises(PullError) as info:
         try:
-            await puller.pull(parse_reference("busybox"))
+            await puller.pull(parse_reference("registry.test/app:v1"))
         finally:
             await puller.aclose()
-    assert info.value.reason == "not_found"
-    assert contacted == {"mirror.test"}
+    assert "refusing http:// to cdn.test" in str(info.value)
+    assert not store.has(sha(LAYERS[0]))
 
 
 @asyncio_test

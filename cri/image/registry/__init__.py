@@ -2,6 +2,6 @@
 
 hosts.py  — containerd's hosts.toml directory layout -> the hosts to try
 auth.py   — WWW-Authenticate parsing, bearer and basic credentials
-client.py — the HTTP client: TLS, loopback-only plain HTTP, retries, no-progress timeout
+client.py — the HTTP client: TLS, plain HTTP only where configured or to loopback, retries, no-progress timeout
 puller.py — manifest/index -> config and layers into the content store, verified while streaming
 """

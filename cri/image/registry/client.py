@@ -4,8 +4,9 @@ What it adds to httpx, and why:
 
 - TLS per host from hosts.toml (extra CAs, client certificates, skip_verify),
   so one mirror's CA does not widen trust for every other host.
-- Plain HTTP only to loopback. hosts.py refuses http:// elsewhere already;
-  this is checked again for every URL actually requested, redirects included.
+- Plain HTTP only where configuration asks for it (a hosts.toml's http://
+  host) or to loopback; checked for every URL actually requested, redirects
+  included, so a redirect cannot downgrade an HTTPS registry elsewhere.
 - Auth: one ping of /v2/ per host learns the challenge, so the first real
   request already carries a token; a later 401 (expired token) refreshes it
   once. Tokens are cached per (host, scope, credentials) until shortly before
@@ -33,7 +34,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -76,14 +77,19 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def check_scheme(url: str, reference: str) -> None:
+def check_scheme(url: str, reference: str, configured: RegistryHost | None = None) -> None:
+    """HTTPS anywhere; plain HTTP to loopback, or to the host a hosts.toml names with http://."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and is_loopback(parts.netloc):
-        return
+    if parts.scheme == "http":
+        if is_loopback(parts.netloc):
+            return
+        if configured is not None and configured.scheme == "http" and parts.netloc == configured.host:
+            return
     raise PullError(
-        f"pulling {reference}: refusing {parts.scheme}:// to {parts.netloc} (plain HTTP only to loopback registries)",
+        f"pulling {reference}: refusing {parts.scheme}:// to {parts.netloc} (plain HTTP only to loopback "
+        "registries and to hosts a hosts.toml names with http://)",
         reason="registry_error",
     )
 
@@ -254,8 +260,10 @@ class RegistryClient:
         challenges = await self._challenges_for(host, reference)
         authorization = await self._authorization(host, challenges, scope, creds, reference, refresh=False)
         headers = {"Accept": accept} if accept else {}
+        # A mirror is told which registry it stands in for (containerd's ns= parameter).
+        url = host.url + path + ("?" + urlencode({"ns": host.namespace}) if host.namespace else "")
         for refreshed in (False, True):
-            async with self._request(host, "GET", host.url + path, headers, authorization, reference) as response:
+            async with self._request(host, "GET", url, headers, authorization, reference) as response:
                 if response.status_code == 200:
                     yield response
                     return
@@ -291,7 +299,7 @@ class RegistryClient:
                 hdrs["Authorization"] = authorization
             try:
                 for _hop in range(MAX_REDIRECTS + 1):
-                    check_scheme(target, reference)
+                    check_scheme(target, reference, host)
                     client = self._client_for(host) if on_host else self._default_client()
                     response = await client.send(client.build_request(method, target, headers=hdrs), stream=True)
                     if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:

@@ -1,5 +1,6 @@
 """Registry host configuration in containerd's hosts.toml directory layout.
 
+    <config_path>/<host>_<port>_/hosts.toml    for host:port (tried first)
     <config_path>/<host[:port]>/hosts.toml     for that registry namespace
     <config_path>/_default/hosts.toml          for any namespace without its own
 
@@ -14,19 +15,35 @@
       [host."https://mirror.example".header]
         x-custom = "value"                      # or a list of values
 
-Hosts are tried in the order the file lists them, then `server`.
+containerd's rules, which this module follows:
 
-Where this departs from containerd, on purpose: when a hosts.toml lists
-`[host]` entries and does not set `server`, the upstream registry is NOT
-appended. containerd (1.6 and later) appends it, so a pull whose mirrors all
-fail goes to the internet, which the node's owner configured the mirrors to
-avoid. To fall back, write `server = ...` explicitly. A hosts.toml without any
-`[host]` still applies its top-level settings to the default server.
+* The first of those directories that *exists* is the namespace's; a
+  directory without hosts.toml means the default upstream with the
+  certificates found there in Docker's layout (``*.crt`` CAs, ``*.cert``
+  client certificates with their ``*.key``).
+* The hosts to try are the ``[host]`` entries in the order the file lists
+  them, then ``server``; without ``server``, the namespace's own upstream
+  (``registry-1.docker.io`` for docker.io, else the namespace over HTTPS).
+  So a pull whose mirrors all fail goes upstream unless ``server`` names
+  somewhere else. The top-level settings (ca, skip_verify, ...) belong to
+  that last entry; its capabilities are all three when ``server`` is unset.
+* Any scheme the file writes is honoured: ``http://`` for any host
+  (kind's ``http://kind-registry:5000`` is the common case). An
+  ``http://`` host that also has TLS settings (ca, client, skip_verify) on
+  a port other than 80 is tried over HTTPS first and then over HTTP, as
+  containerd's HTTP fallback does.
+* A host other than the namespace (a mirror) gets the namespace as the
+  ``ns`` query parameter of every request.
 
-Plain HTTP is allowed only to loopback (localhost, 127.0.0.0/8, ::1); an
-http:// host elsewhere is a configuration error naming the file. Without any
-hosts.toml, a loopback registry is tried over HTTPS and then plain HTTP, as
-docker does.
+Plain HTTP without configuration asking for it: only to loopback
+(localhost, 127.0.0.0/8, ::1), where a registry is tried over HTTPS and then
+plain HTTP, as docker does. Elsewhere an unconfigured namespace is HTTPS only.
+
+Where this departs from containerd, on purpose: a malformed hosts.toml is an
+error naming the file (containerd logs it and silently falls back to the
+upstream, which is how a node ends up pulling from where its owner said not
+to); a loopback registry's certificate is verified (containerd skips
+verification for localhost).
 """
 
 from __future__ import annotations
@@ -34,8 +51,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,7 +67,9 @@ class RegistryHost:
     """One place to send registry requests for a namespace.
 
     `url` is the API root ("https://mirror.example/v2"); `host` is its
-    netloc, which is also the key for per-registry credentials.
+    netloc, which is also the key for per-registry credentials. `namespace`
+    is set when the host is not the namespace itself (a mirror): requests
+    carry it as ``?ns=``.
     """
 
     url: str
@@ -60,6 +79,7 @@ class RegistryHost:
     ca: tuple[str, ...] = ()
     client: tuple[tuple[str, str | None], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    namespace: str = ""
     source: str | None = field(default=None, compare=False)  # the hosts.toml, for messages
 
     @property
@@ -86,8 +106,12 @@ def is_loopback(host: str) -> bool:
 
 
 def host_directory_names(namespace: str) -> list[str]:
-    """Directories to look in for a namespace, in order."""
-    return [namespace, "_default"]
+    """Directories to look in for a namespace, in order (containerd's on unix)."""
+    names = []
+    colon = namespace.rfind(":")
+    if colon > 0:
+        names.append(f"{namespace[:colon]}_{namespace[colon + 1:]}_")
+    return names + [namespace, "_default"]
 
 
 class HostsConfig:
@@ -101,24 +125,48 @@ class HostsConfig:
         if self.config_path:
             for name in host_directory_names(namespace):
                 directory = os.path.join(self.config_path, name)
+                if not os.path.isdir(directory):
+                    continue
                 path = os.path.join(directory, "hosts.toml")
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
                 except FileNotFoundError:
-                    continue
+                    return cert_dir_hosts(directory, namespace)
                 except OSError as err:
                     raise InvalidArgument(f"cannot read registry hosts file {path}: {err.strerror}") from err
+                if not data.strip():
+                    return cert_dir_hosts(directory, namespace)
                 return parse_hosts_toml(data, path, namespace)
         return default_hosts(namespace)
 
 
+def upstream_url(namespace: str) -> str:
+    """The registry a namespace means when nothing else is configured."""
+    return DEFAULT_DOCKER_SERVER if namespace == "docker.io" else f"https://{namespace}"
+
+
 def default_hosts(namespace: str) -> list[RegistryHost]:
-    if namespace == "docker.io":
-        return [_host(DEFAULT_DOCKER_SERVER, ALL_CAPABILITIES, None)]
+    upstream = _host(upstream_url(namespace), ALL_CAPABILITIES, None)
     if is_loopback(namespace):
-        return [_host(f"https://{namespace}", ALL_CAPABILITIES, None), _host(f"http://{namespace}", ALL_CAPABILITIES, None)]
-    return [_host(f"https://{namespace}", ALL_CAPABILITIES, None)]
+        return [upstream, _host(f"http://{namespace}", ALL_CAPABILITIES, None)]
+    return [upstream]
+
+
+def cert_dir_hosts(directory: str, namespace: str) -> list[RegistryHost]:
+    """A host directory without hosts.toml: the default upstream with Docker's
+    certificate files (``*.crt`` CAs; ``*.cert`` client certs, key in ``*.key``)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as err:
+        raise InvalidArgument(f"cannot read registry host directory {directory}: {err.strerror}") from err
+    ca = tuple(os.path.join(directory, n) for n in names if n.endswith(".crt"))
+    client: list[tuple[str, str | None]] = []
+    for name in names:
+        if name.endswith(".cert"):
+            key = os.path.join(directory, name[: -len(".cert")] + ".key")
+            client.append((os.path.join(directory, name), key if os.path.exists(key) else None))
+    return [replace(h, ca=ca, client=tuple(client), source=directory) for h in default_hosts(namespace)]
 
 
 def parse_hosts_toml(data: bytes, path: str, namespace: str) -> list[RegistryHost]:
@@ -133,8 +181,7 @@ def parse_hosts_toml(data: bytes, path: str, namespace: str) -> list[RegistryHos
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise bad(str(err)) from err
 
-    known_top = {"server", "capabilities", "skip_verify", "ca", "client", "header", "override_path", "host"}
-    unknown = sorted(set(doc) - known_top)
+    unknown = sorted(set(doc) - _HOST_KEYS - {"server", "host"})
     if unknown:
         raise bad(f"unknown key(s) {', '.join(unknown)}")
     base = os.path.dirname(path)
@@ -143,46 +190,56 @@ def parse_hosts_toml(data: bytes, path: str, namespace: str) -> list[RegistryHos
     table = doc.get("host", {})
     if not isinstance(table, dict):
         raise bad("'host' must be a table of [host.\"<url>\"] sections")
+    # tomllib keeps the file's order of tables, which is the order to try.
     for url, settings in table.items():
         if not isinstance(settings, dict):
             raise bad(f"host {url!r} must be a table")
-        hosts.append(_parse_host(url, settings, base, bad, f"host {url!r}"))
+        hosts += _parse_host(url, settings, base, bad, f"host {url!r}", namespace)
 
     server = doc.get("server")
+    top = {k: v for k, v in doc.items() if k not in ("server", "host")}
     if server is not None:
         if not isinstance(server, str) or not server:
             raise bad("'server' must be a URL string")
-        hosts.append(_parse_host(server, doc, base, bad, "server"))
-    elif not hosts:
-        upstream = default_hosts(namespace)[0]
-        hosts.append(_parse_host(upstream.url.removesuffix("/v2"), doc, base, bad, "server"))
+        hosts += _parse_host(server, top, base, bad, "server", namespace)
+    else:
+        # No server: the namespace's own upstream, with every capability.
+        upstream = _parse_host(upstream_url(namespace), top | {"capabilities": sorted(ALL_CAPABILITIES)},
+                               base, bad, "server", namespace)
+        hosts += upstream
+        if is_loopback(namespace) and not any(h.scheme == "http" for h in upstream):
+            hosts += [replace(upstream[0], url="http" + upstream[0].url[len("https"):], ca=(), client=(), skip_verify=False)]
     return hosts
 
 
+_HOST_KEYS = frozenset({"capabilities", "skip_verify", "ca", "client", "header", "override_path"})
+
+
 def _parse_host(
-    url: str, settings: dict[str, Any], base: str, bad: Callable[[str], InvalidArgument], what: str
-) -> RegistryHost:
-    known = {"capabilities", "skip_verify", "ca", "client", "header", "override_path"}
+    url: str, settings: dict[str, Any], base: str, bad: Callable[[str], InvalidArgument], what: str, namespace: str
+) -> list[RegistryHost]:
+    """One entry -> its host, or two (HTTPS, then HTTP) for an http:// host with TLS settings."""
     if what != "server":
-        unknown = sorted(set(settings) - known)
+        unknown = sorted(set(settings) - _HOST_KEYS)
         if unknown:
             raise bad(f"{what}: unknown key(s) {', '.join(unknown)}")
 
     parts = urlsplit(url if "://" in url else f"https://{url}")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise bad(f"{what}: {url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback(parts.netloc):
-        raise bad(f"{what}: plain HTTP is allowed only to loopback registries, not {parts.netloc}")
 
     capabilities = settings.get("capabilities", sorted(ALL_CAPABILITIES))
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         raise bad(f"{what}: 'capabilities' must be a list of strings")
+    capabilities = [c.lower() for c in capabilities]
     strange = sorted(set(capabilities) - ALL_CAPABILITIES)
     if strange:
         raise bad(f"{what}: unknown capabilities {', '.join(strange)}")
+    if not capabilities:
+        capabilities = sorted(ALL_CAPABILITIES)  # an empty list means all, as in containerd
 
-    skip_verify = settings.get("skip_verify", False)
-    if not isinstance(skip_verify, bool):
+    skip_verify = settings.get("skip_verify")
+    if skip_verify is not None and not isinstance(skip_verify, bool):
         raise bad(f"{what}: 'skip_verify' must be true or false")
     override_path = settings.get("override_path", False)
     if not isinstance(override_path, bool):
@@ -200,7 +257,7 @@ def _parse_host(
         if isinstance(item, str):
             client.append((os.path.join(base, item), None))
         elif isinstance(item, list) and len(item) == 2 and all(isinstance(p, str) for p in item):
-            client.append((os.path.join(base, item[0]), os.path.join(base, item[1])))
+            client.append((os.path.join(base, item[0]), os.path.join(base, item[1]) if item[1] else None))
         else:
             raise bad(f"{what}: 'client' must be a path, a list of paths or a list of [cert, key] pairs")
 
@@ -214,19 +271,31 @@ def _parse_host(
             raise bad(f"{what}: header {name!r} must be a string or a list of strings")
         headers.extend((name, v) for v in values)
 
-    path = parts.path.rstrip("/")
+    path = os.path.normpath(parts.path) if parts.path not in ("", "/") else ""
     if not override_path and not path.endswith("/v2"):
         path += "/v2"
-    return RegistryHost(
+    host = RegistryHost(
         url=f"{parts.scheme}://{parts.netloc}{path}",
         host=parts.netloc,
         capabilities=frozenset(capabilities),
-        skip_verify=skip_verify,
+        skip_verify=bool(skip_verify),
         ca=ca,
         client=tuple(client),
         headers=tuple(headers),
+        namespace=namespace if is_mirror(parts.netloc, namespace) else "",
         source=None if base == "" else os.path.join(base, "hosts.toml"),
     )
+    explicit_tls = bool(ca or client) or skip_verify is not None
+    if parts.scheme == "http" and explicit_tls and parts.port != 80:
+        # containerd's HTTP fallback: TLS settings on an http:// host mean
+        # "HTTPS if it answers so, else HTTP".
+        return [replace(host, url="https" + host.url[len("http"):]), host]
+    return [host]
+
+
+def is_mirror(netloc: str, namespace: str) -> bool:
+    """Whether requests to ``netloc`` serve ``namespace`` from elsewhere (they carry ``ns=``)."""
+    return netloc != namespace and not (namespace == "docker.io" and netloc == urlsplit(DEFAULT_DOCKER_SERVER).netloc)
 
 
 def _host(url: str, capabilities: frozenset[str], source: str | None) -> RegistryHost:

@@ -178,6 +178,7 @@ class V2Manager:
         from ..manager import check_before_update, perform, report_ignored
 
         plan = self.plan(resources)
+        self._check_controllers(plan)
         ignored: list[tuple[str, str]] = []
         if "memory" in resources:
             from . import memory
@@ -196,6 +197,24 @@ class V2Manager:
             ignored += devices.enforce(self.path, resources, allow_unenforced=self._allow_unenforced_devices)
         report_ignored(ignored + _network_ignored(resources))
         perform(plan)
+
+    def _check_controllers(self, plan: list[Write]) -> None:
+        """A controller's file needs the controller enabled for this cgroup
+        (in its cgroup.controllers, which the parent's cgroup.subtree_control
+        decides; create() enables what each level offers, but a parent that
+        holds processes or was given the controller as threaded cannot).
+        Name the controller and the parent, before anything is written."""
+        text = cgroupfs.read_optional(self._file("cgroup.controllers"))
+        if text is None:
+            return  # no such cgroup: perform() names the missing file
+        enabled = set(text.split())
+        for w in plan:
+            controller = w.file.partition(".")[0]
+            if controller != "cgroup" and controller not in enabled:
+                parent = leanos.path.dirname(self.path)
+                raise Unsupported("apply cgroup limits", w.field,
+                                  f"the {controller} controller is not enabled for {self.path}: "
+                                  f"{parent}/cgroup.subtree_control does not list it")
 
     def freeze(self) -> None:
         self._set_frozen(True)

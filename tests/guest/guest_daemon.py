@@ -1,0 +1,77 @@
+"""dockyardd inside the test guest, with the local registry and a pod network.
+
+Facts this relies on:
+- The guest's root is the host's under a tmpfs overlay: the registry's
+  storage (build/registry) and the test images pushed to it are there, and
+  whatever the guest writes stays in the guest.
+- The guest has no network device but ``lo``, in a network namespace of its
+  own: the registry listens on 127.0.0.1:5000 there, the pods' bridge and
+  addresses (10.88.0.0/16, no masquerade) exist only in the guest, and
+  nothing can route out.
+- systemd is PID 1 and the suite runs in a unit with Delegate=yes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import guest_env  # noqa: F401 (puts tests/integration on sys.path)
+import pytest
+from bundle import SUBREAPER
+from daemon_fixture import Daemon
+
+REPO = Path(__file__).resolve().parents[2]
+CONFLIST = REPO / "deploy" / "cni" / "10-dockyard.conflist"
+MIRRORED = ("registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "registry-1.docker.io", "quay.io",
+            "127.0.0.1:5000")
+
+
+def write_mirrors(config_path: Path) -> None:
+    for host in MIRRORED:
+        d = config_path / host
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text('server = "http://127.0.0.1:5000"\n\n[host."http://127.0.0.1:5000"]\n'
+                                      '  capabilities = ["pull", "resolve"]\n')
+
+
+def run(*argv: str) -> str:
+    done = SUBREAPER.run(list(argv), timeout=300, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def guest_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A dockyardd with the cgroupfs driver, its pods on a bridge of the guest's own."""
+    run("ip", "link", "set", "lo", "up")
+    run(str(REPO / "hack" / "registry.sh"), "start")
+    tmp = tmp_path_factory.mktemp("dockyardd")
+    state = Path(tempfile.mkdtemp(prefix="dyg", dir="/tmp"))  # shim sockets need a short path
+    certs = tmp / "certs.d"
+    write_mirrors(certs)
+    cni = tmp / "cni"
+    cni.mkdir()
+    shutil.copy(CONFLIST, cni / CONFLIST.name)
+    daemon = Daemon(
+        tmp,
+        registry={"config_path": str(certs)},
+        cni={"conf_dir": str(cni), "cache_dir": str(tmp / "cni-cache")},
+        state_dir=str(state),
+        cgroup_parent=f"/dockyard-guest-{secrets.token_hex(4)}",
+        log_level="info",
+    )
+    daemon.socket = state / "dockyard.sock"
+    daemon.config["socket"] = {"path": str(daemon.socket)}
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        if daemon.alive():
+            daemon.crictl("rmp", "-f", "-a", check=False)
+        daemon.stop()
