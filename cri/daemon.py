@@ -100,27 +100,33 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth, the_puller)
 
 
-def open_runtime(config: Config, stores: Stores) -> Any:
+def open_runtime(config: Config, stores: Stores, metrics: Metrics | None = None) -> Any:
     """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
     from dockyard.cri.events import ContainerEvents
     from dockyard.cri.apparmor import AppArmor
     from dockyard.cri.network.cni import CNI
+    from dockyard.cri.network.timed import TimedNetwork
     from dockyard.cri.node_facts import read_node_resources
-    from dockyard.cri.server.cri_service import CriService
+    from dockyard.cri.server.cri_service import CriService, NoMetrics
     from dockyard.cri.store.container import ContainerStore
     from dockyard.cri.store.sandbox import SandboxStore
 
-    return CriService(
+    cni: Any = CNI(config.cni.conf_dir, config.cni.bin_dirs, config.cni_cache_dir)
+    cri = CriService(
         config=config,
         images=stores.images,
         snapshotter=stores.snapshotter,
-        cni=CNI(config.cni.conf_dir, config.cni.bin_dirs, config.cni_cache_dir),
+        cni=TimedNetwork(cni, metrics) if metrics is not None else cni,
         sandboxes=SandboxStore(config.root_dir),
         containers=ContainerStore(config.root_dir),
         events=ContainerEvents(),
         node=read_node_resources(),
         apparmor=AppArmor(),
+        metrics=metrics if metrics is not None else NoMetrics(),
     )
+    if metrics is not None:
+        metrics.count_node(cri.node_counts)
+    return cri
 
 
 def open_stream_server(config: Config, runtime: Any, metrics: Metrics) -> Any:
@@ -160,7 +166,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     readiness = Readiness()
     instrument = Instrument(readiness, metrics)
     stores = await asyncio.to_thread(open_stores, config, metrics)
-    runtime = open_runtime(config, stores)
+    runtime = open_runtime(config, stores, metrics)
     host, port = config.metrics_host_port
     metrics.serve(host, port)
     streams = open_stream_server(config, runtime, metrics)

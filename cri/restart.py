@@ -197,7 +197,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
                     cri.record_exit(c, 255, now_ns(), reason=REBOOTED_REASON, message="the node rebooted")
             cri.record_pause_exit(s, 255)
             continue
-        client = await cri.shims.reconnect(s.id)
+        client = await cri.shims.reconnect(s.id, s.handler)
         if client is None:
             if any(c.state is not ContainerState.EXITED for c in cri.containers.of_sandbox(s.id)) or s.pause_exit_code is None:
                 report.dead_shims += 1

@@ -1,18 +1,19 @@
 """ContainerStatus: the record as CRI sees it, plus verbose info (pid, spec, runtime).
 
-``user`` and ``resources`` come from the bundle's config.json, which
-UpdateContainerResources keeps current (containerd reports the spec's
-resources too): kubelet compares ``resources`` with what it asked for to
-tell whether an in-place resize is done."""
+``user`` and ``resources`` come from the bundle's config.json (read once,
+cri/bundle_facts.py), which UpdateContainerResources keeps current
+(containerd reports the spec's resources too): kubelet compares
+``resources`` with what it asked for to tell whether an in-place resize is
+done."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from cri_api.v1 import api_pb2
 
+from ..bundle_facts import BundleFacts
 from ..oci.resources import cri_resources
 from ..store.container import CRI_STATE, Container, ContainerState
 from .cri_service import CriService
@@ -45,44 +46,23 @@ def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
     )
     for m in config.mounts:
         status.mounts.append(m)
-    spec = _read_spec(c.bundle)
-    user = _spec_user(spec)
-    if user is not None:
-        status.user.CopyFrom(user)
-    resources = _spec_resources(spec)
-    if resources is not None:
-        status.resources.linux.CopyFrom(resources)
+    # The identity the process runs as, from its OCI spec (as containerd
+    # reports it): the SupplementalGroupsPolicy result shows here.
+    facts = cri.bundle_facts.get(c.id, c.bundle)
+    if facts is not None and facts.has_user:
+        status.user.CopyFrom(api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
+            uid=facts.uid, gid=facts.gid, supplemental_groups=facts.additional_gids)))
+    if facts is not None:
+        resources = spec_resources(facts)
+        if resources is not None:
+            status.resources.linux.CopyFrom(resources)
     return status
 
 
-def _read_spec(bundle: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            spec = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return spec if isinstance(spec, dict) else {}
-
-
-def _spec_user(spec: dict[str, Any]) -> api_pb2.ContainerUser | None:
-    """The identity the process runs as, from its OCI spec (as containerd
-    reports it): the SupplementalGroupsPolicy result shows here."""
-    try:
-        user = spec["process"]["user"]
-        return api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
-            uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),
-            supplemental_groups=[int(g) for g in user.get("additionalGids", [])],
-        ))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def _spec_resources(spec: dict[str, Any]) -> api_pb2.LinuxContainerResources | None:
+def spec_resources(facts: BundleFacts) -> api_pb2.LinuxContainerResources | None:
     """The container's linux resources as its spec holds them now (pure)."""
     try:
-        resources = spec["linux"].get("resources") or {}
-        oom = int(spec.get("process", {}).get("oomScoreAdj", 0))
-        return cri_resources(resources, oom)
+        return cri_resources(facts.resources or {}, facts.oom_score_adj)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 

@@ -58,6 +58,7 @@ async def update_container_resources(
         if not c.task_pending:
             await cri.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
         await asyncio.to_thread(_update_bundle, c.bundle, resources)
+        cri.bundle_facts.forget(c.id)  # ContainerStatus reports the new resources
         config = c.config
         config.linux.resources.MergeFrom(request.linux)
         c.config_b64 = c.encode_config(config)

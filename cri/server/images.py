@@ -86,7 +86,7 @@ class PullerLike(Protocol):
 
 class PullMetricsLike(Protocol):
     def pull_started(self) -> None: ...
-    def pull_finished(self, seconds: float, failure_reason: str | None) -> None: ...
+    def pull_finished(self, seconds: float, failure_reason: str | None, registry: str = "") -> None: ...
 
 
 class RecordFactory(Protocol):
@@ -227,7 +227,7 @@ class Images:
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:
-            self.metrics.pull_finished(time.monotonic() - start, reason)
+            self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
             await self._pull_exit(gc=reason is not None)
 
     async def shutdown(self) -> None:

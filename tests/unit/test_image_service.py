@@ -24,6 +24,10 @@ class Ref:
     def repository(self) -> str:
         return self.text.split(":")[0]
 
+    @property
+    def domain(self) -> str:
+        return self.text.split("/")[0] if "/" in self.text else "docker.io"
+
     def string(self) -> str:
         return self.text if ":" in self.text else self.text + ":latest"
 

@@ -15,7 +15,8 @@ from cri_api.v1 import api_pb2
 from dockyard.cri import errors
 from dockyard.cri.oci.resources import cri_resources, linux_resources
 from dockyard.cri.pod_cgroup import CgroupWrite, apply_pod_resources, resource_writes, shares_to_weight, with_overhead
-from dockyard.cri.server.container_status import _spec_resources
+from dockyard.cri.bundle_facts import facts_of
+from dockyard.cri.server.container_status import spec_resources
 
 
 def res(**fields: Any) -> api_pb2.LinuxContainerResources:
@@ -45,9 +46,9 @@ def test_status_resources_are_what_was_asked(fields: dict[str, Any]) -> None:
 def test_status_resources_from_a_spec() -> None:
     """The spec's oomScoreAdj shows too; a spec without linux resources reports none set; a broken one nothing."""
     spec = {"process": {"oomScoreAdj": 500}, "linux": {"resources": {"cpu": {"shares": 512}, "devices": [{"allow": False}]}}}
-    assert _spec_resources(spec) == res(cpu_shares=512, oom_score_adj=500)
-    assert _spec_resources({"linux": {}}) == res()
-    assert _spec_resources({}) is None
+    assert spec_resources(facts_of(spec)) == res(cpu_shares=512, oom_score_adj=500)
+    assert spec_resources(facts_of({"linux": {}})) == res()
+    assert spec_resources(facts_of({"linux": {"resources": {"cpu": {"shares": "x"}}}})) is None
 
 
 @pytest.mark.parametrize(("resources", "overhead", "total"), [

@@ -88,7 +88,7 @@ class PullMetrics(Protocol):
 
     def layer_reused(self) -> None: ...
 
-    def bytes_pulled(self, count: int) -> None: ...
+    def bytes_pulled(self, count: int, registry: str = "") -> None: ...
 
 
 @dataclass(slots=True)
@@ -354,7 +354,7 @@ class Puller:
                 async for chunk in self._client.iter_body(response, what, ref):
                     writer.write(chunk)
                     if self._metrics is not None:
-                        self._metrics.bytes_pulled(len(chunk))
+                        self._metrics.bytes_pulled(len(chunk), pull.ref.domain)
                     if log.isEnabledFor(logging.DEBUG) and time.monotonic() >= next_report:
                         next_report = time.monotonic() + _PROGRESS_EVERY
                         log.debug("pulling %s: %s: %d of %d bytes", ref, what, writer.written, desc.size)
