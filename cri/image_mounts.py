@@ -81,9 +81,12 @@ def check_sub_path(sub_path: str, field: str) -> str:
 
 
 def mount_all(snapshotter: ViewSnapshotter, wanted: Sequence[ImageMount], bundle: str,
-              container_key: str, unmount: Callable[[str], None] | None = None) -> dict[int, str]:
+              container_key: str, unmount: Callable[[str], None] | None = None,
+              mount: Callable[[list[Any], str], None] | None = None) -> dict[int, str]:
     """Mount each volume's view under the bundle (blocking); -> config.mounts index -> the host
-    path to bind.  On failure, what this call mounted is undone before it raises."""
+    path to bind.  ``mount`` replaces the snapshotter's (a pod with a user namespace mounts
+    through its id map, cri/snapshot/idmapped.py).  On failure, what this call mounted is
+    undone before it raises."""
     sources: dict[int, str] = {}
     with contextlib.ExitStack() as undo:
         for m in wanted:
@@ -92,7 +95,7 @@ def mount_all(snapshotter: ViewSnapshotter, wanted: Sequence[ImageMount], bundle
             os.makedirs(target, mode=0o755, exist_ok=True)
             mounts = snapshotter.view(key, m.chain_id)
             undo.callback(_remove_snapshot, snapshotter, key)
-            snapshotter.mount(mounts, target)
+            (mount or snapshotter.mount)(mounts, target)
             undo.callback(unmount or _unmount, target)
             source = target
             if m.sub_path:

@@ -255,6 +255,11 @@ def _remove_orphans(cri: CriService) -> int:
             cdir = os.path.join(state, "containers", name)
             release_rootfs(cri.snapshotter, os.path.join(cdir, "rootfs"), "", cdir)
             removed += 1
+    # Idmapped layers of a rootfs being mounted when the last daemon died (cri/snapshot/idmapped.py).
+    for name in _listdir(os.path.join(state, "idm")):
+        _unmount_under(os.path.join(state, "idm", name))
+        shutil.rmtree(os.path.join(state, "idm", name), ignore_errors=True)
+        removed += 1
     for name in _listdir(os.path.join(state, "shims")):
         if name not in known_pods and not shim_alive(os.path.join(state, "shims", name)):
             shutil.rmtree(os.path.join(state, "shims", name), ignore_errors=True)

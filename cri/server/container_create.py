@@ -14,8 +14,9 @@ Order and undo (AsyncExitStack, newest first on failure):
   a volume host path inside the daemon's own directories, ...); a missing
   host path is created as a directory right before the spec is built
   (containerd's behaviour, cri/oci/host_paths.py);
-  then: record (CREATING) -> snapshot -> rootfs mount -> image volumes
-  (cri/image_mounts.py) -> config.json ->
+  then: record (CREATING) -> snapshot -> rootfs mount (through the pod's
+  id map when it has a user namespace: cri/snapshot/idmapped.py) -> image
+  volumes (cri/image_mounts.py, idmapped alike) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
   StartContainer (containerd's order; cri/store/container.py has why).
 """
@@ -27,6 +28,7 @@ import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -35,7 +37,7 @@ from .. import errors, faults, image_mounts
 from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
-from ..store.sandbox import SandboxState
+from ..store.sandbox import Sandbox, SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
 from ..oci import host_paths
 from .cri_service import CriService, now_ns
@@ -118,9 +120,11 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         parent = image.chain_ids[-1] if image.chain_ids else None
         mounts = await asyncio.to_thread(cri.snapshotter.prepare, cid, parent)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
-        await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
+        idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
+        await asyncio.to_thread(idmap_mount or cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
-        image_sources = await asyncio.to_thread(image_mounts.mount_all, cri.snapshotter, volume_images, bundle, cid)
+        image_sources = await asyncio.to_thread(image_mounts.mount_all, cri.snapshotter, volume_images, bundle, cid,
+                                                None, idmap_mount)
         undo.push_async_callback(asyncio.to_thread, image_mounts.release, cri.snapshotter, bundle, cid)
         faults.point("CreateContainer/mounted")
         await asyncio.to_thread(host_paths.create_missing, host_sources)
@@ -151,6 +155,30 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         faults.point("CreateContainer/created")
     cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)
     return api_pb2.CreateContainerResponse(container_id=cid)
+
+
+def _pod_idmap_mount(cri: CriService, sandbox: Sandbox, cid: str) -> Callable[[list[Any], str], None] | None:
+    """For a pod with its own user namespace, a mount function that shows the image's files
+    through the pod's id map (cri/snapshot/idmapped.py has why and how); None otherwise."""
+    from ..oci.namespaces import user_mappings
+    from ..snapshot import idmapped
+
+    maps = user_mappings(sandbox.config.linux.security_context.namespace_options,
+                         "sandbox_config.linux.security_context.namespace_options")
+    if maps is None:
+        return None
+    root_ids = idmapped.root_host_ids(*maps)
+    # Short: the idmapped layers' paths go into one overlay option string (a page at most).
+    scratch = os.path.join(cri.config.state_dir, "idm", cid[:16])
+
+    def mount(mounts: list[Any], target: str) -> None:
+        fd = idmapped.open_pod_userns(sandbox.pid)
+        try:
+            idmapped.mount(mounts, target, fd, scratch, root_ids)
+        finally:
+            os.close(fd)
+
+    return mount
 
 
 def _image_volumes(cri: CriService, config: api_pb2.ContainerConfig) -> list[image_mounts.ImageMount]:

@@ -161,9 +161,11 @@ class Kubelet:
     def pod_name(self, name: str) -> str:
         return f"{name}-{NODE}"
 
-    def add(self, name: str, spec: dict[str, Any]) -> None:
-        """Write a static pod manifest (JSON is YAML) named ``name`` in namespace NS."""
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    def add(self, name: str, spec: dict[str, Any], uid: str = "") -> None:
+        """Write a static pod manifest (JSON is YAML) named ``name`` in namespace NS; with ``uid`` the
+        pod keeps that uid when the manifest changes (else the kubelet hashes the manifest into one)."""
+        metadata = {"name": name, "namespace": NS, **({"uid": uid} if uid else {})}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
         tmp = self.manifests / f".{name}.tmp"
         tmp.write_text(json.dumps(pod))
         # The kubelet skips dot files; the rename makes the manifest appear whole.
@@ -342,8 +344,8 @@ def static_pod(kubelet: Kubelet) -> Iterator[Callable[[str, dict[str, Any]], str
     """Add static pods; each is removed after the test, which waits until its sandbox is stopped."""
     added: list[str] = []
 
-    def add(name: str, spec: dict[str, Any]) -> str:
-        kubelet.add(name, spec)
+    def add(name: str, spec: dict[str, Any], uid: str = "") -> str:
+        kubelet.add(name, spec, uid)
         added.append(name)
         return kubelet.pod_name(name)
 
@@ -453,6 +455,45 @@ def test_removed_manifest_stops_pod_and_runtime_forgets_it(kubelet: Kubelet) -> 
     assert not list(CONTAINER_LOGS.glob(f"{pod}_{NS}_*.log"))
     if ep.state_dir is not None:
         assert not (ep.state_dir / "shims" / sandbox.id).exists(), "dockyardd kept the pod's shim dir"
+
+
+def test_in_place_resize_of_a_static_pod(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """In-place resize without an API server: a static pod that names its own metadata.uid keeps it when
+    its manifest changes, so new CPU and memory limits reach the kubelet as a resize of the running
+    pod (the same container, not restarted): the kubelet calls UpdatePodSandboxResources and
+    UpdateContainerResources, and the new values show in the container's cgroup files and in
+    ContainerStatus.resources."""
+    ep = kubelet.endpoint
+
+    def spec(cpu: str, memory: str) -> dict[str, Any]:
+        resources = {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": cpu, "memory": memory}}
+        return pod_spec(container_spec("resized", "sleep 3600", resources=resources,
+                                       resizePolicy=[{"resourceName": "cpu", "restartPolicy": "NotRequired"},
+                                                     {"resourceName": "memory", "restartPolicy": "NotRequired"}]))
+
+    uid = f"7e5f1d1e-0000-4000-8000-{os.getpid():012x}"
+    pod = static_pod("resize", spec("200m", "64Mi"), uid)
+    c = wait_for("the resized container to run", lambda: running(ep, pod, "resized"), POD_TIMEOUT_S)
+    assert status(ep, c.id).resources.linux.memory_limit_in_bytes == 64 << 20
+    kubelet.add("resize", spec("300m", "96Mi"), uid)
+
+    def resized() -> api_pb2.ContainerStatus | None:
+        st = status(ep, c.id)
+        linux = st.resources.linux
+        return st if (linux.memory_limit_in_bytes, linux.cpu_quota) == (96 << 20, 30000) else None
+
+    st = wait_for("ContainerStatus to report the new limits", resized, POD_TIMEOUT_S)
+    assert st.state == api_pb2.CONTAINER_RUNNING and running(ep, pod, "resized").id == c.id, "restarted, not resized"
+    out = exec_sync(ep, c.id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    assert out.split() == [str(96 << 20), "30000"]
+    # The pod's limits went through UpdatePodSandboxResources, which records what it was given.
+    (sandbox,) = [p for p in _our_pods(ep, pod) if p.state == api_pb2.SANDBOX_READY]
+    assert sandbox.metadata.uid == uid
+    with ep.channel() as ch:
+        info = ep.runtime(ch).PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox.id, verbose=True),
+                                               timeout=30).info
+    pod_resources = json.loads(info["info"])["resources"]["resources"]
+    assert pod_resources["memoryLimitInBytes"] == str(96 << 20) and pod_resources["cpuQuota"] == "30000"
 
 
 def test_image_volume(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
