@@ -496,6 +496,18 @@ def test_in_place_resize_of_a_static_pod(kubelet: Kubelet, static_pod: Callable[
     assert pod_resources["memoryLimitInBytes"] == str(96 << 20) and pod_resources["cpuQuota"] == "30000"
 
 
+def test_user_namespace_pod_owns_its_image(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """A hostUsers: false pod runs in a user namespace the kubelet maps, and its image's root-owned files
+    are root's inside (its rootfs is idmapped with the pod's map), as the host sees them mapped."""
+    ep = kubelet.endpoint
+    pod = static_pod("userns", pod_spec(container_spec("inside", "sleep 3600"), hostUsers=False))
+    c = wait_for("the userns container to run", lambda: running(ep, pod, "inside"), POD_TIMEOUT_S)
+    uid_map = exec_sync(ep, c.id, "cat", "/proc/self/uid_map").split()
+    assert uid_map[0] == "0" and int(uid_map[1]) > 0, uid_map
+    assert exec_sync(ep, c.id, "stat", "-c", "%u:%g", "/bin/busybox", "/").split() == ["0:0", "0:0"]
+    assert exec_sync(ep, c.id, "sh", "-c", "touch /made && stat -c %u /made").strip() == "0"
+
+
 def test_image_volume(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
     """An ``image`` volume (GA in 1.37): the kubelet pulls the image and the runtime mounts it read-only,
     whole and by subPath; its files are the image's."""

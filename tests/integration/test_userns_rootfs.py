@@ -65,3 +65,27 @@ def test_without_a_user_namespace_nothing_changes(pods: Pods) -> None:
     pods.crictl("start", cid)
     assert pods.crictl("exec", "-s", cid, "sh", "-c", "cat /proc/self/uid_map; stat -c '%u' /bin/busybox").split() \
         == ["0", "0", "4294967295", "0"]
+
+
+def test_idmapped_file_mount_from_a_private_directory(pods: Pods) -> None:
+    """An idmapped bind of a *file* whose host directory the container's user cannot search (kubelet's
+    /dev/termination-log of a hostUsers: false pod lives in its 0750 pod dir) mounts as a file: the
+    runtime took its type from the path and, unable to stat it from inside the user namespace, made a
+    directory mount point, and move_mount failed with EINVAL."""
+    pods.daemon.pull("busybox")
+    private = pods.tmp / "private"
+    private.mkdir(mode=0o700)
+    (private / "termination-log").write_text("")
+    (private / "dir").mkdir()
+    pod, pod_cfg = userns_pod(pods, "usernsfile")
+    mapping = [{"host_id": HOST_BASE, "container_id": 0, "length": SIZE}]
+    mounts = [{"container_path": "/dev/termination-log", "host_path": str(private / "termination-log"),
+               "uidMappings": mapping, "gidMappings": mapping},
+              {"container_path": "/data", "host_path": str(private / "dir"), "uidMappings": mapping, "gidMappings": mapping}]
+    cid = pods.crictl("create", pod, pods.write("c", container_config(
+        "c", ["sh", "-c", "echo done > /dev/termination-log; touch /data/x; sleep 1000"], mounts=mounts)), pod_cfg)
+    pods.crictl("start", cid)
+    assert pods.crictl("exec", "-s", cid, "sh", "-c", "test -f /dev/termination-log && stat -c %u:%g /data/x") == "0:0"
+    assert (private / "termination-log").read_text() == "done\n"
+    st = os.stat(private / "dir" / "x")
+    assert (st.st_uid, st.st_gid) == (0, 0)  # the mount's own map: container root writes as host root here

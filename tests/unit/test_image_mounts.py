@@ -107,3 +107,15 @@ def test_a_failed_volume_undoes_the_others(tmp_path: Path, fail_view: str, sub_p
         assert str(info.value) == "config.mounts[2].image_sub_path: 'usr/missing' does not exist in the image"
     assert snap.views == {}
     assert str(tmp_path / "image-mounts" / "0") in unmounted
+
+
+def test_idmapped_overlay_helpers() -> None:
+    """The overlay's lower dirs and upper dir from its options; container root's host ids from OCI maps."""
+    from dockyard.cri.snapshot.idmapped import overlay_options, root_host_ids, upper_dir
+
+    options = ("workdir=/s/2/work", "upperdir=/s/2/fs", "lowerdir=/s/1/fs:/s/0/fs")
+    assert overlay_options(options) == (["/s/1/fs", "/s/0/fs"], ["workdir=/s/2/work", "upperdir=/s/2/fs"])
+    assert upper_dir(options) == "/s/2/fs" and upper_dir(("lowerdir=/a:/b",)) == ""
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert root_host_ids(maps, maps) == (100000, 100000)
+    assert root_host_ids([{"containerID": 1, "hostID": 5, "size": 9}], maps) is None
