@@ -66,6 +66,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     """Build the image side from the config (the real registry and storage parts)."""
     from dockyard.cri.content.store import ContentStore
     from dockyard.cri.image import reference
+    from dockyard.cri.image.leases import Leases
     from dockyard.cri.image.platform import Platform
     from dockyard.cri.image.registry import hosts, puller
     from dockyard.cri.image.store import ImageStore
@@ -73,7 +74,8 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     from dockyard.cri.snapshot.overlay import Snapshotter
 
     root = config.root_dir
-    content = ContentStore(os.path.join(root, "content"))
+    leases = Leases()  # what pulls in flight hold from GC (cri/image/leases.py)
+    content = ContentStore(os.path.join(root, "content"), on_use=leases.hold)
     snapshotter = Snapshotter(os.path.join(root, "snapshots"))
     image_store = ImageStore(os.path.join(root, "images"))
     reg = config.registry
@@ -96,6 +98,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
         metrics=metrics,
         parse_reference=reference.parse_reference,
         make_record=record.make_record,
+        leases=leases,
     )
     return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth, the_puller)
 

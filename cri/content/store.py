@@ -24,10 +24,11 @@ import errno
 import hashlib
 import os
 import secrets
-import stat
+from collections.abc import Callable
 from types import TracebackType
 from typing import BinaryIO
 
+from ..disk_usage import tree_usage
 from ..errors import Internal, NotFound, PullError, ResourceExhausted
 from .digest import ALGORITHM, digest_hex, is_digest
 from .durable import fsync_dir
@@ -146,10 +147,16 @@ class BlobWriter:
 
 
 class ContentStore:
-    """Blobs by sha256 digest under ``root``; see the module docstring for the layout."""
+    """Blobs by sha256 digest under ``root``; see the module docstring for the layout.
 
-    def __init__(self, root: str) -> None:
+    ``on_use`` is called with a digest before ``has``, ``open_writer`` and
+    ``put`` act on it: the image service's leases (cri/image/leases.py) hold
+    every blob a pull looks up or writes, so that garbage collection running
+    beside the pull keeps it."""
+
+    def __init__(self, root: str, *, on_use: Callable[[str], None] | None = None) -> None:
         self.root = root
+        self._on_use = on_use
         self.blob_dir = os.path.join(root, "blobs", ALGORITHM)
         self.ingest_dir = os.path.join(root, "ingest")
         os.makedirs(self.blob_dir, mode=0o700, exist_ok=True)
@@ -160,6 +167,8 @@ class ContentStore:
         return os.path.join(self.blob_dir, digest_hex(digest))
 
     def has(self, digest: str) -> bool:
+        if self._on_use is not None:
+            self._on_use(digest)
         return os.path.exists(self.path(digest))
 
     def size(self, digest: str) -> int:
@@ -170,6 +179,8 @@ class ContentStore:
 
     def open_writer(self, digest: str, expected_size: int | None = None) -> BlobWriter:
         """Start writing a blob; InvalidArgument if ``digest`` is not a sha256 digest."""
+        if self._on_use is not None:
+            self._on_use(digest)
         return BlobWriter(self, digest, expected_size)
 
     def put(self, digest: str, data: bytes) -> str:
@@ -209,18 +220,7 @@ class ContentStore:
         return removed
 
     def usage(self) -> tuple[int, int]:
-        """(bytes used on disk, inodes) of the store, as ImageFsInfo reports them."""
-        used = 0
-        inodes = 0
-        for directory in (self.root, os.path.join(self.root, "blobs"), self.blob_dir, self.ingest_dir):
-            st = os.lstat(directory)
-            used += st.st_blocks * 512
-            inodes += 1
-        for directory in (self.blob_dir, self.ingest_dir):
-            with os.scandir(directory) as it:
-                for entry in it:
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-                        used += st.st_blocks * 512
-                        inodes += 1
-        return used, inodes
+        """(bytes allocated on disk, inodes) of everything under the store's root, as
+        ImageFsInfo reports them; blobs and ingest files that vanish while it
+        counts (garbage collection, a finished write) are not counted."""
+        return tree_usage(self.root)

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..content.digest import is_digest
 from ..content.durable import write_atomic
+from ..disk_usage import tree_usage
 from ..errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 
 STORE_VERSION = 1
@@ -300,6 +301,10 @@ class ImageStore:
                     if is_digest(digest):
                         out.add(digest)
             return out
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes, inodes) of the store's directory, for ImageFsInfo."""
+        return tree_usage(self.root)
 
     def referenced_chains(self) -> set[str]:
         with self._lock:

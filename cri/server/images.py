@@ -16,12 +16,15 @@ Two PullImage calls for the same reference with the same credentials share
 one task (the second awaits the first's result); a pull cancelled by its
 caller keeps running for any other waiter.  ``shutdown()`` cancels them all.
 
-Garbage collection deletes every blob and committed snapshot no image refers
-to.  It must never run while a pull is between "blob written" and "image
-recorded" (it would delete the fresh blobs), so GC and pulls exclude each
-other: GC requested while pulls run is deferred until the last one ends, and
-pulls wait for a running GC.  A failed pull asks for GC too, so that it keeps
-nothing.
+Garbage collection deletes every blob and committed snapshot that no image
+record references, no pull or import in flight holds (its lease,
+cri/image/leases.py, which says why that is race-free) and no container's
+rootfs is built on.  It runs beside pulls, so RemoveImage collects at once
+and answers when the space is free, however many pulls overlap; GC runs one
+at a time, and a request already covered by a GC that started after it
+returns without another.  A failed pull collects too, so that it keeps
+nothing.  A GC that fails is logged, not raised: the record is gone either
+way, and the next GC takes what this one left.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from dockyard.cri import errors, faults
+from dockyard.cri.image.leases import Leases
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -55,10 +60,11 @@ class ContentLike(Protocol):
 class SnapshotterLike(Protocol):
     root: str
 
+    def chain_of(self, parent_chain_id: str | None, diff_id: str) -> str: ...
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
     def committed(self) -> set[str]: ...
     def in_use(self) -> set[str]: ...
-    def remove_committed(self, chain_id: str) -> None: ...
+    def detach_committed(self, chain_id: str) -> Callable[[], None]: ...
     def usage(self) -> tuple[int, int]: ...
 
 
@@ -78,6 +84,7 @@ class ImageStoreLike(Protocol):
     def remove(self, ref_or_id: str) -> Any: ...
     def referenced_blobs(self) -> set[str]: ...
     def referenced_chains(self) -> set[str]: ...
+    def usage(self) -> tuple[int, int]: ...
 
 
 class PullerLike(Protocol):
@@ -140,16 +147,6 @@ def auth_fingerprint(auth: object) -> str:
     return hashlib.sha256(repr(auth).encode()).hexdigest() if auth is not None else ""
 
 
-@dataclass(slots=True)
-class _GcGate:
-    pulls: int = 0
-    gc_running: bool = False
-    gc_pending: bool = False
-    # The last GC kept snapshots only containers use: run again when a
-    # container's (or a pod's) rootfs is released.
-    kept_for_containers: bool = False
-
-
 class Images:
     def __init__(
         self,
@@ -161,6 +158,7 @@ class Images:
         metrics: PullMetricsLike,
         parse_reference: ReferenceParser,
         make_record: RecordFactory,
+        leases: Leases | None = None,
     ) -> None:
         self.content = content
         self.snapshotter = snapshotter
@@ -169,9 +167,19 @@ class Images:
         self.metrics = metrics
         self.parse_reference = parse_reference
         self.make_record = make_record
+        # The content store's on_use hook must be this object's hold (daemon.py).
+        self.leases = leases or Leases()
         self._inflight: dict[tuple[str, str], asyncio.Task[Any]] = {}
-        self._gate = _GcGate()
-        self._cond = asyncio.Condition()
+        # GC runs one at a time (_gc_turn); requests and GC starts are numbered so
+        # a request that a GC started after it has covered needs no GC of its own.
+        self._gc_turn = asyncio.Lock()
+        self._gc_requested = 0
+        self._gc_covered = 0
+        # One GC at a time in threads too (startup recovery calls collect_garbage).
+        self._gc_lock = threading.Lock()
+        # The last GC kept snapshots only containers use: run again when a
+        # container's (or a pod's) rootfs is released.
+        self._kept_for_containers = False
 
     # --- pull ---
 
@@ -195,26 +203,27 @@ class Images:
 
     async def _pull(self, ref: Any, auth: object) -> Any:
         name = ref.string()
-        await self._pull_enter()
         self.metrics.pull_started()
         start = time.monotonic()
         reason: str | None = None
         try:
-            log.info("pulling %s", name)
-            pulled = await self.puller.pull(ref, auth)
-            faults.point("PullImage/downloaded")
-            diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
-            chain_ids: list[str] = []
-            parent: str | None = None
-            for layer, diff_id in zip(pulled.layers, diff_ids):
-                parent = await asyncio.to_thread(
-                    self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
-                )
-                chain_ids.append(parent)
-                faults.point("PullImage/unpacked-a-layer")
-            size = sum(layer.size for layer in pulled.layers)
-            record = self.make_record(pulled, chain_ids, size)
-            await asyncio.to_thread(self.store.put, record)
+            with self.leases.lease():
+                log.info("pulling %s", name)
+                pulled = await self.puller.pull(ref, auth)
+                faults.point("PullImage/downloaded")
+                diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
+                chain_ids: list[str] = []
+                parent: str | None = None
+                for layer, diff_id in zip(pulled.layers, diff_ids):
+                    self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
+                    parent = await asyncio.to_thread(
+                        self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
+                    )
+                    chain_ids.append(parent)
+                    faults.point("PullImage/unpacked-a-layer")
+                size = sum(layer.size for layer in pulled.layers)
+                record = self.make_record(pulled, chain_ids, size)
+                await asyncio.to_thread(self.store.put, record)
             log.info("pulled %s as %s in %.2fs", name, record.id, time.monotonic() - start)
             return record
         except BaseException as err:
@@ -228,7 +237,8 @@ class Images:
             raise
         finally:
             self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
-            await self._pull_exit(gc=reason is not None)
+            if reason is not None:
+                await self.request_gc()  # what the failed pull wrote, no lease holds any more
 
     async def shutdown(self) -> None:
         """Cancel every pull in flight and wait for them (their writers abort)."""
@@ -273,78 +283,73 @@ class Images:
         return record
 
     async def request_gc(self) -> None:
-        async with self._cond:
-            if self._gate.pulls or self._gate.gc_running:
-                self._gate.gc_pending = True
+        """Collect garbage now (after a GC already running); never raises a GC failure."""
+        self._gc_requested += 1
+        wanted = self._gc_requested
+        async with self._gc_turn:
+            if self._gc_covered >= wanted:
+                return  # a GC that started after this request has run
+            started = self._gc_requested
+            try:
+                await asyncio.to_thread(self.collect_garbage)
+            except (errors.CriError, OSError) as err:
+                log.warning("garbage collection failed (the next one retries): %s", err)
                 return
-            self._gate.gc_running = True
-        try:
-            await asyncio.to_thread(self.collect_garbage)
-        finally:
-            async with self._cond:
-                self._gate.gc_running = False
-                self._cond.notify_all()
+            self._gc_covered = started
 
     async def rootfs_released(self) -> None:
         """A container or pod released its snapshot: collect what only it kept."""
-        if self._gate.kept_for_containers:
+        if self._kept_for_containers:
             await self.request_gc()
 
     def collect_garbage(self) -> tuple[int, int]:
-        """Delete unreferenced blobs and committed snapshots; (blobs, snapshots) removed.
+        """Delete blobs and committed snapshots nothing needs; (blobs, snapshots) removed.
 
-        A snapshot is kept while an image record references it or a
-        container's rootfs is built on it (``in_use``): an image removed
-        while a container of it runs leaves its layers to that container,
-        and the GC that follows the container's removal takes them.  GC
-        never fails once it has deleted something: a snapshot that became
-        busy meanwhile (a container prepared on it) is kept for the next
-        run.  Call only with pulls excluded (request_gc, or startup before
-        serving)."""
-        blobs = self.content.digests() - self.store.referenced_blobs()
-        for digest in sorted(blobs):
-            try:
-                self.content.delete(digest)
-            except errors.NotFound:
-                continue
-        unreferenced = self.snapshotter.committed() - self.store.referenced_chains()
-        chains = unreferenced - self.snapshotter.in_use()
-        self._gate.kept_for_containers = len(chains) < len(unreferenced)
-        removed = 0
-        for chain_id in sorted(chains):
-            try:
-                self.snapshotter.remove_committed(chain_id)
-                removed += 1
-            except errors.FailedPrecondition as err:
-                log.info("garbage collection keeps snapshot %s: %s", chain_id, err.message)
-        if blobs or removed:
-            log.info("garbage collected %d blobs and %d snapshots", len(blobs), removed)
-        return len(blobs), removed
-
-    async def _pull_enter(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._gate.gc_running)
-            self._gate.pulls += 1
-
-    async def _pull_exit(self, gc: bool) -> None:
-        async with self._cond:
-            self._gate.pulls -= 1
-            run = (gc or self._gate.gc_pending) and self._gate.pulls == 0
-            if not run and gc:
-                self._gate.gc_pending = True
-            if run:
-                self._gate.gc_pending = False
-            self._cond.notify_all()
-        if run:
-            await self.request_gc()
+        Kept: what an image record references, what a lease holds (a pull or
+        import in flight) and the chains a container's or pod's rootfs is
+        built on (``in_use``; an image removed while a container of it runs
+        leaves its layers to that container, and the GC that follows the
+        container's removal takes them).  The last look at records and
+        leases and the deletion happen under the leases' lock (leases.py);
+        a snapshot's files are deleted after it is forgotten, outside it.
+        A snapshot that became busy meanwhile (a container prepared on it)
+        is kept for the next run.  Blocking: call in a thread."""
+        with self._gc_lock:
+            listed = self.content.digests()
+            blobs = 0
+            with self.leases.lock:
+                keep = self.store.referenced_blobs() | self.leases.held()
+                for digest in sorted(listed - keep):
+                    try:
+                        self.content.delete(digest)
+                    except errors.NotFound:
+                        continue
+                    blobs += 1
+            committed = self.snapshotter.committed()
+            deletions: list[Callable[[], None]] = []
+            with self.leases.lock:
+                unreferenced = committed - self.store.referenced_chains() - self.leases.held()
+                chains = unreferenced - self.snapshotter.in_use()
+                self._kept_for_containers = len(chains) < len(unreferenced)
+                for chain_id in sorted(chains):
+                    try:
+                        deletions.append(self.snapshotter.detach_committed(chain_id))
+                    except errors.FailedPrecondition as err:
+                        log.info("garbage collection keeps snapshot %s: %s", chain_id, err.message)
+            for delete in deletions:
+                delete()
+        if blobs or deletions:
+            log.info("garbage collected %d blobs and %d snapshots", blobs, len(deletions))
+        return blobs, len(deletions)
 
     # --- ImageFsInfo ---
 
     def usage(self) -> tuple[int, int]:
-        """(bytes, inodes) of the image filesystem: content store + snapshots."""
-        content_bytes, content_inodes = self.content.usage()
-        snap_bytes, snap_inodes = self.snapshotter.usage()
-        return content_bytes + snap_bytes, content_inodes + snap_inodes
+        """(bytes, inodes) of the image filesystem: the content store, the snapshots
+        (committed layers, containers' writable layers, unpacks under way) and the
+        image records, as du would count those trees."""
+        parts = (self.content.usage(), self.snapshotter.usage(), self.store.usage())
+        return sum(b for b, _ in parts), sum(i for _, i in parts)
 
 
 def _looks_like_id(text: str) -> bool:
