@@ -141,6 +141,8 @@ class Config:
     cgroup_parent: str = "/dockyard"
     restrict_oom_score_adj: bool = False
     stream_server: StreamServerSettings = field(default_factory=StreamServerSettings)
+    # CDI spec directories, lowest priority first (cri/oci/cdi.py).
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
     # The admin socket of the `dockyard` command; "" = <state_dir>/admin.sock.
     admin_socket: str = ""
 
@@ -445,6 +447,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "metrics_address": parse_address,
     "pause_image": parse_nonempty_str,
     "log_level": parse_log_level,
+    "cdi_spec_dirs": parse_path_list,
 }
 
 
@@ -500,7 +503,7 @@ def render_default() -> str:
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
-        "restrict_oom_score_adj", "stream_server", "admin_socket",
+        "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket",
     }, "render_default is out of date with Config"
     st = c.stream_server
     return f"""\
@@ -569,6 +572,10 @@ stream_server:
   tls_key: "{st.tls_key}"
   # How long a URL's single-use token stays valid.
   token_ttl: {format_duration(st.token_ttl)}
+# Where CDI spec files (*.json, *.yaml) are read from when a container asks
+# for a CDI device; a later directory's device hides the same name in an
+# earlier one.
+cdi_spec_dirs: [{", ".join(c.cdi_spec_dirs)}]
 # The `dockyard` admin command (images import/export, ls, info) talks to
 # dockyardd on this unix socket, which only root may open; "" means
 # <state_dir>/admin.sock.

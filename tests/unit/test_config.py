@@ -144,7 +144,8 @@ def test_default_yaml_is_plain_yaml() -> None:
     data = yaml.safe_load(render_default())
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
-        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj", "stream_server", "admin",
+        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs",
+        "admin",
     }
 
 
