@@ -181,4 +181,8 @@ def test_imagefs_info_is_what_the_image_dirs_take(pods: Pods) -> None:
     after = fs_info(pods)
     assert (after.used_bytes.value, after.inodes_used.value) == measured(root)
     assert after.used_bytes.value - before.used_bytes.value >= 4 << 20
+    # crictl shows the same numbers
+    [crictl_fs] = json.loads(pods.crictl("imagefsinfo", "-o", "json"))["status"]["imageFilesystems"]
+    assert (int(crictl_fs["usedBytes"]["value"]), int(crictl_fs["inodesUsed"]["value"])) == measured(root)
+    assert crictl_fs["fsId"]["mountpoint"] == str(mountpoint)
     pods.crictl("rmp", "-f", pod)
