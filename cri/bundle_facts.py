@@ -4,12 +4,13 @@ kubelet asks for every container's status every second and runs an exec
 probe in each every few seconds; each of those read and parsed the bundle's
 config.json (the user for ContainerStatus, the process for ExecSync, the
 cgroupsPath for stats).  With 110 pods that was 2 to 3 ms of the event loop
-per container and second, for values that never change once the container
-is created: the only later write to config.json is UpdateContainerResources
-on a container without a task, and it replaces ``linux.resources`` alone.
+per container and second, for values that change only through one RPC:
+UpdateContainerResources rewrites ``linux.resources`` (which
+ContainerStatus reports) and then forgets the container's facts.
 
 So the cache holds a container's facts from its first use until
-``forget(id)``, which container removal calls (cri_service.forget_caches).
+``forget(id)``, which container removal (cri_service.forget_caches) and
+UpdateContainerResources call.
 A config.json that cannot be read is not cached: the next call tries again.
 """
 
@@ -29,6 +30,8 @@ class BundleFacts:
     gid: int
     additional_gids: tuple[int, ...]
     has_user: bool
+    resources: dict[str, Any] | None = None  # linux.resources; treat as read-only
+    oom_score_adj: int = 0
 
 
 def facts_of(spec: Any) -> BundleFacts:
@@ -42,8 +45,14 @@ def facts_of(spec: Any) -> BundleFacts:
         gids = tuple(int(g) for g in user.get("additionalGids", []) or []) if user else ()
     except (TypeError, ValueError):
         user, uid, gid, gids = None, 0, 0, ()
+    resources = linux.get("resources") if isinstance(linux.get("resources"), dict) else None
+    try:
+        oom = int(process.get("oomScoreAdj", 0) or 0) if process is not None else 0
+    except (TypeError, ValueError):
+        oom = 0
     return BundleFacts(cgroups_path=str(linux.get("cgroupsPath", "") or ""), process=process,
-                       uid=uid, gid=gid, additional_gids=gids, has_user=user is not None)
+                       uid=uid, gid=gid, additional_gids=gids, has_user=user is not None,
+                       resources=resources, oom_score_adj=oom)
 
 
 class BundleFactsCache:

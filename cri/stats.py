@@ -266,12 +266,12 @@ def upper_dir(mounts: list[Any]) -> str:
 def writable_layer(snapshotter: Any, key: str, at_ns: int) -> api_pb2.FilesystemUsage:
     """Bytes and inodes of a container's writable layer (blocking)."""
     from .errors import CriError
-    from .snapshot.overlay import disk_usage
+    from .disk_usage import tree_usage
 
     usage = api_pb2.FilesystemUsage(timestamp=at_ns, fs_id=api_pb2.FilesystemIdentifier(mountpoint=snapshotter.root))
     try:
         path = upper_dir(snapshotter.mounts(key))
-        used, inodes = disk_usage(path) if path else (0, 0)
+        used, inodes = tree_usage(path) if path else (0, 0)
     except (CriError, OSError):
         return usage  # removed meanwhile: no layer left to measure
     usage.used_bytes.value = used

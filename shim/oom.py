@@ -14,9 +14,7 @@ Facts:
 
 from __future__ import annotations
 
-import os
-
-from dockyard.runtime.kernel.lean import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leanos
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -35,13 +33,13 @@ def counter_files(cgroups_path: str, root: str = CGROUP_ROOT) -> list[str]:
     rel = cgroups_path.strip("/")
     if not rel or ":" in rel or ".." in rel.split("/"):
         return []  # systemd-style paths are not used by the daemon
-    return [os.path.join(root, "memory", rel, "memory.oom_control"), os.path.join(root, rel, "memory.events")]
+    return [leanos.path.join(root, "memory", rel, "memory.oom_control"), leanos.path.join(root, rel, "memory.events")]
 
 
 def container_oom_killed(bundle: str, root: str = CGROUP_ROOT) -> bool:
     """True if the OOM killer killed anything in the cgroup of the container in ``bundle``."""
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
+        with open(leanos.path.join(bundle, "config.json")) as f:
             path = jsonfast.loads(f.read()).get("linux", {}).get("cgroupsPath", "")
     except (OSError, ValueError, AttributeError):
         return False

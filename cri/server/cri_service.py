@@ -60,6 +60,7 @@ class SnapshotterLike(Protocol):
     root: str
 
     def prepare(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
+    def view(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
     def mounts(self, key: str) -> list[Any]: ...
     def remove(self, key: str) -> None: ...
     def active(self) -> set[str]: ...
@@ -206,10 +207,13 @@ class CriService:
     def record_pause_exit(self, sandbox: Sandbox, exit_status: int) -> None:
         if sandbox.pause_exit_code is None:
             sandbox.pause_exit_code = exit_status
-        if sandbox.state is SandboxState.READY:
+        stopped = sandbox.state is SandboxState.READY
+        if stopped:
             sandbox.state = SandboxState.NOTREADY
         self.sandboxes.save(sandbox)  # not awaited: the shim keeps the exit too
         self.exit_event(sandbox.id).set()
+        if stopped:  # the pod stopped (StopPodSandbox, or its pause process died): kubelet relists it
+            self.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)
 
     async def on_shim_event(self, pod_id: str, event: dict[str, Any]) -> None:
         kind = event.get("event")

@@ -53,10 +53,14 @@ class LayerUnpacker:
     """The staging tasks of one pull, started by the puller's ``on_layer`` hook."""
 
     def __init__(self, snapshotter: StagingSnapshotter, blob_path: Callable[[str], str],
-                 chain_of: Callable[[str | None, str], str], at_once: int = UNPACK_AT_ONCE) -> None:
+                 chain_of: Callable[[str | None, str], str], hold: Callable[[str], None] = lambda _: None,
+                 at_once: int = UNPACK_AT_ONCE) -> None:
         self.snapshotter = snapshotter
         self.blob_path = blob_path
         self.chain_of = chain_of
+        # The pull's lease (cri/image/leases.py): a chain is held before
+        # staging asks whether it is committed, so GC cannot take it between.
+        self.hold = hold
         self._slots = asyncio.Semaphore(at_once)
         self._tasks: dict[int, asyncio.Task[Any]] = {}
 
@@ -64,6 +68,7 @@ class LayerUnpacker:
         if index in self._tasks or index >= len(diff_ids):
             return
         chain = chain_ids(diff_ids[: index + 1], self.chain_of)[-1]
+        self.hold(chain)
         self._tasks[index] = asyncio.create_task(
             self._stage(layer.digest, layer.media_type, diff_ids[index], chain), name=f"unpack layer {index}")
 

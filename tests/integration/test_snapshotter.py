@@ -269,7 +269,7 @@ def test_layers_staged_out_of_order_commit_in_order(tmp_path: Path, merged: Path
     chains: list[str] = []
     parent: str | None = None
     for _, _, diff_id in layers:
-        parent = snap.chain(parent, diff_id)
+        parent = snap.chain_of(parent, diff_id)
         chains.append(parent)
     staged = {i: snap.stage(str(path), media_type, diff_id, chains[i])
               for i, (path, media_type, diff_id) in reversed(list(enumerate(layers)))}

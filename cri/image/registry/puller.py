@@ -179,9 +179,9 @@ class Puller:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def pull(self, ref: Reference, auth: Credentials | None = None,
+    async def pull(self, ref: Reference, auth: Credentials | None = None, platform: Platform | None = None,
                    on_layer: LayerReady | None = None) -> PulledImage:
-        """Manifest, config and layers into the content store, verified.
+        """Pull ``ref``; from an index, the manifest for ``platform`` (default: the node's).
 
         ``on_layer(index, layer, diff_ids)`` is called as soon as each layer's
         blob is in the store (downloaded, or there already), so the caller can
@@ -202,7 +202,7 @@ class Puller:
         manifest_digest, manifest = top_digest, doc
         if media_type in INDEX_TYPES:
             try:
-                chosen = choose(doc, self._platform)
+                chosen = choose(doc, platform or self._platform)
             except CriError as err:
                 raise PullError(f"pulling {ref}: {err}", reason="not_found") from err
             child = descriptor_of(chosen, MANIFEST_TYPES | INDEX_TYPES, "index entry", ref.string())
