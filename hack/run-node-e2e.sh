@@ -477,9 +477,12 @@ PY
 dry_run_outside() {
   local filters
   mapfile -t filters < <(ginkgo_filters)
-  mkdir -p "$out/dry-run" && cd "$out/dry-run"
+  # ginkgo runs the suite in its binary's directory: a link keeps what the
+  # suite writes there (kubelet.conf.d) out of build/node-e2e/bin.
+  mkdir -p "$out/dry-run"
+  ln -sfn "$bin/e2e_node.test" "$out/dry-run/e2e_node.test"
   "$bin/ginkgo" --dry-run "${filters[@]}" --no-color --json-report=report.json --output-dir="$out" \
-    "$bin/e2e_node.test" >"$out/dry-run.log" 2>&1
+    "$out/dry-run/e2e_node.test" >"$out/dry-run.log" 2>&1
   summarize "$out/report.json" 0
 }
 
