@@ -303,7 +303,7 @@ def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> N
 
     client = Client()
     container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
-    cri = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client),
+    cri = SimpleNamespace(running_container=lambda _id, _refused="": container, shims=SimpleNamespace(client=lambda _pod: client),
                           bundle_facts=BundleFactsCache())
     pending: list[asyncio.Task[None]] = []
     cri.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
