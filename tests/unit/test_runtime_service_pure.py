@@ -112,6 +112,10 @@ def test_exit_reason(kw: dict[str, object], reason: str) -> None:
     (api_pb2.ContainerFilter(state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_EXITED)), {}, False),
     (api_pb2.ContainerFilter(label_selector={"a": "1"}), {"a": "1", "b": "2"}, True),
     (api_pb2.ContainerFilter(label_selector={"a": "2"}), {"a": "1"}, False),
+    # ListContainerStats' filter, the same rules without a state
+    (api_pb2.ContainerStatsFilter(id="abc", pod_sandbox_id="pod"), {}, True),
+    (api_pb2.ContainerStatsFilter(pod_sandbox_id="pox"), {}, False),
+    (api_pb2.ContainerStatsFilter(label_selector={"a": "2"}), {"a": "1"}, False),
 ])
 def test_container_filter(flt: api_pb2.ContainerFilter | None, labels: dict[str, str], match: bool) -> None:
     assert container_matches(_container(state=ContainerState.RUNNING), flt, labels) is match
