@@ -27,24 +27,24 @@ INT64_MIN = -(1 << 63)
 UINT64_MAX = (1 << 64) - 1
 
 
+def _of_type(parent: dict[str, Any], key: str, field: str, kind: type, noun: str) -> Any:
+    """``parent[key]`` if it is a ``kind``; None when absent or null."""
+    value = parent.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidSpec(field, f"must be {noun}, not {type(value).__name__}")
+    return value
+
+
 def section(parent: dict[str, Any], key: str, field: str) -> dict[str, Any]:
     """The object at ``parent[key]``; absent or null reads as empty."""
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidSpec(field, f"must be an object, not {type(value).__name__}")
-    return value
+    value = _of_type(parent, key, field, dict, "an object")
+    return {} if value is None else value
 
 
 def items(parent: dict[str, Any], key: str, field: str) -> list[Any]:
     """The array at ``parent[key]``; absent or null reads as empty."""
-    value = parent.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidSpec(field, f"must be an array, not {type(value).__name__}")
-    return value
+    value = _of_type(parent, key, field, list, "an array")
+    return [] if value is None else value
 
 
 def entry(value: Any, field: str) -> dict[str, Any]:
@@ -99,20 +99,12 @@ def byte_limit(parent: dict[str, Any], key: str, field: str) -> int | None:
 
 
 def boolean(parent: dict[str, Any], key: str, field: str) -> bool | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise InvalidSpec(field, f"must be a boolean, not {type(value).__name__}")
+    value: bool | None = _of_type(parent, key, field, bool, "a boolean")
     return value
 
 
 def string(parent: dict[str, Any], key: str, field: str) -> str | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidSpec(field, f"must be a string, not {type(value).__name__}")
+    value: str | None = _of_type(parent, key, field, str, "a string")
     return value
 
 
