@@ -68,6 +68,4 @@ def guest_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     try:
         yield daemon
     finally:
-        if daemon.alive():
-            daemon.crictl("rmp", "-f", "-a", check=False)
-        daemon.stop()
+        daemon.stop_emptied()

@@ -128,6 +128,12 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def stop_emptied(self) -> int:
+        """Remove every pod (while the daemon still runs), then stop() it."""
+        if self.alive():
+            self.crictl("rmp", "-f", "-a", check=False)
+        return self.stop()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
 

@@ -137,9 +137,7 @@ def pods(daemon_factory: Any, tmp_path: Path, test_registry: str, pods_extra_con
     try:
         yield helper
     finally:
-        if daemon.alive():
-            daemon.crictl("rmp", "-f", "-a", check=False)
-        daemon.stop()
+        daemon.stop_emptied()
         deadline = time.monotonic() + 5
         left = helper.leftovers()
         while left and time.monotonic() < deadline:
