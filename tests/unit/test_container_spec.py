@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cri_api.v1 import api_pb2
 
+from cri_messages import web_pod
 from dockyard.cri.errors import InvalidArgument
 from dockyard.cri.image.store import ImageRecord
 from dockyard.cri.oci import defaults
@@ -101,16 +102,7 @@ def fake_read_host(path: str) -> bytes:
 
 
 def base() -> Inputs:
-    sandbox = api_pb2.PodSandboxConfig(
-        metadata=api_pb2.PodSandboxMetadata(name="web", uid="uid-1", namespace="default", attempt=0),
-        hostname="web-pod",
-        log_directory="/var/log/pods/default_web_uid-1",
-        linux=api_pb2.LinuxPodSandboxConfig(
-            cgroup_parent="/dockyard",
-            security_context=api_pb2.LinuxSandboxSecurityContext(
-                namespace_options=api_pb2.NamespaceOption(network=api_pb2.POD, pid=api_pb2.CONTAINER,
-                                                          ipc=api_pb2.POD))),
-    )
+    sandbox = web_pod(attempt=0)
     config = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name="app", attempt=0),
         image=api_pb2.ImageSpec(image="docker.io/library/busybox:latest"),
