@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -208,3 +209,34 @@ def test_an_error_is_counted_before_the_client_gets_it() -> None:
     with pytest.raises(Aborted):
         run(instrument.wrap("PullImage", handler)("req", RecordingContext()))
     assert seen_at_abort == [1.0]
+
+
+def test_stream_handler_behind_the_same_wrapper() -> None:
+    """A server-streaming handler is gated, counted and mapped as a unary one: its items
+    pass through, a failure after some of them becomes its status, success counts OK."""
+    instrument, metrics = make()
+
+    async def events(request: Any) -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        if request == "fail":
+            raise errors.NotFound("container c1 not found")
+
+    async def collect(request: Any, got: list[int]) -> None:
+        async for item in instrument.wrap_stream("GetContainerEvents", events)(request, FakeContext()):
+            got.append(item)
+
+    got: list[int] = []
+    run(collect("ok", got))
+    assert got == [1, 2]
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="GetContainerEvents", grpc_code="OK") == 1
+    got = []
+    with pytest.raises(Aborted) as info:
+        run(collect("fail", got))
+    assert got == [1, 2] and info.value.code == grpc.StatusCode.NOT_FOUND
+    assert info.value.details == "container c1 not found"
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="GetContainerEvents", grpc_code="NOT_FOUND") == 1
+    starting, _ = make(ready=False)
+    with pytest.raises(Aborted) as info:
+        run(starting.wrap_stream("GetContainerEvents", events)("ok", FakeContext()).__anext__())
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
