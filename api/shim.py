@@ -276,6 +276,24 @@ class CreateParams(ContainerRef):
     tty: bool = False
     log_path: str = ""
     start: bool = False
+    # restore: a checkpoint's image directory; the task is made from it
+    # (`restore --detach`) instead of the bundle's process (implies start).
+    restore: str = ""
+
+
+class CheckpointParams(ContainerRef):
+    """Dump a running container's processes (the runtime's ``checkpoint``) into
+    ``image_path``; criu's log and scratch files go to ``work_path``."""
+
+    image_path: str
+    work_path: str
+    leave_running: bool = True
+
+    def check(self, method: str) -> None:
+        super().check(method)
+        for name in ("image_path", "work_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ShimError(Code.INVALID_ARGUMENT, f"{method}: {name} must be an absolute path")
 
 
 class KillParams(ProcessRef):
@@ -419,6 +437,7 @@ METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "write_stdin": (WriteStdinParams, NoResult),
     "close_stdin": (ProcessRef, NoResult),
     "update": (UpdateParams, NoResult),
+    "checkpoint": (CheckpointParams, NoResult),
     "reopen_log": (ContainerRef, NoResult),
     "stats": (ContainerRef, StatsResult),
     "subscribe": (NoParams, NoResult),

@@ -2,7 +2,9 @@
 
 Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
-  FailedPrecondition), the image exists (NotFound naming it), the log path
+  FailedPrecondition), the image exists (NotFound naming it; an image that
+  is a checkpoint archive's path makes this a restore, and the archive's
+  image must exist: cri/checkpoint_archive.py), the log path
   stays inside the pod's log_directory (InvalidArgument), each image
   volume's image is here (NotFound naming config.mounts[i].image.image),
   the CDI devices it asks for are defined (InvalidArgument naming
@@ -14,7 +16,8 @@ Order and undo (AsyncExitStack, newest first on failure):
   a volume host path inside the daemon's own directories, ...); a missing
   host path is created as a directory right before the spec is built
   (containerd's behaviour, cri/oci/host_paths.py);
-  then: record (CREATING) -> snapshot -> rootfs mount (through the pod's
+  then: record (CREATING) -> snapshot (a restore applies the archive's file
+  changes to it) -> rootfs mount (through the pod's
   id map when it has a user namespace: cri/snapshot/idmapped.py) -> image
   volumes (cri/image_mounts.py, idmapped alike) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
@@ -33,7 +36,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors, faults, image_mounts
+from .. import checkpoint_archive, errors, faults, image_mounts
 from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..store.container import Container, ContainerState, unique_name
@@ -70,10 +73,20 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     if sandbox.state is not SandboxState.READY:
         raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready ({sandbox.state.value})")
     sandbox_config = sandbox.config
-    try:
-        image = cri.images.get(config.image.image)
-    except errors.NotFound as err:
-        raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
+    restore = None
+    if checkpoint_archive.looks_like_archive(config.image.image):
+        # A restore (CRI-O's convention): the image is a checkpoint archive naming the real one.
+        restore = await asyncio.to_thread(checkpoint_archive.read_meta, config.image.image, "config.image.image")
+        try:
+            image = cri.images.get(restore.image_ref or restore.image_name)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"config.image.image: the checkpoint's image {restore.image_name!r} "
+                                  f"({restore.image_ref}) is not here: pull it first") from err
+    else:
+        try:
+            image = cri.images.get(config.image.image)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
     volume_images = _image_volumes(cri, config)
     cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
@@ -120,6 +133,11 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         parent = image.chain_ids[-1] if image.chain_ids else None
         mounts = await asyncio.to_thread(cri.snapshotter.prepare, cid, parent)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
+        if restore is not None:
+            # The checkpointed container's file changes go into the new writable layer before it is mounted.
+            container.restore_from = await asyncio.to_thread(
+                checkpoint_archive.unpack, config.image.image, os.path.join(bundle, "checkpoint"),
+                checkpoint_archive.writable_layer(mounts), "config.image.image")
         idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
         await asyncio.to_thread(idmap_mount or cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)

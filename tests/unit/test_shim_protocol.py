@@ -75,7 +75,7 @@ def test_encode_refuses_oversized_message() -> None:
     (api.request(8, "kill", {"container_id": "c"}), (8, "kill", {"container_id": "c", "exec_id": "", "signal": 15, "all": False})),
     (api.request(9, "create", {"container_id": "c", "bundle": "/b", "tty": True}),
      (9, "create", {"container_id": "c", "bundle": "/b", "stdin": False, "stdin_once": False, "tty": True, "log_path": "",
-                     "start": False})),
+                     "start": False, "restore": ""})),
     (api.request(10, "wait", {"container_id": "c", "exec_id": "e"}), (10, "wait", {"container_id": "c", "exec_id": "e"})),
     (api.request(11, "exec", {"container_id": "c", "exec_id": "e", "process": {}}),
      (11, "exec", {"container_id": "c", "exec_id": "e", "process": {}, "tty": False, "stdin": False,
