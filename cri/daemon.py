@@ -6,9 +6,11 @@
 Startup order, and why:
   1. Parse the config; any error stops here naming the key (exit 2).
   2. Open the stores (content, snapshots, image metadata).
-  3. Start /metrics and the gRPC server *before* recovery: clients that
+  3. Start /metrics and the gRPC servers *before* recovery: clients that
      connect early get UNAVAILABLE from instrument.py instead of a refused
      connection, which kubelet treats the same but which is visible in logs.
+     Two servers: CRI on ``socket.path`` (group-readable), and the admin
+     protocol of the ``dockyard`` command on ``admin.socket`` (root only).
   4. Run restart.recover in a thread, then mark ready.
 The streaming server (Exec/Attach/PortForward URLs) starts before the gRPC
 server, since those RPCs need its address.
@@ -43,6 +45,7 @@ from dockyard.cri import errors, restart  # noqa: E402
 from dockyard.cri.config import Config, load_config, render_default
 from dockyard.cri.metrics import Metrics
 from dockyard.cri.message_size import MAX_MESSAGE_BYTES
+from dockyard.cri.admin import service as admin_service
 from dockyard.cri.server import service
 from dockyard.cri.server.images import Images
 from dockyard.cri.server.instrument import Instrument, Readiness
@@ -164,7 +167,18 @@ def claim_socket(path: str) -> None:
     raise errors.FailedPrecondition(f"socket {path} is in use by another process (is dockyardd already running?)")
 
 
+# Worker threads for blocking work (asyncio.to_thread).  Most of it waits on
+# the disk or the kernel (record and snapshot fsyncs, mounts, cgroup reads),
+# not the CPU, and ten pods created at once queued behind the default six
+# (bench/density.py); an idle thread costs only its stack.
+WORKER_THREADS = 16
+
+
 async def serve(config: Config, ready_file: str | None = None) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="asyncio"))
     metrics = Metrics()
     readiness = Readiness()
     instrument = Instrument(readiness, metrics)
@@ -192,10 +206,19 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         service.image_handlers(stores.images, stores.convert_auth, pinned_refs(config, stores)),
         service.runtime_streams(runtime, readiness),
     )
-    server.add_insecure_port(f"unix://{config.socket_path}")
-    old_umask = os.umask(0o177)  # the socket is born private, then opened to the group
+    # The admin socket (the `dockyard` command) has a server of its own: root only.
+    claim_socket(config.admin_socket_path)
+    admin_server = grpc.aio.server(options=options)
+    admin_server.add_generic_rpc_handlers(
+        (admin_service.admin_handler(instrument, stores.images, runtime, pinned_refs(config, stores)),))
+    # The sockets are born private (grpc binds them when a port is added, not at
+    # start); the CRI one is then opened to the group, the admin one stays 0600.
+    old_umask = os.umask(0o177)
     try:
+        server.add_insecure_port(f"unix://{config.socket_path}")
+        admin_server.add_insecure_port(f"unix://{config.admin_socket_path}")
         await server.start()
+        await admin_server.start()
     finally:
         os.umask(old_umask)
     os.chmod(config.socket_path, config.socket_mode)
@@ -223,12 +246,16 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     finally:
         await streams.stop()
         await runtime.shims.close_all()  # the shims and their containers keep running
+        await runtime.sandboxes.flush()  # records still being written (cri/store/record_dir.py)
+        await runtime.containers.flush()
         await stores.images.shutdown()
+        await admin_server.stop(STOP_GRACE_SECONDS)
         await server.stop(STOP_GRACE_SECONDS)
         await stores.puller.aclose()
         metrics.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(config.socket_path)
+        for path in (config.socket_path, config.admin_socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
     log.info("dockyardd stopped")
     return 0
 

@@ -48,12 +48,14 @@ class BlobWriter:
 
     Used as a context manager it aborts (deletes the temp file) unless
     commit() succeeded, so an exception or cancellation keeps nothing.
+    Without an expected digest (``ContentStore.open_spool``) the blob is
+    committed under the digest of what was written.
     """
 
-    def __init__(self, store: ContentStore, digest: str, expected_size: int | None) -> None:
-        self.digest = digest
+    def __init__(self, store: ContentStore, digest: str | None, expected_size: int | None) -> None:
+        self.digest = digest or "(digest computed at commit)"
         self.expected_size = expected_size
-        self._hex = digest_hex(digest)
+        self._hex = digest_hex(digest) if digest is not None else None
         self._store = store
         self._hash = hashlib.sha256()
         self._written = 0
@@ -62,7 +64,7 @@ class BlobWriter:
         try:
             fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise _os_error("create ingest file for", digest, err) from err
+            raise _os_error("create ingest file for", self.digest, err) from err
         self._file: BinaryIO = open(fd, "wb", buffering=_BUFFER)
 
     @property
@@ -100,7 +102,10 @@ class BlobWriter:
                 reason="digest_mismatch",
             )
         actual = self._hash.hexdigest()
-        if actual != self._hex:
+        if self._hex is None:
+            self.digest = f"{ALGORITHM}:{actual}"
+            self._store.used(self.digest)  # a lease holds it before it is visible
+        elif actual != self._hex:
             self.abort()
             raise PullError(
                 f"blob {self.digest}: content has digest {ALGORITHM}:{actual}",
@@ -166,9 +171,13 @@ class ContentStore:
         """Where the blob lives (whether or not it is present)."""
         return os.path.join(self.blob_dir, digest_hex(digest))
 
-    def has(self, digest: str) -> bool:
+    def used(self, digest: str) -> None:
+        """Tell the on_use hook that ``digest`` is about to be looked up or written."""
         if self._on_use is not None:
             self._on_use(digest)
+
+    def has(self, digest: str) -> bool:
+        self.used(digest)
         return os.path.exists(self.path(digest))
 
     def size(self, digest: str) -> int:
@@ -179,9 +188,13 @@ class ContentStore:
 
     def open_writer(self, digest: str, expected_size: int | None = None) -> BlobWriter:
         """Start writing a blob; InvalidArgument if ``digest`` is not a sha256 digest."""
-        if self._on_use is not None:
-            self._on_use(digest)
+        self.used(digest)
         return BlobWriter(self, digest, expected_size)
+
+    def open_spool(self, expected_size: int | None = None) -> BlobWriter:
+        """Start writing a blob whose digest is not known yet: commit() names it
+        after its content and returns its path (``writer.digest`` is then set)."""
+        return BlobWriter(self, None, expected_size)
 
     def put(self, digest: str, data: bytes) -> str:
         """Write a whole in-memory blob (manifests, configs); return its path."""

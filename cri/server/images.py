@@ -7,9 +7,9 @@ snapshotter and the image store:
     PullImage(ref, auth)
       parse the reference (InvalidArgument naming it)
       Puller.pull: manifest, config and layers into the content store, verified
-      for each layer in order: Snapshotter.unpack(blob, media type, diff_id,
-          parent chain) in a worker thread (blocking disk work), giving the
-          chain of committed snapshots; diff_ids come from config.rootfs
+      each layer unpacked as soon as its blob is in (layer_unpack.py: staged
+          in worker threads, a few at once), then committed in order on its
+          parent chain; diff_ids come from config.rootfs
       ImageStore.put(record): id = config digest, the tag and the repo digest
 
 Two PullImage calls for the same reference with the same credentials share
@@ -30,17 +30,23 @@ way, and the next GC takes what this one left.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, Protocol
 
 from dockyard.cri import errors, faults
+from dockyard.cri.image.archive import export, layout, reader
 from dockyard.cri.image.leases import Leases
+from dockyard.cri.server.record import import_record
+from dockyard.cri.snapshot.unpack import decompressed, sniff_compression
+from dockyard.cri.server.layer_unpack import LayerUnpacker
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -48,10 +54,10 @@ log = logging.getLogger("dockyard.cri.images")
 # --- what the glue needs from the other parts (their real classes fit these) ---
 
 
-class ContentLike(Protocol):
+class ContentLike(reader.ContentLike, Protocol):
     def path(self, digest: str) -> str: ...
-    def has(self, digest: str) -> bool: ...
     def read(self, digest: str) -> bytes: ...
+    def put(self, digest: str, data: bytes) -> str: ...
     def delete(self, digest: str) -> None: ...
     def digests(self) -> set[str]: ...
     def usage(self) -> tuple[int, int]: ...
@@ -62,6 +68,9 @@ class SnapshotterLike(Protocol):
 
     def chain_of(self, parent_chain_id: str | None, diff_id: str) -> str: ...
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Any: ...
+    def commit_staged(self, staged: Any, parent: str | None) -> str: ...
+    def discard(self, staged: Any) -> None: ...
     def committed(self) -> set[str]: ...
     def in_use(self) -> set[str]: ...
     def detach_committed(self, chain_id: str) -> Callable[[], None]: ...
@@ -79,6 +88,7 @@ class RecordLike(Protocol):
 
 class ImageStoreLike(Protocol):
     def put(self, record: Any) -> Any: ...
+    def put_all(self, records: Sequence[Any]) -> Any: ...
     def get(self, ref_or_id: str) -> Any: ...
     def list(self) -> Any: ...
     def remove(self, ref_or_id: str) -> Any: ...
@@ -88,7 +98,7 @@ class ImageStoreLike(Protocol):
 
 
 class PullerLike(Protocol):
-    async def pull(self, ref: Any, auth: Any) -> Any: ...
+    async def pull(self, ref: Any, auth: Any, platform: Any = None, on_layer: Any = None) -> Any: ...
 
 
 class PullMetricsLike(Protocol):
@@ -169,7 +179,7 @@ class Images:
         self.make_record = make_record
         # The content store's on_use hook must be this object's hold (daemon.py).
         self.leases = leases or Leases()
-        self._inflight: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Task[Any]] = {}
         # GC runs one at a time (_gc_turn); requests and GC starts are numbered so
         # a request that a GC started after it has covered needs no GC of its own.
         self._gc_turn = asyncio.Lock()
@@ -183,44 +193,41 @@ class Images:
 
     # --- pull ---
 
-    async def pull(self, ref_text: str, auth: object) -> Any:
-        """Pull ``ref_text`` and return its ImageRecord; shares an identical pull in flight."""
+    async def pull(self, ref_text: str, auth: object, platform: Any = None) -> Any:
+        """Pull ``ref_text`` (for ``platform``, default the node's) and return its ImageRecord;
+        shares an identical pull in flight."""
         ref = self.parse_reference(ref_text)
-        key = (ref.string(), auth_fingerprint(auth))
+        key = (ref.string(), auth_fingerprint(auth), platform.string() if platform is not None else "")
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._pull(ref, auth), name=f"pull {key[0]}")
+            task = asyncio.create_task(self._pull(ref, auth, platform), name=f"pull {key[0]}")
             self._inflight[key] = task
             task.add_done_callback(functools.partial(self._forget, key))
         # shield: one caller going away must not cancel the others' pull.
         return await asyncio.shield(task)
 
-    def _forget(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+    def _forget(self, key: tuple[str, str, str], task: asyncio.Task[Any]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # mark retrieved: every waiter already got it
 
-    async def _pull(self, ref: Any, auth: object) -> Any:
+    async def _pull(self, ref: Any, auth: object, platform: Any = None) -> Any:
         name = ref.string()
         self.metrics.pull_started()
         start = time.monotonic()
         reason: str | None = None
+        unpacker = LayerUnpacker(self.snapshotter, self.content.path, self.snapshotter.chain_of, self.leases.hold)
         try:
             with self.leases.lease():
                 log.info("pulling %s", name)
-                pulled = await self.puller.pull(ref, auth)
+                # Layers unpack as their blobs arrive (layer_unpack.py), each
+                # chain held in this pull's lease before it is looked up.
+                pulled = await (self.puller.pull(ref, auth, platform, on_layer=unpacker.layer_ready)
+                                if platform is not None else self.puller.pull(ref, auth, on_layer=unpacker.layer_ready))
                 faults.point("PullImage/downloaded")
                 diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
-                chain_ids: list[str] = []
-                parent: str | None = None
-                for layer, diff_id in zip(pulled.layers, diff_ids):
-                    self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
-                    parent = await asyncio.to_thread(
-                        self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
-                    )
-                    chain_ids.append(parent)
-                    faults.point("PullImage/unpacked-a-layer")
+                chain_ids = await unpacker.commit_all(pulled.layers, diff_ids)
                 size = sum(layer.size for layer in pulled.layers)
                 record = self.make_record(pulled, chain_ids, size)
                 await asyncio.to_thread(self.store.put, record)
@@ -236,6 +243,7 @@ class Images:
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:
+            await unpacker.close()
             self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
             if reason is not None:
                 await self.request_gc()  # what the failed pull wrote, no lease holds any more
@@ -341,6 +349,88 @@ class Images:
         if blobs or deletions:
             log.info("garbage collected %d blobs and %d snapshots", blobs, len(deletions))
         return blobs, len(deletions)
+
+    # --- archives (dockyard images import / export) ---
+
+    async def import_archive(self, source: reader.Readable, platform: Any, base_name: str) -> Sequence[Any]:
+        """Import every image of the archive ``source`` holds (plain, gzip or zstd; its
+        blocking reads are made in a thread), under its names; return their records.  As safe as a pull: blobs
+        verified as they are stored, layers through the same unpacker and checked
+        against the configs' diff ids, every record written at once at the end; on
+        any failure nothing of it is kept (GC takes what its lease held)."""
+        try:
+            with self.leases.lease():
+                entries = await asyncio.to_thread(
+                    lambda: reader.read_archive(decompressed(source, "archive"), self.content))
+                faults.point("ImportImages/blobs-written")
+                images = await asyncio.to_thread(
+                    layout.images_in, entries, self.content.read, self._compression_of, platform, base_name,
+                    self.parse_reference)
+                records: builtins.list[Any] = []
+                for image in images:
+                    if not image.manifest_in_archive:
+                        await asyncio.to_thread(self.content.put, image.manifest_digest, image.manifest)
+                    chain_ids = await self._unpack_archive_image(image)
+                    records.append(import_record(image, chain_ids, self.parse_reference))
+                stored = await asyncio.to_thread(self.store.put_all, records)
+                faults.point("ImportImages/recorded")
+            log.info("imported %s", ", ".join(f"{r.id} ({' '.join(r.repo_tags) or 'no name'})" for r in stored))
+            return tuple(stored)
+        except BaseException:
+            await self.request_gc()
+            raise
+
+    async def _unpack_archive_image(self, image: layout.ArchiveImage) -> builtins.list[str]:
+        chain_ids: builtins.list[str] = []
+        parent: str | None = None
+        for layer, diff_id in zip(image.layers, image.diff_ids):
+            self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
+            try:
+                parent = await asyncio.to_thread(
+                    self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent)
+            except errors.PullError as err:  # what the layer holds is the archive's fault
+                raise errors.InvalidArgument(f"{image.source}: {err.message}") from err
+            chain_ids.append(parent)
+            faults.point("ImportImages/unpacked-a-layer")
+        return chain_ids
+
+    def _compression_of(self, digest: str) -> str:
+        with open(self.content.path(digest), "rb") as f:
+            return sniff_compression(f.read(8))
+
+    def export_archive(self, refs: Sequence[str], out: BinaryIO) -> None:
+        """Write the images ``refs`` name as one archive into ``out`` (blocking; a
+        thread).  NotFound names a reference that names no image; the blobs are
+        held while they are written, so a RemoveImage beside it waits its turn."""
+        with self.leases.lease():
+            # Two references to one image export it once, with all its names.
+            records = list({r.id: r for r in (self.get(ref) for ref in refs)}.values())
+            images = [self._export_image(record) for record in records]
+            export.write_layout(images, self.content.path, out)
+
+    def _export_image(self, record: Any) -> export.ExportImage:
+        for digest in (record.id, *record.layers):
+            if not self.content.has(digest):
+                raise errors.FailedPrecondition(f"image {record.id}: blob {digest} is missing from the content store")
+        manifest: bytes | None = None
+        for digest in record.blobs:
+            if self.content.has(digest):
+                data = self.content.read(digest)
+                try:
+                    doc = json.loads(data)
+                except ValueError:
+                    continue
+                if export.describes(doc, record.id):
+                    manifest, media_type = data, export.manifest_media_type(doc)
+                    break
+        if manifest is None:
+            layers = [(d, os.path.getsize(self.content.path(d)), self._compression_of(d)) for d in record.layers]
+            manifest = export.made_manifest(record.id, os.path.getsize(self.content.path(record.id)), layers)
+            media_type = layout.OCI_MANIFEST
+        return export.ExportImage(
+            names=tuple(record.repo_tags), manifest=manifest, manifest_media_type=media_type,
+            manifest_digest="sha256:" + hashlib.sha256(manifest).hexdigest(), config_digest=record.id,
+            layers=tuple(record.layers))
 
     # --- ImageFsInfo ---
 

@@ -552,6 +552,21 @@ def test_container_exit_reaches_the_kubelet(kubelet: Kubelet, static_pod: Callab
         assert metrics.get("kubelet_evented_pleg_connection_success_count", 0) == 0
 
 
+def test_image_filesystem_in_the_node_summary(kubelet: Kubelet) -> None:
+    """The kubelet's image GC and eviction read the image filesystem through ImageFsInfo: its
+    summary shows the runtime's used bytes and inodes, and cAdvisor found the filesystem of the
+    reported mountpoint (capacity and available set, which the GC thresholds are computed from)."""
+    deadline = time.monotonic() + POD_TIMEOUT_S
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{kubelet.read_only_port}/stats/summary", timeout=30) as r:
+            image_fs = json.load(r)["node"].get("runtime", {}).get("imageFs", {})
+        if image_fs.get("capacityBytes") or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # the summary is built from stats the kubelet collects every few seconds
+    assert image_fs.get("usedBytes", 0) > 0 and image_fs.get("inodesUsed", 0) > 0, image_fs
+    assert image_fs.get("capacityBytes", 0) > 0 and 0 < image_fs.get("availableBytes", 0) <= image_fs["capacityBytes"], image_fs
+
+
 def test_kubelet_log_has_no_cri_errors(kubelet: Kubelet) -> None:
     """Across the scenarios above, the kubelet logged no failed CRI call (image GC, ImageFsInfo and stats included)."""
     # Give the eviction manager and image GC (every 10 s / 5 min) one more round.
