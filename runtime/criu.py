@@ -17,6 +17,11 @@ it (libcontainer's criu code is the model; these are criu's own options):
 * A network namespace joined by path (the pod's) is external too: dumped as
   ``--external net[INODE]:extRootNetNS`` and restored into the namespace the
   new spec names, passed to criu as an open fd (``--inherit-fd``).
+* A PID namespace joined by path (the pod's, when its containers share
+  one) likewise: ``--external pid[INODE]:extRootPidNS`` at dump (criu
+  cannot dump a PID namespace without its init, which is the pod's pause),
+  and at restore the new spec's namespace as an inherited fd; the restored
+  processes take their old pids in it.
 * The init's stdio: the shim's pipes, and the host's /dev/null for a
   container without stdin.  descriptors.json in the image holds what /proc
   shows for them, as runc writes it; stdio-keys.json criu's names for them:
@@ -54,6 +59,7 @@ STDIO_KEYS = "stdio-keys.json"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
 NET_KEY = "extRootNetNS"
+PID_KEY = "extRootPidNS"
 # Bind mounts from outside the container found by criu itself ("m": their
 # master/slave peers outside too; "s": shared with outside).
 AUTO_MOUNTS = "mnt[]:sm"
@@ -88,7 +94,8 @@ def common_flags(opts: Mapping[str, Any]) -> list[str]:
 
 
 def dump_argv(criu: str, pid: int, rootfs: str, image_dir: str, work_dir: str, externals: Sequence[str],
-              net_inode: int | None, opts: Mapping[str, Any], external_files: Sequence[str] = ()) -> list[str]:
+              net_inode: int | None, opts: Mapping[str, Any], external_files: Sequence[str] = (),
+              pid_inode: int | None = None) -> list[str]:
     """``criu dump`` of the tree under ``pid`` (pure)."""
     argv = [criu, "dump", "--tree", str(pid), "--images-dir", image_dir, "--work-dir", work_dir,
             "--log-file", DUMP_LOG, "-v4", "--root", rootfs, "--external", AUTO_MOUNTS]
@@ -96,6 +103,8 @@ def dump_argv(criu: str, pid: int, rootfs: str, image_dir: str, work_dir: str, e
         argv += ["--external", f"mnt[{dest}]:{dest}"]
     if net_inode is not None:
         argv += ["--external", f"net[{net_inode}]:{NET_KEY}"]
+    if pid_inode is not None:
+        argv += ["--external", f"pid[{pid_inode}]:{PID_KEY}"]
     for key in external_files:
         argv += ["--external", key]
     if opts.get("leave_running"):

@@ -77,8 +77,11 @@ def run(ctx: Context, argv: list[str]) -> int:
         net = None
         if not _private(spec, "network"):
             net = leanos.stat(f"/proc/{c.state.pid}/ns/net").st_ino
+        pid_ns = None
+        if not _private(spec, "pid"):  # the pod's (or the host's): its init is not ours to dump
+            pid_ns = leanos.stat(f"/proc/{c.state.pid}/ns/pid").st_ino
         argv_ = criu.dump_argv(ctx.criu or "criu", c.state.pid, c.state.rootfs, image, work, externals, net,
-                               vars(args), external_files)
+                               vars(args), external_files, pid_ns)
         criu.run(argv_, work, criu.DUMP_LOG, "checkpoint", args.id)
     return 0
 

@@ -70,11 +70,12 @@ def run(ctx: Context, argv: list[str]) -> int:
             _, roots = criu.cgroup_mounts_and_roots(cgroups.detect(mountinfo_text=mountinfo) == cgroups.Mode.V2,
                                                     cgroups.v1_mounts(mountinfo), manager.paths())
         inherit = criu.stdio_inherits(criu.read_stdio_keys(image))
-        net = lx.namespace("network")
-        if net is not None and net.path:
-            fd = leanos.open(net.path, leanos.O_RDONLY)  # inherited by criu (pass_fds)
-            stack.callback(leanos.close, fd)
-            inherit[criu.NET_KEY] = fd
+        for kind, key in (("network", criu.NET_KEY), ("pid", criu.PID_KEY)):
+            ns = lx.namespace(kind)
+            if ns is not None and ns.path:
+                fd = leanos.open(ns.path, leanos.O_RDONLY)  # inherited by criu (pass_fds)
+                stack.callback(leanos.close, fd)
+                inherit[key] = fd
         leanos.makedirs(work, 0o700, exist_ok=True)
         pid_path = leanos.path.join(work, "restored.pid")
         argv_ = criu.restore_argv(ctx.criu or "criu", rootfs, image, work, externals, inherit, roots, pid_path,
