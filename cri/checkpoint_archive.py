@@ -23,8 +23,16 @@ changed files are applied to the new container's writable layer through the
 layer unpacker (its path rules, with deletions as overlay whiteouts), and
 ``checkpoint/`` is unpacked into the new bundle for the runtime's restore.
 
-The archive is read with tarfile's "data" filter into a directory of its own
-and only the members above are taken; a member outside them is refused.
+The new container's spec is the one its CreateContainer config makes, with
+the dumped process's command line, environment and working directory put
+back (the restored process is that one, and the status should say so:
+``restored_spec``).  CRIU binds each of the dumped container's bind mounts
+by destination (runtime/criu.py), so every one of them must be in the new
+spec too; a missing one is refused before CRIU runs, naming it.
+
+The archive is read into a directory of its own, plain files and
+directories only, and only the members above are taken; others (CRI-O adds bind.mounts,
+network.status, stats-dump...) are skipped.
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
@@ -49,7 +58,8 @@ SPEC_DUMP = "spec.dump"
 ROOTFS_DIFF = "rootfs-diff.tar"
 DELETED_FILES = "deleted.files"
 DUMP_LOG = "dump.log"
-TOP_LEVEL = frozenset({CONFIG_DUMP, SPEC_DUMP, ROOTFS_DIFF, DELETED_FILES, DUMP_LOG, "stats-dump", "status"})
+TOP_LEVEL = frozenset({CONFIG_DUMP, SPEC_DUMP, ROOTFS_DIFF, DELETED_FILES, DUMP_LOG})
+MAX_DUMP_BYTES = 1 << 22  # config.dump and spec.dump are read into memory
 ZERO_TIME = "0001-01-01T00:00:00Z"
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
@@ -66,7 +76,7 @@ class CheckpointMeta:
 
 
 def rfc3339(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def config_dump(meta: CheckpointMeta, created_ns: int, checkpointed_ns: int) -> dict[str, Any]:
@@ -148,45 +158,127 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def looks_like_archive(path: str) -> bool:
-    """A CreateContainer image that names a checkpoint archive: an absolute path to a file."""
-    return path.startswith("/") and os.path.isfile(path)
+def names_archive(image: str) -> bool:
+    """A CreateContainer image that names a checkpoint archive (pure): an absolute path, which no
+    image reference can be."""
+    return image.startswith("/")
 
 
-def read_meta(path: str, where: str) -> CheckpointMeta:
-    """config.dump of the archive at ``path`` (blocking); InvalidArgument naming ``where``."""
+@dataclass(frozen=True, slots=True)
+class ArchiveHead:
+    """What CreateContainer reads of an archive before it makes anything."""
+
+    meta: CheckpointMeta
+    spec: Mapping[str, Any]  # spec.dump
+
+
+def read_head(path: str, where: str) -> ArchiveHead:
+    """config.dump and spec.dump of the archive at ``path`` (blocking); InvalidArgument naming
+    ``where`` when it is no checkpoint archive."""
+    docs: dict[str, Any] = {}
     try:
         with tarfile.open(path, "r:") as tar:
-            member = tar.getmember(CONFIG_DUMP)
-            f = tar.extractfile(member)
-            if f is None:
-                raise KeyError(CONFIG_DUMP)
-            doc = json.loads(f.read(1 << 20))
-            names = tar.getnames()
-    except (tarfile.TarError, OSError, KeyError, ValueError) as err:
+            names = set()
+            for m in tar:
+                names.add(m.name)
+                if m.name in (CONFIG_DUMP, SPEC_DUMP) and m.isfile():
+                    if m.size > MAX_DUMP_BYTES:
+                        raise ValueError(f"{m.name} is {m.size} bytes")
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    docs[m.name] = json.loads(f.read())
+    except FileNotFoundError as err:
+        raise errors.NotFound(f"{where}: checkpoint archive {path} does not exist") from err
+    except (tarfile.TarError, OSError, ValueError) as err:
         raise errors.InvalidArgument(f"{where}: {path} is not a container checkpoint archive ({err})") from err
-    if f"{CHECKPOINT_DIR}/inventory.img" not in names:
-        raise errors.InvalidArgument(f"{where}: {path} holds no CRIU images ({CHECKPOINT_DIR}/inventory.img)")
-    return parse_config_dump(doc, where)
+    for name in (CONFIG_DUMP, SPEC_DUMP, f"{CHECKPOINT_DIR}/inventory.img"):
+        if name not in names:
+            raise errors.InvalidArgument(f"{where}: {path} is not a container checkpoint archive (no {name})")
+    spec = docs.get(SPEC_DUMP)
+    if not isinstance(spec, Mapping):
+        raise errors.InvalidArgument(f"{where}: {SPEC_DUMP} of {path} is not an OCI spec")
+    return ArchiveHead(parse_config_dump(docs.get(CONFIG_DUMP), where), spec)
+
+
+def bind_destinations(spec: Mapping[str, Any]) -> list[str]:
+    """The destinations of a spec's bind mounts, in order (pure)."""
+    out = []
+    for m in spec.get("mounts") or []:
+        if isinstance(m, Mapping) and (m.get("type") == "bind" or
+                                       {"bind", "rbind"} & set(m.get("options") or [])):
+            out.append(str(m.get("destination", "")))
+    return out
+
+
+def restored_spec(new: Mapping[str, Any], dumped: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The spec a restored container runs with (pure): ``new`` (its CreateContainer config's) with
+    the dumped process's args, env and cwd.  FailedPrecondition when the dumped process had a
+    terminal, or when a bind mount of the dumped container is missing from ``new`` (CRIU binds
+    each by destination and could not restore without it)."""
+    old_process = dumped.get("process") if isinstance(dumped.get("process"), Mapping) else {}
+    assert isinstance(old_process, Mapping)
+    if old_process.get("terminal"):
+        raise errors.FailedPrecondition(f"{where}: the checkpointed container had a terminal; it cannot be restored")
+    have = set(bind_destinations(new))
+    missing = [d for d in bind_destinations(dumped) if d not in have]
+    if missing:
+        raise errors.FailedPrecondition(
+            f"config.mounts: the checkpointed container had bind mounts at {', '.join(missing)}; "
+            "the restored one needs a mount at each")
+    process = dict(new.get("process") or {})
+    for key in ("args", "env", "cwd"):
+        if key in old_process:
+            process[key] = old_process[key]
+    return {**new, "process": process}
 
 
 def unpack(path: str, dest: str, upper: str, where: str) -> str:
     """Extract the archive's checkpoint images into ``dest`` and apply its file changes to the
     writable layer ``upper`` (blocking); returns the images' directory."""
-    from .snapshot.unpack import apply_layer
-
     os.makedirs(dest, mode=0o700, exist_ok=True)
     try:
         with tarfile.open(path, "r:") as tar:
-            members = []
-            for m in tar.getmembers():
-                top = m.name.split("/", 1)[0]
-                if top != CHECKPOINT_DIR and m.name not in TOP_LEVEL:
-                    raise errors.InvalidArgument(f"{where}: unexpected member {m.name!r} in {path}")
-                members.append(m)
-            tar.extractall(dest, members=members, filter="data")
+            for m in tar:
+                if m.name.split("/", 1)[0] == CHECKPOINT_DIR or m.name in TOP_LEVEL:
+                    _extract(tar, m, dest, f"{where}: {path}")
     except tarfile.TarError as err:
         raise errors.InvalidArgument(f"{where}: {path}: {err}") from err
+    if not os.path.isfile(os.path.join(dest, CHECKPOINT_DIR, "inventory.img")):
+        raise errors.InvalidArgument(f"{where}: {path} holds no CRIU images ({CHECKPOINT_DIR}/inventory.img)")
+    try:
+        _apply_changes(path, dest, upper, where)
+    except errors.PullError as err:  # the layer unpacker's refusal of a member, which it names
+        raise errors.InvalidArgument(f"{where}: {err}") from err
+    return os.path.join(dest, CHECKPOINT_DIR)
+
+
+def _extract(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, where: str) -> None:
+    """One member under ``dest``: plain files and directories only, named inside it.  ``dest`` is
+    fresh and nothing made here is a link, so no name can lead out of it once '..' and absolute
+    names are refused (Debian 12's Python 3.11.2 has no tarfile extraction filters)."""
+    parts = m.name.split("/")
+    if m.name.startswith("/") or ".." in parts or not all(parts):
+        raise errors.InvalidArgument(f"{where}: member {m.name!r} is not a relative path inside the archive")
+    target = os.path.join(dest, *parts)
+    if m.isdir():
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        return
+    if not m.isfile():
+        raise errors.InvalidArgument(f"{where}: member {m.name!r} is not a file or directory")
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    src = tar.extractfile(m)
+    assert src is not None
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError as err:
+        raise errors.InvalidArgument(f"{where}: member {m.name!r} appears twice") from err
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _apply_changes(path: str, dest: str, upper: str, where: str) -> None:
+    from .snapshot.unpack import apply_layer
+
     diff = os.path.join(dest, ROOTFS_DIFF)
     if upper and os.path.exists(diff):
         with open(diff, "rb") as f:
@@ -198,7 +290,6 @@ def unpack(path: str, dest: str, upper: str, where: str) -> str:
         if not isinstance(deleted, list) or not all(isinstance(p, str) for p in deleted):
             raise errors.InvalidArgument(f"{where}: {DELETED_FILES} of {path} is not a list of paths")
         apply_layer(io.BytesIO(whiteout_tar(deleted)), upper, LAYER_MEDIA_TYPE, layer=f"{path}:{DELETED_FILES}")
-    return os.path.join(dest, CHECKPOINT_DIR)
 
 
 def whiteout_tar(paths: list[str]) -> bytes:

@@ -217,11 +217,12 @@ class OciRuntime:
         self._run(f"restore {container_id}", [*args, container_id], stdio=stdio, pump=pump,
                   timeout=CHECKPOINT_TIMEOUT_S)
 
-    def checkpoint(self, container_id: str, image_path: str, work_path: str, leave_running: bool) -> None:
+    def checkpoint(self, container_id: str, image_path: str, work_path: str, leave_running: bool,
+                   timeout: int = 0) -> None:
         args = ["checkpoint", "--image-path", image_path, "--work-path", work_path]
         if leave_running:
             args.append("--leave-running")
-        self._run(f"checkpoint {container_id}", [*args, container_id], timeout=CHECKPOINT_TIMEOUT_S)
+        self._run(f"checkpoint {container_id}", [*args, container_id], timeout=timeout or CHECKPOINT_TIMEOUT_S)
 
     def start(self, container_id: str) -> None:
         self._run(f"start {container_id}", ["start", container_id])

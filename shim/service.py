@@ -571,7 +571,8 @@ class Shim:
     def do_checkpoint(self, _peer: Peer, _id: int, params: api.CheckpointParams) -> api.NoResult:
         c = self._container(params.container_id)
         process.check(c.effective_state, "checkpoint")
-        self.runtime.checkpoint(c.container_id, params.image_path, params.work_path, params.leave_running)
+        self.runtime.checkpoint(c.container_id, params.image_path, params.work_path, params.leave_running,
+                                params.timeout)
         return api.NoResult()
 
     def do_reopen_log(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.NoResult:

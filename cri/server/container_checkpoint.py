@@ -7,10 +7,13 @@ and writes the archive (cri/checkpoint_archive.py has the layout) beside
 ``location`` and renames it into place, so a failed call leaves no archive,
 and no scratch files (under <state_dir>/checkpoints).
 
-Errors: no ``location`` or a relative one is InvalidArgument naming it; an
-unknown container NotFound; one that is not running, or has a terminal,
-FailedPrecondition; what CRIU reports comes back as the runtime's error.
-``timeout`` (seconds, 0 = the shim's own limit) bounds the dump.
+Errors: no ``location``, a relative one or an existing directory is
+InvalidArgument naming it; an unknown container NotFound; one that is not
+running, or has a terminal, FailedPrecondition; what CRIU reports comes
+back as the runtime's error (Internal, with criu's own error lines).
+``timeout`` (seconds, 0 = the shim's limit of 10 minutes) bounds the dump:
+the shim kills the runtime then, and the daemon waits a little longer for
+that answer.
 """
 
 from __future__ import annotations
@@ -27,15 +30,28 @@ from .. import errors
 from ..store.container import ContainerState
 from .cri_service import CriService, now_ns
 
+# The shim's own limit for a dump with no timeout (shim/oci_runtime.py CHECKPOINT_TIMEOUT_S), and
+# how much longer the daemon waits for the shim's answer than the shim waits for the runtime.
+SHIM_LIMIT_S = 600
+ANSWER_MARGIN_S = 30.0
 
-async def checkpoint_container(cri: CriService, request: api_pb2.CheckpointContainerRequest) -> api_pb2.CheckpointContainerResponse:
+
+def check_request(request: api_pb2.CheckpointContainerRequest) -> None:
+    """The request's own fields (blocking only for the directory test)."""
     location = request.location
     if not location:
         raise errors.InvalidArgument("location is required (where the checkpoint archive goes)")
     if not os.path.isabs(location):
         raise errors.InvalidArgument(f"location {errors.shorten(location)!r} must be an absolute path")
+    if os.path.isdir(location):
+        raise errors.InvalidArgument(f"location {errors.shorten(location)!r} is a directory: it names the archive file")
     if request.timeout < 0:
         raise errors.InvalidArgument(f"timeout {request.timeout} must not be negative")
+
+
+async def checkpoint_container(cri: CriService, request: api_pb2.CheckpointContainerRequest) -> api_pb2.CheckpointContainerResponse:
+    check_request(request)
+    location = request.location
     c = cri.container(request.container_id)
     async with cri.containers.index.lock(c.id):
         if c.state is not ContainerState.RUNNING:
@@ -43,7 +59,7 @@ async def checkpoint_container(cri: CriService, request: api_pb2.CheckpointConta
                                             "can be checkpointed")
         config = c.config
         if config.tty:
-            raise errors.FailedPrecondition(f"container {c.id} has a terminal: it cannot be checkpointed")
+            raise errors.FailedPrecondition(f"container {c.id} has a terminal (config.tty): it cannot be checkpointed")
         sandbox = cri.sandbox(c.sandbox_id)
         base = os.path.join(cri.config.state_dir, "checkpoints")
         os.makedirs(base, mode=0o700, exist_ok=True)
@@ -52,8 +68,8 @@ async def checkpoint_container(cri: CriService, request: api_pb2.CheckpointConta
             image_dir, work_dir = os.path.join(scratch, archive.CHECKPOINT_DIR), os.path.join(scratch, "work")
             await cri.shims.client(c.sandbox_id).call(
                 "checkpoint", {"container_id": c.id, "image_path": image_dir, "work_path": work_dir,
-                               "leave_running": True},
-                timeout=float(request.timeout) if request.timeout else None)
+                               "leave_running": True, "timeout": int(request.timeout)},
+                timeout=(request.timeout or SHIM_LIMIT_S) + ANSWER_MARGIN_S)
             meta = archive.CheckpointMeta(container_id=c.id, name=config.metadata.name, image_ref=c.image_id,
                                           image_name=c.image_ref, runtime=sandbox.handler)
             upper = archive.writable_layer(await asyncio.to_thread(cri.snapshotter.mounts, c.snapshot_key))

@@ -13,6 +13,8 @@ after the shim started the container; restart adopts such tasks)."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -22,7 +24,8 @@ from ..store.container import Container, ContainerState
 from ..store.sandbox import SandboxState
 from .cri_service import CriService, now_ns
 
-RESTORE_TIMEOUT_S = 600.0
+# The shim gives the runtime's restore 600 s (shim/oci_runtime.py); its answer may come a little later.
+RESTORE_TIMEOUT_S = 630.0
 
 
 async def start_container(cri: CriService, request: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
@@ -67,5 +70,10 @@ async def _create_and_start(cri: CriService, c: Container) -> dict[str, Any]:
     }
     if c.restore_from:  # a restore puts back every page of the dumped memory: it may take minutes
         params["restore"] = c.restore_from
-        return await cri.shims.client(c.sandbox_id).call("create", params, timeout=RESTORE_TIMEOUT_S)
+        try:
+            return await cri.shims.client(c.sandbox_id).call("create", params, timeout=RESTORE_TIMEOUT_S)
+        finally:
+            # The images are as big as the dumped memory and serve one restore; criu's log
+            # (restore-work beside them) stays with the bundle.
+            await asyncio.to_thread(shutil.rmtree, c.restore_from, True)
     return await cri.shims.client(c.sandbox_id).call("create", params)

@@ -15,16 +15,17 @@ import json
 import os
 import select
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import daemon_fixture
+import pytest
 from bundle import SUBREAPER, Bundle
+from conftest import BundleFactory
 from daemon_fixture import Daemon
 from guest_daemon import guest_daemon  # noqa: F401 (fixture)
 from runtime_service_fixture import container_config, pod_config
-
-from conftest import BundleFactory
 
 # Under TCG on a loaded host the daemon's start (a Python interpreter and its
 # recovery) has taken more than the fixture's 30 s.
@@ -125,19 +126,23 @@ def log_numbers(path: Path) -> list[int]:
     return [int(line.split(" ", 3)[3]) for line in path.read_text().splitlines() if line.count(" ") >= 3]
 
 
-def test_cri_checkpoint_and_restore_a_counter(guest_daemon: Daemon, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("pid_mode", ["CONTAINER", "POD"])
+def test_cri_checkpoint_and_restore_a_counter(guest_daemon: Daemon, tmp_path: Path, pid_mode: str) -> None:  # noqa: F811
     """crictl checkpoint --export writes kubelet's archive (CRI-O's layout) and leaves the counter running;
     a container created with the archive as its image, in another pod, restores it: its log goes on from
-    the number the dump caught, and it keeps the file the first one wrote and not the one it deleted."""
+    the number the dump caught, and it keeps the file the first one wrote and not the one it deleted.
+    With a PID namespace of its own (kubelet's default) and with the pod's (shareProcessNamespace,
+    crictl's default), which criu takes as external."""
     d = guest_daemon
     d.pull("busybox")
     logs = tmp_path / "logs"
+    linux = {"security_context": {"namespace_options": {"pid": {"CONTAINER": 1, "POD": 0}[pid_mode]}}}
     pod_file = tmp_path / "pod.json"
-    pod_file.write_text(json.dumps(pod_config("ckpt", logs)))
+    pod_file.write_text(json.dumps(pod_config(f"ckpt-{pid_mode.lower()}", logs)))
     pod = d.crictl("runp", str(pod_file)).stdout.strip()
-    script = "echo made > /made; rm /etc/hostname.default 2>/dev/null; rm -f /bin/nc; " + COUNTER
+    script = "echo made > /made; rm /etc/hostname.default 2>/dev/null; rm -f /bin/vi; " + COUNTER
     ctr_file = tmp_path / "ctr.json"
-    ctr_file.write_text(json.dumps(container_config("counter", ["sh", "-c", script])))
+    ctr_file.write_text(json.dumps(container_config("counter", ["sh", "-c", script], linux=linux)))
     cid = d.crictl("create", pod, str(ctr_file), str(pod_file)).stdout.strip()
     d.crictl("start", cid)
     first_log = logs / "counter.log"
@@ -147,23 +152,22 @@ def test_cri_checkpoint_and_restore_a_counter(guest_daemon: Daemon, tmp_path: Pa
         time.sleep(0.2)
     archive = tmp_path / "checkpoint.tar"
     d.crictl("checkpoint", "--export", str(archive), cid, timeout=600)
-    caught = log_numbers(first_log)[-1]  # the dump happened after this line at the latest... or before it
-    import tarfile
-
+    caught = log_numbers(first_log)[-1]  # read after the dump: the restored counter cannot start past it
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         config = json.loads(tar.extractfile("config.dump").read())  # type: ignore[union-attr]
         deleted = json.loads(tar.extractfile("deleted.files").read())  # type: ignore[union-attr]
     assert {"checkpoint/inventory.img", "config.dump", "spec.dump", "rootfs-diff.tar", "dump.log"} <= names
     assert config["id"] == cid and config["name"] == "counter" and config["rootfsImageRef"].startswith("sha256:")
-    assert "/bin/nc" in deleted
+    assert "/bin/vi" in deleted
     assert json.loads(d.crictl("inspect", cid).stdout)["status"]["state"] == "CONTAINER_RUNNING"  # left running
 
     pod2_file = tmp_path / "pod2.json"
-    pod2_file.write_text(json.dumps(pod_config("restored", logs)))
+    pod2_file.write_text(json.dumps(pod_config(f"restored-{pid_mode.lower()}", logs)))
     pod2 = d.crictl("runp", str(pod2_file)).stdout.strip()
     restored_file = tmp_path / "restored.json"
-    restored_file.write_text(json.dumps({**container_config("restored", []), "image": {"image": str(archive)}}))
+    restored_file.write_text(json.dumps({**container_config("restored", [], linux=linux),
+                                         "image": {"image": str(archive)}}))
     rid = d.crictl("create", pod2, str(restored_file), str(pod2_file)).stdout.strip()
     d.crictl("start", rid, timeout=600)
     restored_log = logs / "restored.log"
@@ -174,6 +178,6 @@ def test_cri_checkpoint_and_restore_a_counter(guest_daemon: Daemon, tmp_path: Pa
     numbers = log_numbers(restored_log)
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
     assert numbers[0] > 4 and numbers[0] <= caught + 30, (numbers[:5], caught)  # from the dump, not from 0
-    out = d.crictl("exec", "-s", rid, "sh", "-c", "cat /made; test -e /bin/nc && echo nc-back || echo nc-gone").stdout
-    assert out.split() == ["made", "nc-gone"], out
+    out = d.crictl("exec", "-s", rid, "sh", "-c", "cat /made; test -e /bin/vi && echo vi-back || echo vi-gone").stdout
+    assert out.split() == ["made", "vi-gone"], out
     d.crictl("rmp", "-f", pod, pod2)

@@ -112,6 +112,18 @@ def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[i
                                             "capture": True}}, "capture and io=fds exclude each other"),
     ({"id": 1, "method": "attach", "params": {"container_id": "c", "stdin": 1}}, "must be bool"),
     ({"id": 1, "method": "attach", "params": {}}, "missing param 'container_id'"),
+    ({"id": 1, "method": "create", "params": {"container_id": "c", "bundle": "/b", "restore": "ck"}},
+     "restore must be an absolute path"),
+    ({"id": 1, "method": "create", "params": {"container_id": "c", "bundle": "/b", "restore": "/ck", "tty": True}},
+     "a restored container has no terminal"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "img", "work_path": "/w"}},
+     "image_path must be an absolute path"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": ""}},
+     "work_path must be an absolute path"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": "/w",
+                                                  "timeout": -1}}, "timeout must not be negative"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": "/w",
+                                                  "timeout": 1.5}}, "must be int"),
 ])
 def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ShimError, match=fragment) as info:
