@@ -5,7 +5,10 @@ checkpoint taken through kubelet's API leaves the container running, as
 CRI-O does); the daemon adds the container's config, spec and changed files
 and writes the archive (cri/checkpoint_archive.py has the layout) beside
 ``location`` and renames it into place, so a failed call leaves no archive,
-and no scratch files (under <state_dir>/checkpoints).
+and no scratch files (under <state_dir>/checkpoints).  A daemon killed
+meanwhile leaves its scratch dir, which recovery removes (cri/restart.py),
+and perhaps the archive's temp file (``.checkpoint-*.tar``) beside
+``location``, which the daemon cannot find again.
 
 Errors: no ``location``, a relative one or an existing directory is
 InvalidArgument naming it; an unknown container NotFound; one that is not
@@ -26,7 +29,7 @@ import tempfile
 from cri_api.v1 import api_pb2
 
 from .. import checkpoint_archive as archive
-from .. import errors
+from .. import errors, faults
 from ..store.container import ContainerState
 from .cri_service import CriService, now_ns
 
@@ -65,6 +68,7 @@ async def checkpoint_container(cri: CriService, request: api_pb2.CheckpointConta
         os.makedirs(base, mode=0o700, exist_ok=True)
         scratch = tempfile.mkdtemp(prefix=c.id[:12] + "-", dir=base)
         try:
+            faults.point("CheckpointContainer/dumping")
             image_dir, work_dir = os.path.join(scratch, archive.CHECKPOINT_DIR), os.path.join(scratch, "work")
             await cri.shims.client(c.sandbox_id).call(
                 "checkpoint", {"container_id": c.id, "image_path": image_dir, "work_path": work_dir,

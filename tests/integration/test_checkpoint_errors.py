@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 from daemon_fixture import daemon_factory, test_registry  # noqa: F401 (fixtures)
+from dockyard.cri import faults
 from google.protobuf import json_format
 from runtime_service_fixture import Pods, container_config, pods  # noqa: F401 (fixture)
 
@@ -147,6 +149,37 @@ def test_checkpoint_of_a_running_container_on_this_kernel(pods: Pods, tmp_path: 
         assert time.monotonic() < deadline, "the counter stopped after the checkpoint"
         time.sleep(0.1)
     assert json.loads(pods.crictl("inspect", cid))["status"]["state"] == "CONTAINER_RUNNING"
+
+
+def test_checkpoint_cut_off_by_a_daemon_kill(pods: Pods, tmp_path: Path) -> None:
+    """The daemon killed with a dump's scratch dir made: the call is UNAVAILABLE, the restarted daemon
+    removes the scratch, the container runs on, and the retried call answers as a first one would."""
+    pods.daemon.pull("busybox")
+    pod, pod_cfg = pods.run_pod("ckkill")
+    cid = pods.crictl("create", pod, pods.write("s", container_config("s", ["sleep", "1000"])), pod_cfg)
+    pods.crictl("start", cid)
+    pods.daemon.stop()
+    pods.daemon.env = {faults.ENV: "CheckpointContainer/dumping"}
+    pods.daemon.start()
+    location = tmp_path / "c.tar"
+    request = api_pb2.CheckpointContainerRequest(container_id=cid, location=str(location))
+    with pods.daemon.channel() as ch:
+        code, _ = refusal(pods.daemon.runtime(ch).CheckpointContainer, request)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    assert len(scratch_left(pods)) == 1  # what the killed call had made
+    pods.daemon.env = {}
+    pods.daemon.start()
+    assert scratch_left(pods) == []
+    assert json.loads(pods.crictl("inspect", cid))["status"]["state"] == "CONTAINER_RUNNING"
+    with pods.daemon.channel() as ch:
+        try:
+            pods.daemon.runtime(ch).CheckpointContainer(request, timeout=300)
+            assert location.is_file()
+        except grpc.RpcError as err:  # this VM's kernel: CRIU's own error, as in the test above
+            assert err.code() == grpc.StatusCode.INTERNAL and "criu exited" in err.details(), err.details()
+            assert not location.exists()
+    assert scratch_left(pods) == []
 
 
 def tar_bytes(entries: dict[str, bytes | None]) -> bytes:
