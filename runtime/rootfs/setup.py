@@ -23,8 +23,10 @@ Facts this code depends on:
   flags, so the ones the mount already has (nosuid, nodev, noexec of /proc,
   say) are read back with statvfs and kept.  In a user namespace they are
   locked and dropping them would fail with EPERM anyway.
-* sysfs can only be mounted by a process that owns the network namespace;
-  without a private one, the host's /sys is bind-mounted instead (as runc does).
+* sysfs can only be mounted by a process with CAP_SYS_ADMIN over the owner
+  of its network namespace; where it cannot (a user namespace joining the
+  pod's network namespace), the host's /sys is bind-mounted instead, as
+  runc does.
 """
 
 from __future__ import annotations
@@ -314,7 +316,22 @@ def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str
         _mount_cgroup(pm, plan, sources)
         return
     if m.type == "sysfs" and not plan.private_netns:
-        # sysfs belongs to the network namespace's owner: bind the host's
+        # A network namespace joined by path (a pod's), or the host's: sysfs
+        # is mounted afresh when this process has CAP_SYS_ADMIN over the
+        # namespace's owner, as runc does; in a user namespace it has not
+        # (EPERM), and the host's /sys is bound instead.  A fresh mount
+        # shows the joined namespace's devices and none of the host's
+        # submounts, which a checkpoint could not dump (criu: "unreachable
+        # sharing" for the host's /sys/fs/fuse/connections).
+        fd = open_in_root(plan.rootfs, m.destination, create="dir")
+        try:
+            syscalls.mount(m.source or m.type, _fd_path(fd), m.type, opts.flags, opts.data or None)
+            return
+        except SyscallError as err:
+            if err.errno != errno.EPERM:
+                raise
+        finally:
+            leanos.close(fd)
         host_sys = Mount(m.destination, "bind", "/sys", m.options)
         _mount_bind(PlannedMount(host_sys, replace(opts, is_bind=True, recursive_bind=True), pm.field), plan.rootfs)
         return
