@@ -334,21 +334,27 @@ def writable_layer(snapshotter: Any, key: str, at_ns: int) -> api_pb2.Filesystem
 
 def network_message(counters: dict[str, dict[str, int]] | None, at_ns: int,
                     default_iface: str = "eth0") -> api_pb2.NetworkUsage | None:
-    """Interface counters -> CRI NetworkUsage (pure); None when there are none (host network)."""
+    """Interface counters -> CRI NetworkUsage (pure); None when there are none (host network).
+
+    Every interface but lo is listed in ``interfaces``, the default one too
+    (``default_interface``: eth0, else the first), as containerd reports
+    them: kubelet's Summary API copies ``interfaces`` into the pod's
+    network.interfaces, which must list the pod's interfaces."""
     if counters is None:
         return None
     usage = api_pb2.NetworkUsage(timestamp=at_ns)
     for name, c in sorted(counters.items()):
         if name == "lo":
             continue
-        stats = api_pb2.NetworkInterfaceUsage(
+        usage.interfaces.append(api_pb2.NetworkInterfaceUsage(
             name=name, rx_bytes=api_pb2.UInt64Value(value=c["rx_bytes"]), rx_errors=api_pb2.UInt64Value(value=c["rx_errors"]),
             tx_bytes=api_pb2.UInt64Value(value=c["tx_bytes"]), tx_errors=api_pb2.UInt64Value(value=c["tx_errors"]),
-        )
-        if name == default_iface:
-            usage.default_interface.CopyFrom(stats)
-        else:
-            usage.interfaces.append(stats)
+        ))
+    default = next((i for i in usage.interfaces if i.name == default_iface), None)
+    if default is None and usage.interfaces:
+        default = usage.interfaces[0]
+    if default is not None:
+        usage.default_interface.CopyFrom(default)
     return usage
 
 

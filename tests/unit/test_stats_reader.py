@@ -12,7 +12,7 @@ import pytest
 
 from dockyard.cri.bundle_facts import BundleFactsCache, facts_of
 from dockyard.cri.stats import (CgroupReader, StatsSampler, cpu_usage, io_message, memory_message, parse_flat_keyed,
-                                parse_int, pressure_message)
+                                network_message, parse_int, pressure_message)
 
 
 @pytest.mark.parametrize("spec, want", [
@@ -170,3 +170,23 @@ def test_reader_hybrid_reads_pressure_from_the_unified_hierarchy(tmp_path: Path)
     plain_stats = plain.read("/k/pod1/c1", "c1")
     assert plain_stats is not None and "psi" not in plain_stats
     assert io_message(plain_stats, 1) is None and not cpu_usage(plain_stats, 1, 0).HasField("psi")
+
+
+def _counters(n: int) -> dict[str, int]:
+    return {"rx_bytes": n, "rx_errors": 0, "tx_bytes": 2 * n, "tx_errors": 0}
+
+
+@pytest.mark.parametrize(("names", "default", "listed"), [
+    (["eth0", "lo"], "eth0", ["eth0"]),
+    (["eth0", "net1", "lo"], "eth0", ["eth0", "net1"]),
+    (["net1", "net2"], "net1", ["net1", "net2"]),  # no eth0: the first
+    (["lo"], "", []),
+])
+def test_network_message_lists_every_interface(names: list[str], default: str, listed: list[str]) -> None:
+    """interfaces lists every interface but lo, the default one included (kubelet's Summary API
+    takes the pod's network.interfaces from it); default_interface is eth0, else the first."""
+    usage = network_message({name: _counters(i + 1) for i, name in enumerate(names)}, 5)
+    assert usage is not None
+    assert [i.name for i in usage.interfaces] == listed
+    assert usage.default_interface.name == default
+    assert network_message(None, 5) is None
