@@ -40,6 +40,7 @@ def _call(channel: grpc.Channel, service: str, method: str, request: Any) -> Any
 def test_cadvisor_sees_pods_and_containers_as_containerds(pods: Pods) -> None:
     """Containers/Get gives the kubelet's labels (and kind sandbox/container), the image and the
     OCI spec; Tasks/Get the running init's pid; an unknown id is NOT_FOUND; Version answers."""
+    pods.daemon.pull("busybox")
     pod, pod_cfg = pods.run_pod("cadv")
     cid = pods.crictl("create", pod, pods.write("c", container_config("c", ["sleep", "1000"])), pod_cfg)
     pods.crictl("start", cid)
