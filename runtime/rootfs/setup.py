@@ -26,8 +26,9 @@ Facts this code depends on:
 * sysfs can only be mounted with CAP_SYS_ADMIN over the user namespace that
   owns the network namespace.  A container that joins a pod's network
   namespace (every kubelet container) usually can, and gets a sysfs of its
-  own; only when the mount is refused (EPERM) is the host's /sys bound
-  instead, and then as an rslave, so nothing mounted on it propagates out.
+  own, as runc does; only when the mount is refused (EPERM: a user namespace
+  joining another's) is the host's /sys bound instead, and then as an
+  rslave, so nothing mounted on it propagates out.
 """
 
 from __future__ import annotations
@@ -317,6 +318,10 @@ def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str
         _mount_cgroup(pm, plan, sources)
         return
     if m.type == "sysfs" and not plan.private_netns:
+        # A network namespace joined by path (a pod's), or the host's: a fresh
+        # sysfs shows the joined namespace's devices and none of the host's
+        # submounts, which a checkpoint could not dump (criu: "unreachable
+        # sharing" for the host's /sys/fs/fuse/connections).
         try:
             _mount_new(pm, plan.rootfs)
             return
