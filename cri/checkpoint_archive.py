@@ -1,7 +1,8 @@
 """The container checkpoint archive: what CheckpointContainer writes and CreateContainer restores.
 
-The layout is CRI-O's (and checkpointctl's, which reads both CRI-O's and
-containerd's), so the tools that inspect kubelet checkpoints read ours: an
+The layout is CRI-O's, the one checkpointctl (the tool that inspects
+kubelet checkpoints) reads; checkpointctl itself is not run here (its
+go-criu dependency is not on the Go module proxy this VM reaches).  An
 uncompressed tar holding
 
     checkpoint/        the runtime's CRIU images (with descriptors.json)
@@ -210,15 +211,45 @@ def bind_destinations(spec: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# The namespaces CRIU restores as they were dumped (its own, the pod's, or the host's), with the
+# CRI field that chooses each.
+MATCHING_NAMESPACES = {
+    "pid": "config.linux.security_context.namespace_options.pid",
+    "network": "sandbox_config.linux.security_context.namespace_options.network",
+}
+
+
+def namespace_mode(spec: Mapping[str, Any], kind: str) -> str | None:
+    """"own", "joined" (by path: the pod's) or "host" (no entry) for a spec's namespace of ``kind``;
+    None when the spec lists no namespaces at all (pure)."""
+    linux = spec.get("linux")
+    if not isinstance(linux, Mapping) or not isinstance(linux.get("namespaces"), list):
+        return None
+    for ns in linux["namespaces"]:
+        if isinstance(ns, Mapping) and ns.get("type") == kind:
+            return "joined" if ns.get("path") else "own"
+    return "host"
+
+
+_NS_WORDS = {"own": "its own", "joined": "the pod's", "host": "the host's"}
+
+
 def restored_spec(new: Mapping[str, Any], dumped: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The spec a restored container runs with (pure): ``new`` (its CreateContainer config's) with
     the dumped process's args, env and cwd.  FailedPrecondition when the dumped process had a
-    terminal, or when a bind mount of the dumped container is missing from ``new`` (CRIU binds
-    each by destination and could not restore without it)."""
+    terminal, when its PID or network namespace was of another kind (its own, the pod's, the
+    host's) than the new one's, or when a bind mount of the dumped container is missing from
+    ``new`` (CRIU binds each by destination and could not restore without it)."""
     old_process = dumped.get("process") if isinstance(dumped.get("process"), Mapping) else {}
     assert isinstance(old_process, Mapping)
     if old_process.get("terminal"):
         raise errors.FailedPrecondition(f"{where}: the checkpointed container had a terminal; it cannot be restored")
+    for kind, field_name in MATCHING_NAMESPACES.items():
+        was, now = namespace_mode(dumped, kind), namespace_mode(new, kind)
+        if was is not None and now is not None and was != now:
+            raise errors.FailedPrecondition(
+                f"{field_name}: the checkpointed container's {kind} namespace was {_NS_WORDS[was]}, "
+                f"the restored one's would be {_NS_WORDS[now]}")
     have = set(bind_destinations(new))
     missing = [d for d in bind_destinations(dumped) if d not in have]
     if missing:

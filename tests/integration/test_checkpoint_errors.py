@@ -211,7 +211,8 @@ def write_archive(path: Path, image_id: str, image_name: str, spec: dict[str, An
 
 def test_restore_refusals_leave_nothing(pods: Pods, tmp_path: Path) -> None:
     """CreateContainer with an archive as its image: a missing archive, one that is no checkpoint, one
-    naming an image that is not here, a terminal, a missing bind mount, a bad file change; each is
+    naming an image that is not here, a terminal, a missing bind mount, a PID namespace of another kind
+    (its own at the dump, the pod's here: crictl's default), a bad file change; each is
     refused naming the field, with no container, snapshot or bundle left."""
     image_id = pods.daemon.pull("busybox")
     pod, pod_cfg = pods.run_pod("rserr")
@@ -232,6 +233,11 @@ def test_restore_refusals_leave_nothing(pods: Pods, tmp_path: Path) -> None:
             {"destination": "/data", "type": "bind", "source": "/x", "options": ["rbind"]}]}), {},
          grpc.StatusCode.FAILED_PRECONDITION,
          "config.mounts: the checkpointed container had bind mounts at /data; the restored one needs a mount"),
+        (write_archive(tmp_path / "n.tar", image_id, "busybox", {**spec, "linux": {"namespaces": [
+            {"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}]}}), {},
+         grpc.StatusCode.FAILED_PRECONDITION,
+         ("config.linux.security_context.namespace_options.pid: the checkpointed container's pid namespace was its "
+         "own, the restored one's would be the pod's")),
         (write_archive(tmp_path / "d.tar", image_id, "busybox", spec,
                        **{"rootfs-diff__tar": tar_bytes({"../escape": b"x"})}), {},
          grpc.StatusCode.INVALID_ARGUMENT, "config.image.image: "),

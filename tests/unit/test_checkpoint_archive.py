@@ -291,6 +291,36 @@ def test_restored_spec_refuses(dumped: dict[str, Any], error: type[Exception], m
     assert str(info.value) == message
 
 
+def with_namespaces(spec: dict[str, Any], *entries: dict[str, str]) -> dict[str, Any]:
+    return {**spec, "linux": {"namespaces": [{"type": "mount"}, *entries]}}
+
+
+OWN_PID, POD_PID = {"type": "pid"}, {"type": "pid", "path": "/proc/9/ns/pid"}
+POD_NET = {"type": "network", "path": "/run/netns/p"}
+
+
+@pytest.mark.parametrize("dumped, new, message", [
+    ([OWN_PID, POD_NET], [POD_PID, POD_NET], ("config.linux.security_context.namespace_options.pid: the "
+     "checkpointed container's pid namespace was its own, the restored one's would be the pod's")),
+    ([POD_PID, POD_NET], [OWN_PID, POD_NET], ("config.linux.security_context.namespace_options.pid: the "
+     "checkpointed container's pid namespace was the pod's, the restored one's would be its own")),
+    ([OWN_PID, POD_NET], [OWN_PID], ("sandbox_config.linux.security_context.namespace_options.network: the "
+     "checkpointed container's network namespace was the pod's, the restored one's would be the host's")),
+])
+def test_restored_spec_needs_the_same_kind_of_namespaces(dumped: list[dict[str, str]], new: list[dict[str, str]],
+                                                         message: str) -> None:
+    with pytest.raises(FailedPrecondition) as info:
+        ca.restored_spec(with_namespaces(NEW, *new), with_namespaces({}, *dumped), "config.image.image")
+    assert str(info.value) == message
+
+
+def test_restored_spec_namespaces_of_the_same_kind_pass() -> None:
+    other_pod = {"type": "pid", "path": "/proc/77/ns/pid"}  # another pod's: the kind is what counts
+    spec = ca.restored_spec(with_namespaces(NEW, other_pod, POD_NET), with_namespaces({}, POD_PID, POD_NET), "w")
+    assert spec["linux"]["namespaces"][1] == other_pod
+    ca.restored_spec(with_namespaces(NEW, OWN_PID), {"process": {}}, "w")  # a dump listing none: not compared
+
+
 @pytest.mark.parametrize("image, expected", [
     ("/var/lib/kubelet/checkpoints/checkpoint-p_ns-c-2026.tar", True),
     ("busybox", False), ("127.0.0.1:5000/x:1", False), ("sha256:" + "a" * 64, False),
