@@ -29,6 +29,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
+from ..pod_cgroup import cgroups_path
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
@@ -115,12 +116,17 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
             container_spec, config, sandbox_config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
-            netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
+            netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=cgroups_path(sandbox.cgroup_parent, cid),
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
             apparmor_enabled=cri.apparmor.enabled,
             apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
+            # containerd's rule (and the cgroup v2 KEP's): on a v2 node an
+            # unprivileged container gets a cgroup namespace of its own, so it
+            # sees its own cgroup as /sys/fs/cgroup's root.
+            private_cgroupns=cri.node is not None and cri.node.cgroup_v2
+            and not config.linux.security_context.privileged,
         )
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)

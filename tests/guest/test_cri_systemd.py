@@ -99,8 +99,11 @@ def test_pod_slice_holds_two_container_scopes(systemd_daemon: Daemon, tmp_path: 
     inside = systemd_daemon.crictl("exec", "-s", first, "cat", "/sys/fs/cgroup/memory.max", "/proc/self/cgroup")
     assert inside.stdout.split() == [str(64 * MiB), "0::/"], inside.stdout
     systemd_daemon.crictl("rmp", "-f", pod.id)
-    for unit in (pod.slice, f"dockyard-{first}.scope", f"dockyard-{second}.scope", f"dockyard-{pod.id}.scope"):
-        assert unit_props(unit, "LoadState")["LoadState"] == "not-found", unit
+    for unit in (f"dockyard-{first}.scope", f"dockyard-{second}.scope", f"dockyard-{pod.id}.scope"):
+        assert unit_props(unit, "LoadState")["LoadState"] == "not-found", unit  # transient: gone once stopped
+    # The slice was loaded from its name (implicitly): stopped, it stays
+    # loaded until systemd's next garbage collection of units.
+    assert unit_props(pod.slice, "ActiveState")["ActiveState"] == "inactive"
     assert not pod.slice_dir.exists()
 
 
