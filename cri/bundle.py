@@ -23,6 +23,7 @@ from . import errors
 
 class SnapshotRemover(Protocol):
     def remove(self, key: str) -> None: ...
+    def active(self) -> set[str]: ...
 
 
 def write_config(path: str, spec: dict[str, Any]) -> None:
@@ -32,9 +33,13 @@ def write_config(path: str, spec: dict[str, Any]) -> None:
 
 
 def release_rootfs(snapshotter: SnapshotRemover, rootfs: str, snapshot_key: str, bundle: str) -> None:
-    """Blocking: unmount ``rootfs``, remove the snapshot, remove the bundle dir (each if present)."""
+    """Blocking: unmount ``rootfs`` and the bundle's image volumes, remove the snapshot and the
+    volumes' views (cri/image_mounts.py), remove the bundle dir (each if present)."""
+    from . import image_mounts
+
     if rootfs and os.path.isdir(rootfs):
         unmount_all(rootfs)
+    image_mounts.release(snapshotter, bundle, snapshot_key)
     if snapshot_key:
         with contextlib.suppress(errors.NotFound):
             snapshotter.remove(snapshot_key)

@@ -145,6 +145,14 @@ class Config:
     cgroup_driver: str = "cgroupfs"
     restrict_oom_score_adj: bool = False
     stream_server: StreamServerSettings = field(default_factory=StreamServerSettings)
+    # CDI spec directories, lowest priority first (cri/oci/cdi.py).
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
+    # The admin socket of the `dockyard` command; "" = <state_dir>/admin.sock.
+    admin_socket: str = ""
+
+    @property
+    def admin_socket_path(self) -> str:
+        return self.admin_socket or f"{self.state_dir.rstrip('/')}/admin.sock"
 
     @property
     def cni_cache_dir(self) -> str:
@@ -456,6 +464,11 @@ def parse_stream_server(value: object, key: str) -> StreamServerSettings:
     return settings
 
 
+_ADMIN_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
+    "socket": ("admin_socket", parse_abs_path_or_empty),
+}
+
+
 def parse_cni(value: object, key: str) -> CniConfig:
     body = _mapping(value, key)
     _check_keys(body, _CNI_KEYS, key)
@@ -475,13 +488,14 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "metrics_address": parse_address,
     "pause_image": parse_nonempty_str,
     "log_level": parse_log_level,
+    "cdi_spec_dirs": parse_path_list,
 }
 
 
 def parse_config(data: object) -> Config:
     """Parsed YAML (a mapping, or None for an empty file) -> Config."""
     top = _mapping(data, "<top level>")
-    _check_keys(top, {**_TOP_KEYS, "socket": None, "registry": None}, "")
+    _check_keys(top, {**_TOP_KEYS, "socket": None, "registry": None, "admin": None}, "")
     values: dict[str, Any] = {}
     for name, raw in top.items():
         if name in _TOP_KEYS:
@@ -491,6 +505,11 @@ def parse_config(data: object) -> Config:
     for name, raw in socket.items():
         attr, parse = _SOCKET_KEYS[name]
         values[attr] = parse(raw, f"socket.{name}")
+    admin = _mapping(top.get("admin"), "admin")
+    _check_keys(admin, _ADMIN_KEYS, "admin")
+    for name, raw in admin.items():
+        attr, parse = _ADMIN_KEYS[name]
+        values[attr] = parse(raw, f"admin.{name}")
     registry = _mapping(top.get("registry"), "registry")
     _check_keys(registry, _REGISTRY_KEYS, "registry")
     reg_values = {name: _REGISTRY_KEYS[name](raw, f"registry.{name}") for name, raw in registry.items()}
@@ -527,7 +546,7 @@ def render_default() -> str:
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
-        "cgroup_driver", "restrict_oom_score_adj", "stream_server",
+        "cgroup_driver", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket",
     }, "render_default is out of date with Config"
     st = c.stream_server
     return f"""\
@@ -601,6 +620,15 @@ stream_server:
   tls_key: "{st.tls_key}"
   # How long a URL's single-use token stays valid.
   token_ttl: {format_duration(st.token_ttl)}
+# Where CDI spec files (*.json, *.yaml) are read from when a container asks
+# for a CDI device; a later directory's device hides the same name in an
+# earlier one.
+cdi_spec_dirs: [{", ".join(c.cdi_spec_dirs)}]
+# The `dockyard` admin command (images import/export, ls, info) talks to
+# dockyardd on this unix socket, which only root may open; "" means
+# <state_dir>/admin.sock.
+admin:
+  socket: "{c.admin_socket}"
 """
 
 

@@ -6,9 +6,11 @@
 Startup order, and why:
   1. Parse the config; any error stops here naming the key (exit 2).
   2. Open the stores (content, snapshots, image metadata).
-  3. Start /metrics and the gRPC server *before* recovery: clients that
+  3. Start /metrics and the gRPC servers *before* recovery: clients that
      connect early get UNAVAILABLE from instrument.py instead of a refused
      connection, which kubelet treats the same but which is visible in logs.
+     Two servers: CRI on ``socket.path`` (group-readable), and the admin
+     protocol of the ``dockyard`` command on ``admin.socket`` (root only).
   4. Run restart.recover in a thread, then mark ready.
 The streaming server (Exec/Attach/PortForward URLs) starts before the gRPC
 server, since those RPCs need its address.
@@ -43,6 +45,7 @@ from dockyard.cri import errors, restart  # noqa: E402
 from dockyard.cri.config import Config, load_config, render_default
 from dockyard.cri.metrics import Metrics
 from dockyard.cri.message_size import MAX_MESSAGE_BYTES
+from dockyard.cri.admin import service as admin_service
 from dockyard.cri.server import service
 from dockyard.cri.server.images import Images
 from dockyard.cri.server.instrument import Instrument, Readiness
@@ -66,6 +69,7 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     """Build the image side from the config (the real registry and storage parts)."""
     from dockyard.cri.content.store import ContentStore
     from dockyard.cri.image import reference
+    from dockyard.cri.image.leases import Leases
     from dockyard.cri.image.platform import Platform
     from dockyard.cri.image.registry import hosts, puller
     from dockyard.cri.image.store import ImageStore
@@ -73,7 +77,8 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
     from dockyard.cri.snapshot.overlay import Snapshotter
 
     root = config.root_dir
-    content = ContentStore(os.path.join(root, "content"))
+    leases = Leases()  # what pulls in flight hold from GC (cri/image/leases.py)
+    content = ContentStore(os.path.join(root, "content"), on_use=leases.hold)
     snapshotter = Snapshotter(os.path.join(root, "snapshots"))
     image_store = ImageStore(os.path.join(root, "images"))
     reg = config.registry
@@ -96,31 +101,38 @@ def open_stores(config: Config, metrics: Metrics) -> Stores:
         metrics=metrics,
         parse_reference=reference.parse_reference,
         make_record=record.make_record,
+        leases=leases,
     )
     return Stores(images, content, snapshotter, image_store, credentials.from_cri_auth, the_puller)
 
 
-def open_runtime(config: Config, stores: Stores) -> Any:
+def open_runtime(config: Config, stores: Stores, metrics: Metrics | None = None) -> Any:
     """The RuntimeService's state: sandbox/container stores, CNI, shims, events."""
     from dockyard.cri.events import ContainerEvents
     from dockyard.cri.apparmor import AppArmor
     from dockyard.cri.network.cni import CNI
+    from dockyard.cri.network.timed import TimedNetwork
     from dockyard.cri.node_facts import read_node_resources
-    from dockyard.cri.server.cri_service import CriService
+    from dockyard.cri.server.cri_service import CriService, NoMetrics
     from dockyard.cri.store.container import ContainerStore
     from dockyard.cri.store.sandbox import SandboxStore
 
-    return CriService(
+    cni: Any = CNI(config.cni.conf_dir, config.cni.bin_dirs, config.cni_cache_dir)
+    cri = CriService(
         config=config,
         images=stores.images,
         snapshotter=stores.snapshotter,
-        cni=CNI(config.cni.conf_dir, config.cni.bin_dirs, config.cni_cache_dir),
+        cni=TimedNetwork(cni, metrics) if metrics is not None else cni,
         sandboxes=SandboxStore(config.root_dir),
         containers=ContainerStore(config.root_dir),
         events=ContainerEvents(),
         node=read_node_resources(),
         apparmor=AppArmor(),
+        metrics=metrics if metrics is not None else NoMetrics(),
     )
+    if metrics is not None:
+        metrics.count_node(cri.node_counts)
+    return cri
 
 
 def open_stream_server(config: Config, runtime: Any, metrics: Metrics) -> Any:
@@ -160,7 +172,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     readiness = Readiness()
     instrument = Instrument(readiness, metrics)
     stores = await asyncio.to_thread(open_stores, config, metrics)
-    runtime = open_runtime(config, stores)
+    runtime = open_runtime(config, stores, metrics)
     host, port = config.metrics_host_port
     metrics.serve(host, port)
     streams = open_stream_server(config, runtime, metrics)
@@ -183,10 +195,19 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         service.image_handlers(stores.images, stores.convert_auth, pinned_refs(config, stores)),
         service.runtime_streams(runtime, readiness),
     )
-    server.add_insecure_port(f"unix://{config.socket_path}")
-    old_umask = os.umask(0o177)  # the socket is born private, then opened to the group
+    # The admin socket (the `dockyard` command) has a server of its own: root only.
+    claim_socket(config.admin_socket_path)
+    admin_server = grpc.aio.server(options=options)
+    admin_server.add_generic_rpc_handlers(
+        (admin_service.admin_handler(instrument, stores.images, runtime, pinned_refs(config, stores)),))
+    # The sockets are born private (grpc binds them when a port is added, not at
+    # start); the CRI one is then opened to the group, the admin one stays 0600.
+    old_umask = os.umask(0o177)
     try:
+        server.add_insecure_port(f"unix://{config.socket_path}")
+        admin_server.add_insecure_port(f"unix://{config.admin_socket_path}")
         await server.start()
+        await admin_server.start()
     finally:
         os.umask(old_umask)
     os.chmod(config.socket_path, config.socket_mode)
@@ -215,11 +236,13 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await streams.stop()
         await runtime.shims.close_all()  # the shims and their containers keep running
         await stores.images.shutdown()
+        await admin_server.stop(STOP_GRACE_SECONDS)
         await server.stop(STOP_GRACE_SECONDS)
         await stores.puller.aclose()
         metrics.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(config.socket_path)
+        for path in (config.socket_path, config.admin_socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
     log.info("dockyardd stopped")
     return 0
 

@@ -46,6 +46,9 @@ POINTS = frozenset({
     "PullImage/downloaded",          # every blob committed to the content store; nothing unpacked
     "PullImage/unpacked-a-layer",    # one layer's snapshot committed; no image record
     "RemoveImage/record-removed",    # the record is gone; its blobs and snapshots not collected
+    "ImportImages/blobs-written",    # every archive file in the content store; nothing unpacked or recorded
+    "ImportImages/unpacked-a-layer", # one layer's snapshot committed; no image record
+    "ImportImages/recorded",         # every image of the archive recorded; the answer not sent
 })
 
 

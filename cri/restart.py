@@ -31,8 +31,9 @@ The RuntimeService part (``recover_runtime``) further assumes:
    /dev/shm, cgroup, shim and record removed), never finished.
 7. Resource names are derived from the object id alone (netns
    <state>/netns/<id>, shim <state>/shims/<id>, bundle <state>/containers/<id>,
-   snapshot key <id>, pod cgroup <cgroup_parent>/pod-<id>), so leftovers
-   of an object without a record are found by listing those places.
+   snapshot key <id>, an image volume's view <id>/image-mount/<n>, pod cgroup
+   <cgroup_parent>/pod-<id>), so leftovers of an object without a record are
+   found by listing those places.
 8. A shim outlives the daemon and records every exit in its own state dir;
    a live shim is the truth about its containers' states and exit codes.  A
    dead shim (pid gone or not a shim) proves nothing about its containers:
@@ -196,7 +197,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
                     cri.record_exit(c, 255, now_ns(), reason=REBOOTED_REASON, message="the node rebooted")
             cri.record_pause_exit(s, 255)
             continue
-        client = await cri.shims.reconnect(s.id)
+        client = await cri.shims.reconnect(s.id, s.handler)
         if client is None:
             if any(c.state is not ContainerState.EXITED for c in cri.containers.of_sandbox(s.id)) or s.pause_exit_code is None:
                 report.dead_shims += 1
@@ -230,6 +231,7 @@ def _remove_orphans(cri: CriService) -> int:
     from .network import netns
     from .pod_cgroup import remove_pod_cgroup
     from .bundle import release_rootfs, unmount_all
+    from .image_mounts import owner_key
     from .shims import shim_alive
 
     state = cri.config.state_dir
@@ -253,12 +255,18 @@ def _remove_orphans(cri: CriService) -> int:
             cdir = os.path.join(state, "containers", name)
             release_rootfs(cri.snapshotter, os.path.join(cdir, "rootfs"), "", cdir)
             removed += 1
+    # Idmapped layers of a rootfs being mounted when the last daemon died (cri/snapshot/idmapped.py).
+    for name in _listdir(os.path.join(state, "idm")):
+        _unmount_under(os.path.join(state, "idm", name))
+        shutil.rmtree(os.path.join(state, "idm", name), ignore_errors=True)
+        removed += 1
     for name in _listdir(os.path.join(state, "shims")):
         if name not in known_pods and not shim_alive(os.path.join(state, "shims", name)):
             shutil.rmtree(os.path.join(state, "shims", name), ignore_errors=True)
             removed += 1
     for key in sorted(cri.snapshotter.active()):
-        if key not in known_pods and key not in known_containers:
+        owner = owner_key(key)  # a container's image volumes are keyed under its id
+        if owner not in known_pods and owner not in known_containers:
             release_rootfs(cri.snapshotter, "", key, "")
             removed += 1
     parent = cri.config.cgroup_parent.strip("/")

@@ -23,7 +23,8 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dockyard.api import shim as proto
@@ -52,9 +53,11 @@ def domain_error(pod_id: str, method: str, err: proto.ShimError) -> errors.CriEr
 
 
 class ShimClient:
-    def __init__(self, pod_id: str, socket_path: str) -> None:
+    def __init__(self, pod_id: str, socket_path: str,
+                 observe: Callable[[str, float, bool], None] | None = None) -> None:
         self.pod_id = pod_id
         self.socket_path = socket_path
+        self._observe = observe  # (method, seconds, ok) after each call: the runtime call metrics
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -111,6 +114,17 @@ class ShimClient:
 
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = 60.0) -> dict[str, Any]:
         """Send a request and wait for its result (domain errors on failure)."""
+        if self._observe is None:
+            return await self._call(method, params, timeout)
+        began, ok = time.monotonic(), False
+        try:
+            result = await self._call(method, params, timeout)
+            ok = True
+            return result
+        finally:
+            self._observe(method, time.monotonic() - began, ok)
+
+    async def _call(self, method: str, params: dict[str, Any] | None, timeout: float | None) -> dict[str, Any]:
         await self.connect()
         assert self._writer is not None
         req_id = next(self._ids)

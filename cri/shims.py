@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from dockyard.api import shim as proto
 
@@ -46,6 +46,13 @@ START_TIMEOUT_S = 20.0
 SHUTDOWN_TIMEOUT_S = 10.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 UNIFIED = "/sys/fs/cgroup/unified"
+
+class ShimMetrics(Protocol):
+    def shim_started(self) -> None: ...
+    def shim_restarted(self) -> None: ...
+    def shim_died(self) -> None: ...
+    def runtime_call(self, verb: str, handler: str, seconds: float, ok: bool) -> None: ...
+
 
 EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 PodHandler = Callable[[str], Awaitable[None]]
@@ -168,14 +175,30 @@ async def wait_exit(pid: int, timeout: float) -> bool:
 class Shims:
     """The shims of all pods, their clients and their event loops."""
 
-    def __init__(self, config: Config, on_event: EventHandler, on_resync: PodHandler, on_dead: PodHandler) -> None:
+    def __init__(self, config: Config, on_event: EventHandler, on_resync: PodHandler, on_dead: PodHandler,
+                 metrics: ShimMetrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics
         self._on_event = on_event
         self._on_resync = on_resync
         self._on_dead = on_dead
         self._clients: dict[str, ShimClient] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._closing: set[str] = set()
+        self._handlers: dict[str, str] = {}  # pod id -> runtime handler name (metrics labels)
+
+    def count(self) -> int:
+        return len(self._clients)
+
+    def _client(self, pod_id: str, handler_name: str) -> ShimClient:
+        self._handlers[pod_id] = handler_name
+        metrics = self.metrics
+        if metrics is None:
+            return ShimClient(pod_id, proto.socket_path(self.dir(pod_id)))
+
+        def observe(verb: str, seconds: float, ok: bool) -> None:
+            metrics.runtime_call(verb, handler_name, seconds, ok)
+        return ShimClient(pod_id, proto.socket_path(self.dir(pod_id)), observe=observe)
 
     def dir(self, pod_id: str) -> str:
         return proto.shim_dir(self.config.state_dir, pod_id)
@@ -235,23 +258,27 @@ class Shims:
             raise errors.Internal(
                 f"starting the shim of pod {pod_id} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()}"
             )
-        client = ShimClient(pod_id, proto.socket_path(directory))
+        client = self._client(pod_id, handler_name)
         await client.connect()
         self._attach(pod_id, client)
+        if self.metrics is not None:
+            self.metrics.shim_started()
         log.debug("shim of pod %s started (%s)", pod_id, out.decode(errors="replace").strip())
         return client
 
-    async def reconnect(self, pod_id: str) -> ShimClient | None:
+    async def reconnect(self, pod_id: str, handler_name: str = "") -> ShimClient | None:
         """After a daemon restart: the shim's client, or None if the shim is dead."""
         directory = self.dir(pod_id)
         if not shim_alive(directory):
             return None
-        client = ShimClient(pod_id, proto.socket_path(directory))
+        client = self._client(pod_id, handler_name)
         try:
             await client.connect()
         except errors.Unavailable:
             return None
         self._attach(pod_id, client)
+        if self.metrics is not None:
+            self.metrics.shim_restarted()
         return client
 
     def _attach(self, pod_id: str, client: ShimClient) -> None:
@@ -262,11 +289,15 @@ class Shims:
     async def _watch(self, pod_id: str, client: ShimClient) -> None:
         """Deliver events; resubscribe after a lost connection while the shim lives."""
         delay = 0.05
+        subscriptions = 0
         while pod_id not in self._closing:
             try:
                 async for event in client.events():
                     if event.get("event") == "subscribed":
                         delay = 0.05
+                        subscriptions += 1
+                        if subscriptions > 1 and self.metrics is not None:
+                            self.metrics.shim_restarted()
                         await self._on_resync(pod_id)
                         continue
                     await self._on_event(pod_id, event)
@@ -276,7 +307,10 @@ class Shims:
                 return
             if not shim_alive(self.dir(pod_id)):
                 log.warning("shim of pod %s died", pod_id)
+                if self.metrics is not None:
+                    self.metrics.shim_died()
                 self._clients.pop(pod_id, None)
+                self._handlers.pop(pod_id, None)
                 self._watchers.pop(pod_id, None)
                 await client.close()
                 await self._on_dead(pod_id)
@@ -295,6 +329,7 @@ class Shims:
         directory = self.dir(pod_id)
         self._closing.add(pod_id)
         client = self._clients.pop(pod_id, None)
+        self._handlers.pop(pod_id, None)
         watcher = self._watchers.pop(pod_id, None)
         if watcher is not None:
             await stop_task(watcher, SHUTDOWN_TIMEOUT_S)

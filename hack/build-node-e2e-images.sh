@@ -14,9 +14,16 @@
 #     agnhost and nonewprivs' nnp, both CGO_ENABLED=0;
 #   - Debian packages, downloaded with apt-get and unpacked with dpkg-deb (no
 #     maintainer scripts run, so alternatives links are made here);
-#   - images hack/build-critest-images.sh and hack/build-images.sh already
-#     build: busybox (Debian's dynamic busybox + libc6), the nginx stand-in,
-#     pause (catatonit).
+#   - busybox 1.37.0, the upstream busybox image's version, built here with
+#     its defconfig from the orig tarball of Debian's busybox source package
+#     (trixie; fetched with apt-get source through a private apt config, so
+#     the system's sources stay as they are). Not Debian's binary: Debian
+#     leaves out nmeter (the container lifecycle specs' millisecond clock)
+#     and patches ash to drop environment entries whose names are not shell
+#     identifiers (envFrom keys like data-1, which the ConfigMap/Secret specs
+#     expect to reach `env`), and the specs match ash's exact messages;
+#   - from hack/build-critest-images.sh and hack/build-images.sh: the nginx
+#     stand-in and pause (catatonit).
 # Where the suite names two versions of one image (agnhost 2.66.1 and 2.55,
 # nginx 1.27.0-2 and 1.28.0-2) the second gets a layer with a marker file, so
 # the two are distinct images as the specs that switch between them expect.
@@ -24,7 +31,8 @@
 # Everything lives in build/node-e2e/images/ (debs, rootfs trees, an OCI
 # layout made with umoci). Cached as build-critest-images.sh is: the layout is
 # rebuilt only when the key (this script, the Go binaries, the package
-# versions, the critest layout) changes; an image is pushed only when the
+# versions, the busybox source, the critest layout) changes; an image is
+# pushed only when the
 # registry's manifest digest differs from the layout's.
 #   hack/build-node-e2e-images.sh          build + push
 #   hack/build-node-e2e-images.sh --list   print "layout-tag registry-path" pairs
@@ -61,14 +69,16 @@ fi
 
 # agnhost's tools, as its upstream image has them from Alpine (test/images/
 # agnhost/Dockerfile: bind-tools curl netcat-openbsd iproute2 bash
-# util-linux-misc socat); busybox supplies the rest of a shell's commands, as
-# Alpine's does. glibc-dns-testing is Debian with dnsutils; `hostname -f` is
-# what its specs run.
-AGNHOST_DEBS=(busybox bash curl netcat-openbsd iproute2 bind9-dnsutils util-linux socat hostname)
+# util-linux-misc socat); busybox 1.37 supplies sh and the rest of the
+# commands, as Alpine's does. glibc-dns-testing is Debian with dnsutils;
+# `hostname -f` is what its specs run.
+AGNHOST_DEBS=(bash curl netcat-openbsd iproute2 bind9-dnsutils util-linux socat hostname)
+BUSYBOX_SUITE=trixie
+BUSYBOX_VERSION=1.37.0
 # Dependencies that only serve package management or maintainer scripts.
 SKIP_DEBS='^(debconf|cdebconf|dpkg|install-info|base-files|debianutils|libdebian-installer4|libnewt0\.52|libslang2|libtextwrap1|perl-base|tar|readline-common|libaudit-common|libtirpc-common|gcc-12-base)$'
 
-for tool in umoci skopeo dpkg-deb apt-get apt-cache jq gcc; do
+for tool in umoci skopeo dpkg-deb apt-get apt-cache jq gcc make bzip2; do
   command -v "$tool" >/dev/null || { echo "build-node-e2e-images.sh: $tool missing (hack/apt-packages.txt)" >&2; exit 1; }
 done
 "$here/hack/install-node-e2e.sh"
@@ -82,12 +92,46 @@ deb_closure() { # packages... -> package names of their dependency closure minus
     | grep -v '^ \|<' | sort -u | grep -Ev "$SKIP_DEBS"
 }
 
+# busybox's source: the orig tarball of Debian's source package, through a
+# private apt config (its own sources list, lists and cache under $work/apt).
+busybox_source() { # -> path of busybox-$BUSYBOX_VERSION.tar.bz2 (downloaded once, checked by apt)
+  local apt=$work/apt tarball=$work/apt/src/busybox_$BUSYBOX_VERSION.orig.tar.bz2
+  if [[ ! -s $tarball ]]; then
+    mkdir -p "$apt"/{lists/partial,cache/archives/partial,src}
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $BUSYBOX_SUITE main" \
+      >"$apt/sources.list"
+    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache")
+    apt-get "${opts[@]}" update >/dev/null
+    (cd "$apt/src" && apt-get "${opts[@]}" source --download-only "busybox" >/dev/null 2>&1)
+    [[ -s $tarball ]] || { echo "build-node-e2e-images.sh: no busybox_$BUSYBOX_VERSION.orig.tar.bz2 from $BUSYBOX_SUITE" >&2; exit 1; }
+  fi
+  echo "$tarball"
+}
+
+# busybox built with its defconfig (what the upstream image ships), niced;
+# cached by the tarball's hash.
+build_busybox() { # -> path of the binary
+  local tarball out=$work/busybox-build sum
+  tarball=$(busybox_source)
+  sum=$(sha256sum "$tarball" | cut -d' ' -f1)
+  if [[ ! -x $out/busybox || $(cat "$out/.key" 2>/dev/null) != "$sum" ]]; then
+    echo "build-node-e2e-images: building busybox $BUSYBOX_VERSION (defconfig)" >&2
+    rm -rf "$out" && mkdir -p "$out"
+    tar -xjf "$tarball" -C "$out" --strip-components=1
+    (cd "$out" && make defconfig >/dev/null && nice -n 10 make -j"$(nproc)" busybox >"$out/build.log" 2>&1) \
+      || { echo "build-node-e2e-images.sh: busybox build failed; see $out/build.log" >&2; exit 1; }
+    echo "$sum" >"$out/.key"
+  fi
+  echo "$out/busybox"
+}
+busybox_bin=$(build_busybox)
+
 key=$( {
-  sha256sum "$0" "$here/hack/images/nmeter.c" "$gobin/agnhost" "$gobin/nnp" | cut -d' ' -f1
+  sha256sum "$0" "$busybox_bin" "$gobin/agnhost" "$gobin/nnp" | cut -d' ' -f1
   jq -c .manifests "$critest_layout/index.json"
-  deb_closure "${AGNHOST_DEBS[@]}" | xargs apt-cache policy 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
-  apt-cache policy bash libtinfo6 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
-  dpkg-query -W -f='${Package}=${Version}\n' umoci gcc libc6-dev
+  deb_closure libc6 "${AGNHOST_DEBS[@]}" | xargs apt-cache policy 2>/dev/null | grep -E '^[a-z0-9]|Candidate'
+  dpkg-query -W -f='${Package}=${Version}\n' umoci
 } | sha256sum | cut -d' ' -f1)
 stamp=$work/.key
 
@@ -135,16 +179,8 @@ debian_rootfs() { # dir packages...: the packages' closure unpacked, with what t
   chmod 0700 "$root/root"
   local deb
   for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$root"; done
-  # Alternatives and links maintainer scripts would make.
-  ln -sfn nc.openbsd "$root/bin/nc"
-  ln -sfn bash "$root/bin/sh"   # see build_layout: busybox 1.35's ash drops some env entries
-  # Alpine-like: every busybox applet that no package provides.
-  local applet
-  for applet in $("$root/bin/busybox" --list); do
-    [[ $applet == busybox ]] && continue
-    [[ -e $root/bin/$applet || -e $root/usr/bin/$applet || -e $root/sbin/$applet || -e $root/usr/sbin/$applet ]] && continue
-    ln -s busybox "$root/bin/$applet"
-  done
+  # Alternatives maintainer scripts would make.
+  [[ -e $root/bin/nc.openbsd ]] && ln -sfn nc.openbsd "$root/bin/nc"
   # Docs, manuals and translations are dead weight in a test image.
   rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bug}
   cat >"$root/etc/passwd" <<'PASSWD'
@@ -170,6 +206,16 @@ GROUP
   : >"$root/etc/resolv.conf"
 }
 
+add_busybox() { # rootfs: busybox as /bin/busybox, /bin/sh and every applet no package provides (as Alpine)
+  local root=$1 applet
+  install -m 0755 "$busybox_bin" "$root/bin/busybox"
+  for applet in $("$busybox_bin" --list); do
+    [[ $applet == busybox ]] && continue
+    [[ -e $root/bin/$applet || -e $root/usr/bin/$applet || -e $root/sbin/$applet || -e $root/usr/sbin/$applet ]] && continue
+    ln "$root/bin/busybox" "$root/bin/$applet"
+  done
+}
+
 build_layout() {
   echo "build-node-e2e-images: building $layout"
   rm -rf "$layout" "$work/rootfs" "$work/layers"
@@ -177,29 +223,12 @@ build_layout() {
   umoci init --layout "$layout"
   local r=$work/rootfs
 
-  # The critest stand-ins: Debian's busybox, the nginx master + busybox httpd.
-  # Two differences from the upstream image's busybox 1.37 need a layer:
-  #   - Debian builds busybox without nmeter, which the container lifecycle
-  #     specs time their steps with: a stand-in (hack/images/nmeter.c);
-  #   - Debian's busybox 1.35 ash drops environment entries whose names are
-  #     not shell identifiers (`data-1=value-1` from a ConfigMap) from what
-  #     it passes to commands; busybox 1.37's ash passes them on, as bash
-  #     does, so sh is bash here (and in agnhost).
-  skopeo copy -q oci:"$critest_layout":busybox oci:"$layout":busybox-debian
-  mkdir -p "$work/bin"
-  gcc -static -Os -Wall -Wextra -o "$work/bin/nmeter" "$here/hack/images/nmeter.c"
-  local bb=$r/busybox-extra
-  mkdir -p "$bb/bin" "$work/debs-bash"
-  (cd "$work/debs-bash" && rm -f ./*.deb && apt-get download bash libtinfo6 >/dev/null)
-  dpkg-deb -x "$work/debs-bash"/bash_*.deb "$work/bash-x"
-  dpkg-deb -x "$work/debs-bash"/libtinfo6_*.deb "$work/bash-x"
-  install -m 0755 "$work/bash-x/bin/bash" "$bb/bin/bash"
-  mkdir -p "$bb/lib/x86_64-linux-gnu"
-  cp -a "$work/bash-x"/lib/x86_64-linux-gnu/libtinfo.so.6* "$bb/lib/x86_64-linux-gnu/"
-  rm -rf "$work/bash-x"
-  ln -s bash "$bb/bin/sh"
-  install -m 0755 "$work/bin/nmeter" "$bb/bin/nmeter"
-  derive busybox-debian busybox "$bb"
+  # busybox: upstream's busybox 1.37 (built above) on Debian's libc6.
+  debian_rootfs "$r/busybox" libc6
+  add_busybox "$r/busybox"
+  new_image busybox "$r/busybox" --config.cmd sh
+
+  # The critest stand-ins: the nginx master + busybox httpd, and pause.
   skopeo copy -q oci:"$critest_layout":nginx oci:"$layout":nginx
   skopeo copy -q oci:"$critest_layout":pause oci:"$layout":pause
   marker "$r/nginx-new" nginx-1.28.0-2
@@ -216,8 +245,8 @@ build_layout() {
   # agnhost: Debian userland + the agnhost binary, laid out as upstream's.
   local a=$r/agnhost
   debian_rootfs "$a" "${AGNHOST_DEBS[@]}"
+  add_busybox "$a"
   install -m 0755 "$gobin/agnhost" "$a/agnhost"
-  install -m 0755 "$work/bin/nmeter" "$a/bin/nmeter"
   ln -s agnhost "$a/agnhost-2"
   install -d "$a/uploads"
   install -m 0644 "$kube_dir/test/images/agnhost/porter/localhost.crt" "$a/localhost.crt"
@@ -268,14 +297,15 @@ push_all() {
 push_all
 
 # What the focused specs need of each image (k8s.io/kubernetes v1.37.2):
-#   busybox:1.37.0-2     sh (bash: env entries like data-1=... reach commands),
-#                        the usual applets by PATH (sleep, cat, ls, id,
-#                        env, stat, test, sysctl, pidof, dd, nslookup, ...),
-#                        nmeter -d0 '%3t' (container lifecycle specs' clock)
+#   busybox:1.37.0-2     sh (ash: its exact error messages; envFrom keys like
+#                        data-1 reach commands), the usual applets by PATH
+#                        (sleep, cat, ls, id, env, stat, test, sysctl, pidof,
+#                        dd, nslookup, ...), nmeter -d0 '%3t' (the container
+#                        lifecycle specs' clock)
 #   agnhost:2.66.1       /agnhost with its subcommands (netexec, liveness,
 #                        mounttest, test-webserver, entrypoint-tester, pause,
-#                        logs-generator, ...), /agnhost-2, sh, curl, nc, ip, dig,
-#                        nmeter (as in busybox)
+#                        logs-generator, ...), /agnhost-2, sh, curl, nc, ip,
+#                        dig, and busybox's applets (nmeter too)
 #   agnhost:2.55         a second agnhost image (AgnhostPrev) for image changes
 #   nginx:1.27.0-2       a process called nginx writing /var/run/nginx.pid
 #                        (host PID specs), serving GET / on 80; mirror pods

@@ -5,7 +5,7 @@
 #
 #   hack/run-node-e2e.sh [--runtime dockyardd|containerd] [--name NAME]
 #                        [--procs N] [--focus-file F] [--skip-file F]...
-#                        [--timeout 6h] [--suite-flag FLAG]... [--dry-run]
+#                        [--timeout 6h] [--suite-flag FLAG]... [--label-filter EXPR] [--dry-run]
 #   hack/run-node-e2e.sh --compare DIR...   a markdown table of the runs' specs
 #                                           (pass/fail/skip per run, by the
 #                                           report.json in each build/node-e2e/DIR)
@@ -114,6 +114,7 @@ runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
 suite_flags=()  # more e2e_node.test flags (e.g. --feature-gates=...), for experiments
+label_filter=NodeConformance  # ginkgo's label filter with --focus-file ("Conformance || NodeConformance", ...)
 while (($#)); do
   case $1 in
     --runtime) runtime=$2; shift 2 ;;
@@ -123,6 +124,7 @@ while (($#)); do
     --skip-file) skip_files+=("$(realpath "$2")"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --suite-flag) suite_flags+=("$2"); shift 2 ;;
+    --label-filter) label_filter=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --in-namespace) inner=1; shift ;;
     --compare) shift; compare "$@"; exit 0 ;;
@@ -142,7 +144,7 @@ patterns() { # file -> its patterns (lines that are neither blank nor comments)
 ginkgo_filters() { # -> the ginkgo CLI's focus/skip arguments, one per line
   if [[ -n $focus_file ]]; then
     patterns "$focus_file" | sed 's/^/--focus=/'
-    echo "--label-filter=NodeConformance"
+    echo "--label-filter=$label_filter"
   else
     echo "--focus=$DEFAULT_FOCUS"
   fi
@@ -520,6 +522,7 @@ main_outside() {
   [[ -n $focus_file ]] && inner_args+=(--focus-file "$focus_file")
   for f in "${skip_files[@]:1}"; do inner_args+=(--skip-file "$f"); done
   for f in "${suite_flags[@]}"; do inner_args+=(--suite-flag "$f"); done
+  inner_args+=(--label-filter "$label_filter")
   (
     for d in "${cgdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
     exec nice -n "${NODE_E2E_NICE:-10}" unshare --net --mount --cgroup --ipc --pid --fork --mount-proc \

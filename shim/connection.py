@@ -14,10 +14,8 @@ the connection closes first, the shim's copies are closed.
 
 from __future__ import annotations
 
-import os
-
 from dockyard.api import shim as api
-from dockyard.runtime.kernel.lean import leansocket
+from dockyard.runtime.kernel.lean import leanos, leansocket
 
 from .loop import READ, WRITE, Loop
 
@@ -116,7 +114,7 @@ class Connection:
 
 def _close_all(fds: list[int]) -> None:
     for fd in fds:
-        os.close(fd)
+        leanos.close(fd)
 
 
 class Listener:

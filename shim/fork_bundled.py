@@ -24,10 +24,9 @@ imports it; tests/unit/test_layering.py checks that this is the one place.
 
 from __future__ import annotations
 
-import os
 import sys
 
-from dockyard.runtime.kernel.lean import leansignal
+from dockyard.runtime.kernel.lean import leanos, leansignal
 
 RUNTIME_CLI = "dockyard.runtime.cli.main"
 RUNTIME_PACKAGE = "dockyard.runtime"
@@ -39,7 +38,7 @@ class ForkBundled:
     def launch(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
         sys.stdout.flush()  # nothing of the shim's may come out of the child's stdio
         sys.stderr.flush()
-        pid = os.fork()
+        pid = leanos.fork()
         if pid == 0:
             become_runtime(argv[1:], stdio)  # never returns
         return pid
@@ -57,9 +56,9 @@ def become_runtime(argv: list[str], stdio: tuple[int, int, int]) -> None:
                        leansignal.SIGPIPE, leansignal.SIGXFSZ):
             leansignal.signal(signum, leansignal.SIG_DFL)
         for n, fd in enumerate(stdio):  # all >= 3: the shim's own 0-2 are taken (main.py)
-            os.dup2(fd, n)
-            os.set_inheritable(n, True)  # as posix_spawn's dup2 leaves them: the container inherits them
-        os.closerange(3, 1 << 20)
+            leanos.dup2(fd, n)
+            leanos.set_inheritable(n, True)  # as posix_spawn's dup2 leaves them: the container inherits them
+        leanos.closerange(3, 1 << 20)
         prefix = RUNTIME_PACKAGE + "."
         for name in [m for m in sys.modules if m == RUNTIME_PACKAGE or m.startswith(prefix)]:
             del sys.modules[name]
@@ -70,8 +69,8 @@ def become_runtime(argv: list[str], stdio: tuple[int, int, int]) -> None:
         sys.stderr.flush()
     except BaseException as err:  # the child must never fall back into the shim's loop
         try:
-            os.write(2, f"dockyard-runc (in the shim's fork): {type(err).__name__}: {err}\n".encode())
+            leanos.write(2, f"dockyard-runc (in the shim's fork): {type(err).__name__}: {err}\n".encode())
         except OSError:
             pass
     finally:
-        os._exit(code)
+        leanos._exit(code)

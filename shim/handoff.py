@@ -20,7 +20,7 @@ Facts:
 
 from __future__ import annotations
 
-import os
+from dockyard.runtime.kernel.lean import leanos
 
 TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class HandedIO:
         self._child: list[int] = []   # the process's ends: closed once the runtime has run
         self._handed: list[tuple[str, int]] = []   # (name, fd) for the caller, in api order
         self._spawned = False
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        null = leanos.open(leanos.devnull, leanos.O_RDWR | leanos.O_CLOEXEC)
         self._child.append(null)
         if tty:
             self._stdio = (null, null, null)
@@ -51,7 +51,7 @@ class HandedIO:
         try:
             child_in = null
             if stdin:
-                child_in, ours = os.pipe2(os.O_CLOEXEC)
+                child_in, ours = leanos.pipe2(leanos.O_CLOEXEC)
                 self._child.append(child_in)
                 self._handed.append(("stdin", ours))
             outs = []
@@ -59,7 +59,7 @@ class HandedIO:
                 if not wanted:
                     outs.append(null)
                     continue
-                ours, child_end = os.pipe2(os.O_CLOEXEC)
+                ours, child_end = leanos.pipe2(leanos.O_CLOEXEC)
                 self._child.append(child_end)
                 self._handed.append((name, ours))
                 outs.append(child_end)
@@ -79,7 +79,7 @@ class HandedIO:
 
     def spawned(self) -> None:
         for fd in self._child:
-            os.close(fd)
+            leanos.close(fd)
         self._child = []
         self._spawned = True
 
@@ -110,9 +110,9 @@ class HandedIO:
         shim's to close: a process that exits at once is finished (and closed) before its
         ``exec`` is answered, and the caller must still get its output."""
         for fd in self._child:
-            os.close(fd)
+            leanos.close(fd)
         self._child = []
         if not self._spawned:
             for _, fd in self._handed:
-                os.close(fd)
+                leanos.close(fd)
             self._handed = []

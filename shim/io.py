@@ -20,12 +20,12 @@ Facts:
 from __future__ import annotations
 
 import fcntl
-import os
 import struct
 import termios
 import time
 
 from dockyard.api.shim import CAPTURE_LIMIT
+from dockyard.runtime.kernel.lean import leanos
 
 from . import cri_log
 from .loop import READ, WRITE, Loop
@@ -47,18 +47,18 @@ class LogFile:
         self.reopen()
 
     def reopen(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = leanos.open(self.path, leanos.O_WRONLY | leanos.O_APPEND | leanos.O_CREAT | leanos.O_CLOEXEC, 0o640)
         if self.fd >= 0:
-            os.close(self.fd)
+            leanos.close(self.fd)
         self.fd = fd
 
     def write(self, entries: list[bytes]) -> None:
         if entries and self.fd >= 0:
-            os.write(self.fd, b"".join(entries))
+            leanos.write(self.fd, b"".join(entries))
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            leanos.close(self.fd)
             self.fd = -1
 
 
@@ -97,18 +97,18 @@ class ProcessIO:
         self._stdin_queue = bytearray()
         self._stdin_closing = False
         self.master = -1
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        null = leanos.open(leanos.devnull, leanos.O_RDWR | leanos.O_CLOEXEC)
         self._child.append(null)
         if tty:
             self._runtime_stdio = (null, null, null)
             return
         child_in = null
         if stdin:
-            child_in, self.stdin_fd = os.pipe2(os.O_CLOEXEC)
-            os.set_blocking(self.stdin_fd, False)
+            child_in, self.stdin_fd = leanos.pipe2(leanos.O_CLOEXEC)
+            leanos.set_blocking(self.stdin_fd, False)
             self._child.append(child_in)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = leanos.pipe2(leanos.O_CLOEXEC)
+        err_r, err_w = leanos.pipe2(leanos.O_CLOEXEC)
         self._child += [out_w, err_w]
         self._readers = {out_r: cri_log.STDOUT, err_r: cri_log.STDERR}
         self._runtime_stdio = (child_in, out_w, err_w)
@@ -123,22 +123,22 @@ class ProcessIO:
         captured and mirrored as any later output is."""
         pump = {}
         for fd in self._readers:
-            os.set_blocking(fd, False)
+            leanos.set_blocking(fd, False)
             pump[fd] = self._reader(fd)
         return pump
 
     def spawned(self) -> None:
         """The runtime has run: drop our copies of the process's ends, start reading."""
         for fd in self._child:
-            os.close(fd)
+            leanos.close(fd)
         self._child = []
         for fd in self._readers:
-            os.set_blocking(fd, False)
+            leanos.set_blocking(fd, False)
             self.loop.watch(fd, READ, self._reader(fd))
 
     def attach_console(self, master: int) -> None:
         self.master = master
-        os.set_blocking(master, False)
+        leanos.set_blocking(master, False)
         self.stdin_fd = master
         self._readers[master] = cri_log.STDOUT
         self.loop.watch(master, READ, self._reader(master))
@@ -155,7 +155,7 @@ class ProcessIO:
             if not mask & READ:
                 return
             try:
-                data = os.read(fd, CHUNK)
+                data = leanos.read(fd, CHUNK)
             except BlockingIOError:
                 return
             except OSError:  # EIO: the pty's last slave closed
@@ -183,7 +183,7 @@ class ProcessIO:
             self.stdin_fd = -1
             self.master = -1
         self.loop.unwatch(fd)
-        os.close(fd)
+        leanos.close(fd)
         if self.done and self.on_done is not None:
             self.on_done()
 
@@ -211,7 +211,7 @@ class ProcessIO:
             return
         try:
             while self._stdin_queue:
-                n = os.write(fd, self._stdin_queue)
+                n = leanos.write(fd, self._stdin_queue)
                 del self._stdin_queue[:n]
         except BlockingIOError:
             pass
@@ -224,7 +224,7 @@ class ProcessIO:
         else:
             self.loop.unwatch(fd)
             if self._stdin_closing:
-                os.close(fd)
+                leanos.close(fd)
                 self.stdin_fd = -1
 
     def resize(self, width: int, height: int) -> bool:
@@ -238,13 +238,13 @@ class ProcessIO:
         for fd in list(self._readers):
             self._readers.pop(fd)
             self.loop.unwatch(fd)
-            os.close(fd)
+            leanos.close(fd)
         for fd in self._child:
-            os.close(fd)
+            leanos.close(fd)
         self._child = []
         if self.stdin_fd >= 0 and self.stdin_fd != self.master:
             self.loop.unwatch(self.stdin_fd)
-            os.close(self.stdin_fd)
+            leanos.close(self.stdin_fd)
         self.stdin_fd = -1
         self.master = -1
         if self.log is not None:

@@ -35,11 +35,10 @@ Detaching (facts):
 from __future__ import annotations
 
 import errno
-import os
 import sys
 
 from dockyard.api import shim as api
-from dockyard.runtime.kernel.lean import leansignal, leansocket
+from dockyard.runtime.kernel.lean import leanos, leansignal, leansocket
 
 USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR"
          " [--runtime-launch exec|fork] [--runtime-cgroup-driver cgroupfs|systemd]\n"
@@ -72,7 +71,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
             raise UsageError(f"--{need.replace('_', '-')} is required")
     if opts.get("runtime_cgroup_driver", "cgroupfs") not in ("cgroupfs", "systemd"):
         raise UsageError("--runtime-cgroup-driver is cgroupfs or systemd")
-    opts["state_dir"] = os.path.abspath(opts["state_dir"])
+    opts["state_dir"] = leanos.path.abspath(opts["state_dir"])
     return verb, opts
 
 
@@ -108,7 +107,7 @@ def _self_argv() -> list[str]:
     ``serve`` too: the shim's import budget is tested that way)."""
     flags = (["-I"] if sys.flags.isolated else []) + (["-S"] if sys.flags.no_site else [])
     flags += [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
-    if sys.argv[0].endswith(os.path.join("shim", "main.py")):
+    if sys.argv[0].endswith(leanos.path.join("shim", "main.py")):
         return [sys.executable, *flags, "-m", "dockyard.shim.main"]
     return [sys.executable, *flags, sys.argv[0]]
 
@@ -116,29 +115,29 @@ def _self_argv() -> list[str]:
 def start(opts: dict[str, str]) -> int:
     folder = opts["state_dir"]
     sock_path = f"{folder}/{api.SOCKET_NAME}"
-    os.makedirs(folder, mode=0o711, exist_ok=True)
+    leanos.makedirs(folder, mode=0o711, exist_ok=True)
     if _alive(sock_path):
         sys.stderr.write(f"dockyard-shim: a shim already serves {sock_path}\n")
         return 1
-    r, w = os.pipe()
+    r, w = leanos.pipe()
     argv = [*_self_argv(), "serve", *(f"--{k.replace('_', '-')}={v}" for k, v in opts.items()), f"--ready-fd={w}"]
-    first = os.fork()
+    first = leanos.fork()
     if first == 0:  # pragma: no cover - runs in the detached children
         try:
-            os.close(r)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
+            leanos.close(r)
+            leanos.setsid()
+            if leanos.fork() != 0:
+                leanos._exit(0)
             from dockyard.runtime.kernel import syscalls
 
             syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
-            os.set_inheritable(w, True)
-            os.execv(argv[0], argv)
+            leanos.set_inheritable(w, True)
+            leanos.execv(argv[0], argv)
         except BaseException as err:
-            os.write(w, f"detach failed: {err}".encode())
-        os._exit(1)
-    os.close(w)
-    os.waitpid(first, 0)
+            leanos.write(w, f"detach failed: {err}".encode())
+        leanos._exit(1)
+    leanos.close(w)
+    leanos.waitpid(first, 0)
     import select
 
     answer = b""
@@ -147,11 +146,11 @@ def start(opts: dict[str, str]) -> int:
         if not ready:
             answer = answer or b"no answer from the detached shim in time"
             break
-        chunk = os.read(r, 4096)
+        chunk = leanos.read(r, 4096)
         if not chunk:
             break
         answer += chunk
-    os.close(r)
+    leanos.close(r)
     if answer != b"ok":
         sys.stderr.write(f"dockyard-shim: start failed: {answer.decode(errors='replace') or 'shim exited'}\n")
         return 1
@@ -167,41 +166,41 @@ def serve(opts: dict[str, str]) -> int:
 
     folder = opts["state_dir"]
     ready_fd = int(opts.get("ready_fd", "-1"))
-    os.makedirs(folder, mode=0o711, exist_ok=True)
+    leanos.makedirs(folder, mode=0o711, exist_ok=True)
     # Relative paths from here on: the socket paths must fit in 108 bytes.
-    os.chdir(folder)
+    leanos.chdir(folder)
     if ready_fd >= 0:
-        null = os.open(os.devnull, os.O_RDWR)
-        log = os.open("shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
+        null = leanos.open(leanos.devnull, leanos.O_RDWR)
+        log = leanos.open("shim.log", leanos.O_WRONLY | leanos.O_APPEND | leanos.O_CREAT, 0o600)
+        leanos.dup2(null, 0)
+        leanos.dup2(null, 1)
+        leanos.dup2(log, 2)
+        leanos.close(null)
+        leanos.close(log)
     try:
         loop = Loop()
         shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"], opts.get("runtime_launch", ""),
                     systemd_cgroup=opts.get("runtime_cgroup_driver") == "systemd")
         peers = shim.peers
         try:
-            os.unlink(api.SOCKET_NAME)
+            leanos.unlink(api.SOCKET_NAME)
         except FileNotFoundError:
             pass
         listener = Listener(loop, api.SOCKET_NAME, on_message=shim.handle, on_close=shim.peer_closed,
                             on_open=peers.append)
         loop.watch(shim.reaper.fd, READ, shim.reaper.on_wakeup)
-        write_atomic(api.PID_FILE, f"{os.getpid()}\n".encode())
+        write_atomic(api.PID_FILE, f"{leanos.getpid()}\n".encode())
     except Exception as err:
         if ready_fd >= 0:
-            os.write(ready_fd, f"{type(err).__name__}: {err}".encode())
+            leanos.write(ready_fd, f"{type(err).__name__}: {err}".encode())
         raise
     terminate = []
     leansignal.signal(leansignal.SIGTERM, lambda _s, _f: terminate.append(1))
     leansignal.signal(leansignal.SIGINT, leansignal.SIG_IGN)
     leansignal.signal(leansignal.SIGHUP, leansignal.SIG_IGN)
     if ready_fd >= 0:
-        os.write(ready_fd, b"ok")
-        os.close(ready_fd)
+        leanos.write(ready_fd, b"ok")
+        leanos.close(ready_fd)
 
     def flushed() -> bool:
         return all(not p.out for p in peers)
@@ -224,13 +223,13 @@ def _remove_own_files(shim: object) -> None:
     containers = getattr(shim, "containers")
     for name in (api.SOCKET_NAME, api.PID_FILE, "runtime.log", "shim.log"):
         try:
-            os.unlink(name)
+            leanos.unlink(name)
         except FileNotFoundError:
             pass
     if not containers:
-        for path in (api.CONTAINERS_DIR, os.getcwd()):
+        for path in (api.CONTAINERS_DIR, leanos.getcwd()):
             try:
-                os.rmdir(path)
+                leanos.rmdir(path)
             except OSError as err:
                 if err.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
                     raise

@@ -34,11 +34,10 @@ inherits it, so their errors are read from the ``--log`` file.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime.kernel.lean import jsonfast, leansignal
+from dockyard.runtime.kernel.lean import jsonfast, leanos, leansignal
 
 from .reaper import Reaper
 
@@ -76,9 +75,9 @@ class SpawnBinary:
         # shim is close-on-exec (PEP 446).  Signals ignored here (by the interpreter: SIGPIPE,
         # SIGXFSZ; by the shim: SIGINT, SIGHUP) would stay ignored across exec, and the
         # container would inherit them: put them back.
-        return os.posix_spawn(
-            argv[0], argv, os.environ,
-            file_actions=[(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
+        return leanos.posix_spawn(
+            argv[0], argv, leanos.environb,
+            file_actions=[(leanos.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)],
             setsigdef=(leansignal.SIGPIPE, leansignal.SIGXFSZ, leansignal.SIGINT, leansignal.SIGHUP),
         )
 
@@ -100,10 +99,10 @@ def choose_launcher(binary: str, python: str, requested: str = "") -> Launcher:
 
 def find_binary(name: str) -> str:
     if "/" in name:
-        return os.path.abspath(name)
-    for folder in os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
-        path = os.path.join(folder, name)
-        if os.access(path, os.X_OK):
+        return leanos.path.abspath(name)
+    for folder in leanos.getenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        path = leanos.path.join(folder, name)
+        if leanos.access(path, leanos.X_OK):
             return path
     raise ShimError(Code.INVALID_ARGUMENT, f"runtime binary {name!r} not found in PATH")
 
@@ -111,9 +110,9 @@ def find_binary(name: str) -> str:
 def is_bundled_runtime(binary: str, python: str) -> bool:
     """True when ``binary`` is the dockyard-runc installed beside the shim's
     own interpreter (one installation, one version of the code)."""
-    ours = os.path.join(os.path.dirname(python), "dockyard-runc")
+    ours = leanos.path.join(leanos.path.dirname(python), "dockyard-runc")
     try:
-        return os.path.samefile(binary, ours)
+        return leanos.path.samefile(binary, ours)
     except OSError:
         return False
 
@@ -138,17 +137,17 @@ class OciRuntime:
         own: list[int] = []
         try:
             if stdio is None:
-                stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                stdin = leanos.open(leanos.devnull, leanos.O_RDONLY | leanos.O_CLOEXEC)
                 own.append(stdin)
                 if input_data is not None:
-                    os.close(stdin)
+                    leanos.close(stdin)
                     own.remove(stdin)
-                    stdin = os.memfd_create("runtime-stdin", os.MFD_CLOEXEC)
+                    stdin = leanos.memfd_create("runtime-stdin", leanos.MFD_CLOEXEC)
                     own.append(stdin)
-                    os.write(stdin, input_data)
-                    os.lseek(stdin, 0, os.SEEK_SET)
-                out = os.memfd_create("runtime-stdout", os.MFD_CLOEXEC)
-                err = os.memfd_create("runtime-stderr", os.MFD_CLOEXEC)
+                    leanos.write(stdin, input_data)
+                    leanos.lseek(stdin, 0, leanos.SEEK_SET)
+                out = leanos.memfd_create("runtime-stdout", leanos.MFD_CLOEXEC)
+                err = leanos.memfd_create("runtime-stderr", leanos.MFD_CLOEXEC)
                 own += [out, err]
                 stdio = (stdin, out, err)
             else:
@@ -164,12 +163,12 @@ class OciRuntime:
             if status != 0:
                 text, cls, errno = self._failure(err)
                 raise ShimError(failure_code(args[0], cls, errno),
-                                f"{what}: runtime {os.path.basename(self.binary)} {args[0]} "
+                                f"{what}: runtime {leanos.path.basename(self.binary)} {args[0]} "
                                 f"failed ({_describe(status)}): {text}")
             return stdout
         finally:
             for fd in own:
-                os.close(fd)
+                leanos.close(fd)
 
     def _failure(self, err_fd: int) -> tuple[str, str, int]:
         """The runtime's last error: its message, and the error class and
@@ -270,14 +269,14 @@ def failure_code(verb: str, error_class: str, errno: int) -> str:
 
 
 def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
+    leanos.lseek(fd, 0, leanos.SEEK_SET)
     chunks = []
-    while chunk := os.read(fd, 1 << 16):
+    while chunk := leanos.read(fd, 1 << 16):
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+    if leanos.WIFSIGNALED(status):
+        return f"killed by signal {leanos.WTERMSIG(status)}"
+    return f"exit status {leanos.waitstatus_to_exitcode(status)}"

@@ -23,9 +23,7 @@ Facts:
 
 from __future__ import annotations
 
-import os
-
-from dockyard.runtime.kernel.lean import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leanos
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -53,12 +51,12 @@ def counter_files(cgroups_path: str, root: str = CGROUP_ROOT, container_id: str 
     rel = cgroups_path.strip("/")
     if not rel or ".." in rel.split("/"):
         return []
-    return [os.path.join(root, "memory", rel, "memory.oom_control"), os.path.join(root, rel, "memory.events")]
+    return [leanos.path.join(root, "memory", rel, "memory.oom_control"), leanos.path.join(root, rel, "memory.events")]
 
 
 def _cgroups_path(bundle: str) -> str:
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
+        with open(leanos.path.join(bundle, "config.json")) as f:
             path = jsonfast.loads(f.read()).get("linux", {}).get("cgroupsPath", "")
     except (OSError, ValueError, AttributeError):
         return ""
@@ -70,7 +68,7 @@ def open_events(bundle: str, container_id: str, root: str = CGROUP_ROOT) -> int:
     for name in counter_files(_cgroups_path(bundle), root, container_id):
         if name.endswith("memory.events"):
             try:
-                return os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+                return leanos.open(name, leanos.O_RDONLY | leanos.O_CLOEXEC)
             except OSError:
                 return -1
     return -1
@@ -78,8 +76,8 @@ def open_events(bundle: str, container_id: str, root: str = CGROUP_ROOT) -> int:
 
 def read_kills(fd: int) -> int:
     """The oom_kill counter through a watched fd (the read re-arms its POLLPRI); raises OSError once the cgroup is gone."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    return oom_kills(os.read(fd, 4096).decode(errors="replace"))
+    leanos.lseek(fd, 0, 0)  # SEEK_SET
+    return oom_kills(leanos.read(fd, 4096).decode(errors="replace"))
 
 
 def container_oom_killed(bundle: str, root: str = CGROUP_ROOT, container_id: str = "") -> bool:

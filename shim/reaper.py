@@ -19,12 +19,11 @@ Facts:
 
 from __future__ import annotations
 
-import os
 import select
 import time
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime.kernel.lean import leansignal
+from dockyard.runtime.kernel.lean import leanos, leansignal
 
 from .loop import READ
 
@@ -42,7 +41,7 @@ class Reaper:
         """``on_exit(pid, wait_status, exited_at_ns)`` for every reaped pid not ``expect``ed."""
         self._on_exit = on_exit
         self._expected: dict[int, int | None] = {}
-        self.fd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd, self._wfd = leanos.pipe2(leanos.O_NONBLOCK | leanos.O_CLOEXEC)
         leansignal.signal(leansignal.SIGCHLD, _ignore)
         leansignal.set_wakeup_fd(self._wfd, warn_on_full_buffer=False)
 
@@ -51,7 +50,7 @@ class Reaper:
 
     def on_wakeup(self, _mask: int = 0) -> None:
         try:
-            while os.read(self.fd, 4096):
+            while leanos.read(self.fd, 4096):
                 pass
         except BlockingIOError:
             pass
@@ -60,7 +59,7 @@ class Reaper:
     def reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = leanos.waitpid(-1, leanos.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -93,15 +92,15 @@ class Reaper:
                     return status
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    os.kill(pid, leansignal.SIGKILL)
-                    os.waitpid(pid, 0)
+                    leanos.kill(pid, leansignal.SIGKILL)
+                    leanos.waitpid(pid, 0)
                     raise ShimError(Code.DEADLINE_EXCEEDED, f"{what}: no answer after {timeout:g}s (killed)")
                 readable, _, _ = select.select([self.fd, *pump], [], [], left)
                 for fd in readable:
                     if fd != self.fd:
                         pump[fd](READ)
                 try:
-                    while os.read(self.fd, 4096):
+                    while leanos.read(self.fd, 4096):
                         pass
                 except BlockingIOError:
                     pass

@@ -19,13 +19,12 @@ that the daemon already saw exit.
 from __future__ import annotations
 
 import binascii
-import os
 import sys
 import time
 
 from dockyard.api import shim as api
 from dockyard.api.shim import Code, ShimError
-from dockyard.runtime.kernel.lean import jsonfast, leansignal, leansocket
+from dockyard.runtime.kernel.lean import jsonfast, leanos, leansignal, leansocket
 from dockyard.runtime.kernel.lean.records import replace
 
 from . import oom, process, state
@@ -119,7 +118,7 @@ class Container(Proc):
 def _private_pidns(bundle: str) -> bool:
     """Whether the container has a pid namespace of its own (config.json)."""
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
+        with open(leanos.path.join(bundle, "config.json"), "rb") as f:
             namespaces = jsonfast.loads(f.read()).get("linux", {}).get("namespaces", [])
     except (OSError, ValueError):
         return True
@@ -141,7 +140,7 @@ class Shim:
         self.shutting_down = False
         self.consoles = 0  # console sockets made so far: their short names
         self.handlers = self.dispatch_table()
-        os.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
+        leanos.makedirs(f"{shim_dir}/{api.CONTAINERS_DIR}", exist_ok=True)
 
     # --- dispatch --------------------------------------------------------------
 
@@ -209,7 +208,7 @@ class Shim:
     def _unwatch_oom(self, c: Container) -> None:
         if c.oom_fd >= 0:
             self.loop.unwatch(c.oom_fd)
-            os.close(c.oom_fd)
+            leanos.close(c.oom_fd)
             c.oom_fd = -1
 
     # --- exits -------------------------------------------------------------------
@@ -344,7 +343,7 @@ class Shim:
     def _console_socket(self, name: str) -> leansocket.socket:
         # Relative to the shim's cwd (its directory): a unix socket path must fit in 108 bytes.
         try:
-            os.unlink(name)
+            leanos.unlink(name)
         except FileNotFoundError:
             pass
         listener = leansocket.unix_stream()
@@ -378,7 +377,7 @@ class Shim:
         # holds 108 bytes, too few for the shim's directory, and unlike a bare relative
         # name it survives a runtime that changes directory first (runc and crun chdir
         # into the bundle).  Hence the short names too: ids may be long.
-        reachable = f"/proc/{os.getpid()}/cwd/{console}" if console else ""
+        reachable = f"/proc/{leanos.getpid()}/cwd/{console}" if console else ""
         try:
             run(pid_file, reachable, proc.io.runtime_stdio(), proc.io.spawn_pump())
             proc.io.spawned()
@@ -392,9 +391,9 @@ class Shim:
         finally:
             if listener is not None:
                 listener.close()
-                os.unlink(console)
+                leanos.unlink(console)
             try:
-                os.unlink(pid_file)
+                leanos.unlink(pid_file)
             except FileNotFoundError:
                 pass
         self._claim(proc)
@@ -402,7 +401,7 @@ class Shim:
     # --- methods -----------------------------------------------------------------
 
     def do_ping(self, _peer: Peer, _id: int, _params: api.NoParams) -> api.PingResult:
-        return api.PingResult(pid=os.getpid(), version=VERSION, protocol=api.PROTOCOL_VERSION)
+        return api.PingResult(pid=leanos.getpid(), version=VERSION, protocol=api.PROTOCOL_VERSION)
 
     def do_create(self, _peer: Peer, _id: int, params: api.CreateParams) -> api.PidResult:
         cid = params.container_id
@@ -411,7 +410,7 @@ class Shim:
         if self.shutting_down:
             raise ShimError(Code.FAILED_PRECONDITION, "shim is shutting down")
         bundle = params.bundle
-        if not os.path.isfile(f"{bundle}/config.json"):
+        if not leanos.path.isfile(f"{bundle}/config.json"):
             raise ShimError(Code.INVALID_ARGUMENT, f"create {cid}: bundle {bundle} has no config.json")
         log = LogFile(params.log_path) if params.log_path else None
         io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=log, capture=False)
@@ -421,7 +420,7 @@ class Shim:
         begun = time.time_ns()  # as in do_start: the program may run (and exit) before the call returns
         try:
             self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio, pump: verb(
-                cid, bundle, os.path.abspath(pid_file), console, stdio, pump))
+                cid, bundle, leanos.path.abspath(pid_file), console, stdio, pump))
         except BaseException:
             if log is not None:
                 log.close()
@@ -460,7 +459,7 @@ class Shim:
         proc = self._proc(params.container_id, params.exec_id)
         if params.exec_id:
             process.check(proc.effective_state, "kill", "process")
-            os.kill(proc.pid, params.signal)
+            leanos.kill(proc.pid, params.signal)
             return api.NoResult()
         process.check(proc.effective_state, "kill_all" if params.all else "kill")
         self.runtime.kill(proc.container_id, params.signal, params.all)
@@ -514,18 +513,18 @@ class Shim:
             io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=None, capture=params.capture)
         e = Proc(c.container_id, eid, io)
         tag = f"exec-{c.container_id}-{eid}"
-        process_file = os.path.abspath(f"{tag}.json")
+        process_file = leanos.path.abspath(f"{tag}.json")
         with open(process_file, "w") as f:
             f.write(jsonfast.dumps(spec))
         try:
             self._spawn(e, tag, lambda pid_file, console, stdio, pump: self.runtime.exec(
-                c.container_id, process_file, os.path.abspath(pid_file), console, stdio, pump))
+                c.container_id, process_file, leanos.path.abspath(pid_file), console, stdio, pump))
         except BaseException:
             if isinstance(io, HandedIO):
                 io.discard()
             raise
         finally:
-            os.unlink(process_file)
+            leanos.unlink(process_file)
         c.execs[eid] = e
         self._prune_execs(c)
         if isinstance(io, HandedIO):

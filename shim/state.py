@@ -17,10 +17,8 @@ and dies with it, together with the container's stdio.
 
 from __future__ import annotations
 
-import os
-
 from dockyard.api.shim import CONTAINERS_DIR, PID_FILE
-from dockyard.runtime.kernel.lean import jsonfast
+from dockyard.runtime.kernel.lean import jsonfast, leanos
 
 TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
 if TYPE_CHECKING:
@@ -33,13 +31,13 @@ FIELDS = ("container_id", "bundle", "pid", "status", "exit_status", "created_at"
 
 def write_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = leanos.open(tmp, leanos.O_WRONLY | leanos.O_CREAT | leanos.O_TRUNC | leanos.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        leanos.write(fd, data)
+        leanos.fsync(fd)
     finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        leanos.close(fd)
+    leanos.rename(tmp, path)
 
 
 def record_path(shim_dir: str, container_id: str) -> str:
@@ -54,7 +52,7 @@ def save(shim_dir: str, record: dict[str, Any]) -> None:
 
 def forget(shim_dir: str, container_id: str) -> None:
     try:
-        os.unlink(record_path(shim_dir, container_id))
+        leanos.unlink(record_path(shim_dir, container_id))
     except FileNotFoundError:
         pass
 
@@ -63,7 +61,7 @@ def load_all(shim_dir: str) -> list[dict[str, Any]]:
     """Every container record in a shim's directory (for a daemon whose shim died)."""
     folder = f"{shim_dir}/{CONTAINERS_DIR}"
     try:
-        names = sorted(os.listdir(folder))
+        names = sorted(leanos.listdir(folder))
     except FileNotFoundError:
         return []
     out = []

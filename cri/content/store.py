@@ -24,10 +24,11 @@ import errno
 import hashlib
 import os
 import secrets
-import stat
+from collections.abc import Callable
 from types import TracebackType
 from typing import BinaryIO
 
+from ..disk_usage import tree_usage
 from ..errors import Internal, NotFound, PullError, ResourceExhausted
 from .digest import ALGORITHM, digest_hex, is_digest
 from .durable import fsync_dir
@@ -47,12 +48,14 @@ class BlobWriter:
 
     Used as a context manager it aborts (deletes the temp file) unless
     commit() succeeded, so an exception or cancellation keeps nothing.
+    Without an expected digest (``ContentStore.open_spool``) the blob is
+    committed under the digest of what was written.
     """
 
-    def __init__(self, store: ContentStore, digest: str, expected_size: int | None) -> None:
-        self.digest = digest
+    def __init__(self, store: ContentStore, digest: str | None, expected_size: int | None) -> None:
+        self.digest = digest or "(digest computed at commit)"
         self.expected_size = expected_size
-        self._hex = digest_hex(digest)
+        self._hex = digest_hex(digest) if digest is not None else None
         self._store = store
         self._hash = hashlib.sha256()
         self._written = 0
@@ -61,7 +64,7 @@ class BlobWriter:
         try:
             fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise _os_error("create ingest file for", digest, err) from err
+            raise _os_error("create ingest file for", self.digest, err) from err
         self._file: BinaryIO = open(fd, "wb", buffering=_BUFFER)
 
     @property
@@ -99,7 +102,10 @@ class BlobWriter:
                 reason="digest_mismatch",
             )
         actual = self._hash.hexdigest()
-        if actual != self._hex:
+        if self._hex is None:
+            self.digest = f"{ALGORITHM}:{actual}"
+            self._store.used(self.digest)  # a lease holds it before it is visible
+        elif actual != self._hex:
             self.abort()
             raise PullError(
                 f"blob {self.digest}: content has digest {ALGORITHM}:{actual}",
@@ -146,10 +152,16 @@ class BlobWriter:
 
 
 class ContentStore:
-    """Blobs by sha256 digest under ``root``; see the module docstring for the layout."""
+    """Blobs by sha256 digest under ``root``; see the module docstring for the layout.
 
-    def __init__(self, root: str) -> None:
+    ``on_use`` is called with a digest before ``has``, ``open_writer`` and
+    ``put`` act on it: the image service's leases (cri/image/leases.py) hold
+    every blob a pull looks up or writes, so that garbage collection running
+    beside the pull keeps it."""
+
+    def __init__(self, root: str, *, on_use: Callable[[str], None] | None = None) -> None:
         self.root = root
+        self._on_use = on_use
         self.blob_dir = os.path.join(root, "blobs", ALGORITHM)
         self.ingest_dir = os.path.join(root, "ingest")
         os.makedirs(self.blob_dir, mode=0o700, exist_ok=True)
@@ -159,7 +171,13 @@ class ContentStore:
         """Where the blob lives (whether or not it is present)."""
         return os.path.join(self.blob_dir, digest_hex(digest))
 
+    def used(self, digest: str) -> None:
+        """Tell the on_use hook that ``digest`` is about to be looked up or written."""
+        if self._on_use is not None:
+            self._on_use(digest)
+
     def has(self, digest: str) -> bool:
+        self.used(digest)
         return os.path.exists(self.path(digest))
 
     def size(self, digest: str) -> int:
@@ -170,7 +188,13 @@ class ContentStore:
 
     def open_writer(self, digest: str, expected_size: int | None = None) -> BlobWriter:
         """Start writing a blob; InvalidArgument if ``digest`` is not a sha256 digest."""
+        self.used(digest)
         return BlobWriter(self, digest, expected_size)
+
+    def open_spool(self, expected_size: int | None = None) -> BlobWriter:
+        """Start writing a blob whose digest is not known yet: commit() names it
+        after its content and returns its path (``writer.digest`` is then set)."""
+        return BlobWriter(self, None, expected_size)
 
     def put(self, digest: str, data: bytes) -> str:
         """Write a whole in-memory blob (manifests, configs); return its path."""
@@ -209,18 +233,7 @@ class ContentStore:
         return removed
 
     def usage(self) -> tuple[int, int]:
-        """(bytes used on disk, inodes) of the store, as ImageFsInfo reports them."""
-        used = 0
-        inodes = 0
-        for directory in (self.root, os.path.join(self.root, "blobs"), self.blob_dir, self.ingest_dir):
-            st = os.lstat(directory)
-            used += st.st_blocks * 512
-            inodes += 1
-        for directory in (self.blob_dir, self.ingest_dir):
-            with os.scandir(directory) as it:
-                for entry in it:
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-                        used += st.st_blocks * 512
-                        inodes += 1
-        return used, inodes
+        """(bytes allocated on disk, inodes) of everything under the store's root, as
+        ImageFsInfo reports them; blobs and ingest files that vanish while it
+        counts (garbage collection, a finished write) are not counted."""
+        return tree_usage(self.root)

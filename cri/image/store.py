@@ -26,12 +26,13 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..content.digest import is_digest
 from ..content.durable import write_atomic
+from ..disk_usage import tree_usage
 from ..errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 
 STORE_VERSION = 1
@@ -215,35 +216,45 @@ class ImageStore:
         An image already stored under the same id keeps its other references
         (a second tag of the same image adds to repo_tags).
         """
-        if not is_digest(record.id):
-            raise InvalidArgument(f"image id {record.id!r} is not a sha256 digest")
+        return self.put_all([record])[0]
+
+    def put_all(self, records: Sequence[ImageRecord]) -> list[ImageRecord]:
+        """``put`` of several records in one write: after a crash all are stored or none
+        (an archive's images).  A later record's names win over an earlier one's."""
+        for record in records:
+            if not is_digest(record.id):
+                raise InvalidArgument(f"image id {record.id!r} is not a sha256 digest")
         with self._lock:
             previous = dict(self._images)
-            old = self._images.get(record.id)
-            if old is not None:
-                record = replace(
-                    record,
-                    repo_tags=_merge(old.repo_tags, record.repo_tags),
-                    repo_digests=_merge(old.repo_digests, record.repo_digests),
-                    blobs=_merge(old.blobs, record.blobs),
-                )
-            taken = set(record.repo_tags) | set(record.repo_digests)
-            for other in list(self._images.values()):
-                if other.id == record.id:
-                    continue
-                if taken.intersection(other.repo_tags) or taken.intersection(other.repo_digests):
-                    self._images[other.id] = replace(
-                        other,
-                        repo_tags=tuple(t for t in other.repo_tags if t not in taken),
-                        repo_digests=tuple(d for d in other.repo_digests if d not in taken),
-                    )
-            self._images[record.id] = record
+            stored = [self._put_locked(record) for record in records]
             try:
                 self._save()
             except BaseException:
                 self._images = previous
                 raise
-            return record
+            return [self._images[r.id] for r in stored]
+
+    def _put_locked(self, record: ImageRecord) -> ImageRecord:
+        old = self._images.get(record.id)
+        if old is not None:
+            record = replace(
+                record,
+                repo_tags=_merge(old.repo_tags, record.repo_tags),
+                repo_digests=_merge(old.repo_digests, record.repo_digests),
+                blobs=_merge(old.blobs, record.blobs),
+            )
+        taken = set(record.repo_tags) | set(record.repo_digests)
+        for other in list(self._images.values()):
+            if other.id == record.id:
+                continue
+            if taken.intersection(other.repo_tags) or taken.intersection(other.repo_digests):
+                self._images[other.id] = replace(
+                    other,
+                    repo_tags=tuple(t for t in other.repo_tags if t not in taken),
+                    repo_digests=tuple(d for d in other.repo_digests if d not in taken),
+                )
+        self._images[record.id] = record
+        return record
 
     def remove(self, ref_or_id: str) -> ImageRecord:
         """Remove the whole image ``ref_or_id`` names (every reference of it); return its record."""
@@ -300,6 +311,10 @@ class ImageStore:
                     if is_digest(digest):
                         out.add(digest)
             return out
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes, inodes) of the store's directory, for ImageFsInfo."""
+        return tree_usage(self.root)
 
     def referenced_chains(self) -> set[str]:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from dockyard.runtime.kernel import syscalls
+from dockyard.runtime.kernel.errors import SyscallError
 
 from .netns import NetnsError, in_thread
 
@@ -52,3 +53,31 @@ def net_stats(netns_path: str) -> dict[str, dict[str, int]]:
     finally:
         os.close(fd)
     return parse_proc_net_dev(raw.decode())
+
+
+def net_stats_many(netns_paths: list[str]) -> list[dict[str, dict[str, int]] | None]:
+    """``net_stats`` of each path (None for one that cannot be read), by one
+    thread that joins each netns in turn: ListPodSandboxStats asks for every
+    pod at once, and a thread per pod cost more than the reading."""
+
+    def read_all() -> list[dict[str, dict[str, int]] | None]:
+        out: list[dict[str, dict[str, int]] | None] = []
+        for path in netns_paths:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                out.append(None)
+                continue
+            try:
+                syscalls.setns(fd, syscalls.CLONE_NEWNET, path)
+                with open("/proc/thread-self/net/dev", "rb") as f:
+                    out.append(parse_proc_net_dev(f.read().decode()))
+            except (OSError, ValueError, NetnsError, SyscallError):
+                out.append(None)
+            finally:
+                os.close(fd)
+        return out
+
+    if not netns_paths:
+        return []
+    return in_thread(read_all, "read interface counters in", f"{len(netns_paths)} network namespaces")

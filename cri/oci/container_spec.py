@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,7 @@ def container_spec(
     apparmor_loaded: frozenset[str] | None = None,
     selinux_enabled: bool = False,
     private_cgroupns: bool = False,
+    image_sources: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """The OCI config.json (as a dict) for one CRI container.
 
@@ -154,8 +155,11 @@ def container_spec(
     mounted then.  ``volumes_dir`` enables image volumes (see
     :func:`container_image_volumes`).  ``node_hostname`` is the HOSTNAME of
     a host-network pod with no hostname (default: this host's name).
+    ``image_sources`` maps the index of each image volume in
+    ``config.mounts`` to where its image is mounted (cri/image_mounts.py).
     Raises :class:`~dockyard.cri.errors.InvalidArgument` naming the field.
     """
+    image_sources = image_sources or {}
     if not config.HasField("metadata") or not config.metadata.name:
         raise InvalidArgument("config.metadata.name: a container needs a name")
     if not container_id:
@@ -216,7 +220,7 @@ def container_spec(
     # --- mounts
     extra: list[dict[str, Any]] = []
     for i, m in enumerate(config.mounts):
-        extra.append(cri_mount(m, f"config.mounts[{i}]", host_path_exists))
+        extra.append(cri_mount(m, f"config.mounts[{i}]", host_path_exists, image_sources.get(i)))
     taken = {m["destination"] for m in extra}
     ro = sec.readonly_rootfs
     for dest, source in ((ETC_HOSTNAME, pod_files.hostname_path), (ETC_HOSTS, pod_files.hosts_path),

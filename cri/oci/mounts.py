@@ -22,6 +22,9 @@ Facts and choices (containerd's, unless said otherwise):
   rootfs is.  /dev/shm is the sandbox's shm mount, or the host's /dev/shm
   for a pod in the host's IPC namespace (POSIX shared memory lives there,
   so sharing host IPC means sharing it; containerd and docker do the same).
+* An image volume (a mount with ``image`` set) binds the image's files,
+  which cri/image_mounts.py mounted read-only from the image's snapshot; it
+  is read-only whatever ``readonly`` says.
 * Image volumes (``VOLUME`` in the image config) get an anonymous
   directory each, as containerd does: the caller creates it under the
   container's directory and copies the image's content at that path into
@@ -77,10 +80,12 @@ def clean_destination(path: str, field: str) -> str:
     return posixpath.normpath(path).replace("//", "/")
 
 
-def cri_mount(mount: api_pb2.Mount, field: str, host_path_exists: PathExists) -> dict[str, Any]:
-    """One CRI mount as an OCI bind mount; errors name ``field.<key>``."""
+def cri_mount(mount: api_pb2.Mount, field: str, host_path_exists: PathExists,
+              image_source: str | None = None) -> dict[str, Any]:
+    """One CRI mount as an OCI bind mount; errors name ``field.<key>``.  An
+    image volume binds ``image_source``, where its image is mounted."""
     if mount.HasField("image") and mount.image.image:
-        raise InvalidArgument(f"{field}.image: image volumes are not supported by this runtime")
+        return image_mount(mount, field, image_source)
     dest = clean_destination(mount.container_path, f"{field}.container_path")
     if not mount.host_path:
         raise InvalidArgument(f"{field}.host_path: must not be empty")
@@ -105,6 +110,18 @@ def cri_mount(mount: api_pb2.Mount, field: str, host_path_exists: PathExists) ->
         out["uidMappings"] = oci_idmaps(mount.uidMappings, f"{field}.uidMappings")
         out["gidMappings"] = oci_idmaps(mount.gidMappings, f"{field}.gidMappings")
     return out
+
+
+def image_mount(mount: api_pb2.Mount, field: str, image_source: str | None) -> dict[str, Any]:
+    """An image volume (cri/image_mounts.py mounted the image at ``image_source``): always
+    read-only and private; a host path has no meaning for it."""
+    dest = clean_destination(mount.container_path, f"{field}.container_path")
+    if image_source is None:
+        raise InvalidArgument(f"{field}.image: the image {mount.image.image!r} is not mounted for this container")
+    if mount.host_path:
+        raise InvalidArgument(f"{field}.host_path: an image volume takes no host path")
+    options = ["rbind", "rprivate", "ro"] + (["rro"] if mount.recursive_read_only else [])
+    return {"destination": dest, "type": "bind", "source": image_source, "options": options}
 
 
 def rootfs_propagation(mounts: Iterable[api_pb2.Mount]) -> str:

@@ -154,6 +154,27 @@ def linux_resources(res: api_pb2.LinuxContainerResources, field: str,
     return out
 
 
+def cri_resources(resources: dict[str, Any], oom_score_adj: int = 0) -> api_pb2.LinuxContainerResources:
+    """OCI ``linux.resources`` (and the process's oomScoreAdj) back to CRI:
+    what ContainerStatus.resources reports, the inverse of
+    :func:`linux_resources` for every value it writes (pure; anything else
+    the spec holds, such as device rules, has no CRI field)."""
+    out = api_pb2.LinuxContainerResources(oom_score_adj=oom_score_adj)
+    cpu = resources.get("cpu") or {}
+    out.cpu_shares = int(cpu.get("shares") or 0)
+    out.cpu_quota = int(cpu.get("quota") or 0)
+    out.cpu_period = int(cpu.get("period") or 0)
+    out.cpuset_cpus = str(cpu.get("cpus") or "")
+    out.cpuset_mems = str(cpu.get("mems") or "")
+    memory = resources.get("memory") or {}
+    out.memory_limit_in_bytes = int(memory.get("limit") or 0)
+    out.memory_swap_limit_in_bytes = int(memory.get("swap") or 0)
+    for h in resources.get("hugepageLimits") or []:
+        out.hugepage_limits.append(api_pb2.HugepageLimit(page_size=str(h["pageSize"]), limit=int(h["limit"])))
+    out.unified.update({str(k): str(v) for k, v in (resources.get("unified") or {}).items()})
+    return out
+
+
 def clamp_oom_score_adj(value: int, floor: int | None, field: str) -> int:
     if not -1000 <= value <= 1000:
         raise InvalidArgument(f"{field}: {value} is outside -1000..1000")

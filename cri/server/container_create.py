@@ -3,15 +3,20 @@
 Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
   FailedPrecondition), the image exists (NotFound naming it), the log path
-  stays inside the pod's log_directory (InvalidArgument), the name is free
-  (AlreadyExists naming the holder; but a CREATED container of that name
-  in that pod made from the same config is the answer to a retry whose
-  first answer was lost), the OCI spec builds (InvalidArgument
-  naming the CRI field: a missing command, a volume host path inside the
-  daemon's own directories, ...); a missing host path is created as a
-  directory right before the spec is built (containerd's behaviour,
-  cri/oci/host_paths.py);
-  then: record (CREATING) -> snapshot -> rootfs mount -> config.json ->
+  stays inside the pod's log_directory (InvalidArgument), each image
+  volume's image is here (NotFound naming config.mounts[i].image.image),
+  the CDI devices it asks for are defined (InvalidArgument naming
+  config.CDI_devices[i] or the annotation; the spec files are read at each
+  create that asks for one), the name is free (AlreadyExists naming the
+  holder; but a CREATED container of that name in that pod made from the
+  same config is the answer to a retry whose first answer was lost), the
+  OCI spec builds (InvalidArgument naming the CRI field: a missing command,
+  a volume host path inside the daemon's own directories, ...); a missing
+  host path is created as a directory right before the spec is built
+  (containerd's behaviour, cri/oci/host_paths.py);
+  then: record (CREATING) -> snapshot -> rootfs mount (through the pod's
+  id map when it has a user namespace: cri/snapshot/idmapped.py) -> image
+  volumes (cri/image_mounts.py, idmapped alike) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
   StartContainer (containerd's order; cri/store/container.py has why).
 """
@@ -23,15 +28,17 @@ import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors, faults
+from .. import errors, faults, image_mounts
+from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..pod_cgroup import cgroups_path
 from ..store.container import Container, ContainerState, unique_name
-from ..store.sandbox import SandboxState
+from ..store.sandbox import Sandbox, SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
 from ..oci import host_paths
 from .cri_service import CriService, now_ns
@@ -69,8 +76,14 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     except errors.NotFound as err:
         raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
+    volume_images = _image_volumes(cri, config)
+    cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
+    cdi_found = cdi.resolve(await asyncio.to_thread(cdi.load_spec_dirs, cri.config.cdi_spec_dirs), cdi_wanted) \
+        if cdi_wanted else []
     guarded = host_paths.Guarded.of_daemon(cri.config.root_dir, cri.config.state_dir, cri.config.socket_path)
-    host_sources = host_paths.check([m.host_path for m in config.mounts], guarded)
+    # An image volume has no host path to create (cri_mount refuses one).
+    host_sources = host_paths.check([
+        "" if m.HasField("image") and m.image.image else m.host_path for m in config.mounts], guarded)
     name = unique_name(sandbox_config.metadata, config.metadata)
     holder = cri.containers.index.id_by_name(name)
     if holder is not None:
@@ -108,8 +121,12 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         parent = image.chain_ids[-1] if image.chain_ids else None
         mounts = await asyncio.to_thread(cri.snapshotter.prepare, cid, parent)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
-        await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
+        idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
+        await asyncio.to_thread(idmap_mount or cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
+        image_sources = await asyncio.to_thread(image_mounts.mount_all, cri.snapshotter, volume_images, bundle, cid,
+                                                None, idmap_mount)
+        undo.push_async_callback(asyncio.to_thread, image_mounts.release, cri.snapshotter, bundle, cid)
         faults.point("CreateContainer/mounted")
         await asyncio.to_thread(host_paths.create_missing, host_sources)
         floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
@@ -120,6 +137,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
+            image_sources=image_sources,
             apparmor_enabled=cri.apparmor.enabled,
             apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
             # containerd's rule (and the cgroup v2 KEP's): on a v2 node an
@@ -128,6 +146,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
             private_cgroupns=cri.node is not None and cri.node.cgroup_v2
             and not config.linux.security_context.privileged,
         )
+        if cdi_found:
+            spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
         if handler.oci_version:
@@ -141,6 +161,48 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         faults.point("CreateContainer/created")
     cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)
     return api_pb2.CreateContainerResponse(container_id=cid)
+
+
+def _pod_idmap_mount(cri: CriService, sandbox: Sandbox, cid: str) -> Callable[[list[Any], str], None] | None:
+    """For a pod with its own user namespace, a mount function that shows the image's files
+    through the pod's id map (cri/snapshot/idmapped.py has why and how); None otherwise."""
+    from ..oci.namespaces import user_mappings
+    from ..snapshot import idmapped
+
+    maps = user_mappings(sandbox.config.linux.security_context.namespace_options,
+                         "sandbox_config.linux.security_context.namespace_options")
+    if maps is None:
+        return None
+    root_ids = idmapped.root_host_ids(*maps)
+    # Short: the idmapped layers' paths go into one overlay option string (a page at most).
+    scratch = os.path.join(cri.config.state_dir, "idm", cid[:16])
+
+    def mount(mounts: list[Any], target: str) -> None:
+        fd = idmapped.open_pod_userns(sandbox.pid)
+        try:
+            idmapped.mount(mounts, target, fd, scratch, root_ids)
+        finally:
+            os.close(fd)
+
+    return mount
+
+
+def _image_volumes(cri: CriService, config: api_pb2.ContainerConfig) -> list[image_mounts.ImageMount]:
+    """The config's image volumes, each image present (kubelet pulls them first, by the volume's
+    pull policy: NotFound otherwise) and its sub path sound; nothing is taken yet."""
+    wanted = []
+    for i, m in enumerate(config.mounts):
+        if not (m.HasField("image") and m.image.image):
+            continue
+        where = f"config.mounts[{i}]"
+        try:
+            image = cri.images.get(m.image.image)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"{where}.image.image: image {m.image.image!r} not found "
+                                  "(an image volume's image is pulled before the container is created)") from err
+        wanted.append(image_mounts.ImageMount(i, image.chain_ids[-1] if image.chain_ids else None,
+                                              image_mounts.check_sub_path(m.image_sub_path, where), where))
+    return wanted
 
 
 def _seed_image_volumes(volumes: list[Any], rootfs: str) -> None:

@@ -2,7 +2,8 @@
 
 A streaming RPC cannot go through instrument.py's unary wrapper, so this
 module gates on readiness itself; the stream ends when the client leaves or
-when the fan-out drops it for not reading (cri/events.py).
+when the fan-out drops it for not reading (cri/events.py).  The response
+headers are sent as soon as the subscription exists, before any event.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def container_events_handler(
             await context.abort(grpc.StatusCode.UNAVAILABLE, "dockyardd is starting (recovery not finished)")
         queue = cri.events.subscribe()
         try:
+            # Headers go out once the subscription is in place: a client that
+            # waits for them (initial_metadata()) knows it misses no later event.
+            await context.send_initial_metadata(())
             while True:
                 event = await queue.get()
                 if event is None:

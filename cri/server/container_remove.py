@@ -30,5 +30,5 @@ async def remove_container_now(cri: CriService, c: Container) -> None:
     await cri.release_container(c)
     faults.point("RemoveContainer/released")
     cri.containers.delete(c.id)
-    cri.exited.pop(c.id, None)
+    cri.forget_caches(c.id)
     cri.events.publish(cri, c, api_pb2.CONTAINER_DELETED_EVENT)

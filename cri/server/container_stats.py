@@ -1,10 +1,12 @@
-"""ContainerStats: one container's cpu, memory and writable layer usage."""
+"""ContainerStats: one container's cpu, memory and writable layer usage.
+
+``stats_many`` serves the list RPCs too: every container's cgroup is read in
+one worker-thread call and every writable layer in another (cri/stats.py
+says why)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 
 from cri_api.v1 import api_pb2
 
@@ -13,25 +15,30 @@ from ..store.container import Container
 from .cri_service import CriService
 
 
-def cgroups_path_of(c: Container) -> str:
-    try:
-        with open(os.path.join(c.bundle, "config.json"), encoding="utf-8") as f:
-            return str(json.load(f).get("linux", {}).get("cgroupsPath", ""))
-    except (OSError, ValueError):
-        return ""
+def cgroups_path_of(cri: CriService, c: Container) -> str:
+    facts = cri.bundle_facts.get(c.id, c.bundle)
+    return facts.cgroups_path if facts is not None else ""
+
+
+async def stats_many(cri: CriService, containers: list[Container]) -> list[api_pb2.ContainerStats]:
+    samples = await cri.sampler.sample_many([(cgroups_path_of(cri, c), c.id) for c in containers])
+    keys = [(c.snapshot_key, at) for c, (_, at, _) in zip(containers, samples)]
+    layers = await asyncio.to_thread(lambda: [writable_layer(cri.snapshotter, key, at) for key, at in keys])
+    out = []
+    for c, (stats, at, cores), layer in zip(containers, samples, layers):
+        config = c.config
+        attributes = api_pb2.ContainerAttributes(
+            id=c.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
+        )
+        out.append(api_pb2.ContainerStats(
+            attributes=attributes, cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at),
+            writable_layer=layer,
+        ))
+    return out
 
 
 async def stats_of(cri: CriService, c: Container) -> api_pb2.ContainerStats:
-    config = c.config
-    attributes = api_pb2.ContainerAttributes(
-        id=c.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
-    )
-    path = cgroups_path_of(c)
-    stats, at, cores = await cri.sampler.sample(path, c.id) if path else (None, 0, 0)
-    layer = await asyncio.to_thread(writable_layer, cri.snapshotter, c.snapshot_key, at)
-    return api_pb2.ContainerStats(
-        attributes=attributes, cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at), writable_layer=layer,
-    )
+    return (await stats_many(cri, [c]))[0]
 
 
 async def container_stats(cri: CriService, request: api_pb2.ContainerStatsRequest) -> api_pb2.ContainerStatsResponse:

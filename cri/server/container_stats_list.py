@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from cri_api.v1 import api_pb2
 
 from ..store.container import ContainerState
 from .container_list import labels_match
-from .container_stats import stats_of
+from .container_stats import stats_many
 from .cri_service import CriService
 
 
@@ -26,5 +24,4 @@ async def list_container_stats(cri: CriService, request: api_pb2.ListContainerSt
             if not labels_match(f.label_selector, c.config.labels):
                 continue
         chosen.append(c)
-    stats = await asyncio.gather(*(stats_of(cri, c) for c in chosen))
-    return api_pb2.ListContainerStatsResponse(stats=list(stats))
+    return api_pb2.ListContainerStatsResponse(stats=await stats_many(cri, chosen))

@@ -1,4 +1,10 @@
-"""ContainerStatus: the record as CRI sees it, plus verbose info (pid, spec, runtime)."""
+"""ContainerStatus: the record as CRI sees it, plus verbose info (pid, spec, runtime).
+
+``user`` and ``resources`` come from the bundle's config.json (read once,
+cri/bundle_facts.py), which UpdateContainerResources keeps current
+(containerd reports the spec's resources too): kubelet compares
+``resources`` with what it asked for to tell whether an in-place resize is
+done."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import os
 
 from cri_api.v1 import api_pb2
 
+from ..bundle_facts import BundleFacts
+from ..oci.resources import cri_resources
 from ..store.container import CRI_STATE, Container, ContainerState
 from .cri_service import CriService
 
@@ -38,24 +46,25 @@ def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
     )
     for m in config.mounts:
         status.mounts.append(m)
-    user = _spec_user(c.bundle)
-    if user is not None:
-        status.user.CopyFrom(user)
+    # The identity the process runs as, from its OCI spec (as containerd
+    # reports it): the SupplementalGroupsPolicy result shows here.
+    facts = cri.bundle_facts.get(c.id, c.bundle)
+    if facts is not None and facts.has_user:
+        status.user.CopyFrom(api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
+            uid=facts.uid, gid=facts.gid, supplemental_groups=facts.additional_gids)))
+    if facts is not None:
+        resources = spec_resources(facts)
+        if resources is not None:
+            status.resources.linux.CopyFrom(resources)
     return status
 
 
-def _spec_user(bundle: str) -> api_pb2.ContainerUser | None:
-    """The identity the process runs as, from its OCI spec (as containerd
-    reports it): the SupplementalGroupsPolicy result shows here."""
+def spec_resources(facts: BundleFacts) -> api_pb2.LinuxContainerResources | None:
+    """The container's linux resources as its spec holds them now (pure)."""
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            user = json.load(f)["process"]["user"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return cri_resources(facts.resources or {}, facts.oom_score_adj)
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    return api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
-        uid=int(user.get("uid", 0)), gid=int(user.get("gid", 0)),
-        supplemental_groups=[int(g) for g in user.get("additionalGids", [])],
-    ))
 
 
 def verbose_info(cri: CriService, c: Container) -> dict[str, str]:

@@ -3,7 +3,11 @@
 A running container (or one whose task was created with it) is updated
 through the shim's runtime ``update``.  A container that has no task yet
 (cri/store/container.py) gets the values merged into its bundle's
-config.json, so its task starts with them, as containerd does."""
+config.json, so its task starts with them, as containerd does.  A running
+container's config.json takes them too, once the runtime has applied them:
+ContainerStatus reports the resources from it (a daemon that dies in
+between reports the old values, and kubelet, seeing its resize not done,
+sends the update again)."""
 
 from __future__ import annotations
 
@@ -51,10 +55,10 @@ async def update_container_resources(
         resources = linux_resources(request.linux, "linux", cri.node)
         if not resources:
             return api_pb2.UpdateContainerResourcesResponse()
-        if c.task_pending:
-            await asyncio.to_thread(_update_bundle, c.bundle, resources)
-        else:
+        if not c.task_pending:
             await cri.shims.client(c.sandbox_id).call("update", {"container_id": c.id, "resources": resources})
+        await asyncio.to_thread(_update_bundle, c.bundle, resources)
+        cri.bundle_facts.forget(c.id)  # ContainerStatus reports the new resources
         config = c.config
         config.linux.resources.MergeFrom(request.linux)
         c.config_b64 = c.encode_config(config)

@@ -28,8 +28,10 @@ from cri_api.v1 import api_pb2
 from .. import errors, faults
 from ..apparmor import AppArmor
 from ..bundle import release_rootfs, unmount_all
+from ..bundle_facts import BundleFactsCache
 from ..config import Config
 from ..events import ContainerEvents
+from ..metrics import NodeCounts
 from ..oci.resources import NodeResources
 from ..shims import Shims
 from ..stats import StatsSampler
@@ -58,6 +60,7 @@ class SnapshotterLike(Protocol):
     root: str
 
     def prepare(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
+    def view(self, key: str, parent_chain_id: str | None) -> list[Any]: ...
     def mounts(self, key: str) -> list[Any]: ...
     def remove(self, key: str) -> None: ...
     def active(self) -> set[str]: ...
@@ -83,6 +86,28 @@ class NetworkLike(NetworkStatus, Protocol):
     async def probe_plugins(self) -> None: ...
 
 
+class RuntimeMetrics(Protocol):
+    """The metrics the RuntimeService records (cri/metrics.py's Metrics)."""
+
+    def pod_started(self, handler: str, seconds: float) -> None: ...
+    def container_started(self, handler: str, seconds: float) -> None: ...
+    def shim_started(self) -> None: ...
+    def shim_restarted(self) -> None: ...
+    def shim_died(self) -> None: ...
+    def runtime_call(self, verb: str, handler: str, seconds: float, ok: bool) -> None: ...
+
+
+class NoMetrics:
+    """RuntimeMetrics that records nothing (unit tests, tools)."""
+
+    def pod_started(self, handler: str, seconds: float) -> None: ...
+    def container_started(self, handler: str, seconds: float) -> None: ...
+    def shim_started(self) -> None: ...
+    def shim_restarted(self) -> None: ...
+    def shim_died(self) -> None: ...
+    def runtime_call(self, verb: str, handler: str, seconds: float, ok: bool) -> None: ...
+
+
 @dataclass(slots=True)
 class CriService:
     config: Config
@@ -100,21 +125,46 @@ class CriService:
     # The node's AppArmor (off in unit tests and on hosts without it).
     apparmor: AppArmor = field(default_factory=lambda: AppArmor(enabled=False))
     sampler: StatsSampler = field(default_factory=StatsSampler)
+    # Each container's cgroupsPath, process and user from its config.json, read once.
+    bundle_facts: BundleFactsCache = field(default_factory=BundleFactsCache)
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # Exit notifications per container id (set when the exit is recorded).
     exited: dict[str, asyncio.Event] = field(default_factory=dict)
     # Housekeeping that no answer waits for; held here so it is not collected mid-flight.
     chores: set[asyncio.Task[None]] = field(default_factory=set)
+    metrics: RuntimeMetrics = field(default_factory=NoMetrics)
 
     def __post_init__(self) -> None:
-        self.shims = Shims(self.config, self.on_shim_event, self.on_shim_resync, self.on_shim_dead)
+        self.shims = Shims(self.config, self.on_shim_event, self.on_shim_resync, self.on_shim_dead,
+                           metrics=self.metrics)
+
+    def node_counts(self) -> NodeCounts:
+        """Pods and containers by state, and connected shims, for the metrics
+        scrape (called from its HTTP thread: it only reads, and copying a
+        dict's values is atomic under the GIL)."""
+        pods: dict[str, int] = {}
+        for s in self.sandboxes.list():
+            if s.state is not SandboxState.INIT:
+                state = "ready" if s.state is SandboxState.READY else "notready"
+                pods[state] = pods.get(state, 0) + 1
+        containers: dict[str, int] = {}
+        for c in self.containers.list():
+            if c.state is not ContainerState.CREATING:
+                containers[c.state.value] = containers.get(c.state.value, 0) + 1
+        return NodeCounts(pods, containers, self.shims.count())
 
     def chore(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` after the current answer, without making the caller wait."""
         task = asyncio.create_task(coro, name=name)
         self.chores.add(task)
         task.add_done_callback(self.chores.discard)
+
+    def forget_caches(self, object_id: str) -> None:
+        """A container or pod is gone: drop what was kept about it in memory."""
+        self.sampler.forget(object_id)
+        self.bundle_facts.forget(object_id)
+        self.exited.pop(object_id, None)
 
     # --- paths ---
 
@@ -155,10 +205,13 @@ class CriService:
     def record_pause_exit(self, sandbox: Sandbox, exit_status: int) -> None:
         if sandbox.pause_exit_code is None:
             sandbox.pause_exit_code = exit_status
-        if sandbox.state is SandboxState.READY:
+        stopped = sandbox.state is SandboxState.READY
+        if stopped:
             sandbox.state = SandboxState.NOTREADY
         self.sandboxes.save(sandbox)
         self.exit_event(sandbox.id).set()
+        if stopped:  # the pod stopped (StopPodSandbox, or its pause process died): kubelet relists it
+            self.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)
 
     async def on_shim_event(self, pod_id: str, event: dict[str, Any]) -> None:
         kind = event.get("event")

@@ -45,12 +45,20 @@ def load_process(bundle: str) -> dict[str, Any]:
     return process
 
 
+def container_process(cri: CriService, container_id: str, bundle: str) -> dict[str, Any]:
+    """The spec's process, from the bundle facts cache (read once per container)."""
+    facts = cri.bundle_facts.get(container_id, bundle)
+    if facts is None or facts.process is None:
+        return load_process(bundle)  # raises the error naming the file
+    return facts.process
+
+
 async def exec_sync(cri: CriService, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
     check_exec_argv(list(request.cmd), "cmd")
     c = cri.container(request.container_id)
     if c.state is not ContainerState.RUNNING:
         raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
-    process = exec_process(load_process(c.bundle), list(request.cmd))
+    process = exec_process(container_process(cri, c.id, c.bundle), list(request.cmd))
     client = cri.shims.client(c.sandbox_id)
     exec_id = "exec-" + secrets.token_hex(8)
     await client.call("exec", {"container_id": c.id, "exec_id": exec_id, "process": process, "capture": True})

@@ -16,26 +16,36 @@ Two PullImage calls for the same reference with the same credentials share
 one task (the second awaits the first's result); a pull cancelled by its
 caller keeps running for any other waiter.  ``shutdown()`` cancels them all.
 
-Garbage collection deletes every blob and committed snapshot no image refers
-to.  It must never run while a pull is between "blob written" and "image
-recorded" (it would delete the fresh blobs), so GC and pulls exclude each
-other: GC requested while pulls run is deferred until the last one ends, and
-pulls wait for a running GC.  A failed pull asks for GC too, so that it keeps
-nothing.
+Garbage collection deletes every blob and committed snapshot that no image
+record references, no pull or import in flight holds (its lease,
+cri/image/leases.py, which says why that is race-free) and no container's
+rootfs is built on.  It runs beside pulls, so RemoveImage collects at once
+and answers when the space is free, however many pulls overlap; GC runs one
+at a time, and a request already covered by a GC that started after it
+returns without another.  A failed pull collects too, so that it keeps
+nothing.  A GC that fails is logged, not raised: the record is gone either
+way, and the next GC takes what this one left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, Protocol
 
 from dockyard.cri import errors, faults
+from dockyard.cri.image.archive import export, layout, reader
+from dockyard.cri.image.leases import Leases
+from dockyard.cri.server.record import import_record
+from dockyard.cri.snapshot.unpack import decompressed, sniff_compression
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -43,10 +53,10 @@ log = logging.getLogger("dockyard.cri.images")
 # --- what the glue needs from the other parts (their real classes fit these) ---
 
 
-class ContentLike(Protocol):
+class ContentLike(reader.ContentLike, Protocol):
     def path(self, digest: str) -> str: ...
-    def has(self, digest: str) -> bool: ...
     def read(self, digest: str) -> bytes: ...
+    def put(self, digest: str, data: bytes) -> str: ...
     def delete(self, digest: str) -> None: ...
     def digests(self) -> set[str]: ...
     def usage(self) -> tuple[int, int]: ...
@@ -55,10 +65,11 @@ class ContentLike(Protocol):
 class SnapshotterLike(Protocol):
     root: str
 
+    def chain_of(self, parent_chain_id: str | None, diff_id: str) -> str: ...
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
     def committed(self) -> set[str]: ...
     def in_use(self) -> set[str]: ...
-    def remove_committed(self, chain_id: str) -> None: ...
+    def detach_committed(self, chain_id: str) -> Callable[[], None]: ...
     def usage(self) -> tuple[int, int]: ...
 
 
@@ -73,20 +84,22 @@ class RecordLike(Protocol):
 
 class ImageStoreLike(Protocol):
     def put(self, record: Any) -> Any: ...
+    def put_all(self, records: Sequence[Any]) -> Any: ...
     def get(self, ref_or_id: str) -> Any: ...
     def list(self) -> Any: ...
     def remove(self, ref_or_id: str) -> Any: ...
     def referenced_blobs(self) -> set[str]: ...
     def referenced_chains(self) -> set[str]: ...
+    def usage(self) -> tuple[int, int]: ...
 
 
 class PullerLike(Protocol):
-    async def pull(self, ref: Any, auth: Any) -> Any: ...
+    async def pull(self, ref: Any, auth: Any, platform: Any = None) -> Any: ...
 
 
 class PullMetricsLike(Protocol):
     def pull_started(self) -> None: ...
-    def pull_finished(self, seconds: float, failure_reason: str | None) -> None: ...
+    def pull_finished(self, seconds: float, failure_reason: str | None, registry: str = "") -> None: ...
 
 
 class RecordFactory(Protocol):
@@ -140,16 +153,6 @@ def auth_fingerprint(auth: object) -> str:
     return hashlib.sha256(repr(auth).encode()).hexdigest() if auth is not None else ""
 
 
-@dataclass(slots=True)
-class _GcGate:
-    pulls: int = 0
-    gc_running: bool = False
-    gc_pending: bool = False
-    # The last GC kept snapshots only containers use: run again when a
-    # container's (or a pod's) rootfs is released.
-    kept_for_containers: bool = False
-
-
 class Images:
     def __init__(
         self,
@@ -161,6 +164,7 @@ class Images:
         metrics: PullMetricsLike,
         parse_reference: ReferenceParser,
         make_record: RecordFactory,
+        leases: Leases | None = None,
     ) -> None:
         self.content = content
         self.snapshotter = snapshotter
@@ -169,52 +173,65 @@ class Images:
         self.metrics = metrics
         self.parse_reference = parse_reference
         self.make_record = make_record
-        self._inflight: dict[tuple[str, str], asyncio.Task[Any]] = {}
-        self._gate = _GcGate()
-        self._cond = asyncio.Condition()
+        # The content store's on_use hook must be this object's hold (daemon.py).
+        self.leases = leases or Leases()
+        self._inflight: dict[tuple[str, str, str], asyncio.Task[Any]] = {}
+        # GC runs one at a time (_gc_turn); requests and GC starts are numbered so
+        # a request that a GC started after it has covered needs no GC of its own.
+        self._gc_turn = asyncio.Lock()
+        self._gc_requested = 0
+        self._gc_covered = 0
+        # One GC at a time in threads too (startup recovery calls collect_garbage).
+        self._gc_lock = threading.Lock()
+        # The last GC kept snapshots only containers use: run again when a
+        # container's (or a pod's) rootfs is released.
+        self._kept_for_containers = False
 
     # --- pull ---
 
-    async def pull(self, ref_text: str, auth: object) -> Any:
-        """Pull ``ref_text`` and return its ImageRecord; shares an identical pull in flight."""
+    async def pull(self, ref_text: str, auth: object, platform: Any = None) -> Any:
+        """Pull ``ref_text`` (for ``platform``, default the node's) and return its ImageRecord;
+        shares an identical pull in flight."""
         ref = self.parse_reference(ref_text)
-        key = (ref.string(), auth_fingerprint(auth))
+        key = (ref.string(), auth_fingerprint(auth), platform.string() if platform is not None else "")
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._pull(ref, auth), name=f"pull {key[0]}")
+            task = asyncio.create_task(self._pull(ref, auth, platform), name=f"pull {key[0]}")
             self._inflight[key] = task
             task.add_done_callback(functools.partial(self._forget, key))
         # shield: one caller going away must not cancel the others' pull.
         return await asyncio.shield(task)
 
-    def _forget(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+    def _forget(self, key: tuple[str, str, str], task: asyncio.Task[Any]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # mark retrieved: every waiter already got it
 
-    async def _pull(self, ref: Any, auth: object) -> Any:
+    async def _pull(self, ref: Any, auth: object, platform: Any = None) -> Any:
         name = ref.string()
-        await self._pull_enter()
         self.metrics.pull_started()
         start = time.monotonic()
         reason: str | None = None
         try:
-            log.info("pulling %s", name)
-            pulled = await self.puller.pull(ref, auth)
-            faults.point("PullImage/downloaded")
-            diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
-            chain_ids: list[str] = []
-            parent: str | None = None
-            for layer, diff_id in zip(pulled.layers, diff_ids):
-                parent = await asyncio.to_thread(
-                    self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
-                )
-                chain_ids.append(parent)
-                faults.point("PullImage/unpacked-a-layer")
-            size = sum(layer.size for layer in pulled.layers)
-            record = self.make_record(pulled, chain_ids, size)
-            await asyncio.to_thread(self.store.put, record)
+            with self.leases.lease():
+                log.info("pulling %s", name)
+                pulled = await (self.puller.pull(ref, auth, platform) if platform is not None
+                                else self.puller.pull(ref, auth))
+                faults.point("PullImage/downloaded")
+                diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
+                chain_ids: list[str] = []
+                parent: str | None = None
+                for layer, diff_id in zip(pulled.layers, diff_ids):
+                    self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
+                    parent = await asyncio.to_thread(
+                        self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
+                    )
+                    chain_ids.append(parent)
+                    faults.point("PullImage/unpacked-a-layer")
+                size = sum(layer.size for layer in pulled.layers)
+                record = self.make_record(pulled, chain_ids, size)
+                await asyncio.to_thread(self.store.put, record)
             log.info("pulled %s as %s in %.2fs", name, record.id, time.monotonic() - start)
             return record
         except BaseException as err:
@@ -227,8 +244,9 @@ class Images:
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:
-            self.metrics.pull_finished(time.monotonic() - start, reason)
-            await self._pull_exit(gc=reason is not None)
+            self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
+            if reason is not None:
+                await self.request_gc()  # what the failed pull wrote, no lease holds any more
 
     async def shutdown(self) -> None:
         """Cancel every pull in flight and wait for them (their writers abort)."""
@@ -273,78 +291,155 @@ class Images:
         return record
 
     async def request_gc(self) -> None:
-        async with self._cond:
-            if self._gate.pulls or self._gate.gc_running:
-                self._gate.gc_pending = True
+        """Collect garbage now (after a GC already running); never raises a GC failure."""
+        self._gc_requested += 1
+        wanted = self._gc_requested
+        async with self._gc_turn:
+            if self._gc_covered >= wanted:
+                return  # a GC that started after this request has run
+            started = self._gc_requested
+            try:
+                await asyncio.to_thread(self.collect_garbage)
+            except (errors.CriError, OSError) as err:
+                log.warning("garbage collection failed (the next one retries): %s", err)
                 return
-            self._gate.gc_running = True
-        try:
-            await asyncio.to_thread(self.collect_garbage)
-        finally:
-            async with self._cond:
-                self._gate.gc_running = False
-                self._cond.notify_all()
+            self._gc_covered = started
 
     async def rootfs_released(self) -> None:
         """A container or pod released its snapshot: collect what only it kept."""
-        if self._gate.kept_for_containers:
+        if self._kept_for_containers:
             await self.request_gc()
 
     def collect_garbage(self) -> tuple[int, int]:
-        """Delete unreferenced blobs and committed snapshots; (blobs, snapshots) removed.
+        """Delete blobs and committed snapshots nothing needs; (blobs, snapshots) removed.
 
-        A snapshot is kept while an image record references it or a
-        container's rootfs is built on it (``in_use``): an image removed
-        while a container of it runs leaves its layers to that container,
-        and the GC that follows the container's removal takes them.  GC
-        never fails once it has deleted something: a snapshot that became
-        busy meanwhile (a container prepared on it) is kept for the next
-        run.  Call only with pulls excluded (request_gc, or startup before
-        serving)."""
-        blobs = self.content.digests() - self.store.referenced_blobs()
-        for digest in sorted(blobs):
-            try:
-                self.content.delete(digest)
-            except errors.NotFound:
-                continue
-        unreferenced = self.snapshotter.committed() - self.store.referenced_chains()
-        chains = unreferenced - self.snapshotter.in_use()
-        self._gate.kept_for_containers = len(chains) < len(unreferenced)
-        removed = 0
-        for chain_id in sorted(chains):
-            try:
-                self.snapshotter.remove_committed(chain_id)
-                removed += 1
-            except errors.FailedPrecondition as err:
-                log.info("garbage collection keeps snapshot %s: %s", chain_id, err.message)
-        if blobs or removed:
-            log.info("garbage collected %d blobs and %d snapshots", len(blobs), removed)
-        return len(blobs), removed
+        Kept: what an image record references, what a lease holds (a pull or
+        import in flight) and the chains a container's or pod's rootfs is
+        built on (``in_use``; an image removed while a container of it runs
+        leaves its layers to that container, and the GC that follows the
+        container's removal takes them).  The last look at records and
+        leases and the deletion happen under the leases' lock (leases.py);
+        a snapshot's files are deleted after it is forgotten, outside it.
+        A snapshot that became busy meanwhile (a container prepared on it)
+        is kept for the next run.  Blocking: call in a thread."""
+        with self._gc_lock:
+            listed = self.content.digests()
+            blobs = 0
+            with self.leases.lock:
+                keep = self.store.referenced_blobs() | self.leases.held()
+                for digest in sorted(listed - keep):
+                    try:
+                        self.content.delete(digest)
+                    except errors.NotFound:
+                        continue
+                    blobs += 1
+            committed = self.snapshotter.committed()
+            deletions: list[Callable[[], None]] = []
+            with self.leases.lock:
+                unreferenced = committed - self.store.referenced_chains() - self.leases.held()
+                chains = unreferenced - self.snapshotter.in_use()
+                self._kept_for_containers = len(chains) < len(unreferenced)
+                for chain_id in sorted(chains):
+                    try:
+                        deletions.append(self.snapshotter.detach_committed(chain_id))
+                    except errors.FailedPrecondition as err:
+                        log.info("garbage collection keeps snapshot %s: %s", chain_id, err.message)
+            for delete in deletions:
+                delete()
+        if blobs or deletions:
+            log.info("garbage collected %d blobs and %d snapshots", blobs, len(deletions))
+        return blobs, len(deletions)
 
-    async def _pull_enter(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._gate.gc_running)
-            self._gate.pulls += 1
+    # --- archives (dockyard images import / export) ---
 
-    async def _pull_exit(self, gc: bool) -> None:
-        async with self._cond:
-            self._gate.pulls -= 1
-            run = (gc or self._gate.gc_pending) and self._gate.pulls == 0
-            if not run and gc:
-                self._gate.gc_pending = True
-            if run:
-                self._gate.gc_pending = False
-            self._cond.notify_all()
-        if run:
+    async def import_archive(self, source: reader.Readable, platform: Any, base_name: str) -> Sequence[Any]:
+        """Import every image of the archive ``source`` holds (plain, gzip or zstd; its
+        blocking reads are made in a thread), under its names; return their records.  As safe as a pull: blobs
+        verified as they are stored, layers through the same unpacker and checked
+        against the configs' diff ids, every record written at once at the end; on
+        any failure nothing of it is kept (GC takes what its lease held)."""
+        try:
+            with self.leases.lease():
+                entries = await asyncio.to_thread(
+                    lambda: reader.read_archive(decompressed(source, "archive"), self.content))
+                faults.point("ImportImages/blobs-written")
+                images = await asyncio.to_thread(
+                    layout.images_in, entries, self.content.read, self._compression_of, platform, base_name,
+                    self.parse_reference)
+                records: builtins.list[Any] = []
+                for image in images:
+                    if not image.manifest_in_archive:
+                        await asyncio.to_thread(self.content.put, image.manifest_digest, image.manifest)
+                    chain_ids = await self._unpack_archive_image(image)
+                    records.append(import_record(image, chain_ids, self.parse_reference))
+                stored = await asyncio.to_thread(self.store.put_all, records)
+                faults.point("ImportImages/recorded")
+            log.info("imported %s", ", ".join(f"{r.id} ({' '.join(r.repo_tags) or 'no name'})" for r in stored))
+            return tuple(stored)
+        except BaseException:
             await self.request_gc()
+            raise
+
+    async def _unpack_archive_image(self, image: layout.ArchiveImage) -> builtins.list[str]:
+        chain_ids: builtins.list[str] = []
+        parent: str | None = None
+        for layer, diff_id in zip(image.layers, image.diff_ids):
+            self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
+            try:
+                parent = await asyncio.to_thread(
+                    self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent)
+            except errors.PullError as err:  # what the layer holds is the archive's fault
+                raise errors.InvalidArgument(f"{image.source}: {err.message}") from err
+            chain_ids.append(parent)
+            faults.point("ImportImages/unpacked-a-layer")
+        return chain_ids
+
+    def _compression_of(self, digest: str) -> str:
+        with open(self.content.path(digest), "rb") as f:
+            return sniff_compression(f.read(8))
+
+    def export_archive(self, refs: Sequence[str], out: BinaryIO) -> None:
+        """Write the images ``refs`` name as one archive into ``out`` (blocking; a
+        thread).  NotFound names a reference that names no image; the blobs are
+        held while they are written, so a RemoveImage beside it waits its turn."""
+        with self.leases.lease():
+            # Two references to one image export it once, with all its names.
+            records = list({r.id: r for r in (self.get(ref) for ref in refs)}.values())
+            images = [self._export_image(record) for record in records]
+            export.write_layout(images, self.content.path, out)
+
+    def _export_image(self, record: Any) -> export.ExportImage:
+        for digest in (record.id, *record.layers):
+            if not self.content.has(digest):
+                raise errors.FailedPrecondition(f"image {record.id}: blob {digest} is missing from the content store")
+        manifest: bytes | None = None
+        for digest in record.blobs:
+            if self.content.has(digest):
+                data = self.content.read(digest)
+                try:
+                    doc = json.loads(data)
+                except ValueError:
+                    continue
+                if export.describes(doc, record.id):
+                    manifest, media_type = data, export.manifest_media_type(doc)
+                    break
+        if manifest is None:
+            layers = [(d, os.path.getsize(self.content.path(d)), self._compression_of(d)) for d in record.layers]
+            manifest = export.made_manifest(record.id, os.path.getsize(self.content.path(record.id)), layers)
+            media_type = layout.OCI_MANIFEST
+        return export.ExportImage(
+            names=tuple(record.repo_tags), manifest=manifest, manifest_media_type=media_type,
+            manifest_digest="sha256:" + hashlib.sha256(manifest).hexdigest(), config_digest=record.id,
+            layers=tuple(record.layers))
 
     # --- ImageFsInfo ---
 
     def usage(self) -> tuple[int, int]:
-        """(bytes, inodes) of the image filesystem: content store + snapshots."""
-        content_bytes, content_inodes = self.content.usage()
-        snap_bytes, snap_inodes = self.snapshotter.usage()
-        return content_bytes + snap_bytes, content_inodes + snap_inodes
+        """(bytes, inodes) of the image filesystem: the content store, the snapshots
+        (committed layers, containers' writable layers, unpacks under way) and the
+        image records, as du would count those trees."""
+        parts = (self.content.usage(), self.snapshotter.usage(), self.store.usage())
+        return sum(b for b, _ in parts), sum(i for _, i in parts)
 
 
 def _looks_like_id(text: str) -> bool:

@@ -14,10 +14,11 @@ gRPC context, so they can be unit-tested without a server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
 import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
@@ -28,6 +29,8 @@ log = logging.getLogger("dockyard.cri.rpc")
 
 Handler = Callable[[Any], Awaitable[Any]]
 GrpcHandler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamHandler = Callable[[Any], AsyncIterator[Any]]
+GrpcStreamHandler = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 # Domain error -> gRPC code.  Checked in order, so a class must come before
 # any of its bases (only CriError itself is a base here).
@@ -109,16 +112,19 @@ class Instrument:
         self.readiness = readiness
         self.metrics = metrics
 
-    def wrap(self, method: str, handler: Handler) -> GrpcHandler:
+    def _done(self, method: str, start: float, code: grpc.StatusCode, message: str) -> None:
         # Recorded before the answer leaves (context.abort sends the status
         # at once): a client that reads /metrics right after its call sees it.
-        def done(start: float, code: grpc.StatusCode, message: str) -> None:
-            seconds = time.monotonic() - start
-            self.metrics.rpc_done(method, code.name, seconds)
-            if code == grpc.StatusCode.OK:
-                log.debug("%s ok in %.3fs", method, seconds)
-            else:
-                log.info("%s %s in %.3fs: %s", method, code.name, seconds, message)
+        seconds = time.monotonic() - start
+        self.metrics.rpc_done(method, code.name, seconds)
+        if code == grpc.StatusCode.OK:
+            log.debug("%s ok in %.3fs", method, seconds)
+        else:
+            log.info("%s %s in %.3fs: %s", method, code.name, seconds, message)
+
+    def wrap(self, method: str, handler: Handler) -> GrpcHandler:
+        """A unary handler (or one taking a stream of requests) behind the wrapper."""
+        done = functools.partial(self._done, method)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.monotonic()
@@ -137,6 +143,29 @@ class Instrument:
                 await _abort(context, abort)
             done(start, grpc.StatusCode.OK, "")
             return response
+
+        call.__name__ = method
+        return call
+
+    def wrap_stream(self, method: str, handler: StreamHandler) -> GrpcStreamHandler:
+        """A handler answering with a stream of responses, behind the same wrapper."""
+        done = functools.partial(self._done, method)
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            start = time.monotonic()
+            try:
+                if not self.readiness.ready:
+                    raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+                async for item in handler(request):
+                    yield item
+            except asyncio.CancelledError as err:
+                done(start, grpc.StatusCode.CANCELLED, _classify(method, err).message)
+                raise
+            except Exception as err:  # every failure is classified, none swallowed
+                abort = _classify(method, err)
+                done(start, abort.code, abort.message)
+                await _abort(context, abort)
+            done(start, grpc.StatusCode.OK, "")
 
         call.__name__ = method
         return call

@@ -58,7 +58,7 @@ async def remove_sandbox(cri: CriService, sandbox: Sandbox) -> None:
         await cri.images.rootfs_released()
         faults.point("RemovePodSandbox/released")
         cri.sandboxes.delete(sandbox.id)
-        cri.exited.pop(sandbox.id, None)
+        cri.forget_caches(sandbox.id)
     with contextlib.suppress(errors.CriError):
         cri.publish_sandbox(sandbox, api_pb2.CONTAINER_DELETED_EVENT)
     log.info("pod sandbox %s removed", sandbox.id)

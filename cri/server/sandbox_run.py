@@ -38,6 +38,7 @@ import os
 import secrets
 import shutil
 import socket
+import time
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -155,6 +156,7 @@ def validate(config: api_pb2.PodSandboxConfig) -> None:
 
 
 async def run_pod_sandbox(cri: CriService, request: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
+    began = time.monotonic()
     config = request.config
     validate(config)
     handler_name, _ = cri.config.runtimes.resolve(request.runtime_handler)
@@ -174,7 +176,7 @@ async def run_pod_sandbox(cri: CriService, request: api_pb2.RunPodSandboxRequest
         raise errors.AlreadyExists(f"pod sandbox name {name!r} is already in use by pod sandbox {existing}")
     # The work runs in its own task: a caller that goes away (kubelet's
     # deadline) does not abort it half-way, and its retry gets the answer.
-    task = asyncio.create_task(_run(cri, request, handler_name, name), name=f"RunPodSandbox {name}")
+    task = asyncio.create_task(_run(cri, request, handler_name, name, began), name=f"RunPodSandbox {name}")
     cri.sandbox_runs[name] = task
     task.add_done_callback(lambda t: _forget(cri, name, t))
     sandbox_id = await asyncio.shield(task)
@@ -188,7 +190,8 @@ def _forget(cri: CriService, name: str, task: asyncio.Future[str]) -> None:
         task.exception()  # retrieved: every waiter got it already
 
 
-async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_name: str, name: str) -> str:
+async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_name: str, name: str,
+               began: float) -> str:
     config = request.config
     _, handler = cri.config.runtimes.resolve(request.runtime_handler)
     sandbox_id = secrets.token_hex(32)
@@ -290,6 +293,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         cri.sandboxes.save(sandbox)
         undo.pop_all()
         faults.point("RunPodSandbox/ready")
+    cri.metrics.pod_started(handler_name, time.monotonic() - began)
     cri.publish_sandbox(sandbox, api_pb2.CONTAINER_STARTED_EVENT)
     log.info("pod sandbox %s (%s) ready, pause pid %d, ips %s", sandbox_id, name, sandbox.pid, sandbox.ips)
     return sandbox_id

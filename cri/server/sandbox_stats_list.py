@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from cri_api.v1 import api_pb2
 
 from ..store.sandbox import SandboxState
 from .container_list import labels_match
 from .cri_service import CriService
-from .sandbox_stats import sandbox_stats_of
+from .sandbox_stats import sandbox_stats_many
 
 
 async def list_pod_sandbox_stats(cri: CriService, request: api_pb2.ListPodSandboxStatsRequest) -> api_pb2.ListPodSandboxStatsResponse:
@@ -21,5 +19,4 @@ async def list_pod_sandbox_stats(cri: CriService, request: api_pb2.ListPodSandbo
         if f is not None and ((f.id and not s.id.startswith(f.id)) or not labels_match(f.label_selector, s.config.labels)):
             continue
         chosen.append(s)
-    stats = await asyncio.gather(*(sandbox_stats_of(cri, s) for s in chosen))
-    return api_pb2.ListPodSandboxStatsResponse(stats=list(stats))
+    return api_pb2.ListPodSandboxStatsResponse(stats=await sandbox_stats_many(cri, chosen))

@@ -1,4 +1,19 @@
-"""PodSandboxStatus: state, network, namespaces, and verbose info (JSON)."""
+"""PodSandboxStatus: state, network, namespaces, and verbose info (JSON).
+
+With ``verbose`` the answer also carries the status of every container of
+the pod and the time it was taken (containerd sends them too), taken after
+the timestamp, so none looks newer than it says: what kubelet's evented
+PLEG used (up to 1.35) to build a pod's status from one call.
+
+Without ``verbose`` neither is set, on purpose.  A kubelet 1.37 with the
+EventedPLEG gate calls PodSandboxStatus(verbose=false) and, whenever
+``timestamp`` is set, takes the container statuses from this answer but
+leaves its list of the active sandbox's containers empty
+(kuberuntime_manager.go, GetPodStatus), and since 1.37 decides which init
+container runs next from that list alone: it started a completed init
+container again and again, and the pod never got past it.  With no
+timestamp it asks ContainerStatus per container, as without the gate, and
+the pod starts (tests/e2e/test_kubelet.py runs with the gate on and off)."""
 
 from __future__ import annotations
 
@@ -6,7 +21,9 @@ import json
 
 from cri_api.v1 import api_pb2
 
+from ..store.container import ContainerState
 from ..store.sandbox import Sandbox, SandboxState
+from .container_status import container_status
 from .cri_service import CriService, now_ns
 
 CRI_SANDBOX_STATE: dict[SandboxState, api_pb2.PodSandboxState.ValueType] = {
@@ -32,19 +49,29 @@ def sandbox_status(cri: CriService, s: Sandbox) -> api_pb2.PodSandboxStatus:
 
 async def pod_sandbox_status(cri: CriService, request: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
     s = cri.sandbox(request.pod_sandbox_id)
-    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s), timestamp=now_ns())
+    resp = api_pb2.PodSandboxStatusResponse(status=sandbox_status(cri, s))
     if request.verbose:
+        resp.timestamp = now_ns()
+        for c in cri.containers.of_sandbox(s.id):
+            if c.state is not ContainerState.CREATING:  # not yet listed either (container_list.py)
+                resp.containers_statuses.append(container_status(cri, c))
+        update = s.resources_update
         info = {
             "pid": s.pid, "processStatus": "running" if s.pause_exit_code is None else "exited",
             "netNamespacePath": s.netns_path, "image": cri.config.pause_image, "pauseImageId": s.pause_image_id,
             "runtimeHandler": s.handler, "cgroupParent": s.cgroup_parent, "cniResult": s.cni_result,
             "state": s.state.value, "config": json.loads(_config_json(s)),
+            "resources": json.loads(_message_json(update)) if update is not None else None,
         }
         resp.info["info"] = json.dumps(info)
     return resp
 
 
 def _config_json(s: Sandbox) -> str:
+    return _message_json(s.config)
+
+
+def _message_json(message: object) -> str:
     from google.protobuf import json_format  # type: ignore[import-untyped]
 
-    return str(json_format.MessageToJson(s.config))
+    return str(json_format.MessageToJson(message))

@@ -74,6 +74,7 @@ def runtime_handlers(config: Config, cri: CriService | None = None, streams: Str
         container_stats, container_stats_list, container_status, container_stop, container_update_resources,
         exec_sync, metric_descriptors, runtime_config, runtime_config_update, sandbox_list, sandbox_metrics_list,
         sandbox_remove, sandbox_run, sandbox_stats, sandbox_stats_list, sandbox_status, sandbox_stop,
+        sandbox_update_resources,
     )
 
     rpcs: dict[str, Any] = {
@@ -94,6 +95,7 @@ def runtime_handlers(config: Config, cri: CriService | None = None, streams: Str
         "PodSandboxStats": sandbox_stats.pod_sandbox_stats,
         "ListPodSandboxStats": sandbox_stats_list.list_pod_sandbox_stats,
         "UpdateContainerResources": container_update_resources.update_container_resources,
+        "UpdatePodSandboxResources": sandbox_update_resources.update_pod_sandbox_resources,
         "ReopenContainerLog": container_log_reopen.reopen_container_log,
         "RuntimeConfig": runtime_config.runtime_config,
         "UpdateRuntimeConfig": runtime_config_update.update_runtime_config,

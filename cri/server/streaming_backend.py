@@ -48,7 +48,7 @@ from ..store.container import Container, ContainerState
 from ..store.sandbox import SandboxState
 from ..streaming import netns_dial
 from ..streaming.backend import ProcessIO
-from .exec_sync import exec_process, load_process
+from .exec_sync import container_process, exec_process
 from .cri_service import CriService
 
 log = logging.getLogger("dockyard.cri.streaming_backend")
@@ -309,7 +309,7 @@ class ShimStreamBackend:
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool,
                    stdout: bool, stderr: bool) -> ProcessIO:
         c = self._running(container_id)
-        process = exec_process(load_process(c.bundle), cmd, tty)
+        process = exec_process(container_process(self.cri, c.id, c.bundle), cmd, tty)
         if tty and not any(e.startswith("TERM=") for e in process.get("env", [])):
             # What containerd does for a terminal exec: programs need a TERM to drive it.
             process["env"] = [*process.get("env", []), "TERM=xterm"]

@@ -44,6 +44,7 @@ import os
 import shutil
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,15 @@ from dockyard.runtime.kernel.errors import SyscallError
 
 from ..content.digest import is_digest
 from ..content.durable import TEMP_PREFIX, remove_temporaries, write_atomic
-from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, PullError
+from ..disk_usage import tree_usage
+from ..errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PullError,
+)
 from .unpack import apply_layer
 
 log = logging.getLogger("dockyard.cri.snapshot")
@@ -94,29 +103,6 @@ class _Active:
     parent: str | None
     readonly: bool
     copied: bool  # copying fallback: fs holds the whole chain
-
-
-def disk_usage(path: str) -> tuple[int, int]:
-    """(bytes allocated, inodes) under ``path``, counting each hardlinked inode once (du)."""
-    seen: set[tuple[int, int]] = set()
-    used = 0
-    stack = [path]
-    st = os.lstat(path)
-    seen.add((st.st_dev, st.st_ino))
-    used += st.st_blocks * 512
-    while stack:
-        directory = stack.pop()
-        with os.scandir(directory) as it:
-            for entry in it:
-                st = entry.stat(follow_symlinks=False)
-                key = (st.st_dev, st.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-                used += st.st_blocks * 512
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
-    return used, len(seen)
 
 
 def syncfs(path: str) -> None:
@@ -267,7 +253,7 @@ class Snapshotter:
                     f"layer {layer_name}: uncompressed digest {actual} does not match diff id {diff_id}",
                     reason="digest_mismatch",
                 )
-            size, inodes = disk_usage(fs)
+            size, inodes = tree_usage(temp)  # the whole snapshots/<n> it becomes
             syncfs(temp)
             with self._lock:
                 number = self._allocate()
@@ -284,6 +270,11 @@ class Snapshotter:
             raise
         log.debug("committed snapshot %s (%d bytes, %d inodes)", chain, size, inodes)
 
+    @staticmethod
+    def chain_of(parent_chain_id: str | None, diff_id: str) -> str:
+        """The chain id ``unpack`` will commit a layer under (what a lease must hold first)."""
+        return chain_id(parent_chain_id, diff_id)
+
     def remove_committed(self, chain: str) -> None:
         """Delete a committed snapshot and the committed snapshots built on it.
 
@@ -291,17 +282,28 @@ class Snapshotter:
         removes sets of chains in no particular order.  Refused while an
         active snapshot (a container) is built on any of them.
         """
+        self.detach_committed(chain)()
+
+    def detach_committed(self, chain: str) -> Callable[[], None]:
+        """remove_committed in two steps: forget the chain and its descendants now
+        (FailedPrecondition while an active snapshot is built on one), and return
+        what deletes their files, to be called without holding any caller's lock."""
         with self._lock:
             if chain not in self._committed:
-                return
+                return lambda: None
             doomed = self._descendants(chain)
             for key, active in self._active.items():
                 if active.parent in doomed:
                     raise FailedPrecondition(f"snapshot {chain} is in use by active snapshot {key}")
             numbers = [self._committed.pop(c).number for c in doomed]
             self._save()
-        for number in numbers:
-            shutil.rmtree(self._dir(number), ignore_errors=True)
+        dirs = [self._dir(number) for number in numbers]
+
+        def delete() -> None:
+            for path in dirs:
+                shutil.rmtree(path, ignore_errors=True)
+
+        return delete
 
     def _descendants(self, chain: str) -> set[str]:
         doomed = {chain}
@@ -430,18 +432,30 @@ class Snapshotter:
             return used
 
     def usage(self) -> tuple[int, int]:
-        """(bytes, inodes) of all snapshots: recorded for committed ones, measured for active ones."""
+        """(bytes, inodes) of everything under ``root``: committed snapshots as
+        measured when they were committed (they never change), everything else
+        (active snapshots' upper dirs, unpacks in progress, metadata) measured now."""
         with self._lock:
             used = sum(c.size for c in self._committed.values())
             inodes = sum(c.inodes for c in self._committed.values())
-            active_dirs = [self._dir(a.number) for a in self._active.values()]
-        for path in active_dirs:
+            recorded = {str(c.number) for c in self._committed.values()}
+        for path in (self.root, self._snapshots):
             try:
-                b, i = disk_usage(path)
+                st = os.lstat(path)
             except FileNotFoundError:
                 continue
-            used += b
-            inodes += i
+            used += st.st_blocks * 512
+            inodes += 1
+        for directory, skip in ((self.root, {os.path.basename(self._snapshots)}), (self._snapshots, recorded)):
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name not in skip:
+                    b, i = tree_usage(os.path.join(directory, name))
+                    used += b
+                    inodes += i
         return used, inodes
 
     # -- mounting -------------------------------------------------------------------

@@ -40,7 +40,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
 
@@ -124,9 +124,9 @@ class _LayerStream:
     digest of the whole uncompressed stream.
     """
 
-    def __init__(self, raw: BinaryIO, compression: str, first: bytes, layer: str) -> None:
+    def __init__(self, raw: Readable, compression: str, first: bytes, what: str) -> None:
         self._raw = raw
-        self._layer = layer
+        self._what = what  # "layer sha256:...", or what else it decompresses, for messages
         self._pending = first
         self._eof = False
         self.hash = hashlib.sha256()
@@ -167,7 +167,7 @@ class _LayerStream:
         return chunk
 
     def _truncated(self, kind: str) -> PullError:
-        return PullError(f"layer {self._layer}: {kind} stream is truncated", reason="bad_layer")
+        return PullError(f"{self._what}: {kind} stream is truncated", reason="bad_layer")
 
     def _read_plain(self, n: int) -> bytes:
         return self._raw_chunk()
@@ -200,7 +200,7 @@ class _LayerStream:
             try:
                 out = d.decompress(data, n)
             except zlib.error as err:
-                raise PullError(f"layer {self._layer}: corrupt gzip data: {err}", reason="bad_layer") from err
+                raise PullError(f"{self._what}: corrupt gzip data: {err}", reason="bad_layer") from err
             if d.eof and d.unused_data:
                 self._pending = d.unused_data + self._pending
                 d = self._gz = zlib.decompressobj(wbits=31)
@@ -225,12 +225,24 @@ class _LayerStream:
             try:
                 out = self._zo.decompress(data)
             except zstandard.ZstdError as err:
-                raise PullError(f"layer {self._layer}: corrupt zstd data: {err}", reason="bad_layer") from err
+                raise PullError(f"{self._what}: corrupt zstd data: {err}", reason="bad_layer") from err
             if self._zo.eof and self._zo.unused_data:
                 # unused_data is a suffix of this slice: hand it to the next frame.
                 self._zpos -= len(self._zo.unused_data)
             if out:
                 return out
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def decompressed(fileobj: Readable, what: str) -> Callable[[int], bytes]:
+    """``read(n)`` over ``fileobj`` decompressed as its first bytes say (gzip,
+    zstd or none), with the same bounds as layers get; errors name ``what``
+    (an image archive uses it)."""
+    first = fileobj.read(CHUNK)
+    return _LayerStream(fileobj, sniff_compression(first), first, what).read
 
 
 class _Prefetcher:
@@ -302,7 +314,7 @@ def apply_layer(fileobj: BinaryIO, dest_dir: str, media_type: str, *, layer: str
     """
     first = fileobj.read(CHUNK)
     compression = choose_compression(media_type, first, layer)
-    stream = _LayerStream(fileobj, compression, first, layer)
+    stream = _LayerStream(fileobj, compression, first, f"layer {layer}")
     prefetch = _Prefetcher(stream)
     try:
         applier = _Applier(dest_dir, layer)

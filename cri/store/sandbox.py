@@ -64,6 +64,17 @@ class Sandbox:
     pause_exit_code: int | None = None
     cni_result: dict[str, Any] = field(default_factory=dict)
     host_network: bool = False
+    # The last UpdatePodSandboxResources accepted (its request, serialized,
+    # base64); "" = none since RunPodSandbox, whose config holds the first.
+    resources_update_b64: str = ""
+
+    @property
+    def resources_update(self) -> api_pb2.UpdatePodSandboxResourcesRequest | None:
+        if not self.resources_update_b64:
+            return None
+        req = api_pb2.UpdatePodSandboxResourcesRequest()
+        req.ParseFromString(base64.b64decode(self.resources_update_b64))
+        return req
 
     @property
     def config(self) -> api_pb2.PodSandboxConfig:

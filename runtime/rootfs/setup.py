@@ -174,7 +174,13 @@ def _mount_bind(pm: PlannedMount, rootfs: str, tree_fd: int = -1) -> None:
     m, opts = pm.mount, pm.opts
     if tree_fd < 0 and not leanos.path.exists(m.source):
         raise SyscallError("bind mount", m.source, errno.ENOENT, f"source {m.source} does not exist")
-    fd = open_in_root(rootfs, m.destination, create="dir" if _is_dir_source(m) else "file")
+    # An idmapped tree is the source itself, opened on the host side: its type
+    # comes from it.  The source's path may not even be reachable from here
+    # (the init is in the container's user namespace: a 0700 directory on the
+    # way gives EACCES), and guessing "directory" then made a file's mount
+    # point a directory, and move_mount failed with EINVAL.
+    is_dir = stat.S_ISDIR(leanos.fstat(tree_fd).st_mode) if tree_fd >= 0 else _is_dir_source(m)
+    fd = open_in_root(rootfs, m.destination, create="dir" if is_dir else "file")
     try:
         if tree_fd >= 0:
             # an idmapped tree the runtime made on the host side (see

@@ -23,6 +23,12 @@ Facts about this setup:
   unmounts everything under its temp dir.
 - The kubelet stops a pod soon after its manifest disappears, but removes the
   stopped sandbox only in container GC, which runs once a minute.
+- Every scenario runs twice: with the generic PLEG (the default), and with the
+  EventedPLEG feature gate, under which the kubelet also reads the runtime's
+  GetContainerEvents stream and relists a pod at once when one of its
+  containers stops (pkg/kubelet/pleg/evented.go; 1.37 drops an event whose
+  sandbox status lacks metadata). That variant logs at -v=4, where the
+  kubelet names each such relist.
 """
 
 from __future__ import annotations
@@ -148,14 +154,18 @@ class Kubelet:
     manifests: Path
     log: Path
     healthz_port: int
+    read_only_port: int
+    evented_pleg: bool
     proc: subprocess.Popen[bytes] | None = None
 
     def pod_name(self, name: str) -> str:
         return f"{name}-{NODE}"
 
-    def add(self, name: str, spec: dict[str, Any]) -> None:
-        """Write a static pod manifest (JSON is YAML) named ``name`` in namespace NS."""
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    def add(self, name: str, spec: dict[str, Any], uid: str = "") -> None:
+        """Write a static pod manifest (JSON is YAML) named ``name`` in namespace NS; with ``uid`` the
+        pod keeps that uid when the manifest changes (else the kubelet hashes the manifest into one)."""
+        metadata = {"name": name, "namespace": NS, **({"uid": uid} if uid else {})}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
         tmp = self.manifests / f".{name}.tmp"
         tmp.write_text(json.dumps(pod))
         # The kubelet skips dot files; the rename makes the manifest appear whole.
@@ -167,6 +177,17 @@ class Kubelet:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def metrics(self) -> dict[str, float]:
+        """The kubelet's own Prometheus samples (read-only port), by name with labels."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.read_only_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.healthz_port}/healthz", timeout=2) as r:
@@ -175,8 +196,13 @@ class Kubelet:
             return False
 
 
-@pytest.fixture(scope="module")
-def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelet]:
+PLEG_VARIANTS = {"generic-pleg": {}, "evented-pleg": {"EventedPLEG": True}}
+
+
+@pytest.fixture(scope="module", params=sorted(PLEG_VARIANTS))
+def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Kubelet]:
+    gates = PLEG_VARIANTS[request.param]
     if not KUBELET.exists():
         pytest.fail(f"{KUBELET} missing: run hack/install-kubelet.sh (make kubelet)")
     tmp = tmp_path_factory.mktemp("kubelet")
@@ -209,13 +235,14 @@ def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory)
         "podLogsDir": str(tmp / "pod-logs"),
         "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "shutdownGracePeriod": "0s",
+        "featureGates": gates,
     }
     config_file = tmp / "kubelet-config.json"
     config_file.write_text(json.dumps(config, indent=2))
     argv = [str(KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
-            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", "--v=2"]
+            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", "--v=4" if gates else "--v=2"]
     make_cgroup_root()
-    k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz)
+    k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz, config["readOnlyPort"], bool(gates))
     with open(k.log, "ab") as log, SUBREAPER._lock:
         k.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=tmp)
         SUBREAPER._owned.add(k.proc.pid)
@@ -317,8 +344,8 @@ def static_pod(kubelet: Kubelet) -> Iterator[Callable[[str, dict[str, Any]], str
     """Add static pods; each is removed after the test, which waits until its sandbox is stopped."""
     added: list[str] = []
 
-    def add(name: str, spec: dict[str, Any]) -> str:
-        kubelet.add(name, spec)
+    def add(name: str, spec: dict[str, Any], uid: str = "") -> str:
+        kubelet.add(name, spec, uid)
         added.append(name)
         return kubelet.pod_name(name)
 
@@ -428,6 +455,116 @@ def test_removed_manifest_stops_pod_and_runtime_forgets_it(kubelet: Kubelet) -> 
     assert not list(CONTAINER_LOGS.glob(f"{pod}_{NS}_*.log"))
     if ep.state_dir is not None:
         assert not (ep.state_dir / "shims" / sandbox.id).exists(), "dockyardd kept the pod's shim dir"
+
+
+def test_in_place_resize_of_a_static_pod(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """In-place resize without an API server: a static pod that names its own metadata.uid keeps it when
+    its manifest changes, so new CPU and memory limits reach the kubelet as a resize of the running
+    pod (the same container, not restarted): the kubelet calls UpdatePodSandboxResources and
+    UpdateContainerResources, and the new values show in the container's cgroup files and in
+    ContainerStatus.resources."""
+    ep = kubelet.endpoint
+
+    def spec(cpu: str, memory: str) -> dict[str, Any]:
+        resources = {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": cpu, "memory": memory}}
+        return pod_spec(container_spec("resized", "sleep 3600", resources=resources,
+                                       resizePolicy=[{"resourceName": "cpu", "restartPolicy": "NotRequired"},
+                                                     {"resourceName": "memory", "restartPolicy": "NotRequired"}]))
+
+    uid = f"7e5f1d1e-0000-4000-8000-{os.getpid():012x}"
+    pod = static_pod("resize", spec("200m", "64Mi"), uid)
+    c = wait_for("the resized container to run", lambda: running(ep, pod, "resized"), POD_TIMEOUT_S)
+    assert status(ep, c.id).resources.linux.memory_limit_in_bytes == 64 << 20
+    kubelet.add("resize", spec("300m", "96Mi"), uid)
+
+    def resized() -> api_pb2.ContainerStatus | None:
+        st = status(ep, c.id)
+        linux = st.resources.linux
+        return st if (linux.memory_limit_in_bytes, linux.cpu_quota) == (96 << 20, 30000) else None
+
+    st = wait_for("ContainerStatus to report the new limits", resized, POD_TIMEOUT_S)
+    assert st.state == api_pb2.CONTAINER_RUNNING and running(ep, pod, "resized").id == c.id, "restarted, not resized"
+    out = exec_sync(ep, c.id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    assert out.split() == [str(96 << 20), "30000"]
+    # The pod's limits went through UpdatePodSandboxResources, which records what it was given.
+    (sandbox,) = [p for p in _our_pods(ep, pod) if p.state == api_pb2.SANDBOX_READY]
+    assert sandbox.metadata.uid == uid
+    with ep.channel() as ch:
+        info = ep.runtime(ch).PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox.id, verbose=True),
+                                               timeout=30).info
+    pod_resources = json.loads(info["info"])["resources"]["resources"]
+    assert pod_resources["memoryLimitInBytes"] == str(96 << 20) and pod_resources["cpuQuota"] == "30000"
+
+
+def test_user_namespace_pod_owns_its_image(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """A hostUsers: false pod runs in a user namespace the kubelet maps, and its image's root-owned files
+    are root's inside (its rootfs is idmapped with the pod's map), as the host sees them mapped."""
+    ep = kubelet.endpoint
+    pod = static_pod("userns", pod_spec(container_spec("inside", "sleep 3600"), hostUsers=False))
+    c = wait_for("the userns container to run", lambda: running(ep, pod, "inside"), POD_TIMEOUT_S)
+    uid_map = exec_sync(ep, c.id, "cat", "/proc/self/uid_map").split()
+    assert uid_map[0] == "0" and int(uid_map[1]) > 0, uid_map
+    assert exec_sync(ep, c.id, "stat", "-c", "%u:%g", "/bin/busybox", "/").split() == ["0:0", "0:0"]
+    assert exec_sync(ep, c.id, "sh", "-c", "touch /made && stat -c %u /made").strip() == "0"
+
+
+def test_image_volume(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """An ``image`` volume (GA in 1.37): the kubelet pulls the image and the runtime mounts it read-only,
+    whole and by subPath; its files are the image's."""
+    ep = kubelet.endpoint
+    pod = static_pod("imgvol", pod_spec(
+        container_spec("reader", "sleep 3600", volumeMounts=[
+            {"name": "img", "mountPath": "/img"}, {"name": "img", "mountPath": "/imgbin", "subPath": "bin"}]),
+        volumes=[{"name": "img", "image": {"reference": IMAGE, "pullPolicy": "IfNotPresent"}}],
+    ))
+    c = wait_for("the reader to run", lambda: running(ep, pod, "reader"), POD_TIMEOUT_S)
+    out = exec_sync(ep, c.id, "sh", "-c", "test -x /img/bin/sh && test -x /imgbin/sh && echo both; "
+                                          "touch /img/x 2>&1; grep ' /img ' /proc/mounts")
+    lines = out.splitlines()
+    assert lines[0] == "both" and "Read-only file system" in lines[1], out
+    assert " ro," in lines[2], out
+    (mount,) = [m for m in status(ep, c.id).mounts if m.container_path == "/imgbin"]
+    assert mount.image.image and mount.image_sub_path == "bin"
+
+
+def test_container_exit_reaches_the_kubelet(kubelet: Kubelet, static_pod: Callable[[str, dict[str, Any]], str]) -> None:
+    """A container that exits is seen exited and restarted; under EventedPLEG the kubelet learned it
+    from the runtime's event stream: it names the pod (sandbox metadata uid) and the container in its
+    relist request, its stream connected without error and measured the events' latency."""
+    ep = kubelet.endpoint
+    pod = static_pod("exits", pod_spec(container_spec("quitter", "sleep 2; exit 3")))
+    first = wait_for("the quitter to run", lambda: running(ep, pod, "quitter"), POD_TIMEOUT_S)
+    wait_for("the quitter to be restarted",
+             lambda: any(c.metadata.attempt >= 1 for c in containers(ep, pod, "quitter")), POD_TIMEOUT_S)
+    assert status(ep, first.id).exit_code == 3
+    (sandbox,) = [p for p in _our_pods(ep, pod) if p.state == api_pb2.SANDBOX_READY]
+    relist = re.compile(r'"Evented PLEG: requested pod relist after container termination" '
+                        rf'podUID="{sandbox.metadata.uid}" containerID="{first.id}"')
+    metrics = kubelet.metrics()
+    if kubelet.evented_pleg:
+        wait_for("the kubelet's relist request for the exit", lambda: relist.search(kubelet.log_text()), POD_TIMEOUT_S)
+        assert metrics.get("kubelet_evented_pleg_connection_success_count", 0) >= 1, metrics
+        assert metrics.get("kubelet_evented_pleg_connection_error_count", 0) == 0
+        assert metrics.get("kubelet_evented_pleg_connection_latency_seconds_count", 0) >= 1
+        assert "Evented PLEG: received ContainerEventResponse with nil" not in kubelet.log_text()
+    else:
+        assert not relist.search(kubelet.log_text())
+        assert metrics.get("kubelet_evented_pleg_connection_success_count", 0) == 0
+
+
+def test_image_filesystem_in_the_node_summary(kubelet: Kubelet) -> None:
+    """The kubelet's image GC and eviction read the image filesystem through ImageFsInfo: its
+    summary shows the runtime's used bytes and inodes, and cAdvisor found the filesystem of the
+    reported mountpoint (capacity and available set, which the GC thresholds are computed from)."""
+    deadline = time.monotonic() + POD_TIMEOUT_S
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{kubelet.read_only_port}/stats/summary", timeout=30) as r:
+            image_fs = json.load(r)["node"].get("runtime", {}).get("imageFs", {})
+        if image_fs.get("capacityBytes") or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # the summary is built from stats the kubelet collects every few seconds
+    assert image_fs.get("usedBytes", 0) > 0 and image_fs.get("inodesUsed", 0) > 0, image_fs
+    assert image_fs.get("capacityBytes", 0) > 0 and 0 < image_fs.get("availableBytes", 0) <= image_fs["capacityBytes"], image_fs
 
 
 def test_kubelet_log_has_no_cri_errors(kubelet: Kubelet) -> None:

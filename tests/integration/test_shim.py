@@ -384,7 +384,7 @@ def test_the_launch_strategy_is_the_one_asked_for(launch: str, shims: Callable[[
 # shim runs per pod, and its start and its memory are paid by every pod.
 SHIM_COSTLY = {"enum", "typing", "json", "re", "socket", "selectors", "asyncio", "subprocess", "dataclasses",
                "ctypes", "logging", "signal", "collections", "functools", "contextlib", "argparse", "threading",
-               "inspect"}
+               "inspect", "os", "_collections_abc", "posixpath", "stat"}
 
 
 def test_the_shims_import_budget(launch: str, shims: Callable[..., Shim], bundle: Bundle) -> None:

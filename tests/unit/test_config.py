@@ -154,5 +154,26 @@ def test_default_yaml_is_plain_yaml() -> None:
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
         "cni", "runtimes", "shim_binary", "cgroup_parent", "cgroup_driver", "restrict_oom_score_adj",
-        "stream_server",
+        "stream_server", "cdi_spec_dirs", "admin",
     }
+
+
+@pytest.mark.parametrize(("data", "socket"), [
+    ({}, "/run/dockyard/admin.sock"),
+    ({"state_dir": "/tmp/st/"}, "/tmp/st/admin.sock"),
+    ({"admin": {"socket": "/run/x/adm.sock"}}, "/run/x/adm.sock"),
+    ({"admin": {"socket": ""}, "state_dir": "/s"}, "/s/admin.sock"),
+])
+def test_admin_socket(data: dict[str, object], socket: str) -> None:
+    """The admin socket defaults to <state_dir>/admin.sock."""
+    assert parse_config(data).admin_socket_path == socket
+
+
+@pytest.mark.parametrize(("data", "key"), [
+    ({"admin": {"socket": "rel.sock"}}, "admin.socket"),
+    ({"admin": {"sock": "/x"}}, "admin.sock"),
+    ({"admin": "yes"}, "admin"),
+])
+def test_admin_socket_errors_name_the_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(InvalidArgument, match=key.replace(".", r"\.")):
+        parse_config(data)

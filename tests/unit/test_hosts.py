@@ -105,6 +105,9 @@ ca = "upstream.pem"
         ('[host."https://m"]\ncapabilites = ["pull"]', "unknown key(s) capabilites"),
         ('[host."ftp://m"]', "not an http(s) URL"),
         ('server = "http://"', "not an http(s) URL"),
+        ('[host."https://m"]\ndial_timeout = "soon"', "'dial_timeout' must be a positive duration"),
+        ('[host."https://m"]\ndial_timeout = 5', "'dial_timeout' must be a positive duration"),
+        ('server = "https://s"\nproxy = "http://p:8080"', "'proxy' is not supported"),
         ('host = 1', "'host' must be a table"),
     ],
 )
@@ -212,3 +215,16 @@ def test_http_fallback_keeps_tls_settings_on_the_https_try() -> None:
     https, http = parse_hosts_toml(b'[host."http://m.example:5000"]\n  ca = "m.pem"', PATH, "x.io")[:2]
     assert (https.url, http.url) == ("https://m.example:5000/v2", "http://m.example:5000/v2")
     assert https.ca == http.ca == (f"{BASE}/m.pem",)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("1s", 1.0), ("250ms", 0.25), ("1m30s", 90.0), ("1h", 3600.0), ("1.5s", 1.5), ("0s", None), ("5", None),
+    ("", None), ("1d", None)])
+def test_dial_timeout(text: str, seconds: float | None) -> None:
+    """dial_timeout takes Go's duration syntax, as containerd reads it."""
+    from dockyard.cri.image.registry.hosts import parse_go_duration
+
+    assert parse_go_duration(text) == seconds
+    if seconds is not None:
+        (host,) = parse_hosts_toml(f'server = "https://s"\ndial_timeout = "{text}"'.encode(), PATH, "x.io")
+        assert host.dial_timeout == seconds

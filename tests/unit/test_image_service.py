@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from cri_api.v1 import api_pb2
 from dockyard.cri import errors
 from dockyard.cri.metrics import Metrics
 from dockyard.cri.server import image_list, image_pull, image_remove, image_status, imagefs_info
+from dockyard.cri.image.leases import Leases
 from dockyard.cri.server.images import Images, failure_reason, layer_diff_ids
 
 
@@ -23,6 +25,10 @@ class Ref:
     @property
     def repository(self) -> str:
         return self.text.split(":")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.text.split("/")[0] if "/" in self.text else "docker.io"
 
     def string(self) -> str:
         return self.text if ":" in self.text else self.text + ":latest"
@@ -64,12 +70,18 @@ class Record:
 class FakeContent:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.on_use: Callable[[str], None] = lambda digest: None
 
     def path(self, digest: str) -> str:
         return "/content/" + digest
 
     def has(self, digest: str) -> bool:
+        self.on_use(digest)  # as ContentStore(on_use=...) does
         return digest in self.blobs
+
+    def write(self, digest: str, data: bytes) -> None:
+        self.on_use(digest)
+        self.blobs[digest] = data
 
     def read(self, digest: str) -> bytes:
         if digest not in self.blobs:
@@ -102,7 +114,7 @@ class FakeSnapshotter:
         self.calls.append((diff_id, parent))
         if diff_id == self.fail_on:
             raise errors.InvalidArgument(f"layer {layer_path}: diff id mismatch")
-        chain = f"{parent}/{diff_id}" if parent else diff_id
+        chain = self.chain_of(parent, diff_id)
         self.chains.add(chain)
         return chain
 
@@ -112,10 +124,15 @@ class FakeSnapshotter:
     def in_use(self) -> set[str]:
         return set(self.used)
 
-    def remove_committed(self, chain_id: str) -> None:
+    @staticmethod
+    def chain_of(parent: str | None, diff_id: str) -> str:
+        return f"{parent}/{diff_id}" if parent else diff_id
+
+    def detach_committed(self, chain_id: str) -> Callable[[], None]:
         if chain_id in self.used or chain_id in self.busy:
             raise errors.FailedPrecondition(f"snapshot {chain_id} is in use")
-        self.chains.remove(chain_id)
+        self.chains.discard(chain_id)
+        return lambda: None
 
     def usage(self) -> tuple[int, int]:
         return 100 * len(self.chains), len(self.chains)
@@ -148,6 +165,9 @@ class FakeStore:
     def referenced_chains(self) -> set[str]:
         return {c for r in self.records.values() for c in r.chain_ids}
 
+    def usage(self) -> tuple[int, int]:
+        return 10, 1
+
 
 def image(name: str, layers: list[str]) -> Pulled:
     config = {"config": {"User": "1000:1000"}, "rootfs": {"type": "layers", "diff_ids": [f"diff-{l}" for l in layers]}}
@@ -171,11 +191,12 @@ class FakePuller:
             raise errors.PullError(f"image {ref.string()} not found", reason="not_found")
         pulled = self.images[ref.string()]
         for layer in pulled.layers:
-            self.content.blobs[layer.digest] = b"layer"
+            if not self.content.has(layer.digest):
+                self.content.write(layer.digest, b"layer")
         if self.gate is not None:
             await self.gate.wait()
-        self.content.blobs[pulled.config_digest] = json.dumps(pulled.config).encode()
-        self.content.blobs[pulled.manifest_digest] = b"{}"
+        self.content.write(pulled.config_digest, json.dumps(pulled.config).encode())
+        self.content.write(pulled.manifest_digest, b"{}")
         return pulled
 
 
@@ -199,8 +220,10 @@ class World:
 def world() -> World:
     w = World()
     w.puller = FakePuller(w.content, {"a:latest": image("a", ["l1", "l2"]), "b:latest": image("b", ["l1", "l3"])})
+    leases = Leases()
+    w.content.on_use = leases.hold
     w.images = Images(content=w.content, snapshotter=w.snapshotter, store=w.store, puller=w.puller,
-                      metrics=w.metrics, parse_reference=parse_ref, make_record=make_record)
+                      metrics=w.metrics, parse_reference=parse_ref, make_record=make_record, leases=leases)
     return w
 
 
@@ -355,8 +378,9 @@ def test_gc_that_meets_a_busy_snapshot_keeps_it_and_goes_on(world: World) -> Non
     assert world.snapshotter.chains == {"diff-l1"}
 
 
-def test_remove_during_pull_defers_gc(world: World) -> None:
-    """GC asked for while a pull runs waits until it ends, so fresh blobs survive."""
+def test_remove_during_pull_collects_at_once_and_keeps_the_pulls_blobs(world: World) -> None:
+    """RemoveImage while another pull runs collects what only the removed image used right
+    away; what the pull looked up or wrote (its lease) survives, shared or fresh."""
     assert world.images is not None and world.puller is not None
     images, puller = world.images, world.puller
     pull(world, "a")
@@ -366,12 +390,69 @@ def test_remove_during_pull_defers_gc(world: World) -> None:
         pulling = asyncio.create_task(images.pull("b", None))
         await asyncio.sleep(0.01)
         await images.remove("a")
-        assert "sha256:l1" in world.content.blobs  # b's fresh layer, not yet recorded
+        # a's own layer, config and manifest are gone now; l1 (shared, held) and l3 (fresh) stay
+        assert world.content.digests() == {"sha256:l1", "sha256:l3"}
+        assert world.snapshotter.chains == set()  # b has not unpacked yet; a's chains went
         puller.gate.set()
         await pulling
 
     asyncio.run(scenario())
     assert world.content.digests() == {"sha256:l1", "sha256:l3", "sha256:cfg-b", "sha256:man-b"}
+    assert world.snapshotter.chains == {"diff-l1", "diff-l1/diff-l3"}
+    assert images.leases.open_count() == 0
+
+
+def test_gc_is_not_starved_by_overlapping_pulls(world: World) -> None:
+    """With pulls always in flight (one starts before the last ends), RemoveImage still collects."""
+    assert world.images is not None and world.puller is not None
+    images, puller = world.images, world.puller
+    pull(world, "a")
+
+    async def scenario() -> None:
+        puller.gate = asyncio.Event()
+        first = asyncio.create_task(images.pull("b", None))
+        await asyncio.sleep(0.01)
+        removal = asyncio.create_task(images.remove("a"))
+        await asyncio.wait_for(asyncio.shield(removal), 5)  # answered while the pull still waits
+        assert "sha256:l2" not in world.content.blobs and "sha256:cfg-a" not in world.content.blobs
+        puller.gate.set()
+        await first
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_removals_are_all_collected(world: World) -> None:
+    """Two RemoveImage calls at once: when both have answered, neither image's blobs remain."""
+    assert world.images is not None
+    images = world.images
+    pull(world, "a")
+    pull(world, "b")
+
+    async def scenario() -> None:
+        await asyncio.gather(images.remove("a"), images.remove("b"))
+
+    asyncio.run(scenario())
+    assert world.content.blobs == {} and world.snapshotter.chains == set()
+
+
+def test_a_failing_gc_does_not_fail_remove(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The record is gone whatever GC meets; a GC failure is logged and the next GC collects."""
+    assert world.images is not None
+    images = world.images
+    pull(world, "a")
+    real_delete = world.content.delete
+
+    def broken(digest: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    world.content.delete = broken  # type: ignore[method-assign]
+    asyncio.run(images.remove("a"))
+    assert "garbage collection failed" in caplog.text
+    with pytest.raises(errors.NotFound):
+        images.get("a")
+    world.content.delete = real_delete  # type: ignore[method-assign]
+    asyncio.run(images.request_gc())
+    assert world.content.blobs == {}
 
 
 def test_status_list_and_fsinfo(world: World) -> None:
@@ -397,8 +478,8 @@ def test_status_list_and_fsinfo(world: World) -> None:
     info = asyncio.run(imagefs_info.imagefs_info(images, api_pb2.ImageFsInfoRequest()))
     fs = info.image_filesystems[0]
     assert fs.fs_id.mountpoint == "/snapshots"
-    assert fs.used_bytes.value == world.content.usage()[0] + 300
-    assert fs.inodes_used.value == len(world.content.blobs) + 3
+    assert fs.used_bytes.value == world.content.usage()[0] + 300 + 10
+    assert fs.inodes_used.value == len(world.content.blobs) + 3 + 1
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,12 @@ The parts and the rules (README's layout section):
 * ``api`` (the shim protocol): the leaf only;
 * ``shim``: the leaf and api/, nothing of cri/ (it outlives the daemon);
 * ``cri``: the leaf and api/; it talks to the shim only through api/, and
-  imports of the runtime only through the leaf.
+  imports of the runtime only through the leaf;
+* ``ctl`` (the ``dockyard`` admin command): api/ only; it reaches the daemon
+  through the admin protocol and knows nothing of its insides.
+
+And one rule across parts: nothing the shim imports, however indirectly,
+loads grpc or protobuf (api/admin.py does; the shim's memory is paid per pod).
 
 Every import counts: at the top, in a function, or under TYPE_CHECKING.
 Loading a module by name at run time (``__import__``, importlib) and naming
@@ -30,7 +35,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = {"runtime": "dockyard.runtime", "cri": "dockyard.cri", "shim": "dockyard.shim", "api": "dockyard.api"}
+PACKAGES = {"runtime": "dockyard.runtime", "cri": "dockyard.cri", "shim": "dockyard.shim", "api": "dockyard.api",
+            "ctl": "dockyard.ctl"}
 LEAF = "dockyard.runtime.kernel"
 LEAN = "runtime/kernel/lean/"
 
@@ -40,6 +46,7 @@ ALLOWED = {
     "api": {"leaf", "api"},
     "shim": {"leaf", "api", "shim"},
     "cri": {"leaf", "api", "cri"},
+    "ctl": {"api", "ctl"},
 }
 
 # The one place a part may name (and load at run time) what its rules forbid.
@@ -170,6 +177,49 @@ def test_the_exception_is_still_needed() -> None:
         assert names <= {name for _, name in named_modules(tree)}, f"{rel} no longer names {names}"
 
 
+HEAVY = ("grpc", "google.protobuf")
+
+
+def heavy_reach(sources: dict[str, str], part: str) -> list[str]:
+    """Chains ``module -> ... -> heavy`` by which a module of ``part`` loads grpc or protobuf."""
+    modules = {module_of_file(rel): rel for rel in sources}
+    edges: dict[str, list[str]] = {}
+    heavy: dict[str, str] = {}
+    for module, rel in modules.items():
+        found = imports(rel, ast.parse(sources[rel], rel), set(modules))
+        edges[module] = [m for _, m in found if m in modules]
+        for _, m in found:
+            if m == "grpc" or m.startswith(HEAVY):
+                heavy[module] = m
+    out = []
+    for start, rel in modules.items():
+        if part_of_file(rel) != part:
+            continue
+        seen, stack = {start}, [[start]]
+        while stack:
+            chain = stack.pop()
+            if chain[-1] in heavy:
+                out.append(" -> ".join(chain + [heavy[chain[-1]]]))
+                break
+            for nxt in edges.get(chain[-1], []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(chain + [nxt])
+    return out
+
+
+def test_the_shim_never_loads_grpc() -> None:
+    """No module of shim/ imports grpc or protobuf, directly or through api/ (the admin protocol does)."""
+    assert heavy_reach(tree_sources(), "shim") == []
+
+
+def test_heavy_reach_is_seen() -> None:
+    sources = {"shim/service.py": "from dockyard.api import shim\n",
+               "api/shim.py": "from dockyard.api import admin\n",
+               "api/admin.py": "import grpc\n"}
+    assert heavy_reach(sources, "shim") == ["dockyard.shim.service -> dockyard.api.shim -> dockyard.api.admin -> grpc"]
+
+
 # A broken rule of each kind, in a tree of one file: the checker must see it.
 BROKEN = [
     ("runtime/cli/kill.py", "from dockyard.cri import errors\n", "runtime imports dockyard.cri (cri)"),
@@ -189,6 +239,8 @@ BROKEN = [
     ("cri/daemon.py", "import importlib\nm = importlib.import_module(n)\n", "cri loads a module by name at run time"),
     ("runtime/spawn.py", "import _socket\n", "CPython's private module _socket outside runtime/kernel/lean/"),
     ("shim/io.py", "from posix import read\n", "CPython's private module posix outside runtime/kernel/lean/"),
+    ("ctl/main.py", "from dockyard.cri.server import images\n", "ctl imports dockyard.cri.server (cri)"),
+    ("ctl/images.py", "from dockyard.runtime.kernel import errors\n", "ctl imports dockyard.runtime.kernel (leaf)"),
 ]
 
 

@@ -161,7 +161,7 @@ class RecordingMetrics:
     def layer_reused(self) -> None:
         self.reused += 1
 
-    def bytes_pulled(self, count: int) -> None:
+    def bytes_pulled(self, count: int, registry: str = "") -> None:
         self.pulled += count
 
 

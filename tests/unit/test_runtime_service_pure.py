@@ -273,6 +273,7 @@ def test_a_container_without_a_task_is_created_with_no_pid(state: ContainerState
 def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> None:
     """ExecSync: exec, wait, answer; the shim's delete of the exec record runs after the
     answer, and it does run."""
+    from dockyard.cri.bundle_facts import BundleFactsCache
     from dockyard.cri.server.exec_sync import exec_sync
 
     (tmp_path / "config.json").write_text(json.dumps({"process": {"args": ["sleep"], "env": [], "cwd": "/"}}))
@@ -287,7 +288,8 @@ def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> N
 
     client = Client()
     container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
-    cri = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client))
+    cri = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client),
+                          bundle_facts=BundleFactsCache())
     pending: list[asyncio.Task[None]] = []
     cri.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
 

@@ -165,10 +165,12 @@ class RegistryClient:
     def _client_for(self, host: RegistryHost) -> httpx.AsyncClient:
         client = self._clients.get(host)
         if client is None:
+            # hosts.toml's dial_timeout bounds the connect alone (a dead mirror fails over quickly).
+            timeout = httpx.Timeout(self.options.timeout, connect=host.dial_timeout or self.options.timeout)
             if self._transport is not None:
-                client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout())
+                client = httpx.AsyncClient(transport=self._transport, timeout=timeout)
             else:
-                client = httpx.AsyncClient(verify=_ssl_context(host), timeout=self._timeout())
+                client = httpx.AsyncClient(verify=_ssl_context(host), timeout=timeout)
             self._clients[host] = client
         return client
 

@@ -12,6 +12,7 @@
       ca = "/etc/certs/mirror.pem"              # or a list; relative to the hosts.toml dir
       client = [["cert.pem", "key.pem"]]        # or "both.pem" / ["a.pem"]
       override_path = false                     # true: the URL path is the API root as is
+      dial_timeout = "1s"                       # connect timeout (Go duration), for a quick fallback
       [host."https://mirror.example".header]
         x-custom = "value"                      # or a list of values
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -79,6 +81,7 @@ class RegistryHost:
     ca: tuple[str, ...] = ()
     client: tuple[tuple[str, str | None], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    dial_timeout: float | None = None  # connect timeout; None: the client's request timeout
     namespace: str = ""
     source: str | None = field(default=None, compare=False)  # the hosts.toml, for messages
 
@@ -212,7 +215,18 @@ def parse_hosts_toml(data: bytes, path: str, namespace: str) -> list[RegistryHos
     return hosts
 
 
-_HOST_KEYS = frozenset({"capabilities", "skip_verify", "ca", "client", "header", "override_path"})
+_HOST_KEYS = frozenset({"capabilities", "skip_verify", "ca", "client", "header", "override_path", "dial_timeout",
+                        "proxy"})
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns))+")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds of a Go duration ("1s", "1m30s", "250ms"); None if it is not one or not positive."""
+    if not _GO_DURATION.fullmatch(text):
+        return None
+    seconds = sum(float(n) * _GO_UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|us|µs|ns|s)", text))
+    return seconds if seconds > 0 else None
 
 
 def _parse_host(
@@ -244,6 +258,15 @@ def _parse_host(
     override_path = settings.get("override_path", False)
     if not isinstance(override_path, bool):
         raise bad(f"{what}: 'override_path' must be true or false")
+    dial_timeout: float | None = None
+    if "dial_timeout" in settings:
+        raw_timeout = settings["dial_timeout"]
+        dial_timeout = parse_go_duration(raw_timeout) if isinstance(raw_timeout, str) else None
+        if dial_timeout is None:
+            raise bad(f"{what}: 'dial_timeout' must be a positive duration like \"1s\" or \"500ms\"")
+    if "proxy" in settings:
+        # containerd 2.1's per-host proxy: refused rather than silently not used.
+        raise bad(f"{what}: 'proxy' is not supported by dockyardd (its requests go direct)")
 
     ca_value = settings.get("ca", [])
     ca_list = [ca_value] if isinstance(ca_value, str) else ca_value
@@ -282,6 +305,7 @@ def _parse_host(
         ca=ca,
         client=tuple(client),
         headers=tuple(headers),
+        dial_timeout=dial_timeout,
         namespace=namespace if is_mirror(parts.netloc, namespace) else "",
         source=None if base == "" else os.path.join(base, "hosts.toml"),
     )

@@ -88,7 +88,7 @@ class PullMetrics(Protocol):
 
     def layer_reused(self) -> None: ...
 
-    def bytes_pulled(self, count: int) -> None: ...
+    def bytes_pulled(self, count: int, registry: str = "") -> None: ...
 
 
 @dataclass(slots=True)
@@ -175,7 +175,8 @@ class Puller:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def pull(self, ref: Reference, auth: Credentials | None = None) -> PulledImage:
+    async def pull(self, ref: Reference, auth: Credentials | None = None, platform: Platform | None = None) -> PulledImage:
+        """Pull ``ref``; from an index, the manifest for ``platform`` (default: the node's)."""
         hosts = self._hosts.resolve(ref.domain)
         pull = _Pull(ref, auth, hosts, pull_scope(ref.path))
         started = time.monotonic()
@@ -192,7 +193,7 @@ class Puller:
         manifest_digest, manifest = top_digest, doc
         if media_type in INDEX_TYPES:
             try:
-                chosen = choose(doc, self._platform)
+                chosen = choose(doc, platform or self._platform)
             except CriError as err:
                 raise PullError(f"pulling {ref}: {err}", reason="not_found") from err
             child = descriptor_of(chosen, MANIFEST_TYPES | INDEX_TYPES, "index entry", ref.string())
@@ -354,7 +355,7 @@ class Puller:
                 async for chunk in self._client.iter_body(response, what, ref):
                     writer.write(chunk)
                     if self._metrics is not None:
-                        self._metrics.bytes_pulled(len(chunk))
+                        self._metrics.bytes_pulled(len(chunk), pull.ref.domain)
                     if log.isEnabledFor(logging.DEBUG) and time.monotonic() >= next_report:
                         next_report = time.monotonic() + _PROGRESS_EVERY
                         log.debug("pulling %s: %s: %d of %d bytes", ref, what, writer.written, desc.size)

@@ -289,7 +289,12 @@ def _controllers(cgroup2_dir: str) -> list[str]:
 
 
 def _inherit_cpuset(level: str) -> None:
-    """Give an empty cpuset cgroup its parent's cpus and mems."""
+    """Give an empty cpuset cgroup its parent's cpus and mems.
+
+    A parent that is empty too is filled first: another runtime may have
+    made it a moment ago and not filled it yet (pods created 10 at a time
+    under one new kubelet parent), and copying its emptiness would leave this
+    level refusing tasks (ENOSPC) just the same."""
     parent = leanos.path.dirname(level)
     for name in ("cpuset.cpus", "cpuset.mems"):
         own = leanos.path.join(level, name)
@@ -297,6 +302,9 @@ def _inherit_cpuset(level: str) -> None:
         if current is None or current.strip():
             continue
         value = cgroupfs.read(leanos.path.join(parent, name)).strip()
+        if not value and parent != leanos.path.dirname(parent):
+            _inherit_cpuset(parent)
+            value = cgroupfs.read(leanos.path.join(parent, name)).strip()
         if value:
             cgroupfs.write(own, value)
 

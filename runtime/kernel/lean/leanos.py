@@ -24,11 +24,19 @@ from . import leanpath
 
 path = leanpath
 
-# posix's environ is bytes; the runtime never reads os.environ on these
-# paths, and a bytes mapping named like os's str one would only mislead.
-del environ  # noqa: F821 (bound by the star import)
+# posix's environ is bytes: it is offered under os's name for the bytes
+# mapping, environb (the shim hands it to posix_spawn), and getenv decodes
+# one value; a bytes mapping named like os's str environ would only mislead.
+environb: dict[bytes, bytes] = environ  # noqa: F821 (bound by the star import)
+del environ  # noqa: F821
 
 sep = "/"
+devnull = "/dev/null"
+
+
+def getenv(name: str, default: str = "") -> str:
+    value = environb.get(name.encode())
+    return default if value is None else value.decode(sys.getfilesystemencoding(), "surrogateescape")
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 
 

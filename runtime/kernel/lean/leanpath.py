@@ -98,11 +98,27 @@ _S_IFMT = 0o170000
 _S_IFDIR = 0o040000
 
 
+_S_IFREG = 0o100000
+
+
 def isdir(p: str) -> bool:
     try:
         return posix.stat(p).st_mode & _S_IFMT == _S_IFDIR
     except (OSError, ValueError):
         return False
+
+
+def isfile(p: str) -> bool:
+    try:
+        return posix.stat(p).st_mode & _S_IFMT == _S_IFREG
+    except (OSError, ValueError):
+        return False
+
+
+def samefile(a: str, b: str) -> bool:
+    """Whether two paths name the same file (OSError if either is missing, as posixpath's)."""
+    sa, sb = posix.stat(a), posix.stat(b)
+    return (sa.st_ino, sa.st_dev) == (sb.st_ino, sb.st_dev)
 
 
 def realpath(p: str) -> str:

@@ -1,0 +1,131 @@
+"""The daemon's lean stats path: the bundle facts read once, and the cgroup
+reader that reads only what CRI needs, against fake cgroup trees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.cri.bundle_facts import BundleFactsCache, facts_of
+from dockyard.cri.stats import CgroupReader, StatsSampler, parse_flat_keyed, parse_int
+
+
+@pytest.mark.parametrize("spec, want", [
+    ({}, ("", None, 0, 0, (), False)),
+    ({"linux": {"cgroupsPath": "/k/pod1/c1"}, "process": {"args": ["a"], "user": {"uid": 5, "gid": 6}}},
+     ("/k/pod1/c1", {"args": ["a"], "user": {"uid": 5, "gid": 6}}, 5, 6, (), True)),
+    ({"process": {"user": {"uid": 1, "gid": 2, "additionalGids": [3, 4]}}},
+     ("", {"user": {"uid": 1, "gid": 2, "additionalGids": [3, 4]}}, 1, 2, (3, 4), True)),
+    ({"process": {"user": {"uid": "x"}}}, ("", {"user": {"uid": "x"}}, 0, 0, (), False)),
+    ([], ("", None, 0, 0, (), False)),
+])
+def test_facts_of(spec: Any, want: tuple[Any, ...]) -> None:
+    f = facts_of(spec)
+    assert (f.cgroups_path, f.process, f.uid, f.gid, f.additional_gids, f.has_user) == want
+
+
+def test_bundle_facts_are_read_once_and_forgotten(tmp_path: Path) -> None:
+    """The cache answers from memory after the first read, until forget()."""
+    (tmp_path / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": "/a/b"}}))
+    cache = BundleFactsCache()
+    assert cache.get("c1", str(tmp_path)).cgroups_path == "/a/b"  # type: ignore[union-attr]
+    (tmp_path / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": "/changed"}}))
+    assert cache.get("c1", str(tmp_path)).cgroups_path == "/a/b"  # type: ignore[union-attr]
+    cache.forget("c1")
+    assert cache.get("c1", str(tmp_path)).cgroups_path == "/changed"  # type: ignore[union-attr]
+    assert cache.get("c2", str(tmp_path / "missing")) is None
+    assert len(cache) == 1
+
+
+@pytest.mark.parametrize("text, want", [(None, 0), ("", 0), ("12\n", 12), ("max\n", (1 << 64) - 1)])
+def test_parse_int(text: str | None, want: int) -> None:
+    assert parse_int(text) == want
+
+
+def test_parse_flat_keyed() -> None:
+    assert parse_flat_keyed("a 1\nb 2\nbad\nc x\n") == {"a": 1, "b": 2}
+
+
+def _v1_tree(root: Path, cgroup: str, files: dict[str, dict[str, str]]) -> str:
+    lines = []
+    for n, controller in enumerate(("cpu", "cpuacct", "memory", "pids")):
+        (root / controller).mkdir(parents=True, exist_ok=True)
+        lines.append(f"{30 + n} 25 0:{26 + n} / {root / controller} rw,nosuid - cgroup cgroup rw,{controller}")
+        d = root / controller / cgroup.strip("/")
+        if controller in files:
+            d.mkdir(parents=True)
+            for name, text in files[controller].items():
+                (d / name).write_text(text)
+    lines.append(f"40 25 0:40 / {root / 'unrelated'} rw - ext4 /dev/vda rw")
+    return "\n".join(lines) + "\n"
+
+
+def _v2_tree(root: Path, cgroup: str, files: dict[str, str]) -> str:
+    d = root / cgroup.strip("/")
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return f"30 25 0:26 / {root} rw,nosuid - cgroup2 cgroup2 rw\n"
+
+
+def test_reader_v1_reads_cpu_memory_pids(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    mountinfo = _v1_tree(root, "/k/pod1/c1", {
+        "cpuacct": {"cpuacct.usage": "5000\n"},
+        "memory": {"memory.usage_in_bytes": "300\n", "memory.limit_in_bytes": "9223372036854771712\n",
+                   "memory.stat": "total_inactive_file 100\ntotal_rss 50\n"},
+        "pids": {"pids.current": "3\n"},
+    })
+    reader = CgroupReader(str(root), mountinfo)
+    assert reader.read("/k/pod1/c1", "c1") == {
+        "cpu": {"usage": {"total": 5000}},
+        "memory": {"usage": {"usage": 300, "limit": 9223372036854771712},
+                   "raw": {"total_inactive_file": 100, "total_rss": 50}},
+        "pids": {"current": 3},
+    }
+
+
+def test_reader_v1_missing_cgroup_is_none(tmp_path: Path) -> None:
+    """A removed container's cgroup: None, as the stats RPCs expect."""
+    root = tmp_path / "cg"
+    reader = CgroupReader(str(root), _v1_tree(root, "/k/pod1/c1", {}))
+    assert reader.read("/k/pod1/c1", "c1") is None
+
+
+def test_reader_v2(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    mountinfo = _v2_tree(root, "/k/pod1/c1", {
+        "cpu.stat": "usage_usec 7\nuser_usec 5\n", "memory.current": "400\n", "memory.max": "max\n",
+        "memory.stat": "inactive_file 10\nanon 20\n", "pids.current": "2\n"})
+    reader = CgroupReader(str(root), mountinfo)
+    assert reader.read("/k/pod1/c1", "c1") == {
+        "cpu": {"usage": {"total": 7000}},
+        "memory": {"usage": {"usage": 400, "limit": (1 << 64) - 1}, "raw": {"inactive_file": 10, "anon": 20}},
+        "pids": {"current": 2},
+    }
+
+
+def test_sampler_batches_and_rates(tmp_path: Path) -> None:
+    """sample_many: new objects get a second sample after the pause (a real rate);
+    a missing cgroup gives None; forget drops the object's previous sample."""
+    root = tmp_path / "cg"
+    mountinfo = _v1_tree(root, "/k/p/c1", {"cpuacct": {"cpuacct.usage": "1000\n"}})
+    sampler = StatsSampler(CgroupReader(str(root), mountinfo))
+    usage = root / "cpuacct" / "k" / "p" / "c1" / "cpuacct.usage"
+
+    async def scenario() -> list[Any]:
+        first = await sampler.sample_many([("/k/p/c1", "c1"), ("/k/p/gone", "gone")])
+        usage.write_text("1000000001\n")
+        second = await sampler.sample_many([("/k/p/c1", "c1")])
+        return [first, second]
+
+    first, second = asyncio.run(scenario())
+    assert first[0][0] is not None and first[0][2] == 0  # unchanged usage between the two first samples
+    assert first[1] == (None, first[1][1], 0)
+    assert second[0][2] > 0
+    sampler.forget("c1")
+    assert "c1" not in sampler._prev
