@@ -86,6 +86,20 @@ bench-pod: deps images
 bench-stream: deps images tools
 	$(VENV)/bin/python bench/stream.py $(BENCH_ARGS)
 
+# 110 pods on one node against containerd 1.6: ramp, 5 minutes of kubelet's
+# polling, churn at 5 pods/s, teardown (bench/density.py; about 20 minutes;
+# BENCH_ARGS="--quick" for 40 pods and short phases).
+.PHONY: bench-density
+bench-density: deps images
+	$(VENV)/bin/python bench/density.py $(BENCH_ARGS)
+
+# Cold pulls of a 816 MiB image built from Debian packages (gzip and zstd)
+# against containerd 1.6, with decompress/untar floors and pulls interrupted
+# by SIGKILL (bench/pull.py; BENCH_ARGS="--rounds 3" is its default).
+.PHONY: bench-pull
+bench-pull: deps images
+	$(VENV)/bin/python bench/pull.py $(BENCH_ARGS)
+
 clean:
 	rm -rf build $(STAMPS) .pytest_cache .mypy_cache
 

@@ -592,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="passes per daemon, alternating which goes first")
     parser.add_argument("--only", choices=("dockyardd", "containerd"), help="measure one daemon")
     parser.add_argument("--quick", action="store_true", help="40 pods, 30 s steady, 20 s churn")
+    parser.add_argument("--keep-logs", type=Path, help="copy each daemon's log here before cleaning up")
     parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the images")
     args = parser.parse_args(argv)
     if args.quick:
@@ -633,6 +634,11 @@ def main(argv: list[str] | None = None) -> int:
             if s.daemon is not None:
                 stop(s.daemon.proc)
         time.sleep(1)
+        if args.keep_logs:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for s in sides:
+                if s.daemon is not None and s.daemon.log.exists():
+                    shutil.copy(s.daemon.log, args.keep_logs / f"{s.name}.log")
         left = leftovers(sides, cgroup_base, base)
         force_clean(sides, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")

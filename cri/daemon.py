@@ -167,7 +167,18 @@ def claim_socket(path: str) -> None:
     raise errors.FailedPrecondition(f"socket {path} is in use by another process (is dockyardd already running?)")
 
 
+# Worker threads for blocking work (asyncio.to_thread).  Most of it waits on
+# the disk or the kernel (record and snapshot fsyncs, mounts, cgroup reads),
+# not the CPU, and ten pods created at once queued behind the default six
+# (bench/density.py); an idle thread costs only its stack.
+WORKER_THREADS = 16
+
+
 async def serve(config: Config, ready_file: str | None = None) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="asyncio"))
     metrics = Metrics()
     readiness = Readiness()
     instrument = Instrument(readiness, metrics)
@@ -235,6 +246,8 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     finally:
         await streams.stop()
         await runtime.shims.close_all()  # the shims and their containers keep running
+        await runtime.sandboxes.flush()  # records still being written (cri/store/record_dir.py)
+        await runtime.containers.flush()
         await stores.images.shutdown()
         await admin_server.stop(STOP_GRACE_SECONDS)
         await server.stop(STOP_GRACE_SECONDS)

@@ -174,19 +174,19 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
             log.info("rolling back container %s, whose CreateContainer the last daemon did not finish", c.id)
             await _force_delete(cri, c.sandbox_id, c.id)
             await asyncio.to_thread(release_rootfs, cri.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
-            cri.containers.delete(c.id)
+            await cri.containers.delete(c.id)
             report.rolled_back += 1
     for s in sandboxes:
         if s.state is SandboxState.INIT:
             log.info("rolling back pod %s, whose RunPodSandbox the last daemon did not finish", s.id)
             for c in cri.containers.of_sandbox(s.id):
-                cri.containers.delete(c.id)
+                await cri.containers.delete(c.id)
             await _force_delete(cri, s.id, s.id)
             await cri.shims.shutdown(s.id)
             with contextlib.suppress(CriError):
                 await cri.cni.teardown(s.id, s.netns_path)
             await asyncio.to_thread(release_sandbox_files, cri, s)
-            cri.sandboxes.delete(s.id)
+            await cri.sandboxes.delete(s.id)
             report.rolled_back += 1
 
     # Live shims are the truth; dead ones prove nothing (assumption 8).

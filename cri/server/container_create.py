@@ -113,8 +113,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         stop_signal=image.stop_signal, mounts=[_mount_json(m) for m in config.mounts],
     )
     async with contextlib.AsyncExitStack() as undo:
-        cri.containers.add(container)
-        undo.callback(cri.containers.delete, cid)
+        await cri.containers.add(container)
+        undo.push_async_callback(cri.containers.delete, cid)
         faults.point("CreateContainer/recorded")
         os.makedirs(rootfs, mode=0o755)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", "", bundle)
@@ -156,7 +156,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         if log_path:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
         container.state = ContainerState.CREATED  # with no pid: no task yet
-        cri.containers.save(container)
+        await cri.containers.save(container)
         undo.pop_all()
         faults.point("CreateContainer/created")
     cri.events.publish(cri, container, api_pb2.CONTAINER_CREATED_EVENT)

@@ -29,6 +29,6 @@ async def remove_container_now(cri: CriService, c: Container) -> None:
         await stop_container_now(cri, c, timeout=0)
     await cri.release_container(c)
     faults.point("RemoveContainer/released")
-    cri.containers.delete(c.id)
+    await cri.containers.delete(c.id)
     cri.forget_caches(c.id)
     cri.events.publish(cri, c, api_pb2.CONTAINER_DELETED_EVENT)

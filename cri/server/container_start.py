@@ -48,7 +48,7 @@ async def start_container(cri: CriService, request: api_pb2.StartContainerReques
         c.started_at = now_ns()
         if c.state is ContainerState.CREATED:  # an exit may already have been recorded
             c.state = ContainerState.RUNNING
-        cri.containers.save(c)
+        await cri.containers.save(c)
         faults.point("StartContainer/saved")
         cri.metrics.container_started(sandbox.handler, max(0, c.started_at - c.created_at) / 1e9)
     cri.events.publish(cri, c, api_pb2.CONTAINER_STARTED_EVENT)

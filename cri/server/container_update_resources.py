@@ -62,5 +62,5 @@ async def update_container_resources(
         config = c.config
         config.linux.resources.MergeFrom(request.linux)
         c.config_b64 = c.encode_config(config)
-        cri.containers.save(c)
+        await cri.containers.save(c)
     return api_pb2.UpdateContainerResourcesResponse()

@@ -197,6 +197,8 @@ class CriService:
         container.finished_at = exited_at or now_ns()
         if reason:
             container.reason, container.message = reason, message
+        # Not awaited: the shim keeps the exit status too, and a restarted
+        # daemon takes it from there (restart.py assumption 8).
         self.containers.save(container)
         self.exit_event(container.id).set()
         self.events.publish(self, container, api_pb2.CONTAINER_STOPPED_EVENT)
@@ -208,7 +210,7 @@ class CriService:
         stopped = sandbox.state is SandboxState.READY
         if stopped:
             sandbox.state = SandboxState.NOTREADY
-        self.sandboxes.save(sandbox)
+        self.sandboxes.save(sandbox)  # not awaited: the shim keeps the exit too
         self.exit_event(sandbox.id).set()
         if stopped:  # the pod stopped (StopPodSandbox, or its pause process died): kubelet relists it
             self.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)
@@ -220,7 +222,7 @@ class CriService:
             c = self.containers.find(cid) if cid else None
             if c is not None and c.id == cid:
                 c.oom_killed = True
-                self.containers.save(c)
+                await self.containers.save(c)
             return
         if kind != "exit" or event.get("exec_id"):
             return
@@ -267,7 +269,7 @@ class CriService:
             c.started_at = int(st.get("started_at", 0)) or now_ns()
             if st.get("status") == "running":
                 c.state = ContainerState.RUNNING
-        self.containers.save(c)
+        self.containers.save(c)  # not awaited: the shim that told us still knows
         log.info("container %s: adopted the task its shim made (pid %d, %s)", cid, c.pid, st.get("status"))
         if c.state is ContainerState.RUNNING:
             self.events.publish(self, c, api_pb2.CONTAINER_STARTED_EVENT)

@@ -7,9 +7,9 @@ snapshotter and the image store:
     PullImage(ref, auth)
       parse the reference (InvalidArgument naming it)
       Puller.pull: manifest, config and layers into the content store, verified
-      for each layer in order: Snapshotter.unpack(blob, media type, diff_id,
-          parent chain) in a worker thread (blocking disk work), giving the
-          chain of committed snapshots; diff_ids come from config.rootfs
+      each layer unpacked as soon as its blob is in (layer_unpack.py: staged
+          in worker threads, a few at once), then committed in order on its
+          parent chain; diff_ids come from config.rootfs
       ImageStore.put(record): id = config digest, the tag and the repo digest
 
 Two PullImage calls for the same reference with the same credentials share
@@ -46,6 +46,7 @@ from dockyard.cri.image.archive import export, layout, reader
 from dockyard.cri.image.leases import Leases
 from dockyard.cri.server.record import import_record
 from dockyard.cri.snapshot.unpack import decompressed, sniff_compression
+from dockyard.cri.server.layer_unpack import LayerUnpacker
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -67,6 +68,9 @@ class SnapshotterLike(Protocol):
 
     def chain_of(self, parent_chain_id: str | None, diff_id: str) -> str: ...
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Any: ...
+    def commit_staged(self, staged: Any, parent: str | None) -> str: ...
+    def discard(self, staged: Any) -> None: ...
     def committed(self) -> set[str]: ...
     def in_use(self) -> set[str]: ...
     def detach_committed(self, chain_id: str) -> Callable[[], None]: ...
@@ -94,7 +98,7 @@ class ImageStoreLike(Protocol):
 
 
 class PullerLike(Protocol):
-    async def pull(self, ref: Any, auth: Any, platform: Any = None) -> Any: ...
+    async def pull(self, ref: Any, auth: Any, platform: Any = None, on_layer: Any = None) -> Any: ...
 
 
 class PullMetricsLike(Protocol):
@@ -213,22 +217,17 @@ class Images:
         self.metrics.pull_started()
         start = time.monotonic()
         reason: str | None = None
+        unpacker = LayerUnpacker(self.snapshotter, self.content.path, self.snapshotter.chain_of, self.leases.hold)
         try:
             with self.leases.lease():
                 log.info("pulling %s", name)
-                pulled = await (self.puller.pull(ref, auth, platform) if platform is not None
-                                else self.puller.pull(ref, auth))
+                # Layers unpack as their blobs arrive (layer_unpack.py), each
+                # chain held in this pull's lease before it is looked up.
+                pulled = await (self.puller.pull(ref, auth, platform, on_layer=unpacker.layer_ready)
+                                if platform is not None else self.puller.pull(ref, auth, on_layer=unpacker.layer_ready))
                 faults.point("PullImage/downloaded")
                 diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
-                chain_ids: list[str] = []
-                parent: str | None = None
-                for layer, diff_id in zip(pulled.layers, diff_ids):
-                    self.leases.hold(self.snapshotter.chain_of(parent, diff_id))
-                    parent = await asyncio.to_thread(
-                        self.snapshotter.unpack, self.content.path(layer.digest), layer.media_type, diff_id, parent
-                    )
-                    chain_ids.append(parent)
-                    faults.point("PullImage/unpacked-a-layer")
+                chain_ids = await unpacker.commit_all(pulled.layers, diff_ids)
                 size = sum(layer.size for layer in pulled.layers)
                 record = self.make_record(pulled, chain_ids, size)
                 await asyncio.to_thread(self.store.put, record)
@@ -244,6 +243,7 @@ class Images:
             log.info("pull of %s failed (%s)", name, reason)
             raise
         finally:
+            await unpacker.close()
             self.metrics.pull_finished(time.monotonic() - start, reason, ref.domain)
             if reason is not None:
                 await self.request_gc()  # what the failed pull wrote, no lease holds any more

@@ -57,7 +57,7 @@ async def remove_sandbox(cri: CriService, sandbox: Sandbox) -> None:
         await asyncio.to_thread(release_sandbox_files, cri, sandbox)
         await cri.images.rootfs_released()
         faults.point("RemovePodSandbox/released")
-        cri.sandboxes.delete(sandbox.id)
+        await cri.sandboxes.delete(sandbox.id)
         cri.forget_caches(sandbox.id)
     with contextlib.suppress(errors.CriError):
         cri.publish_sandbox(sandbox, api_pb2.CONTAINER_DELETED_EVENT)

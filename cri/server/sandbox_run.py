@@ -203,8 +203,8 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         host_network=hostnet,
     )
     async with contextlib.AsyncExitStack() as undo:
-        cri.sandboxes.add(sandbox)
-        undo.callback(cri.sandboxes.delete, sandbox_id)
+        await cri.sandboxes.add(sandbox)
+        undo.push_async_callback(cri.sandboxes.delete, sandbox_id)
         faults.point("RunPodSandbox/recorded")
         # The shim comes up (two interpreters, ~30 ms) while the pod's files,
         # netns and rootfs are made; it is awaited when the pause container needs it.
@@ -256,7 +256,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", sandbox_id, "")
         await asyncio.to_thread(cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
-        cri.sandboxes.save(sandbox)
+        await cri.sandboxes.save(sandbox)
         faults.point("RunPodSandbox/rootfs")
 
         from ..oci.sandbox_spec import sandbox_spec
@@ -290,7 +290,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             faults.point("RunPodSandbox/network")
 
         sandbox.state = SandboxState.READY
-        cri.sandboxes.save(sandbox)
+        await cri.sandboxes.save(sandbox)
         undo.pop_all()
         faults.point("RunPodSandbox/ready")
     cri.metrics.pod_started(handler_name, time.monotonic() - began)

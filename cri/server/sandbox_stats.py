@@ -7,6 +7,8 @@ worker-thread call for all pods (cri/stats.py says why)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+from typing import Any
 
 from cri_api.v1 import api_pb2
 
@@ -21,12 +23,21 @@ async def sandbox_stats_many(cri: CriService, sandboxes: list[Sandbox]) -> list[
     samples = await cri.sampler.sample_many([(s.cgroup_parent, s.id) for s in sandboxes])
     counters = await asyncio.to_thread(network_counters_many, [s.netns_path for s in sandboxes])
     running = [[c for c in cri.containers.of_sandbox(s.id) if c.state is ContainerState.RUNNING] for s in sandboxes]
-    container_stats = iter(await stats_many(cri, [c for pod in running for c in pod]))
+    containers = await stats_many(cri, [c for pod in running for c in pod])
+    pods = [(s.id, s.config_b64, len(pod)) for s, pod in zip(sandboxes, running)]
+    # Built in a worker thread, as stats_many does: the loop keeps serving.
+    return await asyncio.to_thread(_build, pods, samples, counters, containers)
+
+
+def _build(pods: list[tuple[str, str, int]], samples: list[tuple[dict[str, Any] | None, int, int]],
+           counters: list[dict[str, dict[str, int]] | None],
+           containers: list[api_pb2.ContainerStats]) -> list[api_pb2.PodSandboxStats]:
     out = []
-    for s, (stats, at, cores), net, pod in zip(sandboxes, samples, counters, running):
-        config = s.config
+    taken = iter(containers)
+    for (pod_id, config_b64, n), (stats, at, cores), net in zip(pods, samples, counters):
+        config = api_pb2.PodSandboxConfig.FromString(base64.b64decode(config_b64))
         attributes = api_pb2.PodSandboxAttributes(
-            id=s.id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
+            id=pod_id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
         )
         linux = api_pb2.LinuxPodSandboxStats(cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at))
         usage = network_message(net, at)
@@ -36,8 +47,8 @@ async def sandbox_stats_many(cri: CriService, sandboxes: list[Sandbox]) -> list[
             linux.process.CopyFrom(api_pb2.ProcessUsage(
                 timestamp=at, process_count=api_pb2.UInt64Value(value=int(stats.get("pids", {}).get("current", 0))),
             ))
-        for _ in pod:
-            linux.containers.append(next(container_stats))
+        for _ in range(n):
+            linux.containers.append(next(taken))
         out.append(api_pb2.PodSandboxStats(attributes=attributes, linux=linux))
     return out
 

@@ -52,7 +52,7 @@ async def stop_sandbox(cri: CriService, sandbox: Sandbox) -> None:
         was_ready = sandbox.state is SandboxState.READY
         if sandbox.state is not SandboxState.NOTREADY:
             sandbox.state = SandboxState.NOTREADY
-            cri.sandboxes.save(sandbox)
+            await cri.sandboxes.save(sandbox)
         if was_ready:
             with contextlib.suppress(errors.CriError):
                 cri.publish_sandbox(sandbox, api_pb2.CONTAINER_STOPPED_EVENT)

@@ -116,6 +116,17 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A layer unpacked into a temp dir, verified, not yet committed (Snapshotter.stage)."""
+
+    temp: str
+    chain: str
+    diff_id: str
+    size: int
+    inodes: int
+
+
 class Snapshotter:
     """Committed layer snapshots by chain id and active snapshots by key; see the module docstring."""
 
@@ -124,8 +135,12 @@ class Snapshotter:
         self._snapshots = os.path.join(root, "snapshots")
         self._metadata_path = os.path.join(root, "metadata.json")
         os.makedirs(self._snapshots, mode=0o700, exist_ok=True)
-        # _lock guards _committed, _active, _next and metadata.json.
+        # _lock guards _committed, _active, _next and _generation; _save_lock
+        # guards metadata.json and _saved (see _persist).
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._generation = 0  # bumped at every change of _committed/_active
+        self._saved = 0  # the generation metadata.json holds
         self._chain_locks: dict[str, threading.Lock] = {}
         self._committed: dict[str, _Committed] = {}
         self._active: dict[str, _Active] = {}
@@ -153,7 +168,30 @@ class Snapshotter:
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise Internal(f"snapshot metadata {self._metadata_path} is corrupt: {err}") from err
 
-    def _save(self) -> None:
+    def _changed(self) -> int:
+        """Note a change of the metadata (caller holds _lock); the generation to persist."""
+        self._generation += 1
+        return self._generation
+
+    def _persist(self, generation: int) -> None:
+        """Make metadata.json hold ``generation`` or a later one (caller does not hold _lock).
+
+        Group commit: the write and its two fsyncs happen outside _lock, and
+        one write covers every change made before it was taken.  Ten pods
+        created at once used to queue on _lock for ten writes of 20-50 ms
+        each on a busy disk (CreateContainer p50 3.9x containerd's in
+        bench/density.py); now the ones that waited find their change saved
+        by the writer before them."""
+        with self._save_lock:
+            if self._saved >= generation:
+                return
+            with self._lock:
+                data = self._doc()
+                current = self._generation
+            write_atomic(self._metadata_path, data)
+            self._saved = current
+
+    def _doc(self) -> bytes:
         doc: dict[str, Any] = {
             "version": METADATA_VERSION,
             "next": self._next,
@@ -166,7 +204,7 @@ class Snapshotter:
                 for k, a in self._active.items()
             },
         }
-        write_atomic(self._metadata_path, json.dumps(doc, sort_keys=True).encode())
+        return json.dumps(doc, sort_keys=True).encode()
 
     def _allocate(self) -> int:
         """A snapshot number whose directory does not exist (caller holds _lock)."""
@@ -216,8 +254,6 @@ class Snapshotter:
         Idempotent: an existing committed snapshot is reused.  The uncompressed
         digest must equal ``diff_id`` (from the image config), else PullError.
         """
-        if not is_digest(diff_id):
-            raise InvalidArgument(f"diff id {diff_id!r} is not a sha256 digest")
         chain = chain_id(parent_chain_id, diff_id)
         with self._lock:
             if chain in self._committed:
@@ -226,15 +262,25 @@ class Snapshotter:
                 raise NotFound(f"parent snapshot {parent_chain_id} of {chain} is not committed")
             lock = self._chain_locks.setdefault(chain, threading.Lock())
         with lock:
-            with self._lock:
-                if chain in self._committed:
-                    return chain
-            self._unpack_locked(layer_path, media_type, diff_id, parent_chain_id, chain)
+            staged = self.stage(layer_path, media_type, diff_id, chain)
+            if staged is not None:
+                self.commit_staged(staged, parent_chain_id)
         return chain
 
-    def _unpack_locked(
-        self, layer_path: str, media_type: str, diff_id: str, parent: str | None, chain: str
-    ) -> None:
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Staged | None:
+        """Unpack a layer into a temp dir beside the snapshots, before its
+        parent is committed (a layer's files do not depend on the layers below:
+        whiteouts are files of their own); None if ``chain`` is committed already.
+
+        This is what lets a pull unpack every layer as soon as its blob is in,
+        several at once, and commit them in order afterwards.  A staged dir
+        that is never committed is removed by discard(), or at the next
+        start by clean_temporary() (its name has the temp prefix)."""
+        if not is_digest(diff_id):
+            raise InvalidArgument(f"diff id {diff_id!r} is not a sha256 digest")
+        with self._lock:
+            if chain in self._committed:
+                return None
         temp = os.path.join(self._snapshots, f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{chain[7:19]}")
         if os.path.lexists(temp):
             shutil.rmtree(temp)
@@ -254,21 +300,50 @@ class Snapshotter:
                     reason="digest_mismatch",
                 )
             size, inodes = tree_usage(temp)  # the whole snapshots/<n> it becomes
-            syncfs(temp)
-            with self._lock:
-                number = self._allocate()
-                os.rename(temp, self._dir(number))
-                self._committed[chain] = _Committed(number, parent, diff_id, size, inodes)
-                try:
-                    self._save()
-                except BaseException:
-                    del self._committed[chain]
-                    os.rename(self._dir(number), temp)
-                    raise
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        log.debug("committed snapshot %s (%d bytes, %d inodes)", chain, size, inodes)
+        return Staged(temp, chain, diff_id, size, inodes)
+
+    def commit_staged(self, staged: Staged, parent: str | None) -> str:
+        """Make a staged layer the committed snapshot ``staged.chain`` on ``parent``.
+
+        Its files reach the disk first (one syncfs: after the first commit of
+        a pull the others find little left to flush).  A chain another pull
+        committed meanwhile is kept and the staged copy dropped."""
+        try:
+            with self._lock:
+                if staged.chain in self._committed:
+                    self.discard(staged)
+                    return staged.chain
+                if parent is not None and parent not in self._committed:
+                    raise NotFound(f"parent snapshot {parent} of {staged.chain} is not committed")
+            syncfs(staged.temp)
+            with self._lock:
+                if staged.chain in self._committed:
+                    self.discard(staged)
+                    return staged.chain
+                number = self._allocate()
+                os.rename(staged.temp, self._dir(number))
+                self._committed[staged.chain] = _Committed(number, parent, staged.diff_id, staged.size, staged.inodes)
+                generation = self._changed()
+            try:
+                self._persist(generation)
+            except BaseException:
+                with self._lock:
+                    del self._committed[staged.chain]
+                    os.rename(self._dir(number), staged.temp)
+                    self._changed()
+                raise
+        except BaseException:
+            self.discard(staged)
+            raise
+        log.debug("committed snapshot %s (%d bytes, %d inodes)", staged.chain, staged.size, staged.inodes)
+        return staged.chain
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        shutil.rmtree(staged.temp, ignore_errors=True)
 
     @staticmethod
     def chain_of(parent_chain_id: str | None, diff_id: str) -> str:
@@ -296,7 +371,8 @@ class Snapshotter:
                 if active.parent in doomed:
                     raise FailedPrecondition(f"snapshot {chain} is in use by active snapshot {key}")
             numbers = [self._committed.pop(c).number for c in doomed]
-            self._save()
+            generation = self._changed()
+        self._persist(generation)
         dirs = [self._dir(number) for number in numbers]
 
         def delete() -> None:
@@ -374,11 +450,20 @@ class Snapshotter:
                 if not readonly and not copy and lowers:
                     os.mkdir(os.path.join(base, "work"), 0o700)
                 self._active[key] = active
-                self._save()
+                generation = self._changed()
             except BaseException:
                 self._active.pop(key, None)
                 shutil.rmtree(base, ignore_errors=True)
                 raise
+        try:
+            self._persist(generation)
+        except BaseException:
+            with self._lock:
+                if self._active.get(key) is active:
+                    del self._active[key]
+                self._changed()
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         return self._mounts_for(active, lowers)
 
     def _mounts_for(self, active: _Active, lowers: list[str]) -> list[Mount]:
@@ -409,7 +494,8 @@ class Snapshotter:
             active = self._active.pop(key, None)
             if active is None:
                 raise NotFound(f"snapshot {key} does not exist")
-            self._save()
+            generation = self._changed()
+        self._persist(generation)
         shutil.rmtree(self._dir(active.number), ignore_errors=True)
 
     def active(self) -> set[str]:

@@ -27,6 +27,7 @@ import base64
 import builtins
 import enum
 import os
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,16 +131,20 @@ class ContainerStore:
             loaded.append(container)
         return loaded
 
-    def add(self, container: Container) -> None:
+    def add(self, container: Container) -> Awaitable[None]:
+        """Index it now, persist it (await the result: record_dir.py)."""
         self.index.add(container)
-        self.save(container)
+        return self.save(container)
 
-    def save(self, container: Container) -> None:
-        self.dir.save(container.id, container.to_json())
+    def save(self, container: Container) -> Awaitable[None]:
+        return self.dir.save(container.id, container.to_json())
 
-    def delete(self, container_id: str) -> None:
-        self.dir.delete(container_id)
+    def delete(self, container_id: str) -> Awaitable[None]:
         self.index.discard(container_id)
+        return self.dir.delete(container_id)
+
+    async def flush(self) -> None:
+        await self.dir.flush()
 
     def get(self, id_or_prefix: str) -> Container:
         return self.index.get(id_or_prefix)

@@ -18,6 +18,7 @@ import base64
 import builtins
 import enum
 import os
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -115,16 +116,20 @@ class SandboxStore:
             loaded.append(sandbox)
         return loaded
 
-    def add(self, sandbox: Sandbox) -> None:
+    def add(self, sandbox: Sandbox) -> Awaitable[None]:
+        """Index it now, persist it (await the result: record_dir.py)."""
         self.index.add(sandbox)
-        self.save(sandbox)
+        return self.save(sandbox)
 
-    def save(self, sandbox: Sandbox) -> None:
-        self.dir.save(sandbox.id, sandbox.to_json())
+    def save(self, sandbox: Sandbox) -> Awaitable[None]:
+        return self.dir.save(sandbox.id, sandbox.to_json())
 
-    def delete(self, sandbox_id: str) -> None:
-        self.dir.delete(sandbox_id)
+    def delete(self, sandbox_id: str) -> Awaitable[None]:
         self.index.discard(sandbox_id)
+        return self.dir.delete(sandbox_id)
+
+    async def flush(self) -> None:
+        await self.dir.flush()
 
     def get(self, id_or_prefix: str) -> Sandbox:
         return self.index.get(id_or_prefix)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from dockyard.cri.errors import FailedPrecondition, PullError
+from dockyard.cri.errors import FailedPrecondition, NotFound, PullError
 from dockyard.cri.snapshot.overlay import Mount, Snapshotter, chain_id
 
 pytestmark = pytest.mark.root
@@ -259,6 +259,37 @@ def test_diff_id_mismatch_commits_nothing(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "snap" / "snapshots") == []
 
 
+def test_layers_staged_out_of_order_commit_in_order(tmp_path: Path, merged: Path) -> None:
+    """A pull stages layers as their blobs arrive, top layer first here, and
+    commits them bottom up: the merged view is the same as unpacking in
+    order; a layer cannot be committed before its parent, and a discarded
+    staging leaves nothing."""
+    snap = Snapshotter(str(tmp_path / "snap"))
+    layers = layer_files(tmp_path)
+    chains: list[str] = []
+    parent: str | None = None
+    for _, _, diff_id in layers:
+        parent = snap.chain_of(parent, diff_id)
+        chains.append(parent)
+    staged = {i: snap.stage(str(path), media_type, diff_id, chains[i])
+              for i, (path, media_type, diff_id) in reversed(list(enumerate(layers)))}
+    with pytest.raises(NotFound):
+        snap.commit_staged(staged[2], chains[1])  # its parent is not committed yet
+    staged[2] = snap.stage(str(layers[2][0]), layers[2][1], layers[2][2], chains[2])  # the failure discarded it
+    for i in range(3):
+        assert snap.commit_staged(staged[i], chains[i - 1] if i else None) == chains[i]
+    assert snap.stage(str(layers[0][0]), layers[0][1], layers[0][2], chains[0]) is None  # committed already
+    extra = snap.stage(str(layers[0][0]), layers[0][1], layers[0][2], "sha256:" + "1" * 64)
+    snap.discard(extra)
+    assert sorted(os.listdir(tmp_path / "snap" / "snapshots")) == ["1", "2", "3"]
+    snap.mount(snap.view("v", chains[-1]), str(merged))
+    try:
+        check_merged_view(merged)
+    finally:
+        snap.unmount(str(merged))
+        snap.remove("v")
+
+
 def test_restart_keeps_committed_and_cleans_leftovers(tmp_path: Path) -> None:
     """After a crash, committed snapshots reload from metadata and half-made dirs are removed at startup."""
     root = tmp_path / "snap"
@@ -292,3 +323,35 @@ def test_remove_committed_takes_descendants_and_respects_containers(tmp_path: Pa
     snap.remove_committed(top)  # already gone with its parent: fine
     assert snap.committed() == set()
     assert os.listdir(tmp_path / "snap" / "snapshots") == []
+
+
+def test_concurrent_prepares_are_each_durable_when_they_return(tmp_path: Path) -> None:
+    """Group commit of the metadata: whatever thread wrote it, every prepare
+    and remove that returned is in metadata.json (a fresh Snapshotter, as
+    after a crash, sees exactly those)."""
+    root = tmp_path / "snap"
+    snap = Snapshotter(str(root))
+    top = unpack_chain(snap, layer_files(tmp_path))
+    keys = [f"c{i}" for i in range(24)]
+    errors: list[BaseException] = []
+
+    def work(key: str) -> None:
+        try:
+            snap.prepare(key, top)
+            if key.endswith(("1", "3")):
+                snap.remove(key)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    kept = {k for k in keys if not k.endswith(("1", "3"))}
+    assert snap.active() == kept
+    assert Snapshotter(str(root)).active() == kept
+    for k in kept:
+        snap.remove(k)
+    assert Snapshotter(str(root)).active() == set()

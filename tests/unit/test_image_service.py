@@ -109,6 +109,7 @@ class FakeSnapshotter:
         self.busy: set[str] = set()
         self.fail_on = fail_on
         self.calls: list[tuple[str, str | None]] = []
+        self.staged: set[str] = set()  # staged and neither committed nor discarded
 
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent: str | None) -> str:
         self.calls.append((diff_id, parent))
@@ -117,6 +118,24 @@ class FakeSnapshotter:
         chain = self.chain_of(parent, diff_id)
         self.chains.add(chain)
         return chain
+
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> tuple[str, str] | None:
+        if chain in self.chains:
+            return None
+        if diff_id == self.fail_on:
+            raise errors.InvalidArgument(f"layer {layer_path}: diff id mismatch")
+        self.staged.add(chain)
+        return (chain, diff_id)
+
+    def commit_staged(self, staged: tuple[str, str], parent: str | None) -> str:
+        chain, diff_id = staged
+        self.calls.append((diff_id, parent))
+        self.staged.discard(chain)
+        self.chains.add(chain)
+        return chain
+
+    def discard(self, staged: tuple[str, str]) -> None:
+        self.staged.discard(staged[0])
 
     def committed(self) -> set[str]:
         return set(self.chains)
@@ -184,15 +203,21 @@ class FakePuller:
         self.images = images
         self.calls = 0
         self.gate: asyncio.Event | None = None
+        self.fail_after_layers = False
 
-    async def pull(self, ref: Ref, auth: Any) -> Pulled:
+    async def pull(self, ref: Ref, auth: Any, platform: Any = None, on_layer: Any = None) -> Pulled:
         self.calls += 1
         if ref.string() not in self.images:
             raise errors.PullError(f"image {ref.string()} not found", reason="not_found")
         pulled = self.images[ref.string()]
-        for layer in pulled.layers:
+        for i, layer in enumerate(pulled.layers):
             if not self.content.has(layer.digest):
                 self.content.write(layer.digest, b"layer")
+            if on_layer is not None:  # as the real puller: each layer as soon as its blob is in
+                on_layer(i, layer, pulled.config["rootfs"]["diff_ids"])
+        if self.fail_after_layers:
+            await asyncio.sleep(0)  # the stagings get to start
+            raise errors.PullError(f"image {ref.string()}: manifest changed", reason="registry_error")
         if self.gate is not None:
             await self.gate.wait()
         self.content.write(pulled.config_digest, json.dumps(pulled.config).encode())
@@ -331,6 +356,16 @@ def test_failed_pull_keeps_nothing(world: World) -> None:
     assert metric(world, "dockyard_image_pulls_failure_total", reason="bad_layer") == 1
 
 
+def test_layers_staged_before_a_failure_are_discarded(world: World) -> None:
+    """Layers unpacked while the pull went on are dropped when it fails: none committed, none left staged."""
+    assert world.puller is not None
+    world.puller.fail_after_layers = True
+    with pytest.raises(errors.PullError):
+        pull(world, "a:latest")
+    assert world.snapshotter.chains == set()
+    assert world.snapshotter.staged == set()
+
+
 def test_missing_image_is_not_found(world: World) -> None:
     """A reference the registry lacks fails with the PullError (NotFound group)."""
     with pytest.raises(errors.PullError) as info:
@@ -392,7 +427,9 @@ def test_remove_during_pull_collects_at_once_and_keeps_the_pulls_blobs(world: Wo
         await images.remove("a")
         # a's own layer, config and manifest are gone now; l1 (shared, held) and l3 (fresh) stay
         assert world.content.digests() == {"sha256:l1", "sha256:l3"}
-        assert world.snapshotter.chains == set()  # b has not unpacked yet; a's chains went
+        # a's own chain went; l1's is held by b's lease (its blob was in before the
+        # gate, so b staged it already, found it committed, and will reuse it)
+        assert world.snapshotter.chains == {"diff-l1"}
         puller.gate.set()
         await pulling
 

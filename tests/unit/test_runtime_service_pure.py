@@ -197,13 +197,14 @@ def test_runtime_handler_resolution() -> None:
 
 
 def test_stores_round_trip_and_name_index(tmp_path: Path) -> None:
-    """Records survive a reload; a duplicate name names the holder; ids resolve by unique prefix."""
+    """Records survive a reload once their save is awaited; a duplicate name names the holder;
+    ids resolve by unique prefix; writes of one record land in call order."""
     cfg = api_pb2.PodSandboxConfig(metadata=api_pb2.PodSandboxMetadata(name="p", namespace="n", uid="u"))
 
     async def run() -> None:
         store = SandboxStore(str(tmp_path))
         s = Sandbox(id="aa11", name="p_n_u_0", config_b64=Sandbox.encode_config(cfg), runtime_handler="", handler="x")
-        store.add(s)
+        await store.add(s)
         with pytest.raises(errors.AlreadyExists, match="aa11"):
             store.add(Sandbox(id="bb22", name="p_n_u_0", config_b64="", runtime_handler="", handler="x"))
         again = SandboxStore(str(tmp_path))
@@ -211,15 +212,29 @@ def test_stores_round_trip_and_name_index(tmp_path: Path) -> None:
         assert [x.to_json() for x in loaded] == [s.to_json()]
         assert again.get("aa").config.metadata.name == "p"
         cstore = ContainerStore(str(tmp_path))
-        cstore.add(_container(id="c1"))
-        cstore.add(_container(id="c2", name="m"))
+        await cstore.add(_container(id="c1"))
+        await cstore.add(_container(id="c2", name="m"))
         with pytest.raises(errors.InvalidArgument, match="ambiguous"):
             cstore.get("c")
         with pytest.raises(errors.NotFound):
             cstore.get("zz")
-        cstore.delete("c1")
+        await cstore.delete("c1")
         assert [c.id for c in ContainerStore(str(tmp_path)).load()] == ["c2"]
         assert json.loads((tmp_path / "containers" / "c2.json").read_text())["version"] == 1
+        # Many unawaited saves then a delete and a save: the file ends as the last call left it.
+        c3 = _container(id="c3", name="o")
+        await cstore.add(c3)
+        for n in range(20):
+            c3.exit_code = n
+            cstore.save(c3)
+        cstore.delete("c3")
+        await cstore.flush()
+        assert not (tmp_path / "containers" / "c3.json").exists()
+        for n in range(5):
+            c3.exit_code = n
+            cstore.save(c3)
+        await cstore.flush()
+        assert json.loads((tmp_path / "containers" / "c3.json").read_text())["record"]["exit_code"] == 4
 
     asyncio.run(run())
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -81,6 +82,9 @@ class PulledImage:
     layers: tuple[Descriptor, ...]
     repo_digest: str  # "domain/path@sha256:<manifest digest>"
     platform_manifest_digest: str = ""  # the manifest chosen from an index (== manifest_digest otherwise)
+
+
+LayerReady = Callable[[int, Descriptor, list[str]], None]
 
 
 class PullMetrics(Protocol):
@@ -175,8 +179,13 @@ class Puller:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def pull(self, ref: Reference, auth: Credentials | None = None, platform: Platform | None = None) -> PulledImage:
-        """Pull ``ref``; from an index, the manifest for ``platform`` (default: the node's)."""
+    async def pull(self, ref: Reference, auth: Credentials | None = None, platform: Platform | None = None,
+                   on_layer: LayerReady | None = None) -> PulledImage:
+        """Pull ``ref``; from an index, the manifest for ``platform`` (default: the node's).
+
+        ``on_layer(index, layer, diff_ids)`` is called as soon as each layer's
+        blob is in the store (downloaded, or there already), so the caller can
+        unpack it while the other layers still download."""
         hosts = self._hosts.resolve(ref.domain)
         pull = _Pull(ref, auth, hosts, pull_scope(ref.path))
         started = time.monotonic()
@@ -226,7 +235,8 @@ class Puller:
                 reason="bad_layer",
             )
 
-        await self._layers(pull, layers)
+        await self._layers(pull, layers, None if on_layer is None else
+                           lambda i, layer: on_layer(i, layer, [str(d) for d in diff_ids]))
         log.debug(
             "pulled %s (%s) in %.2fs: %d layers, %d already present",
             ref, manifest_digest, time.monotonic() - started, len(layers), len(pull.reused),
@@ -241,10 +251,15 @@ class Puller:
             platform_manifest_digest=manifest_digest,
         )
 
-    async def _layers(self, pull: _Pull, layers: tuple[Descriptor, ...]) -> None:
+    async def _layers(self, pull: _Pull, layers: tuple[Descriptor, ...],
+                      ready: Callable[[int, Descriptor], None] | None = None) -> None:
         async def one(layer: Descriptor) -> None:
             async with self._layer_slots:
                 await self._ensure_blob(pull, layer, "layer")
+            if ready is not None:
+                for i, same in enumerate(layers):
+                    if same == layer:
+                        ready(i, layer)
 
         tasks = [asyncio.create_task(one(layer)) for layer in dict.fromkeys(layers)]
         try:
