@@ -84,6 +84,26 @@ def _stop_slice(name: str) -> None:
         raise errors.FailedPrecondition(f"cannot stop the pod slice {name}: {err}") from err
 
 
+def scope_oom_killed(container_cgroups_path: str, container_id: str) -> bool:
+    """Whether systemd stopped the container's scope for an OOM kill (its unit's
+    Result is "oom-kill").  The shim reads memory.events, but systemd removes
+    a scope's cgroup as soon as it is empty, and systemd before 253 stops the
+    whole scope on the kernel's first OOM kill in it: the failed unit, which
+    stays loaded until the runtime's delete resets it, is what is left to ask."""
+    from dockyard.runtime.kernel.cgroupfs.systemd_path import is_systemd_path, parse
+
+    if not is_systemd_path(container_cgroups_path):
+        return False
+    from dockyard.runtime.kernel.systemd_dbus import Systemd
+
+    try:
+        unit = parse(container_cgroups_path, container_id).unit
+        with Systemd.connect() as bus:
+            return bus.unit_result(unit) == "oom-kill"
+    except RuntimeFault:
+        return False
+
+
 def pod_cgroup_dirs(path: str, root: str = CGROUP_ROOT) -> list[str]:
     """The directory of ``path`` in every hierarchy mounted under ``root`` that
     has it (a bare slice name stands for its nested path: a pod slice)."""

@@ -14,6 +14,8 @@ no unit and no cgroup.
 from __future__ import annotations
 
 import json
+import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,23 @@ def test_oom_killed_container(systemd_daemon: Daemon, tmp_path: Path) -> None:  
     assert not pod.scope_dir(cid).exists()
     systemd_daemon.crictl("rmp", "-f", pod.id)
     assert not pod.slice_dir.exists()
+
+
+def test_oom_kill_is_read_from_the_failed_scope() -> None:
+    """systemd 252 stops a scope at the kernel's first OOM kill in it and
+    removes its cgroup, so memory.events may be gone before the shim reads
+    it; the scope stays loaded as failed with Result=oom-kill, which the
+    daemon reads over D-Bus for a container that died of SIGKILL."""
+    from dockyard.runtime.kernel.systemd_dbus import Systemd
+
+    unit = f"dyg-oom-{secrets.token_hex(4)}.scope"
+    done = run(["systemd-run", "--quiet", "--scope", f"--unit={unit}", "-p", "MemoryMax=16M", "-p", "MemorySwapMax=0",
+                "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr)  # systemd-run execs dd: the OOM kill
+    try:
+        with Systemd.connect() as bus:
+            assert bus.unit_result(unit) == "oom-kill"
+            assert bus.unit_result("dyg-never-started.scope") == ""
+        assert unit_props(unit, "ActiveState")["ActiveState"] == "failed"
+    finally:
+        run(["systemctl", "reset-failed", unit])
