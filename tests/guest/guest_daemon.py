@@ -69,8 +69,14 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, **config: object) -> 
     )
     daemon.socket = state / "dockyard.sock"
     daemon.config["socket"] = {"path": str(daemon.socket)}
+    start_and_wait(daemon)
+    return daemon
+
+
+def start_and_wait(daemon: Daemon) -> None:
+    """Daemon.start, with a deadline for TCG: the host fixture's 30 s is short
+    for a loaded host (seen: more)."""
     daemon.start(wait_ready=False)
-    # The host fixture's 30 s is short for TCG on a loaded host (seen: more).
     ready = daemon.tmp / "ready"
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready.exists():
@@ -80,7 +86,6 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, **config: object) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"dockyardd not ready after {START_TIMEOUT_S} s:\n{daemon.log_text()}")
         time.sleep(0.1)
-    return daemon
 
 
 def stop_daemon(daemon: Daemon) -> None:

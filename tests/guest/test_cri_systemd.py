@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from cri_api.v1 import api_pb2
 from daemon_fixture import Daemon
-from guest_daemon import systemd_daemon  # noqa: F401 (fixture)
+from guest_daemon import start_and_wait, systemd_daemon  # noqa: F401 (fixture)
 from guest_env import CGROUP_ROOT, run
 from runtime_service_fixture import container_config, pod_config
 
@@ -181,6 +181,28 @@ def test_oom_killed_container(systemd_daemon: Daemon, tmp_path: Path) -> None:  
     assert not pod.scope_dir(cid).exists()
     systemd_daemon.crictl("rmp", "-f", pod.id)
     assert not pod.slice_dir.exists()
+
+
+def test_restart_stops_an_orphan_pod_slice(systemd_daemon: Daemon) -> None:  # noqa: F811
+    """A pod slice of this daemon's whose pod it does not know (a crash
+    between the two) is stopped when the daemon starts (restart.py); one that
+    still holds a process is kept, since stopping it would kill that."""
+    parent = systemd_daemon.slice  # type: ignore[attr-defined]
+    orphan = parent[:-len(".slice")] + f"-pod{'0' * 64}.slice"
+    busy = parent[:-len(".slice")] + f"-pod{'1' * 64}.slice"
+    run(["systemctl", "start", orphan], check=True)
+    # systemd-run returns once the service's start job is done: its process is in the slice.
+    run(["systemd-run", "--quiet", f"--unit=dyg-busy-{parent[3:-6]}", f"--slice={busy}", "sleep", "1000"], check=True)
+    try:
+        assert (CGROUP_ROOT / parent / orphan).is_dir()
+        systemd_daemon.stop()
+        start_and_wait(systemd_daemon)
+        assert unit_props(orphan, "ActiveState")["ActiveState"] == "inactive"
+        assert not (CGROUP_ROOT / parent / orphan).exists()
+        assert unit_props(busy, "ActiveState")["ActiveState"] == "active"
+        assert (CGROUP_ROOT / parent / busy).is_dir()
+    finally:
+        run(["systemctl", "stop", busy])
 
 
 def test_oom_kill_is_read_from_the_failed_scope() -> None:
