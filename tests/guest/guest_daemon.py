@@ -13,6 +13,7 @@ Facts this relies on:
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -92,6 +93,10 @@ def stop_daemon(daemon: Daemon) -> None:
     if daemon.alive():
         daemon.crictl("rmp", "-f", "-a", check=False)
     daemon.stop()
+    # The guest's /tmp dies with it: keep the daemon's log beside the run's results.
+    out = Path(os.environ.get("DOCKYARD_GUEST_OUT", "/nonexistent"))
+    if out.is_dir() and Path(daemon.log).exists():
+        shutil.copy(daemon.log, out / f"dockyardd-{Path(daemon.config['state_dir']).name}.log")
 
 
 @pytest.fixture(scope="module")
