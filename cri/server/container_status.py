@@ -4,7 +4,12 @@
 cri/bundle_facts.py), which UpdateContainerResources keeps current
 (containerd reports the spec's resources too): kubelet compares
 ``resources`` with what it asked for to tell whether an in-place resize is
-done."""
+done.
+
+``image`` is the image's first tag *now*, as containerd reports it, not the
+image id kubelet passed to CreateContainer: kubelet copies it into the pod's
+status.containerStatuses[].image, which users (and the node e2e specs that
+change a container's image) compare with the image the pod spec names."""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ import os
 
 from cri_api.v1 import api_pb2
 
+from .. import errors
 from ..bundle_facts import BundleFacts
+from ..image.store import ImageRecord
 from ..oci.resources import cri_resources
 from ..store.container import CRI_STATE, Container, ContainerState
 from .cri_service import CriService
@@ -34,14 +41,37 @@ def exit_reason(c: Container) -> str:
     return COMPLETED if c.exit_code == 0 else ERROR
 
 
+def reported_image(c: Container, image: ImageRecord | None) -> tuple[str, str]:
+    """(ContainerStatus.image.image, .image_ref) for a container of ``image`` (None: removed since) (pure).
+
+    The image's first tag, else what CreateContainer was given (an id, when
+    kubelet creates it); its first repo digest, else the one recorded at
+    create."""
+    if image is None or image.id != c.image_id:
+        return c.image_ref, c.image_repo_digest
+    return (image.repo_tags[0] if image.repo_tags else c.image_ref,
+            image.repo_digests[0] if image.repo_digests else c.image_repo_digest)
+
+
+def _image_record(cri: CriService, c: Container) -> ImageRecord | None:
+    if not c.image_id:
+        return None
+    try:
+        record: ImageRecord = cri.images.get(c.image_id)
+    except errors.NotFound:
+        return None
+    return record
+
+
 def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
     config = c.config
+    image, image_ref = reported_image(c, _image_record(cri, c))
     status = api_pb2.ContainerStatus(
         id=c.id, metadata=config.metadata, state=CRI_STATE[c.state], created_at=c.created_at,
         started_at=c.started_at, finished_at=c.finished_at if c.state is ContainerState.EXITED else 0,
         exit_code=c.exit_code if c.state is ContainerState.EXITED else 0,
-        image=api_pb2.ImageSpec(image=c.image_ref, annotations=config.image.annotations),
-        image_ref=c.image_repo_digest, image_id=c.image_id, reason=exit_reason(c), message=c.message,
+        image=api_pb2.ImageSpec(image=image, annotations=config.image.annotations),
+        image_ref=image_ref, image_id=c.image_id, reason=exit_reason(c), message=c.message,
         labels=config.labels, annotations=config.annotations, log_path=c.log_path,
     )
     for m in config.mounts:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cri_api.v1 import api_pb2
 
+from cri_messages import web_pod
 from dockyard.cri.errors import InvalidArgument
 from dockyard.cri.image.store import ImageRecord
 from dockyard.cri.oci import defaults
@@ -101,16 +102,7 @@ def fake_read_host(path: str) -> bytes:
 
 
 def base() -> Inputs:
-    sandbox = api_pb2.PodSandboxConfig(
-        metadata=api_pb2.PodSandboxMetadata(name="web", uid="uid-1", namespace="default", attempt=0),
-        hostname="web-pod",
-        log_directory="/var/log/pods/default_web_uid-1",
-        linux=api_pb2.LinuxPodSandboxConfig(
-            cgroup_parent="/dockyard",
-            security_context=api_pb2.LinuxSandboxSecurityContext(
-                namespace_options=api_pb2.NamespaceOption(network=api_pb2.POD, pid=api_pb2.CONTAINER,
-                                                          ipc=api_pb2.POD))),
-    )
+    sandbox = web_pod(attempt=0)
     config = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name="app", attempt=0),
         image=api_pb2.ImageSpec(image="docker.io/library/busybox:latest"),
@@ -224,6 +216,10 @@ def _mount(**kw: Any) -> Mutate:
 
 def _sec(**kw: Any) -> Mutate:
     return _set(**{f"config__linux__security_context__{k}": v for k, v in kw.items()})
+
+
+def _localhost(ref: str) -> api_pb2.SecurityProfile:
+    return api_pb2.SecurityProfile(profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref=ref)
 
 
 def _pod_sec(**kw: Any) -> Mutate:
@@ -448,8 +444,7 @@ ROWS: list[tuple[str, Mutate, Check]] = [
      _both(lambda inp: inp.config.linux.security_context.ClearField("seccomp"),
            _sec(seccomp_profile_path="runtime/default")),
      lambda s: _eq(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO")),
-    ("seccomp Localhost (docker format)", _sec(seccomp=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="/etc/seccomp/custom.json")),
+    ("seccomp Localhost (docker format)", _sec(seccomp=_localhost("/etc/seccomp/custom.json")),
      lambda s: _eq(s["linux"]["seccomp"], {
          "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
          "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]})),
@@ -458,12 +453,10 @@ ROWS: list[tuple[str, Mutate, Check]] = [
      lambda s: _eq("apparmorProfile" in s["process"], False)),
     ("apparmor runtime/default with AppArmor", _kw(apparmor_enabled=True),
      lambda s: _eq(s["process"]["apparmorProfile"], "dockyard-default")),
-    ("apparmor localhost with AppArmor", _both(_kw(apparmor_enabled=True), _sec(apparmor=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="localhost/my-prof"))),
+    ("apparmor localhost with AppArmor", _both(_kw(apparmor_enabled=True), _sec(apparmor=_localhost("localhost/my-prof"))),
      lambda s: _eq(s["process"]["apparmorProfile"], "my-prof")),
     ("apparmor localhost, loaded", _both(_kw(apparmor_enabled=True, apparmor_loaded=frozenset({"my-prof"})),
-                                         _sec(apparmor=api_pb2.SecurityProfile(
-                                             profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="my-prof"))),
+                                         _sec(apparmor=_localhost("my-prof"))),
      lambda s: _eq(s["process"]["apparmorProfile"], "my-prof")),
     ("apparmor unconfined", _both(_kw(apparmor_enabled=True), _sec(apparmor_profile="unconfined")),
      lambda s: _eq("apparmorProfile" in s["process"], False)),
@@ -561,17 +554,13 @@ ERRORS: list[tuple[str, Mutate, str]] = [
      "config.linux.security_context.capabilities.add_capabilities[0]"),
     ("unknown capability dropped", _sec(capabilities=api_pb2.Capability(drop_capabilities=["ALL", "nope"])),
      "config.linux.security_context.capabilities.drop_capabilities[1]"),
-    ("seccomp localhost missing", _sec(seccomp=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="/etc/seccomp/none.json")),
+    ("seccomp localhost missing", _sec(seccomp=_localhost("/etc/seccomp/none.json")),
      "config.linux.security_context.seccomp.localhost_ref"),
-    ("seccomp localhost relative", _sec(seccomp=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="custom.json")),
+    ("seccomp localhost relative", _sec(seccomp=_localhost("custom.json")),
      "config.linux.security_context.seccomp.localhost_ref"),
-    ("seccomp localhost invalid", _sec(seccomp=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="/etc/seccomp/bad.json")),
+    ("seccomp localhost invalid", _sec(seccomp=_localhost("/etc/seccomp/bad.json")),
      "config.linux.security_context.seccomp.localhost_ref"),
-    ("seccomp localhost not JSON", _sec(seccomp=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="/etc/seccomp/notjson.json")),
+    ("seccomp localhost not JSON", _sec(seccomp=_localhost("/etc/seccomp/notjson.json")),
      "config.linux.security_context.seccomp.localhost_ref"),
     ("seccomp legacy unknown", _both(lambda inp: inp.config.linux.security_context.ClearField("seccomp"),
                                      _sec(seccomp_profile_path="strict")),
@@ -579,13 +568,10 @@ ERRORS: list[tuple[str, Mutate, str]] = [
     ("seccomp legacy localhost missing", _both(lambda inp: inp.config.linux.security_context.ClearField("seccomp"),
                                                _sec(seccomp_profile_path="localhost//etc/seccomp/none.json")),
      "config.linux.security_context.seccomp_profile_path"),
-    ("apparmor localhost without AppArmor", _sec(apparmor=api_pb2.SecurityProfile(
-        profile_type=api_pb2.SecurityProfile.Localhost, localhost_ref="my-prof")),
+    ("apparmor localhost without AppArmor", _sec(apparmor=_localhost("my-prof")),
      "config.linux.security_context.apparmor.localhost_ref"),
     ("apparmor localhost not loaded", _both(_kw(apparmor_enabled=True, apparmor_loaded=frozenset({"dockyard-default"})),
-                                            _sec(apparmor=api_pb2.SecurityProfile(
-                                                profile_type=api_pb2.SecurityProfile.Localhost,
-                                                localhost_ref="localhost/not-loaded"))),
+                                            _sec(apparmor=_localhost("localhost/not-loaded"))),
      "config.linux.security_context.apparmor.localhost_ref"),
     ("masked path relative", _sec(masked_paths=["proc/x"]), "config.linux.security_context.masked_paths[0]"),
     ("pid POD when the pod uses the host's", _both(

@@ -262,6 +262,15 @@ def pull(w: World, ref: str) -> api_pb2.PullImageResponse:
     return asyncio.run(image_pull.pull_image(w.images, lambda a: a, req))
 
 
+async def held_pulls(w: World, *refs: str) -> list[asyncio.Task[Any]]:
+    """Images.pull of each ref, started and held at the puller's gate (the caller opens it)."""
+    assert w.images is not None and w.puller is not None
+    w.puller.gate = asyncio.Event()
+    pulls = [asyncio.create_task(w.images.pull(ref, None)) for ref in refs]
+    await asyncio.sleep(0.01)
+    return pulls
+
+
 def test_pull_unpacks_chain_and_records(world: World) -> None:
     """PullImage unpacks each layer on its parent chain and answers the config digest."""
     resp = pull(world, "a")
@@ -275,13 +284,10 @@ def test_pull_unpacks_chain_and_records(world: World) -> None:
 def test_concurrent_pulls_share_work(world: World) -> None:
     """Two PullImage calls of one reference at once make one registry pull."""
     assert world.images is not None and world.puller is not None
-    images, puller = world.images, world.puller
+    puller = world.puller
 
     async def scenario() -> list[Any]:
-        puller.gate = asyncio.Event()
-        first = asyncio.create_task(images.pull("a", None))
-        second = asyncio.create_task(images.pull("a:latest", None))
-        await asyncio.sleep(0.01)
+        first, second = await held_pulls(world, "a", "a:latest")
         puller.gate.set()
         return await asyncio.gather(first, second)
 
@@ -293,13 +299,10 @@ def test_concurrent_pulls_share_work(world: World) -> None:
 def test_cancelled_caller_does_not_cancel_shared_pull(world: World) -> None:
     """One waiter going away leaves the shared pull running for the other."""
     assert world.images is not None and world.puller is not None
-    images, puller = world.images, world.puller
+    puller = world.puller
 
     async def scenario() -> Any:
-        puller.gate = asyncio.Event()
-        first = asyncio.create_task(images.pull("a", None))
-        second = asyncio.create_task(images.pull("a", None))
-        await asyncio.sleep(0.01)
+        first, second = await held_pulls(world, "a", "a")
         first.cancel()
         await asyncio.sleep(0.01)
         puller.gate.set()
@@ -421,9 +424,7 @@ def test_remove_during_pull_collects_at_once_and_keeps_the_pulls_blobs(world: Wo
     pull(world, "a")
 
     async def scenario() -> None:
-        puller.gate = asyncio.Event()
-        pulling = asyncio.create_task(images.pull("b", None))
-        await asyncio.sleep(0.01)
+        [pulling] = await held_pulls(world, "b")
         await images.remove("a")
         # a's own layer, config and manifest are gone now; l1 (shared, held) and l3 (fresh) stay
         assert world.content.digests() == {"sha256:l1", "sha256:l3"}
@@ -446,9 +447,7 @@ def test_gc_is_not_starved_by_overlapping_pulls(world: World) -> None:
     pull(world, "a")
 
     async def scenario() -> None:
-        puller.gate = asyncio.Event()
-        first = asyncio.create_task(images.pull("b", None))
-        await asyncio.sleep(0.01)
+        [first] = await held_pulls(world, "b")
         removal = asyncio.create_task(images.remove("a"))
         await asyncio.wait_for(asyncio.shield(removal), 5)  # answered while the pull still waits
         assert "sha256:l2" not in world.content.blobs and "sha256:cfg-a" not in world.content.blobs

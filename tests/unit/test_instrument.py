@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -66,25 +68,22 @@ def test_unavailable_until_ready() -> None:
     assert called == ["req"]
 
 
-ALL_ERRORS = [
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (errors.Internal, grpc.StatusCode.INTERNAL),
-    (errors.Cancelled, grpc.StatusCode.CANCELLED),
-    (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
-]
+# Every domain error class (PullError carries its own code).
+DOMAIN_ERRORS = sorted(
+    (obj for obj in vars(errors).values()
+     if isinstance(obj, type) and issubclass(obj, errors.CriError) and obj not in (errors.CriError, errors.PullError)),
+    key=lambda cls: cls.__name__)
 
 
-@pytest.mark.parametrize(("cls", "code"), ALL_ERRORS)
-def test_error_table(cls: type[errors.CriError], code: grpc.StatusCode) -> None:
-    """Each domain error class maps to its gRPC code and keeps its message."""
+def code_named_like(cls: type[errors.CriError]) -> grpc.StatusCode:
+    """The gRPC code a domain error is named after: NotFound -> NOT_FOUND."""
+    return grpc.StatusCode[re.sub(r"(?<=[a-z])(?=[A-Z])", "_", cls.__name__).upper()]
+
+
+@pytest.mark.parametrize("cls", DOMAIN_ERRORS, ids=lambda cls: cls.__name__)
+def test_error_table(cls: type[errors.CriError]) -> None:
+    """Each domain error class maps to the gRPC code it is named after and keeps its message."""
+    code = code_named_like(cls)
     instrument, metrics = make()
 
     async def handler(request: Any) -> Any:
@@ -100,11 +99,7 @@ def test_error_table(cls: type[errors.CriError], code: grpc.StatusCode) -> None:
 def test_table_covers_every_error_class() -> None:
     """No CriError subclass is left out of the one table."""
     mapped = {cls for cls, _ in CODE_TABLE}
-    declared = {
-        obj for obj in vars(errors).values()
-        if isinstance(obj, type) and issubclass(obj, errors.CriError) and obj not in (errors.CriError, errors.PullError)
-    }
-    assert declared == mapped
+    assert set(DOMAIN_ERRORS) == mapped
 
 
 @pytest.mark.parametrize(
@@ -214,3 +209,34 @@ def test_an_error_is_counted_before_the_client_gets_it() -> None:
     with pytest.raises(Aborted):
         run(instrument.wrap("PullImage", handler)("req", RecordingContext()))
     assert seen_at_abort == [1.0]
+
+
+def test_stream_handler_behind_the_same_wrapper() -> None:
+    """A server-streaming handler is gated, counted and mapped as a unary one: its items
+    pass through, a failure after some of them becomes its status, success counts OK."""
+    instrument, metrics = make()
+
+    async def events(request: Any) -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        if request == "fail":
+            raise errors.NotFound("container c1 not found")
+
+    async def collect(request: Any, got: list[int]) -> None:
+        async for item in instrument.wrap_stream("GetContainerEvents", events)(request, FakeContext()):
+            got.append(item)
+
+    got: list[int] = []
+    run(collect("ok", got))
+    assert got == [1, 2]
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="GetContainerEvents", grpc_code="OK") == 1
+    got = []
+    with pytest.raises(Aborted) as info:
+        run(collect("fail", got))
+    assert got == [1, 2] and info.value.code == grpc.StatusCode.NOT_FOUND
+    assert info.value.details == "container c1 not found"
+    assert sample(metrics, "dockyard_grpc_server_handled_total", method="GetContainerEvents", grpc_code="NOT_FOUND") == 1
+    starting, _ = make(ready=False)
+    with pytest.raises(Aborted) as info:
+        run(starting.wrap_stream("GetContainerEvents", events)("ok", FakeContext()).__anext__())
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE

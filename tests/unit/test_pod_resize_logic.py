@@ -10,22 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cri_api.v1 import api_pb2
 
+from cri_messages import res
 from dockyard.cri import errors
 from dockyard.cri.oci.resources import cri_resources, linux_resources
 from dockyard.cri.pod_cgroup import CgroupWrite, apply_pod_resources, resource_writes, shares_to_weight, with_overhead
 from dockyard.cri.bundle_facts import facts_of
 from dockyard.cri.server.container_status import spec_resources
-
-
-def res(**fields: Any) -> api_pb2.LinuxContainerResources:
-    hugepages = fields.pop("hugepage_limits", [])
-    unified = fields.pop("unified", {})
-    r = api_pb2.LinuxContainerResources(**fields)
-    r.hugepage_limits.extend(api_pb2.HugepageLimit(page_size=s, limit=n) for s, n in hugepages)
-    r.unified.update(unified)
-    return r
 
 
 @pytest.mark.parametrize("fields", [

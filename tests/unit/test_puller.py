@@ -194,6 +194,13 @@ async def pull(puller: Puller, text: str, auth: Credentials | None = None) -> An
         await puller.aclose()
 
 
+async def pull_error(puller: Puller, text: str, auth: Credentials | None = None) -> PullError:
+    """The PullError the pull fails with (the test fails if it succeeds)."""
+    with pytest.raises(PullError) as info:
+        await pull(puller, text, auth)
+    return info.value
+
+
 LAYERS = [os.urandom(3000), os.urandom(5000), os.urandom(100)]
 
 
@@ -235,9 +242,8 @@ async def test_index_without_platform(registry: FakeRegistry, store: ContentStor
     index = json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}}]}).encode()
     registry.add_manifest("multi", index, OCI_INDEX)
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:multi")
-    assert info.value.reason == "not_found" and "linux/arm64/v8" in str(info.value)
+    err = await pull_error(make_puller(registry, store), "registry.test/app:multi")
+    assert err.reason == "not_found" and "linux/arm64/v8" in str(err)
 
 
 @pytest.mark.parametrize(
@@ -253,9 +259,8 @@ async def test_index_without_platform(registry: FakeRegistry, store: ContentStor
 async def test_unknown_manifest_media_type(registry: FakeRegistry, store: ContentStore, body: bytes, content_type: str) -> None:
     """A manifest of a type we do not pull fails bad_media_type and stores nothing."""
     registry.add_manifest("odd", body, content_type)
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:odd")
-    assert info.value.reason == "bad_media_type"
+    err = await pull_error(make_puller(registry, store), "registry.test/app:odd")
+    assert err.reason == "bad_media_type"
     assert store.digests() == set()
 
 
@@ -265,9 +270,8 @@ async def test_unknown_layer_media_type(registry: FakeRegistry, store: ContentSt
     manifest = json.loads(registry.manifests[registry.add_image("v1", LAYERS[:1])][0])
     manifest["layers"][0]["mediaType"] = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
     registry.add_manifest("helm", json.dumps(manifest).encode(), OCI_MANIFEST)
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:helm")
-    assert info.value.reason == "bad_media_type" and "helm" in str(info.value)
+    err = await pull_error(make_puller(registry, store), "registry.test/app:helm")
+    assert err.reason == "bad_media_type" and "helm" in str(err)
 
 
 @asyncio_test
@@ -275,9 +279,8 @@ async def test_corrupt_layer_keeps_nothing(registry: FakeRegistry, store: Conten
     """A blob whose bytes do not match its digest fails digest_mismatch; it is not stored, no temp file stays."""
     registry.add_image("v1", LAYERS)
     registry.faults[sha(LAYERS[1])] = "corrupt"
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:v1")
-    assert info.value.reason == "digest_mismatch" and info.value.code == "InvalidArgument"
+    err = await pull_error(make_puller(registry, store), "registry.test/app:v1")
+    assert err.reason == "digest_mismatch" and err.code == "InvalidArgument"
     assert not store.has(sha(LAYERS[1]))
     assert ingest_empty(store)
 
@@ -288,9 +291,8 @@ async def test_manifest_by_digest_verified(registry: FakeRegistry, store: Conten
     digest = registry.add_image("v1", LAYERS[:1])
     other = registry.add_image("v2", LAYERS[1:2])
     registry.manifests[digest] = registry.manifests[other]
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), f"registry.test/app@{digest}")
-    assert info.value.reason == "digest_mismatch"
+    err = await pull_error(make_puller(registry, store), f"registry.test/app@{digest}")
+    assert err.reason == "digest_mismatch"
 
 
 @asyncio_test
@@ -298,9 +300,8 @@ async def test_500_retried_then_fails(registry: FakeRegistry, store: ContentStor
     """A registry answering 500 is retried `retries` times, then the pull fails registry_error (Unavailable)."""
     registry.add_image("v1", LAYERS[:1])
     registry.faults[sha(LAYERS[0])] = "500"
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store, retries=3), "registry.test/app:v1")
-    assert info.value.reason == "registry_error" and info.value.code == "Unavailable"
+    err = await pull_error(make_puller(registry, store, retries=3), "registry.test/app:v1")
+    assert err.reason == "registry_error" and err.code == "Unavailable"
     assert registry.hits[f"/v2/app/blobs/{sha(LAYERS[0])}"] == 4
     assert ingest_empty(store)
 
@@ -310,9 +311,8 @@ async def test_stalled_body_no_progress(registry: FakeRegistry, store: ContentSt
     """A body that stops sending fails no_progress after the no-progress timeout; no temp file stays."""
     registry.add_image("v1", LAYERS[:1])
     registry.faults[sha(LAYERS[0])] = "stall"
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store, no_progress_timeout=0.2), "registry.test/app:v1")
-    assert info.value.reason == "no_progress"
+    err = await pull_error(make_puller(registry, store, no_progress_timeout=0.2), "registry.test/app:v1")
+    assert err.reason == "no_progress"
     assert ingest_empty(store) and not store.has(sha(LAYERS[0]))
 
 
@@ -355,16 +355,26 @@ async def test_concurrent_pulls_share_downloads(registry: FakeRegistry, store: C
         assert registry.hits[f"/v2/app/blobs/{sha(layer)}"] == 1
 
 
-@asyncio_test
-async def test_cancel_leaves_no_temp_file(registry: FakeRegistry, store: ContentStore) -> None:
-    """Cancelling a pull mid-download raises CancelledError and leaves no temp file or in-flight entry."""
+def stalling_puller(registry: FakeRegistry, store: ContentStore) -> Puller:
+    """A puller for registry.test/app:v1, whose one layer's body stalls (until registry.stall is set)."""
     registry.add_image("v1", LAYERS[:1])
     registry.faults[sha(LAYERS[0])] = "stall"
-    puller = make_puller(registry, store, no_progress_timeout=30)
-    task = asyncio.create_task(puller.pull(parse_reference("registry.test/app:v1")))
+    return make_puller(registry, store, no_progress_timeout=30)
+
+
+async def downloading(registry: FakeRegistry) -> None:
+    """Until the layer's download is under way."""
     while registry.hits[f"/v2/app/blobs/{sha(LAYERS[0])}"] == 0:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
+
+
+@asyncio_test
+async def test_cancel_leaves_no_temp_file(registry: FakeRegistry, store: ContentStore) -> None:
+    """Cancelling a pull mid-download raises CancelledError and leaves no temp file or in-flight entry."""
+    puller = stalling_puller(registry, store)
+    task = asyncio.create_task(puller.pull(parse_reference("registry.test/app:v1")))
+    await downloading(registry)
     assert not ingest_empty(store)  # the download is under way
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -376,14 +386,10 @@ async def test_cancel_leaves_no_temp_file(registry: FakeRegistry, store: Content
 @asyncio_test
 async def test_cancel_one_of_two_sharing(registry: FakeRegistry, store: ContentStore) -> None:
     """Cancelling one of two pulls sharing a download does not break the other."""
-    registry.add_image("v1", LAYERS[:1])
-    registry.faults[sha(LAYERS[0])] = "stall"
-    puller = make_puller(registry, store, no_progress_timeout=30)
+    puller = stalling_puller(registry, store)
     first = asyncio.create_task(puller.pull(parse_reference("registry.test/app:v1")))
     second = asyncio.create_task(puller.pull(parse_reference("registry.test/app:v1")))
-    while registry.hits[f"/v2/app/blobs/{sha(LAYERS[0])}"] == 0:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await downloading(registry)
     first.cancel()
     registry.stall.set()
     image = await second
@@ -410,11 +416,10 @@ async def test_wrong_credentials(registry: FakeRegistry, store: ContentStore, ca
     registry.require_bearer = True
     registry.add_image("v1", LAYERS)
     wrong = "wrong-" + SECRET
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:v1", Credentials("user", wrong))
-    assert info.value.reason == "unauthorized" and info.value.code == "Unauthenticated"
-    assert "registry.test/app:v1" in str(info.value)
-    assert wrong not in str(info.value) and wrong not in caplog.text and wrong not in repr(info.value.__cause__)
+    err = await pull_error(make_puller(registry, store), "registry.test/app:v1", Credentials("user", wrong))
+    assert err.reason == "unauthorized" and err.code == "Unauthenticated"
+    assert "registry.test/app:v1" in str(err)
+    assert wrong not in str(err) and wrong not in caplog.text and wrong not in repr(err.__cause__)
 
 
 @asyncio_test
@@ -423,9 +428,8 @@ async def test_basic_auth(registry: FakeRegistry, store: ContentStore) -> None:
     registry.require_basic = True
     registry.add_image("v1", LAYERS[:1])
     await pull(make_puller(registry, store), "registry.test/app:v1", Credentials("user", SECRET))
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, ContentStore(store.root + "2")), "registry.test/app:v1")
-    assert info.value.reason == "unauthorized"
+    err = await pull_error(make_puller(registry, ContentStore(store.root + "2")), "registry.test/app:v1")
+    assert err.reason == "unauthorized"
 
 
 @asyncio_test
@@ -563,7 +567,6 @@ async def test_plain_http_refused_where_nothing_asks(store: ContentStore, tmp_pa
 async def test_config_layer_count_mismatch(registry: FakeRegistry, store: ContentStore) -> None:
     """A config whose diff_ids do not match the manifest's layers fails bad_layer before layers download."""
     registry.add_image("v1", LAYERS, config_extra={"rootfs": {"type": "layers", "diff_ids": []}})
-    with pytest.raises(PullError) as info:
-        await pull(make_puller(registry, store), "registry.test/app:v1")
-    assert info.value.reason == "bad_layer"
+    err = await pull_error(make_puller(registry, store), "registry.test/app:v1")
+    assert err.reason == "bad_layer"
     assert not store.has(sha(LAYERS[0]))

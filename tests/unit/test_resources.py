@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cri_api.v1 import api_pb2
 
+from cri_messages import res
 from dockyard.cri.errors import InvalidArgument
 from dockyard.cri.node_facts import hugepage_size_name
 from dockyard.cri.oci.resources import NodeResources, linux_resources, parse_id_list
@@ -16,15 +16,6 @@ from dockyard.cri.oci.resources import NodeResources, linux_resources, parse_id_
 NODE = NodeResources(cgroup_v2=False, cpus=frozenset({0, 1}), mems=frozenset({0}),
                      hugepage_sizes=frozenset({"2MB", "1GB"}))
 V2_NODE = NodeResources(cgroup_v2=True, cpus=NODE.cpus, mems=NODE.mems, hugepage_sizes=NODE.hugepage_sizes)
-
-
-def res(**fields: Any) -> api_pb2.LinuxContainerResources:
-    hugepages = fields.pop("hugepage_limits", [])
-    unified = fields.pop("unified", {})
-    r = api_pb2.LinuxContainerResources(**fields)
-    r.hugepage_limits.extend(api_pb2.HugepageLimit(page_size=s, limit=n) for s, n in hugepages)
-    r.unified.update(unified)
-    return r
 
 
 @pytest.mark.parametrize(("fields", "node", "named"), [

@@ -16,7 +16,8 @@ from dockyard.cri.oci.resources import linux_resources
 from dockyard.cri.restart import rebooted
 from dockyard.cri.server.container_create import resolve_log_path
 from dockyard.cri.server.container_list import container_matches
-from dockyard.cri.server.container_status import exit_reason
+from dockyard.cri.image.store import ImageRecord
+from dockyard.cri.server.container_status import exit_reason, reported_image
 from dockyard.cri.server.container_stop import stop_signal_number
 from dockyard.cri.server.container_update_resources import merge_resources
 from dockyard.cri.server.exec_sync import exec_process
@@ -101,6 +102,24 @@ def _container(**kw: object) -> Container:
 ])
 def test_exit_reason(kw: dict[str, object], reason: str) -> None:
     assert exit_reason(_container(**kw)) == reason
+
+
+_BUSYBOX = ImageRecord(id="sha256:x", repo_tags=("reg/busybox:1.37", "reg/busybox:latest"),
+                       repo_digests=("reg/busybox@sha256:m",))
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    # kubelet creates with the image id: the status names the image's first
+    # tag (kubelet shows it as the pod's containerStatuses[].image).
+    (_BUSYBOX, ("reg/busybox:1.37", "reg/busybox@sha256:m")),
+    (ImageRecord(id="sha256:x"), ("sha256:x", "sha256:x")),  # untagged: what create got
+    (None, ("sha256:x", "sha256:x")),  # removed since
+    (ImageRecord(id="sha256:y", repo_tags=("reg/other:1",)), ("sha256:x", "sha256:x")),
+])
+def test_reported_image(image: ImageRecord | None, expected: tuple[str, str]) -> None:
+    """ContainerStatus names the image by its tag as containerd does, not by the id kubelet created it with."""
+    c = _container(image_id="sha256:x", image_ref="sha256:x", image_repo_digest="sha256:x")
+    assert reported_image(c, image) == expected
 
 
 @pytest.mark.parametrize(("flt", "labels", "match"), [

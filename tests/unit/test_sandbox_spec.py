@@ -14,6 +14,7 @@ import pytest
 from cri_api.v1 import api_pb2
 from test_container_spec import runtime_accepts  # the shared runtime checker (tests/unit is on sys.path)
 
+from cri_messages import web_pod
 from dockyard.cri.errors import InvalidArgument
 from dockyard.cri.image.store import ImageRecord
 from dockyard.cri.oci import defaults
@@ -30,16 +31,7 @@ class Inputs:
 
 
 def base() -> Inputs:
-    config = api_pb2.PodSandboxConfig(
-        metadata=api_pb2.PodSandboxMetadata(name="web", uid="uid-1", namespace="default", attempt=1),
-        hostname="web-pod",
-        log_directory="/var/log/pods/default_web_uid-1",
-        linux=api_pb2.LinuxPodSandboxConfig(
-            cgroup_parent="/dockyard",
-            security_context=api_pb2.LinuxSandboxSecurityContext(
-                namespace_options=api_pb2.NamespaceOption(network=api_pb2.POD, pid=api_pb2.CONTAINER, ipc=api_pb2.POD),
-                seccomp=api_pb2.SecurityProfile(profile_type=api_pb2.SecurityProfile.RuntimeDefault))),
-    )
+    config = web_pod(attempt=1, seccomp=api_pb2.SecurityProfile(profile_type=api_pb2.SecurityProfile.RuntimeDefault))
     image = ImageRecord(id="sha256:" + "b" * 64, repo_tags=("registry.k8s.io/pause:3.10",),
                         entrypoint=("/catatonit", "-P"), user="65535:65535")
     kw: dict[str, Any] = dict(

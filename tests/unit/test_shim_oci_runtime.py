@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.api.shim import Code, ShimError
-from dockyard.shim.oci_runtime import SpawnBinary, choose_launcher, failure_code, is_bundled_runtime
+from dockyard.shim.oci_runtime import OciRuntime, SpawnBinary, choose_launcher, failure_code, is_bundled_runtime
 
 
 def _install(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -86,3 +86,21 @@ def test_only_the_dockyard_runc_beside_the_shims_interpreter_is_bundled(tmp_path
 ])
 def test_failure_code(verb: str, error_class: str, errno: int, code: str) -> None:
     assert failure_code(verb, error_class, errno) is code
+
+
+@pytest.mark.parametrize(("verb", "console", "argv"), [
+    ("create", "", ["create", "--bundle", "/b", "--pid-file", "/p", "c1"]),
+    ("create", "/s", ["create", "--bundle", "/b", "--pid-file", "/p", "--console-socket", "/s", "c1"]),
+    ("run_detached", "", ["run", "--detach", "--bundle", "/b", "--pid-file", "/p", "c1"]),
+    ("run_detached", "/s", ["run", "--detach", "--bundle", "/b", "--pid-file", "/p", "--console-socket", "/s", "c1"]),
+    ("exec", "", ["exec", "--detach", "--process", "/b", "--pid-file", "/p", "c1"]),
+    ("exec", "/s", ["exec", "--detach", "--process", "/b", "--pid-file", "/p", "--console-socket", "/s", "c1"]),
+])
+def test_spawning_verbs_argv(verb: str, console: str, argv: list[str]) -> None:
+    """create, run --detach and exec put the container id last, after the pid file and, only
+    when there is one, the console socket (runc's command line)."""
+    calls: list[tuple[str, list[str], object]] = []
+    runtime = OciRuntime.__new__(OciRuntime)
+    runtime._run = lambda what, args, **kw: calls.append((what, args, kw["stdio"])) or b""  # type: ignore[method-assign]
+    getattr(runtime, verb)("c1", "/b", "/p", console, (0, 1, 2))
+    assert [(args, stdio) for _, args, stdio in calls] == [(argv, (0, 1, 2))]
