@@ -84,24 +84,43 @@ def _stop_slice(name: str) -> None:
         raise errors.FailedPrecondition(f"cannot stop the pod slice {name}: {err}") from err
 
 
-def scope_oom_killed(container_cgroups_path: str, container_id: str) -> bool:
-    """Whether systemd stopped the container's scope for an OOM kill (its unit's
-    Result is "oom-kill").  The shim reads memory.events, but systemd removes
-    a scope's cgroup as soon as it is empty, and systemd before 253 stops the
-    whole scope on the kernel's first OOM kill in it: the failed unit, which
-    stays loaded until the runtime's delete resets it, is what is left to ask."""
-    from dockyard.runtime.kernel.cgroupfs.systemd_path import is_systemd_path, parse
+def slice_oom_kills(container_cgroups_path: str, root: str = CGROUP_ROOT) -> int | None:
+    """The ``oom_kill`` count in memory.events of the slice that holds a
+    container's scope (its pod's slice), or None for a cgroupfs path or an
+    unreadable file.  The count is hierarchical (cgroup-v2.rst: memory.events
+    covers the cgroup's descendants), and the pod slice lives as long as the
+    pod, while systemd removes a container's scope, with its memory.events,
+    as soon as its last process is gone: before the shim can read it, seen
+    in the guest under TCG (systemd 252 logs the OOM kill, then deactivates
+    the scope "successfully", so the unit's Result says nothing either)."""
+    from dockyard.runtime.kernel.cgroupfs.systemd_path import (
+        expand_slice,
+        is_systemd_path,
+    )
+    from dockyard.runtime.kernel.errors import InvalidSpec
 
     if not is_systemd_path(container_cgroups_path):
-        return False
-    from dockyard.runtime.kernel.systemd_dbus import Systemd
-
+        return None
     try:
-        unit = parse(container_cgroups_path, container_id).unit
-        with Systemd.connect() as bus:
-            return bus.unit_result(unit) == "oom-kill"
-    except RuntimeFault:
-        return False
+        directory = expand_slice(container_cgroups_path.split(":")[0] or "system.slice")
+        with open(os.path.join(root, directory.strip("/"), "memory.events")) as f:
+            text = f.read()
+    except (OSError, InvalidSpec):
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def oom_kill_unexplained(slice_kills: int | None, explained: int) -> bool:
+    """Whether the pod slice counted more OOM kills than the pod's containers
+    already account for (pure).  Used for a container that died of SIGKILL
+    with no OOM seen by its shim: the kill it cannot account for is its own.
+    (It could be a sibling's whose shim also missed it, if both died of
+    SIGKILL at once: then both are OOMKilled, the first one asked is.)"""
+    return slice_kills is not None and slice_kills > explained
 
 
 def pod_cgroup_dirs(path: str, root: str = CGROUP_ROOT) -> list[str]:

@@ -34,7 +34,7 @@ from ..config import Config
 from ..events import ContainerEvents
 from ..metrics import NodeCounts
 from ..oci.resources import NodeResources
-from ..pod_cgroup import scope_oom_killed
+from ..pod_cgroup import oom_kill_unexplained, slice_oom_kills
 from ..shims import Shims
 from ..stats import StatsSampler
 from ..store.container import Container, ContainerState, ContainerStore
@@ -241,8 +241,13 @@ class CriService:
             return
         if not oom_killed and not c.oom_killed and exit_status == 128 + signal.SIGKILL:
             facts = self.bundle_facts.get(c.id, c.bundle)
-            if facts is not None:  # a systemd scope may hold the answer the shim could not read
-                oom_killed = await asyncio.to_thread(scope_oom_killed, facts.cgroups_path, c.id)
+            if facts is not None:  # a systemd scope's cgroup may be gone before its shim read it
+                kills = await asyncio.to_thread(slice_oom_kills, facts.cgroups_path)
+                explained = sum(1 for other in self.containers.of_sandbox(c.sandbox_id) if other.oom_killed)
+                oom_killed = oom_kill_unexplained(kills, explained)
+                if oom_killed:
+                    log.info("container %s: OOM kill counted by its pod slice (%s, %d explained)", c.id, kills,
+                             explained)
             if c.state not in (ContainerState.RUNNING, ContainerState.CREATED):
                 return  # the same exit, applied meanwhile (a resync beside the event)
         if oom_killed:

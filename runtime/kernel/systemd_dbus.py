@@ -121,11 +121,11 @@ class Systemd:
         self._conn.close()
 
     def _call(self, op: str, unit: str, method: str, signature: str, *body: object,
-              interface: str = MANAGER, path: str = OBJECT) -> tuple[object, ...]:
+              interface: str = MANAGER) -> tuple[object, ...]:
         from jeepney import DBusAddress, MessageType, new_method_call  # type: ignore[import-untyped]
         from jeepney.low_level import HeaderFields  # type: ignore[import-untyped]
 
-        message = new_method_call(DBusAddress(path, DESTINATION, interface), method, signature, body)
+        message = new_method_call(DBusAddress(OBJECT, DESTINATION, interface), method, signature, body)
         try:
             reply = self._conn.send_and_get_reply(message, timeout=CALL_TIMEOUT)
         except TimeoutError as err:
@@ -199,23 +199,6 @@ class Systemd:
         if properties:
             self._call("set systemd unit properties", unit, "SetUnitProperties", "sba(sv)", unit, True,
                        list(properties))
-
-    def unit_result(self, unit: str) -> str:
-        """A loaded scope's or service's Result ("success", "oom-kill", ...); ""
-        when systemd has none loaded.  A scope that systemd stopped because the
-        kernel OOM-killed one of its processes (systemd before 253 stops the
-        scope then) stays loaded as failed with "oom-kill", until ResetFailedUnit."""
-        kind = {"scope": "Scope", "service": "Service"}.get(unit.rpartition(".")[2])
-        if kind is None:
-            return ""
-        op = "read systemd unit's result"
-        try:
-            (path,) = self._call(op, unit, "GetUnit", "s", unit)
-            (value,) = self._call(op, unit, "Get", "ss", f"org.freedesktop.systemd1.{kind}", "Result",
-                                  interface="org.freedesktop.DBus.Properties", path=str(path))
-        except NotFound:
-            return ""
-        return str(value[1] if isinstance(value, tuple) else value)
 
     def version(self) -> int:
         """systemd's version number (``252`` of ``"252.33-1~deb12u1"``); 0 if unreadable."""

@@ -14,8 +14,6 @@ no unit and no cgroup.
 from __future__ import annotations
 
 import json
-import secrets
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +161,10 @@ def test_stats_are_the_scope_files(systemd_daemon: Daemon, tmp_path: Path) -> No
 
 def test_oom_killed_container(systemd_daemon: Daemon, tmp_path: Path) -> None:  # noqa: F811
     """A container whose init goes past memory.max is OOMKilled (exit 137);
-    the scope is gone with it, and its cgroup too."""
+    the scope is gone with it, and its cgroup too.  systemd 252 removes the
+    scope's cgroup as soon as the init is dead, often before the shim reads
+    its memory.events (2 of 3 runs in the guest); the pod slice's counter,
+    which counts its scopes' kills, is then the daemon's answer."""
     systemd_daemon.pull("busybox")
     pod = Pod(systemd_daemon, tmp_path, "oom")
     cid = pod.container("hog", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], start=False,
@@ -179,6 +180,8 @@ def test_oom_killed_container(systemd_daemon: Daemon, tmp_path: Path) -> None:  
     assert status["state"] == "CONTAINER_EXITED", status
     assert (status["exitCode"], status["reason"]) == (137, "OOMKilled"), status
     assert not pod.scope_dir(cid).exists()
+    # What the daemon reads when the shim lost the race with systemd's removal of the scope.
+    assert read_flat(pod.slice_dir / "memory.events")["oom_kill"] == 1
     systemd_daemon.crictl("rmp", "-f", pod.id)
     assert not pod.slice_dir.exists()
 
@@ -204,22 +207,3 @@ def test_restart_stops_an_orphan_pod_slice(systemd_daemon: Daemon) -> None:  # n
     finally:
         run(["systemctl", "stop", busy])
 
-
-def test_oom_kill_is_read_from_the_failed_scope() -> None:
-    """systemd 252 stops a scope at the kernel's first OOM kill in it and
-    removes its cgroup, so memory.events may be gone before the shim reads
-    it; the scope stays loaded as failed with Result=oom-kill, which the
-    daemon reads over D-Bus for a container that died of SIGKILL."""
-    from dockyard.runtime.kernel.systemd_dbus import Systemd
-
-    unit = f"dyg-oom-{secrets.token_hex(4)}.scope"
-    done = run(["systemd-run", "--quiet", "--scope", f"--unit={unit}", "-p", "MemoryMax=16M", "-p", "MemorySwapMax=0",
-                "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
-    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr)  # systemd-run execs dd: the OOM kill
-    try:
-        with Systemd.connect() as bus:
-            assert bus.unit_result(unit) == "oom-kill"
-            assert bus.unit_result("dyg-never-started.scope") == ""
-        assert unit_props(unit, "ActiveState")["ActiveState"] == "failed"
-    finally:
-        run(["systemctl", "reset-failed", unit])

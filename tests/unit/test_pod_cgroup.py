@@ -3,9 +3,11 @@ shim's --runtime-cgroup-driver reaching every runtime call."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from dockyard.cri.pod_cgroup import cgroups_path, pod_cgroup_parent
+from dockyard.cri.pod_cgroup import cgroups_path, oom_kill_unexplained, pod_cgroup_parent, slice_oom_kills
 from dockyard.shim.main import UsageError, parse
 
 
@@ -51,3 +53,25 @@ def test_runtime_calls_carry_systemd_cgroup(tmp_path) -> None:  # type: ignore[n
     assert rt.global_flags == ["--systemd-cgroup"]
     assert OciRuntime("/usr/sbin/runc", str(tmp_path), Reaper(), str(tmp_path / "log"),  # type: ignore[arg-type]
                       "exec").global_flags == []
+
+
+@pytest.mark.parametrize(("path", "files", "kills"), [
+    ("dy-pod1.slice:dockyard:c1", {"dy.slice/dy-pod1.slice/memory.events": "oom 1\noom_kill 1\n"}, 1),
+    ("dy-pod1.slice:dockyard:c1", {"dy.slice/dy-pod1.slice/memory.events": "oom 0\noom_kill 0\n"}, 0),
+    ("dy-pod1.slice:dockyard:c1", {}, None),  # no such slice: nothing to say
+    ("/dockyard/pod-1/c1", {"dockyard/pod-1/memory.events": "oom_kill 3\n"}, None),  # cgroupfs: the shim's job
+    ("bad-.slice:dockyard:c1", {}, None),
+])
+def test_slice_oom_kills(tmp_path: Path, path: str, files: dict[str, str], kills: int | None) -> None:
+    """The pod slice's hierarchical oom_kill count, read where systemd nests the slice."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert slice_oom_kills(path, str(tmp_path)) == kills
+
+
+@pytest.mark.parametrize(("kills", "explained", "unexplained"), [
+    (None, 0, False), (0, 0, False), (1, 0, True), (1, 1, False), (2, 1, True), (1, 2, False),
+])
+def test_oom_kill_unexplained(kills: int | None, explained: int, unexplained: bool) -> None:
+    assert oom_kill_unexplained(kills, explained) is unexplained
