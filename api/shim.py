@@ -276,6 +276,35 @@ class CreateParams(ContainerRef):
     tty: bool = False
     log_path: str = ""
     start: bool = False
+    # restore: a checkpoint's image directory; the task is made from it
+    # (`restore --detach`) instead of the bundle's process (implies start).
+    restore: str = ""
+
+    def check(self, method: str) -> None:
+        super().check(method)
+        if self.restore and not self.restore.startswith("/"):
+            raise ShimError(Code.INVALID_ARGUMENT, f"{method}: restore must be an absolute path")
+        if self.restore and self.tty:
+            raise ShimError(Code.INVALID_ARGUMENT, f"{method}: a restored container has no terminal (tty)")
+
+
+class CheckpointParams(ContainerRef):
+    """Dump a running container's processes (the runtime's ``checkpoint``) into
+    ``image_path``; criu's log and scratch files go to ``work_path``.
+    ``timeout``: whole seconds before the runtime is killed (0: the shim's own limit)."""
+
+    image_path: str
+    work_path: str
+    leave_running: bool = True
+    timeout: int = 0
+
+    def check(self, method: str) -> None:
+        super().check(method)
+        for name in ("image_path", "work_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ShimError(Code.INVALID_ARGUMENT, f"{method}: {name} must be an absolute path")
+        if self.timeout < 0:
+            raise ShimError(Code.INVALID_ARGUMENT, f"{method}: timeout must not be negative")
 
 
 class KillParams(ProcessRef):
@@ -419,6 +448,7 @@ METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "write_stdin": (WriteStdinParams, NoResult),
     "close_stdin": (ProcessRef, NoResult),
     "update": (UpdateParams, NoResult),
+    "checkpoint": (CheckpointParams, NoResult),
     "reopen_log": (ContainerRef, NoResult),
     "stats": (ContainerRef, StatsResult),
     "subscribe": (NoParams, NoResult),

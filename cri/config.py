@@ -149,6 +149,8 @@ class Config:
     cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
     # The admin socket of the `dockyard` command; "" = <state_dir>/admin.sock.
     admin_socket: str = ""
+    # Where cAdvisor's containerd API subset is served (cri/cadvisor_endpoint.py); "" = off.
+    cadvisor_socket: str = ""
 
     @property
     def admin_socket_path(self) -> str:
@@ -468,6 +470,10 @@ _ADMIN_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "socket": ("admin_socket", parse_abs_path_or_empty),
 }
 
+_CADVISOR_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
+    "socket": ("cadvisor_socket", parse_abs_path_or_empty),
+}
+
 
 def parse_cni(value: object, key: str) -> CniConfig:
     body = _mapping(value, key)
@@ -495,7 +501,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
 def parse_config(data: object) -> Config:
     """Parsed YAML (a mapping, or None for an empty file) -> Config."""
     top = _mapping(data, "<top level>")
-    _check_keys(top, {**_TOP_KEYS, "socket": None, "registry": None, "admin": None}, "")
+    _check_keys(top, {**_TOP_KEYS, "socket": None, "registry": None, "admin": None, "cadvisor": None}, "")
     values: dict[str, Any] = {}
     for name, raw in top.items():
         if name in _TOP_KEYS:
@@ -510,6 +516,11 @@ def parse_config(data: object) -> Config:
     for name, raw in admin.items():
         attr, parse = _ADMIN_KEYS[name]
         values[attr] = parse(raw, f"admin.{name}")
+    cadvisor = _mapping(top.get("cadvisor"), "cadvisor")
+    _check_keys(cadvisor, _CADVISOR_KEYS, "cadvisor")
+    for name, raw in cadvisor.items():
+        attr, parse = _CADVISOR_KEYS[name]
+        values[attr] = parse(raw, f"cadvisor.{name}")
     registry = _mapping(top.get("registry"), "registry")
     _check_keys(registry, _REGISTRY_KEYS, "registry")
     reg_values = {name: _REGISTRY_KEYS[name](raw, f"registry.{name}") for name, raw in registry.items()}
@@ -547,6 +558,7 @@ def render_default() -> str:
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
         "cgroup_driver", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket",
+        "cadvisor_socket",
     }, "render_default is out of date with Config"
     st = c.stream_server
     return f"""\
@@ -629,6 +641,14 @@ cdi_spec_dirs: [{", ".join(c.cdi_spec_dirs)}]
 # <state_dir>/admin.sock.
 admin:
   socket: "{c.admin_socket}"
+# The few containerd API calls a kubelet's cAdvisor makes (container labels,
+# task pid, version), answered from dockyardd's records, so that the Summary
+# API has pod network and process stats and /metrics/cadvisor has series for
+# dockyardd's containers. cAdvisor asks /run/containerd/containerd.sock (its
+# --containerd flag): set that here on a node where containerd does not run.
+# "" = off.
+cadvisor:
+  socket: "{c.cadvisor_socket}"
 """
 
 

@@ -211,14 +211,27 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
     admin_server = grpc.aio.server(options=options)
     admin_server.add_generic_rpc_handlers(
         (admin_service.admin_handler(instrument, stores.images, runtime, pinned_refs(config, stores)),))
+    # cAdvisor's containerd API subset (cri/cadvisor_endpoint.py), when asked for:
+    # a server of its own, so the socket answers nothing else.
+    cadvisor_server = None
+    if config.cadvisor_socket:
+        from dockyard.cri.cadvisor_endpoint import cadvisor_handlers
+
+        claim_socket(config.cadvisor_socket)
+        cadvisor_server = grpc.aio.server(options=options)
+        cadvisor_server.add_generic_rpc_handlers(tuple(cadvisor_handlers(instrument, runtime)))
     # The sockets are born private (grpc binds them when a port is added, not at
     # start); the CRI one is then opened to the group, the admin one stays 0600.
     old_umask = os.umask(0o177)
     try:
         server.add_insecure_port(f"unix://{config.socket_path}")
         admin_server.add_insecure_port(f"unix://{config.admin_socket_path}")
+        if cadvisor_server is not None:
+            cadvisor_server.add_insecure_port(f"unix://{config.cadvisor_socket}")
         await server.start()
         await admin_server.start()
+        if cadvisor_server is not None:
+            await cadvisor_server.start()
     finally:
         os.umask(old_umask)
     os.chmod(config.socket_path, config.socket_mode)
@@ -250,10 +263,14 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await runtime.containers.flush()
         await stores.images.shutdown()
         await admin_server.stop(STOP_GRACE_SECONDS)
+        if cadvisor_server is not None:
+            await cadvisor_server.stop(STOP_GRACE_SECONDS)
         await server.stop(STOP_GRACE_SECONDS)
         await stores.puller.aclose()
         metrics.close()
-        for path in (config.socket_path, config.admin_socket_path):
+        for path in (config.socket_path, config.admin_socket_path, config.cadvisor_socket):
+            if not path:
+                continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
     log.info("dockyardd stopped")

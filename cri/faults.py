@@ -49,6 +49,7 @@ POINTS = frozenset({
     "ImportImages/blobs-written",    # every archive file in the content store; nothing unpacked or recorded
     "ImportImages/unpacked-a-layer", # one layer's snapshot committed; no image record
     "ImportImages/recorded",         # every image of the archive recorded; the answer not sent
+    "CheckpointContainer/dumping",   # the scratch dir is made; the shim not yet asked to dump
 })
 
 

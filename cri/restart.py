@@ -263,6 +263,11 @@ def _remove_orphans(cri: CriService) -> int:
         _unmount_under(os.path.join(state, "idm", name))
         shutil.rmtree(os.path.join(state, "idm", name), ignore_errors=True)
         removed += 1
+    # Scratch of a CheckpointContainer cut off by the last daemon's death (cri/server/container_checkpoint.py):
+    # CRIU images never archived.  The call is retried, or not; the images are no use either way.
+    for name in _listdir(os.path.join(state, "checkpoints")):
+        shutil.rmtree(os.path.join(state, "checkpoints", name), ignore_errors=True)
+        removed += 1
     for name in _listdir(os.path.join(state, "shims")):
         if name not in known_pods and not shim_alive(os.path.join(state, "shims", name)):
             shutil.rmtree(os.path.join(state, "shims", name), ignore_errors=True)

@@ -12,6 +12,14 @@ Facts:
   floored at 0.  rss is total_rss (v1) or anon (v2).
 * The pod cgroup aggregates its containers on both versions (v1 hierarchies
   account hierarchically here: memory.use_hierarchy is 1 by default).
+* Pressure stall information (cpu/memory/io.pressure) exists only in cgroup2
+  directories: the cgroup's own on v2, its directory in the cgroup2
+  hierarchy at <root>/unified on a hybrid host (dockyard-runc, like runc,
+  puts every container there too); a v1-only host has none, and then CRI
+  carries no psi, as cAdvisor reports none.  Each file holds a "some" and a
+  "full" line (cpu's "full" is all zeros before Linux 5.13's cgroup cpu
+  full), with avg10/avg60/avg300 percentages and the total stall in
+  microseconds, which is what CRI's PsiData carries.
 """
 
 from __future__ import annotations
@@ -76,7 +84,8 @@ class CgroupReader:
     never mounts cgroup filesystems, and a host whose cgroups are remounted
     under a running node has lost its containers' cgroups anyway), a
     container's placement is kept until ``forget``, and only cpu usage,
-    memory usage, limit and stat, and pids.current are read.
+    memory usage, limit and stat, pids.current and the cgroup2 pressure
+    files are read.
     """
 
     def __init__(self, root: str = "/sys/fs/cgroup", mountinfo_text: str | None = None) -> None:
@@ -143,11 +152,48 @@ class CgroupReader:
                 usage, limit = read("memory", "memory.usage_in_bytes"), read("memory", "memory.limit_in_bytes")
             raw = parse_flat_keyed(read("memory", "memory.stat") or "")
             pids = read("pids", "pids.current")
-            return {"cpu": {"usage": {"total": cpu_ns}},
-                    "memory": {"usage": {"usage": parse_int(usage), "limit": parse_int(limit)}, "raw": raw},
-                    "pids": {"current": parse_int(pids)}}
+            out: dict[str, Any] = {"cpu": {"usage": {"total": cpu_ns}},
+                                   "memory": {"usage": {"usage": parse_int(usage), "limit": parse_int(limit)},
+                                              "raw": raw},
+                                   "pids": {"current": parse_int(pids)}}
+            psi_dir = where.v2_path if v2 else (where.unified[1] if where.unified is not None else "")
+            psi = {}
+            for resource in ("cpu", "memory", "io") if psi_dir else ():
+                text = files.read_optional(os.path.join(psi_dir, f"{resource}.pressure"))
+                if text is not None:
+                    psi[resource] = text
+            if psi:
+                out["psi"] = psi
+            return out
         except (RuntimeFault, OSError, ValueError):
             return None
+
+
+def pressure_message(text: str | None) -> api_pb2.PsiStats | None:
+    """A cgroup2 <resource>.pressure file -> CRI PsiStats; None without one (pure).
+
+    ``some avg10=0.12 avg60=0.00 avg300=0.00 total=1234`` and a ``full``
+    line; an unreadable line leaves its half empty rather than guessing."""
+    if text is None:
+        return None
+    out = api_pb2.PsiStats()
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind not in ("some", "full"):
+            continue
+        fields = dict(item.partition("=")[::2] for item in rest.split())
+        try:
+            data = api_pb2.PsiData(Total=int(fields["total"]), Avg10=float(fields["avg10"]),
+                                   Avg60=float(fields["avg60"]), Avg300=float(fields["avg300"]))
+        except (KeyError, ValueError):
+            continue
+        (out.Some if kind == "some" else out.Full).CopyFrom(data)
+    return out
+
+
+def _psi(stats: Mapping[str, Any] | None, resource: str) -> api_pb2.PsiStats | None:
+    texts = stats.get("psi") if stats is not None else None
+    return pressure_message(texts.get(resource)) if isinstance(texts, Mapping) else None
 
 
 def parse_int(text: str | None) -> int:
@@ -238,8 +284,14 @@ def cpu_usage(stats: Mapping[str, Any] | None, at_ns: int, cores: int) -> api_pb
         return api_pb2.CpuUsage(timestamp=at_ns)
     return api_pb2.CpuUsage(
         timestamp=at_ns, usage_core_nano_seconds=api_pb2.UInt64Value(value=cpu_total_ns(stats)),
-        usage_nano_cores=api_pb2.UInt64Value(value=cores),
+        usage_nano_cores=api_pb2.UInt64Value(value=cores), psi=_psi(stats, "cpu"),
     )
+
+
+def io_message(stats: Mapping[str, Any] | None, at_ns: int) -> api_pb2.IoUsage | None:
+    """Only pressure so far (CRI's IoUsage has nothing else); None where the cgroup has none."""
+    psi = _psi(stats, "io")
+    return None if psi is None else api_pb2.IoUsage(timestamp=at_ns, psi=psi)
 
 
 def memory_message(stats: Mapping[str, Any] | None, at_ns: int) -> api_pb2.MemoryUsage:
@@ -251,6 +303,7 @@ def memory_message(stats: Mapping[str, Any] | None, at_ns: int) -> api_pb2.Memor
         timestamp=at_ns, working_set_bytes=api_pb2.UInt64Value(value=working),
         usage_bytes=api_pb2.UInt64Value(value=usage), rss_bytes=api_pb2.UInt64Value(value=rss),
         page_faults=api_pb2.UInt64Value(value=faults), major_page_faults=api_pb2.UInt64Value(value=major),
+        psi=_psi(stats, "memory"),
     )
     if 0 < limit < (1 << 62):
         msg.available_bytes.value = max(0, limit - working)
@@ -286,21 +339,27 @@ def writable_layer(snapshotter: Any, key: str, at_ns: int) -> api_pb2.Filesystem
 
 def network_message(counters: dict[str, dict[str, int]] | None, at_ns: int,
                     default_iface: str = "eth0") -> api_pb2.NetworkUsage | None:
-    """Interface counters -> CRI NetworkUsage (pure); None when there are none (host network)."""
+    """Interface counters -> CRI NetworkUsage (pure); None when there are none (host network).
+
+    Every interface but lo is listed in ``interfaces``, the default one too
+    (``default_interface``: eth0, else the first), as containerd reports
+    them: kubelet's Summary API copies ``interfaces`` into the pod's
+    network.interfaces, which must list the pod's interfaces."""
     if counters is None:
         return None
     usage = api_pb2.NetworkUsage(timestamp=at_ns)
     for name, c in sorted(counters.items()):
         if name == "lo":
             continue
-        stats = api_pb2.NetworkInterfaceUsage(
+        usage.interfaces.append(api_pb2.NetworkInterfaceUsage(
             name=name, rx_bytes=api_pb2.UInt64Value(value=c["rx_bytes"]), rx_errors=api_pb2.UInt64Value(value=c["rx_errors"]),
             tx_bytes=api_pb2.UInt64Value(value=c["tx_bytes"]), tx_errors=api_pb2.UInt64Value(value=c["tx_errors"]),
-        )
-        if name == default_iface:
-            usage.default_interface.CopyFrom(stats)
-        else:
-            usage.interfaces.append(stats)
+        ))
+    default = next((i for i in usage.interfaces if i.name == default_iface), None)
+    if default is None and usage.interfaces:
+        default = usage.interfaces[0]
+    if default is not None:
+        usage.default_interface.CopyFrom(default)
     return usage
 
 

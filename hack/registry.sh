@@ -72,7 +72,16 @@ start_one() { # name addr url extra-yaml curl-args...
   local name=$1 addr=$2 url=$3 extra=$4; shift 4
   if running "$name"; then return; fi
   write_config "$name" "$addr" "$extra"
-  setsid docker-registry serve "$state/$name/config.yml" >"$state/$name/log" 2>&1 </dev/null &
+  # The registry outlives this script: it must not keep any descriptor the
+  # caller had open (a `flock LOCK make test` lock fd held by a leftover
+  # registry once kept every later locked run waiting).
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid docker-registry serve "$state/$name/config.yml" >"$state/$name/log" 2>&1 </dev/null
+  ) &
   echo $! >"$state/$name/pid"
   wait_port "$url" "$@" || { echo "registry.sh: $name did not come up on $addr; log:" >&2; tail "$state/$name/log" >&2; exit 1; }
 }

@@ -322,6 +322,12 @@ runtimes:
     test-handler:
       binary: dockyard-runc
 restrict_oom_score_adj: true
+# The kubelet's cAdvisor asks containerd's socket which cgroups are
+# containers (cri/cadvisor_endpoint.py): the Summary API's pod network and
+# process stats and /metrics/cadvisor come from there. /run/containerd is
+# this run's own (a bind of $base/run-containerd).
+cadvisor:
+  socket: /run/containerd/containerd.sock
 YAML
     rm -f "$base/ready"
     ( in_runtime_cgroup "$here/.venv/bin/dockyardd" --config "$base/dockyard.yaml" --ready-file "$base/ready" ) \

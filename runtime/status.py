@@ -60,6 +60,8 @@ _ALLOWED: dict[str, frozenset[Status]] = {
     "delete": frozenset({Status.STOPPED, Status.CREATED}),
     "ps": frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}),
     "events": frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}),
+    # runc checkpoints a paused container too (criu freezes it anyway)
+    "checkpoint": frozenset({Status.RUNNING, Status.PAUSED}),
 }
 
 

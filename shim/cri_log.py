@@ -14,7 +14,11 @@ Facts the splitter relies on:
   bytes for a P piece) arrives.
 - A pty turns "\\n" into "\\r\\n"; like containerd (bufio ReadLine), the
   "\\r" before a newline is dropped.
-- At EOF the held tail is written as a full line: the stream has ended.
+- At EOF a held tail (the stream ended without a newline) is written as a
+  P entry, as containerd does: kubelet ends a line only at F, so a
+  container that printed "DONE" with no newline shows "DONE", not "DONE\n",
+  e.g. as the termination message that FallbackToLogsOnError takes from
+  the log. No "\r" is dropped there: there is no newline for it to precede.
 """
 
 from __future__ import annotations
@@ -72,8 +76,6 @@ class LineSplitter:
         return out
 
     def close(self, now_ns: int) -> list[bytes]:
-        """EOF: the held tail, if any, as a full line."""
+        """EOF: the held tail, if any, as a partial line (it had no newline)."""
         held, self._held = self._held, b""
-        if held.endswith(b"\r"):
-            held = held[:-1]
-        return [entry(now_ns, self.stream, False, held)] if held else []
+        return [entry(now_ns, self.stream, True, held)] if held else []

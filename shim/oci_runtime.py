@@ -52,6 +52,8 @@ else:
     Protocol = object
 
 TIMEOUT_S = 60.0
+# criu dumps or restores every page of the container's memory.
+CHECKPOINT_TIMEOUT_S = 600.0
 LAUNCHES = ("exec", "fork")
 
 
@@ -132,7 +134,7 @@ class OciRuntime:
         self.launcher = choose_launcher(self.binary, sys.executable, launch)
 
     def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
-             input_data: bytes | None = None, pump: Pump | None = None) -> bytes:
+             input_data: bytes | None = None, pump: Pump | None = None, timeout: float = 0.0) -> bytes:
         """Run one verb; its stdout.  A non-zero exit raises Internal with the runtime's own message."""
         own: list[int] = []
         try:
@@ -158,7 +160,7 @@ class OciRuntime:
                     *self.global_flags, *args]
             pid = self.launcher.launch(argv, stdio)
             self.reaper.expect(pid)
-            status = self.reaper.wait_for(pid, TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
+            status = self.reaper.wait_for(pid, timeout or TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
             stdout = _read_all(out) if out >= 0 else b""
             if status != 0:
                 text, cls, errno = self._failure(err)
@@ -207,6 +209,25 @@ class OciRuntime:
         if console_socket:
             args += ["--console-socket", console_socket]
         self._run(f"run {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+
+    def restore_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
+                         stdio: tuple[int, int, int], pump: Pump | None = None, *, image_path: str = "") -> None:
+        """A task made from a checkpoint (runc's ``restore --detach``): its processes come from
+        ``image_path``, its stdio from ``stdio``, as with ``run --detach``."""
+        if console_socket:
+            raise ShimError(Code.INVALID_ARGUMENT, f"restore {container_id}: a container with a terminal "
+                                                   "cannot be restored")
+        args = ["restore", "--detach", "--bundle", bundle, "--pid-file", pid_file, "--image-path", image_path,
+                "--work-path", leanos.path.join(leanos.path.dirname(image_path), "restore-work")]
+        self._run(f"restore {container_id}", [*args, container_id], stdio=stdio, pump=pump,
+                  timeout=CHECKPOINT_TIMEOUT_S)
+
+    def checkpoint(self, container_id: str, image_path: str, work_path: str, leave_running: bool,
+                   timeout: int = 0) -> None:
+        args = ["checkpoint", "--image-path", image_path, "--work-path", work_path]
+        if leave_running:
+            args.append("--leave-running")
+        self._run(f"checkpoint {container_id}", [*args, container_id], timeout=timeout or CHECKPOINT_TIMEOUT_S)
 
     def start(self, container_id: str) -> None:
         self._run(f"start {container_id}", ["start", container_id])

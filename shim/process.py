@@ -30,6 +30,7 @@ class State:
     can_delete = False
     can_exec = False
     can_update = False
+    can_checkpoint = False
     is_alive = False
 
     def __repr__(self) -> str:
@@ -51,6 +52,7 @@ class Running(State):
     can_kill_all = True
     can_exec = True
     can_update = True
+    can_checkpoint = True
     is_alive = True
 
 
@@ -73,7 +75,7 @@ TRANSITIONS: dict[str, dict[State, State]] = {
 
 _PREDICATE = {
     "start": "can_start", "kill": "can_kill", "kill_all": "can_kill_all", "delete": "can_delete",
-    "exec": "can_exec", "update": "can_update",
+    "exec": "can_exec", "update": "can_update", "checkpoint": "can_checkpoint",
 }
 
 

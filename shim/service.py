@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, Protocol
 
+    from .oci_runtime import Pump
+
     class Peer(Protocol):
         subscribed: bool
         closed: bool
@@ -151,6 +153,7 @@ class Shim:
             "list": self.do_list, "kill": self.do_kill, "delete": self.do_delete, "exec": self.do_exec,
             "attach": self.do_attach, "wait": self.do_wait, "resize_pty": self.do_resize_pty,
             "write_stdin": self.do_write_stdin, "close_stdin": self.do_close_stdin, "update": self.do_update,
+            "checkpoint": self.do_checkpoint,
             "reopen_log": self.do_reopen_log, "stats": self.do_stats, "subscribe": self.do_subscribe,
             "shutdown": self.do_shutdown,
         }
@@ -416,7 +419,17 @@ class Shim:
         io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=log, capture=False)
         c = Container(cid, bundle, io, params)
         io.on_output = lambda stream, data: self._mirror(c, stream, data)
-        verb = self.runtime.run_detached if params.start else self.runtime.create
+        verb: Callable[[str, str, str, str, tuple[int, int, int], Pump | None], None]
+        if params.restore:
+            restore_image = params.restore
+
+            def restore(container_id: str, bundle: str, pid_file: str, console: str,
+                        stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
+                self.runtime.restore_detached(container_id, bundle, pid_file, console, stdio, pump,
+                                              image_path=restore_image)
+            verb = restore
+        else:
+            verb = self.runtime.run_detached if params.start else self.runtime.create
         begun = time.time_ns()  # as in do_start: the program may run (and exit) before the call returns
         try:
             self._spawn(c, f"init-{cid}", lambda pid_file, console, stdio, pump: verb(
@@ -427,7 +440,7 @@ class Shim:
             raise
         self.containers[cid] = c
         self._watch_oom(c)
-        if params.start:
+        if params.start or params.restore:
             c.started_at = begun
             if c.state is CREATED:
                 c.state = process.advance(c.state, "start")
@@ -581,6 +594,13 @@ class Shim:
         c = self._container(params.container_id)
         process.check(c.effective_state, "update")
         self.runtime.update(c.container_id, params.resources)
+        return api.NoResult()
+
+    def do_checkpoint(self, _peer: Peer, _id: int, params: api.CheckpointParams) -> api.NoResult:
+        c = self._container(params.container_id)
+        process.check(c.effective_state, "checkpoint")
+        self.runtime.checkpoint(c.container_id, params.image_path, params.work_path, params.leave_running,
+                                params.timeout)
         return api.NoResult()
 
     def do_reopen_log(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.NoResult:

@@ -2,7 +2,11 @@
 
 Order and undo (AsyncExitStack, newest first on failure):
   checks first, nothing taken: the pod exists and is ready (NotFound /
-  FailedPrecondition), the image exists (NotFound naming it), the log path
+  FailedPrecondition), the image exists (NotFound naming it; an image that
+  is an absolute path makes this a restore from the checkpoint archive
+  there, which must exist (NotFound), be one (InvalidArgument), name an
+  image that is here (NotFound) and ask for no terminal: cri/
+  checkpoint_archive.py), the log path
   stays inside the pod's log_directory (InvalidArgument), each image
   volume's image is here (NotFound naming config.mounts[i].image.image),
   the CDI devices it asks for are defined (InvalidArgument naming
@@ -11,10 +15,13 @@ Order and undo (AsyncExitStack, newest first on failure):
   holder; but a CREATED container of that name in that pod made from the
   same config is the answer to a retry whose first answer was lost), the
   OCI spec builds (InvalidArgument naming the CRI field: a missing command,
-  a volume host path inside the daemon's own directories, ...); a missing
+  a volume host path inside the daemon's own directories, ...; for a
+  restore, every bind mount of the checkpointed container must be there,
+  FailedPrecondition naming config.mounts); a missing
   host path is created as a directory right before the spec is built
   (containerd's behaviour, cri/oci/host_paths.py);
-  then: record (CREATING) -> snapshot -> rootfs mount (through the pod's
+  then: record (CREATING) -> snapshot (a restore applies the archive's file
+  changes to it) -> rootfs mount (through the pod's
   id map when it has a user namespace: cri/snapshot/idmapped.py) -> image
   volumes (cri/image_mounts.py, idmapped alike) -> config.json ->
   record CREATED, with no task yet: the runtime's create runs at
@@ -33,7 +40,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .. import errors, faults, image_mounts
+from .. import checkpoint_archive, errors, faults, image_mounts
 from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
 from ..pod_cgroup import cgroups_path
@@ -71,10 +78,24 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     if sandbox.state is not SandboxState.READY:
         raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready ({sandbox.state.value})")
     sandbox_config = sandbox.config
-    try:
-        image = cri.images.get(config.image.image)
-    except errors.NotFound as err:
-        raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
+    restore = None
+    if checkpoint_archive.names_archive(config.image.image):
+        # A restore (CRI-O's convention): the image is a checkpoint archive naming the real one.
+        if config.tty:
+            raise errors.InvalidArgument("config.tty: a container restored from a checkpoint has no terminal")
+        restore = await asyncio.to_thread(checkpoint_archive.read_head, config.image.image, "config.image.image")
+        try:
+            image = cri.images.get(restore.meta.image_ref or restore.meta.image_name)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"config.image.image: the checkpoint's image {restore.meta.image_name!r} "
+                                  f"({restore.meta.image_ref}) is not here: pull it first") from err
+    else:
+        try:
+            image = cri.images.get(config.image.image)
+        except errors.NotFound as err:
+            raise errors.NotFound(f"image {config.image.image!r} not found (pull it first)") from err
+    # What the status and the spec's annotations name: for a restore, the checkpoint's image.
+    image_name = (restore.meta.image_name or image.id) if restore is not None else config.image.image
     log_path = resolve_log_path(sandbox_config.log_directory, config.log_path)
     volume_images = _image_volumes(cri, config)
     cdi_wanted = cdi.requested_devices([d.name for d in config.CDI_devices], config.annotations)
@@ -107,7 +128,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     )
     container = Container(
         id=cid, name=name, sandbox_id=sandbox.id, config_b64=Container.encode_config(config),
-        image_id=image.id, image_ref=config.image.image,
+        image_id=image.id, image_ref=image_name,
         image_repo_digest=image.repo_digests[0] if image.repo_digests else image.id,
         log_path=log_path, created_at=now_ns(), snapshot_key=cid, bundle=bundle,
         stop_signal=image.stop_signal, mounts=[_mount_json(m) for m in config.mounts],
@@ -121,6 +142,11 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         parent = image.chain_ids[-1] if image.chain_ids else None
         mounts = await asyncio.to_thread(cri.snapshotter.prepare, cid, parent)
         undo.push_async_callback(asyncio.to_thread, release_rootfs, cri.snapshotter, "", cid, "")
+        if restore is not None:
+            # The checkpointed container's file changes go into the new writable layer before it is mounted.
+            container.restore_from = await asyncio.to_thread(
+                checkpoint_archive.unpack, config.image.image, os.path.join(bundle, "checkpoint"),
+                checkpoint_archive.writable_layer(mounts), "config.image.image")
         idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
         await asyncio.to_thread(idmap_mount or cri.snapshotter.mount, mounts, rootfs)
         undo.push_async_callback(asyncio.to_thread, unmount_all, rootfs)
@@ -134,7 +160,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         spec = await asyncio.to_thread(
             container_spec, config, sandbox_config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
             netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=cgroups_path(sandbox.cgroup_parent, cid),
-            container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=config.image.image,
+            container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=image_name,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
             image_sources=image_sources,
@@ -148,6 +174,8 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         )
         if cdi_found:
             spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)
+        if restore is not None:
+            spec = checkpoint_archive.restored_spec(spec, restore.spec, "config.image.image")
         await asyncio.to_thread(_seed_image_volumes, container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
         _, handler = cri.config.runtimes.resolve(sandbox.handler)
         if handler.oci_version:

@@ -4,13 +4,17 @@ A container created the usual way has no task yet (cri/store/container.py):
 the shim runs the runtime's create and start as one call.  If that fails,
 the container is EXITED with reason StartError, and the runtime is told to
 forget whatever it had made, since the shim keeps nothing of a failed
-create.  A container whose task was created with it (a record from before)
+create.  A container made from a checkpoint archive (CreateContainer with
+the archive as its image) gets its task from the runtime's restore instead,
+in the same call.  A container whose task was created with it (a record from before)
 is started through the shim's start.  A running container answers OK: the
 caller is retrying a start whose answer it lost (its daemon may have died
 after the shim started the container; restart adopts such tasks)."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -19,6 +23,9 @@ from .. import errors, faults
 from ..store.container import Container, ContainerState
 from ..store.sandbox import SandboxState
 from .cri_service import CriService, now_ns
+
+# The shim gives the runtime's restore 600 s (shim/oci_runtime.py); its answer may come a little later.
+RESTORE_TIMEOUT_S = 630.0
 
 
 async def start_container(cri: CriService, request: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
@@ -57,7 +64,16 @@ async def start_container(cri: CriService, request: api_pb2.StartContainerReques
 
 async def _create_and_start(cri: CriService, c: Container) -> dict[str, Any]:
     config = c.config
-    return await cri.shims.client(c.sandbox_id).call("create", {
+    params: dict[str, Any] = {
         "container_id": c.id, "bundle": c.bundle, "stdin": config.stdin, "stdin_once": config.stdin_once,
         "tty": config.tty, "log_path": c.log_path, "start": True,
-    })
+    }
+    if c.restore_from:  # a restore puts back every page of the dumped memory: it may take minutes
+        params["restore"] = c.restore_from
+        try:
+            return await cri.shims.client(c.sandbox_id).call("create", params, timeout=RESTORE_TIMEOUT_S)
+        finally:
+            # The images are as big as the dumped memory and serve one restore; criu's log
+            # (restore-work beside them) stays with the bundle.
+            await asyncio.to_thread(shutil.rmtree, c.restore_from, True)
+    return await cri.shims.client(c.sandbox_id).call("create", params)

@@ -11,7 +11,7 @@ import base64
 
 from cri_api.v1 import api_pb2
 
-from ..stats import cpu_usage, memory_message, writable_layer
+from ..stats import cpu_usage, io_message, memory_message, writable_layer
 from ..store.container import Container
 from .cri_service import CriService
 
@@ -41,7 +41,7 @@ def _build(snapshotter: object, containers: list[tuple[str, str, str]],
         )
         out.append(api_pb2.ContainerStats(
             attributes=attributes, cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at),
-            writable_layer=writable_layer(snapshotter, key, at),
+            writable_layer=writable_layer(snapshotter, key, at), io=io_message(stats, at),
         ))
     return out
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from ..stats import cpu_usage, memory_message, network_counters_many, network_message
+from ..stats import cpu_usage, io_message, memory_message, network_counters_many, network_message
 from ..store.container import ContainerState
 from ..store.sandbox import Sandbox
 from .container_stats import stats_many
@@ -39,7 +39,8 @@ def _build(pods: list[tuple[str, str, int]], samples: list[tuple[dict[str, Any] 
         attributes = api_pb2.PodSandboxAttributes(
             id=pod_id, metadata=config.metadata, labels=config.labels, annotations=config.annotations,
         )
-        linux = api_pb2.LinuxPodSandboxStats(cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at))
+        linux = api_pb2.LinuxPodSandboxStats(cpu=cpu_usage(stats, at, cores), memory=memory_message(stats, at),
+                                             io=io_message(stats, at))
         usage = network_message(net, at)
         if usage is not None:
             linux.network.CopyFrom(usage)

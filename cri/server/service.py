@@ -70,7 +70,7 @@ def runtime_handlers(config: Config, cri: CriService | None = None, streams: Str
     if cri is None:
         return handlers
     from dockyard.cri.server import (
-        container_create, container_list, container_log_reopen, container_remove, container_start,
+        container_checkpoint, container_create, container_list, container_log_reopen, container_remove, container_start,
         container_stats, container_stats_list, container_status, container_stop, container_update_resources,
         exec_sync, metric_descriptors, runtime_config, runtime_config_update, sandbox_list, sandbox_metrics_list,
         sandbox_remove, sandbox_run, sandbox_stats, sandbox_stats_list, sandbox_status, sandbox_stop,
@@ -96,6 +96,7 @@ def runtime_handlers(config: Config, cri: CriService | None = None, streams: Str
         "ListPodSandboxStats": sandbox_stats_list.list_pod_sandbox_stats,
         "UpdateContainerResources": container_update_resources.update_container_resources,
         "UpdatePodSandboxResources": sandbox_update_resources.update_pod_sandbox_resources,
+        "CheckpointContainer": container_checkpoint.checkpoint_container,
         "ReopenContainerLog": container_log_reopen.reopen_container_log,
         "RuntimeConfig": runtime_config.runtime_config,
         "UpdateRuntimeConfig": runtime_config_update.update_runtime_config,

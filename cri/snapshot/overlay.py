@@ -146,6 +146,11 @@ class Snapshotter:
         self._active: dict[str, _Active] = {}
         self._next = 1
         self._overlay = use_overlay
+        # _probe_lock makes the overlay probe run once: concurrent first
+        # container creations (worker threads) probed at once in the same
+        # scratch dir, tore each other's layers down, and the daemon then
+        # copied every snapshot for its whole life.
+        self._probe_lock = threading.Lock()
         self._load()
 
     # -- metadata -------------------------------------------------------------
@@ -409,9 +414,12 @@ class Snapshotter:
     def overlay_supported(self) -> bool:
         """Whether overlayfs with whiteout devices and opaque xattrs works in ``root`` (probed once)."""
         if self._overlay is None:
-            self._overlay = _probe_overlay(self._snapshots)
-            if not self._overlay:
-                log.warning("overlayfs does not work in %s; snapshots will be copied", self.root)
+            with self._probe_lock:
+                if self._overlay is None:
+                    works = _probe_overlay(self._snapshots)
+                    if not works:
+                        log.warning("overlayfs does not work in %s; snapshots will be copied", self.root)
+                    self._overlay = works
         return self._overlay
 
     def prepare(self, key: str, parent_chain_id: str | None) -> list[Mount]:

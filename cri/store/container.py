@@ -84,6 +84,9 @@ class Container:
     stop_signal: str = ""
     mounts: list[dict[str, Any]] = field(default_factory=list)
     oom_killed: bool = False
+    # A container restored from a checkpoint archive: its CRIU images (in its
+    # bundle); StartContainer restores the task from them.  "" otherwise.
+    restore_from: str = ""
 
     @property
     def config(self) -> api_pb2.ContainerConfig:

@@ -6,7 +6,9 @@ prefix.  The protocol versions, as the client negotiates them in
 ``X-Stream-Protocol-Version`` (SPDY) or ``Sec-WebSocket-Protocol``:
 
 ======================  =====================================================
-channel.k8s.io (v1)     refused: no error stream; its clients are long gone
+channel.k8s.io (v1)     over SPDY refused: no error stream, its clients are
+                        long gone; over WebSocket served with v2's text
+                        error channel (websocket.py)
 v2.channel.k8s.io       error stream carries a plain-text error message
 v3.channel.k8s.io       adds the resize stream (tty only)
 v4.channel.k8s.io       the error stream carries a JSON metav1.Status; a

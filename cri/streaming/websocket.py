@@ -7,7 +7,8 @@ binary message:
  0     stdin       client -> server
  1     stdout      server -> client
  2     stderr      server -> client
- 3     error       server -> client: the JSON Status (v4+)
+ 3     error       server -> client: the JSON Status (v4+), or
+                   the error text (v1), nothing on success
  4     resize      client -> server: {"Width":..,"Height":..}
 =====  ==========  =========================================
 
@@ -36,7 +37,13 @@ from wsproto.frame_protocol import CloseReason
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE_SIGNAL = 255
-EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+# Exec and attach over WebSocket, in the server's order of preference.
+# ``channel.k8s.io`` (v1) is what the oldest WebSocket clients offer,
+# Kubernetes' own [Conformance] spec "Pods should support remote command
+# execution over websockets" among them; kubelet's server still serves it
+# with the same channels, its error channel carrying a plain-text message
+# (as v2/v3 do over SPDY), never a JSON Status.
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
 
 
 class ChannelError(Exception):

@@ -21,7 +21,7 @@ SPEC_VERSION = "1.2.0"
 VERBS = {
     "create": "create", "start": "start", "run": "run", "state": "state", "list": "list_", "kill": "kill",
     "delete": "delete", "exec": "exec_", "ps": "ps", "pause": "pause", "resume": "resume", "update": "update",
-    "events": "events", "spec": "spec", "features": "features",
+    "events": "events", "spec": "spec", "features": "features", "checkpoint": "checkpoint", "restore": "restore",
 }
 
 
@@ -37,6 +37,7 @@ global options:
    --log-format FMT    text or json (default: text)
    --debug             log debug messages
    --systemd-cgroup    use the systemd cgroup driver: cgroupsPath is slice:prefix:name (cgroup v2)
+   --criu PATH         the criu binary checkpoint and restore run (default: criu on PATH)
    --version, -v       print the version
    --help, -h          show this help
 """
@@ -45,7 +46,7 @@ global options:
 class Context:
     """The global flags; filled in while they are parsed."""
 
-    __slots__ = ("debug", "log", "log_format", "root", "systemd_cgroup")
+    __slots__ = ("criu", "debug", "log", "log_format", "root", "systemd_cgroup")
 
     def __init__(self) -> None:
         self.root = DEFAULT_ROOT
@@ -53,6 +54,7 @@ class Context:
         self.log_format = "text"
         self.debug = False
         self.systemd_cgroup = False
+        self.criu = ""  # --criu: the criu binary for checkpoint/restore ("" = criu on PATH)
 
     @property
     def store(self) -> Store:
@@ -82,7 +84,7 @@ class Context:
                 sys.stderr.write(line)
 
 
-_VALUE_FLAGS = {"--root": "root", "--log": "log", "--log-format": "log_format", "--criu": "", "--rootless": ""}
+_VALUE_FLAGS = {"--root": "root", "--log": "log", "--log-format": "log_format", "--criu": "criu", "--rootless": ""}
 
 
 def _parse_globals(argv: list[str], ctx: Context) -> list[str]:

@@ -23,8 +23,12 @@ Facts this code depends on:
   flags, so the ones the mount already has (nosuid, nodev, noexec of /proc,
   say) are read back with statvfs and kept.  In a user namespace they are
   locked and dropping them would fail with EPERM anyway.
-* sysfs can only be mounted by a process that owns the network namespace;
-  without a private one, the host's /sys is bind-mounted instead (as runc does).
+* sysfs can only be mounted with CAP_SYS_ADMIN over the user namespace that
+  owns the network namespace.  A container that joins a pod's network
+  namespace (every kubelet container) usually can, and gets a sysfs of its
+  own, as runc does; only when the mount is refused (EPERM: a user namespace
+  joining another's) is the host's /sys bound instead, and then as an
+  rslave, so nothing mounted on it propagates out.
 """
 
 from __future__ import annotations
@@ -314,15 +318,38 @@ def _mount_one(index: int, pm: PlannedMount, plan: RootfsPlan, sources: dict[str
         _mount_cgroup(pm, plan, sources)
         return
     if m.type == "sysfs" and not plan.private_netns:
-        # sysfs belongs to the network namespace's owner: bind the host's
+        # A network namespace joined by path (a pod's), or the host's: a fresh
+        # sysfs shows the joined namespace's devices and none of the host's
+        # submounts, which a checkpoint could not dump (criu: "unreachable
+        # sharing" for the host's /sys/fs/fuse/connections).
+        try:
+            _mount_new(pm, plan.rootfs)
+            return
+        except SyscallError as err:
+            if err.errno != errno.EPERM:
+                raise
+        # sysfs belongs to the network namespace's owner, and this one is not
+        # ours (a user namespace that joined another's): bind the host's, as
+        # a slave unless the spec says otherwise. A bind of a shared mount is
+        # a peer of it, so with rootfsPropagation rshared the tmpfs and
+        # cgroup binds mounted on its fs/cgroup would propagate onto the
+        # host's /sys/fs/cgroup and hide the node's cgroups.
         host_sys = Mount(m.destination, "bind", "/sys", m.options)
-        _mount_bind(PlannedMount(host_sys, replace(opts, is_bind=True, recursive_bind=True), pm.field), plan.rootfs)
+        propagation = opts.propagation or (syscalls.MS_REC | syscalls.MS_SLAVE,)
+        bind_opts = replace(opts, is_bind=True, recursive_bind=True, propagation=propagation)
+        _mount_bind(PlannedMount(host_sys, bind_opts, pm.field), plan.rootfs)
         return
-    fd = open_in_root(plan.rootfs, m.destination, create="dir")
+    _mount_new(pm, plan.rootfs)
+
+
+def _mount_new(pm: PlannedMount, rootfs: str) -> None:
+    """A new filesystem instance (proc, sysfs, tmpfs, mqueue, ...) on the destination."""
+    m, opts = pm.mount, pm.opts
+    fd = open_in_root(rootfs, m.destination, create="dir")
     try:
         syscalls.mount(m.source or m.type, _fd_path(fd), m.type, opts.flags, opts.data or None)
         if opts.propagation or opts.rec_attr_set or opts.rec_attr_clr:
-            fd = _reopen(fd, plan.rootfs, m.destination)
+            fd = _reopen(fd, rootfs, m.destination)
             _apply_after(_fd_path(fd), opts)
     finally:
         leanos.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,3 +282,33 @@ def test_rshared_rootfs_and_bidirectional_volume(bundle: Bundle, shared_host_dir
     assert "memory" in out.split()
     host_mounts = Path("/proc/self/mountinfo").read_text()
     assert f" {shared_host_dir}/sub " in host_mounts
+
+
+def test_rshared_rootfs_in_a_joined_netns_leaves_the_node_cgroups_alone(bundle: Bundle, tmp_path: Path) -> None:
+    """A container that joins a network namespace by path (every kubelet container joins its
+    pod's) with rootfsPropagation rshared (a pod with a Bidirectional volume) on a node whose
+    "/" is rshared (systemd's default) gets a sysfs of its own: its /sys/fs/cgroup tmpfs and
+    cgroup binds must not propagate onto the node's /sys/fs/cgroup (they did while /sys was a
+    bind of the node's, a peer of it: the node then saw no hugetlb and the next container
+    with hugepage limits failed).
+
+    The "node" is a private mount namespace whose "/" is made rshared, so the host's own
+    mounts (private here) are never at risk; the wrapper records that namespace's
+    /sys/fs/cgroup mounts after the container has exited."""
+    seen = tmp_path / "node-cgroup-mounts.txt"
+    wrapper = tmp_path / "runtime-in-rshared-node"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "exec unshare --mount --propagation private sh -c '"
+        "mount --make-rshared / || exit 99; \"$0\" \"$@\"; rc=$?; "
+        f"grep \" /sys/fs/cgroup \" /proc/self/mountinfo >{seen}; exit $rc' {bundle.runtime} \"$@\"\n")
+    wrapper.chmod(0o755)
+    bundle.runtime = wrapper
+    bundle.config["linux"]["rootfsPropagation"] = "rshared"
+    bundle.config["linux"]["namespaces"] = [
+        {"type": "network", "path": f"/proc/{os.getpid()}/ns/net"} if ns["type"] == "network" else ns
+        for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
+    out = bundle.run_ok("ls /sys/fs/cgroup")
+    assert "memory" in out.split()
+    node = seen.read_text().splitlines()
+    assert len(node) == 1, f"the container's /sys/fs/cgroup reached the node: {node}"

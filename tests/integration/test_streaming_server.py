@@ -34,6 +34,7 @@ from dockyard.cri.streaming import spdy
 from dockyard.cri.streaming.server import StreamServerConfig
 from spdy_client import run_exec, upgrade
 from streaming_fixture import StreamingDaemon, streaming_daemon  # noqa: F401  (fixture)
+from ws_exec_client import ws_exec
 
 CRICTL = Path(__file__).resolve().parents[2] / "build" / "bin" / "crictl"
 needs_crictl = pytest.mark.skipif(not CRICTL.exists(), reason="build/bin/crictl not built (make test builds it)")
@@ -275,6 +276,31 @@ def test_protocol_versions(streaming_daemon: StreamingDaemon, protocols: tuple[s
         assert r.out("stdout") == b"out\n" and r.out("error") == error
     else:
         assert b"server supports v5.channel.k8s.io" in r.out("body")
+
+
+@pytest.mark.parametrize("protocols,chosen,error", [
+    # Kubernetes' [Conformance] "Pods should support remote command execution
+    # over websockets" offers only channel.k8s.io: the error channel is text.
+    (["channel.k8s.io"], "channel.k8s.io", b"command terminated with non-zero exit code: 4"),
+    (["channel.k8s.io", "v4.channel.k8s.io"], "v4.channel.k8s.io", None),
+])
+def test_websocket_exec_protocols(streaming_daemon: StreamingDaemon, protocols: list[str], chosen: str,
+                                  error: bytes | None) -> None:
+    """Exec over WebSocket is served under channel.k8s.io (v1) as well as v4/v5:
+    stdout on channel 1, the exit on the error channel, then a normal close."""
+    url = exec_url(streaming_daemon, ["sh", "-c", "echo remote execution test; exit 4"], stderr=True)
+    r = asyncio.run(ws_exec(url, protocols))
+    assert (r.status, r.protocol, r.close_code) == (101, chosen, 1000)
+    assert r.out(1) == b"remote execution test\n"
+    if error is not None:
+        assert r.out(3) == error
+    else:
+        assert json.loads(r.out(3))["reason"] == "NonZeroExitCode"
+    ok = asyncio.run(ws_exec(exec_url(streaming_daemon, ["echo", "fine"]), ["channel.k8s.io"]))
+    assert ok.out(1) == b"fine\n" and ok.out(3) == b""  # v1: nothing on the error channel on success
+    refused = asyncio.run(ws_exec(exec_url(streaming_daemon, ["true"]), ["base64.channel.k8s.io"]))
+    assert refused.status == 403 and b"server supports v5.channel.k8s.io" in refused.body
+    wait_idle(streaming_daemon)
 
 
 def test_tty_resize_reaches_the_process(streaming_daemon: StreamingDaemon) -> None:

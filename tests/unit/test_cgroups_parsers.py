@@ -167,3 +167,26 @@ def test_same_verdicts_as_the_old_regex() -> None:
         assert old == accepted, key
     for field, path in ESCAPED_PATHS:
         assert OLD_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field) == path, field
+
+
+def test_only_the_top_mount_of_a_mount_point_counts() -> None:
+    """A node that mounts a tmpfs over /sys/fs/cgroup and each hierarchy again (its cgroup
+    namespace's view) lists every hierarchy twice; only the later, reachable one is reported.
+    dockyard-runc bound both into a container's /sys/fs/cgroup, the second on top of the first,
+    and with a shared root that mount propagated onto the node's own cgroup directory (EBUSY on
+    its removal, and the mounts doubled with each later container of the pod)."""
+    from dockyard.runtime.kernel.cgroupfs.mountinfo import v1_mounts
+
+    text = "\n".join([
+        "52 51 0:28 / /sys/fs/cgroup rw shared:6 - tmpfs tmpfs rw,mode=755",
+        "53 52 0:29 / /sys/fs/cgroup/cpu rw shared:7 - cgroup cgroup rw,cpu",
+        "61 52 0:37 / /sys/fs/cgroup/systemd rw shared:15 - cgroup cgroup rw,name=systemd",
+        "62 52 0:38 / /sys/fs/cgroup/unified rw shared:16 - cgroup2 cgroup2 rw",
+        "77 52 0:42 / /sys/fs/cgroup rw shared:29 - tmpfs tmpfs rw,mode=755",
+        "78 77 0:29 /run1 /sys/fs/cgroup/cpu rw shared:30 - cgroup cgroup rw,cpu",
+        "86 77 0:37 /run1 /sys/fs/cgroup/systemd rw shared:38 - cgroup cgroup rw,name=systemd",
+        "87 77 0:38 /run1/init /sys/fs/cgroup/unified rw shared:39 - cgroup2 cgroup2 rw",
+    ])
+    assert [(m.mountpoint, m.root) for m in cgroup_mounts(text)] == [
+        ("/sys/fs/cgroup/cpu", "/run1"), ("/sys/fs/cgroup/systemd", "/run1"), ("/sys/fs/cgroup/unified", "/run1/init")]
+    assert v1_mounts(text) == [("/sys/fs/cgroup/cpu", "cpu"), ("/sys/fs/cgroup/systemd", "name=systemd")]

@@ -154,8 +154,22 @@ def test_default_yaml_is_plain_yaml() -> None:
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
         "cni", "runtimes", "shim_binary", "cgroup_parent", "cgroup_driver", "restrict_oom_score_adj",
-        "stream_server", "cdi_spec_dirs", "admin",
+        "stream_server", "cdi_spec_dirs", "admin", "cadvisor",
     }
+
+
+@pytest.mark.parametrize(("data", "socket"), [
+    ({}, ""),
+    ({"cadvisor": {"socket": "/run/containerd/containerd.sock"}}, "/run/containerd/containerd.sock"),
+])
+def test_cadvisor_socket(data: dict[str, object], socket: str) -> None:
+    """cAdvisor's containerd API subset is off unless a socket is named."""
+    assert parse_config(data).cadvisor_socket == socket
+
+
+def test_cadvisor_socket_must_be_absolute() -> None:
+    with pytest.raises(InvalidArgument, match="cadvisor.socket"):
+        parse_config({"cadvisor": {"socket": "relative.sock"}})
 
 
 @pytest.mark.parametrize(("data", "socket"), [

@@ -141,3 +141,15 @@ def test_pivot_stacks_the_old_root_and_detaches_it(recorded: RecordingSyscalls, 
         Call("mount", (None, ".", None, syscalls.MS_REC | syscalls.MS_SLAVE, None), {}),
         Call("umount2", (".", syscalls.MNT_DETACH), {}),
     ]
+
+
+def test_sysfs_in_a_joined_network_namespace_is_a_sysfs_of_its_own(recorded: RecordingSyscalls,
+                                                                     tmp_path: Path) -> None:
+    """A container that joins a network namespace (kubelet's containers join the pod's) mounts
+    a new sysfs rather than binding the host's /sys: a bind of a shared /sys is a peer of it,
+    and what the container mounts on it (its /sys/fs/cgroup) would propagate to the host."""
+    (pm,) = setup.plan_mounts((Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),))
+    setup._mount_one(0, pm, _plan(tmp_path, private_netns=False), {})
+    (source, target, fstype, flags, _), = recorded.of("mount")
+    assert (source, fstype, flags) == ("sysfs", "sysfs", pm.opts.flags)
+    assert fd_path(target)

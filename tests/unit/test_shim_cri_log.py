@@ -38,7 +38,9 @@ def line(tag: bytes, msg: bytes, stream: bytes = b"stdout") -> bytes:
     ([b"a\nb\n"], [line(b"F", b"a"), line(b"F", b"b")]),
     ([b"hel", b"lo\n"], [line(b"F", b"hello")]),
     ([b"\n"], [line(b"F", b"")]),
-    ([b"no nl"], [line(b"F", b"no nl")]),                      # EOF ends the line
+    ([b"no nl"], [line(b"P", b"no nl")]),                      # EOF: a line without its newline (containerd)
+    ([b"a\nDONE"], [line(b"F", b"a"), line(b"P", b"DONE")]),
+    ([b"cr\r"], [line(b"P", b"cr\r")]),                          # no newline, so the \r stays
     ([b"crlf\r\n"], [line(b"F", b"crlf")]),                     # a pty's line ending
     ([b"cr\r", b"\n"], [line(b"F", b"cr")]),
     ([b"in\rside\n"], [line(b"F", b"in\rside")]),               # only the \r before \n goes

@@ -9,12 +9,12 @@ from dockyard.shim import process
 from dockyard.shim.process import CREATED, RUNNING, STOPPED
 
 ALLOWED = {
-    #          start  kill   kill_all delete exec   update
-    CREATED: (True, True, True, True, False, False),
-    RUNNING: (False, True, True, False, True, True),
-    STOPPED: (False, False, True, True, False, False),
+    #          start  kill   kill_all delete exec   update checkpoint
+    CREATED: (True, True, True, True, False, False, False),
+    RUNNING: (False, True, True, False, True, True, True),
+    STOPPED: (False, False, True, True, False, False, False),
 }
-ACTIONS = ("start", "kill", "kill_all", "delete", "exec", "update")
+ACTIONS = ("start", "kill", "kill_all", "delete", "exec", "update", "checkpoint")
 
 
 @pytest.mark.parametrize("state", list(ALLOWED))

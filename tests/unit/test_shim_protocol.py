@@ -75,7 +75,7 @@ def test_encode_refuses_oversized_message() -> None:
     (api.request(8, "kill", {"container_id": "c"}), (8, "kill", {"container_id": "c", "exec_id": "", "signal": 15, "all": False})),
     (api.request(9, "create", {"container_id": "c", "bundle": "/b", "tty": True}),
      (9, "create", {"container_id": "c", "bundle": "/b", "stdin": False, "stdin_once": False, "tty": True, "log_path": "",
-                     "start": False})),
+                     "start": False, "restore": ""})),
     (api.request(10, "wait", {"container_id": "c", "exec_id": "e"}), (10, "wait", {"container_id": "c", "exec_id": "e"})),
     (api.request(11, "exec", {"container_id": "c", "exec_id": "e", "process": {}}),
      (11, "exec", {"container_id": "c", "exec_id": "e", "process": {}, "tty": False, "stdin": False,
@@ -112,6 +112,18 @@ def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[i
                                             "capture": True}}, "capture and io=fds exclude each other"),
     ({"id": 1, "method": "attach", "params": {"container_id": "c", "stdin": 1}}, "must be bool"),
     ({"id": 1, "method": "attach", "params": {}}, "missing param 'container_id'"),
+    ({"id": 1, "method": "create", "params": {"container_id": "c", "bundle": "/b", "restore": "ck"}},
+     "restore must be an absolute path"),
+    ({"id": 1, "method": "create", "params": {"container_id": "c", "bundle": "/b", "restore": "/ck", "tty": True}},
+     "a restored container has no terminal"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "img", "work_path": "/w"}},
+     "image_path must be an absolute path"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": ""}},
+     "work_path must be an absolute path"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": "/w",
+                                                  "timeout": -1}}, "timeout must not be negative"),
+    ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": "/w",
+                                                  "timeout": 1.5}}, "must be int"),
 ])
 def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ShimError, match=fragment) as info:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from dockyard.cri.bundle_facts import BundleFactsCache, facts_of
-from dockyard.cri.stats import CgroupReader, StatsSampler, parse_flat_keyed, parse_int
+from dockyard.cri.stats import (CgroupReader, StatsSampler, cpu_usage, io_message, memory_message, parse_flat_keyed,
+                                network_message, parse_int, pressure_message)
 
 
 @pytest.mark.parametrize("spec, want", [
@@ -142,3 +143,63 @@ def test_reader_v2_systemd_driver(tmp_path: Path, path: str, cgroup: str) -> Non
     mountinfo = _v2_tree(root, cgroup, {"cpu.stat": "usage_usec 7\n", "memory.current": "11\n", "pids.current": "2\n"})
     stats = CgroupReader(str(root), mountinfo).read(path, "c1")
     assert stats is not None and stats["cpu"]["usage"]["total"] == 7000 and stats["pids"]["current"] == 2
+
+
+PRESSURE = ("some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n"
+            "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")
+
+
+def test_pressure_message() -> None:
+    """A cgroup2 pressure file becomes CRI PsiStats: percentages and the stall total in microseconds."""
+    psi = pressure_message(PRESSURE)
+    assert psi is not None
+    assert (psi.Some.Total, psi.Some.Avg10, psi.Some.Avg60, psi.Some.Avg300) == (123456, 1.5, 0.25, 0.0)
+    assert psi.Full.Total == 7 and psi.HasField("Full")
+    assert pressure_message(None) is None
+    half = pressure_message("some avg10=0.00 avg60=0.00 avg300=0.00 total=3\nfull garbage\n")
+    assert half is not None and half.Some.Total == 3 and not half.HasField("Full")
+
+
+def test_reader_hybrid_reads_pressure_from_the_unified_hierarchy(tmp_path: Path) -> None:
+    """On a hybrid host the container's cgroup2 directory (<root>/unified/...) carries its
+    pressure files; ContainerStats and PodSandboxStats report them as cpu/memory/io psi (kubelet's
+    Summary API shows them, and the node e2e spec requires them where the kernel has PSI)."""
+    root = tmp_path / "cg"
+    mountinfo = _v1_tree(root, "/k/pod1/c1", {"cpuacct": {"cpuacct.usage": "5000\n"}})
+    unified = root / "unified"
+    (unified / "k/pod1/c1").mkdir(parents=True)
+    for resource in ("cpu", "memory", "io"):
+        (unified / "k/pod1/c1" / f"{resource}.pressure").write_text(PRESSURE)
+    mountinfo += f"50 25 0:50 / {unified} rw,nosuid - cgroup2 cgroup2 rw\n"
+    stats = CgroupReader(str(root), mountinfo).read("/k/pod1/c1", "c1")
+    assert stats is not None and set(stats["psi"]) == {"cpu", "memory", "io"}
+    assert cpu_usage(stats, 1, 0).psi.Some.Total == 123456
+    assert memory_message(stats, 1).psi.Full.Total == 7
+    io = io_message(stats, 1)
+    assert io is not None and io.psi.Some.Avg10 == 1.5
+    # none on a host without cgroup2: no psi, no io message
+    plain_root = tmp_path / "cg2"
+    plain = CgroupReader(str(plain_root), _v1_tree(plain_root, "/k/pod1/c1", {"cpuacct": {"cpuacct.usage": "1\n"}}))
+    plain_stats = plain.read("/k/pod1/c1", "c1")
+    assert plain_stats is not None and "psi" not in plain_stats
+    assert io_message(plain_stats, 1) is None and not cpu_usage(plain_stats, 1, 0).HasField("psi")
+
+
+def _counters(n: int) -> dict[str, int]:
+    return {"rx_bytes": n, "rx_errors": 0, "tx_bytes": 2 * n, "tx_errors": 0}
+
+
+@pytest.mark.parametrize(("names", "default", "listed"), [
+    (["eth0", "lo"], "eth0", ["eth0"]),
+    (["eth0", "net1", "lo"], "eth0", ["eth0", "net1"]),
+    (["net1", "net2"], "net1", ["net1", "net2"]),  # no eth0: the first
+    (["lo"], "", []),
+])
+def test_network_message_lists_every_interface(names: list[str], default: str, listed: list[str]) -> None:
+    """interfaces lists every interface but lo, the default one included (kubelet's Summary API
+    takes the pod's network.interfaces from it); default_interface is eth0, else the first."""
+    usage = network_message({name: _counters(i + 1) for i, name in enumerate(names)}, 5)
+    assert usage is not None
+    assert [i.name for i in usage.interfaces] == listed
+    assert usage.default_interface.name == default
+    assert network_message(None, 5) is None

@@ -34,6 +34,8 @@ def test_encode() -> None:
 @pytest.mark.parametrize("offered,want", [
     (["v5.channel.k8s.io", "v4.channel.k8s.io"], "v5.channel.k8s.io"),
     (["v4.channel.k8s.io"], "v4.channel.k8s.io"),
+    (["channel.k8s.io"], "channel.k8s.io"),  # v1: Kubernetes' websocket exec conformance spec offers only it
+    (["channel.k8s.io", "v4.channel.k8s.io"], "v4.channel.k8s.io"),
     (["base64.channel.k8s.io"], None),
 ])
 def test_negotiate(offered: list[str], want: str | None) -> None:

@@ -17,6 +17,11 @@ Facts about these files:
   inside a container with a cgroup namespace or a bind-mounted cgroup.
 * ``/proc/self/cgroup`` lines are ``ID:CONTROLLERS:PATH``; the cgroup2 line is
   ``0::PATH``.  PATH is relative to the hierarchy's root, not to ROOT above.
+* A mount point can hold several mounts, the later on top (lines come in
+  mount order): a node that mounts a tmpfs over /sys/fs/cgroup and the
+  hierarchies again (a cgroup namespace's view, as hack/run-node-e2e.sh does,
+  or a nested node) lists every hierarchy twice.  Only the top one is
+  reachable by path, so only it is reported.
 """
 
 from __future__ import annotations
@@ -64,7 +69,8 @@ def _unescape(path: str) -> str:
 
 
 def cgroup_mounts(mountinfo_text: str) -> list[CgroupMount]:
-    """Every cgroup and cgroup2 mount, in mountinfo order."""
+    """Every cgroup and cgroup2 mount reachable by its path (the top one of a
+    mount point that holds several), in mountinfo order."""
     found: list[CgroupMount] = []
     for line in mountinfo_text.splitlines():
         head, sep, tail = line.partition(" - ")
@@ -84,7 +90,8 @@ def cgroup_mounts(mountinfo_text: str) -> list[CgroupMount]:
                 if opt in V1_CONTROLLERS or opt.startswith("name=")
             )
         found.append(CgroupMount(_unescape(fields[4]), _unescape(fields[3]), fstype, controllers))
-    return found
+    top = {m.mountpoint: i for i, m in enumerate(found)}
+    return [m for i, m in enumerate(found) if top[m.mountpoint] == i]
 
 
 def v1_mounts(mountinfo_text: str) -> list[tuple[str, str]]:
