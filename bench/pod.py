@@ -333,6 +333,52 @@ def remove_all_pods(side: Side) -> None:
             side.failures.append(f"cleanup: removing pod {item.id[:12]}: {describe(err)}")
 
 
+def prepare(script: str, no_setup: bool) -> Path:
+    """What every run of bench/<script>.py needs first: root, the local registry
+    (unless told it runs), and a fresh work dir."""
+    if os.geteuid() != 0:
+        raise SystemExit(f"bench/{script}.py needs root (namespaces, mounts, cgroups, bridges)")
+    if not no_setup:
+        ensure_registry()
+    return Path(tempfile.mkdtemp(prefix=f"dockyard-bench-{script}-"))
+
+
+def both_sides(base: Path, tag: str, net: int) -> list[Side]:
+    """dockyardd's side and, when it is installed, containerd's: bridges <tag>-dy0 and
+    <tag>-cd0, pod subnets 10.88.<net>.0/24 and 10.88.<net + 1>.0/24."""
+    sides = [Side("dockyardd", base / "dockyardd", f"{tag}-dy0", f"10.88.{net}.0/24"),
+             Side("containerd", base / "containerd", f"{tag}-cd0", f"10.88.{net + 1}.0/24")]
+    if shutil.which("containerd") is None:
+        print("bench: containerd not installed; measuring dockyardd only")
+        sides = sides[:1]
+    return sides
+
+
+def stop_sides(sides: list[Side]) -> None:
+    """Every pod removed, every daemon stopped (then a second for their shims to go)."""
+    for s in sides:
+        remove_all_pods(s)
+        if s.channel is not None:
+            s.channel.close()
+        if s.daemon is not None:
+            stop(s.daemon.proc)
+    time.sleep(1)
+
+
+CHECKED = "mounts, netns, container cgroups, shims, veths, IPAM leases checked"
+
+
+def print_leftovers(left: dict[str, list[str]], when: str = "", tracked: str = "") -> None:
+    """What leftovers() found (force_clean removed it since), or that it found nothing."""
+    when = f" {when}" if when else ""
+    if left:
+        print(f"LEFT BEHIND{when} (now removed):")
+        for kind, items in left.items():
+            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
+    else:
+        print(f"nothing left behind{when} ({tracked}{CHECKED})")
+
+
 def cgroup_dirs(cgroup_base: str) -> list[Path]:
     if (CGROUP_ROOT / "cgroup.controllers").exists():  # cgroup v2 only: one hierarchy, at the root
         top = CGROUP_ROOT / cgroup_base.strip("/")
@@ -467,18 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systemd-cgroup", action="store_true",
                         help="both daemons with the systemd cgroup driver (a cgroup v2 host with systemd as PID 1)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        raise SystemExit("bench/pod.py needs root (namespaces, mounts, cgroups, bridges)")
-    if not args.no_setup:
-        ensure_registry()
-    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-pod-"))
+    base = prepare("pod", args.no_setup)
     cgroup_base = f"/dybench{secrets.token_hex(4)}.slice" if args.systemd_cgroup else f"/dybench-{secrets.token_hex(4)}"
     logs = base / "logs"
-    sides = [Side("dockyardd", base / "dockyardd", "dybench-dy0", "10.88.201.0/24"),
-             Side("containerd", base / "containerd", "dybench-cd0", "10.88.202.0/24")]
-    if shutil.which("containerd") is None:
-        print("bench: containerd not installed; measuring dockyardd only")
-        sides = sides[:1]
+    sides = both_sides(base, "dybench", 201)
     for s in sides:
         s.pid_mode = PID_MODE[args.pid_namespace]
     left: dict[str, list[str]] = {}
@@ -513,25 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: aborted: {describe(err)}", file=sys.stderr)
         sides[0].failures.append(f"aborted: {describe(err)}")
     finally:
-        for s in sides:
-            remove_all_pods(s)
-            if s.channel is not None:
-                s.channel.close()
-            if s.daemon is not None:
-                stop(s.daemon.proc)
-        time.sleep(1)
+        stop_sides(sides)
         left = leftovers(sides, cgroup_base, base)
         force_clean(sides, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
     print_tables(sides, args.iterations)
-    if left:
-        print("LEFT BEHIND (now removed):")
-        for kind, items in left.items():
-            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
-    else:
-        tracked = sum(len(s.netns_paths) for s in sides)
-        print(f"nothing left behind ({tracked} containerd/dockyardd netns paths tracked; "
-              "mounts, netns, container cgroups, shims, veths, IPAM leases checked)")
+    tracked = sum(len(s.netns_paths) for s in sides)
+    print_leftovers(left, tracked=f"{tracked} containerd/dockyardd netns paths tracked; ")
     ok = all(s.times["pod-to-running"] for s in sides) and not any(s.failures for s in sides) and not left
     return 0 if ok else 1
 

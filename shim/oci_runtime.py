@@ -197,18 +197,14 @@ class OciRuntime:
 
     def create(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
-        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"create {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"create {container_id}", ["create", "--bundle", bundle], container_id, pid_file,
+                    console_socket, stdio, pump)
 
     def run_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                      stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
         """create + start in one runtime call (runc's ``run --detach``)."""
-        args = ["run", "--detach", "--bundle", bundle, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"run {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"run {container_id}", ["run", "--detach", "--bundle", bundle], container_id, pid_file,
+                    console_socket, stdio, pump)
 
     def restore_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                          stdio: tuple[int, int, int], pump: Pump | None = None, *, image_path: str = "") -> None:
@@ -241,10 +237,15 @@ class OciRuntime:
 
     def exec(self, container_id: str, process_file: str, pid_file: str, console_socket: str,
              stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
-        args = ["exec", "--detach", "--process", process_file, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"exec in {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"exec in {container_id}", ["exec", "--detach", "--process", process_file], container_id,
+                    pid_file, console_socket, stdio, pump)
+
+    def _spawn(self, what: str, args: list[str], container_id: str, pid_file: str, console_socket: str,
+               stdio: tuple[int, int, int], pump: Pump | None) -> None:
+        """A call that starts a process on ``stdio`` (create, run, exec): its pid goes to
+        ``pid_file``, and its terminal's master to ``console_socket`` when one is given."""
+        console = ["--console-socket", console_socket] if console_socket else []
+        self._run(what, [*args, "--pid-file", pid_file, *console, container_id], stdio=stdio, pump=pump)
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self._run(f"update {container_id}", ["update", "--resources", "-", container_id],

@@ -317,6 +317,23 @@ class CriService:
         except errors.NotFound as err:
             raise errors.NotFound(f"container {errors.shorten(id_or_prefix)} not found") from err
 
+    def running_container(self, id_or_prefix: str, refused: str = "") -> Container:
+        """The container, which must be running: else FailedPrecondition, ending
+        with ``refused`` (what the caller cannot do) when given."""
+        c = self.container(id_or_prefix)
+        if c.state is not ContainerState.RUNNING:
+            why = f": {refused}" if refused else ""
+            raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running{why}")
+        return c
+
+    def ready_sandbox(self, id_or_prefix: str, refused: str = "") -> Sandbox:
+        """The pod sandbox, which must be ready: else FailedPrecondition, as above."""
+        sandbox = self.sandbox(id_or_prefix)
+        if sandbox.state is not SandboxState.READY:
+            why = f": {refused}" if refused else ""
+            raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready{why}")
+        return sandbox
+
     # --- shared teardown steps (each idempotent) ---
 
     async def kill_and_wait(self, pod_id: str, cid: str, timeout: float) -> None:

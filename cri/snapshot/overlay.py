@@ -52,7 +52,7 @@ from dockyard.runtime.kernel import syscalls
 from dockyard.runtime.kernel.errors import SyscallError
 
 from ..content.digest import is_digest
-from ..content.durable import TEMP_PREFIX, remove_temporaries, write_atomic
+from ..content.durable import TEMP_PREFIX, read_versioned, remove_temporaries, write_atomic
 from ..disk_usage import tree_usage
 from ..errors import (
     AlreadyExists,
@@ -156,17 +156,10 @@ class Snapshotter:
     # -- metadata -------------------------------------------------------------
 
     def _load(self) -> None:
-        try:
-            with open(self._metadata_path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
+        doc = read_versioned(self._metadata_path, "snapshot metadata", METADATA_VERSION)
+        if doc is None:
             return
         try:
-            doc = json.loads(raw)
-            if doc.get("version") != METADATA_VERSION:
-                raise FailedPrecondition(
-                    f"snapshot metadata {self._metadata_path}: unsupported version {doc.get('version')!r}"
-                )
             self._next = int(doc["next"])
             self._committed = {k: _Committed(**v) for k, v in doc["committed"].items()}
             self._active = {k: _Active(**v) for k, v in doc["active"].items()}

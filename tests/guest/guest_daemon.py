@@ -25,7 +25,7 @@ from pathlib import Path
 import guest_env  # noqa: F401 (puts tests/integration on sys.path)
 import pytest
 from bundle import SUBREAPER
-from daemon_fixture import Daemon
+from daemon_fixture import Daemon, write_hosts_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFLIST = REPO / "deploy" / "cni" / "10-dockyard.conflist"
@@ -35,11 +35,7 @@ MIRRORED = ("registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "registry-1.
 
 
 def write_mirrors(config_path: Path) -> None:
-    for host in MIRRORED:
-        d = config_path / host
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "hosts.toml").write_text('server = "http://127.0.0.1:5000"\n\n[host."http://127.0.0.1:5000"]\n'
-                                      '  capabilities = ["pull", "resolve"]\n')
+    write_hosts_dir(config_path, "127.0.0.1:5000", MIRRORED)
 
 
 def run(*argv: str) -> str:
@@ -90,9 +86,7 @@ def start_and_wait(daemon: Daemon) -> None:
 
 
 def stop_daemon(daemon: Daemon) -> None:
-    if daemon.alive():
-        daemon.crictl("rmp", "-f", "-a", check=False)
-    daemon.stop()
+    daemon.stop_emptied()
     # The guest's /tmp dies with it: keep the daemon's log beside the run's results.
     out = Path(os.environ.get("DOCKYARD_GUEST_OUT", "/nonexistent"))
     if out.is_dir() and Path(daemon.log).exists():
