@@ -122,9 +122,13 @@ def is_bundled_runtime(binary: str, python: str) -> bool:
 class OciRuntime:
     """One OCI runtime binary with its state root, one method per verb."""
 
-    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str, launch: str = "") -> None:
+    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str, launch: str = "", *,
+                 systemd_cgroup: bool = False) -> None:
         self.binary = find_binary(binary)
         self.root = root
+        # --systemd-cgroup goes on every call, as containerd's shim does with SystemdCgroup:
+        # create needs it, and the other verbs accept it.
+        self.global_flags = ["--systemd-cgroup"] if systemd_cgroup else []
         self.reaper = reaper
         self.log_path = log_path  # the runtime's --log (json), truncated before each call
         self.launcher = choose_launcher(self.binary, sys.executable, launch)
@@ -152,7 +156,8 @@ class OciRuntime:
                 out = err = -1
             with open(self.log_path, "wb"):
                 pass
-            argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json", *args]
+            argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json",
+                    *self.global_flags, *args]
             pid = self.launcher.launch(argv, stdio)
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, timeout or TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
