@@ -26,7 +26,6 @@ as this does, and compare them within one run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -35,8 +34,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from runtime import SOURCE_BUNDLE, prepare_bundle  # bench/runtime.py, beside this file
+
 REPO = Path(__file__).resolve().parents[1]
-SOURCE_BUNDLE = REPO / "build" / "bundles" / "busybox"
 VERBS = ("create", "start", "state", "exec", "kill", "delete")
 PYTHON = REPO / ".venv" / "bin" / "python3"
 
@@ -65,15 +65,6 @@ def import_micros(stderr: str) -> int:
         if self_us.isdigit():
             total += int(self_us)
     return total
-
-
-def prepare_bundle(dest: Path) -> None:
-    shutil.copytree(SOURCE_BUNDLE / "rootfs", dest / "rootfs", symlinks=True)
-    config = json.loads((SOURCE_BUNDLE / "config.json").read_text())
-    config["process"]["args"] = ["sleep", "1000"]
-    config["process"]["terminal"] = False
-    config["root"] = {"path": "rootfs"}
-    (dest / "config.json").write_text(json.dumps(config))
 
 
 class Checkout:
@@ -132,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             shift = round_ % len(checkouts)
             for checkout in checkouts[shift:] + checkouts[:shift]:
                 bundle = work / f"bundle-{round_}-{checkouts.index(checkout)}"
-                prepare_bundle(bundle)
+                prepare_bundle(bundle, ("sleep", "1000"))
                 checkout.cycle(bundle, f"imports-{os.getpid()}-{round_}-{checkouts.index(checkout)}")
                 shutil.rmtree(bundle)
         print(f"import time per verb, ms (median of {args.runs}; sum of -X importtime self times)")

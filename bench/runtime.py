@@ -137,11 +137,11 @@ def interpreter_of(binary: str) -> list[str] | None:
     return first[2:].decode(errors="replace").split()
 
 
-def prepare_bundle(dest: Path) -> None:
-    """A private copy of the busybox bundle whose process runs `true`."""
+def prepare_bundle(dest: Path, args: tuple[str, ...] = ("true",)) -> None:
+    """A private copy of the busybox bundle whose process runs `args`."""
     shutil.copytree(SOURCE_BUNDLE / "rootfs", dest / "rootfs", symlinks=True)
     config = json.loads((SOURCE_BUNDLE / "config.json").read_text())
-    config["process"]["args"] = ["true"]
+    config["process"]["args"] = list(args)
     config["process"]["terminal"] = False
     config["root"] = {"path": "rootfs"}
     config["hostname"] = "bench"
