@@ -33,6 +33,7 @@ Facts about this setup:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -211,6 +212,37 @@ class Kubelet:
 PLEG_VARIANTS = {"generic-pleg": {}, "evented-pleg": {"EventedPLEG": True}}
 
 
+@contextlib.contextmanager
+def running_kubelet(k: Kubelet, argv: list[str], start_timeout_s: float) -> Iterator[None]:
+    """Start kubelet ``argv`` as ``k.proc`` (owned by the test subreaper), wait
+    until it is healthy, and at the end remove its static pods, wait for their
+    pods to go and stop it."""
+    with open(k.log, "ab") as log, SUBREAPER._lock:
+        k.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=k.tmp)
+        SUBREAPER._owned.add(k.proc.pid)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not k.healthy():
+            if k.proc.poll() is not None:
+                pytest.fail(f"kubelet exited {k.proc.returncode}:\n{k.log_text()[-6000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"kubelet not healthy after {start_timeout_s:.0f}s:\n{k.log_text()[-6000:]}")
+            time.sleep(0.5)
+        yield
+    finally:
+        for manifest in k.manifests.glob("*.json"):
+            manifest.unlink()
+        _wait_no_pods(k.endpoint, GC_TIMEOUT_S, k)
+        k.proc.send_signal(signal.SIGTERM)
+        try:
+            k.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            k.proc.kill()
+            k.proc.wait()
+        with SUBREAPER._lock:
+            SUBREAPER._owned.discard(k.proc.pid)
+
+
 @pytest.fixture(scope="module", params=sorted(PLEG_VARIANTS))
 def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[Kubelet]:
@@ -256,30 +288,10 @@ def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory,
     make_cgroup_root()
     k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz, config["readOnlyPort"], bool(gates),
                 port=config["port"])
-    with open(k.log, "ab") as log, SUBREAPER._lock:
-        k.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=tmp)
-        SUBREAPER._owned.add(k.proc.pid)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not k.healthy():
-            if k.proc.poll() is not None:
-                pytest.fail(f"kubelet exited {k.proc.returncode}:\n{k.log_text()[-6000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"kubelet not healthy after {START_TIMEOUT_S:.0f}s:\n{k.log_text()[-6000:]}")
-            time.sleep(0.5)
-        yield k
+        with running_kubelet(k, argv, START_TIMEOUT_S):
+            yield k
     finally:
-        for manifest in manifests.glob("*.json"):
-            manifest.unlink()
-        _wait_no_pods(cri_endpoint, GC_TIMEOUT_S, k)
-        k.proc.send_signal(signal.SIGTERM)
-        try:
-            k.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            k.proc.kill()
-            k.proc.wait()
-        with SUBREAPER._lock:
-            SUBREAPER._owned.discard(k.proc.pid)
         _remove_leftover_pods(cri_endpoint)
         unmount_under(tmp)
         for link in CONTAINER_LOGS.glob(f"*_{NS}_*.log"):

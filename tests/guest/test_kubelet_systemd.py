@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,7 @@ from guest_env import run
 
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import test_kubelet as scenarios  # the host's scenarios, reused
-from e2e_endpoint import SUBREAPER, CRIEndpoint, unmount_under
+from e2e_endpoint import CRIEndpoint, unmount_under
 
 StaticPod = Callable[[str, dict[str, Any]], str]
 
@@ -74,30 +71,10 @@ def kubelet(systemd_daemon: Daemon, tmp_path_factory: pytest.TempPathFactory,  #
     argv = [str(scenarios.KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
             "--cert-dir", str(tmp / "pki"), "--hostname-override", scenarios.NODE, "--node-ip", "127.0.0.1", "--v=2"]
     k = scenarios.Kubelet(endpoint, tmp, manifests, tmp / "kubelet.log", healthz, int(config["readOnlyPort"]), False)
-    with open(k.log, "ab") as log, SUBREAPER._lock:
-        k.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=tmp)
-        SUBREAPER._owned.add(k.proc.pid)
     try:
-        deadline = time.monotonic() + 300
-        while not k.healthy():
-            if k.proc.poll() is not None:
-                pytest.fail(f"kubelet exited {k.proc.returncode}:\n{k.log_text()[-6000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"kubelet not healthy after 300 s:\n{k.log_text()[-6000:]}")
-            time.sleep(0.5)
-        yield k
+        with scenarios.running_kubelet(k, argv, 300):
+            yield k
     finally:
-        for manifest in manifests.glob("*.json"):
-            manifest.unlink()
-        scenarios._wait_no_pods(endpoint, scenarios.GC_TIMEOUT_S, k)
-        k.proc.send_signal(signal.SIGTERM)
-        try:
-            k.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            k.proc.kill()
-            k.proc.wait()
-        with SUBREAPER._lock:
-            SUBREAPER._owned.discard(k.proc.pid)
         if guest_out.is_dir():  # the guest's /tmp dies with it
             shutil.copy(k.log, guest_out / "kubelet-systemd.log")
         scenarios._remove_leftover_pods(endpoint)
