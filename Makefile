@@ -189,7 +189,7 @@ guest: $(STAMPS)/apt
 	hack/guest/build.sh
 
 test-guest: deps images guest
-	$(VENV)/bin/pytest -q tests/e2e/test_guest.py
+	DOCKYARD_GUEST_ALL=1 $(VENV)/bin/pytest -q tests/e2e/test_guest.py
 
 critest-guest: deps images guest critest-tools
 	hack/guest/run.py --timeout 3600 -- DOCKYARD_CRITEST_ALL=1 .venv/bin/python -m pytest -v -p no:cacheprovider \

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Boot the test guest, run one job in it, and exit with the job's status.
 
-    hack/guest/run.py [--out DIR] [--timeout S] [--accel auto|tcg|kvm] [-- COMMAND...]
+    hack/guest/run.py [--out DIR] [--timeout S] [--accel auto|tcg|kvm] [--skip MODULE]... [-- COMMAND...]
 
 The guest is Debian's own kernel (hack/guest/build.sh) under Debian's
 qemu-system-x86: cgroup v2 only, systemd as PID 1, AppArmor on, no network
 device. Its root is this host's root, read-only over 9p under a tmpfs overlay,
 so it runs this checkout, its venv and the test images at the same paths.
-COMMAND (default: the guest suite, `pytest tests/guest`) runs as a shell
-command from the checkout in the systemd unit dockyard-guest-job.service; the
+COMMAND (default: the guest suite, `pytest tests/guest`, less each
+tests/guest/MODULE.py named by --skip) runs as a shell command from the checkout in the systemd unit dockyard-guest-job.service; the
 guest powers off when it ends. OUT (default: a fresh directory under
 build/guest/runs/) is shared writable at the same path in the guest: the job
 writes its results there (the default job: junit.xml), hack/guest/job.sh its
@@ -181,6 +181,8 @@ def main() -> int:
     parser.add_argument("--memory", type=int, default=4096, help="guest memory in MiB")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--quiet", action="store_true", help="do not copy the console to stdout")
+    parser.add_argument("--skip", action="append", default=[], metavar="MODULE",
+                        help="leave tests/guest/MODULE.py out of the default job")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then a shell command run in the guest")
     args = parser.parse_args()
 
@@ -188,7 +190,11 @@ def main() -> int:
         print("guest: build/guest is not built; run hack/guest/build.sh", file=sys.stderr)
         return 2
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    job = " ".join(command) if command else DEFAULT_JOB
+    if command and args.skip:
+        parser.error("--skip applies to the default job only")
+    job = " ".join(command) if command else DEFAULT_JOB + "".join(
+        f" --ignore=tests/guest/{module}.py" for module in args.skip
+    )
 
     if args.out is None:
         (BUILD / "runs").mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 GUEST_TESTS = REPO / "tests" / "guest"
 RUNS = REPO / "build" / "guest" / "runs"
-# The guest suite's budget is 20 minutes under TCG; past 25 the run is killed.
-GUEST_TIMEOUT = 1500
+# make test runs a bounded part of the guest suite; `make test-guest`
+# (DOCKYARD_GUEST_ALL=1) runs all of it. Why: under TCG the whole suite takes
+# 11 minutes on an idle 2-core host and over 30 with both cores busy, too long
+# for make test's budget. These modules each start dockyardd with pods (a
+# kubelet, critest, CRIU, AppArmor'd pods) and took 570 of the suite's 660
+# test seconds on 2026-12-06; test_cri_systemd stays in make test as the
+# guest's one end-to-end CRI run under the systemd driver.
+FULL_ONLY_MODULES = frozenset({"test_cri_apparmor", "test_checkpoint", "test_critest_systemd", "test_kubelet_systemd"})
+FULL_SUITE = os.environ.get("DOCKYARD_GUEST_ALL") == "1"
+# The guest's budget: past this the run is killed. The bounded part takes
+# about 5 minutes idle; the whole suite about 12.
+GUEST_TIMEOUT = 2700 if FULL_SUITE else 1500
 
 
 def guest_test_functions() -> list[tuple[str, str]]:
@@ -93,8 +103,9 @@ def guest_run() -> GuestRun:
         pytest.fail(f"hack/guest/build.sh failed:\n{build.stdout}\n{build.stderr}")
     RUNS.mkdir(parents=True, exist_ok=True)
     out = RUNS / time.strftime("pytest-%Y%m%d-%H%M%S")
+    skips = [] if FULL_SUITE else [f"--skip={module}" for module in sorted(FULL_ONLY_MODULES)]
     done = subprocess.run(
-        [str(REPO / "hack" / "guest" / "run.py"), "--quiet", "--out", str(out), "--timeout", str(GUEST_TIMEOUT)],
+        [str(REPO / "hack" / "guest" / "run.py"), "--quiet", "--out", str(out), "--timeout", str(GUEST_TIMEOUT), *skips],
         capture_output=True, text=True,
     )
     junit = out / "junit.xml"
@@ -120,9 +131,18 @@ def test_guest_suite_ran(guest_run: GuestRun) -> None:
     assert not unknown, f"guest ran tests this host does not know of: {sorted(unknown)}"
 
 
+def test_full_only_modules_exist() -> None:
+    """Every module make test leaves to `make test-guest` is a guest test module (a rename would otherwise run nothing)."""
+    modules = {module for module, _ in guest_test_functions()}
+    assert FULL_ONLY_MODULES <= modules, sorted(FULL_ONLY_MODULES - modules)
+    assert modules - FULL_ONLY_MODULES, "make test would run no guest test at all"
+
+
 @pytest.mark.parametrize(("module", "function"), guest_test_functions(), ids=lambda part: part)
 def test_in_guest(guest_run: GuestRun, module: str, function: str) -> None:
     """One guest test function: all its cases passed in the guest (its docstring is there)."""
+    if module in FULL_ONLY_MODULES and not FULL_SUITE:
+        pytest.skip(f"tests/guest/{module}.py runs in `make test-guest` only (DOCKYARD_GUEST_ALL=1): make test's guest part is bounded")
     cases = guest_run.cases.get((module, function))
     if not cases:
         pytest.fail(f"tests/guest/{module}.py::{function} did not run in the guest:\n{guest_run.console_tail(20)}")
