@@ -378,13 +378,11 @@ up() {
   log "API server ready"
 
   start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$state/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$state/controller-manager.kubeconfig" --authorization-kubeconfig "$state/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" --use-service-account-credentials=true \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false --profiling=false --v=1
   start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$state/scheduler.kubeconfig" \
-    --authentication-kubeconfig "$state/scheduler.kubeconfig" --authorization-kubeconfig "$state/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
   wait_until "the controller-manager's /healthz" 120 kube-controller-manager curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
   wait_until "the scheduler's /healthz" 120 kube-scheduler curl -skf "https://127.0.0.1:$SCHEDULER_PORT/healthz"
@@ -428,8 +426,11 @@ down() {
       case $ns in default|kube-system|kube-public|kube-node-lease) ;; *) $k delete namespace "$ns" --wait=false >/dev/null 2>&1 ;; esac
     done
     $k delete pods --all --all-namespaces --grace-period=5 --wait=false >/dev/null 2>&1
-    $k wait --for=delete pods --all --all-namespaces --timeout=120s >/dev/null 2>&1 \
-      || forced+=("pods still there after 120 s: $($k get pods -A --no-headers 2>&1 | head -5)")
+    # (kubectl wait fails when nothing matches: only wait for pods that exist)
+    if [[ -n $($k get pods --all-namespaces -o name 2>/dev/null) ]]; then
+      $k wait --for=delete pods --all --all-namespaces --timeout=120s >/dev/null 2>&1 \
+        || forced+=("pods still there after 120 s: $($k get pods -A --no-headers 2>&1 | head -5)")
+    fi
   fi
   stop kubelet
   if [[ -S $run/dockyard.sock ]] && [[ -s $state/pids/dockyardd ]] && alive "$(cat "$state/pids/dockyardd")"; then
@@ -472,6 +473,9 @@ down() {
     [[ -L $m && $(readlink "$m") == "$state/pod-logs/"* ]] && rm -f "$m"
   done
   rm -rf --one-file-system "$run" "$state/pids"
+  # Logs, certificates and configs stay for a post-mortem (up starts afresh).
+  rm -rf --one-file-system "$state/dockyard-root" "$state/kubelet" "$state/etcd" "$state/cni-cache" \
+    "$state/cni-ipam" "$state/path" "$state/pod-logs"
   if ((${#forced[@]})); then
     log "down: had to clean up what the parts left behind:"
     printf '  %s\n' "${forced[@]}"
