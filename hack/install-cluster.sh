@@ -22,7 +22,8 @@
 # warm), 2026-12-06: go mod tidy 3 s, kubectl 37 s, kube-scheduler 33 s,
 # kube-controller-manager 343 s, kube-apiserver 51 s, etcd 12 s; 479 s in all.
 # (The controller-manager built most of the shared apiserver packages the
-# later builds reused.) A cold build with no cache was not measured.
+# later builds reused.) Rebuilt with every package cached (links only):
+# 40+22+34+25+5 s, 128 s in all. A cold build with no cache was not measured.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
