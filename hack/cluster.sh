@@ -434,12 +434,13 @@ down() {
   fi
   stop kubelet
   if [[ -S $run/dockyard.sock ]] && [[ -s $state/pids/dockyardd ]] && alive "$(cat "$state/pids/dockyardd")"; then
+    # Stopped sandboxes are expected: the kubelet removes them only in its
+    # container GC, once a minute. A ready one is a pod the kubelet did not stop.
     local left
-    left=$("$bin/crictl" -r "unix://$run/dockyard.sock" pods -q 2>/dev/null)
-    if [[ -n $left ]]; then
-      forced+=("sandboxes left after the kubelet: $(echo $left)")
-      "$bin/crictl" -r "unix://$run/dockyard.sock" -t 60s rmp -fa >/dev/null 2>&1
-    fi
+    left=$("$bin/crictl" -r "unix://$run/dockyard.sock" pods --state ready -q 2>/dev/null)
+    [[ -z $left ]] || forced+=("sandboxes still ready after the kubelet: $(echo $left)")
+    "$bin/crictl" -r "unix://$run/dockyard.sock" -t 60s rmp -fa >/dev/null 2>&1 \
+      || forced+=("crictl rmp -fa failed: $("$bin/crictl" -r "unix://$run/dockyard.sock" pods 2>&1 | tail -5)")
   fi
   local c
   for ((c = ${#COMPONENTS[@]} - 1; c >= 0; c--)); do stop "${COMPONENTS[c]}"; done
