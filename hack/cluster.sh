@@ -87,7 +87,15 @@ KUBELET_HEALTHZ_PORT=20248
 DOCKYARD_METRICS=127.0.0.1:21338
 REGISTRY=127.0.0.1:5000
 CGROUP_ROOT=dockyard-cluster
-DAEMONS_CGROUP=/sys/fs/cgroup/pids/dockyard-cluster-daemons
+# cgroup v1 (this host): the daemons are tracked in the pids hierarchy only.
+# cgroup v2 (the test guest, hack/guest): one tree.
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  CGROUP_V2=1 DAEMONS_CGROUP=/sys/fs/cgroup/dockyard-cluster-daemons
+else
+  CGROUP_V2=0 DAEMONS_CGROUP=/sys/fs/cgroup/pids/dockyard-cluster-daemons
+fi
+# Every wait below is multiplied by this (a TCG guest is several times slower).
+SCALE=${DOCKYARD_CLUSTER_TIMEOUT_SCALE:-1}
 FW_COMMENT=dockyard-cluster
 # Registry hosts the test images name; each is mirrored to the local registry.
 MIRRORED=(registry.k8s.io k8s.gcr.io gcr.io docker.io registry-1.docker.io quay.io $REGISTRY)
@@ -207,14 +215,14 @@ stop() { # name: SIGTERM, then SIGKILL after 30 s
 
 wait_until() { # what seconds pid-name command...: poll a readiness endpoint, fail early if the process died
   local what=$1 secs=$2 name=$3; shift 3
-  local deadline=$(( $(date +%s) + secs )) pid
+  local deadline=$(( $(date +%s) + secs * SCALE )) pid
   pid=$(cat "$state/pids/$name" 2>/dev/null || true)
   until "$@" >/dev/null 2>&1; do
     if [[ -n $pid ]] && ! alive "$pid"; then
       die "$name exited while waiting for $what; $state/logs/$name.log ends:
 $(tail -25 "$state/logs/$name.log")"
     fi
-    (( $(date +%s) < deadline )) || die "timed out after ${secs}s waiting for $what; $state/logs/$name.log ends:
+    (( $(date +%s) < deadline )) || die "timed out after $((secs * SCALE))s waiting for $what; $state/logs/$name.log ends:
 $(tail -25 "$state/logs/$name.log")"
     sleep 0.2
   done
@@ -227,8 +235,16 @@ port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
 v1_hierarchies() { awk '$0 ~ / - cgroup / {print $5}' /proc/self/mountinfo | sort -u; }
 
 make_cgroups() {
-  local h d
+  local h d c
   mkdir -p "$DAEMONS_CGROUP"
+  if ((CGROUP_V2)); then
+    # The kubelet's cgroupRoot, with every controller the root hands down.
+    mkdir -p "/sys/fs/cgroup/$CGROUP_ROOT"
+    for c in $(cat /sys/fs/cgroup/cgroup.subtree_control); do
+      echo "+$c" >"/sys/fs/cgroup/$CGROUP_ROOT/cgroup.subtree_control"
+    done
+    return 0
+  fi
   for h in $(v1_hierarchies); do
     d=$h/$CGROUP_ROOT
     mkdir -p "$d"
@@ -246,6 +262,7 @@ cgroup_dirs() { # every cgroup of ours, deepest first
     [[ -d $DAEMONS_CGROUP ]] && find "$DAEMONS_CGROUP" -type d
     # dockyardd on a hybrid host makes pod cgroups in the cgroup2 mount too.
     [[ -d /sys/fs/cgroup/unified/$CGROUP_ROOT ]] && find "/sys/fs/cgroup/unified/$CGROUP_ROOT" -type d
+    [[ $CGROUP_V2 == 1 && -d /sys/fs/cgroup/$CGROUP_ROOT ]] && find "/sys/fs/cgroup/$CGROUP_ROOT" -type d
   } 2>/dev/null | awk '{print length($0) " " $0}' | sort -rn | cut -d' ' -f2-
 }
 
@@ -394,7 +411,7 @@ up() {
   wait_until "the controller-manager's /healthz" 120 kube-controller-manager curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
   wait_until "the scheduler's /healthz" 120 kube-scheduler curl -skf "https://127.0.0.1:$SCHEDULER_PORT/healthz"
   # Pods of a namespace are refused until its default service account exists.
-  $k wait --for=create serviceaccount/default -n default --timeout=120s >/dev/null
+  $k wait --for=create serviceaccount/default -n default --timeout=$((120 * SCALE))s >/dev/null
   log "control plane ready"
 
   if [[ $control_plane_only == 0 ]]; then
@@ -406,8 +423,8 @@ up() {
     start kubelet "$bin/kubelet" --config "$state/kubelet-config.yaml" --kubeconfig "$state/kubelet.kubeconfig" \
       --root-dir "$state/kubelet" --hostname-override "$NODE" --node-ip "$NODE_IP" --v=2
     wait_until "the kubelet's /healthz" 120 kubelet curl -sf "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
-    $k wait --for=create "node/$NODE" --timeout=120s >/dev/null
-    $k wait --for=condition=Ready "node/$NODE" --timeout=180s >/dev/null
+    $k wait --for=create "node/$NODE" --timeout=$((120 * SCALE))s >/dev/null
+    $k wait --for=condition=Ready "node/$NODE" --timeout=$((180 * SCALE))s >/dev/null
     log "node $NODE ready"
   fi
   trap - EXIT
@@ -435,8 +452,8 @@ down() {
     $k delete pods --all --all-namespaces --grace-period=5 --wait=false >/dev/null 2>&1
     # (kubectl wait fails when nothing matches: only wait for pods that exist)
     if [[ -n $($k get pods --all-namespaces -o name 2>/dev/null) ]]; then
-      $k wait --for=delete pods --all --all-namespaces --timeout=120s >/dev/null 2>&1 \
-        || forced+=("pods still there after 120 s: $($k get pods -A --no-headers 2>&1 | head -5)")
+      $k wait --for=delete pods --all --all-namespaces --timeout=$((120 * SCALE))s >/dev/null 2>&1 \
+        || forced+=("pods still there after $((120 * SCALE)) s: $($k get pods -A --no-headers 2>&1 | head -5)")
     fi
   fi
   stop kubelet

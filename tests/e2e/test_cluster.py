@@ -48,14 +48,16 @@ pytestmark = [
 
 CLUSTER = REPO / "hack" / "cluster.sh"
 KUBECTL = BUILD / "bin" / "kubectl"
-STATE = BUILD / "cluster"
+STATE = Path(os.environ.get("DOCKYARD_CLUSTER_DIR", str(BUILD / "cluster")))  # as hack/cluster.sh
 RUN = Path("/run/dycluster")
 SOCKET = RUN / "dockyard.sock"
 NODE = "dockyard-node"
 NS = "dockyard-cluster-e2e"
 IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 POD_NET = re.compile(r"10\.88\.(12[89]|13[0-5])\.\d+")  # the cluster's pod range
-WAIT = "180s"
+# kubectl's waits; DOCKYARD_CLUSTER_TIMEOUT_SCALE (also read by hack/cluster.sh) stretches them in a TCG guest.
+SCALE = int(os.environ.get("DOCKYARD_CLUSTER_TIMEOUT_SCALE", "1"))
+WAIT = f"{180 * SCALE}s"
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Kubectl:
     def argv(self, *args: str) -> list[str]:
         return [str(KUBECTL), f"--kubeconfig={self.kubeconfig}", "-n", NS, *args]
 
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 300) -> str:
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 300 * SCALE) -> str:
         r = subprocess.run(self.argv(*args), input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if r.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
@@ -91,7 +93,7 @@ def kubectl(critest_images: None) -> Iterator[Kubectl]:
         k("wait", "--for=create", "serviceaccount/default", f"--timeout={WAIT}")
         yield k
     finally:
-        down = subprocess.run([str(CLUSTER), "down"], check=False, capture_output=True, text=True, timeout=600)
+        down = subprocess.run([str(CLUSTER), "down"], check=False, capture_output=True, text=True, timeout=600 * SCALE)
         assert down.returncode == 0, f"hack/cluster.sh down:\n{down.stdout}\n{down.stderr}"
 
 
@@ -111,7 +113,7 @@ def running_pod(k: Kubectl, obj: dict[str, Any]) -> dict[str, Any]:
     return dict(k.json("get", "pod", name))
 
 
-def read_until(proc: subprocess.Popen[bytes], fd: int, needle: bytes, timeout: float = 120) -> bytes:
+def read_until(proc: subprocess.Popen[bytes], fd: int, needle: bytes, timeout: float = 120 * SCALE) -> bytes:
     """Read ``fd`` until ``needle`` appears; fail (with what came) if the process ends or the time is up."""
     seen = b""
     deadline = time.monotonic() + timeout
@@ -203,7 +205,7 @@ def test_exec_with_a_terminal_and_without(kubectl: Kubectl) -> None:
         os.close(main)
 
     assert k("exec", "-i", "shell", "--", "tr", "a-z", "A-Z", input="piped through\n") == "PIPED THROUGH\n"
-    r = subprocess.run(k.argv("exec", "shell", "--", "sh", "-c", "exit 7"), check=False, capture_output=True, timeout=120)
+    r = subprocess.run(k.argv("exec", "shell", "--", "sh", "-c", "exit 7"), check=False, capture_output=True, timeout=120 * SCALE)
     assert r.returncode == 7, r
 
 
@@ -308,10 +310,10 @@ def test_deleting_the_namespace_leaves_nothing_on_the_node(kubectl: Kubectl) -> 
         uids = {s.metadata.uid for s in before}
         ids = {s.id for s in before}
         # Subscribe before deleting, so that no removal event is missed.
-        events = stub.GetContainerEvents(api_pb2.GetEventsRequest(), timeout=600)
+        events = stub.GetContainerEvents(api_pb2.GetEventsRequest(), timeout=600 * SCALE)
         events.initial_metadata()
         k("delete", "namespace", NS, "--wait=false")
-        k("wait", "--for=delete", f"namespace/{NS}", "--timeout=300s")
+        k("wait", "--for=delete", f"namespace/{NS}", f"--timeout={300 * SCALE}s")
         # The kubelet's container GC removes the stopped sandboxes (once a minute).
         if _sandboxes(stub):
             for _ in events:
