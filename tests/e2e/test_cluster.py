@@ -22,6 +22,8 @@ runs only with DOCKYARD_CLUSTER=1, under the root-tests lock.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import pty
@@ -30,7 +32,7 @@ import select
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,6 +302,34 @@ def _sandboxes(stub: api_pb2_grpc.RuntimeServiceStub) -> list[api_pb2.PodSandbox
     return list(stub.ListPodSandbox(req, timeout=30).items)
 
 
+IN_MOVED_FROM, IN_DELETE, IN_DELETE_SELF = 0x40, 0x200, 0x400
+
+
+def wait_gone(directory: Path, doomed: Callable[[str], bool], timeout: float) -> list[str]:
+    """Wait on inotify (not by polling) until no entry of ``directory`` is ``doomed``; what is left at the timeout."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    try:
+        # Watch first, then look: an entry removed in between is not missed.
+        if libc.inotify_add_watch(fd, os.fsencode(directory), IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF) < 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOENT:
+                return []
+            raise OSError(err, f"inotify_add_watch {directory}")
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [n for n in os.listdir(directory) if doomed(n)] if directory.exists() else []
+            remaining = deadline - time.monotonic()
+            if not left or remaining <= 0:
+                return left
+            if select.select([fd], [], [], remaining)[0]:
+                os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
 def test_deleting_the_namespace_leaves_nothing_on_the_node(kubectl: Kubectl) -> None:
     """Last: the namespace's deletion removes its pods' sandboxes, containers, mounts, netns, cgroups and logs."""
     k = kubectl
@@ -333,7 +363,9 @@ def test_deleting_the_namespace_leaves_nothing_on_the_node(kubectl: Kubectl) -> 
                    if any(u in p.name for u in uids)]
     assert not pod_cgroups, pod_cgroups
     assert not [i for i in ids if (RUN / "shims" / i).exists()]
-    assert not list((STATE / "pod-logs").glob(f"{NS}_*"))
-    assert not list(Path("/var/log/containers").glob(f"*_{NS}_*.log"))
-    assert not (STATE / "kubelet" / "pods").exists() or not [
-        p for p in (STATE / "kubelet" / "pods").iterdir() if p.name in uids]
+    # The kubelet removes these right after the sandboxes (log dirs in the same
+    # GC pass, pod dirs in its housekeeping), so they are awaited too.
+    gc_wait = 120.0 * SCALE
+    assert not wait_gone(STATE / "pod-logs", lambda n: n.startswith(f"{NS}_"), gc_wait)
+    assert not wait_gone(Path("/var/log/containers"), lambda n: f"_{NS}_" in n, gc_wait)
+    assert not wait_gone(STATE / "kubelet" / "pods", lambda n: n in uids, gc_wait)
