@@ -193,9 +193,20 @@ cluster-e2e: deps critest-tools kubelet cluster-tools
 #   make test-guest  boot it under qemu (cgroup v2 only, systemd PID 1, AppArmor),
 #                    run tests/guest in it, report here (tests/e2e/test_guest.py;
 #                    make test runs it with tests/e2e)
-.PHONY: guest test-guest
+#   make critest-guest  critest's whole suite in the guest against dockyardd with
+#                    the systemd cgroup driver (make test runs a subset)
+#   make bench-guest bench/runtime.py and bench/pod.py in the guest, systemd
+#                    driver, against Debian's runc, crun and containerd
+.PHONY: guest test-guest critest-guest bench-guest
 guest: $(STAMPS)/apt
 	hack/guest/build.sh
 
 test-guest: deps images guest
 	$(VENV)/bin/pytest -q tests/e2e/test_guest.py
+
+critest-guest: deps images guest critest-tools
+	hack/guest/run.py --timeout 3600 -- DOCKYARD_CRITEST_ALL=1 .venv/bin/python -m pytest -v -p no:cacheprovider \
+	    tests/guest/test_critest_systemd.py
+
+bench-guest: deps images guest critest-tools
+	hack/guest/run.py --timeout 5400 -- hack/guest/bench.sh

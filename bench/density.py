@@ -63,7 +63,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,8 +73,8 @@ import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 import pod as podbench
-from daemons import ensure_registry, pss_kib, rss_kib, stop
-from pod import SLEEPER, Side, cgroup_dirs, container_config, describe, force_clean, leftovers, pod_config
+from daemons import pss_kib, rss_kib
+from pod import Side, cgroup_dirs, container_config, describe, force_clean, leftovers, pod_config
 
 CALL_TIMEOUT_S = 120.0
 STATUS_PERIOD_S = 1.0
@@ -597,18 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.pods, args.steady, args.churn = 40, 30.0, 20.0
-    if os.geteuid() != 0:
-        raise SystemExit("bench/density.py needs root (namespaces, mounts, cgroups, bridges)")
-    if not args.no_setup:
-        ensure_registry()
-    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-density-"))
+    base = podbench.prepare("density", args.no_setup)
     cgroup_base = f"/dydens-{secrets.token_hex(4)}"
     logs = base / "logs"
-    sides = [Side("dockyardd", base / "dockyardd", "dydens-dy0", "10.88.211.0/24"),
-             Side("containerd", base / "containerd", "dydens-cd0", "10.88.212.0/24")]
-    if shutil.which("containerd") is None:
-        print("bench: containerd not installed; measuring dockyardd only")
-        sides = sides[:1]
+    sides = podbench.both_sides(base, "dydens", 211)
     if args.only:
         sides = [s for s in sides if s.name == args.only]
     for s in sides:
@@ -627,13 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: aborted: {describe(err)}", file=sys.stderr)
         ok = False
     finally:
-        for s in sides:
-            podbench.remove_all_pods(s)
-            if s.channel is not None:
-                s.channel.close()
-            if s.daemon is not None:
-                stop(s.daemon.proc)
-        time.sleep(1)
+        podbench.stop_sides(sides)
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
             for s in sides:
@@ -645,13 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {name: merged(rs) for name, rs in results.items() if rs}
     if runs:
         print_report(runs, args)
-    if left:
-        print("LEFT BEHIND after both daemons stopped (now removed):")
-        for kind, items in left.items():
-            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
-    else:
-        print("nothing left behind after both daemons stopped "
-              "(mounts, netns, container cgroups, shims, veths, IPAM leases checked)")
+    podbench.print_leftovers(left, "after both daemons stopped")
     failed = any(r.errors for r in runs.values()) or any(
         v for r in runs.values() for v in r.counts.get("after teardown", {}).values())
     return 0 if ok and not failed and not left and runs else 1

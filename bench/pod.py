@@ -8,6 +8,11 @@ keyed by it), the bridge (dybench-dy0 / dybench-cd0) and a /24 of its own
 inside 10.88.0.0/16, with host-local's dataDir in the daemon's work dir.
 Pods get a kubelet-style cgroup_parent (/dybench-<hex>/<daemon>/pod<n>), so
 both runtimes do the same cgroup work and the benchmark can remove the tree.
+With ``--systemd-cgroup`` (a cgroup v2 host with systemd as PID 1: the test
+guest, make bench-guest) both use the systemd cgroup driver (dockyardd's
+cgroup_driver: systemd, containerd's SystemdCgroup = true) and the parents
+are kubelet's systemd form, /dybench<hex>.slice/dybench<hex>-<daemon>.slice/
+dybench<hex>-<daemon>-pod<n>.slice: every container a scope in its pod's slice.
 Both daemons use restrict_oom_score_adj (root here lacks CAP_SYS_RESOURCE).
 The busybox and pause images come from the local registry through the same
 hosts.toml mirror directory and are pulled before any timing.
@@ -126,6 +131,18 @@ class Side:
         return pids_with_cmdline(str(self.daemon.socket).encode(), "containerd-shim")
 
 
+def systemd_driver(cgroup_base: str) -> bool:
+    return cgroup_base.endswith(".slice")
+
+
+def pod_parent(cgroup_base: str, side: str, tag: str) -> str:
+    """kubelet's cgroup_parent for a pod: a path, or with systemd nested slices (named so that they nest)."""
+    if systemd_driver(cgroup_base):
+        stem = cgroup_base.strip("/")[:-len(".slice")]
+        return f"{cgroup_base}/{stem}-{side}.slice/{stem}-{side}-pod{tag}.slice"
+    return f"{cgroup_base}/{side}/pod{tag}"
+
+
 def start_side(side: Side, cgroup_base: str) -> None:
     side.work.mkdir(parents=True)
     conf_dir = side.work / "cni-conf"
@@ -134,13 +151,16 @@ def start_side(side: Side, cgroup_base: str) -> None:
     (conf_dir / CONFLIST.name).write_text(json.dumps(conf, indent=2))
     if side.name == "dockyardd":
         side.state_dir = Path(tempfile.mkdtemp(prefix="dyb", dir="/tmp"))
+        driver = ({"cgroup_driver": "systemd", "cgroup_parent": cgroup_base.strip("/")[:-len(".slice")] + "-own.slice"}
+                  if systemd_driver(cgroup_base) else {"cgroup_parent": f"{cgroup_base}/dockyardd-own"})
         side.daemon = start_dockyardd(side.work, state_dir=side.state_dir, extra={
             "cni": {"conf_dir": str(conf_dir), "cache_dir": str(side.work / "cni-cache")},
-            "cgroup_parent": f"{cgroup_base}/dockyardd-own",
             "restrict_oom_score_adj": True,
+            **driver,
         })
     else:
-        side.daemon = start_containerd(side.work, cni_conf_dir=conf_dir, restrict_oom_score_adj=True)
+        side.daemon = start_containerd(side.work, cni_conf_dir=conf_dir, restrict_oom_score_adj=True,
+                                       systemd_cgroup=systemd_driver(cgroup_base))
     side.channel = side.daemon.channel()
     images = api_pb2_grpc.ImageServiceStub(side.channel)
     for ref in (PAUSE, BUSYBOX):
@@ -166,7 +186,7 @@ def pod_config(side: Side, tag: str, cgroup_base: str, logs: Path) -> api_pb2.Po
         hostname=f"bench-{tag}",
         log_directory=str(logs / side.name / tag),
         linux=api_pb2.LinuxPodSandboxConfig(
-            cgroup_parent=f"{cgroup_base}/{side.name}/pod{tag}",
+            cgroup_parent=pod_parent(cgroup_base, side.name, tag),
             security_context=api_pb2.LinuxSandboxSecurityContext(
                 namespace_options=api_pb2.NamespaceOption(pid=side.pid_mode))),
     )
@@ -313,7 +333,56 @@ def remove_all_pods(side: Side) -> None:
             side.failures.append(f"cleanup: removing pod {item.id[:12]}: {describe(err)}")
 
 
+def prepare(script: str, no_setup: bool) -> Path:
+    """What every run of bench/<script>.py needs first: root, the local registry
+    (unless told it runs), and a fresh work dir."""
+    if os.geteuid() != 0:
+        raise SystemExit(f"bench/{script}.py needs root (namespaces, mounts, cgroups, bridges)")
+    if not no_setup:
+        ensure_registry()
+    return Path(tempfile.mkdtemp(prefix=f"dockyard-bench-{script}-"))
+
+
+def both_sides(base: Path, tag: str, net: int) -> list[Side]:
+    """dockyardd's side and, when it is installed, containerd's: bridges <tag>-dy0 and
+    <tag>-cd0, pod subnets 10.88.<net>.0/24 and 10.88.<net + 1>.0/24."""
+    sides = [Side("dockyardd", base / "dockyardd", f"{tag}-dy0", f"10.88.{net}.0/24"),
+             Side("containerd", base / "containerd", f"{tag}-cd0", f"10.88.{net + 1}.0/24")]
+    if shutil.which("containerd") is None:
+        print("bench: containerd not installed; measuring dockyardd only")
+        sides = sides[:1]
+    return sides
+
+
+def stop_sides(sides: list[Side]) -> None:
+    """Every pod removed, every daemon stopped (then a second for their shims to go)."""
+    for s in sides:
+        remove_all_pods(s)
+        if s.channel is not None:
+            s.channel.close()
+        if s.daemon is not None:
+            stop(s.daemon.proc)
+    time.sleep(1)
+
+
+CHECKED = "mounts, netns, container cgroups, shims, veths, IPAM leases checked"
+
+
+def print_leftovers(left: dict[str, list[str]], when: str = "", tracked: str = "") -> None:
+    """What leftovers() found (force_clean removed it since), or that it found nothing."""
+    when = f" {when}" if when else ""
+    if left:
+        print(f"LEFT BEHIND{when} (now removed):")
+        for kind, items in left.items():
+            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
+    else:
+        print(f"nothing left behind{when} ({tracked}{CHECKED})")
+
+
 def cgroup_dirs(cgroup_base: str) -> list[Path]:
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # cgroup v2 only: one hierarchy, at the root
+        top = CGROUP_ROOT / cgroup_base.strip("/")
+        return [top] if top.is_dir() else []
     return [h / cgroup_base.strip("/") for h in CGROUP_ROOT.iterdir() if (h / cgroup_base.strip("/")).is_dir()]
 
 
@@ -373,6 +442,8 @@ def force_clean(sides: list[Side], cgroup_base: str, base: Path) -> None:
         if s.state_dir:
             unmount_under(s.state_dir)
             shutil.rmtree(s.state_dir, ignore_errors=True)
+    if systemd_driver(cgroup_base):  # the slices are units: systemd removes their cgroups
+        subprocess.run(["systemctl", "stop", cgroup_base.strip("/")], check=False, capture_output=True)
     for top in cgroup_dirs(cgroup_base):
         for current, _, _ in sorted(os.walk(top, topdown=False), key=lambda w: -len(w[0])):
             try:
@@ -439,19 +510,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid-namespace", choices=sorted(PID_MODE), default="container",
                         help="each container's own PID namespace (kubelet's default) or the pod's shared one")
     parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the images")
+    parser.add_argument("--systemd-cgroup", action="store_true",
+                        help="both daemons with the systemd cgroup driver (a cgroup v2 host with systemd as PID 1)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        raise SystemExit("bench/pod.py needs root (namespaces, mounts, cgroups, bridges)")
-    if not args.no_setup:
-        ensure_registry()
-    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-pod-"))
-    cgroup_base = f"/dybench-{secrets.token_hex(4)}"
+    base = prepare("pod", args.no_setup)
+    cgroup_base = f"/dybench{secrets.token_hex(4)}.slice" if args.systemd_cgroup else f"/dybench-{secrets.token_hex(4)}"
     logs = base / "logs"
-    sides = [Side("dockyardd", base / "dockyardd", "dybench-dy0", "10.88.201.0/24"),
-             Side("containerd", base / "containerd", "dybench-cd0", "10.88.202.0/24")]
-    if shutil.which("containerd") is None:
-        print("bench: containerd not installed; measuring dockyardd only")
-        sides = sides[:1]
+    sides = both_sides(base, "dybench", 201)
     for s in sides:
         s.pid_mode = PID_MODE[args.pid_namespace]
     left: dict[str, list[str]] = {}
@@ -486,25 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: aborted: {describe(err)}", file=sys.stderr)
         sides[0].failures.append(f"aborted: {describe(err)}")
     finally:
-        for s in sides:
-            remove_all_pods(s)
-            if s.channel is not None:
-                s.channel.close()
-            if s.daemon is not None:
-                stop(s.daemon.proc)
-        time.sleep(1)
+        stop_sides(sides)
         left = leftovers(sides, cgroup_base, base)
         force_clean(sides, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
     print_tables(sides, args.iterations)
-    if left:
-        print("LEFT BEHIND (now removed):")
-        for kind, items in left.items():
-            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
-    else:
-        tracked = sum(len(s.netns_paths) for s in sides)
-        print(f"nothing left behind ({tracked} containerd/dockyardd netns paths tracked; "
-              "mounts, netns, container cgroups, shims, veths, IPAM leases checked)")
+    tracked = sum(len(s.netns_paths) for s in sides)
+    print_leftovers(left, tracked=f"{tracked} containerd/dockyardd netns paths tracked; ")
     ok = all(s.times["pod-to-running"] for s in sides) and not any(s.failures for s in sides) and not left
     return 0 if ok else 1
 

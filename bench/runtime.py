@@ -3,12 +3,16 @@
 
     python bench/runtime.py [--runs 50] [--warmup 2]
 
-Two phases, each interleaving its runtimes round by round (the order rotates
+Two phases (one with --systemd-cgroup), each interleaving its runtimes round by round (the order rotates
 every round so no runtime always goes first):
 
   hybrid   the host's mount namespace, cgroups as they stand: v1 hierarchies
            plus the cgroup2 mount at /sys/fs/cgroup/unified (hugetlb only).
            dockyard-runc and runc.
+  systemd  (--systemd-cgroup, instead of the two above) a cgroup v2 host
+           with systemd as PID 1 (the test guest: make bench-guest); every
+           runtime gets --systemd-cgroup, so each container is a transient
+           scope that systemd makes over D-Bus. dockyard-runc, runc, crun.
   private  a private mount namespace (`unshare -m`) with
            /sys/fs/cgroup/unified unmounted there only, because Debian's crun
            1.8.1 refuses the hybrid layout. crun, runc and dockyard-runc, so
@@ -224,8 +228,9 @@ def last_lines(path: Path, count: int = 3) -> str:
 
 
 class Bench:
-    def __init__(self, runtimes: list[Runtime], workdir: Path) -> None:
+    def __init__(self, runtimes: list[Runtime], workdir: Path, global_flags: list[str] | None = None) -> None:
         self.workdir = workdir
+        self.global_flags = global_flags or []  # before every verb: --systemd-cgroup
         self.samples: dict[str, Samples] = {}
         self.roots: dict[str, Path] = {}
         self.bundles: dict[str, Path] = {}
@@ -269,7 +274,7 @@ class Bench:
         rss_file = self.workdir / rt.name / "rss"
         log = self.workdir / rt.name / "last.log"
         pid_file.unlink(missing_ok=True)
-        base = [rt.binary, "--root", root]
+        base = [rt.binary, *self.global_flags, "--root", root]
         cli_rss = 0
         marks = [time.perf_counter()]
         init_rss = 0
@@ -414,7 +419,7 @@ def render(phases: list[tuple[str, list[Samples]]], runs: int) -> str:
 def run_phase(runtimes: list[Runtime], args: argparse.Namespace) -> list[Samples]:
     set_child_subreaper()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
-        bench = Bench(runtimes, Path(tmp))
+        bench = Bench(runtimes, Path(tmp), ["--systemd-cgroup"] if args.systemd_cgroup else [])
         bench.run(args.runs, args.warmup, args.rss_runs)
     return list(bench.samples.values())
 
@@ -442,6 +447,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--crun", default=shutil.which("crun") or "/usr/bin/crun")
     p.add_argument("--phase", choices=("both", "hybrid", "private"), default="both")
     p.add_argument("--json", dest="json_out", help="also write the raw samples as JSON here")
+    p.add_argument("--systemd-cgroup", action="store_true",
+                   help="one phase instead, every runtime with --systemd-cgroup (a cgroup v2 host with "
+                        "systemd as PID 1: the test guest, make bench-guest)")
     p.add_argument("--inner", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -467,11 +475,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     phases: list[tuple[str, list[Samples]]] = []
-    if args.phase in ("both", "hybrid"):
+    if args.systemd_cgroup:
+        # Each container a transient scope in system.slice (every runtime's
+        # default for an empty cgroupsPath), made by systemd over D-Bus.
+        print(f"systemd driver phase: {args.runs} runs each ...", file=sys.stderr, flush=True)
+        phases.append(("cgroup v2, the systemd cgroup driver (--systemd-cgroup)",
+                       run_phase([dockyard, runc, crun], args)))
+    elif args.phase in ("both", "hybrid"):
         print(f"hybrid phase: {args.runs} runs each ...", file=sys.stderr, flush=True)
         phases.append(("hybrid cgroups (host mount namespace, v1 + unified/hugetlb)",
                        run_phase([dockyard, runc], args)))
-    if args.phase in ("both", "private"):
+    if args.phase in ("both", "private") and not args.systemd_cgroup:
         print(f"private phase: {args.runs} runs each ...", file=sys.stderr, flush=True)
         phases.append((f"v1 only (private mount namespace, {UNIFIED_MOUNT} unmounted)",
                        run_private_phase(args)))

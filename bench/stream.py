@@ -44,12 +44,10 @@ import argparse
 import math
 import os
 import secrets
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,10 +57,10 @@ from urllib.parse import urlsplit
 import grpc
 from cri_api.v1 import api_pb2
 
-from daemons import REPO, ensure_registry, stop
+from daemons import REPO
 from dockyard.cri.streaming import spdy
-from pod import (BUSYBOX, CALL_TIMEOUT_S, Side, describe, force_clean, leftovers, pod_config, record_netns,
-                 remove_all_pods, remove_pod, start_side)
+from pod import (BUSYBOX, CALL_TIMEOUT_S, Side, both_sides, describe, force_clean, leftovers, pod_config, prepare,
+                 print_leftovers, record_netns, remove_pod, start_side, stop_sides)
 
 CRICTL = REPO / "build" / "bin" / "crictl"
 SLEEP = ["sleep", "3600"]
@@ -345,23 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="uncounted latency runs per daemon first")
     parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the images")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        raise SystemExit("bench/stream.py needs root (namespaces, mounts, cgroups, bridges)")
     if not CRICTL.is_file():
         raise SystemExit(f"bench: {CRICTL} missing (make tools)")
-    if not args.no_setup:
-        ensure_registry()
-    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-stream-"))
+    base = prepare("stream", args.no_setup)
     cgroup_base = f"/dybench-{secrets.token_hex(4)}"
     logs = base / "logs"
     blob = base / "stdin.bin"
     with open(blob, "wb") as f:
         f.truncate(args.mib * MIB)  # zeros; sparse is fine, it is read through a pipe
-    sides = [Side("dockyardd", base / "dockyardd", "dybench-dy0", "10.88.201.0/24"),
-             Side("containerd", base / "containerd", "dybench-cd0", "10.88.202.0/24")]
-    if shutil.which("containerd") is None:
-        print("bench: containerd not installed; measuring dockyardd only")
-        sides = sides[:1]
+    sides = both_sides(base, "dybench", 201)
     targets = [Target(s) for s in sides]
     left: dict[str, list[str]] = {}
     started = True
@@ -382,22 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                     stop_container(t)
                 except grpc.RpcError as err:
                     t.side.failures.append(f"cleanup: {describe(err)}")
-            remove_all_pods(t.side)
-            if t.side.channel is not None:
-                t.side.channel.close()
-            if t.side.daemon is not None:
-                stop(t.side.daemon.proc)
-        time.sleep(1)
+        stop_sides(sides)
         left = leftovers(sides, cgroup_base, base)
         force_clean(sides, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
     print_table(targets, args)
-    if left:
-        print("LEFT BEHIND (now removed):")
-        for kind, items in left.items():
-            print(f"    {kind}: {len(items)}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
-    else:
-        print("nothing left behind (mounts, netns, container cgroups, shims, veths, IPAM leases checked)")
+    print_leftovers(left)
     ok = started and not left and all(t.samples.get(m) for t in targets for m in (*LATENCY, *THROUGHPUT))
     return 0 if ok else 1
 

@@ -9,16 +9,15 @@ is idempotent, so any of them may run again after a crash.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
 from typing import Any, Protocol
 
-from dockyard.runtime.kernel import syscalls
 from dockyard.runtime.kernel.errors import SyscallError
 
 from . import errors
+from .unmount import unmount_stacked
 
 
 class SnapshotRemover(Protocol):
@@ -49,10 +48,7 @@ def release_rootfs(snapshotter: SnapshotRemover, rootfs: str, snapshot_key: str,
 
 def unmount_all(target: str) -> None:
     """Unmount ``target`` until it is no mount point (stacked mounts included)."""
-    for _ in range(16):
-        try:
-            syscalls.umount2(target, syscalls.MNT_DETACH)
-        except SyscallError as err:
-            if err.errno in (errno.EINVAL, errno.ENOENT):
-                return
-            raise errors.Internal(f"unmount {target}: {err}") from err
+    try:
+        unmount_stacked(target)
+    except SyscallError as err:
+        raise errors.Internal(f"unmount {target}: {err}") from err

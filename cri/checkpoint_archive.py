@@ -1,7 +1,8 @@
 """The container checkpoint archive: what CheckpointContainer writes and CreateContainer restores.
 
-The layout is CRI-O's (and checkpointctl's, which reads both CRI-O's and
-containerd's), so the tools that inspect kubelet checkpoints read ours: an
+The layout is CRI-O's, the one checkpointctl (the tool that inspects
+kubelet checkpoints) reads; checkpointctl itself is not run here (its
+go-criu dependency is not on the Go module proxy this VM reaches).  An
 uncompressed tar holding
 
     checkpoint/        the runtime's CRIU images (with descriptors.json)

@@ -139,6 +139,10 @@ class Config:
     # "" = dockyard-shim on PATH or next to the daemon's Python.
     shim_binary: str = "dockyard-shim"
     cgroup_parent: str = "/dockyard"
+    # "cgroupfs": the runtimes make cgroup dirs under cgroup_parent (a path);
+    # "systemd": they ask systemd for scope units (--systemd-cgroup) in the
+    # pod's slice under cgroup_parent (a slice name, "dockyard.slice" by default).
+    cgroup_driver: str = "cgroupfs"
     restrict_oom_score_adj: bool = False
     stream_server: StreamServerSettings = field(default_factory=StreamServerSettings)
     # CDI spec directories, lowest priority first (cri/oci/cdi.py).
@@ -254,10 +258,46 @@ def parse_binary(value: object, key: str) -> str:
 
 
 def parse_cgroup_parent(value: object, key: str) -> str:
-    text = parse_abs_path(value, key)
-    if ".." in text.split("/"):
-        raise InvalidArgument(f"config key {key}: {value!r} must not contain '..'")
-    return text.rstrip("/") or "/"
+    """A cgroupfs path, or a slice name (``kubepods.slice``) for the systemd
+    driver; which one the driver wants is checked with it (cgroup_parent_for)."""
+    text = parse_nonempty_str(value, key)
+    if text.startswith("/"):
+        if ".." in text.split("/"):
+            raise InvalidArgument(f"config key {key}: {value!r} must not contain '..'")
+        return text.rstrip("/") or "/"
+    return text
+
+
+CGROUP_DRIVERS = ("cgroupfs", "systemd")
+DEFAULT_SLICE = "dockyard.slice"
+
+
+def parse_cgroup_driver(value: object, key: str) -> str:
+    if value not in CGROUP_DRIVERS:
+        raise InvalidArgument(f"config key {key}: expected one of {', '.join(CGROUP_DRIVERS)}, got {value!r}")
+    return str(value)
+
+
+def cgroup_parent_for(driver: str, parent: str | None) -> str:
+    """The cgroup_parent a driver takes: a path for cgroupfs, a slice name for
+    systemd (whose default, with no cgroup_parent given, is dockyard.slice)."""
+    if driver == "systemd":
+        if parent is None:
+            return DEFAULT_SLICE
+        from dockyard.runtime.kernel.cgroupfs.systemd_path import expand_slice
+        from dockyard.runtime.kernel.errors import InvalidSpec
+
+        try:
+            expand_slice(parent, "cgroup_parent")
+        except InvalidSpec as err:
+            raise InvalidArgument(f"config key cgroup_parent: with cgroup_driver systemd, {err.detail}") from err
+        return parent
+    if parent is None:
+        return "/dockyard"  # Config's default
+    if not parent.startswith("/"):
+        raise InvalidArgument(f"config key cgroup_parent: with cgroup_driver cgroupfs, expected an absolute path, "
+                              f"got {parent!r}")
+    return parent
 
 
 def parse_oci_version(value: object, key: str) -> str:
@@ -446,6 +486,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "runtimes": parse_runtimes,
     "shim_binary": parse_binary,
     "cgroup_parent": parse_cgroup_parent,
+    "cgroup_driver": parse_cgroup_driver,
     "restrict_oom_score_adj": parse_bool,
     "stream_server": parse_stream_server,
     "root_dir": parse_abs_path,
@@ -484,6 +525,8 @@ def parse_config(data: object) -> Config:
     _check_keys(registry, _REGISTRY_KEYS, "registry")
     reg_values = {name: _REGISTRY_KEYS[name](raw, f"registry.{name}") for name, raw in registry.items()}
     values["registry"] = replace(RegistryConfig(), **reg_values)
+    values["cgroup_parent"] = cgroup_parent_for(values.get("cgroup_driver", "cgroupfs"),
+                                                values.get("cgroup_parent"))
     return replace(Config(), **values)
 
 
@@ -514,7 +557,8 @@ def render_default() -> str:
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
         "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
-        "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket", "cadvisor_socket",
+        "cgroup_driver", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket",
+        "cadvisor_socket",
     }, "render_default is out of date with Config"
     st = c.stream_server
     return f"""\
@@ -566,7 +610,12 @@ runtimes:
 {_render_handlers(c.runtimes.handlers)}\
 # The per-pod shim (a path, or a command on PATH / next to dockyardd's Python).
 shim_binary: {c.shim_binary}
-# Pod cgroups go under this cgroupfs path.
+# cgroupfs: the runtimes make cgroup dirs themselves; systemd: they ask
+# systemd for a scope unit per container (--systemd-cgroup), in a slice per
+# pod.  kubelet reads it (RuntimeConfig) and follows.
+cgroup_driver: {c.cgroup_driver}
+# Pod cgroups go under this: a cgroupfs path, or with the systemd driver a
+# slice name (default dockyard.slice: pods in dockyard-pod<id>.slice).
 cgroup_parent: {c.cgroup_parent}
 # Clamp negative oom_score_adj values (the pause container's -998) to the
 # daemon's own value, for a daemon without CAP_SYS_RESOURCE (containerd's

@@ -1,10 +1,22 @@
-"""The pod cgroup (``<cgroup_parent>/pod-<id>``) on a cgroupfs host.
+"""The pod cgroup, and the cgroupsPath of each container in it.
 
-The runtime creates and removes each container's leaf cgroup under it; the
-intermediate pod directory is created implicitly by the first container (mkdir
--p) and nobody else removes it, so the daemon does once the pod is gone.
-Only directories this daemon named are removed: a kubelet-given
-cgroup_parent belongs to kubelet.
+cgroupfs driver: the pod's cgroup is ``<cgroup_parent>/pod-<id>`` and a
+container's is ``<pod cgroup>/<id>``.  The runtime creates and removes each
+container's leaf cgroup; the intermediate pod directory is created
+implicitly by the first container (mkdir -p) and nobody else removes it, so
+the daemon does once the pod is gone.
+
+systemd driver: the pod's cgroup is the slice ``<parent stem>-pod<id>.slice``
+(below ``dockyard.slice`` or kubelet's ``kubepods-*.slice``: systemd nests
+slices by name), and a container's is the scope ``dockyard-<id>.scope`` in
+it, which the runtime asks systemd for (cgroupsPath ``<slice>:dockyard:<id>``,
+containerd's form with its own prefix).  systemd starts the slice with the
+pod's first scope; the daemon stops it once the pod is gone.
+
+Which form a container's path takes follows the pod's parent, as in
+containerd: a parent whose last element is a slice gets the systemd form.
+Only cgroups this daemon named are removed: a kubelet-given cgroup_parent
+belongs to kubelet.
 
 UpdatePodSandboxResources writes the pod's resources into the pod cgroup,
 whoever made it: that call is how kubelet hands them to the runtime during
@@ -38,14 +50,83 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
+from dockyard.runtime.kernel.cgroupfs.systemd_path import pod_slice, slice_dir
+from dockyard.runtime.kernel.errors import RuntimeFault
+
 from . import errors
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+SCOPE_PREFIX = "dockyard"
+
+
+def pod_cgroup_parent(driver: str, cgroup_parent: str, sandbox_id: str) -> str:
+    """The cgroup of a pod this daemon names (no cgroup_parent from the caller)."""
+    if driver == "systemd":
+        return pod_slice(cgroup_parent, sandbox_id)
+    return f"{cgroup_parent.rstrip('/')}/pod-{sandbox_id}"
+
+
+def cgroups_path(pod_parent: str, object_id: str) -> str:
+    """linux.cgroupsPath of a container (or the pause container) of the pod whose cgroup is ``pod_parent``."""
+    base = pod_parent.rstrip("/").rpartition("/")[2]
+    if base.endswith(".slice"):
+        return f"{base}:{SCOPE_PREFIX}:{object_id}"
+    return f"{pod_parent.rstrip('/')}/{object_id}"
+
+
+def _stop_slice(name: str) -> None:
+    from dockyard.runtime.kernel.systemd_dbus import Systemd
+
+    try:
+        with Systemd.connect() as bus:
+            bus.stop_unit(name)
+    except RuntimeFault as err:
+        raise errors.FailedPrecondition(f"cannot stop the pod slice {name}: {err}") from err
+
+
+def slice_oom_kills(container_cgroups_path: str, root: str = CGROUP_ROOT) -> int | None:
+    """The ``oom_kill`` count in memory.events of the slice that holds a
+    container's scope (its pod's slice), or None for a cgroupfs path or an
+    unreadable file.  The count is hierarchical (cgroup-v2.rst: memory.events
+    covers the cgroup's descendants), and the pod slice lives as long as the
+    pod, while systemd removes a container's scope, with its memory.events,
+    as soon as its last process is gone: before the shim can read it, seen
+    in the guest under TCG (systemd 252 logs the OOM kill, then deactivates
+    the scope "successfully", so the unit's Result says nothing either)."""
+    from dockyard.runtime.kernel.cgroupfs.systemd_path import (
+        expand_slice,
+        is_systemd_path,
+    )
+    from dockyard.runtime.kernel.errors import InvalidSpec
+
+    if not is_systemd_path(container_cgroups_path):
+        return None
+    try:
+        directory = expand_slice(container_cgroups_path.split(":")[0] or "system.slice")
+        with open(os.path.join(root, directory.strip("/"), "memory.events")) as f:
+            text = f.read()
+    except (OSError, InvalidSpec):
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def oom_kill_unexplained(slice_kills: int | None, explained: int) -> bool:
+    """Whether the pod slice counted more OOM kills than the pod's containers
+    already account for (pure).  Used for a container that died of SIGKILL
+    with no OOM seen by its shim: the kill it cannot account for is its own.
+    (It could be a sibling's whose shim also missed it, if both died of
+    SIGKILL at once: then both are OOMKilled, the first one asked is.)"""
+    return slice_kills is not None and slice_kills > explained
 
 
 def pod_cgroup_dirs(path: str, root: str = CGROUP_ROOT) -> list[str]:
-    """The directory of ``path`` in every hierarchy mounted under ``root`` that has it."""
-    rel = path.strip("/")
+    """The directory of ``path`` in every hierarchy mounted under ``root`` that
+    has it (a bare slice name stands for its nested path: a pod slice)."""
+    rel = slice_dir(path).strip("/")
     if not rel or ".." in rel.split("/"):
         return []
     out = []
@@ -63,7 +144,12 @@ def pod_cgroup_dirs(path: str, root: str = CGROUP_ROOT) -> list[str]:
 
 
 def remove_pod_cgroup(path: str, root: str = CGROUP_ROOT) -> None:
-    """rmdir the pod cgroup (children first) in every hierarchy; absent is fine."""
+    """rmdir the pod cgroup (children first) in every hierarchy; absent is
+    fine.  A pod slice (a bare slice name) is stopped through systemd, which
+    removes its cgroup."""
+    if "/" not in path and path.endswith(".slice"):
+        _stop_slice(path)
+        return
     for d in pod_cgroup_dirs(path, root):
         for current, dirs, _ in sorted(os.walk(d, topdown=False), key=lambda t: -len(t[0])):
             try:

@@ -32,8 +32,11 @@ The RuntimeService part (``recover_runtime``) further assumes:
 7. Resource names are derived from the object id alone (netns
    <state>/netns/<id>, shim <state>/shims/<id>, bundle <state>/containers/<id>,
    snapshot key <id>, an image volume's view <id>/image-mount/<n>, pod cgroup
-   <cgroup_parent>/pod-<id>), so leftovers of an object without a record are
-   found by listing those places.
+   <cgroup_parent>/pod-<id>, or under the systemd driver the pod slice
+   <parent stem>-pod<id>.slice), so leftovers of an object without a record
+   are found by listing those places.  A container's scope needs no sweep:
+   systemd stops it when its last process exits, and an orphan container's
+   processes are the runtime's to delete.
 8. A shim outlives the daemon and records every exit in its own state dir;
    a live shim is the truth about its containers' states and exit codes.  A
    dead shim (pid gone or not a shim) proves nothing about its containers:
@@ -275,16 +278,45 @@ def _remove_orphans(cri: CriService) -> int:
             release_rootfs(cri.snapshotter, "", key, "")
             removed += 1
     parent = cri.config.cgroup_parent.strip("/")
-    for hierarchy in _listdir("/sys/fs/cgroup"):
-        for name in _listdir(os.path.join("/sys/fs/cgroup", hierarchy, parent)):
-            if name.startswith("pod-") and name[4:] not in known_pods:
-                try:
-                    remove_pod_cgroup(f"/{parent}/{name}")
-                except CriError as err:  # still has processes: reported, kept
-                    log.warning("orphan pod cgroup: %s", err.message)
-                    continue
-                removed += 1
+    orphans: list[str] = []
+    if cri.config.cgroup_driver == "systemd":
+        # Pod slices <stem>-pod<id>.slice, nested in the parent slice's directory.
+        # Stopping a slice would kill what runs in it, so one that still has
+        # processes is reported and kept, as a cgroupfs pod directory is.
+        from dockyard.runtime.kernel.cgroupfs.systemd_path import slice_dir
+
+        stem = parent[:-len(".slice")]
+        head, tail = ("pod" if stem == "-" else f"{stem}-pod"), ".slice"  # systemd_path.pod_slice's names
+        directory = "/sys/fs/cgroup" + slice_dir(parent).rstrip("/")
+        for name in _listdir(directory):
+            if not (name.startswith(head) and name.endswith(tail)) or name[len(head):-len(tail)] in known_pods:
+                continue
+            if _populated(os.path.join(directory, name)):
+                log.warning("orphan pod slice %s still has processes: kept", name)
+                continue
+            orphans.append(name)
+    else:
+        for hierarchy in _listdir("/sys/fs/cgroup"):
+            for name in _listdir(os.path.join("/sys/fs/cgroup", hierarchy, parent)):
+                if name.startswith("pod-") and name[4:] not in known_pods and f"/{parent}/{name}" not in orphans:
+                    orphans.append(f"/{parent}/{name}")
+    for orphan in orphans:
+        try:
+            remove_pod_cgroup(orphan)
+        except CriError as err:  # still has processes: reported, kept
+            log.warning("orphan pod cgroup: %s", err.message)
+            continue
+        removed += 1
     return removed
+
+
+def _populated(cgroup_dir: str) -> bool:
+    """Whether a cgroup (v2) or any below it has a process (cgroup.events)."""
+    try:
+        with open(os.path.join(cgroup_dir, "cgroup.events")) as f:
+            return "populated 1" in f.read().splitlines()
+    except OSError:
+        return False
 
 
 def mounts_under(mountinfo: str, directory: str) -> list[str]:

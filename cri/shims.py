@@ -243,6 +243,7 @@ class Shims:
         argv = [
             find_binary(self.config.shim_binary), "start", "--id", pod_id, "--state-dir", directory,
             "--runtime", self.runtime_binary(handler_name, handler), "--runtime-root", root,
+            *(["--runtime-cgroup-driver", "systemd"] if self.config.cgroup_driver == "systemd" else []),
         ]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -357,6 +358,7 @@ class Shims:
         if handler is None:
             return
         argv = [self.runtime_binary(handler_name, handler), "--root", self.runtime_root(handler_name, handler),
+                *(["--systemd-cgroup"] if self.config.cgroup_driver == "systemd" else []),
                 "delete", "--force", container_id]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,

@@ -106,12 +106,17 @@ class CgroupReader:
 
     def placement(self, cgroups_path: str, object_id: str) -> Any:
         from dockyard.runtime.kernel.cgroupfs.locate import locate
+        from dockyard.runtime.kernel.cgroupfs.systemd_path import is_systemd_path, slice_dir
 
         held = self._placements.get(object_id)
         if held is not None and held[0] == cgroups_path:
             return held[1]
         mountinfo, mode = self._layout()
-        where = locate(cgroups_path, object_id, root=self.root, mode=mode, mountinfo_text=mountinfo)
+        # The systemd driver's slice:prefix:name (a scope), and a bare slice
+        # name (a pod's slice) for its nested directory.
+        systemd = is_systemd_path(cgroups_path)
+        where = locate(cgroups_path if systemd else slice_dir(cgroups_path), object_id, root=self.root, mode=mode,
+                       mountinfo_text=mountinfo, systemd=systemd)
         self._placements[object_id] = (cgroups_path, where)
         return where
 

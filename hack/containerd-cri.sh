@@ -41,6 +41,18 @@ running() {
     && grep -q containerd "/proc/$(cat "$dir/pid")/cmdline" 2>/dev/null
 }
 
+# One runtime handler: the runc v2 shim driving <binary>, its state under runc/<name>.
+runtime_toml() { # name binary
+  cat <<TOML
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$1]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$1.options]
+        BinaryName = "$2"
+        Root = "$dir/runc/$1"
+        SystemdCgroup = false
+TOML
+}
+
 write_config() {
   mkdir -p "$dir"/{root,state,opt,runc,cni,certs.d}
   local host
@@ -98,31 +110,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
 
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "/usr/sbin/runc"
-        Root = "$dir/runc/runc"
-        SystemdCgroup = false
+$(runtime_toml runc /usr/sbin/runc)
 
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
-        BinaryName = "/usr/bin/crun"
-        Root = "$dir/runc/crun"
-        SystemdCgroup = false
+$(runtime_toml crun /usr/bin/crun)
 
-$(if [[ -n ${CONTAINERD_CRI_TEST_HANDLER:-} ]]; then cat <<HANDLER
-    # The handler Kubernetes' RuntimeClass e2e specs ask for (runc again).
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler.options]
-        BinaryName = "/usr/sbin/runc"
-        Root = "$dir/runc/test-handler"
-        SystemdCgroup = false
-
-HANDLER
-fi)
+$(if [[ -n ${CONTAINERD_CRI_TEST_HANDLER:-} ]]; then
+    echo "    # The handler Kubernetes' RuntimeClass e2e specs ask for (runc again)."
+    runtime_toml test-handler /usr/sbin/runc
+    echo
+  fi)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$cni_bin"
     conf_dir = "$dir/cni"

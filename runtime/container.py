@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from . import cgroups
 
 
-def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None = None) -> cgroups.Manager:
+def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None = None, *,
+                systemd: bool = False) -> cgroups.Manager:
     # On cgroup v2, device rules are an eBPF program (cgroups/v2/devices.py);
     # where bpf(2) is refused (a runtime in a user namespace), they are
     # reported (a warning naming linux.resources.devices) rather than
@@ -31,7 +32,7 @@ def manager_for(cgroups_path: str, container_id: str, mountinfo_text: str | None
     from .cgroups.locate import new_manager
 
     return new_manager(cgroups_path or None, container_id, mountinfo_text=mountinfo_text,
-                       allow_unenforced_devices=True)
+                       allow_unenforced_devices=True, systemd=systemd)
 
 
 class Loaded:
@@ -208,7 +209,13 @@ def _remove_unreadable(store: Store, container_id: str) -> None:
         cgroups_path = linux.get("cgroupsPath") or ""
     except (NotFound, ValueError, AttributeError):
         cgroups_path = ""
-    manager = manager_for(cgroups_path if isinstance(cgroups_path, str) else "", container_id)
+    cgroups_path = cgroups_path if isinstance(cgroups_path, str) else ""
+    from .kernel.cgroupfs.systemd_path import is_systemd_path
+
+    systemd = is_systemd_path(cgroups_path)
+    manager = manager_for(cgroups_path, container_id, systemd=systemd)
+    if systemd:
+        manager.adopt()  # type: ignore[attr-defined]  # its scope may exist: destroy() stops it
     if manager.exists():
         _kill_all(manager.pids())
         manager.destroy()

@@ -142,8 +142,13 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
     stack.callback(parent.close)
     cgroup2 = manager.cgroup2_dir()
     pid1, born = _fork_stage1(cgroup2)
-    self_placed = born or cgroup2 is None
-    late = not self_placed and not (plan.unshare_flags & namespaces.CLONE_FLAGS["cgroup"])
+    # No cgroup2 dir yet is a v1 host (stage 1 places itself: join_self), or
+    # the systemd driver's scope, which its manager starts with stage 1's pid
+    # before stage 1 goes on: the scope's directory does not exist until then,
+    # and stage 2 opens it early (rootfs.prepare), so it must be born inside.
+    by_parent = getattr(manager, "placed_by_parent", False)
+    self_placed = born or (cgroup2 is None and not by_parent)
+    late = not self_placed and not by_parent and not (plan.unshare_flags & namespaces.CLONE_FLAGS["cgroup"])
     if pid1 == 0:
         parent.close()
         stage1(replace(plan, late_placement=late),
@@ -175,7 +180,8 @@ def _spawn(plan: InitPlan, manager: cgroups.Manager, resources: dict[str, Any] |
 
 
 def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None = None,
-           console_socket: str | None = None, no_pivot: bool = False, preserve_fds: int = 0) -> ContainerState:
+           console_socket: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+           systemd_cgroup: bool = False) -> ContainerState:
     from .rootfs.devices import parse_devices
     from .rootfs.setup import (
         RootfsPlan,
@@ -200,7 +206,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     dev_is_tmpfs = any(m.destination == "/dev" and m.type != "bind" and "bind" not in m.options
                        and "rbind" not in m.options for m in spec.mounts)
     mountinfo = cgroups.read_mountinfo()  # once, for the manager, the layout and the cgroup mounts
-    manager = manager_for(lx.cgroups_path, container_id, mountinfo)
+    manager = manager_for(lx.cgroups_path, container_id, mountinfo, systemd=systemd_cgroup)
     mode = cgroups.detect(mountinfo_text=mountinfo)
     v1 = tuple(cgroups.v1_mounts(mountinfo)) if mode != cgroups.Mode.V2 else ()
     v2_mount = "/sys/fs/cgroup/unified" if mode == cgroups.Mode.HYBRID else ""

@@ -19,10 +19,13 @@ TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/REA
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# selectors' EVENT_READ and EVENT_WRITE.
+# selectors' EVENT_READ and EVENT_WRITE; PRIORITY (alone) for a cgroup file
+# whose changes wake poll() with POLLPRI (shim/oom.py).
 READ = 1
 WRITE = 2
-_EPOLL_EVENTS = {READ: select.EPOLLIN, WRITE: select.EPOLLOUT, READ | WRITE: select.EPOLLIN | select.EPOLLOUT}
+PRIORITY = 4
+_EPOLL_EVENTS = {READ: select.EPOLLIN, WRITE: select.EPOLLOUT, READ | WRITE: select.EPOLLIN | select.EPOLLOUT,
+                 PRIORITY: select.EPOLLPRI}
 
 
 class Loop:
@@ -81,6 +84,7 @@ class Loop:
             if entry is None:
                 continue
             mask = (WRITE if happened & ~select.EPOLLIN else 0) | (READ if happened & ~select.EPOLLOUT else 0)
+            mask |= PRIORITY if happened & (select.EPOLLPRI | select.EPOLLERR) else 0
             ready.append((fd, entry, mask & entry[0]))
         for fd, entry, mask in ready:
             if self._watched.get(fd) is entry:  # an earlier callback may have unwatched it

@@ -1,6 +1,7 @@
 """dockyard-shim: one per pod; it runs the pod's containers through the OCI runtime.
 
     dockyard-shim start --id POD --state-dir DIR --runtime BIN --runtime-root DIR [--runtime-launch exec|fork]
+                        [--runtime-cgroup-driver cgroupfs|systemd]
 
 ``start`` detaches a shim serving in DIR (the daemon passes
 ``<state_dir>/shims/<pod_id>``) and prints the API socket's path once it
@@ -8,7 +9,8 @@ accepts connections; it exits non-zero with the reason if the shim could not
 come up.  ``serve`` (same flags, hidden) serves in the foreground.
 ``--runtime-launch`` says how the runtime's processes start (shim/oci_runtime.py):
 by default in a fork of the shim for the bundled dockyard-runc, executed for
-any other binary.
+any other binary.  ``--runtime-cgroup-driver systemd`` runs every runtime
+call with ``--systemd-cgroup`` (runc's flag, which crun and dockyard-runc share).
 
 Detaching (facts):
 - Double fork with setsid in between: the shim is in its own session, is not
@@ -39,9 +41,10 @@ from dockyard.api import shim as api
 from dockyard.runtime.kernel.lean import leanos, leansignal, leansocket
 
 USAGE = ("usage: dockyard-shim start --id POD --state-dir DIR --runtime BINARY --runtime-root DIR"
-         " [--runtime-launch exec|fork]\n"
+         " [--runtime-launch exec|fork] [--runtime-cgroup-driver cgroupfs|systemd]\n"
          "Detach a shim serving the pod's containers on DIR/shim.sock, print that path, exit.\n")
-FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--runtime-launch", "--ready-fd")
+FLAGS = ("--id", "--state-dir", "--runtime", "--runtime-root", "--runtime-launch", "--runtime-cgroup-driver",
+         "--ready-fd")
 READY_TIMEOUT_S = 30.0
 
 
@@ -66,6 +69,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     for need in ("id", "state_dir", "runtime", "runtime_root"):
         if not opts.get(need):
             raise UsageError(f"--{need.replace('_', '-')} is required")
+    if opts.get("runtime_cgroup_driver", "cgroupfs") not in ("cgroupfs", "systemd"):
+        raise UsageError("--runtime-cgroup-driver is cgroupfs or systemd")
     opts["state_dir"] = leanos.path.abspath(opts["state_dir"])
     return verb, opts
 
@@ -174,7 +179,8 @@ def serve(opts: dict[str, str]) -> int:
         leanos.close(log)
     try:
         loop = Loop()
-        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"], opts.get("runtime_launch", ""))
+        shim = Shim(loop, folder, opts["runtime"], opts["runtime_root"], opts.get("runtime_launch", ""),
+                    systemd_cgroup=opts.get("runtime_cgroup_driver") == "systemd")
         peers = shim.peers
         try:
             leanos.unlink(api.SOCKET_NAME)

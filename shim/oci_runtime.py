@@ -122,9 +122,13 @@ def is_bundled_runtime(binary: str, python: str) -> bool:
 class OciRuntime:
     """One OCI runtime binary with its state root, one method per verb."""
 
-    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str, launch: str = "") -> None:
+    def __init__(self, binary: str, root: str, reaper: Reaper, log_path: str, launch: str = "", *,
+                 systemd_cgroup: bool = False) -> None:
         self.binary = find_binary(binary)
         self.root = root
+        # --systemd-cgroup goes on every call, as containerd's shim does with SystemdCgroup:
+        # create needs it, and the other verbs accept it.
+        self.global_flags = ["--systemd-cgroup"] if systemd_cgroup else []
         self.reaper = reaper
         self.log_path = log_path  # the runtime's --log (json), truncated before each call
         self.launcher = choose_launcher(self.binary, sys.executable, launch)
@@ -152,7 +156,8 @@ class OciRuntime:
                 out = err = -1
             with open(self.log_path, "wb"):
                 pass
-            argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json", *args]
+            argv = [self.binary, "--root", self.root, "--log", self.log_path, "--log-format", "json",
+                    *self.global_flags, *args]
             pid = self.launcher.launch(argv, stdio)
             self.reaper.expect(pid)
             status = self.reaper.wait_for(pid, timeout or TIMEOUT_S, f"runtime {args[0]} {args[-1]}", pump)
@@ -192,18 +197,14 @@ class OciRuntime:
 
     def create(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
-        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"create {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"create {container_id}", ["create", "--bundle", bundle], container_id, pid_file,
+                    console_socket, stdio, pump)
 
     def run_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                      stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
         """create + start in one runtime call (runc's ``run --detach``)."""
-        args = ["run", "--detach", "--bundle", bundle, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"run {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"run {container_id}", ["run", "--detach", "--bundle", bundle], container_id, pid_file,
+                    console_socket, stdio, pump)
 
     def restore_detached(self, container_id: str, bundle: str, pid_file: str, console_socket: str,
                          stdio: tuple[int, int, int], pump: Pump | None = None, *, image_path: str = "") -> None:
@@ -236,10 +237,15 @@ class OciRuntime:
 
     def exec(self, container_id: str, process_file: str, pid_file: str, console_socket: str,
              stdio: tuple[int, int, int], pump: Pump | None = None) -> None:
-        args = ["exec", "--detach", "--process", process_file, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(f"exec in {container_id}", [*args, container_id], stdio=stdio, pump=pump)
+        self._spawn(f"exec in {container_id}", ["exec", "--detach", "--process", process_file], container_id,
+                    pid_file, console_socket, stdio, pump)
+
+    def _spawn(self, what: str, args: list[str], container_id: str, pid_file: str, console_socket: str,
+               stdio: tuple[int, int, int], pump: Pump | None) -> None:
+        """A call that starts a process on ``stdio`` (create, run, exec): its pid goes to
+        ``pid_file``, and its terminal's master to ``console_socket`` when one is given."""
+        console = ["--console-socket", console_socket] if console_socket else []
+        self._run(what, [*args, "--pid-file", pid_file, *console, container_id], stdio=stdio, pump=pump)
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self._run(f"update {container_id}", ["update", "--resources", "-", container_id],

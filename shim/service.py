@@ -30,7 +30,7 @@ from dockyard.runtime.kernel.lean.records import replace
 from . import oom, process, state
 from .handoff import HandedIO
 from .io import LogFile, ProcessIO
-from .loop import Loop
+from .loop import PRIORITY, Loop
 from .oci_runtime import OciRuntime
 from .process import CREATED, RUNNING, STOPPED
 from .reaper import Reaper
@@ -105,6 +105,7 @@ class Container(Proc):
         self.created_at = time.time_ns()
         self.started_at = 0
         self.oom_killed = False
+        self.oom_fd = -1  # the v2 memory.events watched while it runs (Shim._watch_oom)
         self.execs: dict[str, Proc] = {}
         self.private_pidns = _private_pidns(bundle)
         self.attached: list[Attachment] = []
@@ -128,7 +129,7 @@ def _private_pidns(bundle: str) -> bool:
 
 class Shim:
     def __init__(self, loop: Loop, shim_dir: str, runtime_binary: str, runtime_root: str,
-                 runtime_launch: str = "") -> None:
+                 runtime_launch: str = "", *, systemd_cgroup: bool = False) -> None:
         self.loop = loop
         self.dir = shim_dir
         self.containers: dict[str, Container] = {}
@@ -137,7 +138,7 @@ class Shim:
         self.peers: list[Peer] = []
         self.reaper = Reaper(self._on_exit)
         self.runtime = OciRuntime(runtime_binary, runtime_root, self.reaper, f"{shim_dir}/runtime.log",
-                                  runtime_launch)
+                                  runtime_launch, systemd_cgroup=systemd_cgroup)
         self.shutting_down = False
         self.consoles = 0  # console sockets made so far: their short names
         self.handlers = self.dispatch_table()
@@ -187,6 +188,31 @@ class Shim:
         if found is None:
             raise ShimError(Code.NOT_FOUND, f"exec {exec_id} not found in container {container_id}")
         return found
+
+    # --- OOM kills while a container runs (shim/oom.py says why) ---------------------
+
+    def _watch_oom(self, c: Container) -> None:
+        fd = oom.open_events(c.bundle, c.container_id)
+        if fd >= 0:
+            c.oom_fd = fd
+            self.loop.watch(fd, PRIORITY, lambda _mask: self._oom_wakeup(c))
+
+    def _oom_wakeup(self, c: Container) -> None:
+        try:
+            kills = oom.read_kills(c.oom_fd)
+        except OSError:  # the cgroup is gone
+            self._unwatch_oom(c)
+            return
+        if kills > 0 and not c.oom_killed:
+            c.oom_killed = True
+            self.publish(api.oom_event(c.container_id))
+            self._unwatch_oom(c)
+
+    def _unwatch_oom(self, c: Container) -> None:
+        if c.oom_fd >= 0:
+            self.loop.unwatch(c.oom_fd)
+            leanos.close(c.oom_fd)
+            c.oom_fd = -1
 
     # --- exits -------------------------------------------------------------------
 
@@ -240,7 +266,8 @@ class Shim:
         proc.exited_at = now_ns
         proc.io.close()
         if isinstance(proc, Container):
-            if not proc.oom_killed and oom.container_oom_killed(proc.bundle):
+            self._unwatch_oom(proc)
+            if not proc.oom_killed and oom.container_oom_killed(proc.bundle, container_id=proc.container_id):
                 proc.oom_killed = True
                 # Before the waiters and the exit event: the daemon must know the reason when it sees the exit.
                 self.publish(api.oom_event(proc.container_id))
@@ -412,6 +439,7 @@ class Shim:
                 log.close()
             raise
         self.containers[cid] = c
+        self._watch_oom(c)
         if params.start or params.restore:
             c.started_at = begun
             if c.state is CREATED:

@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..content.digest import is_digest
-from ..content.durable import write_atomic
+from ..content.durable import read_versioned, write_atomic
 from ..disk_usage import tree_usage
-from ..errors import FailedPrecondition, Internal, InvalidArgument, NotFound
+from ..errors import Internal, InvalidArgument, NotFound
 
 STORE_VERSION = 1
 
@@ -185,19 +185,9 @@ class ImageStore:
         self._load()
 
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
+        doc = read_versioned(self.path, "image store", STORE_VERSION)
+        if doc is None:
             return
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as err:
-            raise Internal(f"image store {self.path} is corrupt: {err}") from err
-        if doc.get("version") != STORE_VERSION:
-            raise FailedPrecondition(f"image store {self.path}: unsupported version {doc.get('version')!r}")
         try:
             records = [ImageRecord.from_json(d) for d in doc["images"]]
         except (KeyError, TypeError, ValueError) as err:

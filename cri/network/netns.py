@@ -47,6 +47,7 @@ import threading
 from collections.abc import Callable
 
 from dockyard.cri import errors
+from dockyard.cri.unmount import unmount_stacked
 from dockyard.runtime.kernel import syscalls
 from dockyard.runtime.kernel.errors import SyscallError
 
@@ -154,13 +155,10 @@ def in_thread(body: Callable[[], T], op: str, target: str) -> T:
 
 def remove(path: str) -> None:
     """Unpin and delete ``path``; a missing path or a plain file is fine."""
-    for _ in range(16):
-        try:
-            syscalls.umount2(path, syscalls.MNT_DETACH)
-        except SyscallError as err:
-            if err.errno in (errno.EINVAL, errno.ENOENT):
-                break  # not (or no longer) a mount point
-            raise NetnsError("unmount netns", path, err.errno) from err
+    try:
+        unmount_stacked(path)
+    except SyscallError as err:
+        raise NetnsError("unmount netns", path, err.errno) from err
     _unlink(path)
 
 

@@ -91,6 +91,44 @@ def container_image_volumes(config: api_pb2.ContainerConfig, image: ImageRecord,
     return image_volumes(image.volumes, taken, volumes_dir)
 
 
+def confine_process(process: dict[str, Any],
+                    sec: api_pb2.LinuxContainerSecurityContext | api_pb2.LinuxSandboxSecurityContext, *,
+                    privileged: bool, apparmor_enabled: bool, apparmor_loaded: frozenset[str] | None,
+                    selinux_enabled: bool) -> str:
+    """A container's or a pod's AppArmor profile and SELinux label, set on ``process``;
+    returns the label (the mount label, add_confinement).  Only a container's
+    context has the legacy ``apparmor_profile`` string."""
+    legacy, legacy_field = ((sec.apparmor_profile, f"{SEC}.apparmor_profile")
+                            if isinstance(sec, api_pb2.LinuxContainerSecurityContext) else ("", ""))
+    profile = apparmor(sec.apparmor if sec.HasField("apparmor") else None, legacy, privileged=privileged,
+                       enabled=apparmor_enabled, field=f"{SEC}.apparmor", legacy_field=legacy_field,
+                       loaded=apparmor_loaded)
+    if profile:
+        process["apparmorProfile"] = profile
+    label = selinux_label(sec.selinux_options if sec.HasField("selinux_options") else None,
+                          enabled=selinux_enabled)
+    if label:
+        process["selinuxLabel"] = label
+    return label
+
+
+def add_confinement(linux: dict[str, Any],
+                    sec: api_pb2.LinuxContainerSecurityContext | api_pb2.LinuxSandboxSecurityContext, *,
+                    mappings: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None, label: str,
+                    privileged: bool, caps: Sequence[str], machine: str, read_host_file: ReadHostFile) -> None:
+    """What a container's and a pod's ``linux`` section share: the user namespace's id
+    mappings, the seccomp filter of the security context (SEC) and the SELinux mount label."""
+    if mappings is not None:
+        linux["uidMappings"], linux["gidMappings"] = mappings
+    filt = seccomp(sec.seccomp if sec.HasField("seccomp") else None, sec.seccomp_profile_path,
+                   privileged=privileged, caps=caps, machine=machine, read_host_file=read_host_file,
+                   field=f"{SEC}.seccomp", legacy_field=f"{SEC}.seccomp_profile_path")
+    if filt is not None:
+        linux["seccomp"] = filt
+    if label:
+        linux["mountLabel"] = label
+
+
 def user_request(user: str, user_field: str, sec: api_pb2.LinuxContainerSecurityContext | api_pb2.LinuxSandboxSecurityContext,
                  sec_field: str) -> UserRequest:
     """The effective user string, following containerd: run_as_user, then
@@ -207,15 +245,8 @@ def container_spec(
         "oomScoreAdj": clamp_oom_score_adj(config.linux.resources.oom_score_adj, oom_score_adj_floor,
                                            "config.linux.resources.oom_score_adj"),
     }
-    profile = apparmor(sec.apparmor if sec.HasField("apparmor") else None, sec.apparmor_profile,
-                       privileged=privileged, enabled=apparmor_enabled, field=f"{SEC}.apparmor",
-                       legacy_field=f"{SEC}.apparmor_profile", loaded=apparmor_loaded)
-    if profile:
-        process["apparmorProfile"] = profile
-    label = selinux_label(sec.selinux_options if sec.HasField("selinux_options") else None,
-                          enabled=selinux_enabled)
-    if label:
-        process["selinuxLabel"] = label
+    label = confine_process(process, sec, privileged=privileged, apparmor_enabled=apparmor_enabled,
+                            apparmor_loaded=apparmor_loaded, selinux_enabled=selinux_enabled)
 
     # --- mounts
     extra: list[dict[str, Any]] = []
@@ -259,16 +290,8 @@ def container_spec(
     propagation = rootfs_propagation(config.mounts)
     if propagation:
         linux["rootfsPropagation"] = propagation
-    mappings = user_mappings(pod_ns, POD_NS)
-    if mappings is not None:
-        linux["uidMappings"], linux["gidMappings"] = mappings
-    filt = seccomp(sec.seccomp if sec.HasField("seccomp") else None, sec.seccomp_profile_path,
-                   privileged=privileged, caps=caps["effective"], machine=machine, read_host_file=read_host_file,
-                   field=f"{SEC}.seccomp", legacy_field=f"{SEC}.seccomp_profile_path")
-    if filt is not None:
-        linux["seccomp"] = filt
-    if label:
-        linux["mountLabel"] = label
+    add_confinement(linux, sec, mappings=user_mappings(pod_ns, POD_NS), label=label, privileged=privileged,
+                    caps=caps["effective"], machine=machine, read_host_file=read_host_file)
 
     meta = sandbox.metadata
     annotations = {

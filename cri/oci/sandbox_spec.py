@@ -28,14 +28,14 @@ from cri_api.v1 import api_pb2
 from ..errors import InvalidArgument
 from ..image.store import ImageRecord
 from . import annotations as ann
-from .container_spec import OCI_VERSION, read_host_bytes, user_request
+from .container_spec import OCI_VERSION, add_confinement, confine_process, read_host_bytes, user_request
 from .defaults import PATH_ENV, default_mounts
 from .devices import DENY_ALL
 from .mounts import ETC_HOSTNAME, ETC_HOSTS, ETC_RESOLV, file_bind, merge, shm_mount
 from .namespaces import NODE, sandbox_namespaces, user_mappings
 from .process_args import merge_env, process_args, working_dir
 from .resources import NodeResources, clamp_oom_score_adj, linux_resources
-from .security import ReadHostFile, apparmor, masked_and_readonly, seccomp, selinux_label
+from .security import ReadHostFile, masked_and_readonly
 from .sysctls import pod_sysctls
 from .user import ReadFile, resolve_user, rootfs_reader
 
@@ -107,14 +107,8 @@ def sandbox_spec(
         "noNewPrivileges": True,
         "oomScoreAdj": clamp_oom_score_adj(oom_score_adj, oom_score_adj_floor, "oom_score_adj"),
     }
-    profile = apparmor(sec.apparmor if sec.HasField("apparmor") else None, "", privileged=privileged,
-                       enabled=apparmor_enabled, field=f"{SEC}.apparmor", legacy_field="", loaded=apparmor_loaded)
-    if profile:
-        process["apparmorProfile"] = profile
-    label = selinux_label(sec.selinux_options if sec.HasField("selinux_options") else None,
-                          enabled=selinux_enabled)
-    if label:
-        process["selinuxLabel"] = label
+    label = confine_process(process, sec, privileged=privileged, apparmor_enabled=apparmor_enabled,
+                            apparmor_loaded=apparmor_loaded, selinux_enabled=selinux_enabled)
 
     extra = [shm_mount(shm_path, host_ipc)]
     for dest, source in ((ETC_HOSTNAME, hostname_path), (ETC_HOSTS, hosts_path), (ETC_RESOLV, resolv_path)):
@@ -137,16 +131,8 @@ def sandbox_spec(
                           field="config.linux.sysctls")
     if sysctls:
         linux["sysctl"] = sysctls
-    mappings = user_mappings(ns, f"{SEC}.namespace_options")
-    if mappings is not None:
-        linux["uidMappings"], linux["gidMappings"] = mappings
-    filt = seccomp(sec.seccomp if sec.HasField("seccomp") else None, sec.seccomp_profile_path,
-                   privileged=privileged, caps=(), machine=machine, read_host_file=read_host_file,
-                   field=f"{SEC}.seccomp", legacy_field=f"{SEC}.seccomp_profile_path")
-    if filt is not None:
-        linux["seccomp"] = filt
-    if label:
-        linux["mountLabel"] = label
+    add_confinement(linux, sec, mappings=user_mappings(ns, f"{SEC}.namespace_options"), label=label,
+                    privileged=privileged, caps=(), machine=machine, read_host_file=read_host_file)
 
     meta = config.metadata
     res = config.linux.resources

@@ -26,8 +26,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import InvalidArgument
+
+E = TypeVar("E")  # an /etc/passwd or /etc/group entry
 
 ReadFile = Callable[[str], "str | None"]
 
@@ -104,25 +107,25 @@ class UserRequest:
     strict: bool = False  # SupplementalGroupsPolicy Strict
 
 
+def _read_once(read_file: ReadFile, path: str, parse: Callable[[str], list[E]]) -> Callable[[], list[E]]:
+    """The entries of the image's file at ``path`` ([] when it has none), read at the first call only."""
+    entries: list[E] | None = None
+
+    def load() -> list[E]:
+        nonlocal entries
+        if entries is None:
+            text = read_file(path)
+            entries = parse(text) if text is not None else []
+        return entries
+
+    return load
+
+
 def resolve_user(req: UserRequest, read_file: ReadFile) -> ResolvedUser:
     """The uid, gid and supplementary gids for ``req``; see the module docstring."""
     user_part, _, group_part = req.user.partition(":")
-    passwd: list[PasswdEntry] | None = None
-    groups: list[GroupEntry] | None = None
-
-    def load_passwd() -> list[PasswdEntry]:
-        nonlocal passwd
-        if passwd is None:
-            text = read_file("/etc/passwd")
-            passwd = parse_passwd(text) if text is not None else []
-        return passwd
-
-    def load_groups() -> list[GroupEntry]:
-        nonlocal groups
-        if groups is None:
-            text = read_file("/etc/group")
-            groups = parse_group(text) if text is not None else []
-        return groups
+    load_passwd = _read_once(read_file, "/etc/passwd", parse_passwd)
+    load_groups = _read_once(read_file, "/etc/group", parse_group)
 
     username = ""
     uid = _number(user_part) if user_part else 0

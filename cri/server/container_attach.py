@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
-from ..store.container import ContainerState
 from ..streaming.requests import validate_attach
 from ..streaming.server import StreamServer
 from .cri_service import CriService
@@ -20,9 +18,7 @@ from .cri_service import CriService
 
 async def attach_rpc(cri: CriService, server: StreamServer, request: api_pb2.AttachRequest) -> api_pb2.AttachResponse:
     validate_attach(request)
-    c = cri.container(request.container_id)
-    if c.state is not ContainerState.RUNNING:
-        raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot attach to it")
+    c = cri.running_container(request.container_id, "cannot attach to it")
     resolved = api_pb2.AttachRequest()
     resolved.CopyFrom(request)
     resolved.container_id = c.id

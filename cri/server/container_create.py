@@ -43,6 +43,7 @@ from cri_api.v1 import api_pb2
 from .. import checkpoint_archive, errors, faults, image_mounts
 from ..oci import cdi
 from ..own_privileges import has_cap_sys_resource, held_capabilities, own_oom_score_adj
+from ..pod_cgroup import cgroups_path
 from ..store.container import Container, ContainerState, unique_name
 from ..store.sandbox import Sandbox, SandboxState
 from ..bundle import release_rootfs, unmount_all, write_config
@@ -158,13 +159,18 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         # After the mount: the user name is resolved from the image's /etc/passwd.
         spec = await asyncio.to_thread(
             container_spec, config, sandbox_config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
-            netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=f"{sandbox.cgroup_parent}/{cid}",
+            netns_path=sandbox.netns_path, pod_files=pod_files, cgroups_path=cgroups_path(sandbox.cgroup_parent, cid),
             container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=image_name,
             target_pid=lambda target: _target_pid(cri, sandbox.id, target),
             volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
             image_sources=image_sources,
             apparmor_enabled=cri.apparmor.enabled,
             apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
+            # containerd's rule (and the cgroup v2 KEP's): on a v2 node an
+            # unprivileged container gets a cgroup namespace of its own, so it
+            # sees its own cgroup as /sys/fs/cgroup's root.
+            private_cgroupns=cri.node is not None and cri.node.cgroup_v2
+            and not config.linux.security_context.privileged,
         )
         if cdi_found:
             spec = await asyncio.to_thread(cdi.apply_devices, spec, cdi_found, cdi_wanted)

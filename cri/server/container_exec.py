@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
-from ..store.container import ContainerState
 from ..streaming.requests import validate_exec
 from ..streaming.server import StreamServer
 from .cri_service import CriService
@@ -20,9 +18,7 @@ from .cri_service import CriService
 
 async def exec_rpc(cri: CriService, server: StreamServer, request: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
     validate_exec(request, list(request.cmd))
-    c = cri.container(request.container_id)
-    if c.state is not ContainerState.RUNNING:
-        raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
+    c = cri.running_container(request.container_id, "cannot exec in it")
     resolved = api_pb2.ExecRequest()
     resolved.CopyFrom(request)
     resolved.container_id = c.id

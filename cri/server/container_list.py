@@ -14,17 +14,15 @@ def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def container_matches(c: Container, f: api_pb2.ContainerFilter | None, labels: Mapping[str, str]) -> bool:
-    """The CRI filter rules (pure): every set field must match."""
+def container_matches(c: Container, f: api_pb2.ContainerFilter | api_pb2.ContainerStatsFilter | None,
+                      labels: Mapping[str, str]) -> bool:
+    """The CRI filter rules (pure), for ListContainers and ListContainerStats: every
+    set field must match (ids by prefix; an unset one is "", a prefix of all)."""
     if f is None:
         return True
-    if f.id and not c.id.startswith(f.id):
+    if isinstance(f, api_pb2.ContainerFilter) and f.HasField("state") and CRI_STATE[c.state] != f.state.state:
         return False
-    if f.pod_sandbox_id and not c.sandbox_id.startswith(f.pod_sandbox_id):
-        return False
-    if f.HasField("state") and CRI_STATE[c.state] != f.state.state:
-        return False
-    return labels_match(f.label_selector, labels)
+    return c.id.startswith(f.id) and c.sandbox_id.startswith(f.pod_sandbox_id) and labels_match(f.label_selector, labels)
 
 
 async def list_containers(cri: CriService, request: api_pb2.ListContainersRequest) -> api_pb2.ListContainersResponse:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ..config import Config
 from ..events import ContainerEvents
 from ..metrics import NodeCounts
 from ..oci.resources import NodeResources
+from ..pod_cgroup import oom_kill_unexplained, slice_oom_kills
 from ..shims import Shims
 from ..stats import StatsSampler
 from ..store.container import Container, ContainerState, ContainerStore
@@ -235,10 +237,22 @@ class CriService:
                 self.record_pause_exit(sandbox, exit_status)
             return
         c = self.containers.find(cid) if cid else None
-        if c is not None and c.id == cid and c.state in (ContainerState.RUNNING, ContainerState.CREATED):
-            if oom_killed:
-                c.oom_killed = True
-            self.record_exit(c, exit_status, exited_at)
+        if c is None or c.id != cid or c.state not in (ContainerState.RUNNING, ContainerState.CREATED):
+            return
+        if not oom_killed and not c.oom_killed and exit_status == 128 + signal.SIGKILL:
+            facts = self.bundle_facts.get(c.id, c.bundle)
+            if facts is not None:  # a systemd scope's cgroup may be gone before its shim read it
+                kills = await asyncio.to_thread(slice_oom_kills, facts.cgroups_path)
+                explained = sum(1 for other in self.containers.of_sandbox(c.sandbox_id) if other.oom_killed)
+                oom_killed = oom_kill_unexplained(kills, explained)
+                if oom_killed:
+                    log.info("container %s: OOM kill counted by its pod slice (%s, %d explained)", c.id, kills,
+                             explained)
+            if c.state not in (ContainerState.RUNNING, ContainerState.CREATED):
+                return  # the same exit, applied meanwhile (a resync beside the event)
+        if oom_killed:
+            c.oom_killed = True
+        self.record_exit(c, exit_status, exited_at)
 
     async def on_shim_resync(self, pod_id: str) -> None:
         """(Re)subscribed: learn from the shim's list what we may have missed:
@@ -302,6 +316,23 @@ class CriService:
             return self.containers.get(id_or_prefix)
         except errors.NotFound as err:
             raise errors.NotFound(f"container {errors.shorten(id_or_prefix)} not found") from err
+
+    def running_container(self, id_or_prefix: str, refused: str = "") -> Container:
+        """The container, which must be running: else FailedPrecondition, ending
+        with ``refused`` (what the caller cannot do) when given."""
+        c = self.container(id_or_prefix)
+        if c.state is not ContainerState.RUNNING:
+            why = f": {refused}" if refused else ""
+            raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running{why}")
+        return c
+
+    def ready_sandbox(self, id_or_prefix: str, refused: str = "") -> Sandbox:
+        """The pod sandbox, which must be ready: else FailedPrecondition, as above."""
+        sandbox = self.sandbox(id_or_prefix)
+        if sandbox.state is not SandboxState.READY:
+            why = f": {refused}" if refused else ""
+            raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready{why}")
+        return sandbox
 
     # --- shared teardown steps (each idempotent) ---
 

@@ -22,7 +22,6 @@ from cri_api.v1 import api_pb2
 from .. import errors
 from ..message_size import fit_exec_output
 from ..oci.process_args import check_exec_argv
-from ..store.container import ContainerState
 from .cri_service import CriService
 
 KILL_WAIT_S = 10.0
@@ -55,9 +54,7 @@ def container_process(cri: CriService, container_id: str, bundle: str) -> dict[s
 
 async def exec_sync(cri: CriService, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
     check_exec_argv(list(request.cmd), "cmd")
-    c = cri.container(request.container_id)
-    if c.state is not ContainerState.RUNNING:
-        raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running: cannot exec in it")
+    c = cri.running_container(request.container_id, "cannot exec in it")
     process = exec_process(container_process(cri, c.id, c.bundle), list(request.cmd))
     client = cri.shims.client(c.sandbox_id)
     exec_id = "exec-" + secrets.token_hex(8)

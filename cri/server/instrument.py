@@ -14,7 +14,7 @@ gRPC context, so they can be unit-tested without a server.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import time
 import traceback
@@ -122,26 +122,32 @@ class Instrument:
         else:
             log.info("%s %s in %.3fs: %s", method, code.name, seconds, message)
 
+    @contextlib.asynccontextmanager
+    async def _answering(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """One call of ``method``: gated on readiness, recorded and logged once, every
+        failure mapped to its status (wrap and wrap_stream run their handler inside)."""
+        start = time.monotonic()
+        try:
+            if not self.readiness.ready:
+                raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+            yield
+        except asyncio.CancelledError as err:
+            # The client went away or the server is stopping: there is
+            # nobody to answer, so record it and let the cancel proceed.
+            self._done(method, start, grpc.StatusCode.CANCELLED, _classify(method, err).message)
+            raise
+        except Exception as err:  # every failure is classified, none swallowed
+            abort = _classify(method, err)
+            self._done(method, start, abort.code, abort.message)
+            await _abort(context, abort)
+        self._done(method, start, grpc.StatusCode.OK, "")
+
     def wrap(self, method: str, handler: Handler) -> GrpcHandler:
         """A unary handler (or one taking a stream of requests) behind the wrapper."""
-        done = functools.partial(self._done, method)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.monotonic()
-            try:
-                if not self.readiness.ready:
-                    raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+            async with self._answering(method, context):
                 response = await handler(request)
-            except asyncio.CancelledError as err:
-                # The client went away or the server is stopping: there is
-                # nobody to answer, so record it and let the cancel proceed.
-                done(start, grpc.StatusCode.CANCELLED, _classify(method, err).message)
-                raise
-            except Exception as err:  # every failure is classified, none swallowed
-                abort = _classify(method, err)
-                done(start, abort.code, abort.message)
-                await _abort(context, abort)
-            done(start, grpc.StatusCode.OK, "")
             return response
 
         call.__name__ = method
@@ -149,23 +155,11 @@ class Instrument:
 
     def wrap_stream(self, method: str, handler: StreamHandler) -> GrpcStreamHandler:
         """A handler answering with a stream of responses, behind the same wrapper."""
-        done = functools.partial(self._done, method)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            start = time.monotonic()
-            try:
-                if not self.readiness.ready:
-                    raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+            async with self._answering(method, context):
                 async for item in handler(request):
                     yield item
-            except asyncio.CancelledError as err:
-                done(start, grpc.StatusCode.CANCELLED, _classify(method, err).message)
-                raise
-            except Exception as err:  # every failure is classified, none swallowed
-                abort = _classify(method, err)
-                done(start, abort.code, abort.message)
-                await _abort(context, abort)
-            done(start, grpc.StatusCode.OK, "")
 
         call.__name__ = method
         return call

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cri_api.v1 import api_pb2
 
 from ..store.sandbox import Sandbox, SandboxState
@@ -10,14 +12,14 @@ from .cri_service import CriService
 from .sandbox_status import CRI_SANDBOX_STATE
 
 
-def sandbox_matches(s: Sandbox, f: api_pb2.PodSandboxFilter | None, labels: dict[str, str]) -> bool:
+def sandbox_matches(s: Sandbox, f: api_pb2.PodSandboxFilter | api_pb2.PodSandboxStatsFilter | None,
+                    labels: Mapping[str, str]) -> bool:
+    """As container_matches, for ListPodSandbox and ListPodSandboxStats."""
     if f is None:
         return True
-    if f.id and not s.id.startswith(f.id):
+    if isinstance(f, api_pb2.PodSandboxFilter) and f.HasField("state") and CRI_SANDBOX_STATE[s.state] != f.state.state:
         return False
-    if f.HasField("state") and CRI_SANDBOX_STATE[s.state] != f.state.state:
-        return False
-    return labels_match(f.label_selector, labels)
+    return s.id.startswith(f.id) and labels_match(f.label_selector, labels)
 
 
 async def list_pod_sandbox(cri: CriService, request: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
@@ -27,7 +29,7 @@ async def list_pod_sandbox(cri: CriService, request: api_pb2.ListPodSandboxReque
         if s.state is SandboxState.INIT:
             continue
         config = s.config
-        if not sandbox_matches(s, f, dict(config.labels)):
+        if not sandbox_matches(s, f, config.labels):
             continue
         out.items.append(api_pb2.PodSandbox(
             id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from .. import errors
-from ..store.sandbox import SandboxState
 from ..streaming.requests import validate_port_forward
 from ..streaming.server import StreamServer
 from .cri_service import CriService
@@ -20,9 +18,7 @@ from .cri_service import CriService
 async def port_forward_rpc(cri: CriService, server: StreamServer,
                            request: api_pb2.PortForwardRequest) -> api_pb2.PortForwardResponse:
     validate_port_forward(request.pod_sandbox_id, list(request.port))
-    sandbox = cri.sandbox(request.pod_sandbox_id)
-    if sandbox.state is not SandboxState.READY:
-        raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready: cannot forward ports")
+    sandbox = cri.ready_sandbox(request.pod_sandbox_id, "cannot forward ports")
     resolved = api_pb2.PortForwardRequest()
     resolved.CopyFrom(request)
     resolved.pod_sandbox_id = sandbox.id

@@ -18,7 +18,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..network import netns as netns_mod
-from ..pod_cgroup import remove_pod_cgroup
+from ..pod_cgroup import pod_cgroup_parent, remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState
 from .container_remove import remove_container_now
 from ..bundle import release_rootfs, unmount_all
@@ -75,4 +75,5 @@ def release_sandbox_files(cri: CriService, sandbox: Sandbox) -> None:
     netns_mod.remove(cri.netns_path(sandbox.id))
     shutil.rmtree(sdir, ignore_errors=True)
     if not sandbox.config.linux.cgroup_parent:
-        remove_pod_cgroup(sandbox.cgroup_parent or f"{cri.config.cgroup_parent.rstrip('/')}/pod-{sandbox.id}")
+        remove_pod_cgroup(sandbox.cgroup_parent or pod_cgroup_parent(
+            cri.config.cgroup_driver, cri.config.cgroup_parent, sandbox.id))

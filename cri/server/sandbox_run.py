@@ -48,7 +48,7 @@ from ..network import netns as netns_mod
 from ..network import pod_capabilities, pod_files
 from ..network.cni import CNIResult
 from ..own_privileges import has_cap_sys_resource, own_oom_score_adj
-from ..pod_cgroup import remove_pod_cgroup
+from ..pod_cgroup import cgroups_path, pod_cgroup_parent, remove_pod_cgroup
 from ..store.sandbox import Sandbox, SandboxState, unique_name
 from ..bundle import release_rootfs, unmount_all, write_config
 from .cri_service import CriService, now_ns
@@ -247,7 +247,8 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
             ), name=f"CNI ADD {sandbox_id}")
             undo.push_async_callback(_teardown_when_added, cri, sandbox, config, cni_task)
 
-        sandbox.cgroup_parent = config.linux.cgroup_parent or f"{cri.config.cgroup_parent.rstrip('/')}/pod-{sandbox_id}"
+        sandbox.cgroup_parent = config.linux.cgroup_parent or pod_cgroup_parent(
+            cri.config.cgroup_driver, cri.config.cgroup_parent, sandbox_id)
         bundle = cri.pause_bundle(sandbox_id)
         rootfs = os.path.join(bundle, "rootfs")
         os.makedirs(rootfs, mode=0o755)
@@ -263,7 +264,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
         spec = sandbox_spec(
             config, image=image, rootfs=rootfs, netns_path=netns_path,
             hostname_path=files["hostname"], hosts_path=files["hosts"], resolv_path=files["resolv"],
-            shm_path="" if ipc_host else shm, cgroups_path=f"{sandbox.cgroup_parent}/{sandbox_id}",
+            shm_path="" if ipc_host else shm, cgroups_path=cgroups_path(sandbox.cgroup_parent, sandbox_id),
             oom_score_adj=oom, node=cri.node, apparmor_enabled=cri.apparmor.enabled,
             apparmor_loaded=await asyncio.to_thread(cri.apparmor.loaded) if cri.apparmor.enabled else None,
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cri_api.v1 import api_pb2
 
 from ..store.sandbox import SandboxState
-from .container_list import labels_match
 from .cri_service import CriService
+from .sandbox_list import sandbox_matches
 from .sandbox_stats import sandbox_stats_many
 
 
@@ -16,7 +16,6 @@ async def list_pod_sandbox_stats(cri: CriService, request: api_pb2.ListPodSandbo
     for s in cri.sandboxes.list():
         if s.state is not SandboxState.READY:
             continue
-        if f is not None and ((f.id and not s.id.startswith(f.id)) or not labels_match(f.label_selector, s.config.labels)):
-            continue
-        chosen.append(s)
+        if f is None or sandbox_matches(s, f, s.config.labels):
+            chosen.append(s)
     return api_pb2.ListPodSandboxStatsResponse(stats=await sandbox_stats_many(cri, chosen))

@@ -44,8 +44,6 @@ from typing import Any
 
 from .. import errors
 from ..shim_client import AttachStream, ShimClient
-from ..store.container import Container, ContainerState
-from ..store.sandbox import SandboxState
 from ..streaming import netns_dial
 from ..streaming.backend import ProcessIO
 from .exec_sync import container_process, exec_process
@@ -300,15 +298,9 @@ class ShimStreamBackend:
     def __init__(self, cri: CriService) -> None:
         self.cri = cri
 
-    def _running(self, container_id: str) -> Container:
-        c = self.cri.container(container_id)
-        if c.state is not ContainerState.RUNNING:
-            raise errors.FailedPrecondition(f"container {c.id} is {c.state.value}, not running")
-        return c
-
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool,
                    stdout: bool, stderr: bool) -> ProcessIO:
-        c = self._running(container_id)
+        c = self.cri.running_container(container_id)
         process = exec_process(container_process(self.cri, c.id, c.bundle), cmd, tty)
         if tty and not any(e.startswith("TERM=") for e in process.get("env", [])):
             # What containerd does for a terminal exec: programs need a TERM to drive it.
@@ -322,7 +314,7 @@ class ShimStreamBackend:
 
     async def attach(self, container_id: str, *, tty: bool, stdin: bool, stdout: bool,
                      stderr: bool) -> ProcessIO:
-        c = self._running(container_id)
+        c = self.cri.running_container(container_id)
         config = c.config
         use_stdin = stdin and config.stdin
         client = self.cri.shims.client(c.sandbox_id)
@@ -331,9 +323,7 @@ class ShimStreamBackend:
         return AttachIO(client, c.id, stream, stdin=use_stdin, stdin_once=config.stdin_once)
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sandbox = self.cri.sandbox(sandbox_id)
-        if sandbox.state is not SandboxState.READY:
-            raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is {sandbox.state.value}, not ready")
+        sandbox = self.cri.ready_sandbox(sandbox_id)
         if not sandbox.netns_path:
             # A host-network pod: its ports are the host's.
             try:

@@ -52,7 +52,7 @@ from dockyard.runtime.kernel import syscalls
 from dockyard.runtime.kernel.errors import SyscallError
 
 from ..content.digest import is_digest
-from ..content.durable import TEMP_PREFIX, remove_temporaries, write_atomic
+from ..content.durable import TEMP_PREFIX, read_versioned, remove_temporaries, write_atomic
 from ..disk_usage import tree_usage
 from ..errors import (
     AlreadyExists,
@@ -146,22 +146,20 @@ class Snapshotter:
         self._active: dict[str, _Active] = {}
         self._next = 1
         self._overlay = use_overlay
+        # _probe_lock makes the overlay probe run once: concurrent first
+        # container creations (worker threads) probed at once in the same
+        # scratch dir, tore each other's layers down, and the daemon then
+        # copied every snapshot for its whole life.
+        self._probe_lock = threading.Lock()
         self._load()
 
     # -- metadata -------------------------------------------------------------
 
     def _load(self) -> None:
-        try:
-            with open(self._metadata_path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
+        doc = read_versioned(self._metadata_path, "snapshot metadata", METADATA_VERSION)
+        if doc is None:
             return
         try:
-            doc = json.loads(raw)
-            if doc.get("version") != METADATA_VERSION:
-                raise FailedPrecondition(
-                    f"snapshot metadata {self._metadata_path}: unsupported version {doc.get('version')!r}"
-                )
             self._next = int(doc["next"])
             self._committed = {k: _Committed(**v) for k, v in doc["committed"].items()}
             self._active = {k: _Active(**v) for k, v in doc["active"].items()}
@@ -409,9 +407,12 @@ class Snapshotter:
     def overlay_supported(self) -> bool:
         """Whether overlayfs with whiteout devices and opaque xattrs works in ``root`` (probed once)."""
         if self._overlay is None:
-            self._overlay = _probe_overlay(self._snapshots)
-            if not self._overlay:
-                log.warning("overlayfs does not work in %s; snapshots will be copied", self.root)
+            with self._probe_lock:
+                if self._overlay is None:
+                    works = _probe_overlay(self._snapshots)
+                    if not works:
+                        log.warning("overlayfs does not work in %s; snapshots will be copied", self.root)
+                    self._overlay = works
         return self._overlay
 
     def prepare(self, key: str, parent_chain_id: str | None) -> list[Mount]:

@@ -27,14 +27,12 @@ import base64
 import builtins
 import enum
 import os
-from collections.abc import Awaitable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .object_index import ObjectIndex
-from .record_dir import RecordDir
+from .record_store import RecordStore, StateRecord
 
 VERSION = 1
 
@@ -62,7 +60,9 @@ def unique_name(sandbox_meta: api_pb2.PodSandboxMetadata, meta: api_pb2.Containe
 
 
 @dataclass(slots=True)
-class Container:
+class Container(StateRecord):
+    STATE = ContainerState
+
     id: str
     name: str
     sandbox_id: str
@@ -107,56 +107,10 @@ class Container:
     def rootfs(self) -> str:
         return os.path.join(self.bundle, "rootfs")
 
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["state"] = self.state.value
-        return doc
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Container:
-        values = dict(doc)
-        values["state"] = ContainerState(values["state"])
-        return cls(**values)
-
-
-class ContainerStore:
+class ContainerStore(RecordStore[Container]):
     def __init__(self, root_dir: str) -> None:
-        self.dir = RecordDir(os.path.join(root_dir, "containers"), VERSION)
-        self.index: ObjectIndex[Container] = ObjectIndex("container", lambda c: c.id, lambda c: c.name)
-
-    def load(self) -> builtins.list[Container]:
-        loaded: builtins.list[Container] = []
-        for object_id, doc in self.dir.load_all().items():
-            container = Container.from_json(doc)
-            if container.id != object_id:
-                continue
-            self.index.add(container)
-            loaded.append(container)
-        return loaded
-
-    def add(self, container: Container) -> Awaitable[None]:
-        """Index it now, persist it (await the result: record_dir.py)."""
-        self.index.add(container)
-        return self.save(container)
-
-    def save(self, container: Container) -> Awaitable[None]:
-        return self.dir.save(container.id, container.to_json())
-
-    def delete(self, container_id: str) -> Awaitable[None]:
-        self.index.discard(container_id)
-        return self.dir.delete(container_id)
-
-    async def flush(self) -> None:
-        await self.dir.flush()
-
-    def get(self, id_or_prefix: str) -> Container:
-        return self.index.get(id_or_prefix)
-
-    def find(self, id_or_prefix: str) -> Container | None:
-        return self.index.find(id_or_prefix)
-
-    def list(self) -> builtins.list[Container]:
-        return list(self.index)
+        super().__init__(root_dir, "containers", VERSION, "container", Container.from_json)
 
     def of_sandbox(self, sandbox_id: str) -> builtins.list[Container]:
         return [c for c in self.index if c.sandbox_id == sandbox_id]

@@ -15,17 +15,13 @@ is kept as the serialized protobuf (base64), the most faithful form of it.
 from __future__ import annotations
 
 import base64
-import builtins
 import enum
-import os
-from collections.abc import Awaitable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from .object_index import ObjectIndex
-from .record_dir import RecordDir
+from .record_store import RecordStore, StateRecord
 
 VERSION = 1
 
@@ -49,7 +45,9 @@ def unique_name(meta: api_pb2.PodSandboxMetadata) -> str:
 
 
 @dataclass(slots=True)
-class Sandbox:
+class Sandbox(StateRecord):
+    STATE = SandboxState
+
     id: str
     name: str
     config_b64: str
@@ -87,55 +85,9 @@ class Sandbox:
     def encode_config(config: api_pb2.PodSandboxConfig) -> str:
         return base64.b64encode(config.SerializeToString()).decode()
 
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["state"] = self.state.value
-        return doc
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Sandbox:
-        values = dict(doc)
-        values["state"] = SandboxState(values["state"])
-        return cls(**values)
-
-
-class SandboxStore:
+class SandboxStore(RecordStore[Sandbox]):
     """Sandboxes by id and unique name, persisted under ``<root>/sandboxes``."""
 
     def __init__(self, root_dir: str) -> None:
-        self.dir = RecordDir(os.path.join(root_dir, "sandboxes"), VERSION)
-        self.index: ObjectIndex[Sandbox] = ObjectIndex("sandbox", lambda s: s.id, lambda s: s.name)
-
-    def load(self) -> builtins.list[Sandbox]:
-        loaded: builtins.list[Sandbox] = []
-        for object_id, doc in self.dir.load_all().items():
-            sandbox = Sandbox.from_json(doc)
-            if sandbox.id != object_id:
-                continue
-            self.index.add(sandbox)
-            loaded.append(sandbox)
-        return loaded
-
-    def add(self, sandbox: Sandbox) -> Awaitable[None]:
-        """Index it now, persist it (await the result: record_dir.py)."""
-        self.index.add(sandbox)
-        return self.save(sandbox)
-
-    def save(self, sandbox: Sandbox) -> Awaitable[None]:
-        return self.dir.save(sandbox.id, sandbox.to_json())
-
-    def delete(self, sandbox_id: str) -> Awaitable[None]:
-        self.index.discard(sandbox_id)
-        return self.dir.delete(sandbox_id)
-
-    async def flush(self) -> None:
-        await self.dir.flush()
-
-    def get(self, id_or_prefix: str) -> Sandbox:
-        return self.index.get(id_or_prefix)
-
-    def find(self, id_or_prefix: str) -> Sandbox | None:
-        return self.index.find(id_or_prefix)
-
-    def list(self) -> builtins.list[Sandbox]:
-        return list(self.index)
+        super().__init__(root_dir, "sandboxes", VERSION, "sandbox", Sandbox.from_json)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..kernel.cgroupfs.locate import Probe
     from .manager import Manager
+    from .systemd.manager import SystemdManager
     from .v1.manager import V1Manager
     from .v2.manager import V2Manager
 
@@ -41,6 +42,12 @@ def _v2() -> type[V2Manager]:
     return V2Manager
 
 
+def _systemd() -> type[SystemdManager]:
+    from .systemd.manager import SystemdManager
+
+    return SystemdManager
+
+
 def new_manager(
     cgroups_path: str | None,
     container_id: str,
@@ -49,6 +56,7 @@ def new_manager(
     mkdir: Callable[[str], None] = cgroupfs.mkdir,
     rmdir: Callable[[str], None] = leanos.rmdir,
     allow_unenforced_devices: bool = False,
+    systemd: bool = False,
     **probe: Unpack[Probe],
 ) -> Manager:
     """The manager for ``cgroups_path`` (config.json ``linux.cgroupsPath``).
@@ -57,9 +65,16 @@ def new_manager(
     ``allow_unenforced_devices`` lets a v2 host run with device rules it
     cannot enforce (see v2/devices.py); it is ignored on v1.  ``probe``
     (root, mode, mountinfo_text, proc_cgroup_text) goes to locate().
+    ``systemd``: the systemd cgroup driver (systemd/manager.py), on v2 only.
     """
-    where = locate(cgroups_path, container_id, **probe)
+    where = locate(cgroups_path, container_id, systemd=systemd, **probe)
     wait = wait or time.sleep
+    if systemd:
+        from ..kernel.cgroupfs.systemd_path import parse
+
+        place = parse(cgroups_path, container_id)
+        return _systemd()(place.unit, place.slice, where.v2_path, root=where.root, container_id=container_id,
+                          wait=wait, allow_unenforced_devices=allow_unenforced_devices)
     if where.mode is Mode.V2:
         return _v2()(where.v2_path, root=where.root, wait=wait, mkdir=mkdir, rmdir=rmdir,
                      allow_unenforced_devices=allow_unenforced_devices)

@@ -58,6 +58,13 @@ def _v2_path(desc: dict[str, Any]) -> str:
     return _abs(desc.get("path"), f"{FIELD}.path")
 
 
+def _name(desc: dict[str, Any], key: str) -> str:
+    value = desc.get(key)
+    if not isinstance(value, str) or not value or "/" in value:
+        raise InvalidSpec(f"{FIELD}.{key}", f"must be a systemd unit name, not {value!r}")
+    return value
+
+
 def _bad_layout(desc: dict[str, Any]) -> InvalidSpec:
     return InvalidSpec(f"{FIELD}.layout", f"must be 'v1' or 'v2', not {desc.get('layout')!r}")
 
@@ -75,6 +82,13 @@ def restore_manager(desc: dict[str, Any], *, sleep: Any = time.sleep) -> Manager
 
         return V2Manager(_v2_path(desc), root=_abs(desc.get("root"), f"{FIELD}.root"),
                          wait=sleep, allow_unenforced_devices=desc.get("allow_unenforced_devices") is True)
+    if layout == "systemd":
+        from .systemd.manager import SystemdManager
+
+        return SystemdManager(_name(desc, "unit"), _name(desc, "slice"), _v2_path(desc),
+                              root=_abs(desc.get("root"), f"{FIELD}.root"), container_id=_name(desc, "id"),
+                              started=True, wait=sleep,
+                              allow_unenforced_devices=desc.get("allow_unenforced_devices") is True)
     raise _bad_layout(desc)
 
 
@@ -94,7 +108,7 @@ def is_frozen(desc: dict[str, Any]) -> bool:
         where = dirs.get(v1_freezer.CONTROLLER)
         text = cgroupfs.read_optional(f"{where}/{v1_freezer.FILE}") if where else None
         return text is not None and v1_freezer.is_frozen(text)
-    if layout == "v2":
+    if layout in ("v2", "systemd"):
         from .v2 import freezer as v2_freezer
 
         text = cgroupfs.read_optional(f"{_v2_path(desc)}/{v2_freezer.EVENTS}")

@@ -22,5 +22,5 @@ def run(ctx: Context, argv: list[str]) -> int:
     add_id(parser)
     args = parser.parse(argv)
     spawn.create(ctx.store, args.id, args.bundle, pid_file=args.pid_file, console_socket=args.console_socket,
-                 no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+                 no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=ctx.systemd_cgroup)
     return 0

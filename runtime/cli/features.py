@@ -42,7 +42,7 @@ def features() -> dict[str, Any]:
             "namespaces": list(CLONE_FLAGS),
             "capabilities": sorted((n for n, b in CAPABILITIES.items() if b <= last), key=CAPABILITIES.__getitem__),
             "cgroup": {"v1": mode != cgroups.Mode.V2, "v2": mode != cgroups.Mode.V1,
-                       "systemd": False, "systemdUser": False, "rdma": False},
+                       "systemd": True, "systemdUser": False, "rdma": False},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": apparmor},
             "selinux": {"enabled": leanos.path.exists("/sys/fs/selinux/enforce")},

@@ -36,7 +36,7 @@ global options:
    --log FILE          write log messages to FILE (default: stderr)
    --log-format FMT    text or json (default: text)
    --debug             log debug messages
-   --systemd-cgroup    use the systemd cgroup driver (not supported: an error)
+   --systemd-cgroup    use the systemd cgroup driver: cgroupsPath is slice:prefix:name (cgroup v2)
    --criu PATH         the criu binary checkpoint and restore run (default: criu on PATH)
    --version, -v       print the version
    --help, -h          show this help
@@ -136,11 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         verb = rest[0]
         if verb not in VERBS:
             raise InvalidArgument("run command", verb, f"no such command (commands: {', '.join(VERBS)})")
-        if ctx.systemd_cgroup:
-            from ..kernel.errors import Unsupported
-
-            raise Unsupported("use cgroup driver", "--systemd-cgroup",
-                              "the systemd cgroup driver is not supported; use cgroupfs (omit --systemd-cgroup)")
         # __import__, not importlib.import_module: importlib is one more import.
         module = __import__(f"{__package__}.{VERBS[verb]}", fromlist=["run"])
         code: int = module.run(ctx, rest[1:])

@@ -21,7 +21,7 @@ def run(ctx: Context, argv: list[str]) -> int:
         # the init is our grandchild; as a subreaper we inherit it and can wait
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
     state = spawn.create(ctx.store, args.id, args.bundle, pid_file=args.pid_file, console_socket=args.console_socket,
-                         no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+                         no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, systemd_cgroup=ctx.systemd_cgroup)
     try:
         container.start(ctx.store, args.id)
     except BaseException:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from bundle import SUBREAPER
 from cri_api.v1 import api_pb2, api_pb2_grpc
-from daemon_fixture import Daemon  # noqa: F401 (re-exported for conftest)
+from daemon_fixture import Daemon, unmount_under, write_hosts_dir  # noqa: F401 (Daemon and unmount_under re-exported)
 
 BUILD = REPO / "build"
 REGISTRY = "127.0.0.1:5000"
@@ -97,20 +97,7 @@ def runtime_service_missing(url: str) -> str | None:
 
 def write_mirrors(config_path: Path) -> None:
     """containerd-style hosts.toml for every MIRRORED host -> the local registry, no fallback."""
-    for host in MIRRORED:
-        d = config_path / host
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "hosts.toml").write_text(
-            f'server = "http://{REGISTRY}"\n\n[host."http://{REGISTRY}"]\n  capabilities = ["pull", "resolve"]\n'
-        )
-
-
-def unmount_under(path: Path) -> None:
-    prefix = str(path.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        SUBREAPER.run(["umount", "-l", target], timeout=30)
+    write_hosts_dir(config_path, REGISTRY, MIRRORED)
 
 
 def all_hierarchies() -> list[Path]:

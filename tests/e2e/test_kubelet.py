@@ -89,6 +89,11 @@ NOT_RUNTIME_FAULTS = {
     # scenario that owns it.)
     "status of a container the kubelet removed": re.compile(
         r'"ContainerStatus from runtime service failed" err="rpc error: code = NotFound'),
+    # The same, from kubelet's container GC: it works from a listing taken
+    # before the pod worker removed a dead container, and its removal begins
+    # with ContainerStatus (for the log path), which answers NotFound.
+    "GC of a container the kubelet removed": re.compile(
+        r'"Failed to remove container" err="failed to get container status .*code = NotFound'),
     # The eviction manager asks cAdvisor (not the runtime) for a filesystem
     # label, and cAdvisor knows one only for CRI-O (pkg/kubelet/cadvisor/
     # helpers_linux.go); no CRI call is involved.

@@ -12,6 +12,7 @@ that a test states runc's (and the spec's) behaviour, not ours.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import json
@@ -21,7 +22,7 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,6 +409,15 @@ class Bundle:
         started = self.invoke("start", self.id)
         assert started.returncode == 0, f"start failed: {started.stderr}"
         return int(self.state()["pid"])
+
+    @contextlib.contextmanager
+    def running(self, script: str = "sleep 1000") -> Iterator[int]:
+        """start_detached(script) for the block, its pid; force-deleted when the block ends."""
+        pid = self.start_detached(script)
+        try:
+            yield pid
+        finally:
+            self.delete(force=True)
 
     def state(self) -> dict[str, Any]:
         done = self.invoke("state", self.id)

@@ -35,9 +35,9 @@ STOP_TIMEOUT_S = 30.0
 MIRRORED = ("docker.io", "registry.k8s.io", REGISTRY)
 
 
-def write_hosts_dir(config_path: Path, registry: str = REGISTRY) -> None:
-    """containerd-style <config_path>/<host>/hosts.toml sending MIRRORED hosts to ``registry``."""
-    for host in MIRRORED:
+def write_hosts_dir(config_path: Path, registry: str = REGISTRY, hosts: tuple[str, ...] = MIRRORED) -> None:
+    """containerd-style <config_path>/<host>/hosts.toml sending each of ``hosts`` to ``registry``."""
+    for host in hosts:
         d = config_path / host
         d.mkdir(parents=True, exist_ok=True)
         (d / "hosts.toml").write_text(
@@ -128,6 +128,12 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def stop_emptied(self) -> int:
+        """Remove every pod (while the daemon still runs), then stop() it."""
+        if self.alive():
+            self.crictl("rmp", "-f", "-a", check=False)
+        return self.stop()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
 
@@ -181,7 +187,7 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for d in made:
         d.stop()
-        _unmount_under(d.tmp)
+        unmount_under(d.tmp)
 
 
 @pytest.fixture
@@ -203,8 +209,9 @@ def test_registry() -> str:
     return REGISTRY
 
 
-def _unmount_under(path: Path) -> None:
-    """Snapshots may be mounted by later issues' tests; leave no mount behind."""
+def unmount_under(path: Path) -> None:
+    """Lazily unmount everything below ``path``, deepest first: snapshots may be
+    mounted by later issues' tests; leave no mount behind."""
     prefix = str(path.resolve()) + "/"
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]

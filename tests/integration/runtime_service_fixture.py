@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from bundle import SUBREAPER
 from daemon_fixture import REPO, Daemon
+from procfs import each_process
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONFLIST = REPO / "deploy" / "cni" / "10-dockyard.conflist"
@@ -100,16 +101,8 @@ class Pods:
                 cgroups += [str(p) for p in parent.iterdir() if p.is_dir()]
         if cgroups:
             found["cgroups"] = cgroups
-        procs = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline:
-                procs.append(f"{pid} {cmdline[:120]!r}")
+        procs = [f"{pid} {cmdline[:120]!r}" for pid, cmdline in each_process("cmdline")
+                 if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline]
         if procs:
             found["processes"] = procs
         ips = self.allocated_ips()
@@ -144,9 +137,7 @@ def pods(daemon_factory: Any, tmp_path: Path, test_registry: str, pods_extra_con
     try:
         yield helper
     finally:
-        if daemon.alive():
-            daemon.crictl("rmp", "-f", "-a", check=False)
-        daemon.stop()
+        daemon.stop_emptied()
         deadline = time.monotonic() + 5
         left = helper.leftovers()
         while left and time.monotonic() < deadline:

@@ -23,6 +23,7 @@ import asyncio
 import fcntl
 import os
 import pty
+import select
 import signal
 import struct
 import subprocess
@@ -342,3 +343,52 @@ def streaming_daemon(tmp_path: Path) -> Iterator[StreamingDaemon]:
         d.stop()
         leaked = [p.popen.pid for p in d.backend.live]
         assert not leaked, f"backend processes left running: {leaked}"
+
+
+def crictl_tty_session(argv: list[str]) -> None:
+    """Run ``crictl ... exec -it <id> sh`` (``argv``) on a pty of 30x100 and check the
+    session: typed input echoes, a resize to 51x133 reaches the shell (stty size),
+    and ``exit 3`` ends it, reported as exit code 3."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+
+    def child_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    with SUBREAPER._lock:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, preexec_fn=child_tty)
+        SUBREAPER._owned.add(proc.pid)
+    os.close(slave)
+    out = bytearray()
+
+    def read_until(marker: bytes, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in out:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{marker!r} not seen in {bytes(out)!r}"
+            if select.select([master], [], [], left)[0]:
+                try:
+                    out.extend(os.read(master, 4096))
+                except OSError:
+                    break
+    try:
+        os.write(master, b"echo MARK$((40+2))\n")
+        read_until(b"MARK42")
+        os.write(master, b"stty size\n")
+        read_until(b"30 100")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 51, 133, 0, 0))
+        proc.send_signal(signal.SIGWINCH)  # the pty's foreground group may not include crictl
+        time.sleep(0.5)
+        os.write(master, b"stty size\n")
+        read_until(b"51 133")
+        os.write(master, b"exit 3\n")
+        read_until(b"exit code 3")
+        assert proc.wait(20) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        with SUBREAPER._lock:
+            SUBREAPER._owned.discard(proc.pid)
+        os.close(master)

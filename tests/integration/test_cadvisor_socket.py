@@ -41,8 +41,11 @@ def test_cadvisor_sees_pods_and_containers_as_containerds(pods: Pods) -> None:
     """Containers/Get gives the kubelet's labels (and kind sandbox/container), the image and the
     OCI spec; Tasks/Get the running init's pid; an unknown id is NOT_FOUND; Version answers."""
     pods.daemon.pull("busybox")
-    pod, pod_cfg = pods.run_pod("cadv")
-    cid = pods.crictl("create", pod, pods.write("c", container_config("c", ["sleep", "1000"])), pod_cfg)
+    # the labels kubelet puts on every pod and container (cAdvisor keys its stats by them)
+    kubelet_labels = {"io.kubernetes.pod.name": "cadv", "io.kubernetes.pod.namespace": "test"}
+    pod, pod_cfg = pods.run_pod("cadv", labels=kubelet_labels)
+    cfg = container_config("c", ["sleep", "1000"], labels={**kubelet_labels, "io.kubernetes.container.name": "c"})
+    cid = pods.crictl("create", pod, pods.write("c", cfg), pod_cfg)
     pods.crictl("start", cid)
     with grpc.insecure_channel(f"unix://{SOCKET}") as channel:
         containers, tasks = "containerd.services.containers.v1.Containers", "containerd.services.tasks.v1.Tasks"
@@ -51,6 +54,7 @@ def test_cadvisor_sees_pods_and_containers_as_containerds(pods: Pods) -> None:
         assert sandbox.labels["io.kubernetes.pod.name"] == "cadv" and sandbox.labels["io.kubernetes.pod.namespace"] == "test"
         container = _call(channel, containers, "Get", pb.GetContainerRequest(id=cid)).container
         assert container.labels[api.KIND_LABEL] == "container" and container.sandbox == pod
+        assert container.labels["io.kubernetes.container.name"] == "c"
         assert json.loads(container.spec.value)["process"]["args"] == ["sleep", "1000"]
         for object_id in (pod, cid):
             process = _call(channel, tasks, "Get", pb.GetTaskRequest(container_id=object_id)).process

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 from bundle import SUBREAPER
+from procfs import each_process
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_ARCHIVE = REPO / "build" / "busybox-oci.tar"
@@ -109,17 +110,7 @@ def _wait_for_socket(proc: subprocess.Popen[bytes], socket: Path, log: Path) -> 
 
 def _pids_mentioning(text: str) -> list[int]:
     """Processes whose command line contains `text` (containerd, shims, inits)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if text.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, cmdline in each_process("cmdline") if text.encode() in cmdline]
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -158,18 +149,13 @@ def _reap_exited_shims() -> None:
     /proc/<pid>/stat after exit, cmdline does not.
     """
     me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
+    for pid, raw in each_process("stat"):
+        stat = raw.decode(errors="replace")
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
         if state == "Z" and int(ppid) == me and comm.startswith("containerd-shim"):
             try:
-                os.waitpid(int(entry.name), os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 continue  # the conftest's reaper thread got it first
 

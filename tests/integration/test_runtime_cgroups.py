@@ -50,15 +50,12 @@ def test_limits_visible_inside(bundle: Bundle) -> None:
 def test_limits_on_host_and_membership(bundle: Bundle) -> None:
     """the cgroup is at cgroupsPath in every hierarchy, holds the init, and has the limits."""
     bundle.config["linux"]["resources"].update(RESOURCES)
-    pid = bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000") as pid:
         for (ctrl, name), value in EXPECTED_FILES.items():
             assert (bundle.host_cgroup(ctrl) / name).read_text().strip() == value, name
         for ctrl in ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio", "cpuset"):
             procs = (bundle.host_cgroup(ctrl) / "cgroup.procs").read_text().split()
             assert str(pid) in procs, f"init not in the {ctrl} cgroup"
-    finally:
-        bundle.delete(force=True)
     for ctrl in ("memory", "cpu", "pids"):
         assert not bundle.host_cgroup(ctrl).exists(), f"delete left the {ctrl} cgroup"
 
@@ -77,22 +74,18 @@ def test_devices_cgroup_rules(bundle: Bundle) -> None:
     bundle.config["linux"]["resources"]["devices"] += [
         {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
     ]
-    pid = bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000") as pid:
         rules = (bundle.host_cgroup("devices") / "devices.list").read_text().split("\n")
         assert "c 10:229 rw" in rules
         assert "c 1:3 rwm" in rules  # /dev/null, a default device
         assert "a *:* rwm" not in rules
         assert pid > 0
-    finally:
-        bundle.delete(force=True)
 
 
 def test_update_single_values(bundle: Bundle) -> None:
     """`update --memory/--pids-limit/--cpu-quota` rewrites the running container's cgroup files."""
     bundle.config["linux"]["resources"].update(RESOURCES)
-    bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000"):
         done = bundle.invoke(
             "update", "--memory", str(128 * MiB), "--pids-limit", "20", "--cpu-quota", "30000", bundle.id
         )
@@ -102,42 +95,33 @@ def test_update_single_values(bundle: Bundle) -> None:
         assert (bundle.host_cgroup("cpu") / "cpu.cfs_quota_us").read_text().strip() == "30000"
         # untouched values stay
         assert (bundle.host_cgroup("cpu") / "cpu.shares").read_text().strip() == "512"
-    finally:
-        bundle.delete(force=True)
 
 
 def test_update_resources_from_stdin(bundle: Bundle) -> None:
     """`update --resources -` reads an OCI LinuxResources JSON document from stdin."""
-    bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000"):
         doc = {"memory": {"limit": 96 * MiB}, "cpu": {"quota": 20000, "period": 100000}, "pids": {"limit": 50}}
         done = bundle.invoke("update", "--resources", "-", bundle.id, input=json.dumps(doc))
         assert done.returncode == 0, done.stderr
         assert (bundle.host_cgroup("memory") / "memory.limit_in_bytes").read_text().strip() == str(96 * MiB)
         assert (bundle.host_cgroup("cpu") / "cpu.cfs_quota_us").read_text().strip() == "20000"
         assert (bundle.host_cgroup("pids") / "pids.max").read_text().strip() == "50"
-    finally:
-        bundle.delete(force=True)
 
 
 def test_update_resources_from_file(bundle: Bundle, tmp_path: Path) -> None:
     """`update --resources FILE` reads the JSON document from a file."""
-    bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000"):
         doc = tmp_path / "resources.json"
         doc.write_text(json.dumps({"pids": {"limit": 42}}))
         done = bundle.invoke("update", "--resources", str(doc), bundle.id)
         assert done.returncode == 0, done.stderr
         assert (bundle.host_cgroup("pids") / "pids.max").read_text().strip() == "42"
-    finally:
-        bundle.delete(force=True)
 
 
 def test_pause_and_resume(bundle: Bundle) -> None:
     """pause freezes every process (state paused, no progress); resume thaws them (running)."""
     # The container counts on its stdout, which the create call left in a file.
-    bundle.start_detached("i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done")
-    try:
+    with bundle.running("i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done"):
         assert wait_for(lambda: len(bundle.detached_output().split()) > 3)
         assert bundle.invoke("pause", bundle.id).returncode == 0
         assert bundle.state()["status"] == "paused"
@@ -150,15 +134,12 @@ def test_pause_and_resume(bundle: Bundle) -> None:
         assert bundle.state()["status"] == "running"
         assert (bundle.host_cgroup("freezer") / "freezer.state").read_text().strip() == "THAWED"
         assert wait_for(lambda: len(bundle.detached_output()) > len(frozen_at))
-    finally:
-        bundle.delete(force=True)
 
 
 def test_events_stats(bundle: Bundle) -> None:
     """`events --stats` prints one JSON stats event with the container's id and cgroup figures."""
     bundle.config["linux"]["resources"]["pids"] = {"limit": 32}
-    bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000"):
         done = bundle.invoke("events", "--stats", bundle.id)
         assert done.returncode == 0, done.stderr
         event = json.loads(done.stdout)
@@ -167,8 +148,6 @@ def test_events_stats(bundle: Bundle) -> None:
         assert event["data"]["pids"]["current"] >= 1
         assert event["data"]["pids"]["limit"] == 32
         assert event["data"]["memory"]["usage"]["usage"] > 0
-    finally:
-        bundle.delete(force=True)
 
 
 def _hierarchies() -> list[str]:
@@ -229,8 +208,7 @@ def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool, clon
         _without_clone3(bundle)
     others = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
     bundle.config["linux"]["namespaces"] = others + ([{"type": "cgroup"}] if cgroupns else [])
-    pid = bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000") as pid:
         _assert_member(bundle, pid, "the init")
         pid_file = bundle.path / "exec.pid"
         done = bundle.invoke("exec", "--detach", "--pid-file", str(pid_file), bundle.id, "sleep", "1000")
@@ -241,8 +219,6 @@ def test_init_and_exec_join_every_hierarchy(bundle: Bundle, cgroupns: bool, clon
             inside = bundle.invoke("exec", bundle.id, "cat", "/proc/self/cgroup")
             assert inside.returncode == 0, inside.stderr
             assert {line.split(":", 2)[2] for line in inside.stdout.splitlines()} == {"/"}, inside.stdout
-    finally:
-        bundle.delete(force=True)
 
 
 @pytest.mark.parametrize("cgroupns", [False, True], ids=["no-cgroupns", "cgroupns"])
@@ -260,8 +236,7 @@ def test_v1_only_layout_init_and_exec_place_themselves(bundle: Bundle, cgroupns:
     bundle.runtime = launcher
     others = [ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "cgroup"]
     bundle.config["linux"]["namespaces"] = others + ([{"type": "cgroup"}] if cgroupns else [])
-    pid = bundle.start_detached("sleep 1000")
-    try:
+    with bundle.running("sleep 1000") as pid:
         v1 = [name for name in _hierarchies() if name != "unified"]
         unified = Path("/sys/fs/cgroup/unified") / bundle.cgroups_path.lstrip("/")
         assert not unified.exists(), f"{unified} was made on a v1-only view"
@@ -277,5 +252,3 @@ def test_v1_only_layout_init_and_exec_place_themselves(bundle: Bundle, cgroupns:
             assert inside.returncode == 0, inside.stderr
             v1_lines = [line.split(":", 2) for line in inside.stdout.splitlines() if not line.startswith("0:")]
             assert {fields[2] for fields in v1_lines} == {"/"}, inside.stdout
-    finally:
-        bundle.delete(force=True)

@@ -311,7 +311,7 @@ def test_container_path_loads_no_costly_stdlib(bundle: Bundle, tmp_path: Path, v
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between open and read
         return True
 
 

@@ -411,15 +411,19 @@ def test_stop_container_signal_and_timeout(pods: Pods) -> None:
     """StopContainer sends SIGTERM, waits the timeout for a container that ignores it, then SIGKILLs
     (exit 137); with an image StopSignal (SIGUSR1) that signal is sent instead and a container
     exiting on it stops at once with its own exit code."""
+    def stop_trapping(container: str, log_name: str, timeout: str) -> tuple[dict[str, Any], float, str]:
+        """Stop the container once its traps are set: its status, how long the stop took, its log."""
+        log = pods.logs / "stopsig" / log_name
+        wait_for(lambda: log.exists() and "ready" in log.read_text(), what="trap set")
+        begun = time.monotonic()
+        pods.crictl("stop", "--timeout", timeout, container)
+        took = time.monotonic() - begun
+        return inspect(pods, container)["status"], took, log.read_text()
+
     pod, pod_cfg, cid = start_ticker(pods, "stopsig", TRAPPER)
-    log = pods.logs / "stopsig" / "c.log"
-    wait_for(lambda: log.exists() and "ready" in log.read_text(), what="trap set")
-    begun = time.monotonic()
-    pods.crictl("stop", "--timeout", "2", cid)
-    took = time.monotonic() - begun
-    status = inspect(pods, cid)["status"]
+    status, took, log = stop_trapping(cid, "c.log", "2")
     assert status["exitCode"] == 137 and 2.0 <= took < 10, (status, took)
-    assert "got TERM" in log.read_text() and "got USR1" not in log.read_text()
+    assert "got TERM" in log and "got USR1" not in log
 
     ref = _stopsignal_image()
     pods.daemon.pull(ref)
@@ -427,14 +431,9 @@ def test_stop_container_signal_and_timeout(pods: Pods) -> None:
     cfg["image"]["image"] = ref
     uid = pods.crictl("create", pod, pods.write("u", cfg), pod_cfg)
     pods.crictl("start", uid)
-    ulog = pods.logs / "stopsig" / "u.log"
-    wait_for(lambda: ulog.exists() and "ready" in ulog.read_text(), what="trap set")
-    begun = time.monotonic()
-    pods.crictl("stop", "--timeout", "20", uid)
-    took = time.monotonic() - begun
-    status = inspect(pods, uid)["status"]
+    status, took, log = stop_trapping(uid, "u.log", "20")
     assert status["exitCode"] == 3 and took < 10, (status, took)
-    assert "got USR1" in ulog.read_text() and "got TERM" not in ulog.read_text()
+    assert "got USR1" in log and "got TERM" not in log
 
 
 def test_a_shim_that_fails_to_start_rolls_the_pod_back(pods: Pods) -> None:

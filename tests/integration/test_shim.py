@@ -134,7 +134,8 @@ class Shim:
     def alive(self) -> bool:
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
+            # ESRCH: the process was reaped between open and read.
             return False
         return stat.rpartition(")")[2].split()[0] != "Z"
 
@@ -231,7 +232,7 @@ def log_entries(path: Path) -> list[tuple[bytes, bytes, bytes]]:
 def pid_alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between open and read
         return False
 
 

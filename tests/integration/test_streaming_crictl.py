@@ -10,17 +10,12 @@ process.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import http.client
 import json
 import os
-import pty
 import select
-import signal
 import socket
-import struct
 import subprocess
-import termios
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +27,7 @@ from cri_api.v1 import api_pb2
 from daemon_fixture import CRICTL, daemon_factory, test_registry  # noqa: F401 (fixtures)
 from runtime_service_fixture import Pods, container_config, pods  # noqa: F401 (fixture)
 from spdy_client import run_exec, upgrade
+from streaming_fixture import crictl_tty_session
 
 from dockyard.cri.streaming import spdy
 
@@ -124,44 +120,7 @@ def test_crictl_exec_tty_echo_resize_exit_code(pods: Pods, transport: str) -> No
     """crictl exec -it sh on a pty: typed input echoes, a window resize reaches the
     process in the container (stty size), `exit 3` is reported as exit code 3."""
     _, cid = start_container(pods, "tty", SLEEPER)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-
-    def child_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = popen(crictl_argv(pods, "exec", "--transport", transport, "-it", cid, "sh"),
-                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=child_tty)
-    os.close(slave)
-    out = bytearray()
-
-    def read_until(marker: bytes, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in out:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{marker!r} not seen in {bytes(out)!r}"
-            if select.select([master], [], [], left)[0]:
-                try:
-                    out.extend(os.read(master, 4096))
-                except OSError:
-                    break
-    try:
-        os.write(master, b"echo MARK$((40+2))\n")
-        read_until(b"MARK42")
-        os.write(master, b"stty size\n")
-        read_until(b"30 100")
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 51, 133, 0, 0))
-        proc.send_signal(signal.SIGWINCH)  # the pty's foreground group may not include crictl
-        time.sleep(0.5)
-        os.write(master, b"stty size\n")
-        read_until(b"51 133")
-        os.write(master, b"exit 3\n")
-        read_until(b"exit code 3")
-        assert proc.wait(20) != 0
-    finally:
-        finish(proc)
-        os.close(master)
+    crictl_tty_session(crictl_argv(pods, "exec", "--transport", transport, "-it", cid, "sh"))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

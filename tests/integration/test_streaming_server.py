@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import http.server
 import json
 import os
-import pty
-import select
 import socket
-import struct
 import subprocess
-import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +28,7 @@ from bundle import SUBREAPER
 from dockyard.cri.streaming import spdy
 from dockyard.cri.streaming.server import StreamServerConfig
 from spdy_client import run_exec, upgrade
-from streaming_fixture import StreamingDaemon, streaming_daemon  # noqa: F401  (fixture)
+from streaming_fixture import StreamingDaemon, crictl_tty_session, streaming_daemon  # noqa: F401  (fixture)
 from ws_exec_client import ws_exec
 
 CRICTL = Path(__file__).resolve().parents[2] / "build" / "bin" / "crictl"
@@ -93,51 +88,8 @@ def test_crictl_exec_binary_stdin_round_trip(streaming_daemon: StreamingDaemon, 
 def test_crictl_exec_tty_resize_and_exit_code(streaming_daemon: StreamingDaemon, transport: str) -> None:
     """crictl exec -it on a pty: typed input echoes, a window resize reaches
     the process (stty size), exit 3 is reported."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-
-    def child_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    with SUBREAPER._lock:
-        proc = subprocess.Popen([str(CRICTL), "--runtime-endpoint", streaming_daemon.endpoint, "exec",
-                                 "--transport", transport, "-it", "c1", "sh"],
-                                stdin=slave, stdout=slave, stderr=slave, preexec_fn=child_tty)
-        SUBREAPER._owned.add(proc.pid)
-    os.close(slave)
-    out = bytearray()
-
-    def read_until(marker: bytes, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in out:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{marker!r} not seen in {bytes(out)!r}"
-            if select.select([master], [], [], left)[0]:
-                try:
-                    out.extend(os.read(master, 4096))
-                except OSError:
-                    break
-    try:
-        os.write(master, b"echo MARK$((40+2))\n")
-        read_until(b"MARK42")
-        os.write(master, b"stty size\n")
-        read_until(b"30 100")
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 51, 133, 0, 0))
-        proc.send_signal(28)  # SIGWINCH: the pty's foreground group may not include crictl
-        time.sleep(0.5)
-        os.write(master, b"stty size\n")
-        read_until(b"51 133")
-        os.write(master, b"exit 3\n")
-        read_until(b"exit code 3")
-        assert proc.wait(20) != 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        with SUBREAPER._lock:
-            SUBREAPER._owned.discard(proc.pid)
-        os.close(master)
+    crictl_tty_session([str(CRICTL), "--runtime-endpoint", streaming_daemon.endpoint, "exec",
+                        "--transport", transport, "-it", "c1", "sh"])
     started = streaming_daemon.backend.started[-1]
     assert (133, 51) in started.resizes
     wait_idle(streaming_daemon)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from daemon_fixture import daemon_factory, test_registry  # noqa: F401 (fixtures)
-from runtime_service_fixture import Pods, container_config, pods  # noqa: F401 (fixture)
+from runtime_service_fixture import Pods, container_config, pod_config, pods  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.root
 HOST_BASE = 3_000_000  # container 0 is this host id; well away from any real user
@@ -89,3 +89,18 @@ def test_idmapped_file_mount_from_a_private_directory(pods: Pods) -> None:
     assert (private / "termination-log").read_text() == "done\n"
     st = os.stat(private / "dir" / "x")
     assert (st.st_uid, st.st_gid) == (0, 0)  # the mount's own map: container root writes as host root here
+
+
+def test_bad_user_namespace_requests_name_the_field(pods: Pods) -> None:
+    """Through the daemon: a user namespace without mappings, or with a mode pods cannot have, is
+    INVALID_ARGUMENT naming the field, and leaves no pod (the fixture checks netns, cgroups, mounts)."""
+    cases = [
+        ({"mode": 0}, "config.linux.security_context.namespace_options.userns_options.uids"),
+        ({"mode": 1}, "config.linux.security_context.namespace_options.userns_options.mode"),
+    ]
+    for i, (options, field) in enumerate(cases):
+        cfg = pods.write(f"bad{i}", pod_config(f"bad{i}", pods.logs / f"bad{i}", linux={
+            "security_context": {"namespace_options": {"userns_options": options}}}))
+        done = pods.daemon.crictl("runp", cfg, check=False)
+        assert done.returncode != 0 and "InvalidArgument" in done.stderr and field in done.stderr, done.stderr
+    assert pods.crictl("pods", "-q") == ""

@@ -106,9 +106,10 @@ def test_main_bad_global_flag(argv: list[str], capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err.startswith("dockyard-runc: ")
 
 
-def test_main_systemd_cgroup_unsupported(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main.main(["--systemd-cgroup", "list"]) == 1
-    assert "--systemd-cgroup" in capsys.readouterr().err
+def test_main_systemd_cgroup_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--systemd-cgroup is a global flag every verb takes (only create and run use it)."""
+    assert main.main(["--root", str(tmp_path), "--systemd-cgroup", "list"]) == 0
+    assert "ID" in capsys.readouterr().out
 
 
 def test_every_verb_module_has_run() -> None:

@@ -68,6 +68,10 @@ def test_deploy_file_is_the_default() -> None:
             "stream_server: {tls_cert: /etc/d/c.pem, tls_key: /etc/d/k.pem}",
             Config(stream_server=StreamServerSettings(tls_cert="/etc/d/c.pem", tls_key="/etc/d/k.pem")),
         ),
+        ("cgroup_driver: systemd", Config(cgroup_driver="systemd", cgroup_parent="dockyard.slice")),
+        ("{cgroup_driver: systemd, cgroup_parent: kubepods.slice}",
+         Config(cgroup_driver="systemd", cgroup_parent="kubepods.slice")),
+        ("{cgroup_driver: cgroupfs, cgroup_parent: /kubepods/}", Config(cgroup_parent="/kubepods")),
     ],
 )
 def test_parse_values(text: str, expected: Config) -> None:
@@ -102,6 +106,11 @@ def test_parse_values(text: str, expected: Config) -> None:
         ("stream_server: {tls_cert: /c.pem}", "stream_server: tls_cert and tls_key go together"),
         ("stream_server: {tls_key: rel.pem}", "stream_server.tls_key"),
         ("stream_server: {tls: on}", "stream_server.tls"),
+        ("cgroup_driver: systemd-ish", "cgroup_driver"),
+        ("{cgroup_driver: systemd, cgroup_parent: /dockyard}", "cgroup_parent: with cgroup_driver systemd"),
+        ("{cgroup_driver: systemd, cgroup_parent: a--b.slice}", "cgroup_parent"),
+        ("cgroup_parent: dockyard.slice", "cgroup_parent: with cgroup_driver cgroupfs"),
+        ("cgroup_parent: /a/../b", "cgroup_parent"),
     ],
 )
 def test_bad_config_names_the_key(text: str, names: str) -> None:
@@ -144,8 +153,8 @@ def test_default_yaml_is_plain_yaml() -> None:
     data = yaml.safe_load(render_default())
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
-        "cni", "runtimes", "shim_binary", "cgroup_parent", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs",
-        "admin", "cadvisor",
+        "cni", "runtimes", "shim_binary", "cgroup_parent", "cgroup_driver", "restrict_oom_score_adj",
+        "stream_server", "cdi_spec_dirs", "admin", "cadvisor",
     }
 
 

@@ -131,6 +131,10 @@ def test_reported_image(image: ImageRecord | None, expected: tuple[str, str]) ->
     (api_pb2.ContainerFilter(state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_EXITED)), {}, False),
     (api_pb2.ContainerFilter(label_selector={"a": "1"}), {"a": "1", "b": "2"}, True),
     (api_pb2.ContainerFilter(label_selector={"a": "2"}), {"a": "1"}, False),
+    # ListContainerStats' filter, the same rules without a state
+    (api_pb2.ContainerStatsFilter(id="abc", pod_sandbox_id="pod"), {}, True),
+    (api_pb2.ContainerStatsFilter(pod_sandbox_id="pox"), {}, False),
+    (api_pb2.ContainerStatsFilter(label_selector={"a": "2"}), {"a": "1"}, False),
 ])
 def test_container_filter(flt: api_pb2.ContainerFilter | None, labels: dict[str, str], match: bool) -> None:
     assert container_matches(_container(state=ContainerState.RUNNING), flt, labels) is match
@@ -322,7 +326,7 @@ def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> N
 
     client = Client()
     container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
-    cri = SimpleNamespace(container=lambda _id: container, shims=SimpleNamespace(client=lambda _pod: client),
+    cri = SimpleNamespace(running_container=lambda _id, _refused="": container, shims=SimpleNamespace(client=lambda _pod: client),
                           bundle_facts=BundleFactsCache())
     pending: list[asyncio.Task[None]] = []
     cri.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))

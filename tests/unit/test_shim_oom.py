@@ -4,6 +4,7 @@ reboot recovery's choice of mount points to detach."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,15 @@ def test_oom_kills(text: str, expected: int) -> None:
     ("/dockyard/pod-a/c1", ["/r/memory/dockyard/pod-a/c1/memory.oom_control", "/r/dockyard/pod-a/c1/memory.events"]),
     ("dockyard/c1", ["/r/memory/dockyard/c1/memory.oom_control", "/r/dockyard/c1/memory.events"]),
     ("", []),
-    ("system.slice:dockyard:c1", []),
+    ("system.slice:dockyard:c1", ["/r/system.slice/dockyard-c1.scope/memory.events"]),
+    ("kube-pod1.slice:dockyard:c1", ["/r/kube.slice/kube-pod1.slice/dockyard-c1.scope/memory.events"]),
+    ("bad:path", []),
     ("/a/../../etc", []),
 ])
 def test_counter_files(path: str, expected: list[str]) -> None:
-    """v1 memory hierarchy first, then the v2 file; no path, systemd paths and '..' give nothing."""
-    assert counter_files(path, "/r") == expected
+    """v1 memory hierarchy first, then the v2 file; a systemd path is its scope's v2 file; no path,
+    a malformed systemd path and '..' give nothing."""
+    assert counter_files(path, "/r", "c1") == expected
 
 
 def test_container_oom_killed_reads_the_bundles_cgroup(tmp_path: Path) -> None:
@@ -70,3 +74,23 @@ def test_mounts_under() -> None:
         "/tmp/s/sandboxes/aa/bundle/rootfs", "/tmp/s/sandboxes/aa/shm/x y",
         "/tmp/s/sandboxes/aa/shm", "/tmp/s/netns/aa",
     ]
+
+
+def test_watched_counter_reads_from_the_start(tmp_path: Path) -> None:
+    """read_kills reads the whole file again on each wakeup; a removed file ends the watch with OSError."""
+    from dockyard.shim.oom import open_events, read_kills
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": "p.slice:dy:c1"}}))
+    events = tmp_path / "cg" / "p.slice" / "dy-c1.scope" / "memory.events"
+    assert open_events(str(bundle), "c1", str(tmp_path / "cg")) == -1
+    events.parent.mkdir(parents=True)
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
+    fd = open_events(str(bundle), "c1", str(tmp_path / "cg"))
+    try:
+        assert read_kills(fd) == 0
+        events.write_text("low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n")
+        assert read_kills(fd) == 1
+    finally:
+        os.close(fd)

@@ -132,6 +132,19 @@ def test_sampler_batches_and_rates(tmp_path: Path) -> None:
     assert "c1" not in sampler._prev
 
 
+@pytest.mark.parametrize(("path", "cgroup"), [
+    ("dy-pod1.slice:dockyard:c1", "/dy.slice/dy-pod1.slice/dockyard-c1.scope"),  # a container's scope
+    ("dy-pod1.slice", "/dy.slice/dy-pod1.slice"),  # the daemon's pod slice, by name
+    ("/kubepods.slice/kubepods-pod1.slice", "/kubepods.slice/kubepods-pod1.slice"),  # kubelet's, by path
+])
+def test_reader_v2_systemd_driver(tmp_path: Path, path: str, cgroup: str) -> None:
+    """The systemd driver's paths are read where systemd puts their units (slices nest by name)."""
+    root = tmp_path / "cg"
+    mountinfo = _v2_tree(root, cgroup, {"cpu.stat": "usage_usec 7\n", "memory.current": "11\n", "pids.current": "2\n"})
+    stats = CgroupReader(str(root), mountinfo).read(path, "c1")
+    assert stats is not None and stats["cpu"]["usage"]["total"] == 7000 and stats["pids"]["current"] == 2
+
+
 PRESSURE = ("some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n"
             "full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")
 

@@ -49,21 +49,7 @@ def writes(resources: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if shares is not None:
         out.append(("cpu.shares", str(shares)))
-    if quota is not None and period is not None:
-        out.append(("cpu.cfs_quota_us", "-1"))
-        out.append(("cpu.cfs_period_us", str(period)))
-        if quota != -1:
-            out.append(("cpu.cfs_quota_us", str(quota)))
-    elif period is not None:
-        out.append(("cpu.cfs_period_us", str(period)))
-    elif quota is not None:
-        out.append(("cpu.cfs_quota_us", str(quota)))
-    if burst is not None:
-        out.append(("cpu.cfs_burst_us", str(burst)))
-    if rt_period is not None:
-        out.append(("cpu.rt_period_us", str(rt_period)))
-    if rt_runtime is not None:
-        out.append(("cpu.rt_runtime_us", str(rt_runtime)))
-    if idle is not None:
-        out.append(("cpu.idle", str(idle)))
+    out += sv.opened_then_set(("cpu.cfs_quota_us", quota), ("cpu.cfs_period_us", period))
+    out += sv.given((("cpu.cfs_burst_us", burst), ("cpu.rt_period_us", rt_period),
+                     ("cpu.rt_runtime_us", rt_runtime), ("cpu.idle", idle)))
     return out

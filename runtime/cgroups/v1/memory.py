@@ -71,21 +71,9 @@ def writes(resources: dict[str, Any], *, swap_accounting: bool = True) -> list[t
             raise Unsupported("set swap limit", f"{FIELD}.swap",
                               "the kernel has no swap accounting (memory.memsw.* is missing)")
         swap = None
-    if limit is not None and swap is not None:
-        out.append(("memory.memsw.limit_in_bytes", "-1"))
-        out.append(("memory.limit_in_bytes", str(limit)))
-        if swap != -1:
-            out.append(("memory.memsw.limit_in_bytes", str(swap)))
-    elif limit is not None:
-        out.append(("memory.limit_in_bytes", str(limit)))
-    elif swap is not None:
-        out.append(("memory.memsw.limit_in_bytes", str(swap)))
-    if reservation is not None:
-        out.append(("memory.soft_limit_in_bytes", str(reservation)))
-    if kernel_tcp is not None:
-        out.append(("memory.kmem.tcp.limit_in_bytes", str(kernel_tcp)))
-    if swappiness is not None:
-        out.append(("memory.swappiness", str(swappiness)))
+    out += sv.opened_then_set(("memory.memsw.limit_in_bytes", swap), ("memory.limit_in_bytes", limit))
+    out += sv.given((("memory.soft_limit_in_bytes", reservation), ("memory.kmem.tcp.limit_in_bytes", kernel_tcp),
+                     ("memory.swappiness", swappiness)))
     if use_hierarchy:
         out.append(("memory.use_hierarchy", "1"))
     if no_oom_killer:

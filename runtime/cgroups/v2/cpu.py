@@ -56,8 +56,5 @@ def writes(resources: dict[str, Any]) -> list[tuple[str, str]]:
         if period:
             text += f" {period}"
         out.append(("cpu.max", text))
-    if burst is not None:
-        out.append(("cpu.max.burst", str(burst)))
-    if idle is not None:
-        out.append(("cpu.idle", str(idle)))
+    out += sv.given((("cpu.max.burst", burst), ("cpu.idle", idle)))
     return out

@@ -15,8 +15,8 @@ The rules, which are runc's (cgroupfs driver):
   at ``/`` (so ``../../x`` becomes ``x``), the way runc's CleanPath does.
 * A path that cleans to nothing (``/``, ``.``, ``..``) is refused: it would
   make the hierarchy root or the runtime's own cgroup the container's.
-* ``slice:prefix:name`` is the systemd driver's syntax; that driver is not
-  implemented and the path is refused rather than taken literally.
+* ``slice:prefix:name`` is the systemd driver's syntax (systemd_path.py):
+  without that driver it is refused rather than taken literally.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
         raise Unsupported(
             "resolve cgroup path", FIELD,
             f"{path!r} is a systemd slice:prefix:name path; "
-            "the systemd cgroup driver is not supported (use a plain path)",
+            "use the systemd cgroup driver (--systemd-cgroup) or a plain path",
         )
     if not path:
         path = container_id

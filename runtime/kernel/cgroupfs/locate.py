@@ -65,11 +65,24 @@ def locate(
     mode: Mode | None = None,
     mountinfo_text: str | None = None,
     proc_cgroup_text: str | None = None,
+    systemd: bool = False,
 ) -> Placement:
     """The placement of ``cgroups_path`` (config.json ``linux.cgroupsPath``)
-    for ``container_id``; nothing is created or checked on disk."""
-    inner = inner_path(cgroups_path, container_id)
+    for ``container_id``; nothing is created or checked on disk.  With
+    ``systemd``, the path is the systemd driver's ``slice:prefix:name``
+    (systemd_path.py), on cgroup v2 only."""
     root = leanpath.normpath(root)
+    if systemd:
+        from .systemd_path import parse
+
+        place_ = parse(cgroups_path, container_id)
+        if mode is None:
+            mode = detect(root, mountinfo_text if mountinfo_text is not None else read_mountinfo())
+        if mode is not Mode.V2:
+            raise Unsupported("use the systemd cgroup driver", root,
+                              f"it needs cgroup v2 only (this host's layout is {mode.value}); use cgroupfs")
+        return Placement(mode, root, v2_path=root + place_.path)
+    inner = inner_path(cgroups_path, container_id)
     if mountinfo_text is None:
         mountinfo_text = read_mountinfo()
     if mode is None:

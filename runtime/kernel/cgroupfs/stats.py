@@ -69,11 +69,15 @@ def exists(where: Placement) -> bool:
 
 def of_cgroup(cgroups_path: str, container_id: str) -> dict[str, Any] | None:
     """The stats of the cgroup ``cgroups_path`` names for ``container_id``,
-    None when it does not exist (the container is gone) or cannot be read."""
+    None when it does not exist (the container is gone) or cannot be read.
+    A ``slice:prefix:name`` path is the systemd driver's, and a bare slice
+    name (a pod's slice) stands for its nested path (systemd_path.py)."""
     from .locate import locate  # only here: the runtime's managers read stats from the dirs they have
+    from .systemd_path import is_systemd_path, slice_dir
 
     try:
-        where = locate(cgroups_path, container_id)
+        systemd = is_systemd_path(cgroups_path)
+        where = locate(cgroups_path if systemd else slice_dir(cgroups_path), container_id, systemd=systemd)
         if not exists(where):
             return None
         return read(where)

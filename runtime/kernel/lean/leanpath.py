@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import posix
 
+TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/README.md
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def isabs(p: str) -> bool:
     return p.startswith("/")
@@ -78,20 +82,21 @@ def relpath(p: str, start: str = ".") -> str:
     return "/".join(parts) or "."
 
 
-def exists(p: str) -> bool:
+def _answers(stat: Callable[[str], object], p: str) -> bool:
+    """Whether ``stat(p)`` succeeds (a bad path, like one with a NUL, does not)."""
     try:
-        posix.stat(p)
+        stat(p)
     except (OSError, ValueError):
         return False
     return True
+
+
+def exists(p: str) -> bool:
+    return _answers(posix.stat, p)
 
 
 def lexists(p: str) -> bool:
-    try:
-        posix.lstat(p)
-    except (OSError, ValueError):
-        return False
-    return True
+    return _answers(posix.lstat, p)
 
 
 _S_IFMT = 0o170000
