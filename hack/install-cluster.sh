@@ -9,12 +9,9 @@
 #                server is the one the apiserver's etcd client is tested with;
 #                Debian 12's etcd-server is 3.4, older than Kubernetes supports.
 #
-# As hack/install-kubelet.sh: k8s.io/kubernetes replaces its staging modules
-# with ./staging/src/..., which a dependent module ignores, so a scratch module
-# in build/go/cluster requires k8s.io/kubernetes at $KUBE_VERSION and replaces
-# each staging module with its v0.X.Y tag. -trimpath and the same module graph
-# as the kubelet and node e2e builds, so shared packages come from the build
-# cache. Each binary is built and timed on its own.
+# As hack/install-kubelet.sh, from a scratch module (hack/lib/go-tools.sh)
+# in build/go/cluster at $KUBE_VERSION. Each binary is built and timed on its
+# own.
 #
 # Cached: rebuilt only when the version or this script changes (stamp
 # build/bin/.cluster-stamp). Measured here (2 cores, nice 10, load average
@@ -27,60 +24,25 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/hack/lib/go-tools.sh"
 version=${KUBE_VERSION:-v1.37.2}
 bin=$here/build/bin
-mod=$here/build/go/cluster
-export PATH=$PATH:/usr/local/go/bin
 binaries=(kubectl kube-scheduler kube-controller-manager kube-apiserver etcd)
-
-key="$version $(sha256sum "$0" | cut -d' ' -f1)"
 stamp=$bin/.cluster-stamp
-have_all() {
-  local b
-  for b in "${binaries[@]}"; do [[ -x $bin/$b ]] || return 1; done
-}
-if have_all && [[ -f $stamp && $(cat "$stamp") == "$key" ]]; then
-  exit 0
-fi
-command -v go >/dev/null || { echo "install-cluster.sh: go is not installed" >&2; exit 1; }
-mkdir -p "$bin" "$mod"
-staging_version=v0.${version#v1.}
+key="$version $(cat "$0" "$here/hack/lib/go-tools.sh" | sha256sum | cut -d' ' -f1)"
+built "$stamp" "$key" "${binaries[@]/#/$bin/}" && exit 0
+need_go
+mkdir -p "$bin"
 start=$(date +%s)
-echo "install-cluster: ${binaries[*]} at $version (staging modules $staging_version)"
+echo "install-cluster: ${binaries[*]} at $version"
 
-cd "$mod"
-rm -f go.mod go.sum
-go mod init dockyard.local/cluster >/dev/null 2>&1
-# Blank imports of the main packages keep tidy from dropping their requirements.
-cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "go.etcd.io/etcd/server/v3"
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-go mod edit -require="k8s.io/kubernetes@$version"
-kube_dir=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-[[ -n $kube_dir ]] || { echo "install-cluster.sh: cannot download k8s.io/kubernetes@$version" >&2; exit 1; }
-staging=$(sed -n 's|^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/src/.*|\1|p' "$kube_dir/go.mod")
-[[ -n $staging ]] || { echo "install-cluster.sh: no staging replaces in $kube_dir/go.mod" >&2; exit 1; }
-for m in $staging; do
-  go mod edit -replace="$m=$m@$staging_version"
-done
+kube_module "$here/build/go/cluster" "$version" go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 # etcd's server at the version kubernetes' go.mod names (it lists it indirect).
-etcd_version=$(sed -n 's|^\s*go.etcd.io/etcd/server/v3 \(v[^ ]*\).*|\1|p' "$kube_dir/go.mod" | head -1)
-[[ -n $etcd_version ]] || { echo "install-cluster.sh: no go.etcd.io/etcd/server/v3 in $kube_dir/go.mod" >&2; exit 1; }
-go mod edit -require="go.etcd.io/etcd/server/v3@$etcd_version"
+kube_require_as_kubernetes go.etcd.io/etcd/server/v3
 go mod tidy
 
-kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version \
-  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$version")"
+kube_ldflags=$(kube_ldflags "$version")
 etcd_ldflags="-s -w"
 build() { # name package ldflags
   local t0=$(date +%s)

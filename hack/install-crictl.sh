@@ -5,15 +5,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/hack/lib/go-tools.sh"
 version=${CRICTL_VERSION:-v1.34.0}
 bin=$here/build/bin
-export PATH=$PATH:/usr/local/go/bin
-
 stamp=$bin/.crictl-version
-if [[ -x $bin/crictl && -f $stamp && $(cat "$stamp") == "$version" ]]; then
-  exit 0
-fi
-command -v go >/dev/null || { echo "install-crictl.sh: go is not installed" >&2; exit 1; }
+built "$stamp" "$version" "$bin/crictl" && exit 0
+need_go
 mkdir -p "$bin"
 echo "install-crictl: go install sigs.k8s.io/cri-tools/cmd/crictl@$version"
 GOBIN=$bin go install "sigs.k8s.io/cri-tools/cmd/crictl@$version"

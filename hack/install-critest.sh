@@ -7,16 +7,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/hack/lib/go-tools.sh"
 version=${CRITEST_VERSION:-v1.34.0}
 bin=$here/build/bin
 mod=$here/build/go/critest
-export PATH=$PATH:/usr/local/go/bin
-
 stamp=$bin/.critest-version
-if [[ -x $bin/critest && -f $stamp && $(cat "$stamp") == "$version" ]]; then
-  exit 0
-fi
-command -v go >/dev/null || { echo "install-critest.sh: go is not installed" >&2; exit 1; }
+built "$stamp" "$version" "$bin/critest" && exit 0
+need_go
 mkdir -p "$bin" "$mod"
 echo "install-critest: go test -c sigs.k8s.io/cri-tools/cmd/critest@$version"
 cd "$mod"
