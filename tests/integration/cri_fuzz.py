@@ -147,7 +147,7 @@ def set_field(draw: Any, msg: Message, field: FieldDescriptor, places: Places, d
             else:
                 target[key] = draw(scalar(value_f, places))
         return
-    if field.label == FieldDescriptor.LABEL_REPEATED:
+    if field.is_repeated:
         target = getattr(msg, field.name)
         count = draw(st.one_of(st.integers(0, 3), st.just(1000)))
         for _ in range(count):
@@ -170,7 +170,7 @@ def field_paths(descriptor: Descriptor, prefix: tuple[str, ...] = (), depth: int
     for field in descriptor.fields:
         path = (*prefix, field.name)
         paths.append(path)
-        if field.message_type is not None and not _is_map(field) and field.label != FieldDescriptor.LABEL_REPEATED \
+        if field.message_type is not None and not _is_map(field) and not field.is_repeated \
                 and depth < 5:
             paths += field_paths(field.message_type, path, depth + 1)
     return paths
