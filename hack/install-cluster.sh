@@ -13,8 +13,8 @@
 # in build/go/cluster at $KUBE_VERSION. Each binary is built and timed on its
 # own.
 #
-# Cached: rebuilt only when the version or this script changes (stamp
-# build/bin/.cluster-stamp). Measured here (2 cores, nice 10, load average
+# Cached: rebuilt only when the version, this script or hack/lib/go-tools.sh
+# changes (stamp build/bin/.cluster-stamp). Measured here (2 cores, nice 10, load average
 # ~15 from other builds and tests, the kubelet's and node e2e's build cache
 # warm), 2026-12-06: go mod tidy 3 s, kubectl 37 s, kube-scheduler 33 s,
 # kube-controller-manager 343 s, kube-apiserver 51 s, etcd 12 s; 479 s in all.

@@ -17,9 +17,9 @@
 # the suite's test-only requirements; `go get -t` on the test package adds
 # them back.
 #
-# Cached: rebuilt only when the version or this script changes (stamp
-# build/node-e2e/bin/.stamp). Cold: 8 min here beside the kubelet's build
-# (most packages came from its build cache).
+# Cached: rebuilt only when the version, this script or hack/lib/go-tools.sh
+# changes (stamp build/node-e2e/bin/.stamp). Cold: 8 min here beside the
+# kubelet's build (most packages came from its build cache).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)

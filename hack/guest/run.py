@@ -8,8 +8,9 @@ qemu-system-x86: cgroup v2 only, systemd as PID 1, AppArmor on, no network
 device. Its root is this host's root, read-only over 9p under a tmpfs overlay,
 so it runs this checkout, its venv and the test images at the same paths.
 COMMAND (default: the guest suite, `pytest tests/guest`, less each
-tests/guest/MODULE.py named by --skip) runs as a shell command from the checkout in the systemd unit dockyard-guest-job.service; the
-guest powers off when it ends. OUT (default: a fresh directory under
+tests/guest/MODULE.py named by --skip) runs as a shell command from the
+checkout in the systemd unit dockyard-guest-job.service; the guest powers
+off when it ends. OUT (default: a fresh directory under
 build/guest/runs/) is shared writable at the same path in the guest: the job
 writes its results there (the default job: junit.xml), hack/guest/job.sh its
 exit status, and this runner the serial console (console.log).
