@@ -187,9 +187,13 @@ def ensure(work: Path = CACHE) -> tuple[list[Layer], dict[str, str]]:
     stamp = work / "layers.json"
     layers: list[Layer] = []
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+        # Files are named relative to ``work``: a worktree sees the shared
+        # build/ under its own path (a bind mount), and os.link across two
+        # mounts of one filesystem fails with EXDEV.
         for doc in json.loads(stamp.read_text())["layers"]:
-            blobs = {k: (Path(v[0]), v[1], v[2]) for k, v in doc["blobs"].items()}
-            layers.append(Layer(doc["name"], Path(doc["tar"]), doc["diff_id"], doc["size"], doc["files"], blobs))
+            blobs = {k: (work / Path(v[0]).name, v[1], v[2]) for k, v in doc["blobs"].items()}
+            layers.append(Layer(doc["name"], work / Path(doc["tar"]).name, doc["diff_id"], doc["size"], doc["files"],
+                                blobs))
         if not all(layer.tar.exists() and all(b[0].exists() for b in layer.blobs.values()) for layer in layers):
             layers = []
     if not layers:
@@ -198,8 +202,8 @@ def ensure(work: Path = CACHE) -> tuple[list[Layer], dict[str, str]]:
             layers.append(build_layer(name, pkgs, work))
             print(f"  layer {name}: {layers[-1].files} files, {layers[-1].size >> 20} MiB", flush=True)
         stamp.write_text(json.dumps({"key": key, "layers": [
-            {"name": la.name, "tar": str(la.tar), "diff_id": la.diff_id, "size": la.size, "files": la.files,
-             "blobs": {k: [str(v[0]), v[1], v[2]] for k, v in la.blobs.items()}} for la in layers]}))
+            {"name": la.name, "tar": la.tar.name, "diff_id": la.diff_id, "size": la.size, "files": la.files,
+             "blobs": {k: [v[0].name, v[1], v[2]] for k, v in la.blobs.items()}} for la in layers]}))
     layout = work / "layout"
     if layout.exists():
         shutil.rmtree(layout)

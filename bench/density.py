@@ -631,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     if runs:
         print_report(runs, args)
     podbench.print_leftovers(left, "after both daemons stopped")
-    failed = any(r.errors for r in runs.values()) or any(
+    # Errors fail the bench only for dockyardd: containerd 1.6's own (a
+    # ListPodSandboxStats racing a deletion answers UNKNOWN) are reported above.
+    failed = any(r.errors for name, r in runs.items() if name == "dockyardd") or any(
         v for r in runs.values() for v in r.counts.get("after teardown", {}).values())
     return 0 if ok and not failed and not left and runs else 1
 
