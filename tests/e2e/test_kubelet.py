@@ -212,6 +212,47 @@ class Kubelet:
 PLEG_VARIANTS = {"generic-pleg": {}, "evented-pleg": {"EventedPLEG": True}}
 
 
+def write_kubelet_config(tmp: Path, endpoint: CRIEndpoint, manifests: Path, healthz: int,
+                         **extra: Any) -> tuple[Path, dict[str, Any]]:
+    """The KubeletConfiguration of a standalone kubelet (static pods, no API
+    server, anonymous access on loopback) on ``endpoint``, with ``extra``
+    keys; written to tmp/kubelet-config.json. Used by this module's fixture
+    and the guest's systemd one."""
+    config: dict[str, Any] = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "staticPodPath": str(manifests),
+        "fileCheckFrequency": "1s",
+        "syncFrequency": "5s",
+        "containerRuntimeEndpoint": endpoint.url,
+        "imageServiceEndpoint": endpoint.url,
+        "runtimeRequestTimeout": "2m",
+        "failSwapOn": False,
+        "registerNode": False,
+        "address": "127.0.0.1",
+        "port": free_port(),
+        "readOnlyPort": free_port(),
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz,
+        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "podLogsDir": str(tmp / "pod-logs"),
+        # A test machine's disk (the guest's: a tmpfs overlay) would trip the
+        # disk-pressure thresholds and evict the test's pods.
+        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "shutdownGracePeriod": "0s",
+        **extra,
+    }
+    config_file = tmp / "kubelet-config.json"
+    config_file.write_text(json.dumps(config, indent=2))
+    return config_file, config
+
+
+def kubelet_argv(config_file: Path, tmp: Path, verbosity: str = "--v=2") -> list[str]:
+    return [str(KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
+            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", verbosity]
+
+
 @contextlib.contextmanager
 def running_kubelet(k: Kubelet, argv: list[str], start_timeout_s: float) -> Iterator[None]:
     """Start kubelet ``argv`` as ``k.proc`` (owned by the test subreaper), wait
@@ -253,38 +294,12 @@ def kubelet(cri_endpoint: CRIEndpoint, tmp_path_factory: pytest.TempPathFactory,
     manifests = tmp / "manifests"
     manifests.mkdir()
     healthz = free_port()
-    config = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "staticPodPath": str(manifests),
-        "fileCheckFrequency": "1s",
-        "syncFrequency": "5s",
-        "containerRuntimeEndpoint": cri_endpoint.url,
-        "imageServiceEndpoint": cri_endpoint.url,
-        "runtimeRequestTimeout": "2m",
-        "cgroupDriver": "cgroupfs",
-        "cgroupsPerQOS": True,
-        "cgroupRoot": f"/{CGROUP_ROOT_NAME}",
-        "failCgroupV1": False,
-        "failSwapOn": False,
-        "oomScoreAdj": 0,
-        "registerNode": False,
-        "address": "127.0.0.1",
-        "port": free_port(),
-        "readOnlyPort": free_port(),
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": healthz,
-        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-        "authorization": {"mode": "AlwaysAllow"},
-        "podLogsDir": str(tmp / "pod-logs"),
-        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-        "shutdownGracePeriod": "0s",
-        "featureGates": gates,
-    }
-    config_file = tmp / "kubelet-config.json"
-    config_file.write_text(json.dumps(config, indent=2))
-    argv = [str(KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
-            "--cert-dir", str(tmp / "pki"), "--hostname-override", NODE, "--node-ip", "127.0.0.1", "--v=4" if gates else "--v=2"]
+    config_file, config = write_kubelet_config(
+        tmp, cri_endpoint, manifests, healthz,
+        cgroupDriver="cgroupfs", cgroupsPerQOS=True, cgroupRoot=f"/{CGROUP_ROOT_NAME}", failCgroupV1=False,
+        oomScoreAdj=0, featureGates=gates,
+    )
+    argv = kubelet_argv(config_file, tmp, "--v=4" if gates else "--v=2")
     make_cgroup_root()
     k = Kubelet(cri_endpoint, tmp, manifests, tmp / "kubelet.log", healthz, config["readOnlyPort"], bool(gates),
                 port=config["port"])

@@ -15,7 +15,6 @@ resource-limits scenario is the v2 one: the host's reads v1 files.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -43,33 +42,8 @@ def kubelet(systemd_daemon: Daemon, tmp_path_factory: pytest.TempPathFactory,  #
     manifests = tmp / "manifests"
     manifests.mkdir()
     healthz = scenarios.free_port()
-    config = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "staticPodPath": str(manifests),
-        "fileCheckFrequency": "1s",
-        "syncFrequency": "5s",
-        "containerRuntimeEndpoint": endpoint.url,
-        "imageServiceEndpoint": endpoint.url,
-        "runtimeRequestTimeout": "2m",
-        "failSwapOn": False,
-        "registerNode": False,
-        "address": "127.0.0.1",
-        "port": scenarios.free_port(),
-        "readOnlyPort": scenarios.free_port(),
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": healthz,
-        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-        "authorization": {"mode": "AlwaysAllow"},
-        "podLogsDir": str(tmp / "pod-logs"),
-        # The guest's root is a tmpfs overlay: disk-pressure thresholds would evict.
-        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-        "shutdownGracePeriod": "0s",
-    }
-    config_file = tmp / "kubelet-config.json"
-    config_file.write_text(json.dumps(config, indent=2))
-    argv = [str(scenarios.KUBELET), "--config", str(config_file), "--root-dir", str(tmp / "root"),
-            "--cert-dir", str(tmp / "pki"), "--hostname-override", scenarios.NODE, "--node-ip", "127.0.0.1", "--v=2"]
+    config_file, config = scenarios.write_kubelet_config(tmp, endpoint, manifests, healthz)
+    argv = scenarios.kubelet_argv(config_file, tmp)
     k = scenarios.Kubelet(endpoint, tmp, manifests, tmp / "kubelet.log", healthz, int(config["readOnlyPort"]), False)
     try:
         with scenarios.running_kubelet(k, argv, 300):
