@@ -9,6 +9,11 @@ Facts this relies on:
   addresses (10.88.0.0/16, no masquerade) exist only in the guest, and
   nothing can route out.
 - systemd is PID 1 and the suite runs in a unit with Delegate=yes.
+- The guest's /, /tmp and /var/tmp are tmpfs (or overlayfs on it), which
+  6.1 cannot idmap-mount (tmpfs gained it in 6.3): each daemon's root and
+  state dirs are on an ext4 file system of their own (``scratch_fs``), as a
+  node's /var/lib is, so hostUsers:false pods get idmapped layers and critest
+  finds idmap support where it probes (the state dir's parent).
 """
 
 from __future__ import annotations
@@ -45,12 +50,38 @@ def run(*argv: str) -> str:
     return done.stdout
 
 
+SCRATCH_FS_BYTES = 8 << 30  # sparse, and discard gives freed blocks back to the tmpfs below
+
+
+def scratch_fs() -> Path:
+    """A fresh ext4 file system loop-mounted at /dyg<random> (short: shim
+    sockets live under it), its image in the guest's /var/tmp."""
+    mount_point = Path(tempfile.mkdtemp(prefix="dyg", dir="/"))
+    image = Path("/var/tmp") / f"{mount_point.name}.ext4"
+    with open(image, "wb") as f:
+        f.truncate(SCRATCH_FS_BYTES)
+    run("modprobe", "-a", "loop", "ext4")
+    # No journal: a throwaway file system, and journal blocks would fill the tmpfs.
+    run("mkfs.ext4", "-q", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard", str(image))
+    run("mount", "-o", "loop,discard", str(image), str(mount_point))
+    return mount_point
+
+
+def remove_scratch_fs(mount_point: Path) -> None:
+    # Lazily, with whatever a test left mounted below (a shim still exiting
+    # must not fail the teardown); the loop device (autoclear) goes with its last user.
+    run("umount", "-l", str(mount_point))
+    mount_point.rmdir()
+    (Path("/var/tmp") / f"{mount_point.name}.ext4").unlink()
+
+
 def start_daemon(tmp_path_factory: pytest.TempPathFactory, **config: object) -> Daemon:
     """A dockyardd with the guest's registry and a pod bridge; ``config`` overrides its config."""
     run("ip", "link", "set", "lo", "up")
     run(str(REPO / "hack" / "registry.sh"), "start")
     tmp = tmp_path_factory.mktemp("dockyardd")
-    state = Path(tempfile.mkdtemp(prefix="dyg", dir="/tmp"))  # shim sockets need a short path
+    fs = scratch_fs()
+    state = fs / "state"
     certs = tmp / "certs.d"
     write_mirrors(certs)
     cni = tmp / "cni"
@@ -60,13 +91,20 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, **config: object) -> 
         tmp,
         registry={"config_path": str(certs)},
         cni={"conf_dir": str(cni), "cache_dir": str(tmp / "cni-cache")},
+        root_dir=str(fs / "root"),
         state_dir=str(state),
         log_level="info",
         **config,
     )
     daemon.socket = state / "dockyard.sock"
     daemon.config["socket"] = {"path": str(daemon.socket)}
-    start_and_wait(daemon)
+    daemon.scratch_fs = fs  # type: ignore[attr-defined]
+    try:
+        start_and_wait(daemon)
+    except BaseException:
+        daemon.stop()
+        remove_scratch_fs(fs)
+        raise
     return daemon
 
 
@@ -89,8 +127,10 @@ def stop_daemon(daemon: Daemon) -> None:
     daemon.stop_emptied()
     # The guest's /tmp dies with it: keep the daemon's log beside the run's results.
     out = Path(os.environ.get("DOCKYARD_GUEST_OUT", "/nonexistent"))
+    fs: Path = daemon.scratch_fs  # type: ignore[attr-defined]
     if out.is_dir() and Path(daemon.log).exists():
-        shutil.copy(daemon.log, out / f"dockyardd-{Path(daemon.config['state_dir']).name}.log")
+        shutil.copy(daemon.log, out / f"dockyardd-{fs.name}.log")
+    remove_scratch_fs(fs)
 
 
 @pytest.fixture(scope="module")
