@@ -294,7 +294,17 @@ def _mount_cgroup(pm: PlannedMount, plan: RootfsPlan, sources: dict[str, int]) -
                 # that copy (this mount namespace's only) and mount again.
                 if err.errno != errno.EBUSY:
                     raise
-                syscalls.umount2(top, syscalls.MNT_DETACH)
+                try:
+                    syscalls.umount2(top, syscalls.MNT_DETACH)
+                except SyscallError as umount_err:
+                    # In a user namespace the host's submounts are locked to
+                    # their parent (EINVAL; seen when a hostUsers:false pod's
+                    # /sys is the host's, bound because sysfs refused a fresh
+                    # mount): cover the copy with a tmpfs, a different
+                    # superblock the cgroup2 mount may sit on.
+                    if umount_err.errno != errno.EINVAL:
+                        raise
+                    syscalls.mount("tmpfs", top, "tmpfs", base_flags, "mode=755")
                 fd = _reopen(fd, plan.rootfs, m.destination)
                 top = _fd_path(fd)
                 syscalls.mount("cgroup2", top, "cgroup2", base_flags | ro)
