@@ -435,6 +435,20 @@ class Bundle:
     def host_cgroup(self, controller: str) -> Path:
         return Path("/sys/fs/cgroup", controller, self.cgroups_path.lstrip("/"))
 
+    def cgroup_dirs(self) -> list[Path]:
+        return cgroup_dirs(self.cgroups_path)
+
+
+def cgroup_dirs(cgroups_path: str) -> list[Path]:
+    """The directories of a (cgroupfs) cgroupsPath: one in each hierarchy that has it."""
+    rel = cgroups_path.strip("/")
+    return sorted(h / rel for h in Path("/sys/fs/cgroup").iterdir() if (h / rel).is_dir())
+
+
+def bundle_cgroup_dirs(bundle_dir: Path) -> list[Path]:
+    """The cgroup directories of the container whose OCI bundle is ``bundle_dir`` (its config.json's cgroupsPath)."""
+    return cgroup_dirs(str(json.loads((bundle_dir / "config.json").read_text())["linux"]["cgroupsPath"]))
+
 
 def make_bundle(
     tmp: Path, rootfs: Path, runtime: Path, test_name: str, *, writable: bool = False
