@@ -536,7 +536,8 @@ class Shim:
             self._finish(c)
         if not c.runtime_deleted:
             # Its delete at the exit failed (shim.log says why): again, and the caller hears how it fails.
-            self.runtime.delete(c.container_id, force=False)
+            # Forced: runc may have removed its state while failing (then only --force succeeds).
+            self.runtime.delete(c.container_id, force=True)
             c.runtime_deleted = True
         for e in c.execs.values():
             self.by_pid.pop(e.pid, None)
