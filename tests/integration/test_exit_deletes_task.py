@@ -13,13 +13,16 @@ container process left) runs after it.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from bundle import bundle_cgroup_dirs
+from bundle import SUBREAPER, bundle_cgroup_dirs, cgroup_dirs
 from cri_api.v1 import api_pb2
 from cri_events import Events
 from daemon_fixture import daemon_factory, test_registry  # noqa: F401 (fixtures)
@@ -35,12 +38,12 @@ def events(pods: Pods) -> Iterator[Events]:  # noqa: F811
     e.close()
 
 
-def runtime_state(pods: Pods, handler: str, object_id: str) -> Path:
+def runtime_state(pods: Pods, handler: str, object_id: str) -> Path:  # noqa: F811
     """Where the handler's runtime keeps the state of a container (its --root is <state_dir>/runtimes/<handler>)."""
     return pods.state / "runtimes" / (handler or "dockyard-runc") / object_id
 
 
-def status_of(pods: Pods, cid: str) -> api_pb2.ContainerStatus:
+def status_of(pods: Pods, cid: str) -> api_pb2.ContainerStatus:  # noqa: F811
     with pods.daemon.channel() as ch:
         return pods.daemon.runtime(ch).ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid)).status
 
@@ -105,3 +108,46 @@ def test_an_exit_while_the_daemon_is_down(pods: Pods, tmp_path: Path) -> None:  
         assert not runtime_state(pods, "", cid).exists()
         runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
         assert not bundle.exists()
+
+
+def test_a_container_its_shim_could_not_delete_is_deleted_at_remove(pods: Pods, events: Events,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """When the runtime's delete at the exit failed (a host process sat in the container's pids
+    cgroup, out of reach of its own pid namespace) and the shim then died, RemoveContainer deletes the
+    container through the runtime's own state: its cgroup does not outlive its record."""
+    pods.daemon.pull("busybox")
+    pod, pod_cfg = pods.run_pod("noshim")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    os.mkfifo(gate / "release")
+    cid = pods.crictl("create", pod, pods.write("c", container_config(
+        "c", ["sh", "-c", "read x < /gate/release; exit 6"],
+        mounts=[{"container_path": "/gate", "host_path": str(gate)}],
+        linux={"security_context": {"namespace_options": {"pid": 1}}})), pod_cfg)  # CONTAINER: its own
+    pods.crictl("start", cid)
+    config = json.loads((pods.state / "containers" / cid / "config.json").read_text())
+    assert {"type": "pid"} in config["linux"]["namespaces"]
+    cgroups_path = config["linux"]["cgroupsPath"]
+    ready, hold = tmp_path / "ready", tmp_path / "hold"
+    os.mkfifo(ready)
+    os.mkfifo(hold)
+    procs = Path("/sys/fs/cgroup/pids", cgroups_path.strip("/"), "cgroup.procs")
+    script = f"echo $$ > {procs}; echo $? > {ready}; read x < {hold}"
+    intruder = threading.Thread(target=lambda: SUBREAPER.run(["sh", "-c", script], timeout=120))
+    intruder.start()
+    try:
+        assert ready.read_text() == "0\n"
+        with open(gate / "release", "w") as f:
+            f.write("go\n")
+        events.wait(cid, api_pb2.CONTAINER_STOPPED_EVENT)  # reported although the delete failed
+        assert Path("/sys/fs/cgroup/pids", cgroups_path.strip("/")).is_dir()
+        os.kill(int((pods.state / "shims" / pod / "shim.pid").read_text()), signal.SIGKILL)
+        events.wait(pod, api_pb2.CONTAINER_STOPPED_EVENT)  # the daemon saw its shim die
+    finally:
+        hold.write_text("go\n")
+        intruder.join(60)
+    assert status_of(pods, cid).exit_code == 6
+    with pods.daemon.channel() as ch:
+        pods.daemon.runtime(ch).RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+    assert cgroup_dirs(cgroups_path) == []
+    assert not runtime_state(pods, "", cid).exists()
