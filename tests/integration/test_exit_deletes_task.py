@@ -19,6 +19,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -46,6 +47,21 @@ def runtime_state(pods: Pods, handler: str, object_id: str) -> Path:  # noqa: F8
 def status_of(pods: Pods, cid: str) -> api_pb2.ContainerStatus:  # noqa: F811
     with pods.daemon.channel() as ch:
         return pods.daemon.runtime(ch).ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid)).status
+
+
+def start_gated(pods: Pods, tmp_path: Path, name: str, exit_code: int, **extra: Any) -> tuple[str, str, Path]:  # noqa: F811
+    """A pod and a started container that exits with ``exit_code`` once the returned fifo is written
+    to: its pod id, its id and the fifo (an open for writing blocks until the container opened it)."""
+    pods.daemon.pull("busybox")
+    pod, pod_cfg = pods.run_pod(name)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    os.mkfifo(gate / "release")
+    cid = pods.crictl("create", pod, pods.write("c", container_config(
+        "c", ["sh", "-c", f"read x < /gate/release; exit {exit_code}"],
+        mounts=[{"container_path": "/gate", "host_path": str(gate)}], **extra)), pod_cfg)
+    pods.crictl("start", cid)
+    return pod, cid, gate / "release"
 
 
 @pytest.mark.parametrize("handler", ["", "runc", "crun"])
@@ -84,19 +100,10 @@ def test_an_exit_while_the_daemon_is_down(pods: Pods, tmp_path: Path) -> None:  
     """A container that exits while dockyardd is down is deleted from the runtime by its shim
     alone; the restarted daemon learns the exit (code and reason) from the shim, and RemoveContainer
     then only has the shim forget it."""
-    pods.daemon.pull("busybox")
-    pod, pod_cfg = pods.run_pod("restart")
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    os.mkfifo(gate / "release")
-    cid = pods.crictl("create", pod, pods.write("c", container_config(
-        "c", ["sh", "-c", "read x < /gate/release; exit 5"],
-        mounts=[{"container_path": "/gate", "host_path": str(gate)}])), pod_cfg)
-    pods.crictl("start", cid)
+    _pod, cid, release = start_gated(pods, tmp_path, "restart", 5)
     bundle = pods.state / "containers" / cid
     pods.daemon.stop()
-    with open(gate / "release", "w") as f:  # blocks until the container opened it: it runs
-        f.write("go\n")
+    release.write_text("go\n")
     pods.daemon.start()
     with pods.daemon.channel() as ch:
         runtime = pods.daemon.runtime(ch)
@@ -115,16 +122,8 @@ def test_a_container_its_shim_could_not_delete_is_deleted_at_remove(pods: Pods, 
     """When the runtime's delete at the exit failed (a host process sat in the container's pids
     cgroup, out of reach of its own pid namespace) and the shim then died, RemoveContainer deletes the
     container through the runtime's own state: its cgroup does not outlive its record."""
-    pods.daemon.pull("busybox")
-    pod, pod_cfg = pods.run_pod("noshim")
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    os.mkfifo(gate / "release")
-    cid = pods.crictl("create", pod, pods.write("c", container_config(
-        "c", ["sh", "-c", "read x < /gate/release; exit 6"],
-        mounts=[{"container_path": "/gate", "host_path": str(gate)}],
-        linux={"security_context": {"namespace_options": {"pid": 1}}})), pod_cfg)  # CONTAINER: its own
-    pods.crictl("start", cid)
+    pod, cid, release = start_gated(pods, tmp_path, "noshim", 6, linux={
+        "security_context": {"namespace_options": {"pid": 1}}})  # CONTAINER: a pid namespace of its own
     config = json.loads((pods.state / "containers" / cid / "config.json").read_text())
     assert {"type": "pid"} in config["linux"]["namespaces"]
     cgroups_path = config["linux"]["cgroupsPath"]
@@ -137,8 +136,7 @@ def test_a_container_its_shim_could_not_delete_is_deleted_at_remove(pods: Pods, 
     intruder.start()
     try:
         assert ready.read_text() == "0\n"
-        with open(gate / "release", "w") as f:
-            f.write("go\n")
+        release.write_text("go\n")
         events.wait(cid, api_pb2.CONTAINER_STOPPED_EVENT)  # reported although the delete failed
         assert Path("/sys/fs/cgroup/pids", cgroups_path.strip("/")).is_dir()
         os.kill(int((pods.state / "shims" / pod / "shim.pid").read_text()), signal.SIGKILL)
