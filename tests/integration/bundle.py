@@ -440,9 +440,11 @@ class Bundle:
 
 
 def cgroup_dirs(cgroups_path: str) -> list[Path]:
-    """The directories of a (cgroupfs) cgroupsPath: one in each hierarchy that has it."""
+    """The directories of a (cgroupfs) cgroupsPath: one in each v1 hierarchy (and the hybrid
+    layout's cgroup2 mount) that has it, or the one on a cgroup2-only host (the test guest)."""
     rel = cgroups_path.strip("/")
-    return sorted(h / rel for h in Path("/sys/fs/cgroup").iterdir() if (h / rel).is_dir())
+    root = Path("/sys/fs/cgroup")
+    return sorted(d for d in (root / rel, *(h / rel for h in root.iterdir() if h.is_dir())) if d.is_dir())
 
 
 def bundle_cgroup_dirs(bundle_dir: Path) -> list[Path]:
