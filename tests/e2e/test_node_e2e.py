@@ -2,11 +2,14 @@
 
 hack/run-node-e2e.sh runs the suite (built by hack/install-node-e2e.sh, images
 from hack/build-node-e2e-images.sh) with the patterns of
-hack/node-e2e-subset.txt as its focus, in network, mount, cgroup and IPC
-namespaces of its own (so it takes no lock and leaves nothing on the host),
-and writes ginkgo's JSON and JUnit reports to build/node-e2e/dockyardd-subset/.
-The whole focused set runs with `make node-e2e`; its results are in
-/work/coord/node-e2e-results.md.
+hack/node-e2e-subset.txt as its focus, in network, mount, cgroup, IPC and
+PID namespaces of its own (so it takes no lock), and writes ginkgo's JSON and
+JUnit reports to build/node-e2e/dockyardd-subset/. It leaves nothing on the
+host but what every kubelet writes to /proc/sys when it starts, which no
+namespace covers (vm.overcommit_memory=1, kernel.panic=10,
+kernel.panic_on_oops=1; test_kubelet.py's kubelet does the same). The whole
+focused set runs with `make node-e2e`; README.md (Node conformance) has its
+results.
 
 The bar is the one the critest test sets: every selected spec passes. A spec
 that skips itself at run time counts as a failure unless
