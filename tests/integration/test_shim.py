@@ -720,8 +720,8 @@ def test_an_exec_outliving_the_init_dies_with_it(shims: Callable[[], Shim], bund
 
 def test_a_failed_delete_at_the_exit_is_retried_at_delete(shims: Callable[[], Shim], bundle: Bundle,
                                                           tmp_path: Path) -> None:
-    """When the runtime cannot delete an exited container (here a host process sits in its pids
-    cgroup, beyond the reach of its pid namespace, so rmdir stays EBUSY), the shim logs it and
+    """When the runtime cannot delete an exited container (here a host process sits in one of its
+    cgroups, beyond the reach of its pid namespace, so rmdir stays EBUSY), the shim logs it and
     reports the exit all the same, the record says it is not deleted; the daemon's delete tries
     again, fails with the runtime's error while the cause lasts, and succeeds once it is gone."""
     shim = shims()
@@ -731,17 +731,18 @@ def test_a_failed_delete_at_the_exit_is_retried_at_delete(shims: Callable[[], Sh
     ready, release = tmp_path / "ready", tmp_path / "release"
     os.mkfifo(ready)
     os.mkfifo(release)
-    script = f"echo $$ > {bundle.host_cgroup('pids') / 'cgroup.procs'}; echo $? > {ready}; read x < {release}"
+    held = bundle.cgroup_dirs()[0]  # a v1 hierarchy's here, the only one in the (cgroup2) guest
+    script = f"echo $$ > {held / 'cgroup.procs'}; echo $? > {ready}; read x < {release}"
     intruder = threading.Thread(target=lambda: SUBREAPER.run(["sh", "-c", script], timeout=120))
     intruder.start()
     try:
-        assert ready.read_text() == "0\n"  # it is in the container's pids cgroup
+        assert ready.read_text() == "0\n"  # it is in the container's cgroup
         c.call("start", container_id=bundle.id)
         event = c.next_event()
         assert (event["event"], event["exit_status"]) == ("exit", 4)
         assert record_of(shim, bundle)["runtime_deleted"] is False
         assert f"delete of {bundle.id} from the runtime after its exit failed" in (shim.dir / "shim.log").read_text()
-        assert bundle.host_cgroup("pids").is_dir()
+        assert held.is_dir()
         with pytest.raises(ShimError) as busy:
             c.call("delete", container_id=bundle.id)
         assert busy.value.code is Code.INTERNAL and "rmdir" in busy.value.message, busy.value.message
