@@ -47,9 +47,10 @@ typecheck: deps
 
 # pytest exits 5 when it collected nothing; that is a failure here too
 # (make fails on any non-zero status, so nothing may swallow it).
-# tests/e2e runs critest's conformance suite (default handler) and the
-# standalone kubelet; its benchmark test skips unless asked for.
-test: deps images tools typecheck critest-tools kubelet guest
+# tests/e2e runs critest's conformance suite (default handler), the
+# standalone kubelet and the node e2e subset (hack/node-e2e-subset.txt);
+# critest's benchmark test skips unless asked for.
+test: deps images tools typecheck critest-tools kubelet node-e2e-tools guest
 	$(VENV)/bin/pytest -q tests/unit tests/integration tests/e2e
 
 unit: deps
@@ -157,7 +158,8 @@ kubelet-e2e: deps critest-tools kubelet
 #                             against dockyardd (isolated: no lock needed)
 #   make node-e2e-containerd  the same suite and skips against Debian's containerd 1.6
 #   make node-e2e-subset      the specs of hack/node-e2e-subset.txt against dockyardd
-#                             (tests/e2e/test_node_e2e.py; not in make test yet)
+#                             (tests/e2e/test_node_e2e.py, which make test runs too;
+#                             DOCKYARD_NODE_E2E=0 skips it there)
 # Reports: build/node-e2e/<dockyardd|containerd|dockyardd-subset>/. NODE_E2E_ARGS
 # goes to hack/run-node-e2e.sh (e.g. "--procs 6"); results: /work/coord/node-e2e-results.md.
 .PHONY: node-e2e-tools node-e2e node-e2e-containerd node-e2e-subset
@@ -173,7 +175,7 @@ node-e2e-containerd: node-e2e-tools
 	hack/run-node-e2e.sh --runtime containerd $(NODE_E2E_ARGS)
 
 node-e2e-subset: node-e2e-tools
-	DOCKYARD_NODE_E2E=1 $(VENV)/bin/pytest -q tests/e2e/test_node_e2e.py
+	$(VENV)/bin/pytest -q tests/e2e/test_node_e2e.py
 
 # --- A one-node cluster (issue 17): control plane + kubelet on dockyardd ---------
 #   make cluster-tools  etcd, kube-apiserver, kube-controller-manager, kube-scheduler,

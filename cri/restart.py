@@ -38,7 +38,11 @@ The RuntimeService part (``recover_runtime``) further assumes:
    systemd stops it when its last process exits, and an orphan container's
    processes are the runtime's to delete.
 8. A shim outlives the daemon and records every exit in its own state dir;
-   a live shim is the truth about its containers' states and exit codes.  A
+   a live shim is the truth about its containers' states and exit codes.  It
+   deletes a container from the runtime (cgroup and runtime state) as soon as
+   its init's exit is recorded, before it reports that exit, so an EXITED
+   container normally has nothing left in the runtime, and a force-delete of
+   one the runtime no longer knows is no error (runc, crun, dockyard-runc).  A
    dead shim (pid gone or not a shim) proves nothing about its containers:
    they are force-deleted through the runtime's own state and marked exited
    with reason ShimDied.  A CREATED container whose record has no task
@@ -224,9 +228,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
 
 async def _force_delete(cri: CriService, pod_id: str, container_id: str) -> None:
     """Kill and delete a container through its runtime's own state (its shim is gone or never answered)."""
-    sandbox = cri.sandboxes.find(pod_id)
-    handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else cri.config.runtimes.default
-    await cri.shims.force_delete(handler, container_id)
+    await cri.force_delete(pod_id, container_id)
 
 
 def _remove_orphans(cri: CriService) -> int:

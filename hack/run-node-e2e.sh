@@ -110,7 +110,7 @@ for text in sorted(set().union(*results)):
 PY
 }
 
-runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0
+runtime=dockyardd name="" procs=${NODE_E2E_PROCS:-6} focus_file="" dry_run=0 registry_data=""
 timeout=${NODE_E2E_TIMEOUT:-6h} inner=0
 skip_files=("$here/hack/node-e2e-skips.txt")
 suite_flags=()  # more e2e_node.test flags (e.g. --feature-gates=...), for experiments
@@ -128,6 +128,7 @@ while (($#)); do
     --label-filter) label_filter=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --in-namespace) inner=1; shift ;;
+    --registry-data) registry_data=$2; shift 2 ;;  # (inner) the host registry's storage
     --compare) shift; compare "$@"; exit 0 ;;
     *) die "unknown argument $1 (see the header of $0)" ;;
   esac
@@ -268,7 +269,7 @@ in_namespace() {
   # bind mount. Its state dir is the run's own, so hack/containerd-cri.sh
   # (which starts registries too) finds these running; the host's pid files
   # name processes this PID namespace cannot see.
-  local regdata=${DOCKYARD_REGISTRY_DIR:-$build/registry}/plain/data
+  local regdata=$registry_data
   [[ -d $regdata/docker ]] || die "no registry storage at $regdata (hack/registry.sh start, hack/build-node-e2e-images.sh)"
   export DOCKYARD_REGISTRY_DIR=$base/registry
   mkdir -p "$DOCKYARD_REGISTRY_DIR/plain/data"
@@ -414,6 +415,22 @@ YAML
 
 # --- outside -------------------------------------------------------------------
 
+# The storage of the plain registry the images were pushed to: that of the
+# docker-registry listening on 127.0.0.1:5000, which is this checkout's
+# (build/registry) unless another checkout on this machine started its
+# registry first (hack/registry.sh then finds the port answering and leaves
+# it, so the pushes went there); else build/registry's.
+host_registry_data() {
+  local pid conf dir
+  pid=$(ss -Hltnp "src $MIRROR" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  if [[ -n $pid ]] && grep -qa docker-registry "/proc/$pid/cmdline" 2>/dev/null; then
+    conf=$(tr '\0' '\n' <"/proc/$pid/cmdline" | grep -m1 '\.yml$' || true)
+    dir=$(awk '$1 == "rootdirectory:" {print $2; exit}' "$conf" 2>/dev/null || true)
+    [[ -n $dir ]] && { echo "$dir"; return; }
+  fi
+  echo "${DOCKYARD_REGISTRY_DIR:-$build/registry}/plain/data"
+}
+
 # This run's cgroup in every hierarchy, under this shell's own cgroup there.
 cgroup_dirs() {
   python3 - "$name" <<'PY'
@@ -503,6 +520,11 @@ main_outside() {
     dry_run_outside
     return 0
   fi
+  # One run of a name at a time: a second one would remove the first's state,
+  # cgroups and reports. It waits here; the lock goes with this script.
+  mkdir -p "$(dirname "$base")"
+  exec {lockfd}>"$base.lock"
+  flock -n "$lockfd" || { log "waiting for the other run named $name"; flock "$lockfd"; }
   rm -rf "$out" && mkdir -p "$out"
   [[ -e $base ]] && rm -rf --one-file-system "$base"
   mkdir -p "$base"
@@ -528,7 +550,8 @@ main_outside() {
   log "$runtime at $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD -- cri shim runtime api 2>/dev/null \
     || echo ' (plus uncommitted changes in cri/shim/runtime/api)'), $name, $procs procs"
   { git -C "$here" rev-parse HEAD; git -C "$here" status --short -- cri shim runtime api; } >"$out/commit.txt"
-  inner_args=(--in-namespace --runtime "$runtime" --name "$name" --procs "$procs" --timeout "$timeout")
+  inner_args=(--in-namespace --runtime "$runtime" --name "$name" --procs "$procs" --timeout "$timeout"
+              --registry-data "$(host_registry_data)")
   [[ -n $focus_file ]] && inner_args+=(--focus-file "$focus_file")
   [[ ${skip_files[0]} == /dev/null ]] && inner_args+=(--no-skip-list)
   for f in "${skip_files[@]:1}"; do inner_args+=(--skip-file "$f"); done
@@ -536,7 +559,7 @@ main_outside() {
   inner_args+=(--label-filter "$label_filter")
   (
     for d in "${cgdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
-    exec nice -n "${NODE_E2E_NICE:-10}" unshare --net --mount --cgroup --ipc --pid --fork --mount-proc \
+    exec {lockfd}>&- nice -n "${NODE_E2E_NICE:-10}" unshare --net --mount --cgroup --ipc --pid --fork --mount-proc \
       --propagation private "$0" "${inner_args[@]}"
   ) &
   local unshare_pid=$!

@@ -5,9 +5,10 @@ Facts:
   line ``oom_kill N`` (kernel >= 4.13), the number of processes the OOM
   killer killed in that cgroup.  cgroup v2: ``memory.events`` has the same
   ``oom_kill N`` line.
-- The runtime removes the container's cgroup at ``delete``, which the daemon
-  runs only after it learnt the exit, so reading the counter when the
-  container's init is reaped sees the final value.
+- The runtime removes the container's cgroup at ``delete``, which the shim
+  runs when it finishes the init's exit, right after reading the counter
+  (shim/service.py ``_finish``): the read sees the final value, and it is
+  the last chance to.
 - A fresh container gets a fresh cgroup (its path ends in the container id),
   so any count above zero belongs to this container.
 - Under the systemd cgroup driver (a ``slice:prefix:name`` path) the

@@ -14,7 +14,9 @@ has no created state: ``exec --detach`` returns once it runs.
 
 ``kill`` with ``all`` is allowed after the init exited: in a pod sharing one
 pid namespace the container's other processes can outlive it, and the
-runtime's ``kill --all`` reaches them through the cgroup.
+runtime's ``kill --all`` reaches them through the cgroup, until the shim
+deletes the container from the runtime (at the exit, which kills them too:
+shim/service.py); after that it has nothing left to do.
 """
 
 from __future__ import annotations

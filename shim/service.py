@@ -14,6 +14,20 @@ EOF, or IO_GRACE_S passed: a background child may hold them open forever).
 Only a finished process is stopped: waiters are answered, subscribers told,
 and the record persisted, so a log never misses the last lines of a process
 that the daemon already saw exit.
+
+A container's init that finished is deleted from the runtime at once
+(``_delete_from_runtime``), as containerd's CRI deletes a task on its exit:
+its cgroup and the runtime's state go, so nothing (cAdvisor, for one) finds
+an empty cgroup of a dead container beside its restarted successor, and an
+exited container kept until its removal (a completed Job's, an init
+container's) holds neither.  That runs after the OOM check (which reads the
+cgroup) and before the waiters and subscribers hear of the exit, so an exit
+the daemon sees is one whose cgroup is gone.  The daemon's later ``delete``
+then only forgets the container; a runtime delete that failed at the exit is
+logged and tried again there.  A container's exit reaped with its output
+drained already is finished from the loop, not at once: the reap may happen
+inside the reaper's callback, or inside ``create`` before the container is
+registered, and the runtime's delete must run in neither.
 """
 
 from __future__ import annotations
@@ -109,12 +123,14 @@ class Container(Proc):
         self.execs: dict[str, Proc] = {}
         self.private_pidns = _private_pidns(bundle)
         self.attached: list[Attachment] = []
+        self.runtime_deleted = False  # the runtime's delete succeeded: nothing of it is left there
 
     def record(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "bundle": self.bundle, "pid": self.pid,
                 "status": self.state.name, "exit_status": self.exit_status, "created_at": self.created_at,
                 "started_at": self.started_at, "exited_at": self.exited_at, "log_path": self.params.log_path,
-                "tty": self.params.tty, "stdin": self.params.stdin, "oom_killed": self.oom_killed}
+                "tty": self.params.tty, "stdin": self.params.stdin, "oom_killed": self.oom_killed,
+                "runtime_deleted": self.runtime_deleted}
 
 
 def _private_pidns(bundle: str) -> bool:
@@ -244,12 +260,18 @@ class Shim:
             # the loop, not inside the reaper's callback.
             self.loop.call_later(0, lambda: self._kill_leftovers(proc))
         if proc.io.done:
-            self._finish(proc)
+            if isinstance(proc, Container):
+                # Its runtime delete must not run in here (module docstring); after the kill above.
+                self.loop.call_later(0, lambda: self._finish(proc))
+            else:
+                self._finish(proc)
             return
         proc.io.on_done = lambda: self._finish(proc)
         proc.grace_timer = self.loop.call_later(IO_GRACE_S, lambda: self._finish(proc))
 
     def _kill_leftovers(self, container: Container) -> None:
+        if container.runtime_deleted:  # its delete killed them already
+            return
         try:
             self.runtime.kill(container.container_id, leansignal.SIGKILL, True)
         except ShimError as err:
@@ -271,6 +293,7 @@ class Shim:
                 proc.oom_killed = True
                 # Before the waiters and the exit event: the daemon must know the reason when it sees the exit.
                 self.publish(api.oom_event(proc.container_id))
+            self._delete_from_runtime(proc)
             state.save(self.dir, proc.record())
         for peer, req_id in proc.waiters:
             if not peer.closed:
@@ -282,6 +305,20 @@ class Shim:
             for a in proc.attached:
                 a.peer.send({**event, "output_dropped": a.dropped})
         self.publish(event)
+
+    def _delete_from_runtime(self, c: Container) -> None:
+        """The runtime's ``delete`` of a container whose init exited: its cgroup and
+        state go now (module docstring).  A failure is logged and left for the
+        daemon's ``delete`` to try again; the exit is reported either way."""
+        if c.runtime_deleted:
+            return
+        try:
+            self.runtime.delete(c.container_id, force=False)
+        except ShimError as err:
+            sys.stderr.write(f"dockyard-shim: delete of {c.container_id} from the runtime after its exit failed "
+                             f"(tried again at its delete): {err}\n")
+            return
+        c.runtime_deleted = True
 
     # --- attach --------------------------------------------------------------------
 
@@ -475,6 +512,8 @@ class Shim:
             leanos.kill(proc.pid, params.signal)
             return api.NoResult()
         process.check(proc.effective_state, "kill_all" if params.all else "kill")
+        if isinstance(proc, Container) and proc.runtime_deleted:
+            return api.NoResult()  # only --all gets here (stopped): its delete killed what was left
         self.runtime.kill(proc.container_id, params.signal, params.all)
         return api.NoResult()
 
@@ -486,12 +525,20 @@ class Shim:
             del c.execs[e.exec_id]
             return api.ExitResult(exit_status=e.exit_status, exited_at=e.exited_at)
         process.check(c.effective_state, "delete")
-        self.runtime.delete(c.container_id, force=c.state is CREATED)
         if c.state is CREATED:
+            self.runtime.delete(c.container_id, force=True)
+            c.runtime_deleted = True
             # The runtime killed the waiting init; it is our child, so reap it now.
             self.reaper.reap()
-            if c.reaped is not None:
-                self._finish(c)
+        if c.reaped is not None and c.state is not STOPPED:
+            # Reaped, its output still draining (or a created init just killed): finish it
+            # now, which deletes it from the runtime unless done above, and tells its waiters.
+            self._finish(c)
+        if not c.runtime_deleted:
+            # Its delete at the exit failed (shim.log says why): again, and the caller hears how it fails.
+            # Forced: runc may have removed its state while failing (then only --force succeeds).
+            self.runtime.delete(c.container_id, force=True)
+            c.runtime_deleted = True
         for e in c.execs.values():
             self.by_pid.pop(e.pid, None)
             e.io.close()
@@ -612,6 +659,9 @@ class Shim:
 
     def do_stats(self, _peer: Peer, _id: int, params: api.ContainerRef) -> api.StatsResult:
         c = self._container(params.container_id)
+        if c.runtime_deleted:
+            raise ShimError(Code.FAILED_PRECONDITION, f"container {c.container_id} has exited: the runtime has "
+                                                      "deleted it, and its cgroup with it")
         return api.StatsResult(stats=self.runtime.stats(c.container_id))
 
     def do_subscribe(self, peer: Peer, _id: int, _params: api.NoParams) -> api.NoResult:

@@ -12,7 +12,15 @@ create, start, exit.  A daemon that finds the shim dead (its socket refuses
 connections) reads these records: a container whose last record says
 created or running lost its shim, and the daemon marks it exited with that
 reason.  The shim itself never reads them back: its live state is in memory
-and dies with it, together with the container's stdio.
+and dies with it, together with the container's stdio.  So a restarted shim
+never meets a record of its own, and nothing ever deletes a container from
+the runtime twice on a record's word: ``runtime_deleted`` is what the shim
+knew when it wrote it.
+
+Versions: 1 had no ``runtime_deleted``; 2 adds it (true once the runtime's
+``delete`` of the container succeeded, which the shim runs as soon as the
+init's exit is recorded: shim/service.py).  ``parse`` reads both; a version 1
+record means false (its shim deleted containers only when told to).
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ TYPE_CHECKING = False  # typing stays off the hot paths: runtime/kernel/lean/REA
 if TYPE_CHECKING:
     from typing import Any
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FIELDS = ("container_id", "bundle", "pid", "status", "exit_status", "created_at", "started_at",
-          "exited_at", "log_path", "tty", "stdin", "oom_killed")
+          "exited_at", "log_path", "tty", "stdin", "oom_killed", "runtime_deleted")
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -69,11 +78,18 @@ def load_all(shim_dir: str) -> list[dict[str, Any]]:
         if not name.endswith(".json"):
             continue
         with open(f"{folder}/{name}", "rb") as f:
-            rec = jsonfast.loads(f.read())
-        if rec.get("version") != RECORD_VERSION:
-            raise ValueError(f"{folder}/{name}: record version {rec.get('version')!r}, expected {RECORD_VERSION}")
-        out.append(rec)
+            out.append(parse(jsonfast.loads(f.read()), f"{folder}/{name}"))
     return out
+
+
+def parse(rec: dict[str, Any], where: str) -> dict[str, Any]:
+    """A record as the current version has it (pure); an unknown version raises ValueError naming ``where``."""
+    version = rec.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"{where}: record version {version!r}, expected one of {READABLE_VERSIONS}")
+    if version == 1:
+        rec = {**rec, "version": RECORD_VERSION, "runtime_deleted": False}
+    return rec
 
 
 def read_pid(shim_dir: str) -> int:

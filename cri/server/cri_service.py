@@ -354,13 +354,27 @@ class CriService:
         return result
 
     async def release_container(self, c: Container) -> None:
-        """Delete from the shim, unmount the rootfs, remove the snapshot and bundle."""
+        """Delete from the shim, unmount the rootfs, remove the snapshot and bundle.
+
+        The shim deleted the container from the runtime when its init exited
+        (shim/service.py): its ``delete`` then only forgets it, or tries the
+        runtime's again if that failed.  Without a live shim the runtime's own
+        state is asked (an unknown id is no error): a shim that died after such
+        a failure would otherwise leave the cgroup behind for good."""
         if self.shims.has(c.sandbox_id):
             with contextlib.suppress(errors.NotFound):
                 await self.shims.client(c.sandbox_id).call("delete", {"container_id": c.id})
+        else:
+            await self.force_delete(c.sandbox_id, c.id)
         faults.point("RemoveContainer/deleted")
         await asyncio.to_thread(release_rootfs, self.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
         await self.images.rootfs_released()
+
+    async def force_delete(self, pod_id: str, container_id: str) -> None:
+        """Kill and delete a container through its pod's runtime's own state (no shim involved)."""
+        sandbox = self.sandboxes.find(pod_id)
+        handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else self.config.runtimes.default
+        await self.shims.force_delete(handler, container_id)
 
     def publish_sandbox(self, sandbox: Sandbox, kind: api_pb2.ContainerEventType.ValueType) -> None:
         self.events.publish_sandbox(self, sandbox, kind)

@@ -180,6 +180,8 @@ def test_oom_killed_container(systemd_daemon: Daemon, tmp_path: Path) -> None:  
     assert status["state"] == "CONTAINER_EXITED", status
     assert (status["exitCode"], status["reason"]) == (137, "OOMKilled"), status
     assert not pod.scope_dir(cid).exists()
+    # The shim deleted it from the runtime at the exit, before the event: no runtime state is left.
+    assert not (Path(systemd_daemon.config["state_dir"]) / "runtimes" / "dockyard-runc" / cid).exists()
     # What the daemon reads when the shim lost the race with systemd's removal of the scope.
     assert read_flat(pod.slice_dir / "memory.events")["oom_kill"] == 1
     systemd_daemon.crictl("rmp", "-f", pod.id)

@@ -435,6 +435,22 @@ class Bundle:
     def host_cgroup(self, controller: str) -> Path:
         return Path("/sys/fs/cgroup", controller, self.cgroups_path.lstrip("/"))
 
+    def cgroup_dirs(self) -> list[Path]:
+        return cgroup_dirs(self.cgroups_path)
+
+
+def cgroup_dirs(cgroups_path: str) -> list[Path]:
+    """The directories of a (cgroupfs) cgroupsPath: one in each v1 hierarchy (and the hybrid
+    layout's cgroup2 mount) that has it, or the one on a cgroup2-only host (the test guest)."""
+    rel = cgroups_path.strip("/")
+    root = Path("/sys/fs/cgroup")
+    return sorted(d for d in (root / rel, *(h / rel for h in root.iterdir() if h.is_dir())) if d.is_dir())
+
+
+def bundle_cgroup_dirs(bundle_dir: Path) -> list[Path]:
+    """The cgroup directories of the container whose OCI bundle is ``bundle_dir`` (its config.json's cgroupsPath)."""
+    return cgroup_dirs(str(json.loads((bundle_dir / "config.json").read_text())["linux"]["cgroupsPath"]))
+
 
 def make_bundle(
     tmp: Path, rootfs: Path, runtime: Path, test_name: str, *, writable: bool = False

@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
-from bundle import SUBREAPER
+from bundle import SUBREAPER, bundle_cgroup_dirs
 from cri_api.v1 import api_pb2
 from daemon_fixture import REGISTRY, REPO, daemon_factory, test_registry  # noqa: F401 (fixtures)
 from google.protobuf import json_format
@@ -373,12 +373,16 @@ def test_oom_killed_reason(pods: Pods) -> None:
     wait_for(lambda: inspect(pods, cid)["status"]["state"] == "CONTAINER_EXITED", timeout=30, what="OOM kill")
     status = inspect(pods, cid)["status"]
     assert (status["reason"], status["exitCode"]) == ("OOMKilled", 137), status
+    # The shim read the kill from the cgroup, then deleted the container from the runtime, before it
+    # reported the exit: the cgroup is gone while the record keeps the reason.
+    assert bundle_cgroup_dirs(pods.state / "containers" / cid) == []
     # A container that exits by itself under the same limit is not mislabelled.
     ok = pods.crictl("create", pod, pods.write("ok", container_config("ok", ["true"], linux={
         "resources": {"memory_limit_in_bytes": limit}})), pod_cfg)
     pods.crictl("start", ok)
     wait_for(lambda: inspect(pods, ok)["status"]["state"] == "CONTAINER_EXITED", what="true exits")
     assert inspect(pods, ok)["status"]["reason"] == "Completed"
+    assert bundle_cgroup_dirs(pods.state / "containers" / ok) == []
 
 
 # --- 9 ----------------------------------------------------------------------------

@@ -267,7 +267,8 @@ def test_exit_code_and_times(shims: Callable[[], Shim], bundle: Bundle) -> None:
     assert st["status"] == "stopped"
     assert 0 < st["created_at"] <= st["started_at"] <= st["exited_at"] == waited["exited_at"]
     record = json.loads((shim.dir / "containers" / f"{bundle.id}.json").read_text())
-    assert (record["version"], record["status"], record["exit_status"]) == (1, "stopped", 7)
+    assert (record["version"], record["status"], record["exit_status"], record["runtime_deleted"]) == \
+        (2, "stopped", 7, True)
 
 
 def test_create_with_start_runs_at_once(shims: Callable[[], Shim], bundle: Bundle, tmp_path: Path) -> None:
@@ -639,10 +640,119 @@ def test_shared_pid_namespace_leftovers_are_killed(shims: Callable[[], Shim], ne
     run(c, ctr, "sleep 1000 & exit 3")
     assert c.call("wait", container_id=ctr.id)["exit_status"] == 3
     assert time.monotonic() - started < 1.5
-    deadline = time.monotonic() + 5
-    while (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not (ctr.host_cgroup("pids") / "cgroup.procs").read_text().strip()
+    # Deleted from the runtime before the exit was reported: the leftovers are dead, their cgroup gone.
+    assert ctr.cgroup_dirs() == []
+    assert pod.cgroup_dirs()
+
+
+def record_of(shim: Shim, b: Bundle) -> dict[str, Any]:
+    return dict(json.loads((shim.dir / "containers" / f"{b.id}.json").read_text()))
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_an_exited_container_is_deleted_from_the_runtime(peer: str, shims: Callable[..., Shim], bundle: Bundle) -> None:
+    """As containerd's CRI deletes a task when it exits, the shim deletes a container from the
+    runtime when its init exits, before it reports the exit: when the exit event arrives its cgroup
+    (in every hierarchy) and the runtime's state are gone and its record says so.  The shim still
+    answers for it (state, wait); kill --all has nothing left to reach, stats are refused, and
+    delete only forgets it."""
+    shim = shims(peer_runtime(peer))
+    c = shim.client()
+    c.call("subscribe")
+    pid = create(c, bundle, "exit 7")
+    assert bundle.cgroup_dirs()
+    c.call("start", container_id=bundle.id)
+    event = c.next_event()
+    assert (event["event"], event["pid"], event["exit_status"]) == ("exit", pid, 7)
+    assert bundle.cgroup_dirs() == []
+    assert shim.runtime_cmd("state", bundle.id).returncode != 0
+    assert not (shim.runtime_root / bundle.id).exists()
+    record = record_of(shim, bundle)
+    assert (record["status"], record["exit_status"], record["runtime_deleted"]) == ("stopped", 7, True)
+    st = c.call("state", container_id=bundle.id)
+    assert (st["status"], st["exit_status"]) == ("stopped", 7)
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 7
+    assert c.call("kill", container_id=bundle.id, signal=9, all=True) == {}
+    with pytest.raises(ShimError) as no_stats:
+        c.call("stats", container_id=bundle.id)
+    assert no_stats.value.code is Code.FAILED_PRECONDITION
+    assert c.call("delete", container_id=bundle.id)["exit_status"] == 7
+    assert not (shim.dir / "containers" / f"{bundle.id}.json").exists()
+    assert c.call("list") == {"containers": []}
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_an_oom_kill_is_read_before_the_cgroup_goes(peer: str, shims: Callable[..., Shim], bundle: Bundle) -> None:
+    """The OOM killer's count is read from the container's cgroup (v1 memory.oom_control here) before
+    the shim deletes the container from the runtime: the oom event comes before the exit, wait and
+    the record say oom_killed, and the cgroup is gone when the exit is reported."""
+    shim = shims(peer_runtime(peer))
+    c = shim.client()
+    c.call("subscribe")
+    bundle.config["linux"]["resources"]["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
+    # tail keeps every byte of its input while it looks for a newline; /dev/zero has none.
+    run(c, bundle, "exec tail /dev/zero")
+    assert c.next_event() == {"event": "oom", "container_id": bundle.id}
+    event = c.next_event()
+    assert (event["event"], event["exit_status"]) == ("exit", 137)
+    assert bundle.cgroup_dirs() == []
+    waited = c.call("wait", container_id=bundle.id)
+    assert (waited["exit_status"], waited["oom_killed"]) == (137, True)
+    assert (record_of(shim, bundle)["oom_killed"], record_of(shim, bundle)["runtime_deleted"]) == (True, True)
+
+
+def test_an_exec_outliving_the_init_dies_with_it(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """An exec still running when the init of its (private) pid namespace dies is killed by the
+    kernel; the runtime's delete at the exit waits for it to leave the cgroup, so the cgroup is gone
+    when the exit is reported, and the exec's own exit is reported too."""
+    shim = shims()
+    c = shim.client()
+    init = run(c, bundle, "sleep 1000")
+    c.call("exec", container_id=bundle.id, exec_id="e1", process={**EXEC_PROC, "args": ["sleep", "1000"]})
+    exec_waiter = shim.client()  # its answer may come before or after the init's
+    waiting = exec_waiter.send("wait", container_id=bundle.id, exec_id="e1")
+    os.kill(init, signal.SIGKILL)
+    assert c.call("wait", container_id=bundle.id)["exit_status"] == 137
+    assert bundle.cgroup_dirs() == []
+    assert exec_waiter.reply(waiting)["exit_status"] == 137
+    assert c.call("delete", container_id=bundle.id)["exit_status"] == 137
+
+
+def test_a_failed_delete_at_the_exit_is_retried_at_delete(shims: Callable[[], Shim], bundle: Bundle,
+                                                          tmp_path: Path) -> None:
+    """When the runtime cannot delete an exited container (here a host process sits in one of its
+    cgroups, beyond the reach of its pid namespace, so rmdir stays EBUSY), the shim logs it and
+    reports the exit all the same, the record says it is not deleted; the daemon's delete tries
+    again, fails with the runtime's error while the cause lasts, and succeeds once it is gone."""
+    shim = shims()
+    c = shim.client()
+    c.call("subscribe")
+    create(c, bundle, "exit 4")
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    os.mkfifo(ready)
+    os.mkfifo(release)
+    held = bundle.cgroup_dirs()[0]  # a v1 hierarchy's here, the only one in the (cgroup2) guest
+    script = f"echo $$ > {held / 'cgroup.procs'}; echo $? > {ready}; read x < {release}"
+    intruder = threading.Thread(target=lambda: SUBREAPER.run(["sh", "-c", script], timeout=120))
+    intruder.start()
+    try:
+        assert ready.read_text() == "0\n"  # it is in the container's cgroup
+        c.call("start", container_id=bundle.id)
+        event = c.next_event()
+        assert (event["event"], event["exit_status"]) == ("exit", 4)
+        assert record_of(shim, bundle)["runtime_deleted"] is False
+        assert f"delete of {bundle.id} from the runtime after its exit failed" in (shim.dir / "shim.log").read_text()
+        assert held.is_dir()
+        with pytest.raises(ShimError) as busy:
+            c.call("delete", container_id=bundle.id)
+        assert busy.value.code is Code.INTERNAL and "rmdir" in busy.value.message, busy.value.message
+        assert c.call("state", container_id=bundle.id)["status"] == "stopped"
+    finally:
+        release.write_text("go\n")
+        intruder.join(60)
+    assert c.call("delete", container_id=bundle.id)["exit_status"] == 4
+    assert bundle.cgroup_dirs() == []
+    assert shim.runtime_cmd("state", bundle.id).returncode != 0
 
 
 # --- streaming exec (io=fds) and attach ---------------------------------------------
