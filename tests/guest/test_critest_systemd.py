@@ -1,18 +1,19 @@
 """critest's validation suite against dockyardd with the systemd cgroup driver, in the guest.
 
-In `make test` (the guest suite's budget is 20 minutes under TCG) a subset
-of 7 specs runs, the ones whose steps go through the driver: a pod run and
-removed (its slice and the pause container's scope come and go), a
-container started and a running one removed (its scope), container stats
-(read from the scope's v2 files), exec into one of several containers of a
-pod, the OOM kill, and a pod in a user namespace (its container mounts its
-cgroup2 over a locked copy of the host's: runtime/rootfs/setup.py).  The other specs (streaming, images, networking,
-security contexts, mounts, sysctls, idempotence, runtime info) make and
-remove pods and containers the same way and check what the driver does not
-touch; they run in every `make test` on the host, and under TCG (a 20-spec
-subset took 9 minutes on a loaded machine) they would take the budget.  `make critest-guest` runs the
-whole suite here (DOCKYARD_CRITEST_ALL=1), with the host's skip list minus
-its AppArmor line: the guest has AppArmor.
+`make test-guest` runs a subset of 8 specs here (`make test` leaves this
+module out: tests/e2e/test_guest.py), the ones whose steps go through the
+driver: a pod run and removed (its slice and the pause container's scope come
+and go), a container started and a running one removed (its scope), container
+stats (read from the scope's v2 files), exec into one of several containers of
+a pod, the OOM kill, and a pod in a user namespace (its container mounts its
+cgroup2 over a locked copy of the host's: runtime/rootfs/setup.py). The other
+specs (streaming, images, networking, security contexts, mounts, sysctls,
+idempotence, runtime info) make and remove pods and containers the same way
+and check what the driver does not touch; they run in every `make test` on the
+host, and under TCG (a 20-spec subset took 9 minutes on a loaded machine) they
+would take the budget. `make critest-guest` runs the whole suite here
+(DOCKYARD_CRITEST_ALL=1), with the host's skip list minus its AppArmor line:
+the guest has AppArmor.
 
 The JUnit report is left in the run's shared directory (critest-systemd.xml).
 """
