@@ -179,7 +179,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
     for c in containers:
         if c.state is ContainerState.CREATING:
             log.info("rolling back container %s, whose CreateContainer the last daemon did not finish", c.id)
-            await _force_delete(cri, c.sandbox_id, c.id)
+            await cri.force_delete(c.sandbox_id, c.id)
             await asyncio.to_thread(release_rootfs, cri.snapshotter, c.rootfs, c.snapshot_key, c.bundle)
             await cri.containers.delete(c.id)
             report.rolled_back += 1
@@ -188,7 +188,7 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
             log.info("rolling back pod %s, whose RunPodSandbox the last daemon did not finish", s.id)
             for c in cri.containers.of_sandbox(s.id):
                 await cri.containers.delete(c.id)
-            await _force_delete(cri, s.id, s.id)
+            await cri.force_delete(s.id, s.id)
             await cri.shims.shutdown(s.id)
             with contextlib.suppress(CriError):
                 await cri.cni.teardown(s.id, s.netns_path)
@@ -210,8 +210,8 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
                 report.dead_shims += 1
                 for c in cri.containers.of_sandbox(s.id):
                     if c.state is not ContainerState.EXITED:
-                        await _force_delete(cri, s.id, c.id)
-                await _force_delete(cri, s.id, s.id)
+                        await cri.force_delete(s.id, c.id)
+                await cri.force_delete(s.id, s.id)
                 await cri.on_shim_dead(s.id)
             continue
         await cri.on_shim_resync(s.id)
@@ -224,11 +224,6 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
         report.leftovers, " (after a reboot)" if report.rebooted else "",
     )
     return report
-
-
-async def _force_delete(cri: CriService, pod_id: str, container_id: str) -> None:
-    """Kill and delete a container through its runtime's own state (its shim is gone or never answered)."""
-    await cri.force_delete(pod_id, container_id)
 
 
 def _remove_orphans(cri: CriService) -> int:

@@ -292,15 +292,14 @@ class CriService:
         """The shim is gone: nothing it ran can be proven alive; mark all exited with the reason."""
         message = f"the shim of pod {pod_id} died; the container's exit status is unknown"
         sandbox = self.sandboxes.find(pod_id)
-        handler = sandbox.handler if sandbox is not None and sandbox.id == pod_id else self.config.runtimes.default
         for c in self.containers.of_sandbox(pod_id):
             if c.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN):
                 # Its processes may outlive the shim: kill them through the runtime's state.
-                await self.shims.force_delete(handler, c.id)
+                await self.force_delete(pod_id, c.id)
                 self.record_exit(c, 255, now_ns(), reason=SHIM_DIED_REASON, message=message)
         if sandbox is not None and sandbox.id == pod_id:
             if sandbox.pause_exit_code is None:
-                await self.shims.force_delete(handler, sandbox.id)
+                await self.force_delete(pod_id, sandbox.id)
             self.record_pause_exit(sandbox, 255)
 
     # --- lookups ---

@@ -98,7 +98,6 @@ def start_daemon(tmp_path_factory: pytest.TempPathFactory, **config: object) -> 
     )
     daemon.socket = state / "dockyard.sock"
     daemon.config["socket"] = {"path": str(daemon.socket)}
-    daemon.scratch_fs = fs  # type: ignore[attr-defined]
     try:
         start_and_wait(daemon)
     except BaseException:
@@ -127,7 +126,7 @@ def stop_daemon(daemon: Daemon) -> None:
     daemon.stop_emptied()
     # The guest's /tmp dies with it: keep the daemon's log beside the run's results.
     out = Path(os.environ.get("DOCKYARD_GUEST_OUT", "/nonexistent"))
-    fs: Path = daemon.scratch_fs  # type: ignore[attr-defined]
+    fs = Path(daemon.config["root_dir"]).parent  # start_daemon's scratch_fs()
     if out.is_dir() and Path(daemon.log).exists():
         shutil.copy(daemon.log, out / f"dockyardd-{fs.name}.log")
     remove_scratch_fs(fs)
