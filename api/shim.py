@@ -4,6 +4,10 @@ Pure: bytes in, messages out (h11-style); no sockets here.  Both ends use it:
 the shim (``dockyard.shim``) and the daemon's client (``cri/shim_client.py``).
 
 Transport: a unix stream socket at ``<state_dir>/shims/<pod_id>/shim.sock``.
+A spare shim, started before its pod exists, serves in
+``<state_dir>/shims/.spare-<hex>``; the daemon renames that directory to the
+pod's (the shim's socket and working directory move with it) and says so
+with ``claim``.
 Frames: a 4-byte big-endian length, then that many bytes of UTF-8 JSON (an
 object).  Three kinds of message::
 
@@ -364,6 +368,18 @@ class WriteStdinParams(ContainerRef):
         _check_ids(method, self.container_id, self.exec_id)
 
 
+class ClaimParams(Message):
+    """A spare shim (started ahead, serving in a directory of its own) now
+    belongs to a pod: the daemon has renamed its directory to ``dir``, and the
+    shim's state and the runtime's log go there from now on."""
+
+    dir: str
+
+    def check(self, method: str) -> None:
+        if not self.dir.startswith("/"):
+            raise ShimError(Code.INVALID_ARGUMENT, f"{method}: dir must be an absolute path")
+
+
 class UpdateParams(ContainerRef):
     resources: dict[str, Any]
 
@@ -453,6 +469,7 @@ METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "stats": (ContainerRef, StatsResult),
     "subscribe": (NoParams, NoResult),
     "shutdown": (NoParams, NoResult),
+    "claim": (ClaimParams, NoResult),
 }
 
 

@@ -138,6 +138,9 @@ class Config:
     runtimes: RuntimesConfig = field(default_factory=RuntimesConfig)
     # "" = dockyard-shim on PATH or next to the daemon's Python.
     shim_binary: str = "dockyard-shim"
+    # Shims started ahead for the default handler's next pods (cri/shims.py:
+    # a pod adopts one instead of waiting for an interpreter to start).
+    spare_shims: int = 1
     cgroup_parent: str = "/dockyard"
     # "cgroupfs": the runtimes make cgroup dirs under cgroup_parent (a path);
     # "systemd": they ask systemd for scope units (--systemd-cgroup) in the
@@ -485,6 +488,7 @@ _TOP_KEYS: dict[str, Callable[[object, str], Any]] = {
     "cni": parse_cni,
     "runtimes": parse_runtimes,
     "shim_binary": parse_binary,
+    "spare_shims": _int_at_least(0),
     "cgroup_parent": parse_cgroup_parent,
     "cgroup_driver": parse_cgroup_driver,
     "restrict_oom_score_adj": parse_bool,
@@ -556,7 +560,7 @@ def render_default() -> str:
     r = c.registry
     assert {f.name for f in fields(Config)} == {
         "socket_path", "socket_mode", "root_dir", "state_dir", "metrics_address",
-        "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "cgroup_parent",
+        "pause_image", "log_level", "registry", "cni", "runtimes", "shim_binary", "spare_shims", "cgroup_parent",
         "cgroup_driver", "restrict_oom_score_adj", "stream_server", "cdi_spec_dirs", "admin_socket",
         "cadvisor_socket",
     }, "render_default is out of date with Config"
@@ -610,6 +614,9 @@ runtimes:
 {_render_handlers(c.runtimes.handlers)}\
 # The per-pod shim (a path, or a command on PATH / next to dockyardd's Python).
 shim_binary: {c.shim_binary}
+# Shims kept started ahead for the default handler's next pods: a new pod
+# adopts one instead of waiting for a fresh interpreter (0: none).
+spare_shims: {c.spare_shims}
 # cgroupfs: the runtimes make cgroup dirs themselves; systemd: they ask
 # systemd for a scope unit per container (--systemd-cgroup), in a slice per
 # pod.  kubelet reads it (RuntimeConfig) and follows.

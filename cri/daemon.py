@@ -11,7 +11,8 @@ Startup order, and why:
      connection, which kubelet treats the same but which is visible in logs.
      Two servers: CRI on ``socket.path`` (group-readable), and the admin
      protocol of the ``dockyard`` command on ``admin.socket`` (root only).
-  4. Run restart.recover in a thread, then mark ready.
+  4. Run restart.recover in a thread, start the spare shims (cri/shims.py),
+     then mark ready.
 The streaming server (Exec/Attach/PortForward URLs) starts before the gRPC
 server, since those RPCs need its address.
 On SIGTERM/SIGINT: cancel in-flight pulls (their ingest files are removed by
@@ -248,6 +249,7 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await restart.recover_runtime(runtime)
         # CNI 1.1's GC: plugins forget attachments of pods this daemon no longer has.
         await runtime.cni.collect_garbage(s.id for s in runtime.sandboxes.list())
+        await runtime.shims.start_spares()
         readiness.set_ready()
         log.info("dockyardd ready on unix://%s (metrics on http://%s/metrics, streaming on %s)",
                  config.socket_path, config.metrics_address, streams.base_url)

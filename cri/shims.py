@@ -18,6 +18,17 @@ Facts this relies on:
   shim) matters: the host's root mount is private here, so a namespace made
   when the shim started would never see rootfs mounts the daemon makes later
   for the pod's next containers.
+* Spares (config ``spare_shims``): a shim's start is two interpreter starts,
+  which a pod otherwise waits for (seconds under a slow CPU, as in the TCG
+  guest).  Spares for the default handler are started ahead in
+  ``<state>/shims/.spare-<hex>``; RunPodSandbox renames one's directory to
+  the pod's (rename(2) moves the bound socket and the shim's working
+  directory with it), connects, and sends ``claim`` with the new path, then
+  the next spare starts.  A dot name is never read as a pod's (restart.py
+  skips them), and a spare has no containers, so a spare the last daemon left
+  is simply shut down at start.  A daemon that dies between the rename and
+  the pod's READY record leaves an INIT pod whose shim is in the pod's
+  directory: recovery's rollback shuts it down like any other.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -42,6 +54,7 @@ from .shim_client import ShimClient
 
 log = logging.getLogger("dockyard.cri.shims")
 
+SPARE_PREFIX = ".spare-"
 START_TIMEOUT_S = 20.0
 SHUTDOWN_TIMEOUT_S = 10.0
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -186,6 +199,10 @@ class Shims:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._closing: set[str] = set()
         self._handlers: dict[str, str] = {}  # pod id -> runtime handler name (metrics labels)
+        # Spares of the default handler, each a task giving the spare's name
+        # once it serves; kept only after start_spares (the daemon's start).
+        self._spares: list[asyncio.Task[str]] = []
+        self._spare_handler = ""
 
     def count(self) -> int:
         return len(self._clients)
@@ -236,12 +253,25 @@ class Shims:
         return pod_id in self._clients
 
     async def start(self, pod_id: str, handler_name: str, handler: RuntimeHandler) -> ShimClient:
-        directory = self.dir(pod_id)
+        """The pod's shim: a spare adopted, or a fresh one started."""
+        client = await self._adopt_spare(pod_id, handler_name)
+        if client is None:
+            await self._spawn(pod_id, handler_name, handler)
+            client = self._client(pod_id, handler_name)
+            await client.connect()
+            self._attach(pod_id, client)
+        if self.metrics is not None:
+            self.metrics.shim_started()
+        return client
+
+    async def _spawn(self, name: str, handler_name: str, handler: RuntimeHandler) -> None:
+        """``dockyard-shim start`` serving in ``dir(name)``; returns once it accepts."""
+        directory = self.dir(name)
         os.makedirs(directory, mode=0o711, exist_ok=True)
         root = self.runtime_root(handler_name, handler)
         os.makedirs(root, mode=0o711, exist_ok=True)
         argv = [
-            find_binary(self.config.shim_binary), "start", "--id", pod_id, "--state-dir", directory,
+            find_binary(self.config.shim_binary), "start", "--id", name, "--state-dir", directory,
             "--runtime", self.runtime_binary(handler_name, handler), "--runtime-root", root,
             *(["--runtime-cgroup-driver", "systemd"] if self.config.cgroup_driver == "systemd" else []),
         ]
@@ -253,18 +283,87 @@ class Shims:
         except asyncio.TimeoutError as exc:
             proc.kill()
             await proc.wait()
-            raise errors.Internal(f"starting the shim of pod {pod_id} took more than {START_TIMEOUT_S}s") from exc
+            raise errors.Internal(f"starting the shim of {name} took more than {START_TIMEOUT_S}s") from exc
         if proc.returncode != 0:
             raise errors.Internal(
-                f"starting the shim of pod {pod_id} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()}"
+                f"starting the shim of {name} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()}"
             )
+        log.debug("shim of %s started (%s)", name, out.decode(errors="replace").strip())
+
+    # --- spares -----------------------------------------------------------
+
+    async def start_spares(self) -> None:
+        """Daemon start: shut down the spares a previous daemon left (its
+        handlers may have differed), then start this one's."""
+        parent = os.path.dirname(self.dir(SPARE_PREFIX))
+        try:
+            names = [n for n in os.listdir(parent) if n.startswith(SPARE_PREFIX)]
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            log.info("shutting down the spare shim %s a previous daemon left", name)
+            await self.shutdown(name)
+        self._spare_handler, _ = self.config.runtimes.resolve("")
+        self._keep_spares()
+
+    def _keep_spares(self) -> None:
+        if not self._spare_handler:
+            return
+        handler = self.config.runtimes.handlers[self._spare_handler]
+        while len(self._spares) < self.config.spare_shims:
+            name = SPARE_PREFIX + secrets.token_hex(8)
+            self._spares.append(asyncio.create_task(self._start_spare(name, handler), name=f"spare shim {name}"))
+
+    async def _start_spare(self, name: str, handler: RuntimeHandler) -> str:
+        try:
+            await self._spawn(name, self._spare_handler, handler)
+        except BaseException:
+            await self.shutdown(name)  # whatever came up of it
+            raise
+        return name
+
+    async def _adopt_spare(self, pod_id: str, handler_name: str) -> ShimClient | None:
+        """A spare's shim made the pod's, or None (no spare for this handler, or it failed)."""
+        if handler_name != self._spare_handler or not self._spares:
+            return None
+        task = self._spares.pop(0)
+        self._keep_spares()  # the next pod's spare starts now
+        try:
+            spare = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._spares.append(task)  # still ours to shut down (close_all)
+            raise
+        except Exception as err:  # noqa: BLE001  # a fresh start follows and gives the real error
+            log.warning("spare shim failed to start: %s", err)
+            return None
+        try:
+            os.rename(self.dir(spare), self.dir(pod_id))
+        except OSError as err:
+            log.warning("spare shim %s: renaming its dir for pod %s: %s", spare, pod_id, err)
+            await self.shutdown(spare)
+            return None
         client = self._client(pod_id, handler_name)
-        await client.connect()
+        try:
+            await client.connect()
+            await client.call("claim", {"dir": self.dir(pod_id)})
+        except errors.CriError as err:
+            log.warning("spare shim %s could not be adopted by pod %s: %s", spare, pod_id, err.message)
+            await client.close()
+            await self.shutdown(pod_id)
+            return None
         self._attach(pod_id, client)
-        if self.metrics is not None:
-            self.metrics.shim_started()
-        log.debug("shim of pod %s started (%s)", pod_id, out.decode(errors="replace").strip())
+        log.debug("pod %s adopted the spare shim %s", pod_id, spare)
         return client
+
+    async def _stop_spares(self) -> None:
+        self._spare_handler = ""
+        spares, self._spares = self._spares, []
+        for task in spares:
+            try:
+                name = await task
+            except Exception:  # noqa: BLE001, S112  # it failed to start and cleaned up after itself
+                continue
+            await self.shutdown(name)
 
     async def reconnect(self, pod_id: str, handler_name: str = "") -> ShimClient | None:
         """After a daemon restart: the shim's client, or None if the shim is dead."""
@@ -349,6 +448,8 @@ class Shims:
         elif time.monotonic() - began > 1.0:
             log.info("waited %.1fs for the shim of pod %s to exit", time.monotonic() - began, pod_id)
         shutil.rmtree(directory, ignore_errors=True)
+        if watcher is None or watcher.done():
+            self._closing.discard(pod_id)  # nothing reads it any more; keep the set from growing
 
     async def force_delete(self, handler_name: str, container_id: str) -> None:
         """``<runtime> delete --force <id>`` with the handler's root: kills what the
@@ -371,7 +472,8 @@ class Shims:
                         errors.shorten(err.decode(errors="replace").strip(), 1000))
 
     async def close_all(self) -> None:
-        """Daemon exit: drop connections, leave the shims running."""
+        """Daemon exit: shut the spares down, drop connections, leave the pods' shims running."""
+        await self._stop_spares()
         for pod_id in list(self._clients):
             self._closing.add(pod_id)
             watcher = self._watchers.pop(pod_id, None)

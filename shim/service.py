@@ -171,7 +171,7 @@ class Shim:
             "write_stdin": self.do_write_stdin, "close_stdin": self.do_close_stdin, "update": self.do_update,
             "checkpoint": self.do_checkpoint,
             "reopen_log": self.do_reopen_log, "stats": self.do_stats, "subscribe": self.do_subscribe,
-            "shutdown": self.do_shutdown,
+            "shutdown": self.do_shutdown, "claim": self.do_claim,
         }
 
     def handle(self, peer: Peer, message: dict[str, Any]) -> None:
@@ -673,6 +673,22 @@ class Shim:
         if alive:
             raise ShimError(Code.FAILED_PRECONDITION, f"cannot shut down: containers still alive: {', '.join(alive)}")
         self.shutting_down = True
+        return api.NoResult()
+
+
+    def do_claim(self, _peer: Peer, _id: int, params: api.ClaimParams) -> api.NoResult:
+        """A spare becomes a pod's shim: its directory was renamed to ``dir``
+        (our working directory moved with it; the socket too)."""
+        if self.containers or self.shutting_down:
+            raise ShimError(Code.FAILED_PRECONDITION, "claim: this shim already serves a pod")
+        try:
+            same = leanos.path.samefile(params.dir, ".")
+        except OSError:
+            same = False
+        if not same:
+            raise ShimError(Code.INVALID_ARGUMENT, f"claim: dir {params.dir} is not this shim's directory")
+        self.dir = params.dir
+        self.runtime.log_path = f"{params.dir}/runtime.log"
         return api.NoResult()
 
 

@@ -101,8 +101,12 @@ class Pods:
                 cgroups += [str(p) for p in parent.iterdir() if p.is_dir()]
         if cgroups:
             found["cgroups"] = cgroups
+        # A running daemon keeps spare shims (config spare_shims) for its next
+        # pods: they are leftovers only once it has stopped.
+        spares_allowed = self.daemon.alive()
         procs = [f"{pid} {cmdline[:120]!r}" for pid, cmdline in each_process("cmdline")
-                 if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline]
+                 if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline
+                 and not (spares_allowed and b"--id=.spare-" in cmdline)]
         if procs:
             found["processes"] = procs
         ips = self.allocated_ips()

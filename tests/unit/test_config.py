@@ -92,6 +92,8 @@ def test_parse_values(text: str, expected: Config) -> None:
         ("registry: {retries: -1}", "registry.retries"),
         ("registry: {retries: true}", "registry.retries"),
         ("registry: {max_concurrent_downloads: 0}", "registry.max_concurrent_downloads"),
+        ("spare_shims: -1", "spare_shims"),
+        ("spare_shims: yes", "spare_shims"),
         ("registry: {request_timeout: 10 seconds}", "registry.request_timeout"),
         ("registry: {image_pull_progress_timeout: 0s}", "registry.image_pull_progress_timeout"),
         ("registry: {credentials: {h: {user: x}}}", "registry.credentials.h.user"),
@@ -153,7 +155,7 @@ def test_default_yaml_is_plain_yaml() -> None:
     data = yaml.safe_load(render_default())
     assert set(data) == {
         "socket", "root_dir", "state_dir", "metrics_address", "pause_image", "log_level", "registry",
-        "cni", "runtimes", "shim_binary", "cgroup_parent", "cgroup_driver", "restrict_oom_score_adj",
+        "cni", "runtimes", "shim_binary", "spare_shims", "cgroup_parent", "cgroup_driver", "restrict_oom_score_adj",
         "stream_server", "cdi_spec_dirs", "admin", "cadvisor",
     }
 

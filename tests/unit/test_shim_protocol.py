@@ -124,6 +124,8 @@ def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[i
                                                   "timeout": -1}}, "timeout must not be negative"),
     ({"id": 1, "method": "checkpoint", "params": {"container_id": "c", "image_path": "/i", "work_path": "/w",
                                                   "timeout": 1.5}}, "must be int"),
+    ({"id": 1, "method": "claim", "params": {"dir": "shims/p"}}, "dir must be an absolute path"),
+    ({"id": 1, "method": "claim", "params": {}}, "missing param 'dir'"),
 ])
 def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ShimError, match=fragment) as info:
