@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from daemons import (REPO, RunningDaemon, ensure_registry, peak_rss_kib, pids_with_cmdline, pss_kib, rss_kib,
@@ -105,6 +106,7 @@ class Side:
     memory: dict[str, float] = field(default_factory=dict)
     state_dir: Path | None = None
     pid_mode: api_pb2.NamespaceMode.ValueType = api_pb2.CONTAINER
+    dockyardd_config: dict[str, Any] = field(default_factory=dict)  # --dockyardd-config
 
     @property
     def rt(self) -> api_pb2_grpc.RuntimeServiceStub:
@@ -157,6 +159,7 @@ def start_side(side: Side, cgroup_base: str) -> None:
             "cni": {"conf_dir": str(conf_dir), "cache_dir": str(side.work / "cni-cache")},
             "restrict_oom_score_adj": True,
             **driver,
+            **side.dockyardd_config,
         })
     else:
         side.daemon = start_containerd(side.work, cni_conf_dir=conf_dir, restrict_oom_score_adj=True,
@@ -512,16 +515,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the images")
     parser.add_argument("--systemd-cgroup", action="store_true",
                         help="both daemons with the systemd cgroup driver (a cgroup v2 host with systemd as PID 1)")
+    parser.add_argument("--dockyardd-config", default="{}", metavar="YAML",
+                        help="more dockyardd config, a YAML mapping (e.g. '{spare_shims: 0}' to compare a setting)")
     args = parser.parse_args(argv)
+    extra_config = yaml.safe_load(args.dockyardd_config)
+    if not isinstance(extra_config, dict):
+        parser.error("--dockyardd-config: expected a YAML mapping")
     base = prepare("pod", args.no_setup)
     cgroup_base = f"/dybench{secrets.token_hex(4)}.slice" if args.systemd_cgroup else f"/dybench-{secrets.token_hex(4)}"
     logs = base / "logs"
     sides = both_sides(base, "dybench", 201)
     for s in sides:
         s.pid_mode = PID_MODE[args.pid_namespace]
+        s.dockyardd_config = extra_config
     left: dict[str, list[str]] = {}
     print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; "
-          f"PID namespace per {args.pid_namespace}")
+          f"PID namespace per {args.pid_namespace}" + (f"; dockyardd config {extra_config}" if extra_config else ""))
     try:
         for s in sides:
             start_side(s, cgroup_base)
