@@ -84,9 +84,11 @@ class SpawnBinary:
         )
 
 
-def choose_launcher(binary: str, python: str, requested: str = "") -> Launcher:
+def choose_launcher(binary: str, python: str, requested: str = "", *, systemd_cgroup: bool = False) -> Launcher:
     """``requested`` ("exec", "fork" or "" for the default): fork for the
-    dockyard-runc installed beside ``python``, exec for anything else."""
+    dockyard-runc installed beside ``python``, exec for anything else.
+    ``systemd_cgroup``: the runtime gets --systemd-cgroup (a fork strategy
+    loads what that needs once: fork_bundled.preload_systemd_bus)."""
     if requested not in ("", *LAUNCHES):
         raise ShimError(Code.INVALID_ARGUMENT, f"runtime launch {requested!r} is not one of {', '.join(LAUNCHES)}")
     bundled = is_bundled_runtime(binary, python)
@@ -96,7 +98,7 @@ def choose_launcher(binary: str, python: str, requested: str = "") -> Launcher:
         return SpawnBinary()
     from .fork_bundled import ForkBundled
 
-    return ForkBundled()
+    return ForkBundled(systemd_cgroup=systemd_cgroup)
 
 
 def find_binary(name: str) -> str:
@@ -131,7 +133,7 @@ class OciRuntime:
         self.global_flags = ["--systemd-cgroup"] if systemd_cgroup else []
         self.reaper = reaper
         self.log_path = log_path  # the runtime's --log (json), truncated before each call
-        self.launcher = choose_launcher(self.binary, sys.executable, launch)
+        self.launcher = choose_launcher(self.binary, sys.executable, launch, systemd_cgroup=systemd_cgroup)
 
     def _run(self, what: str, args: list[str], *, stdio: tuple[int, int, int] | None = None,
              input_data: bytes | None = None, pump: Pump | None = None, timeout: float = 0.0) -> bytes:

@@ -75,22 +75,6 @@ def _fault(op: str, unit: str, name: str, detail: str) -> RuntimeFault:
     return SystemdError(op, unit, name, detail)
 
 
-def _site_packages_on_path() -> None:
-    """jeepney is a third-party package, in the venv's site-packages, which the
-    runtime's launcher leaves off sys.path (it runs Python with -I -S:
-    hack/install-launcher.sh).  Put it back for the systemd paths only, where
-    site.py would have: the venv is the directory above the interpreter's
-    (marked by its pyvenv.cfg), its packages in lib/pythonX.Y/site-packages.
-    (Debian's site.getsitepackages names dist-packages, so it is not used.)"""
-    import os
-    import sys
-
-    venv = os.path.dirname(os.path.dirname(sys.executable))
-    path = os.path.join(venv, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
-    if os.path.isfile(os.path.join(venv, "pyvenv.cfg")) and path not in sys.path:
-        sys.path.append(path)
-
-
 class Systemd:
     """A connection to systemd on the system bus; use as a context manager."""
 
@@ -102,7 +86,9 @@ class Systemd:
         if not booted():
             raise Unsupported("connect to systemd", SYSTEMD_BOOTED,
                               "systemd is not this host's init; the systemd cgroup driver needs it")
-        _site_packages_on_path()
+        from .lean.venv import site_packages_on_path
+
+        site_packages_on_path()
         from jeepney.io.blocking import open_dbus_connection
 
         try:

@@ -104,7 +104,7 @@ class Client:
 
 class Shim:
     def __init__(self, folder: Path, runtime: Path, runtime_root: Path, launch: str = "",
-                 python_flags: tuple[str, ...] = ()) -> None:
+                 python_flags: tuple[str, ...] = (), shim_args: tuple[str, ...] = ()) -> None:
         self.dir = folder
         self.runtime = runtime
         self.runtime_root = runtime_root
@@ -113,7 +113,7 @@ class Shim:
         prefix = [str(SHIM.parent / "python3"), *python_flags, "-IS"] if python_flags else []
         done = SUBREAPER.run(
             [*prefix, str(SHIM), "start", "--id", folder.name, "--state-dir", str(folder), "--runtime", str(runtime),
-             "--runtime-root", str(runtime_root), *([f"--runtime-launch={launch}"] if launch else [])],
+             "--runtime-root", str(runtime_root), *([f"--runtime-launch={launch}"] if launch else []), *shim_args],
             timeout=30, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert done.returncode == 0, f"dockyard-shim start failed: {done.stderr}"
@@ -164,11 +164,12 @@ def shims(tmp_path: Path, runtime: Path, launch: str) -> Iterator[Callable[..., 
     """Start shims (through ``launch``); afterwards each is emptied (containers killed and deleted) and shut down."""
     made: list[Shim] = []
 
-    def make(other_runtime: Path | None = None, python_flags: tuple[str, ...] = ()) -> Shim:
+    def make(other_runtime: Path | None = None, python_flags: tuple[str, ...] = (),
+             shim_args: tuple[str, ...] = ()) -> Shim:
         if other_runtime is not None and launch == "fork":
             pytest.skip("a peer runtime's binary is always executed: its exec run covers it")
         s = Shim(tmp_path / f"shim{len(made)}", other_runtime or runtime, tmp_path / f"runtime-root{len(made)}",
-                 "" if other_runtime is not None else launch, python_flags)
+                 "" if other_runtime is not None else launch, python_flags, shim_args)
         made.append(s)
         return s
 
@@ -414,6 +415,18 @@ def test_the_shims_import_budget(launch: str, shims: Callable[..., Shim], bundle
     assert not loaded & SHIM_COSTLY, sorted(loaded & SHIM_COSTLY)
     runtime = {m for m in loaded if m.startswith("dockyard.runtime.") and not m.startswith("dockyard.runtime.kernel")}
     assert not runtime, runtime
+
+
+def test_the_systemd_driver_preloads_the_bus_client_for_the_forks(launch: str, shims: Callable[..., Shim]) -> None:
+    """With the systemd driver and the fork launch, the serving shim has imported jeepney's
+    blocking client (each fork's create and run would import it again otherwise:
+    shim/fork_bundled.py); a shim that executes its runtime has no use for it."""
+    shim = shims(python_flags=("-X", "importtime"), shim_args=("--runtime-cgroup-driver", "systemd"))
+    assert shim.client().call("ping")["pid"] == shim.pid
+    text = shim.start_stderr + (shim.dir / "shim.log").read_text()
+    loaded = {line.rpartition("|")[2].strip() for line in text.splitlines() if line.startswith("import time:")}
+    assert "dockyard.shim.service" in loaded
+    assert ("jeepney.io.blocking" in loaded) == (launch == "fork"), sorted(m for m in loaded if "jeepney" in m)
 
 
 def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:
