@@ -37,7 +37,8 @@ kubelet holds one connection.
    the client was deleting, is counted apart as kubelet tolerates it), and
    that the node holds exactly what it held after the ramp with the same
    number of pods: mounts, netns, container cgroups, shims, IPAM leases,
-   veths.
+   veths.  dockyardd's idle spare shims are not a pod's (they count in the
+   shims' PSS and CPU above).
 4. Teardown: every pod removed, ``--inflight`` at once; the time, and that
    nothing is left while the daemon still runs.
 
@@ -312,7 +313,7 @@ def footprint(side: Side, cgroup_base: str) -> dict[str, int]:
     leases = sum(1 for p in side.ipam_dir.rglob("*") if p.is_file() and p.name[0].isdigit()) \
         if side.ipam_dir.is_dir() else 0
     return {"mounts": mounts, "netns": len(netns), "container cgroups": container_cgroups,
-            "shims": len(side.shim_pids()), "IPAM leases": leases, "veths": len(out.stdout.splitlines())}
+            "shims": len(side.shim_pids(spares=False)), "IPAM leases": leases, "veths": len(out.stdout.splitlines())}
 
 
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")

@@ -117,12 +117,17 @@ class Side:
     def ipam_dir(self) -> Path:
         return self.work / "ipam"
 
-    def shim_pids(self) -> list[int]:
+    def shim_pids(self, spares: bool = True) -> list[int]:
+        """The daemon's live shims; for dockyardd with its idle spares
+        (``shims/.spare-*``, config spare_shims) unless ``spares`` is False:
+        they count in memory and CPU, not as a pod's."""
         assert self.daemon is not None
         if self.name == "dockyardd":
             assert self.state_dir is not None
             pids = []
             for pid_file in (self.state_dir / "shims").glob("*/shim.pid"):
+                if not spares and pid_file.parent.name.startswith(".spare-"):
+                    continue
                 try:
                     pid = int(pid_file.read_text().strip())
                 except (OSError, ValueError):

@@ -675,7 +675,6 @@ class Shim:
         self.shutting_down = True
         return api.NoResult()
 
-
     def do_claim(self, _peer: Peer, _id: int, params: api.ClaimParams) -> api.NoResult:
         """A spare becomes a pod's shim: its directory was renamed to ``dir``
         (our working directory moved with it; the socket too)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from procfs import each_process
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONFLIST = REPO / "deploy" / "cni" / "10-dockyard.conflist"
+SPARE_DIR = re.compile(rb"/shims/(\.spare-[0-9a-f]+)")
 
 
 def pod_config(name: str, log_dir: Path, **extra: Any) -> dict[str, Any]:
@@ -102,11 +104,15 @@ class Pods:
         if cgroups:
             found["cgroups"] = cgroups
         # A running daemon keeps spare shims (config spare_shims) for its next
-        # pods: they are leftovers only once it has stopped.
-        spares_allowed = self.daemon.alive()
+        # pods: they are leftovers only once it has stopped.  A spare's command
+        # line names its dir, which an adopted shim keeps in its command line
+        # but no longer has (the dir became the pod's).
+        def live_spare(cmdline: bytes) -> bool:
+            m = SPARE_DIR.search(cmdline)
+            return m is not None and self.daemon.alive() and (self.state / "shims" / m.group(1).decode()).is_dir()
+
         procs = [f"{pid} {cmdline[:120]!r}" for pid, cmdline in each_process("cmdline")
-                 if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline
-                 and not (spares_allowed and b"--id=.spare-" in cmdline)]
+                 if str(self.state).encode() in cmdline and b"dockyardd" not in cmdline and not live_spare(cmdline)]
         if procs:
             found["processes"] = procs
         ips = self.allocated_ips()

@@ -429,6 +429,28 @@ def test_the_systemd_driver_preloads_the_bus_client_for_the_forks(launch: str, s
     assert ("jeepney.io.blocking" in loaded) == (launch == "fork"), sorted(m for m in loaded if "jeepney" in m)
 
 
+def test_claim_moves_a_spare_to_its_pods_dir(shims: Callable[..., Shim], bundle: Bundle) -> None:
+    """``claim`` (cri/shims.py's spares): refused for a dir that is not the shim's own; after
+    the rename, the shim's records and the runtime's log go to the new dir; refused once the
+    shim serves containers."""
+    shim = shims()
+    with pytest.raises(ShimError, match="is not this shim's directory") as info:
+        shim.client().call("claim", dir=str(shim.dir.parent))
+    assert info.value.code is Code.INVALID_ARGUMENT
+    shim.close_clients()
+    moved = shim.dir.with_name(shim.dir.name + "-pod")
+    shim.dir.rename(moved)
+    shim.dir, shim.socket = moved, moved / api.SOCKET_NAME
+    c = shim.client()
+    c.call("claim", dir=str(moved))
+    run(c, bundle, "sleep 1000")
+    assert (moved / api.CONTAINERS_DIR / f"{bundle.id}.json").is_file()
+    assert (moved / "runtime.log").exists()
+    with pytest.raises(ShimError, match="already serves a pod") as info:
+        c.call("claim", dir=str(moved))
+    assert info.value.code is Code.FAILED_PRECONDITION
+
+
 def test_kill_delivers_the_signal(shims: Callable[[], Shim], bundle: Bundle) -> None:
     """kill sends the given signal to the init; SIGKILL ends it with status 137."""
     shim = shims()
