@@ -264,6 +264,9 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         await runtime.sandboxes.flush()  # records still being written (cri/store/record_dir.py)
         await runtime.containers.flush()
         await stores.images.shutdown()
+        # After the pulls are cancelled: a spare may still be starting, and
+        # waiting for it must not let a pull run on past SIGTERM.
+        await runtime.shims.stop_spares()
         await admin_server.stop(STOP_GRACE_SECONDS)
         if cadvisor_server is not None:
             await cadvisor_server.stop(STOP_GRACE_SECONDS)

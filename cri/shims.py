@@ -331,7 +331,7 @@ class Shims:
         try:
             spare = await asyncio.shield(task)
         except asyncio.CancelledError:
-            self._spares.append(task)  # still ours to shut down (close_all)
+            self._spares.append(task)  # still ours to shut down (stop_spares)
             raise
         except Exception as err:  # noqa: BLE001  # a fresh start follows and gives the real error
             log.warning("spare shim failed to start: %s", err)
@@ -355,7 +355,8 @@ class Shims:
         log.debug("pod %s adopted the spare shim %s", pod_id, spare)
         return client
 
-    async def _stop_spares(self) -> None:
+    async def stop_spares(self) -> None:
+        """Daemon exit: no new spares; those started (or starting) are shut down."""
         self._spare_handler = ""
         spares, self._spares = self._spares, []
         for task in spares:
@@ -472,8 +473,7 @@ class Shims:
                         errors.shorten(err.decode(errors="replace").strip(), 1000))
 
     async def close_all(self) -> None:
-        """Daemon exit: shut the spares down, drop connections, leave the pods' shims running."""
-        await self._stop_spares()
+        """Daemon exit: drop connections, leave the pods' shims running (the spares: stop_spares)."""
         for pod_id in list(self._clients):
             self._closing.add(pod_id)
             watcher = self._watchers.pop(pod_id, None)
