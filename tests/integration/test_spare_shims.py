@@ -32,7 +32,7 @@ def spares(pods: Pods) -> dict[str, int]:
     return {p.name: shim_alive(str(p)) for p in shims.iterdir() if p.name.startswith(SPARE_PREFIX)}
 
 
-def wait_for_spares(pods: Pods, count: int, other_than: set[int] = frozenset()) -> dict[str, int]:
+def wait_for_spares(pods: Pods, count: int, other_than: frozenset[int] | set[int] = frozenset()) -> dict[str, int]:
     """The daemon's ``count`` live spares (none of ``other_than``'s pids), once they serve."""
     deadline = time.monotonic() + WAIT_S
     while True:
