@@ -333,7 +333,7 @@ class Shims:
         except asyncio.CancelledError:
             self._spares.append(task)  # still ours to shut down (stop_spares)
             raise
-        except Exception as err:  # noqa: BLE001  # a fresh start follows and gives the real error
+        except (errors.CriError, OSError) as err:  # a fresh start follows and gives the real error
             log.warning("spare shim failed to start: %s", err)
             return None
         try:
@@ -362,7 +362,7 @@ class Shims:
         for task in spares:
             try:
                 name = await task
-            except Exception:  # noqa: BLE001, S112  # it failed to start and cleaned up after itself
+            except (errors.CriError, OSError):  # it failed to start and cleaned up after itself
                 continue
             await self.shutdown(name)
 
