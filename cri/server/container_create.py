@@ -20,12 +20,13 @@ Order and undo (AsyncExitStack, newest first on failure):
   FailedPrecondition naming config.mounts); a missing
   host path is created as a directory right before the spec is built
   (containerd's behaviour, cri/oci/host_paths.py);
-  then: record (CREATING) -> snapshot (a restore applies the archive's file
-  changes to it) -> rootfs mount (through the pod's
-  id map when it has a user namespace: cri/snapshot/idmapped.py) -> image
-  volumes (cri/image_mounts.py, idmapped alike) -> config.json ->
-  record CREATED, with no task yet: the runtime's create runs at
-  StartContainer (containerd's order; cri/store/container.py has why).
+  then: record (CREATING, written while the next steps run) -> snapshot (a
+  restore applies the archive's file changes to it) -> rootfs mount (through
+  the pod's id map when it has a user namespace: cri/snapshot/idmapped.py) ->
+  image volumes (cri/image_mounts.py, idmapped alike) -> config.json (these
+  in one worker thread: _BundleBuild) -> record CREATED, with no task yet:
+  the runtime's create runs at StartContainer (containerd's order;
+  cri/store/container.py has why).
 """
 
 from __future__ import annotations
