@@ -32,7 +32,7 @@ POINTS = frozenset({
     "CreateContainer/created",       # CREATED on disk; the answer not sent
     "StartContainer/starting",       # about to ask the shim to create + start
     "StartContainer/started",        # the shim runs it; the record still says CREATED
-    "StartContainer/saved",          # RUNNING on disk; the answer not sent
+    "StartContainer/saved",          # RUNNING saved (a new task's save may be in flight); the answer not sent
     "StopContainer/signalled",       # the stop signal was sent
     "StopContainer/stopped",         # the exit is recorded; the answer not sent
     "RemoveContainer/deleted",       # the shim has forgotten it; rootfs still mounted
