@@ -17,8 +17,11 @@ and a resource update goes into the bundle's config.json.  Such a container
 is CREATED with no pid (``task_pending``); a record from before this order is
 CREATED with the pid of the task made with it.
 
-As for sandboxes, CREATING is persisted before the first resource (snapshot,
-rootfs mount, bundle dir) is taken so that recovery can remove the leftovers.
+CREATING is written while the first resources (bundle dir, snapshot, rootfs
+mount) are taken, not before as for sandboxes: every one of them is named by
+the container's id, so recovery removes them whether it finds the CREATING
+record (rolled back) or no record at all (orphans; cri/restart.py,
+assumption 7).  CREATED is on disk before CreateContainer answers.
 """
 
 from __future__ import annotations
