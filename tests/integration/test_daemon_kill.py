@@ -142,6 +142,43 @@ def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, poi
     assert flow.sandboxes() == [] and flow.containers() == []
 
 
+def test_a_create_killed_before_its_record_landed_leaves_nothing(pods: Pods) -> None:
+    """CreateContainer writes its CREATING record beside the bundle build
+    (cri/server/container_create.py), so a daemon killed before the write
+    lands leaves a bundle dir, a snapshot and a rootfs mount that no record
+    names.  Made here for certain: killed at CreateContainer/mounted, with
+    the record file removed if it had landed.  The restart removes them as
+    orphans (cri/restart.py, assumption 7), and the retry makes the container."""
+    flow = make_flow(pods)
+    restart(pods, {faults.ENV: "CreateContainer/mounted"})
+    flow.call("RunPodSandbox", flow.request("RunPodSandbox"))
+    request = flow.request("CreateContainer")
+    with pytest.raises(grpc.RpcError) as info:
+        flow.call("CreateContainer", request)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    for record in (Path(pods.daemon.config["root_dir"]) / "containers").glob("*.json"):
+        record.unlink()
+    bundles = list((Path(pods.daemon.config["state_dir"]) / "containers").iterdir())
+    assert len(bundles) == 1, bundles
+    orphan = bundles[0]
+    assert str(orphan / "rootfs") in Path("/proc/self/mountinfo").read_text()
+    snapshots = Path(pods.daemon.config["root_dir"]) / "snapshots" / "metadata.json"
+    assert orphan.name in json.loads(snapshots.read_text())["active"]
+
+    restart(pods, {})
+    assert not orphan.exists()
+    assert str(orphan) not in Path("/proc/self/mountinfo").read_text()
+    assert orphan.name not in json.loads(snapshots.read_text())["active"]
+    assert flow.containers() == []
+    flow.call("CreateContainer", request)
+    listed = flow.containers()
+    assert [c.id for c in listed] == [flow.ids["ctr"]] and listed[0].state == api_pb2.CONTAINER_CREATED
+    for later in SEQUENCE[SEQUENCE.index("CreateContainer") + 1:]:
+        flow.call(later, flow.request(later))
+    assert flow.sandboxes() == [] and flow.containers() == []
+
+
 IMAGE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in ("PullImage", "RemoveImage"))
 
 
