@@ -24,7 +24,7 @@ Order and undo (AsyncExitStack, newest first on failure):
   restore applies the archive's file changes to it) -> rootfs mount (through
   the pod's id map when it has a user namespace: cri/snapshot/idmapped.py) ->
   image volumes (cri/image_mounts.py, idmapped alike) -> config.json (these
-  in one worker thread: _BundleBuild) -> record CREATED, with no task yet:
+  in one worker thread: _build_bundle) -> record CREATED, with no task yet:
   the runtime's create runs at StartContainer (containerd's order;
   cri/store/container.py has why).
 """
@@ -143,10 +143,11 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         recorded = asyncio.ensure_future(cri.containers.add(container))
         recorded.add_done_callback(lambda _: faults.point("CreateContainer/recorded"))
         undo.push_async_callback(cri.containers.delete, cid)
-        build = _BundleBuild(cri, container, config, sandbox, image, image_name, restore, volume_images,
-                             host_sources, cdi_found, cdi_wanted, pod_files)
-        undo.push_async_callback(asyncio.to_thread, build.undo.close)
-        await _to_the_end(asyncio.to_thread(build.run))
+        steps = contextlib.ExitStack()
+        undo.push_async_callback(asyncio.to_thread, steps.close)
+        await _to_the_end(asyncio.to_thread(
+            _build_bundle, steps, cri, container, config, sandbox, image, image_name, restore, volume_images,
+            host_sources, cdi_found, cdi_wanted, pod_files))
         container.state = ContainerState.CREATED  # with no pid: no task yet
         await cri.containers.save(container)
         undo.pop_all()
@@ -155,7 +156,10 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
     return api_pb2.CreateContainerResponse(container_id=cid)
 
 
-class _BundleBuild:
+def _build_bundle(steps: contextlib.ExitStack, cri: CriService, container: Container,
+                  config: api_pb2.ContainerConfig, sandbox: Sandbox, image: Any, image_name: str, restore: Any,
+                  volume_images: list[image_mounts.ImageMount], host_sources: Any, cdi_found: list[Any],
+                  cdi_wanted: list[tuple[str, str]], pod_files: Any) -> None:
     """The blocking part of a create, in one worker thread (one hand-off
     instead of seven: each cost up to 10 ms of queueing with ten pods
     starting, bench/density.py): rootfs dir -> snapshot (a restore applies
@@ -163,71 +167,58 @@ class _BundleBuild:
     map when it has a user namespace: cri/snapshot/idmapped.py) -> image
     volumes (cri/image_mounts.py, idmapped alike) -> missing host paths ->
     OCI spec -> seeded anonymous volumes -> config.json.  Each step pushes
-    its undo on ``undo`` as soon as it is taken; the caller closes it if the
+    its undo on ``steps`` as soon as it is taken; the caller closes it if the
     create fails, and drops it if the create succeeds."""
+    from ..oci.container_spec import container_image_volumes, container_spec
 
-    def __init__(self, cri: CriService, container: Container, config: api_pb2.ContainerConfig,
-                 sandbox: Sandbox, image: Any, image_name: str, restore: Any,
-                 volume_images: list[image_mounts.ImageMount], host_sources: Any,
-                 cdi_found: list[Any], cdi_wanted: list[tuple[str, str]], pod_files: Any) -> None:
-        self.cri, self.container, self.config, self.sandbox = cri, container, config, sandbox
-        self.image, self.image_name, self.restore = image, image_name, restore
-        self.volume_images, self.host_sources = volume_images, host_sources
-        self.cdi_found, self.cdi_wanted, self.pod_files = cdi_found, cdi_wanted, pod_files
-        self.undo = contextlib.ExitStack()
-
-    def run(self) -> None:
-        from ..oci.container_spec import container_image_volumes, container_spec
-
-        cri, config, sandbox, image, restore = self.cri, self.config, self.sandbox, self.image, self.restore
-        cid, bundle = self.container.id, self.container.bundle
-        rootfs = os.path.join(bundle, "rootfs")
-        os.makedirs(rootfs, mode=0o755)
-        self.undo.callback(release_rootfs, cri.snapshotter, "", "", bundle)
-        parent = image.chain_ids[-1] if image.chain_ids else None
-        mounts = cri.snapshotter.prepare(cid, parent)
-        self.undo.callback(release_rootfs, cri.snapshotter, "", cid, "")
-        if restore is not None:
-            # The checkpointed container's file changes go into the new writable layer before it is mounted.
-            self.container.restore_from = checkpoint_archive.unpack(
-                config.image.image, os.path.join(bundle, "checkpoint"),
-                checkpoint_archive.writable_layer(mounts), "config.image.image")
-        idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
-        (idmap_mount or cri.snapshotter.mount)(mounts, rootfs)
-        self.undo.callback(unmount_all, rootfs)
-        self.undo.callback(image_mounts.release, cri.snapshotter, bundle, cid)
-        image_sources = image_mounts.mount_all(cri.snapshotter, self.volume_images, bundle, cid, None, idmap_mount)
-        faults.point("CreateContainer/mounted")
-        host_paths.create_missing(self.host_sources)
-        floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
-        # After the mount: the user name is resolved from the image's /etc/passwd.
-        spec = container_spec(
-            config, sandbox.config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
-            netns_path=sandbox.netns_path, pod_files=self.pod_files,
-            cgroups_path=cgroups_path(sandbox.cgroup_parent, cid),
-            container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=self.image_name,
-            target_pid=lambda target: _target_pid(cri, sandbox.id, target),
-            volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
-            image_sources=image_sources,
-            apparmor_enabled=cri.apparmor.enabled,
-            apparmor_loaded=cri.apparmor.loaded() if cri.apparmor.enabled else None,
-            # containerd's rule (and the cgroup v2 KEP's): on a v2 node an
-            # unprivileged container gets a cgroup namespace of its own, so it
-            # sees its own cgroup as /sys/fs/cgroup's root.
-            private_cgroupns=cri.node is not None and cri.node.cgroup_v2
-            and not config.linux.security_context.privileged,
-        )
-        if self.cdi_found:
-            spec = cdi.apply_devices(spec, self.cdi_found, self.cdi_wanted)
-        if restore is not None:
-            spec = checkpoint_archive.restored_spec(spec, restore.spec, "config.image.image")
-        _seed_image_volumes(container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
-        _, handler = cri.config.runtimes.resolve(sandbox.handler)
-        if handler.oci_version:
-            spec["ociVersion"] = handler.oci_version
-        write_config(os.path.join(bundle, "config.json"), spec)
-        if self.container.log_path:
-            os.makedirs(os.path.dirname(self.container.log_path), mode=0o755, exist_ok=True)
+    cid, bundle = container.id, container.bundle
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(rootfs, mode=0o755)
+    steps.callback(release_rootfs, cri.snapshotter, "", "", bundle)
+    parent = image.chain_ids[-1] if image.chain_ids else None
+    mounts = cri.snapshotter.prepare(cid, parent)
+    steps.callback(release_rootfs, cri.snapshotter, "", cid, "")
+    if restore is not None:
+        # The checkpointed container's file changes go into the new writable layer before it is mounted.
+        container.restore_from = checkpoint_archive.unpack(
+            config.image.image, os.path.join(bundle, "checkpoint"),
+            checkpoint_archive.writable_layer(mounts), "config.image.image")
+    idmap_mount = _pod_idmap_mount(cri, sandbox, cid)
+    (idmap_mount or cri.snapshotter.mount)(mounts, rootfs)
+    steps.callback(unmount_all, rootfs)
+    steps.callback(image_mounts.release, cri.snapshotter, bundle, cid)
+    image_sources = image_mounts.mount_all(cri.snapshotter, volume_images, bundle, cid, None, idmap_mount)
+    faults.point("CreateContainer/mounted")
+    host_paths.create_missing(host_sources)
+    floor = own_oom_score_adj() if cri.config.restrict_oom_score_adj and not has_cap_sys_resource() else None
+    # After the mount: the user name is resolved from the image's /etc/passwd.
+    spec = container_spec(
+        config, sandbox.config, image=image, rootfs=rootfs, sandbox_pid=sandbox.pid,
+        netns_path=sandbox.netns_path, pod_files=pod_files,
+        cgroups_path=cgroups_path(sandbox.cgroup_parent, cid),
+        container_id=cid, oom_score_adj_floor=floor, sandbox_id=sandbox.id, image_name=image_name,
+        target_pid=lambda target: _target_pid(cri, sandbox.id, target),
+        volumes_dir=os.path.join(bundle, "volumes"), held_capabilities=held_capabilities(), node=cri.node,
+        image_sources=image_sources,
+        apparmor_enabled=cri.apparmor.enabled,
+        apparmor_loaded=cri.apparmor.loaded() if cri.apparmor.enabled else None,
+        # containerd's rule (and the cgroup v2 KEP's): on a v2 node an
+        # unprivileged container gets a cgroup namespace of its own, so it
+        # sees its own cgroup as /sys/fs/cgroup's root.
+        private_cgroupns=cri.node is not None and cri.node.cgroup_v2
+        and not config.linux.security_context.privileged,
+    )
+    if cdi_found:
+        spec = cdi.apply_devices(spec, cdi_found, cdi_wanted)
+    if restore is not None:
+        spec = checkpoint_archive.restored_spec(spec, restore.spec, "config.image.image")
+    _seed_image_volumes(container_image_volumes(config, image, os.path.join(bundle, "volumes")), rootfs)
+    _, handler = cri.config.runtimes.resolve(sandbox.handler)
+    if handler.oci_version:
+        spec["ociVersion"] = handler.oci_version
+    write_config(os.path.join(bundle, "config.json"), spec)
+    if container.log_path:
+        os.makedirs(os.path.dirname(container.log_path), mode=0o755, exist_ok=True)
 
 
 async def _to_the_end(work: Awaitable[None]) -> None:
