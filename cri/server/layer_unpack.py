@@ -5,7 +5,10 @@ another.  Here each layer is unpacked (``Snapshotter.stage``: into a temp
 dir, its diff id checked) as soon as its blob is in the content store, at
 most ``UNPACK_AT_ONCE`` at a time in worker threads, and the layers are
 committed in order once the pull has all of them (``commit_staged``: a
-layer's snapshot is only valid on its parent chain).
+layer's snapshot is only valid on its parent chain).  A staged layer's files
+are flushed to the disk (``flush``) as soon as it is staged, outside the
+slot, so the writes overlap the layers still unpacking rather than waiting
+for the commits at the end.
 
 Why several at once pays on two cores: decompression (zlib, zstd), hashing
 and the file writes release the GIL, so a layer of a few large files runs
@@ -35,6 +38,7 @@ UNPACK_AT_ONCE = 3
 
 class StagingSnapshotter(Protocol):
     def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Any: ...
+    def flush(self, staged: Any) -> None: ...
     def commit_staged(self, staged: Any, parent: str | None) -> str: ...
     def discard(self, staged: Any) -> None: ...
 
@@ -74,7 +78,16 @@ class LayerUnpacker:
 
     async def _stage(self, digest: str, media_type: str, diff_id: str, chain: str) -> Any:
         async with self._slots:
-            return await asyncio.to_thread(self.snapshotter.stage, self.blob_path(digest), media_type, diff_id, chain)
+            staged = await asyncio.to_thread(self.snapshotter.stage, self.blob_path(digest), media_type, diff_id, chain)
+        if staged is not None:
+            # Outside the slot: the next layer unpacks while this one's files
+            # go to the disk (a cold zstd pull 2.45 -> 2.24 s; README, results).
+            try:
+                await asyncio.to_thread(self.snapshotter.flush, staged)
+            except BaseException:
+                await asyncio.to_thread(self.snapshotter.discard, staged)
+                raise
+        return staged
 
     async def commit_all(self, layers: tuple[Any, ...], diff_ids: list[str]) -> list[str]:
         """Wait for each layer's staging in order and commit it on its parent; the chain ids."""

@@ -303,12 +303,22 @@ class Snapshotter:
             raise
         return Staged(temp, chain, diff_id, size, inodes)
 
+    @staticmethod
+    def flush(staged: Staged) -> None:
+        """Write a staged layer's files to the disk now (syncfs), ahead of its commit.
+
+        A pull calls it as each layer's staging ends, while other layers still
+        unpack, so the disk writes overlap that work instead of all waiting
+        for the commits at the end (commit_staged still syncs: a staged layer
+        may be committed without this)."""
+        syncfs(staged.temp)
+
     def commit_staged(self, staged: Staged, parent: str | None) -> str:
         """Make a staged layer the committed snapshot ``staged.chain`` on ``parent``.
 
-        Its files reach the disk first (one syncfs: after the first commit of
-        a pull the others find little left to flush).  A chain another pull
-        committed meanwhile is kept and the staged copy dropped."""
+        Its files reach the disk first (one syncfs: after flush(), or after
+        the first commit of a pull, it finds little left to write).  A chain
+        another pull committed meanwhile is kept and the staged copy dropped."""
         try:
             with self._lock:
                 if staged.chain in self._committed:

@@ -209,6 +209,24 @@ class _LayerStream:
                 return out
 
     def _read_zstd(self, n: int) -> bytes:
+        # One slice yields ~30-120 KiB; gathering n bytes per read makes each
+        # hand-off to the unpacking thread (_Prefetcher) carry a megabyte, not
+        # a tenth of one: a cold zstd pull 2.76 -> 2.45 s (README, results).
+        out = self._zstd_slice()
+        if not out or len(out) >= n:
+            return out
+        parts = [out]
+        size = len(out)
+        while size < n:
+            more = self._zstd_slice()
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
+
+    def _zstd_slice(self) -> bytes:
+        """The output of the next input slice that yields any; b"" at the end."""
         while True:
             if self._zpos >= len(self._zbuf):
                 self._zbuf = self._raw_chunk()

@@ -110,6 +110,7 @@ class FakeSnapshotter:
         self.fail_on = fail_on
         self.calls: list[tuple[str, str | None]] = []
         self.staged: set[str] = set()  # staged and neither committed nor discarded
+        self.flushed: list[str] = []  # chains flushed after their staging
 
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent: str | None) -> str:
         self.calls.append((diff_id, parent))
@@ -126,6 +127,9 @@ class FakeSnapshotter:
             raise errors.InvalidArgument(f"layer {layer_path}: diff id mismatch")
         self.staged.add(chain)
         return (chain, diff_id)
+
+    def flush(self, staged: tuple[str, str]) -> None:
+        self.flushed.append(staged[0])
 
     def commit_staged(self, staged: tuple[str, str], parent: str | None) -> str:
         chain, diff_id = staged
@@ -272,10 +276,12 @@ async def held_pulls(w: World, *refs: str) -> list[asyncio.Task[Any]]:
 
 
 def test_pull_unpacks_chain_and_records(world: World) -> None:
-    """PullImage unpacks each layer on its parent chain and answers the config digest."""
+    """PullImage unpacks each layer on its parent chain, flushing each as it is
+    staged, and answers the config digest."""
     resp = pull(world, "a")
     assert resp.image_ref == "sha256:cfg-a"
     assert world.snapshotter.calls == [("diff-l1", None), ("diff-l2", "diff-l1")]
+    assert sorted(world.snapshotter.flushed) == ["diff-l1", "diff-l1/diff-l2"]
     assert world.store.get("a:latest").chain_ids == ["diff-l1", "diff-l1/diff-l2"]
     assert metric(world, "dockyard_image_pulls_success_total") == 1
     assert metric(world, "dockyard_image_pulls_in_progress") == 0

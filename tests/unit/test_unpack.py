@@ -22,7 +22,7 @@ import zstandard
 
 from dockyard.cri.errors import CriError, PullError
 from dockyard.cri.snapshot import tar_stream
-from dockyard.cri.snapshot.unpack import apply_layer, choose_compression, sniff_compression
+from dockyard.cri.snapshot.unpack import CHUNK, apply_layer, choose_compression, decompressed, sniff_compression
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="mknod, chown and trusted.* xattrs need root")
@@ -418,6 +418,19 @@ def test_truncated_zstd_names_the_layer(dest: Path) -> None:
     with pytest.raises(PullError) as info:
         apply(blob[:-100], dest, TZST, layer="sha256:cutz")
     assert info.value.reason == "bad_layer" and "sha256:cutz" in str(info.value)
+
+
+def test_zstd_reads_hand_over_whole_chunks() -> None:
+    """Each zstd read but the last carries at least a CHUNK, however small the
+    pieces one input slice yields (each read is a hand-off between threads)."""
+    data = os.urandom(CHUNK // 2) * 7 + b"tail"
+    frames = b"".join(zstandard.ZstdCompressor().compress(data[i : i + 300_000]) for i in range(0, len(data), 300_000))
+    read = decompressed(io.BytesIO(frames), "blob")
+    sizes = []
+    while chunk := read(CHUNK):
+        sizes.append(len(chunk))
+    assert sum(sizes) == len(data)
+    assert len(sizes) > 1 and all(size >= CHUNK for size in sizes[:-1])
 
 
 def test_truncated_tar_names_the_layer(dest: Path) -> None:

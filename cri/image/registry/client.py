@@ -39,6 +39,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 
 from dockyard.cri.errors import PullError
+from dockyard.cri.image.registry import read_sizes
 from dockyard.cri.image.registry.auth import (
     Challenge,
     Credentials,
@@ -153,6 +154,7 @@ class RegistryClient:
     def __init__(self, options: ClientOptions, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.options = options
         self._transport = transport
+        read_sizes.enlarge_http_reads()
         self._clients: dict[RegistryHost, httpx.AsyncClient] = {}
         self._default: httpx.AsyncClient | None = None
         self._challenges: dict[str, list[Challenge]] = {}  # host.url -> challenges from /v2/
@@ -352,6 +354,7 @@ class RegistryClient:
     async def iter_body(self, response: httpx.Response, what: str, reference: str) -> AsyncIterator[bytes]:
         """The body's chunks; PullError(no_progress) if none arrives in time,
         InterruptedBody if the connection breaks."""
+        read_sizes.enlarge_receives(response.extensions)
         chunks = response.aiter_bytes()
         while True:
             try:
