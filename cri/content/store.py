@@ -32,6 +32,7 @@ from ..disk_usage import tree_usage
 from ..errors import Internal, NotFound, PullError, ResourceExhausted
 from .digest import ALGORITHM, digest_hex, is_digest
 from .durable import fsync_dir
+from .follow import FollowingReader, Progress
 
 _BUFFER = 1 << 20
 
@@ -66,6 +67,18 @@ class BlobWriter:
         except OSError as err:
             raise _os_error("create ingest file for", self.digest, err) from err
         self._file: BinaryIO = open(fd, "wb", buffering=_BUFFER)
+        self._progress: Progress | None = None
+
+    def follow(self, what: str) -> FollowingReader:
+        """A reader of this blob as it is written (cri/content/follow.py); it
+        reaches end-of-file only once the blob is committed."""
+        if self._done:
+            raise Internal(f"follow of blob {self.digest} after commit or abort")
+        if self._progress is None:
+            self._progress = Progress()
+            self._file.flush()
+            self._progress.advanced(self._written)
+        return FollowingReader(self.temp_path, self._progress, what)
 
     @property
     def written(self) -> int:
@@ -90,6 +103,13 @@ class BlobWriter:
             self.abort()
             raise _os_error("write blob", self.digest, err) from err
         self._written += n
+        if self._progress is not None:
+            try:
+                self._file.flush()  # followers read the file, not this buffer
+            except OSError as err:
+                self.abort()
+                raise _os_error("write blob", self.digest, err) from err
+            self._progress.advanced(self._written)
 
     def commit(self) -> str:
         """Verify size and sha256, make the data durable and publish it; return the blob path."""
@@ -122,6 +142,8 @@ class BlobWriter:
             self.abort()
             raise _os_error("commit blob", self.digest, err) from err
         self._done = True
+        if self._progress is not None:
+            self._progress.ended(committed=True)
         return final
 
     def abort(self) -> None:
@@ -129,6 +151,8 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
+        if self._progress is not None:
+            self._progress.ended(committed=False)
         try:
             self._file.close()
         except OSError:

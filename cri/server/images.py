@@ -68,7 +68,7 @@ class SnapshotterLike(Protocol):
 
     def chain_of(self, parent_chain_id: str | None, diff_id: str) -> str: ...
     def unpack(self, layer_path: str, media_type: str, diff_id: str, parent_chain_id: str | None) -> str: ...
-    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Any: ...
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str, source: Any = None) -> Any: ...
     def flush(self, staged: Any) -> None: ...
     def commit_staged(self, staged: Any, parent: str | None) -> str: ...
     def discard(self, staged: Any) -> None: ...
@@ -99,7 +99,8 @@ class ImageStoreLike(Protocol):
 
 
 class PullerLike(Protocol):
-    async def pull(self, ref: Any, auth: Any, platform: Any = None, on_layer: Any = None) -> Any: ...
+    async def pull(self, ref: Any, auth: Any, platform: Any = None, on_layer: Any = None,
+                   on_layer_start: Any = None) -> Any: ...
 
 
 class PullMetricsLike(Protocol):
@@ -224,8 +225,8 @@ class Images:
                 log.info("pulling %s", name)
                 # Layers unpack as their blobs arrive (layer_unpack.py), each
                 # chain held in this pull's lease before it is looked up.
-                pulled = await (self.puller.pull(ref, auth, platform, on_layer=unpacker.layer_ready)
-                                if platform is not None else self.puller.pull(ref, auth, on_layer=unpacker.layer_ready))
+                pulled = await self.puller.pull(ref, auth, platform, on_layer=unpacker.layer_ready,
+                                                on_layer_start=unpacker.layer_started)
                 faults.point("PullImage/downloaded")
                 diff_ids = layer_diff_ids(pulled.config, len(pulled.layers), name)
                 chain_ids = await unpacker.commit_all(pulled.layers, diff_ids)

@@ -1,9 +1,12 @@
-"""Unpacking a pull's layers while the others still download.
+"""Unpacking a pull's layers while they download.
 
 A pull used to download every blob and then unpack the layers one after
 another.  Here each layer is unpacked (``Snapshotter.stage``: into a temp
-dir, its diff id checked) as soon as its blob is in the content store, at
-most ``UNPACK_AT_ONCE`` at a time in worker threads, and the layers are
+dir, its diff id checked) as its bytes arrive: ``layer_started`` follows
+the blob's ingest file from the moment its download starts
+(cri/content/follow.py), and ``layer_ready`` stages a blob that was already
+in the store.  At most ``UNPACK_AT_ONCE`` stage at a time in worker
+threads, and the layers are
 committed in order once the pull has all of them (``commit_staged``: a
 layer's snapshot is only valid on its parent chain).  A staged layer's files
 are flushed to the disk (``flush``) as soon as it is staged, outside the
@@ -15,6 +18,14 @@ and the file writes release the GIL, so a layer of a few large files runs
 mostly outside Python while a layer of many small files runs mostly inside
 it; together they fill both cores where either alone fills one.  Measured
 in bench/pull.py (README, results).
+
+Following a download pays where a layer is slow to unpack: the layer of
+21,176 small files in bench/pull.py's image used to wait for its whole blob
+before its Python-bound unpack began (README, results).
+
+A followed download that fails and is retried leaves its staging failed
+with ``SourceAborted``; the retry's own start, or ``commit_all`` once the
+blob is in, stages it again.
 
 Failure and cancellation: nothing staged survives a failed pull.  A worker
 thread cannot be interrupted, so ``close`` waits for every staging still
@@ -30,6 +41,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dockyard.cri import errors, faults
+from dockyard.cri.content.follow import SourceAborted
 
 log = logging.getLogger("dockyard.cri.images")
 
@@ -37,7 +49,7 @@ UNPACK_AT_ONCE = 3
 
 
 class StagingSnapshotter(Protocol):
-    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Any: ...
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str, source: Any = None) -> Any: ...
     def flush(self, staged: Any) -> None: ...
     def commit_staged(self, staged: Any, parent: str | None) -> str: ...
     def discard(self, staged: Any) -> None: ...
@@ -53,8 +65,20 @@ def chain_ids(diff_ids: list[str], chain_of: Callable[[str | None, str], str]) -
     return out
 
 
+class Source(Protocol):
+    """A followed download (cri/content/follow.FollowingReader)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
+def _source_aborted(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and isinstance(task.exception(), SourceAborted)
+
+
 class LayerUnpacker:
-    """The staging tasks of one pull, started by the puller's ``on_layer`` hook."""
+    """The staging tasks of one pull, started by the puller's ``on_layer_start``
+    and ``on_layer`` hooks."""
 
     def __init__(self, snapshotter: StagingSnapshotter, blob_path: Callable[[str], str],
                  chain_of: Callable[[str | None, str], str], hold: Callable[[str], None] = lambda _: None,
@@ -68,17 +92,47 @@ class LayerUnpacker:
         self._slots = asyncio.Semaphore(at_once)
         self._tasks: dict[int, asyncio.Task[Any]] = {}
 
-    def layer_ready(self, index: int, layer: Any, diff_ids: list[str]) -> None:
-        if index in self._tasks or index >= len(diff_ids):
+    def layer_started(self, index: int, layer: Any, diff_ids: list[str], follow: Callable[[str], Source]) -> None:
+        """Its download began: unpack it from the bytes as they arrive."""
+        if self._staging(index) or index >= len(diff_ids):
             return
+        self._start(index, layer, diff_ids, follow(f"layer {layer.digest}"))
+
+    def layer_ready(self, index: int, layer: Any, diff_ids: list[str]) -> None:
+        """Its blob is in the store: unpack it, unless that is under way."""
+        if self._staging(index) or index >= len(diff_ids):
+            return
+        self._start(index, layer, diff_ids, None)
+
+    def _staging(self, index: int) -> bool:
+        task = self._tasks.get(index)
+        return task is not None and not _source_aborted(task)
+
+    def _start(self, index: int, layer: Any, diff_ids: list[str], source: Source | None) -> None:
         chain = chain_ids(diff_ids[: index + 1], self.chain_of)[-1]
         self.hold(chain)
         self._tasks[index] = asyncio.create_task(
-            self._stage(layer.digest, layer.media_type, diff_ids[index], chain), name=f"unpack layer {index}")
+            self._stage(layer.digest, layer.media_type, diff_ids[index], chain, source), name=f"unpack layer {index}")
 
-    async def _stage(self, digest: str, media_type: str, diff_id: str, chain: str) -> Any:
-        async with self._slots:
-            staged = await asyncio.to_thread(self.snapshotter.stage, self.blob_path(digest), media_type, diff_id, chain)
+    def _stage_blocking(self, digest: str, media_type: str, diff_id: str, chain: str, source: Source | None) -> Any:
+        # The source is closed by the thread that reads it, never under it.
+        try:
+            return self.snapshotter.stage(self.blob_path(digest), media_type, diff_id, chain, source)
+        finally:
+            if source is not None:
+                source.close()
+
+    async def _stage(self, digest: str, media_type: str, diff_id: str, chain: str, source: Source | None) -> Any:
+        try:
+            await self._slots.acquire()
+        except BaseException:  # cancelled before any thread got the source
+            if source is not None:
+                source.close()
+            raise
+        try:
+            staged = await asyncio.to_thread(self._stage_blocking, digest, media_type, diff_id, chain, source)
+        finally:
+            self._slots.release()
         if staged is not None:
             # Outside the slot: the next layer unpacks while this one's files
             # go to the disk (a cold zstd pull 2.45 -> 2.24 s; README, results).
@@ -97,7 +151,12 @@ class LayerUnpacker:
         chains: list[str] = []
         parent: str | None = None
         for i, chain in enumerate(chain_ids(diff_ids, self.chain_of)):
-            staged = await self._tasks[i]
+            try:
+                staged = await self._tasks[i]
+            except SourceAborted:
+                # The download it followed was retried; the blob is in now.
+                self._start(i, layers[i], diff_ids, None)
+                staged = await self._tasks[i]
             if staged is not None:
                 self._tasks.pop(i)  # committing it is ours now; close() must not discard it
                 await asyncio.to_thread(self.snapshotter.commit_staged, staged, parent)

@@ -62,7 +62,7 @@ from ..errors import (
     NotFound,
     PullError,
 )
-from .unpack import apply_layer
+from .unpack import Readable, apply_layer
 
 log = logging.getLogger("dockyard.cri.snapshot")
 
@@ -265,10 +265,13 @@ class Snapshotter:
                 self.commit_staged(staged, parent_chain_id)
         return chain
 
-    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> Staged | None:
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str,
+              source: Readable | None = None) -> Staged | None:
         """Unpack a layer into a temp dir beside the snapshots, before its
         parent is committed (a layer's files do not depend on the layers below:
         whiteouts are files of their own); None if ``chain`` is committed already.
+        The blob is read from ``source`` if given (a download being followed,
+        cri/content/follow.py), else from ``layer_path``.
 
         This is what lets a pull unpack every layer as soon as its blob is in,
         several at once, and commit them in order afterwards.  A staged dir
@@ -287,11 +290,14 @@ class Snapshotter:
         try:
             layer = os.path.basename(layer_path)
             layer_name = f"sha256:{layer}" if len(layer) == 64 else layer_path
-            try:
-                with open(layer_path, "rb", buffering=0) as f:
-                    actual = apply_layer(f, fs, media_type, layer=layer_name)
-            except FileNotFoundError as err:
-                raise NotFound(f"layer blob {layer_path} is missing") from err
+            if source is not None:
+                actual = apply_layer(source, fs, media_type, layer=layer_name)
+            else:
+                try:
+                    with open(layer_path, "rb", buffering=0) as f:
+                        actual = apply_layer(f, fs, media_type, layer=layer_name)
+                except FileNotFoundError as err:
+                    raise NotFound(f"layer blob {layer_path} is missing") from err
             if actual != diff_id:
                 raise PullError(
                     f"layer {layer_name}: uncompressed digest {actual} does not match diff id {diff_id}",

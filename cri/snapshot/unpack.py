@@ -40,7 +40,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import zstandard
 
@@ -255,11 +255,23 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+def _prefix(fileobj: Readable) -> bytes:
+    """The first read of a blob, long enough to sniff its magic bytes (a
+    followed download, cri/content/follow.py, may return less at first)."""
+    first = fileobj.read(CHUNK)
+    while first and len(first) < len(ZSTD_MAGIC):
+        more = fileobj.read(CHUNK)
+        if not more:
+            break
+        first += more
+    return first
+
+
 def decompressed(fileobj: Readable, what: str) -> Callable[[int], bytes]:
     """``read(n)`` over ``fileobj`` decompressed as its first bytes say (gzip,
     zstd or none), with the same bounds as layers get; errors name ``what``
     (an image archive uses it)."""
-    first = fileobj.read(CHUNK)
+    first = _prefix(fileobj)
     return _LayerStream(fileobj, sniff_compression(first), first, what).read
 
 
@@ -321,7 +333,7 @@ class _Prefetcher:
         self._thread.join()
 
 
-def apply_layer(fileobj: BinaryIO, dest_dir: str, media_type: str, *, layer: str = "layer") -> str:
+def apply_layer(fileobj: Readable, dest_dir: str, media_type: str, *, layer: str = "layer") -> str:
     """Unpack a layer blob into ``dest_dir``; return its diff id ("sha256:<hex>").
 
     Errors are CriErrors naming ``layer`` and, for a bad member, the member:
@@ -330,7 +342,7 @@ def apply_layer(fileobj: BinaryIO, dest_dir: str, media_type: str, *, layer: str
     on our side.  On error ``dest_dir`` holds a partial result; the
     snapshotter unpacks into a temp dir and deletes it.
     """
-    first = fileobj.read(CHUNK)
+    first = _prefix(fileobj)
     compression = choose_compression(media_type, first, layer)
     stream = _LayerStream(fileobj, compression, first, f"layer {layer}")
     prefetch = _Prefetcher(stream)

@@ -79,7 +79,7 @@ class StubRegistry:
     port: int = 0
     upstream: str = PLAIN
     require_bearer: bool = False
-    faults: dict[str, str] = field(default_factory=dict)  # blob digest -> corrupt | 500 | stall
+    faults: dict[str, str] = field(default_factory=dict)  # blob digest -> corrupt | 500 | stall | drop-once
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # "<repo>:<ref>" -> body, type
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes, served for any repository
     hits: Counter[str] = field(default_factory=Counter)
@@ -175,6 +175,19 @@ def _handler(stub: StubRegistry) -> type[BaseHTTPRequestHandler]:
             keep = {k: v for k, v in resp.getheaders() if k.lower() in ("content-type", "docker-content-digest")}
             if fault == "corrupt" and body:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
+            if fault == "drop-once":
+                # Half the body, then the connection closes; the next request gets it whole.
+                with stub.lock:
+                    stub.faults.pop(path.rsplit("/", 1)[-1], None)
+                self.send_response(resp.status)
+                for k, v in keep.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             if fault == "stall":
                 self.send_response(resp.status)
                 for k, v in keep.items():

@@ -87,6 +87,21 @@ def test_stalled_layer_hits_no_progress_timeout(daemon: Daemon, stub_registry: S
     expect_failure(daemon, f"{stub_registry.address}/busybox:latest", grpc.StatusCode.DEADLINE_EXCEEDED, "no_progress")
 
 
+def test_a_layer_download_cut_short_is_retried_and_unpacked_from_the_retry(daemon: Daemon, stub_registry: StubRegistry) -> None:
+    """The layer's first download breaks half-way while the layer unpacks from
+    its bytes: the pull retries it, unpacks what the retry brings, and keeps
+    nothing of the first attempt (no ingest file, no staged dir, one snapshot)."""
+    layer = busybox_layer(stub_registry.upstream)
+    stub_registry.faults[layer] = "drop-once"
+    assert daemon.pull(f"{stub_registry.address}/busybox:latest").startswith("sha256:")
+    assert stub_registry.hits[f"/v2/busybox/blobs/{layer}"] == 2
+    assert failure_reasons(daemon) == {}
+    assert daemon.ingest_files() == []
+    assert [str(p) for p in daemon.root.rglob("*") if p.name.startswith(".tmp-")] == []
+    assert len(json.loads((daemon.root / "snapshots" / "metadata.json").read_text())["committed"]) == 1
+    assert len(os.listdir(daemon.root / "snapshots" / "snapshots")) == 1
+
+
 def test_unknown_manifest_media_type(daemon: Daemon, stub_registry: StubRegistry) -> None:
     """A manifest of a media type the daemon does not know: INVALID_ARGUMENT, reason bad_media_type."""
     stub_registry.manifests["busybox:weird"] = (b'{"schemaVersion":2,"mediaType":"application/x-weird"}', "application/x-weird")

@@ -120,7 +120,8 @@ class FakeSnapshotter:
         self.chains.add(chain)
         return chain
 
-    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str) -> tuple[str, str] | None:
+    def stage(self, layer_path: str, media_type: str, diff_id: str, chain: str,
+              source: Any = None) -> tuple[str, str] | None:
         if chain in self.chains:
             return None
         if diff_id == self.fail_on:
@@ -209,7 +210,8 @@ class FakePuller:
         self.gate: asyncio.Event | None = None
         self.fail_after_layers = False
 
-    async def pull(self, ref: Ref, auth: Any, platform: Any = None, on_layer: Any = None) -> Pulled:
+    async def pull(self, ref: Ref, auth: Any, platform: Any = None, on_layer: Any = None,
+                   on_layer_start: Any = None) -> Pulled:
         self.calls += 1
         if ref.string() not in self.images:
             raise errors.PullError(f"image {ref.string()} not found", reason="not_found")

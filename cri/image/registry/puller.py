@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from dockyard.cri.content.follow import FollowingReader
 from dockyard.cri.content.store import ContentStore
 from dockyard.cri.errors import CriError, PullError
 from dockyard.cri.image.platform import Platform, choose
@@ -85,6 +86,9 @@ class PulledImage:
 
 
 LayerReady = Callable[[int, Descriptor, list[str]], None]
+# (index, layer, diff ids, follow): ``follow(what)`` opens a reader of the
+# blob as it downloads (cri/content/follow.py).
+LayerStarted = Callable[[int, Descriptor, list[str], Callable[[str], FollowingReader]], None]
 
 
 class PullMetrics(Protocol):
@@ -108,6 +112,8 @@ class _Pull:
     hosts: list[RegistryHost]
     scope: str
     reused: list[str] = field(default_factory=list)
+    # Called as a layer's download starts, with the blob's follow().
+    started: Callable[[Descriptor, Callable[[str], FollowingReader]], None] | None = None
 
 
 def media_type_of(body: bytes, content_type: str | None, what: str, reference: str) -> tuple[str, dict[str, Any]]:
@@ -180,12 +186,14 @@ class Puller:
         await self._client.aclose()
 
     async def pull(self, ref: Reference, auth: Credentials | None = None, platform: Platform | None = None,
-                   on_layer: LayerReady | None = None) -> PulledImage:
+                   on_layer: LayerReady | None = None, on_layer_start: LayerStarted | None = None) -> PulledImage:
         """Pull ``ref``; from an index, the manifest for ``platform`` (default: the node's).
 
         ``on_layer(index, layer, diff_ids)`` is called as soon as each layer's
         blob is in the store (downloaded, or there already), so the caller can
-        unpack it while the other layers still download."""
+        unpack it while the other layers still download.  ``on_layer_start(index,
+        layer, diff_ids, follow)`` is called as each download this pull makes
+        starts (once per attempt), so the caller can unpack it as it arrives."""
         hosts = self._hosts.resolve(ref.domain)
         pull = _Pull(ref, auth, hosts, pull_scope(ref.path))
         started = time.monotonic()
@@ -235,8 +243,15 @@ class Puller:
                 reason="bad_layer",
             )
 
+        layer_diff_ids = [str(d) for d in diff_ids]
+        if on_layer_start is not None:
+            def download_started(desc: Descriptor, follow: Callable[[str], FollowingReader]) -> None:
+                for i, same in enumerate(layers):
+                    if same == desc:
+                        on_layer_start(i, desc, layer_diff_ids, follow)
+            pull.started = download_started
         await self._layers(pull, layers, None if on_layer is None else
-                           lambda i, layer: on_layer(i, layer, [str(d) for d in diff_ids]))
+                           lambda i, layer: on_layer(i, layer, layer_diff_ids))
         log.debug(
             "pulled %s (%s) in %.2fs: %d layers, %d already present",
             ref, manifest_digest, time.monotonic() - started, len(layers), len(pull.reused),
@@ -366,6 +381,8 @@ class Puller:
         ref = pull.ref.string()
         with self._content.open_writer(desc.digest, desc.size) as writer:
             async with self._client.get(host, f"/{pull.ref.path}/blobs/{desc.digest}", None, pull.scope, creds, ref) as response:
+                if kind == "layer" and pull.started is not None:
+                    pull.started(desc, writer.follow)
                 next_report = time.monotonic() + _PROGRESS_EVERY
                 async for chunk in self._client.iter_body(response, what, ref):
                     writer.write(chunk)
