@@ -40,7 +40,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import IO, Protocol, cast
 
 import zstandard
 
@@ -51,13 +51,9 @@ from ..errors import CriError, Internal, InvalidArgument, PullError, ResourceExh
 from . import safe_path, tar_stream
 from .safe_path import Kind
 from .tar_stream import Member, TarFormatError
+from .zstd_frames import FrameWalker
 
 CHUNK = 1 << 20
-# zstd can expand its input ~40000 times (3-byte RLE blocks of 128 KiB) and
-# zstandard's decompressobj has no output bound; feeding 8 KiB slices caps
-# one decompress() call near 350 MB even for a hostile layer, while normal
-# data (ratio 3-10) costs one call per 8 KiB.
-_ZSTD_SLICE = 1 << 13
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -136,10 +132,17 @@ class _LayerStream:
             self._gz = zlib.decompressobj(wbits=31)
             self._read = self._read_gzip
         elif compression == "zstd":
-            self._zd = zstandard.ZstdDecompressor()
-            self._zo = self._zd.decompressobj()
-            self._zbuf = b""
-            self._zpos = 0
+            # zstd can expand its input ~32,000 times (RLE blocks), so its
+            # output must be bounded per call: stream_reader's read(n) is, and
+            # decodes n bytes in one call with the GIL released (the 8 KiB
+            # input slices fed to a decompressobj before took 30 calls per
+            # megabyte, each a GIL hand-off the small-file layers waited on).
+            # It ends quietly at a frame cut short, so the frames' headers
+            # are walked beside it (zstd_frames.py) to catch a truncation.
+            self._frames = FrameWalker()
+            tap = _Tap(self._raw_chunk, self._frames.feed)
+            self._zr = zstandard.ZstdDecompressor().stream_reader(
+                cast("IO[bytes]", tap), read_size=CHUNK, read_across_frames=True)  # it only calls read()
             self._read = self._read_zstd
         else:
             self._read = self._read_plain
@@ -209,46 +212,26 @@ class _LayerStream:
                 return out
 
     def _read_zstd(self, n: int) -> bytes:
-        # One slice yields ~30-120 KiB; gathering n bytes per read makes each
-        # hand-off to the unpacking thread (_Prefetcher) carry a megabyte, not
-        # a tenth of one: a cold zstd pull 2.76 -> 2.45 s (README, results).
-        out = self._zstd_slice()
-        if not out or len(out) >= n:
-            return out
-        parts = [out]
-        size = len(out)
-        while size < n:
-            more = self._zstd_slice()
-            if not more:
-                break
-            parts.append(more)
-            size += len(more)
-        return b"".join(parts)
+        try:
+            out: bytes = self._zr.read(n)
+        except zstandard.ZstdError as err:
+            raise PullError(f"{self._what}: corrupt zstd data: {err}", reason="bad_layer") from err
+        if not out and not self._frames.ended_cleanly():
+            raise self._truncated("zstd")
+        return out
 
-    def _zstd_slice(self) -> bytes:
-        """The output of the next input slice that yields any; b"" at the end."""
-        while True:
-            if self._zpos >= len(self._zbuf):
-                self._zbuf = self._raw_chunk()
-                self._zpos = 0
-                if not self._zbuf:
-                    if not self._zo.eof:
-                        raise self._truncated("zstd")
-                    return b""
-            data = self._zbuf[self._zpos : self._zpos + _ZSTD_SLICE]
-            self._zpos += len(data)
-            if self._zo.eof:
-                # Another frame follows (a zstd stream may hold several).
-                self._zo = self._zd.decompressobj()
-            try:
-                out = self._zo.decompress(data)
-            except zstandard.ZstdError as err:
-                raise PullError(f"{self._what}: corrupt zstd data: {err}", reason="bad_layer") from err
-            if self._zo.eof and self._zo.unused_data:
-                # unused_data is a suffix of this slice: hand it to the next frame.
-                self._zpos -= len(self._zo.unused_data)
-            if out:
-                return out
+
+class _Tap:
+    """The compressed chunks, each shown to ``see`` on its way to the decoder."""
+
+    def __init__(self, chunks: Callable[[], bytes], see: Callable[[bytes], None]) -> None:
+        self._chunks = chunks
+        self._see = see
+
+    def read(self, n: int = -1, /) -> bytes:
+        chunk = self._chunks()
+        self._see(chunk)
+        return chunk
 
 
 class Readable(Protocol):

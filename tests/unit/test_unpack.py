@@ -412,6 +412,15 @@ def test_truncated_gzip_trailer_is_detected(dest: Path) -> None:
         apply(blob[:-4], dest, TGZ)
 
 
+@pytest.mark.parametrize("cut", [4, 1])
+def test_truncated_zstd_checksum_is_detected(dest: Path, cut: int) -> None:
+    """Losing only (part of) the frame's checksum, after the whole tar, is
+    still a truncated layer: the decoder alone would end quietly there."""
+    blob = zstandard.ZstdCompressor(write_checksum=True).compress(build([E("f", data=b"abc")]))
+    with pytest.raises(PullError, match="zstd stream is truncated"):
+        apply(blob[:-cut], dest, TZST)
+
+
 def test_truncated_zstd_names_the_layer(dest: Path) -> None:
     """A zstd layer cut short fails with PullError(bad_layer) naming the layer."""
     blob = zstandard.ZstdCompressor().compress(build([E("f", data=os.urandom(200_000))]))
@@ -431,6 +440,14 @@ def test_zstd_reads_hand_over_whole_chunks() -> None:
         sizes.append(len(chunk))
     assert sum(sizes) == len(data)
     assert len(sizes) > 1 and all(size >= CHUNK for size in sizes[:-1])
+
+
+def test_a_zstd_bomb_is_read_a_chunk_at_a_time() -> None:
+    """256 MiB of zeros compress to a few KiB; no read holds more than a CHUNK of it."""
+    bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (256 << 20))
+    assert len(bomb) < (64 << 10)
+    read = decompressed(io.BytesIO(bomb), "bomb")
+    assert [len(read(CHUNK)) for _ in range(3)] == [CHUNK] * 3
 
 
 def test_truncated_tar_names_the_layer(dest: Path) -> None:
