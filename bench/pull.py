@@ -211,8 +211,8 @@ def kill_mid_pull(base: Path, kind: str, image: str, layers: list[bigimage.Layer
             else:
                 blobs = content / "blobs" / "sha256"
                 done = blobs.is_dir() and sum(1 for _ in blobs.iterdir()) >= len(layers) + 2
-                hit = done and snapshots.is_dir() and any(p.name.startswith(".") or "tmp" in p.name
-                                                          for p in snapshots.iterdir())
+                staging = snapshots / "snapshots"  # a layer being unpacked: snapshots/.tmp-*
+                hit = done and staging.is_dir() and any(p.name.startswith(".tmp-") for p in staging.iterdir())
             if hit or not t.is_alive() or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
