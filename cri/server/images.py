@@ -223,7 +223,7 @@ class Images:
         try:
             with self.leases.lease():
                 log.info("pulling %s", name)
-                # Layers unpack as their blobs arrive (layer_unpack.py), each
+                # Layers unpack as their bytes arrive (layer_unpack.py), each
                 # chain held in this pull's lease before it is looked up.
                 pulled = await self.puller.pull(ref, auth, platform, on_layer=unpacker.layer_ready,
                                                 on_layer_start=unpacker.layer_started)

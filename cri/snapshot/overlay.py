@@ -273,7 +273,7 @@ class Snapshotter:
         The blob is read from ``source`` if given (a download being followed,
         cri/content/follow.py), else from ``layer_path``.
 
-        This is what lets a pull unpack every layer as soon as its blob is in,
+        This is what lets a pull unpack every layer as its bytes arrive,
         several at once, and commit them in order afterwards.  A staged dir
         that is never committed is removed by discard(), or at the next
         start by clean_temporary() (its name has the temp prefix)."""
