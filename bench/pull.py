@@ -24,7 +24,7 @@ on the same file system as the daemons' roots:
     also has to verify digests and record what it unpacked, so the target is
     a ratio to this floor, not equality.  It is measured in every round,
     after the pulls, and compared by its median: one measurement moved
-    between 2.1 and 2.6 s from run to run.
+    between 1.8 and 2.6 s from run to run (zstd).
 
 Interrupted pulls (dockyardd, each variant): the daemon is SIGKILLed once
 while it downloads and once while it unpacks, restarted on the same root,
