@@ -28,7 +28,11 @@ The RuntimeService part (``recover_runtime``) further assumes:
    INIT (sandbox) or CREATING (container) belongs to a RunPodSandbox or
    CreateContainer that died with the previous daemon: the caller got no
    answer, so the object is rolled back (its netns, snapshot, rootfs mount,
-   /dev/shm, cgroup, shim and record removed), never finished.
+   /dev/shm, cgroup, shim and record removed), never finished.  So is a
+   CREATED container with no task whose snapshot the snapshotter does not
+   know: CreateContainer writes the CREATED record and the snapshot metadata
+   side by side and answers after both, so that create died between them
+   (the snapshot's dir went with the snapshotter's clean_temporary).
 7. Resource names are derived from the object id alone (netns
    <state>/netns/<id>, shim <state>/shims/<id>, bundle <state>/containers/<id>,
    snapshot key <id>, an image volume's view <id>/image-mount/<n>, pod cgroup
@@ -176,8 +180,10 @@ async def recover_runtime(cri: CriService, boot_id_file: str = BOOT_ID_FILE) -> 
     report.sandboxes, report.containers = len(sandboxes), len(containers)
 
     # Half-done creates: roll back (assumption 6).
+    snapshots = await asyncio.to_thread(cri.snapshotter.active)
     for c in containers:
-        if c.state is ContainerState.CREATING:
+        unrecorded = c.task_pending and bool(c.snapshot_key) and c.snapshot_key not in snapshots
+        if c.state is ContainerState.CREATING or unrecorded:
             log.info("rolling back container %s, whose CreateContainer the last daemon did not finish", c.id)
             await cri.force_delete(c.sandbox_id, c.id)
             await asyncio.to_thread(release_rootfs, cri.snapshotter, c.rootfs, c.snapshot_key, c.bundle)

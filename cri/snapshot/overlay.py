@@ -431,9 +431,19 @@ class Snapshotter:
                     self._overlay = works
         return self._overlay
 
-    def prepare(self, key: str, parent_chain_id: str | None) -> list[Mount]:
-        """A writable snapshot for a container: overlay upper/work over the chain."""
-        return self._new_active(key, parent_chain_id, readonly=False)
+    def prepare(self, key: str, parent_chain_id: str | None, *, durable: bool = True) -> list[Mount]:
+        """A writable snapshot for a container: overlay upper/work over the chain.
+
+        With ``durable=False`` the metadata write is left to the caller's
+        ``make_durable()``: CreateContainer runs it beside its CREATED record's
+        write instead of before it (cri/server/container_create.py)."""
+        return self._new_active(key, parent_chain_id, readonly=False, durable=durable)
+
+    def make_durable(self) -> None:
+        """Make metadata.json hold every change made so far (group commit)."""
+        with self._lock:
+            generation = self._generation
+        self._persist(generation)
 
     def view(self, key: str, parent_chain_id: str | None) -> list[Mount]:
         """A read-only view of the chain (a bind mount for one layer, overlay lowers otherwise)."""
@@ -448,7 +458,7 @@ class Snapshotter:
             lowers = self._lowers(active.parent) if active.parent is not None else []
         return self._mounts_for(active, lowers)
 
-    def _new_active(self, key: str, parent: str | None, readonly: bool) -> list[Mount]:
+    def _new_active(self, key: str, parent: str | None, readonly: bool, durable: bool = True) -> list[Mount]:
         if not key:
             raise InvalidArgument("snapshot key is empty")
         copy = not self.overlay_supported()
@@ -472,6 +482,10 @@ class Snapshotter:
                 self._active.pop(key, None)
                 shutil.rmtree(base, ignore_errors=True)
                 raise
+        if not durable:
+            # Until the caller's make_durable(), a crash leaves a numbered dir
+            # metadata does not know, which clean_temporary removes at start.
+            return self._mounts_for(active, lowers)
         try:
             self._persist(generation)
         except BaseException:

@@ -21,7 +21,10 @@ CREATING is written while the first resources (bundle dir, snapshot, rootfs
 mount) are taken, not before as for sandboxes: every one of them is named by
 the container's id, so recovery removes them whether it finds the CREATING
 record (rolled back) or no record at all (orphans; cri/restart.py,
-assumption 7).  CREATED is on disk before CreateContainer answers.
+assumption 7).  CREATED is on disk before CreateContainer answers, and so is
+the snapshot's metadata, written beside it: a CREATED record with no task
+whose snapshot the snapshotter does not know is rolled back as a CREATING one
+(cri/restart.py, assumption 6).
 """
 
 from __future__ import annotations
