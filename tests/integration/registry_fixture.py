@@ -179,27 +179,24 @@ def _handler(stub: StubRegistry) -> type[BaseHTTPRequestHandler]:
                 # Half the body, then the connection closes; the next request gets it whole.
                 with stub.lock:
                     stub.faults.pop(path.rsplit("/", 1)[-1], None)
-                self.send_response(resp.status)
-                for k, v in keep.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
+                self._send_half(resp.status, body, keep)
                 return
             if fault == "stall":
-                self.send_response(resp.status)
-                for k, v in keep.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
+                self._send_half(resp.status, body, keep)
                 stub.release.wait(60)
-                self.close_connection = True
                 return
             self._send(resp.status, body, keep)
+
+        def _send_half(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            """Headers for the whole body, then only its first half; the connection closes after."""
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
 
     return Handler
 

@@ -142,6 +142,29 @@ def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, poi
     assert flow.sandboxes() == [] and flow.containers() == []
 
 
+def create_killed_at(pods: Pods, point: str) -> tuple[Flow, api_pb2.CreateContainerRequest]:
+    """A pod, then a CreateContainer whose daemon SIGKILLs itself at ``point``; the flow and the request."""
+    flow = make_flow(pods)
+    restart(pods, {faults.ENV: point})
+    flow.call("RunPodSandbox", flow.request("RunPodSandbox"))
+    request = flow.request("CreateContainer")
+    with pytest.raises(grpc.RpcError) as info:
+        flow.call("CreateContainer", request)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    return flow, request
+
+
+def retry_create_and_finish(flow: Flow, request: api_pb2.CreateContainerRequest) -> None:
+    """The retried CreateContainer makes the container; the rest of the sequence removes everything."""
+    flow.call("CreateContainer", request)
+    listed = flow.containers()
+    assert [c.id for c in listed] == [flow.ids["ctr"]] and listed[0].state == api_pb2.CONTAINER_CREATED
+    for later in SEQUENCE[SEQUENCE.index("CreateContainer") + 1:]:
+        flow.call(later, flow.request(later))
+    assert flow.sandboxes() == [] and flow.containers() == []
+
+
 def test_a_create_killed_before_its_record_landed_leaves_nothing(pods: Pods) -> None:
     """CreateContainer writes its CREATING record beside the bundle build
     (cri/server/container_create.py), so a daemon killed before the write
@@ -149,14 +172,7 @@ def test_a_create_killed_before_its_record_landed_leaves_nothing(pods: Pods) -> 
     names.  Made here for certain: killed at CreateContainer/mounted, with
     the record file removed if it had landed.  The restart removes them as
     orphans (cri/restart.py, assumption 7), and the retry makes the container."""
-    flow = make_flow(pods)
-    restart(pods, {faults.ENV: "CreateContainer/mounted"})
-    flow.call("RunPodSandbox", flow.request("RunPodSandbox"))
-    request = flow.request("CreateContainer")
-    with pytest.raises(grpc.RpcError) as info:
-        flow.call("CreateContainer", request)
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
-    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    flow, request = create_killed_at(pods, "CreateContainer/mounted")
     for record in (Path(pods.daemon.config["root_dir"]) / "containers").glob("*.json"):
         record.unlink()
     bundles = list((Path(pods.daemon.config["state_dir"]) / "containers").iterdir())
@@ -172,12 +188,7 @@ def test_a_create_killed_before_its_record_landed_leaves_nothing(pods: Pods) -> 
     assert not upper.parent.exists()
     assert orphan.name not in json.loads(snapshots.read_text())["active"]
     assert flow.containers() == []
-    flow.call("CreateContainer", request)
-    listed = flow.containers()
-    assert [c.id for c in listed] == [flow.ids["ctr"]] and listed[0].state == api_pb2.CONTAINER_CREATED
-    for later in SEQUENCE[SEQUENCE.index("CreateContainer") + 1:]:
-        flow.call(later, flow.request(later))
-    assert flow.sandboxes() == [] and flow.containers() == []
+    retry_create_and_finish(flow, request)
 
 
 def rootfs_upper_dir(rootfs: Path) -> Path:
@@ -196,14 +207,7 @@ def test_a_create_killed_between_its_record_and_its_snapshot_metadata_is_rolled_
     disk and the snapshot not in the metadata (made here for certain: killed
     after both, the snapshot then taken out of metadata.json) is rolled back
     at the restart: no container, no mount, no snapshot dir; the retry works."""
-    flow = make_flow(pods)
-    restart(pods, {faults.ENV: "CreateContainer/created"})
-    flow.call("RunPodSandbox", flow.request("RunPodSandbox"))
-    request = flow.request("CreateContainer")
-    with pytest.raises(grpc.RpcError) as info:
-        flow.call("CreateContainer", request)
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
-    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    flow, request = create_killed_at(pods, "CreateContainer/created")
     (bundle,) = list((Path(pods.daemon.config["state_dir"]) / "containers").iterdir())
     upper = rootfs_upper_dir(bundle / "rootfs")
     metadata = Path(pods.daemon.config["root_dir"]) / "snapshots" / "metadata.json"
@@ -215,12 +219,7 @@ def test_a_create_killed_between_its_record_and_its_snapshot_metadata_is_rolled_
     assert flow.containers() == []
     assert not bundle.exists() and not upper.parent.exists()
     assert str(bundle) not in Path("/proc/self/mountinfo").read_text()
-    flow.call("CreateContainer", request)
-    listed = flow.containers()
-    assert [c.id for c in listed] == [flow.ids["ctr"]] and listed[0].state == api_pb2.CONTAINER_CREATED
-    for later in SEQUENCE[SEQUENCE.index("CreateContainer") + 1:]:
-        flow.call(later, flow.request(later))
-    assert flow.sandboxes() == [] and flow.containers() == []
+    retry_create_and_finish(flow, request)
 
 
 IMAGE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in ("PullImage", "RemoveImage"))

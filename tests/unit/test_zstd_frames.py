@@ -19,8 +19,9 @@ def skippable(payload: bytes, nibble: int = 0) -> bytes:
     return struct.pack("<II", 0x184D2A50 | nibble, len(payload)) + payload
 
 
-def frame(data: bytes, **options: object) -> bytes:
-    return zstandard.ZstdCompressor(**options).compress(data)  # type: ignore[arg-type]
+def frame(data: bytes, level: int = 3, write_checksum: bool = False, write_content_size: bool = True) -> bytes:
+    return zstandard.ZstdCompressor(level=level, write_checksum=write_checksum,
+                                    write_content_size=write_content_size).compress(data)
 
 
 TEXT = b"".join(b"line %d of a layer's text\n" % i for i in range(3000))
