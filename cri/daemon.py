@@ -35,10 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# grpc's fork handlers (on by default) run in children forked while its
-# threads are busy and can leave such a child stuck or dead; the daemon forks
-# only children that never touch grpc (netns pinning, net stats), so they go.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+from dockyard.cri import grpc_core_env
+
+grpc_core_env.apply()  # before grpc is imported: see the module
 
 import grpc  # type: ignore[import-untyped]  # noqa: E402  # grpcio ships no stubs; types-grpcio is not a dependency
 
