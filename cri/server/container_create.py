@@ -143,6 +143,7 @@ async def create_container(cri: CriService, request: api_pb2.CreateContainerRequ
         recorded = asyncio.ensure_future(cri.containers.add(container))
         recorded.add_done_callback(lambda _: faults.point("CreateContainer/recorded"))
         undo.push_async_callback(cri.containers.delete, cid)
+        undo.callback(cri.forget_caches, cid)
         steps = contextlib.ExitStack()
         undo.push_async_callback(asyncio.to_thread, steps.close)
         await _to_the_end(asyncio.to_thread(

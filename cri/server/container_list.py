@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from cri_api.v1 import api_pb2
 
@@ -31,12 +32,18 @@ async def list_containers(cri: CriService, request: api_pb2.ListContainersReques
     for c in sorted(cri.containers.list(), key=lambda c: c.created_at):
         if c.state is ContainerState.CREATING:
             continue  # not yet a container anyone can act on
-        config = c.config
-        if not container_matches(c, f, config.labels):
-            continue
-        out.containers.append(api_pb2.Container(
-            id=c.id, pod_sandbox_id=c.sandbox_id, metadata=config.metadata,
-            image=api_pb2.ImageSpec(image=c.image_ref), image_ref=c.image_repo_digest, image_id=c.image_id,
-            state=CRI_STATE[c.state], created_at=c.created_at, labels=config.labels, annotations=config.annotations,
-        ))
+        inputs = (c.config_b64, c.state, c.created_at, c.sandbox_id, c.image_ref, c.image_repo_digest, c.image_id)
+        item = cri.kept.container_item.get(c.id, inputs, partial(build_container_item, c))
+        if container_matches(c, f, item.labels):
+            out.containers.append(item)
     return out
+
+
+def build_container_item(c: Container) -> api_pb2.Container:
+    """ListContainers' entry for ``c`` (pure); kept as built_messages.py says."""
+    config = c.config
+    return api_pb2.Container(
+        id=c.id, pod_sandbox_id=c.sandbox_id, metadata=config.metadata,
+        image=api_pb2.ImageSpec(image=c.image_ref), image_ref=c.image_repo_digest, image_id=c.image_id,
+        state=CRI_STATE[c.state], created_at=c.created_at, labels=config.labels, annotations=config.annotations,
+    )

@@ -64,8 +64,19 @@ def _image_record(cri: CriService, c: Container) -> ImageRecord | None:
 
 
 def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
+    """The status, kept until one of its inputs changes (built_messages.py:
+    copy it into an answer, never change it)."""
+    image = reported_image(c, _image_record(cri, c))
+    facts = cri.bundle_facts.get(c.id, c.bundle)
+    inputs = (c.config_b64, c.state, c.created_at, c.started_at, c.finished_at, c.exit_code, c.reason,
+              c.oom_killed, c.message, c.log_path, c.image_id, image, facts)
+    return cri.kept.container_status.get(c.id, inputs, lambda: build_container_status(c, image, facts))
+
+
+def build_container_status(c: Container, reported: tuple[str, str], facts: BundleFacts | None) -> api_pb2.ContainerStatus:
+    """(pure) ``reported``: reported_image's answer; ``facts``: the bundle's."""
     config = c.config
-    image, image_ref = reported_image(c, _image_record(cri, c))
+    image, image_ref = reported
     status = api_pb2.ContainerStatus(
         id=c.id, metadata=config.metadata, state=CRI_STATE[c.state], created_at=c.created_at,
         started_at=c.started_at, finished_at=c.finished_at if c.state is ContainerState.EXITED else 0,
@@ -78,7 +89,6 @@ def container_status(cri: CriService, c: Container) -> api_pb2.ContainerStatus:
         status.mounts.append(m)
     # The identity the process runs as, from its OCI spec (as containerd
     # reports it): the SupplementalGroupsPolicy result shows here.
-    facts = cri.bundle_facts.get(c.id, c.bundle)
     if facts is not None and facts.has_user:
         status.user.CopyFrom(api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
             uid=facts.uid, gid=facts.gid, supplemental_groups=facts.additional_gids)))

@@ -28,7 +28,7 @@ from cri_api.v1 import api_pb2
 
 from .. import errors, faults
 from ..apparmor import AppArmor
-from ..bundle import release_rootfs, unmount_all
+from ..bundle import release_rootfs
 from ..bundle_facts import BundleFactsCache
 from ..config import Config
 from ..events import ContainerEvents
@@ -39,6 +39,7 @@ from ..shims import Shims
 from ..stats import StatsSampler
 from ..store.container import Container, ContainerState, ContainerStore
 from ..store.sandbox import Sandbox, SandboxState, SandboxStore
+from .built_messages import KeptAnswers
 from .status import NetworkStatus
 
 log = logging.getLogger("dockyard.cri.runtime")
@@ -130,6 +131,7 @@ class CriService:
     sampler: StatsSampler = field(default_factory=StatsSampler)
     # Each container's cgroupsPath, process and user from its config.json, read once.
     bundle_facts: BundleFactsCache = field(default_factory=BundleFactsCache)
+    kept: KeptAnswers = field(default_factory=KeptAnswers)  # built_messages.py
     # RunPodSandbox calls in flight by unique name: a retry awaits the first.
     sandbox_runs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # Exit notifications per container id (set when the exit is recorded).
@@ -167,6 +169,7 @@ class CriService:
         """A container or pod is gone: drop what was kept about it in memory."""
         self.sampler.forget(object_id)
         self.bundle_facts.forget(object_id)
+        self.kept.forget(object_id)
         self.exited.pop(object_id, None)
 
     # --- paths ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from cri_api.v1 import api_pb2
 
@@ -28,11 +29,17 @@ async def list_pod_sandbox(cri: CriService, request: api_pb2.ListPodSandboxReque
     for s in sorted(cri.sandboxes.list(), key=lambda s: s.created_at):
         if s.state is SandboxState.INIT:
             continue
-        config = s.config
-        if not sandbox_matches(s, f, config.labels):
-            continue
-        out.items.append(api_pb2.PodSandbox(
-            id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,
-            labels=config.labels, annotations=config.annotations, runtime_handler=s.runtime_handler,
-        ))
+        inputs = (s.config_b64, s.state, s.created_at, s.runtime_handler)
+        item = cri.kept.sandbox_item.get(s.id, inputs, partial(build_sandbox_item, s))
+        if sandbox_matches(s, f, item.labels):
+            out.items.append(item)
     return out
+
+
+def build_sandbox_item(s: Sandbox) -> api_pb2.PodSandbox:
+    """ListPodSandbox's entry for ``s`` (pure); kept as built_messages.py says."""
+    config = s.config
+    return api_pb2.PodSandbox(
+        id=s.id, metadata=config.metadata, state=CRI_SANDBOX_STATE[s.state], created_at=s.created_at,
+        labels=config.labels, annotations=config.annotations, runtime_handler=s.runtime_handler,
+    )

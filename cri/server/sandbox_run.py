@@ -205,6 +205,7 @@ async def _run(cri: CriService, request: api_pb2.RunPodSandboxRequest, handler_n
     async with contextlib.AsyncExitStack() as undo:
         await cri.sandboxes.add(sandbox)
         undo.push_async_callback(cri.sandboxes.delete, sandbox_id)
+        undo.callback(cri.forget_caches, sandbox_id)
         faults.point("RunPodSandbox/recorded")
         # The shim comes up (two interpreters, ~30 ms) while the pod's files,
         # netns and rootfs are made; it is awaited when the pause container needs it.
