@@ -32,7 +32,10 @@ The RuntimeService part (``recover_runtime``) further assumes:
    CREATED container with no task whose snapshot the snapshotter does not
    know: CreateContainer writes the CREATED record and the snapshot metadata
    side by side and answers after both, so that create died between them
-   (the snapshot's dir went with the snapshotter's clean_temporary).
+   (the snapshot's dir went with the snapshotter's clean_temporary).  An
+   INIT pod's snapshot may be unknown as well, and goes the same way:
+   RunPodSandbox writes its metadata while it makes the pod and saves READY
+   only after it has landed.
 7. Resource names are derived from the object id alone (netns
    <state>/netns/<id>, shim <state>/shims/<id>, bundle <state>/containers/<id>,
    snapshot key <id>, an image volume's view <id>/image-mount/<n>, pod cgroup

@@ -436,7 +436,8 @@ class Snapshotter:
 
         With ``durable=False`` the metadata write is left to the caller's
         ``make_durable()``: CreateContainer runs it beside its CREATED record's
-        write instead of before it (cri/server/container_create.py)."""
+        write (cri/server/container_create.py), RunPodSandbox while it makes
+        the rest of the pod (cri/server/sandbox_run.py)."""
         return self._new_active(key, parent_chain_id, readonly=False, durable=durable)
 
     def make_durable(self) -> None:

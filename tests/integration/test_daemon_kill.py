@@ -117,6 +117,9 @@ def test_call_interrupted_by_a_daemon_kill_succeeds_when_retried(pods: Pods, poi
     assert "ignored shutdown" not in pods.daemon.log_text()
 
     before_retry = [p.id for p in flow.sandboxes()]
+    if point == "RunPodSandbox/ready":  # READY is saved after the pause snapshot's metadata
+        metadata = Path(pods.daemon.config["root_dir"]) / "snapshots" / "metadata.json"
+        assert before_retry and before_retry[0] in json.loads(metadata.read_text())["active"]
     flow.call(rpc, request)
     if rpc == "RunPodSandbox":
         # READY on disk: the same pod; anything less was rolled back at restart.
@@ -220,6 +223,38 @@ def test_a_create_killed_between_its_record_and_its_snapshot_metadata_is_rolled_
     assert not bundle.exists() and not upper.parent.exists()
     assert str(bundle) not in Path("/proc/self/mountinfo").read_text()
     retry_create_and_finish(flow, request)
+
+
+def test_a_run_killed_before_its_snapshot_metadata_landed_is_rolled_back(pods: Pods) -> None:
+    """RunPodSandbox writes the pause snapshot's metadata while it makes the
+    rest of the pod and saves READY after it.  A daemon killed with the pod
+    INIT and the snapshot not in the metadata (made here for certain: killed
+    with the pause container started, the snapshot then taken out of
+    metadata.json) is rolled back at the restart: no pod, mount, snapshot dir
+    or pod dir; the retried RunPodSandbox makes a new pod."""
+    flow = make_flow(pods)
+    restart(pods, {faults.ENV: "RunPodSandbox/pause-started"})
+    request = flow.request("RunPodSandbox")
+    with pytest.raises(grpc.RpcError) as info:
+        flow.call("RunPodSandbox", request)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+    assert pods.daemon.proc is not None and pods.daemon.proc.wait(60) == -signal.SIGKILL
+    (pod_dir,) = list((Path(pods.daemon.config["state_dir"]) / "sandboxes").iterdir())
+    upper = rootfs_upper_dir(pod_dir / "bundle" / "rootfs")
+    metadata = Path(pods.daemon.config["root_dir"]) / "snapshots" / "metadata.json"
+    doc = json.loads(metadata.read_text())
+    doc["active"].pop(pod_dir.name, None)
+    metadata.write_text(json.dumps(doc))
+
+    restart(pods, {})
+    assert flow.sandboxes() == []
+    assert not pod_dir.exists() and not upper.parent.exists()
+    assert str(pod_dir) not in Path("/proc/self/mountinfo").read_text()
+    flow.call("RunPodSandbox", request)
+    assert [p.id for p in flow.sandboxes()] == [flow.ids["pod"]] != [pod_dir.name]
+    for later in SEQUENCE[1:]:
+        flow.call(later, flow.request(later))
+    assert flow.sandboxes() == [] and flow.containers() == []
 
 
 IMAGE_POINTS = sorted(p for p in faults.POINTS if p.split("/")[0] in ("PullImage", "RemoveImage"))
