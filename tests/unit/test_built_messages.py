@@ -61,13 +61,13 @@ def _pod_config(name: str) -> api_pb2.PodSandboxConfig:
 
 def _facts(uid: int) -> BundleFacts:
     return BundleFacts(cgroups_path="/p/c", process=None, uid=uid, gid=uid, additional_gids=(uid, 7), has_user=True,
-                       resources={"memory": {"limit": 1 << 20 + uid}}, oom_score_adj=uid)
+                       resources={"memory": {"limit": (1 << 20) + uid}}, oom_score_adj=uid)
 
 
 def _changed(value: Any, name: str) -> Any:
     """A different value of the same kind, for the field ``name``."""
     if name == "config_b64":
-        return Container.encode_config(_config("other")) if "ContainerConfig" not in value else value
+        return Container.encode_config(_config("other"))
     if isinstance(value, enum.Enum):
         members = list(type(value))
         return members[(members.index(value) + 1) % len(members)]
