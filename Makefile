@@ -94,6 +94,13 @@ bench-stream: deps images tools
 bench-density: deps images
 	$(VENV)/bin/python bench/density.py $(BENCH_ARGS)
 
+# Daemon CPU per CRI call, one at a time from a Go gRPC client as kubelet's,
+# against containerd 1.6 (bench/percall.py; BENCH_ARGS="--calls 3000 --rounds 3").
+.PHONY: bench-percall
+bench-percall: deps images
+	hack/install-percall-client.sh
+	$(VENV)/bin/python bench/percall.py $(BENCH_ARGS)
+
 # Cold pulls of a 816 MiB image built from Debian packages (gzip and zstd)
 # against containerd 1.6, with decompress/untar floors and pulls interrupted
 # by SIGKILL (bench/pull.py; BENCH_ARGS="--rounds 3" is its default).

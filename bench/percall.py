@@ -1,0 +1,161 @@
+"""Daemon CPU per CRI call, one call at a time: dockyardd against Debian's containerd 1.6.
+
+kubelet's polling is a few cheap calls made very often (bench/density.py's
+steady state), so what one such call costs the daemon decides its share of
+a node's CPU.  Both daemons run side by side, set up as bench/pod.py sets
+them up, each with one pod and one running busybox container.  For each
+verb, a Go gRPC client (bench/percall_client, built by
+hack/install-percall-client.sh: the grpc-go and cri-api modules kubelet
+uses) makes 200 uncounted calls, then ``--calls`` calls one after another
+on one connection; the daemon's CPU (utime + stime of all its threads, from
+/proc) is read before and after.  Rounds alternate which daemon goes first.
+
+Reported per verb: the median over rounds of the daemon's CPU per call and
+of the client's wall time per call, and the ratio dockyardd / containerd.
+The target is the issue's: at or below containerd's.  The clock behind
+/proc's CPU times ticks at 10 ms, so ``--calls`` 3000 bounds the error near
+1%.
+
+    .venv/bin/python bench/percall.py [--calls 3000] [--rounds 3] [--no-setup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from cri_api.v1 import api_pb2
+from daemons import REPO
+from density import cpu_seconds_of
+from pod import (
+    CALL_TIMEOUT_S,
+    Side,
+    both_sides,
+    container_config,
+    describe,
+    force_clean,
+    leftovers,
+    pod_config,
+    prepare,
+    print_leftovers,
+    record_netns,
+    remove_pod,
+    start_side,
+    stop_sides,
+)
+
+CLIENT = REPO / "build" / "bin" / "percall_client"
+VERBS = ("ContainerStatus", "PodSandboxStatus", "ListContainers", "ListPodSandbox")
+
+
+@dataclass
+class Target:
+    side: Side
+    pod_id: str = ""
+    container_id: str = ""
+    cpu_us: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VERBS})
+    wall_us: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VERBS})
+
+
+def start_pod(t: Target, cgroup_base: str, logs: Path) -> None:
+    side = t.side
+    config = pod_config(side, "percall", cgroup_base, logs)
+    t.pod_id = side.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=config),
+                                     timeout=CALL_TIMEOUT_S).pod_sandbox_id
+    record_netns(side, t.pod_id)
+    t.container_id = side.rt.CreateContainer(api_pb2.CreateContainerRequest(
+        pod_sandbox_id=t.pod_id, config=container_config("busybox", side.pid_mode), sandbox_config=config),
+        timeout=CALL_TIMEOUT_S).container_id
+    side.rt.StartContainer(api_pb2.StartContainerRequest(container_id=t.container_id), timeout=CALL_TIMEOUT_S)
+
+
+def measure(t: Target, verb: str, calls: int) -> None:
+    """One batch of ``calls`` calls of ``verb``: the daemon's CPU and the client's wall time per call."""
+    assert t.side.daemon is not None
+    object_id = {"ContainerStatus": t.container_id, "PodSandboxStatus": t.pod_id}.get(verb, "-")
+    client = subprocess.Popen([str(CLIENT), str(t.side.daemon.socket), verb, object_id, str(calls)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert client.stdin is not None and client.stdout is not None
+    try:
+        if client.stdout.readline().strip() != "warm":
+            raise RuntimeError(f"percall_client {verb} against {t.side.name} failed during warm-up")
+        pid = t.side.daemon.proc.pid
+        before = cpu_seconds_of(pid)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        wall = client.stdout.readline().strip()
+        after = cpu_seconds_of(pid)
+    finally:
+        if client.wait(60) != 0:
+            raise RuntimeError(f"percall_client {verb} against {t.side.name} exited {client.returncode}")
+    t.cpu_us[verb].append((after - before) * 1e6 / calls)
+    t.wall_us[verb].append(float(wall))
+
+
+def print_table(targets: list[Target]) -> None:
+    names = [t.side.name for t in targets]
+    print(f"\n{'median per call (us)':34s}" + "".join(f"{n:>12s}" for n in names) + ("   dy/cd" if len(names) == 2 else ""))
+    for verb in VERBS:
+        for label, figures in ((f"{verb} daemon CPU", "cpu_us"), (f"  {verb} wall", "wall_us")):
+            meds = [statistics.median(getattr(t, figures)[verb]) if getattr(t, figures)[verb] else float("nan")
+                    for t in targets]
+            line = f"{label:34s}" + "".join(f"{m:12.0f}" for m in meds)
+            if len(meds) == 2:
+                ratio = meds[0] / meds[1]
+                line += f"   {ratio:5.2f} {'ok' if ratio <= 1.0 else 'OVER'}"
+            print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=3000, help="counted calls per verb, daemon and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating which daemon goes first")
+    parser.add_argument("--no-setup", action="store_true", help="assume the registry runs and holds the images")
+    args = parser.parse_args(argv)
+    if not CLIENT.is_file():
+        raise SystemExit(f"bench: {CLIENT} missing (hack/install-percall-client.sh)")
+    base = prepare("percall", args.no_setup)
+    cgroup_base = f"/dybench-{secrets.token_hex(4)}"
+    sides = both_sides(base, "dypc", 205)
+    targets = [Target(s) for s in sides]
+    started = True
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    try:
+        for t in targets:
+            start_side(t.side, cgroup_base)
+            start_pod(t, cgroup_base, base / "logs")
+        for r in range(args.rounds):
+            for t in (targets if r % 2 == 0 else targets[::-1]):
+                for verb in VERBS:
+                    measure(t, verb, args.calls)
+    except (grpc.RpcError, RuntimeError, OSError) as err:
+        print(f"bench: aborted: {describe(err)}", file=sys.stderr)
+        started = False
+    finally:
+        for t in targets:
+            if t.pod_id and t.side.daemon is not None and t.side.daemon.proc.poll() is None:
+                try:
+                    remove_pod(t.side, t.pod_id)
+                except grpc.RpcError as err:
+                    t.side.failures.append(f"cleanup: {describe(err)}")
+        stop_sides(sides)
+        left = leftovers(sides, cgroup_base, base)
+        force_clean(sides, cgroup_base, base)
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+    print_table(targets)
+    print_leftovers(left)
+    failures = [f for t in targets for f in t.side.failures]
+    for failure in failures:
+        print(f"failure: {failure}")
+    return 0 if started and not left and not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

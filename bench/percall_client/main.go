@@ -1,0 +1,88 @@
+// percall_client: sequential CRI calls over one gRPC connection, as kubelet's
+// client makes them, for bench/percall.py to read the daemon's CPU around.
+//
+//	percall_client SOCKET VERB ID N
+//
+// It makes 200 warm-up calls, prints "warm", waits for a line on stdin (the
+// caller reads the daemon's CPU), makes N calls and prints the mean wall
+// time per call in microseconds.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const warmup = 200
+
+func main() {
+	if len(os.Args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: percall_client SOCKET VERB ID N")
+		os.Exit(2)
+	}
+	sock, verb, id := os.Args[1], os.Args[2], os.Args[3]
+	n, err := strconv.Atoi(os.Args[4])
+	if err != nil || n <= 0 {
+		fmt.Fprintln(os.Stderr, "percall_client: N must be a positive integer")
+		os.Exit(2)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "percall_client:", err)
+		os.Exit(1)
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ctx := context.Background()
+	var call func() error
+	switch verb {
+	case "ContainerStatus":
+		call = func() error {
+			_, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+			return err
+		}
+	case "PodSandboxStatus":
+		call = func() error {
+			_, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+			return err
+		}
+	case "ListContainers":
+		call = func() error {
+			_, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+			return err
+		}
+	case "ListPodSandbox":
+		call = func() error {
+			_, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			return err
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "percall_client: unknown verb", verb)
+		os.Exit(2)
+	}
+	run := func(count int) {
+		for i := 0; i < count; i++ {
+			if err := call(); err != nil {
+				fmt.Fprintln(os.Stderr, "percall_client:", verb, err)
+				os.Exit(1)
+			}
+		}
+	}
+	run(warmup)
+	fmt.Println("warm")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fmt.Fprintln(os.Stderr, "percall_client: stdin:", err)
+		os.Exit(1)
+	}
+	began := time.Now()
+	run(n)
+	fmt.Println(time.Since(began).Microseconds() / int64(n))
+}
