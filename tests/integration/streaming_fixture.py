@@ -300,11 +300,6 @@ class StreamingDaemon:
     def start(self) -> StreamingDaemon:
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        api_pb2_grpc.add_RuntimeServiceServicer_to_server(_RuntimeService(self), self.grpc)
-        api_pb2_grpc.add_ImageServiceServicer_to_server(_ImageService(), self.grpc)
-        self.grpc.add_insecure_port(f"unix://{self.socket}")
-        self.grpc.start()
         return self
 
     def call(self, fn: Any) -> Any:
@@ -328,6 +323,18 @@ class StreamingDaemon:
 
     @property
     def endpoint(self) -> str:
+        """The CRI socket crictl dials; its gRPC server starts on first use.
+
+        Only the tests that run crictl need it, so the others never start
+        one: grpcio's sync server can crash the process in ``stop()`` while
+        its serving thread polls (grpc/grpc#32481, servers started and
+        stopped in a loop), which ended a whole make test run once."""
+        if self.grpc is None:
+            self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+            api_pb2_grpc.add_RuntimeServiceServicer_to_server(_RuntimeService(self), self.grpc)
+            api_pb2_grpc.add_ImageServiceServicer_to_server(_ImageService(), self.grpc)
+            self.grpc.add_insecure_port(f"unix://{self.socket}")
+            self.grpc.start()
         return f"unix://{self.socket}"
 
 

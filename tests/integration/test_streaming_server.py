@@ -41,6 +41,7 @@ def _grpc_core_started(tmp_path_factory: pytest.TempPathFactory) -> None:
     on first use and keeps it; start it before the per-test fd leak check
     takes its first snapshot, so only fds a test really leaks are reported."""
     d = StreamingDaemon(tmp_path_factory.mktemp("grpc-warm")).start()
+    assert d.endpoint  # starts its gRPC server
     d.stop()
 
 
