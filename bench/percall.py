@@ -27,53 +27,24 @@ import secrets
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
-from cri_api.v1 import api_pb2
+
 from daemons import REPO
 from density import cpu_seconds_of
-from pod import (
-    CALL_TIMEOUT_S,
-    Side,
-    both_sides,
-    container_config,
-    describe,
-    force_clean,
-    leftovers,
-    pod_config,
-    prepare,
-    print_leftovers,
-    record_netns,
-    remove_pod,
-    start_side,
-    stop_sides,
-)
+from pod import both_sides, describe, prepare, print_leftovers, start_side
+from stream import Target, start_container, stop_all
 
 CLIENT = REPO / "build" / "bin" / "percall_client"
 VERBS = ("ContainerStatus", "PodSandboxStatus", "ListContainers", "ListPodSandbox")
 
 
-@dataclass
-class Target:
-    side: Side
-    pod_id: str = ""
-    container_id: str = ""
-    cpu_us: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VERBS})
-    wall_us: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VERBS})
+def cpu_metric(verb: str) -> str:
+    return f"{verb} daemon CPU"
 
 
-def start_pod(t: Target, cgroup_base: str, logs: Path) -> None:
-    side = t.side
-    config = pod_config(side, "percall", cgroup_base, logs)
-    t.pod_id = side.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=config),
-                                     timeout=CALL_TIMEOUT_S).pod_sandbox_id
-    record_netns(side, t.pod_id)
-    t.container_id = side.rt.CreateContainer(api_pb2.CreateContainerRequest(
-        pod_sandbox_id=t.pod_id, config=container_config("busybox", side.pid_mode), sandbox_config=config),
-        timeout=CALL_TIMEOUT_S).container_id
-    side.rt.StartContainer(api_pb2.StartContainerRequest(container_id=t.container_id), timeout=CALL_TIMEOUT_S)
+def wall_metric(verb: str) -> str:
+    return f"  {verb} wall"
 
 
 def measure(t: Target, verb: str, calls: int) -> None:
@@ -95,22 +66,20 @@ def measure(t: Target, verb: str, calls: int) -> None:
     finally:
         if client.wait(60) != 0:
             raise RuntimeError(f"percall_client {verb} against {t.side.name} exited {client.returncode}")
-    t.cpu_us[verb].append((after - before) * 1e6 / calls)
-    t.wall_us[verb].append(float(wall))
+    t.add(cpu_metric(verb), (after - before) * 1e6 / calls)
+    t.add(wall_metric(verb), float(wall))
 
 
 def print_table(targets: list[Target]) -> None:
     names = [t.side.name for t in targets]
     print(f"\n{'median per call (us)':34s}" + "".join(f"{n:>12s}" for n in names) + ("   dy/cd" if len(names) == 2 else ""))
-    for verb in VERBS:
-        for label, figures in ((f"{verb} daemon CPU", "cpu_us"), (f"  {verb} wall", "wall_us")):
-            meds = [statistics.median(getattr(t, figures)[verb]) if getattr(t, figures)[verb] else float("nan")
-                    for t in targets]
-            line = f"{label:34s}" + "".join(f"{m:12.0f}" for m in meds)
-            if len(meds) == 2:
-                ratio = meds[0] / meds[1]
-                line += f"   {ratio:5.2f} {'ok' if ratio <= 1.0 else 'OVER'}"
-            print(line)
+    for metric in (m(verb) for verb in VERBS for m in (cpu_metric, wall_metric)):
+        meds = [statistics.median(t.samples[metric]) if t.samples.get(metric) else float("nan") for t in targets]
+        line = f"{metric:34s}" + "".join(f"{m:12.0f}" for m in meds)
+        if len(meds) == 2:
+            ratio = meds[0] / meds[1]
+            line += f"   {ratio:5.2f} {'ok' if ratio <= 1.0 else 'OVER'}"
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,14 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"bench: {CLIENT} missing (hack/install-percall-client.sh)")
     base = prepare("percall", args.no_setup)
     cgroup_base = f"/dybench-{secrets.token_hex(4)}"
-    sides = both_sides(base, "dypc", 205)
-    targets = [Target(s) for s in sides]
+    targets = [Target(s) for s in both_sides(base, "dypc", 205)]
     started = True
     print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     try:
         for t in targets:
             start_side(t.side, cgroup_base)
-            start_pod(t, cgroup_base, base / "logs")
+            start_container(t, cgroup_base, base / "logs")
         for r in range(args.rounds):
             for t in (targets if r % 2 == 0 else targets[::-1]):
                 for verb in VERBS:
@@ -139,15 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: aborted: {describe(err)}", file=sys.stderr)
         started = False
     finally:
-        for t in targets:
-            if t.pod_id and t.side.daemon is not None and t.side.daemon.proc.poll() is None:
-                try:
-                    remove_pod(t.side, t.pod_id)
-                except grpc.RpcError as err:
-                    t.side.failures.append(f"cleanup: {describe(err)}")
-        stop_sides(sides)
-        left = leftovers(sides, cgroup_base, base)
-        force_clean(sides, cgroup_base, base)
+        left = stop_all(targets, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
     print_table(targets)
     print_leftovers(left)

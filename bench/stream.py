@@ -123,6 +123,22 @@ def stop_container(t: Target) -> None:
         remove_pod(t.side, t.pod_id)
 
 
+def stop_all(targets: list[Target], cgroup_base: str, base: Path) -> dict[str, list[str]]:
+    """Every target's pod removed (a failure noted on its side), both daemons
+    stopped; what leftovers() found, which force_clean then removed."""
+    for t in targets:
+        if t.side.daemon is not None and t.side.daemon.proc.poll() is None:
+            try:
+                stop_container(t)
+            except grpc.RpcError as err:
+                t.side.failures.append(f"cleanup: {describe(err)}")
+    sides = [t.side for t in targets]
+    stop_sides(sides)
+    left = leftovers(sides, cgroup_base, base)
+    force_clean(sides, cgroup_base, base)
+    return left
+
+
 # --- ExecSync ---
 
 def exec_sync(t: Target) -> float:
@@ -366,15 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         targets[0].side.failures.append(f"aborted: {describe(err)}")
         started = False
     finally:
-        for t in targets:
-            if t.side.daemon is not None and t.side.daemon.proc.poll() is None:
-                try:
-                    stop_container(t)
-                except grpc.RpcError as err:
-                    t.side.failures.append(f"cleanup: {describe(err)}")
-        stop_sides(sides)
-        left = leftovers(sides, cgroup_base, base)
-        force_clean(sides, cgroup_base, base)
+        left = stop_all(targets, cgroup_base, base)
     print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
     print_table(targets, args)
     print_leftovers(left)
