@@ -7,6 +7,7 @@ tests/integration/conftest.py verifies that nothing named dockyard-test is left.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -178,6 +179,36 @@ def test_destroy_after_kill_leaves_no_directory(cg: Cgroup) -> None:
     for d in cg.mgr.paths().values():
         assert not os.path.exists(d), d
     cg.mgr.destroy()  # idempotent
+
+
+def test_a_cgroup_removed_between_open_and_read_reads_as_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel fails the read of a file whose cgroup was removed after the
+    open with ENODEV (systemd removes an emptied scope at any moment):
+    read_optional calls that gone, as it does a missing file; read names the
+    errno.  The open here removes the cgroup right after opening the file."""
+    from dockyard.runtime.kernel.errors import SyscallError
+    from dockyard.runtime.kernel.cgroupfs import files
+
+    def open_then_remove(path: str, *args: object, **kw: object) -> object:
+        f = open(path, *args, **kw)  # type: ignore[call-overload]
+        os.rmdir(os.path.dirname(path))
+        return f
+
+    monkeypatch.setattr(files, "open", open_then_remove, raising=False)
+    for reader in (files.read_optional, files.read):
+        cgroup = ROOT / "pids" / f"dockyard-test-{uuid.uuid4().hex[:10]}"
+        cgroup.mkdir()
+        try:
+            if reader is files.read:
+                with pytest.raises(SyscallError) as got:
+                    reader(str(cgroup / "cgroup.procs"))
+                assert got.value.errno == errno.ENODEV
+            else:
+                assert reader(str(cgroup / "cgroup.procs")) is None
+            assert not cgroup.exists()
+        finally:
+            if cgroup.exists():
+                cgroup.rmdir()
 
 
 def test_relative_path_hangs_off_our_own_cgroup() -> None:

@@ -13,6 +13,10 @@ Facts about cgroupfs that shape these functions:
   reaped), which is why removal retries for a short while.
 * ``cgroup.procs`` lists the processes of one cgroup only, not of its
   children; the tree is walked to collect all of them.
+* A cgroup can be removed between the ``open`` of one of its files and the
+  ``read``: the read then fails with ENODEV, not ENOENT.  systemd does this
+  to a scope as soon as its last process exits, so a reader that treats a
+  missing file as a gone cgroup must treat ENODEV the same way.
 """
 
 from __future__ import annotations
@@ -40,13 +44,16 @@ def read(path: str) -> str:
 
 
 def read_optional(path: str) -> str | None:
-    """The file's text, or None if the kernel does not provide the file."""
+    """The file's text, or None if the kernel does not provide the file,
+    or its cgroup went away while it was being read."""
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:
         return None
     except OSError as err:
+        if err.errno == errno.ENODEV:
+            return None
         raise SyscallError("read cgroup file", path, err.errno or 0) from err
 
 
