@@ -1,1 +1,1 @@
-"""dockyardd: the CRI v1 daemon (RuntimeService and ImageService). Built in a later issue."""
+"""dockyardd: the CRI v1 daemon (RuntimeService and ImageService); cri/daemon.py starts it."""

@@ -1,1 +1,1 @@
-"""dockyard-shim: the per-pod parent of containers. Built in a later issue."""
+"""dockyard-shim: the per-pod parent of containers, which keeps their stdio, logs and exit status."""
