@@ -3,7 +3,7 @@
 //
 //	percall_client SOCKET VERB ID N
 //
-// It makes 200 warm-up calls, prints "warm", waits for a line on stdin (the
+// It makes 200 warm-up calls (20 of ExecSync), prints "warm", waits for a line on stdin (the
 // caller reads the daemon's CPU), makes N calls and prints the mean wall
 // time per call in microseconds.
 package main
@@ -21,7 +21,13 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-const warmup = 200
+// warm-up calls, fewer for the verbs that start a process
+func warmup(verb string) int {
+	if verb == "ExecSync" {
+		return 20
+	}
+	return 200
+}
 
 func main() {
 	if len(os.Args) != 5 {
@@ -64,6 +70,25 @@ func main() {
 			_, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 			return err
 		}
+	case "ListContainerStats":
+		call = func() error {
+			_, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+			return err
+		}
+	case "ListPodSandboxStats":
+		call = func() error {
+			_, err := rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{})
+			return err
+		}
+	case "ExecSync":
+		// kubelet's exec probe: a command that exits 0 at once, with a timeout
+		call = func() error {
+			got, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 10})
+			if err == nil && got.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d", got.ExitCode)
+			}
+			return err
+		}
 	default:
 		fmt.Fprintln(os.Stderr, "percall_client: unknown verb", verb)
 		os.Exit(2)
@@ -76,7 +101,7 @@ func main() {
 			}
 		}
 	}
-	run(warmup)
+	run(warmup(verb))
 	fmt.Println("warm")
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		fmt.Fprintln(os.Stderr, "percall_client: stdin:", err)
