@@ -3,9 +3,9 @@
 //
 //	percall_client SOCKET VERB ID N
 //
-// It makes 200 warm-up calls (20 of ExecSync), prints "warm", waits for a line on stdin (the
-// caller reads the daemon's CPU), makes N calls and prints the mean wall
-// time per call in microseconds.
+// It makes 200 warm-up calls (20 of ExecSync), prints "warm", waits for a
+// line on stdin (the caller reads the daemon's CPU), makes N calls and
+// prints the mean wall time per call in microseconds.
 package main
 
 import (
