@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -189,8 +190,8 @@ def test_a_cgroup_removed_between_open_and_read_reads_as_gone(monkeypatch: pytes
     from dockyard.runtime.kernel.errors import SyscallError
     from dockyard.runtime.kernel.cgroupfs import files
 
-    def open_then_remove(path: str, *args: object, **kw: object) -> object:
-        f = open(path, *args, **kw)  # type: ignore[call-overload]
+    def open_then_remove(path: str, encoding: str) -> TextIO:  # as files.py calls open
+        f = open(path, encoding=encoding)
         os.rmdir(os.path.dirname(path))
         return f
 
