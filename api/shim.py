@@ -18,6 +18,12 @@ object).  Three kinds of message::
               {"event": "oom", "container_id"}
               {"event": "output", "container_id", "stream": "stdout"|"stderr", "data": base64}
 
+``exec_sync`` (protocol 2) is ``exec`` with capture, ``wait`` and ``delete``
+in one request, as kubelet's exec probes need them: its answer comes when
+the process has exited, carries the output, and the shim has forgotten the
+exec by then.  With ``timeout_ms``, the shim SIGKILLs the process at that
+deadline and answers ``timed_out``.
+
 Exit and oom events are sent on a connection that called ``subscribe``;
 output events (and the container's exit) on one that called ``attach``.  Responses
 may come out of request order: ``wait`` is answered when the process exits,
@@ -52,9 +58,12 @@ and values are INVALID_ARGUMENT replies naming the field) and dispatches it
 through an explicit table; the daemon checks a result against its record
 (``parse_reply(message, method)``: a result of the wrong shape is an
 INTERNAL error, the shim's fault).  ``v`` is the protocol version: a request
-without one is version 1 (a daemon older than the field), one newer than
-the shim's is refused, since a shim may outlive the daemon that started it
-and meet a newer one.
+carries the version that brought its method (``METHOD_SINCE``; 1 for most),
+so that a newer daemon still speaks to an older shim, and one without ``v``
+is version 1 (a daemon older than the field).  A shim refuses a request
+newer than its own version, since a shim may outlive the daemon that started
+it and meet a newer one; ``ping`` tells the daemon which version a shim
+speaks before it sends a method the shim may not know.
 
 Why JSON and not gRPC: one shim runs per pod and its memory is paid per pod;
 grpcio and protobuf would cost the shim ~20 MiB of RSS, this framing nothing.
@@ -71,7 +80,9 @@ if TYPE_CHECKING:
 
     R = TypeVar("R", bound=Record)
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+# Methods newer than protocol 1, with the version that brought them.
+METHOD_SINCE: dict[str, int] = {"exec_sync": 2}
 HEADER_SIZE = 4
 # Large enough for a wait result carrying 2 x 16 MiB of captured exec output in base64.
 MAX_FRAME = 64 << 20
@@ -191,7 +202,7 @@ def _decode_body(body: bytes) -> dict[str, Any]:
 
 
 def request(req_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "id": req_id, "method": method, "params": params or {}}
+    return {"v": METHOD_SINCE.get(method, 1), "id": req_id, "method": method, "params": params or {}}
 
 
 def response(req_id: int, result: Record | dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +354,22 @@ class ExecParams(ContainerRef):
             raise ShimError(Code.INVALID_ARGUMENT, "exec: capture and io=fds exclude each other")
 
 
+class ExecSyncParams(ContainerRef):
+    """A captured exec that is waited for and forgotten in one request;
+    ``timeout_ms`` > 0: SIGKILLed at that deadline (and ``timed_out``)."""
+
+    exec_id: str
+    process: dict[str, Any]
+    timeout_ms: int = 0
+
+    def check(self, method: str) -> None:
+        _check_ids(method, self.container_id, self.exec_id)
+        if not self.exec_id:  # "" names the init
+            raise ShimError(Code.INVALID_ARGUMENT, f"{method}: invalid exec_id ''")
+        if self.timeout_ms < 0:
+            raise ShimError(Code.INVALID_ARGUMENT, f"exec_sync: timeout_ms {self.timeout_ms} is negative")
+
+
 class AttachParams(ContainerRef):
     stdin: bool = False
     stdout: bool = True
@@ -440,6 +467,16 @@ class WaitResult(ExitResult):
     stderr_dropped: int | None = None
 
 
+class ExecSyncResult(ExitResult):
+    """The exit and the output (base64); ``timed_out``: killed at ``timeout_ms``."""
+
+    stdout: str
+    stdout_dropped: int
+    stderr: str
+    stderr_dropped: int
+    timed_out: bool = False
+
+
 class AttachResult(Message):
     pid: int
     tty: bool
@@ -458,6 +495,7 @@ METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "kill": (KillParams, NoResult),
     "delete": (ProcessRef, ExitResult),
     "exec": (ExecParams, ExecResult),
+    "exec_sync": (ExecSyncParams, ExecSyncResult),
     "attach": (AttachParams, AttachResult),
     "wait": (ProcessRef, WaitResult),
     "resize_pty": (ResizePtyParams, NoResult),

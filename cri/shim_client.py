@@ -63,6 +63,7 @@ class ShimClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._connect_lock = asyncio.Lock()
+        self._protocol = 0  # the shim's protocol version, from ping; 0 = not asked on this connection
 
     @property
     def connected(self) -> bool:
@@ -82,6 +83,14 @@ class ShimClient:
                 ) from err
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read_loop(reader), name=f"shim {self.pod_id} reader")
+
+    async def protocol(self) -> int:
+        """The protocol version the shim speaks (api/shim.py ``METHOD_SINCE``), asked once per connection:
+        a shim started by an older daemon may not know the newer methods."""
+        if not self._protocol or not self.connected:
+            result = await self.call("ping", timeout=10.0)
+            self._protocol = int(result["protocol"])
+        return self._protocol
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         frames = proto.FrameBuffer()
@@ -107,6 +116,7 @@ class ShimClient:
         if self._writer is not None:
             self._writer.close()
         self._writer = None
+        self._protocol = 0
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():

@@ -92,6 +92,11 @@ class Proc:
         self.reaped: tuple[int, int] | None = None  # (wait status, ns) before finishing
         self.waiters: list[tuple[Peer, int]] = []
         self.grace_timer = 0
+        # exec_sync: who gets the answer at the exit (then the exec is forgotten), its kill timer,
+        # and whether that timer fired.
+        self.sync_reply: tuple[Peer, int] | None = None
+        self.sync_timer = 0
+        self.timed_out = False
 
     @property
     def effective_state(self) -> process.State:
@@ -167,6 +172,7 @@ class Shim:
         return {
             "ping": self.do_ping, "create": self.do_create, "start": self.do_start, "state": self.do_state,
             "list": self.do_list, "kill": self.do_kill, "delete": self.do_delete, "exec": self.do_exec,
+            "exec_sync": self.do_exec_sync,
             "attach": self.do_attach, "wait": self.do_wait, "resize_pty": self.do_resize_pty,
             "write_stdin": self.do_write_stdin, "close_stdin": self.do_close_stdin, "update": self.do_update,
             "checkpoint": self.do_checkpoint,
@@ -299,6 +305,8 @@ class Shim:
             if not peer.closed:
                 peer.send(api.response(req_id, self._wait_result(proc)))
         proc.waiters = []
+        if proc.sync_reply is not None:
+            self._answer_exec_sync(proc)
         event = api.exit_event(proc.container_id, proc.exec_id, proc.pid, proc.exit_status, proc.exited_at)
         if isinstance(proc, Container):
             # After the last output (the streams drained before _finish): the attach ends here.
@@ -368,6 +376,33 @@ class Shim:
                 captured[f"{stream}_dropped"] = cap.dropped
         return api.WaitResult(exit_status=proc.exit_status, exited_at=proc.exited_at,
                               oom_killed=proc.oom_killed if isinstance(proc, Container) else None, **captured)
+
+    def _answer_exec_sync(self, e: Proc) -> None:
+        """exec_sync's answer at the exit; the exec is forgotten, as its ``delete`` would."""
+        assert e.sync_reply is not None
+        peer, req_id = e.sync_reply
+        e.sync_reply = None
+        if e.sync_timer:
+            self.loop.cancel(e.sync_timer)
+            e.sync_timer = 0
+        c = self.containers.get(e.container_id)
+        if c is not None and c.execs.get(e.exec_id) is e:
+            del c.execs[e.exec_id]
+        if peer.closed:
+            return
+        data, dropped = {"stdout": "", "stderr": ""}, {"stdout": 0, "stderr": 0}
+        for stream, cap in (e.io.captures or {}).items():
+            data[stream] = binascii.b2a_base64(bytes(cap.data), newline=False).decode()
+            dropped[stream] = cap.dropped
+        peer.send(api.response(req_id, api.ExecSyncResult(
+            exit_status=e.exit_status, exited_at=e.exited_at, stdout=data["stdout"], stdout_dropped=dropped["stdout"],
+            stderr=data["stderr"], stderr_dropped=dropped["stderr"], timed_out=e.timed_out)))
+
+    def _exec_sync_deadline(self, e: Proc) -> None:
+        e.sync_timer = 0
+        if e.reaped is None and e.state is not STOPPED:
+            e.timed_out = True
+            leanos.kill(e.pid, 9)
 
     def _status(self, proc: Proc) -> api.ProcessStatus:
         status = api.ProcessStatus(container_id=proc.container_id, exec_id=proc.exec_id, pid=proc.pid,
@@ -539,16 +574,27 @@ class Shim:
             # Forced: runc may have removed its state while failing (then only --force succeeds).
             self.runtime.delete(c.container_id, force=True)
             c.runtime_deleted = True
+        gone = ShimError(Code.NOT_FOUND, f"container {c.container_id} deleted")
         for e in c.execs.values():
             self.by_pid.pop(e.pid, None)
             e.io.close()
+            # An exec not finished yet (not reaped, or its output still draining): whoever waits
+            # for it hears that it is gone, rather than never.
+            if e.sync_reply is not None:
+                e.waiters.append(e.sync_reply)
+                e.sync_reply = None
+            if e.sync_timer:
+                self.loop.cancel(e.sync_timer)
+            for peer, req_id in e.waiters:
+                if not peer.closed:
+                    peer.send(api.error_response(req_id, gone))
         self.by_pid.pop(c.pid, None)
         c.io.close()
         if c.io.log is not None:
             c.io.log.close()
         for peer, req_id in c.waiters:
             if not peer.closed:
-                peer.send(api.error_response(req_id, ShimError(Code.NOT_FOUND, f"container {c.container_id} deleted")))
+                peer.send(api.error_response(req_id, gone))
         for a in c.attached:
             a.peer.close()
         c.attached = []
@@ -557,20 +603,43 @@ class Shim:
         return api.ExitResult(exit_status=c.exit_status, exited_at=c.exited_at)
 
     def do_exec(self, peer: Peer, req_id: int, params: api.ExecParams) -> api.ExecResult | None:
-        c = self._container(params.container_id)
-        eid = params.exec_id
-        if eid in c.execs:
-            raise ShimError(Code.ALREADY_EXISTS, f"exec {eid} already exists in container {c.container_id}")
-        process.check(c.effective_state, "exec")
-        spec = dict(params.process)
-        if not isinstance(spec.get("args"), list) or not spec["args"]:
-            raise ShimError(Code.INVALID_ARGUMENT, f"exec {eid}: process.args must be a non-empty list")
-        spec["terminal"] = params.tty
+        c = self._exec_target(params.container_id, params.exec_id, params.process)
         io: ProcessIO | HandedIO
         if params.io == "fds":
             io = HandedIO(tty=params.tty, stdin=params.stdin, stdout=params.stdout, stderr=params.stderr)
         else:
             io = ProcessIO(self.loop, tty=params.tty, stdin=params.stdin, log=None, capture=params.capture)
+        e = self._start_exec(c, params.exec_id, params.process, params.tty, io)
+        if isinstance(io, HandedIO):
+            names, fds = io.take()
+            peer.send_fds(api.response(req_id, api.ExecResult(pid=e.pid, fds=names)), fds)
+            return None
+        return api.ExecResult(pid=e.pid)
+
+    def do_exec_sync(self, peer: Peer, req_id: int, params: api.ExecSyncParams) -> None:
+        """Answered at the exit (_answer_exec_sync), like a ``wait``."""
+        c = self._exec_target(params.container_id, params.exec_id, params.process)
+        io = ProcessIO(self.loop, tty=False, stdin=False, log=None, capture=True)
+        e = self._start_exec(c, params.exec_id, params.process, False, io)
+        e.sync_reply = (peer, req_id)
+        if e.reaped is not None and e.state is STOPPED:  # finished before we got here
+            self._answer_exec_sync(e)
+        elif params.timeout_ms:
+            e.sync_timer = self.loop.call_later(params.timeout_ms / 1000, lambda: self._exec_sync_deadline(e))
+
+    def _exec_target(self, container_id: str, eid: str, spec: dict[str, Any]) -> Container:
+        c = self._container(container_id)
+        if eid in c.execs:
+            raise ShimError(Code.ALREADY_EXISTS, f"exec {eid} already exists in container {c.container_id}")
+        process.check(c.effective_state, "exec")
+        if not isinstance(spec.get("args"), list) or not spec["args"]:
+            raise ShimError(Code.INVALID_ARGUMENT, f"exec {eid}: process.args must be a non-empty list")
+        return c
+
+    def _start_exec(self, c: Container, eid: str, spec_process: dict[str, Any], tty: bool,
+                    io: ProcessIO | HandedIO) -> Proc:
+        spec = dict(spec_process)
+        spec["terminal"] = tty
         e = Proc(c.container_id, eid, io)
         tag = f"exec-{c.container_id}-{eid}"
         process_file = leanos.path.abspath(f"{tag}.json")
@@ -587,11 +656,7 @@ class Shim:
             leanos.unlink(process_file)
         c.execs[eid] = e
         self._prune_execs(c)
-        if isinstance(io, HandedIO):
-            names, fds = io.take()
-            peer.send_fds(api.response(req_id, api.ExecResult(pid=e.pid, fds=names)), fds)
-            return None
-        return api.ExecResult(pid=e.pid)
+        return e
 
     def _prune_execs(self, c: Container) -> None:
         # A daemon that never deletes its finished execs must not grow the shim without bound.

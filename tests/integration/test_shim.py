@@ -498,6 +498,54 @@ def test_exec_capture(shims: Callable[[], Shim], bundle: Bundle) -> None:
     assert c.call("state", container_id=bundle.id)["status"] == "running"
 
 
+def test_exec_sync_runs_waits_and_forgets_in_one_request(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """exec_sync answers at the exit with the output and exit code, and the shim has forgotten the
+    exec by then; past timeout_ms it SIGKILLs the process and says timed_out."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    proc = {"args": ["sh", "-c", "echo out; echo err >&2; exit 3"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}}
+    got = c.call("exec_sync", container_id=bundle.id, exec_id="s1", process=proc, timeout_ms=30000)
+    assert (base64.b64decode(got["stdout"]), base64.b64decode(got["stderr"]), got["exit_status"]) == \
+        (b"out\n", b"err\n", 3)
+    assert not got["timed_out"] and got["stdout_dropped"] == got["stderr_dropped"] == 0
+    assert c.call("state", container_id=bundle.id)["execs"] == []
+    with pytest.raises(ShimError) as gone:
+        c.call("state", container_id=bundle.id, exec_id="s1")
+    assert gone.value.code is Code.NOT_FOUND
+
+    got = c.call("exec_sync", container_id=bundle.id, exec_id="s2", process=dict(proc, args=["sleep", "1000"]),
+                 timeout_ms=200)
+    assert got["timed_out"] and got["exit_status"] == 137
+    assert c.call("state", container_id=bundle.id)["execs"] == []
+    assert c.call("state", container_id=bundle.id)["status"] == "running"
+
+
+def test_exec_sync_of_a_caller_gone_is_still_forgotten(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """A daemon that dies during an exec_sync leaves nothing in the shim: the exec, once it exits,
+    is forgotten although no one hears the answer.  Its id is taken while it runs."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    gone = shim.client()
+    gone.send("exec_sync", container_id=bundle.id, exec_id="s1", process={**EXEC_PROC, "args": ["sleep", "1000"]})
+    deadline = time.monotonic() + 10
+    while c.call("state", container_id=bundle.id)["execs"] != ["s1"]:
+        assert time.monotonic() < deadline, "the exec never started"
+        time.sleep(0.02)
+    gone.close()
+    with pytest.raises(ShimError) as dup:
+        c.call("exec_sync", container_id=bundle.id, exec_id="s1", process={**EXEC_PROC, "args": ["true"]})
+    assert dup.value.code is Code.ALREADY_EXISTS
+    watcher = shim.client()
+    watcher.call("subscribe")
+    c.call("kill", container_id=bundle.id, exec_id="s1", signal=9)
+    event = watcher.next_event()  # sent once the exec is finished (and forgotten)
+    assert (event["exec_id"], event["exit_status"]) == ("s1", 137)
+    assert c.call("state", container_id=bundle.id)["execs"] == []
+
+
 @pytest.mark.parametrize("peer", PEERS)
 def test_tty_container(peer: str, shims: Callable[..., Shim], bundle: Bundle, tmp_path: Path) -> None:
     """A tty container's output is logged as stdout without \\r; resize_pty sets the size it sees; stdin reaches it."""

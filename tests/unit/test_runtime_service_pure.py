@@ -308,35 +308,75 @@ def test_a_container_without_a_task_is_created_with_no_pid(state: ContainerState
     assert "task_pending" not in c.to_json()  # derived, never stored
 
 
-def test_exec_sync_answers_before_the_shim_forgets_the_exec(tmp_path: Path) -> None:
-    """ExecSync: exec, wait, answer; the shim's delete of the exec record runs after the
-    answer, and it does run."""
+class FakeShimClient:
+    """A shim client that records calls and answers as a shim of ``protocol`` would."""
+
+    def __init__(self, protocol: int, wait_result: dict[str, object]) -> None:
+        self.version = protocol
+        self.wait_result = wait_result
+        self.calls: list[tuple[str, float | None]] = []
+
+    async def protocol(self) -> int:
+        return self.version
+
+    async def call(self, method: str, params: dict[str, object], timeout: float | None = None) -> dict[str, object]:
+        self.calls.append((method, timeout))
+        return self.wait_result if method in ("wait", "exec_sync") else {}
+
+
+def run_exec_sync(tmp_path: Path, client: FakeShimClient, timeout: int = 0) -> tuple[api_pb2.ExecSyncResponse | None,
+                                                                                    list[str], Exception | None]:
+    """ExecSync against ``client``: (answer, the calls made before it, its error); chores run after."""
     from dockyard.cri.bundle_facts import BundleFactsCache
     from dockyard.cri.server.exec_sync import exec_sync
 
     (tmp_path / "config.json").write_text(json.dumps({"process": {"args": ["sleep"], "env": [], "cwd": "/"}}))
-    calls: list[str] = []
-
-    class Client:
-        async def call(self, method: str, params: dict[str, object], timeout: float | None = None) -> dict[str, object]:
-            calls.append(method)
-            if method == "wait":
-                return {"exit_status": 3, "stdout": "aGk=", "stderr": ""}
-            return {}
-
-    client = Client()
     container = SimpleNamespace(id="c1", state=ContainerState.RUNNING, bundle=str(tmp_path), sandbox_id="p1")
     cri = SimpleNamespace(running_container=lambda _id, _refused="": container, shims=SimpleNamespace(client=lambda _pod: client),
                           bundle_facts=BundleFactsCache())
     pending: list[asyncio.Task[None]] = []
     cri.chore = lambda coro, name: pending.append(asyncio.get_running_loop().create_task(coro, name=name))
 
-    async def scenario() -> api_pb2.ExecSyncResponse:
-        answer = await exec_sync(cri, api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"]))  # type: ignore[arg-type]
-        assert calls == ["exec", "wait"]  # answered with the delete still to come
+    async def scenario() -> tuple[api_pb2.ExecSyncResponse | None, list[str], Exception | None]:
+        request = api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"], timeout=timeout)
+        answer, error = None, None
+        try:
+            answer = await exec_sync(cri, request)  # type: ignore[arg-type]
+        except errors.CriError as err:
+            error = err
+        before = [method for method, _ in client.calls]
         await asyncio.gather(*pending)
-        return answer
+        return answer, before, error
 
-    answer = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+EXITED = {"exit_status": 3, "exited_at": 1, "stdout": "aGk=", "stdout_dropped": 0, "stderr": "", "stderr_dropped": 0}
+
+
+@pytest.mark.parametrize(("protocol", "timeout", "before", "after", "guard"), [
+    # an older shim: exec, wait, answer; its delete of the exec record runs after the answer, and it does run
+    (1, 0, ["exec", "wait"], ["exec", "wait", "delete"], None),
+    (1, 5, ["exec", "wait"], ["exec", "wait", "delete"], 5.0),
+    # protocol 2: one round trip, the shim keeps the deadline; ours is a guard 10 s later, or none
+    (2, 0, ["exec_sync"], ["exec_sync"], None),
+    (2, 5, ["exec_sync"], ["exec_sync"], 15.0),
+])
+def test_exec_sync_by_shim_protocol(tmp_path: Path, protocol: int, timeout: int, before: list[str],
+                                    after: list[str], guard: float | None) -> None:
+    client = FakeShimClient(protocol, EXITED)
+    answer, made, error = run_exec_sync(tmp_path, client, timeout)
+    assert error is None and answer is not None
     assert (answer.exit_code, answer.stdout) == (3, b"hi")
-    assert calls == ["exec", "wait", "delete"]
+    assert made == before
+    assert [method for method, _ in client.calls] == after
+    assert dict(client.calls)["exec_sync" if protocol == 2 else "wait"] == guard
+
+
+def test_exec_sync_timed_out_in_the_shim_is_deadline_exceeded(tmp_path: Path) -> None:
+    """The shim killed the command at the deadline: DeadlineExceeded naming the command and the timeout."""
+    client = FakeShimClient(2, {**EXITED, "exit_status": 137, "timed_out": True})
+    answer, made, error = run_exec_sync(tmp_path, client, timeout=2)
+    assert answer is None and made == ["exec_sync"]
+    assert isinstance(error, errors.DeadlineExceeded)
+    assert "['echo', 'hi']" in str(error) and "after 2s" in str(error)

@@ -87,11 +87,14 @@ def test_encode_refuses_oversized_message() -> None:
      (13, "attach", {"container_id": "c", "stdin": False, "stdout": True, "stderr": True})),
     (api.request(14, "attach", {"container_id": "c", "stdin": True, "stderr": False}),
      (14, "attach", {"container_id": "c", "stdin": True, "stdout": True, "stderr": False})),
+    (api.request(15, "exec_sync", {"container_id": "c", "exec_id": "e", "process": {}}),
+     (15, "exec_sync", {"container_id": "c", "exec_id": "e", "process": {}, "timeout_ms": 0})),
 ])
 def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[int, str, dict[str, Any]]) -> None:
     request = api.parse_request(message)
     assert (request.id, request.method, api.to_wire(request.params)) == expected
-    assert isinstance(request.params, api.METHODS[request.method][0]) and request.version == 1
+    assert isinstance(request.params, api.METHODS[request.method][0])
+    assert request.version == api.METHOD_SINCE.get(request.method, 1)
 
 
 @pytest.mark.parametrize("message, fragment", [
@@ -126,6 +129,12 @@ def test_parse_request_fills_defaults(message: dict[str, Any], expected: tuple[i
                                                   "timeout": 1.5}}, "must be int"),
     ({"id": 1, "method": "claim", "params": {"dir": "shims/p"}}, "dir must be an absolute path"),
     ({"id": 1, "method": "claim", "params": {}}, "missing param 'dir'"),
+    ({"id": 1, "v": 2, "method": "exec_sync", "params": {"container_id": "c", "exec_id": "e", "process": {},
+                                                         "timeout_ms": -1}}, "timeout_ms -1 is negative"),
+    ({"id": 1, "v": 2, "method": "exec_sync", "params": {"container_id": "c", "exec_id": "", "process": {}}},
+     "invalid exec_id"),
+    ({"id": 1, "v": 2, "method": "exec_sync", "params": {"container_id": "c", "exec_id": "e", "process": {},
+                                                         "capture": True}}, "unknown params capture"),
 ])
 def test_bad_requests_are_invalid_argument(message: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ShimError, match=fragment) as info:
@@ -202,20 +211,31 @@ def test_every_method_has_a_params_and_a_result_record() -> None:
 @pytest.mark.parametrize("message, version", [
     ({"id": 1, "method": "ping"}, 1),  # a daemon from before the field: version 1
     ({"v": 1, "id": 1, "method": "ping"}, 1),
+    ({"v": 2, "id": 1, "method": "ping"}, 2),
 ])
 def test_request_version(message: dict[str, Any], version: int) -> None:
     assert api.parse_request(message).version == version
 
 
-@pytest.mark.parametrize("v", [2, 0, "1", True, None])
+@pytest.mark.parametrize("v", [3, 0, "1", True, None])
 def test_a_version_the_shim_does_not_speak_is_refused(v: object) -> None:
     with pytest.raises(ShimError, match="protocol version") as info:
         api.parse_request({"v": v, "id": 1, "method": "ping"})
     assert info.value.code is Code.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("method, version", [("ping", 1), ("exec", 1), ("wait", 1), ("exec_sync", 2)])
+def test_a_request_carries_the_version_that_brought_its_method(method: str, version: int) -> None:
+    """So that a newer daemon's requests of the older methods still reach a shim of protocol 1."""
+    assert api.request(1, method)["v"] == version
+
+
+def test_the_newest_method_is_of_this_protocol() -> None:
+    assert max(api.METHOD_SINCE.values()) == api.PROTOCOL_VERSION
+    assert set(api.METHOD_SINCE) <= set(api.METHODS)
+
+
 def test_messages_carry_the_version() -> None:
-    assert api.request(1, "ping")["v"] == api.PROTOCOL_VERSION
     assert api.response(1, api.NoResult())["v"] == api.PROTOCOL_VERSION
     assert api.error_response(1, ShimError(Code.INTERNAL, "x"))["v"] == api.PROTOCOL_VERSION
 
@@ -238,6 +258,8 @@ def test_a_result_record_is_written_without_its_unset_fields() -> None:
     ("kill", {}),
     ("stats", {"stats": {"cpu": {}}}),
     ("attach", {"pid": 1, "tty": False}),
+    ("exec_sync", {"exit_status": 0, "exited_at": 5, "stdout": "", "stdout_dropped": 0, "stderr": "aGk=",
+                   "stderr_dropped": 2, "timed_out": False}),
 ])
 def test_a_result_that_fits_its_record_is_accepted(method: str, result: dict[str, Any]) -> None:
     assert api.parse_reply(api.response(9, result), method) == (9, result)
