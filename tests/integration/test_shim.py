@@ -546,6 +546,23 @@ def test_exec_sync_of_a_caller_gone_is_still_forgotten(shims: Callable[[], Shim]
     assert c.call("state", container_id=bundle.id)["execs"] == []
 
 
+def test_exec_sync_deadline_holds_when_the_caller_is_gone(shims: Callable[[], Shim], bundle: Bundle) -> None:
+    """The shim, not the daemon, keeps exec_sync's deadline: a daemon that dies during a probe
+    still gets its command killed at timeout_ms, and the exec forgotten."""
+    shim = shims()
+    c = shim.client()
+    run(c, bundle, "sleep 1000")
+    watcher = shim.client()
+    watcher.call("subscribe")
+    gone = shim.client()
+    gone.send("exec_sync", container_id=bundle.id, exec_id="s1", process={**EXEC_PROC, "args": ["sleep", "1000"]},
+              timeout_ms=300)
+    gone.close()
+    event = watcher.next_event()  # only the deadline's SIGKILL ends that sleep
+    assert (event["exec_id"], event["exit_status"]) == ("s1", 137)
+    assert c.call("state", container_id=bundle.id)["execs"] == []
+
+
 @pytest.mark.parametrize("peer", PEERS)
 def test_tty_container(peer: str, shims: Callable[..., Shim], bundle: Bundle, tmp_path: Path) -> None:
     """A tty container's output is logged as stdout without \\r; resize_pty sets the size it sees; stdin reaches it."""
