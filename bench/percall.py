@@ -11,8 +11,11 @@ ExecSyncs, kubelet's exec probe) one after another on one connection; the
 daemon's CPU (utime + stime of all its threads, from /proc) is read before
 and after.  Rounds alternate which daemon goes first.
 
-Reported per verb: the median over rounds of the daemon's CPU per call and
-of the client's wall time per call, and the ratio dockyardd / containerd.
+Reported per verb: the median over rounds of the daemon's CPU per call, of
+its shims' (the pod's and, for dockyardd, its idle spare: utime + stime of
+each and of the children it reaped, which holds the runtime's processes and
+an exec'd command), and of the client's wall time per call, and the ratio
+dockyardd / containerd.
 The target is the issue's: at or below containerd's.  The clock behind
 /proc's CPU times ticks at 10 ms, so ``--calls`` 3000 bounds the error near
 1%.
@@ -32,7 +35,7 @@ import sys
 import grpc
 
 from daemons import REPO
-from density import cpu_seconds_of
+from density import CLK_TCK, cpu_seconds_of
 from pod import both_sides, describe, prepare, print_leftovers, start_side
 from stream import Target, start_container, stop_all
 
@@ -53,6 +56,24 @@ def wall_metric(verb: str) -> str:
     return f"  {verb} wall"
 
 
+def shim_metric(verb: str) -> str:
+    return f"  {verb} shim CPU"
+
+
+def shims_cpu_seconds(t: Target) -> float:
+    """utime + stime of the side's shims and of the children they reaped (the runtime's
+    processes, and the exec'd command, whose orphans the shim reaps as subreaper)."""
+    total = 0.0
+    for pid in t.side.shim_pids():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / CLK_TCK
+    return total
+
+
 def measure(t: Target, verb: str, calls: int) -> None:
     """One batch of ``calls`` calls of ``verb``: the daemon's CPU and the client's wall time per call."""
     assert t.side.daemon is not None
@@ -65,27 +86,30 @@ def measure(t: Target, verb: str, calls: int) -> None:
         if client.stdout.readline().strip() != "warm":
             raise RuntimeError(f"percall_client {verb} against {t.side.name} failed during warm-up")
         pid = t.side.daemon.proc.pid
-        before = cpu_seconds_of(pid)
+        before, shims_before = cpu_seconds_of(pid), shims_cpu_seconds(t)
         client.stdin.write("go\n")
         client.stdin.flush()
         wall = client.stdout.readline().strip()
-        after = cpu_seconds_of(pid)
+        after, shims_after = cpu_seconds_of(pid), shims_cpu_seconds(t)
     finally:
         if client.wait(60) != 0:
             raise RuntimeError(f"percall_client {verb} against {t.side.name} exited {client.returncode}")
     t.add(cpu_metric(verb), (after - before) * 1e6 / calls)
     t.add(wall_metric(verb), float(wall))
+    t.add(shim_metric(verb), (shims_after - shims_before) * 1e6 / calls)
 
 
 def print_table(targets: list[Target]) -> None:
     names = [t.side.name for t in targets]
     print(f"\n{'median per call (us)':34s}" + "".join(f"{n:>12s}" for n in names) + ("   dy/cd" if len(names) == 2 else ""))
-    for metric in (m(verb) for verb in VERBS for m in (cpu_metric, wall_metric)):
+    for metric in (m(verb) for verb in VERBS for m in (cpu_metric, shim_metric, wall_metric)):
         meds = [statistics.median(t.samples[metric]) if t.samples.get(metric) else float("nan") for t in targets]
         line = f"{metric:34s}" + "".join(f"{m:12.0f}" for m in meds)
-        if len(meds) == 2:
+        if len(meds) == 2 and meds[1] > 0:
             ratio = meds[0] / meds[1]
             line += f"   {ratio:5.2f} {'ok' if ratio <= 1.0 else 'OVER'}"
+        elif len(meds) == 2:
+            line += "       -" if meds[0] == 0 else "       - OVER"
         print(line)
 
 
