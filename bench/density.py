@@ -103,14 +103,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def cpu_seconds_of(pid: int) -> float:
-    """utime + stime of a live process (its own threads, not its children), in seconds; 0 when gone."""
+def cpu_seconds_of(pid: int, reaped: bool = False) -> float:
+    """utime + stime of a live process (its own threads; with ``reaped``, also the
+    children it has reaped: cutime + cstime), in seconds; 0 when gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return sum(int(v) for v in fields[11:15 if reaped else 13]) / CLK_TCK
 
 
 # --- what one daemon's run measured ---

@@ -35,7 +35,7 @@ import sys
 import grpc
 
 from daemons import REPO
-from density import CLK_TCK, cpu_seconds_of
+from density import cpu_seconds_of
 from pod import both_sides, describe, prepare, print_leftovers, start_side
 from stream import Target, start_container, stop_all
 
@@ -63,15 +63,7 @@ def shim_metric(verb: str) -> str:
 def shims_cpu_seconds(t: Target) -> float:
     """utime + stime of the side's shims and of the children they reaped (the runtime's
     processes, and the exec'd command, whose orphans the shim reaps as subreaper)."""
-    total = 0.0
-    for pid in t.side.shim_pids():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(v) for v in fields[11:15]) / CLK_TCK
-    return total
+    return sum(cpu_seconds_of(pid, reaped=True) for pid in t.side.shim_pids())
 
 
 def measure(t: Target, verb: str, calls: int) -> None:

@@ -390,17 +390,14 @@ class Shim:
             del c.execs[e.exec_id]
         if peer.closed:
             return
-        data, dropped = {"stdout": "", "stderr": ""}, {"stdout": 0, "stderr": 0}
-        for stream, cap in (e.io.captures or {}).items():
-            data[stream] = binascii.b2a_base64(bytes(cap.data), newline=False).decode()
-            dropped[stream] = cap.dropped
+        w = self._wait_result(e)  # an exec_sync's io always captures: the output fields are set
         peer.send(api.response(req_id, api.ExecSyncResult(
-            exit_status=e.exit_status, exited_at=e.exited_at, stdout=data["stdout"], stdout_dropped=dropped["stdout"],
-            stderr=data["stderr"], stderr_dropped=dropped["stderr"], timed_out=e.timed_out)))
+            exit_status=w.exit_status, exited_at=w.exited_at, stdout=w.stdout or "", stdout_dropped=w.stdout_dropped or 0,
+            stderr=w.stderr or "", stderr_dropped=w.stderr_dropped or 0, timed_out=e.timed_out)))
 
     def _exec_sync_deadline(self, e: Proc) -> None:
         e.sync_timer = 0
-        if e.reaped is None and e.state is not STOPPED:
+        if e.reaped is None:  # not exited yet (a reaped exec may still be draining its output)
             e.timed_out = True
             leanos.kill(e.pid, 9)
 
@@ -622,7 +619,7 @@ class Shim:
         io = ProcessIO(self.loop, tty=False, stdin=False, log=None, capture=True)
         e = self._start_exec(c, params.exec_id, params.process, False, io)
         e.sync_reply = (peer, req_id)
-        if e.reaped is not None and e.state is STOPPED:  # finished before we got here
+        if e.state is STOPPED:  # finished before we got here
             self._answer_exec_sync(e)
         elif params.timeout_ms:
             e.sync_timer = self.loop.call_later(params.timeout_ms / 1000, lambda: self._exec_sync_deadline(e))

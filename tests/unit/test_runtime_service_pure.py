@@ -341,7 +341,7 @@ def run_exec_sync(tmp_path: Path, client: FakeShimClient, timeout: int = 0) -> t
         request = api_pb2.ExecSyncRequest(container_id="c1", cmd=["echo", "hi"], timeout=timeout)
         answer, error = None, None
         try:
-            answer = await exec_sync(cri, request)  # type: ignore[arg-type]
+            answer = await exec_sync(cri, request)  # type: ignore[arg-type]  # a SimpleNamespace stands in for CriService
         except errors.CriError as err:
             error = err
         before = [method for method, _ in client.calls]
