@@ -42,6 +42,7 @@ grpc_core_env.apply()  # before grpc is imported: see the module
 import grpc  # type: ignore[import-untyped]  # noqa: E402  # grpcio ships no stubs; types-grpcio is not a dependency
 
 from dockyard.cri import errors, restart  # noqa: E402
+from dockyard.cri.grpc_server import server as grpc_server  # noqa: E402
 from dockyard.cri.config import Config, load_config, render_default
 from dockyard.cri.metrics import Metrics
 from dockyard.cri.message_size import MAX_MESSAGE_BYTES
@@ -198,7 +199,8 @@ async def serve(config: Config, ready_file: str | None = None) -> int:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc_server.Server(max_receive_message_length=MAX_MESSAGE_BYTES,
+                                max_send_message_length=MAX_MESSAGE_BYTES)
     service.add_services(
         server,
         instrument,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs; types-grpcio is not a dependency
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from dockyard.cri import errors
@@ -131,8 +130,17 @@ def image_handlers(images: Images, convert_auth: image_pull.AuthConverter, pinne
     }
 
 
+class HandlerSink(Protocol):
+    """A server the generated registration code can add handlers to: grpcio's,
+    or the CRI socket's own (cri/grpc_server)."""
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None: ...
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None: ...
+
+
 def add_services(
-    server: grpc.aio.Server,
+    server: HandlerSink,
     instrument: Instrument,
     runtime: Mapping[str, Handler],
     image: Mapping[str, Handler],
