@@ -25,9 +25,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import hpack
-
 from . import frames
+from .hpack_decoder import Decoder, HeaderBlockError
 from .messages import frame_message, status_block, trailers_only_block
 
 STREAM_RECV_WINDOW = 1 << 20
@@ -112,7 +111,7 @@ class Connection:
         self.closed = False
         self._buf = b""
         self._preface_seen = False
-        self._decoder = hpack.Decoder()
+        self._decoder = Decoder()
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, None] = {}  # streams with data waiting for a window, in order
         self._last_stream_id = 0
@@ -338,8 +337,8 @@ class Connection:
     def _header_block(self, flags: int, stream_id: int, block: bytes, events: list[Event]) -> None:
         try:
             # Decoded even for a stream that is refused: HPACK's table is shared.
-            fields = self._decoder.decode(block, raw=True)
-        except hpack.HPACKError as err:
+            headers = self._decoder.decode(block)
+        except HeaderBlockError as err:
             self._fail(frames.COMPRESSION_ERROR, f"header block: {err}", events)
             return
         stream = self._streams.get(stream_id)
@@ -354,7 +353,6 @@ class Connection:
         if self._goaway_sent or len(self._streams) >= self.max_streams:
             self._out.append(frames.rst_stream(stream_id, frames.REFUSED_STREAM))
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in fields}
         stream = _Stream(stream_id, headers, self._peer_initial_window)
         self._streams[stream_id] = stream
         if flags & frames.END_STREAM:
