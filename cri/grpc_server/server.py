@@ -145,22 +145,20 @@ class _Protocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         started = False
         for event in self.conn.receive(bytes(self._read[:nbytes])):
-            kind = type(event)
-            if kind is Request:
-                self._start(event)  # type: ignore[arg-type]
+            if isinstance(event, Request):
+                self._start(event)
                 started = True
-            elif kind is StreamReset:
-                call = self.calls.pop(event.stream_id, None)  # type: ignore[union-attr]
+            elif isinstance(event, StreamReset):
+                call = self.calls.pop(event.stream_id, None)
                 if call is not None:
                     self._cancel(call)
-            elif kind is WindowOpened:
+            elif isinstance(event, WindowOpened):
                 self._wake_writers()
-            elif kind is RequestTooLarge:
-                self.conn.end(event.stream_id, messages.RESOURCE_EXHAUSTED,  # type: ignore[union-attr]
-                              f"received message larger than max ({event.size - 5} vs. "  # type: ignore[union-attr]
-                              f"{self.server.max_receive})")
-            elif kind is ConnectionFailed:
-                log.info("closing a CRI connection: %s", event.reason)  # type: ignore[union-attr]
+            elif isinstance(event, RequestTooLarge):
+                self.conn.end(event.stream_id, messages.RESOURCE_EXHAUSTED,
+                              f"received message larger than max ({event.size - 5} vs. {self.server.max_receive})")
+            elif isinstance(event, ConnectionFailed):
+                log.info("closing a CRI connection: %s", event.reason)
         if self.conn.closed:
             self.flush()
             if self.transport is not None:
