@@ -6,8 +6,10 @@ default) run in children forked while its threads are busy and can leave such
 a child stuck or dead; the daemon forks only children that never touch grpc
 (netns pinning, net stats), so they go.
 
-GRPC_EXPERIMENTS (speed trick): grpcio 1.85 serves sockets through its
-EventEngine by default, and under grpc.aio each event then crosses an
+GRPC_EXPERIMENTS (speed trick): grpcio serves the admin and cAdvisor
+sockets (the CRI socket has its own server since, cri/grpc_server; the
+figures below are from when grpcio served it too).  grpcio 1.85 serves
+sockets through its EventEngine by default, and under grpc.aio each event then crosses an
 EventEngine thread and the completion-queue poller before the event loop
 sees it.  Turning off the EventEngine listener, client and callback
 completion queue puts the server back on iomgr's epoll poller.
