@@ -5,19 +5,23 @@ code registers.
 Speed trick, measured (this VM, 2026-12-07, a constant ContainerStatus
 answered 3000 times in sequence to a Go gRPC client as kubelet's, the
 server's CPU from /proc): grpcio's asyncio server costs 255-360 us of CPU per
-call, containerd answers a whole status call in 80-113 us, and a plain
-asyncio HTTP/2 server in Python costs 57-77 us.  grpcio's per-call cost was
-the floor under dockyardd's steady-state CPU at 110 pods, so the CRI socket,
-where kubelet polls every pod every second, gets this server.  The admin and
-cAdvisor sockets keep grpcio's (they take client streams, and nobody polls
-them).
+call, containerd answers a whole status call in 80-113 us, a bare asyncio
+HTTP/2 prototype cost 57-77 us, and this server 90-117 us (while a CI run
+loaded the VM; the prototype 93-103 in the same minutes).  grpcio's per-call
+cost was the floor under dockyardd's steady-state CPU at 110 pods, so the
+CRI socket, where kubelet polls every pod every second, gets this server:
+dockyardd's ContainerStatus went from 310 us to 167 (bench/percall.py) and
+its steady-state CPU at 110 pods from 1.08x containerd's to 0.44-0.46x
+(bench/density.py).  The admin and cAdvisor sockets keep grpcio's (they
+take client streams, and nobody polls them).
 
 It serves what CRI needs, unary and server-streaming calls over cleartext
 HTTP/2 on a unix socket, and takes handlers the way grpcio's server does
 (``add_generic_rpc_handlers``, ``add_registered_method_handlers``), so the
 same generated registration code works on either.  A handler's context
 offers ``abort`` and ``send_initial_metadata``, the two calls dockyardd's
-handlers make.
+handlers make, and ``set_code``/``set_details``, which grpc's generated base
+servicer uses for a method nobody implemented.
 """
 
 from __future__ import annotations
@@ -198,10 +202,6 @@ class _Protocol(asyncio.BufferedProtocol):
             message = messages.one_message(request.body, headers.get("grpc-encoding"), self.server.max_receive)
         except messages.BadRequest as err:
             self.conn.end(sid, err.code, err.message)
-            return
-        if len(message) > self.server.max_receive:
-            self.conn.end(sid, messages.RESOURCE_EXHAUSTED,
-                          f"received message larger than max ({len(message)} vs. {self.server.max_receive})")
             return
         try:
             parsed = handler.request_deserializer(message) if handler.request_deserializer else message
