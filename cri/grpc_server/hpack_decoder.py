@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from hpack import HPACKDecodingError
 from hpack.huffman_table import decode_huffman
 
 
@@ -82,12 +83,7 @@ class Decoder:
                 index, pos = _integer(block, pos, 7)
                 name, value = self._entry(index)
             elif first & 0x40:
-                index, pos = _integer(block, pos, 6)
-                if index:
-                    name = self._entry(index)[0]
-                else:
-                    name, pos = self._string(block, pos)
-                value, pos = self._string(block, pos)
+                name, value, pos = self._literal(block, pos, 6)
                 self._add(name, value)
             elif first & 0x20:
                 if headers:
@@ -99,12 +95,7 @@ class Decoder:
                 self._evict()
                 continue
             else:
-                index, pos = _integer(block, pos, 4)
-                if index:
-                    name = self._entry(index)[0]
-                else:
-                    name, pos = self._string(block, pos)
-                value, pos = self._string(block, pos)
+                name, value, pos = self._literal(block, pos, 4)
             total += len(name) + len(value) + 32
             if total > self._max_list:
                 raise HeaderBlockError(f"header list over {self._max_list} bytes")
@@ -113,6 +104,16 @@ class Decoder:
             else:
                 headers[name] = value
         return headers
+
+    def _literal(self, block: bytes, pos: int, prefix_bits: int) -> tuple[str, str, int]:
+        """A literal field: its name by index (non-zero) or as a string, then its value."""
+        index, pos = _integer(block, pos, prefix_bits)
+        if index:
+            name = self._entry(index)[0]
+        else:
+            name, pos = self._string(block, pos)
+        value, pos = self._string(block, pos)
+        return name, value, pos
 
     def _entry(self, index: int) -> tuple[str, str]:
         if 0 < index <= _STATIC:
@@ -150,7 +151,7 @@ class Decoder:
         if text is None:
             try:
                 text = decode_huffman(raw).decode("latin-1")
-            except Exception as err:  # noqa: BLE001  # hpack's HPACKDecodingError and its kin
+            except HPACKDecodingError as err:
                 raise HeaderBlockError(f"Huffman code: {err}") from None
             if len(self._huffman) >= HUFFMAN_MEMO:
                 self._huffman.clear()
