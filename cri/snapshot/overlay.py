@@ -52,7 +52,7 @@ from dockyard.runtime.kernel import syscalls
 from dockyard.runtime.kernel.errors import SyscallError
 
 from ..content.digest import is_digest
-from ..content.durable import TEMP_PREFIX, read_versioned, remove_temporaries, write_atomic
+from ..content.durable import TEMP_PREFIX, read_versioned, remove_temporaries, temp_name, write_atomic
 from ..disk_usage import tree_usage
 from ..errors import (
     AlreadyExists,
@@ -282,11 +282,13 @@ class Snapshotter:
         with self._lock:
             if chain in self._committed:
                 return None
-        temp = os.path.join(self._snapshots, f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{chain[7:19]}")
-        if os.path.lexists(temp):
-            shutil.rmtree(temp)
+        # A name of its own for every stage: two pulls sharing a layer may
+        # stage the same chain at once, even on one worker thread, and each
+        # staged dir lives until its own pull commits or discards it.
+        temp = temp_name(os.path.join(self._snapshots, chain[7:19]))
+        os.mkdir(temp, mode=0o755)  # exclusive: never another stage's dir
         fs = os.path.join(temp, "fs")
-        os.makedirs(fs, mode=0o755)
+        os.mkdir(fs, mode=0o755)
         try:
             layer = os.path.basename(layer_path)
             layer_name = f"sha256:{layer}" if len(layer) == 64 else layer_path

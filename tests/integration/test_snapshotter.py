@@ -248,6 +248,24 @@ def test_concurrent_identical_unpacks_share_one_snapshot(tmp_path: Path) -> None
     assert sorted(os.listdir(tmp_path / "snap" / "snapshots")) == ["1"]
 
 
+def test_one_thread_stages_a_chain_twice_without_touching_the_first(tmp_path: Path) -> None:
+    """Two pulls that share a layer may stage its chain at once, even on the
+    same worker thread: each stage gets a dir of its own, the second does not
+    remove the first's, and whichever commits first wins while the other is
+    dropped (the race a loaded image-GC test once hit)."""
+    snap = Snapshotter(str(tmp_path / "snap"))
+    path, media_type, diff_id = layer_files(tmp_path)[0]
+    first = snap.stage(str(path), media_type, diff_id, diff_id)
+    second = snap.stage(str(path), media_type, diff_id, diff_id)
+    assert first is not None and second is not None
+    assert first.temp != second.temp
+    assert os.path.isdir(os.path.join(first.temp, "fs")) and os.path.isdir(os.path.join(second.temp, "fs"))
+    assert snap.commit_staged(first, None) == diff_id
+    assert snap.commit_staged(second, None) == diff_id  # committed meanwhile: its copy is dropped
+    assert snap.committed() == {diff_id}
+    assert sorted(os.listdir(tmp_path / "snap" / "snapshots")) == ["1"]
+
+
 def test_diff_id_mismatch_commits_nothing(tmp_path: Path) -> None:
     """A layer whose uncompressed digest differs from the config's diff id is refused and leaves no dir."""
     snap = Snapshotter(str(tmp_path / "snap"))
