@@ -5,7 +5,8 @@
 //
 // It makes 200 warm-up calls (20 of ExecSync), prints "warm", waits for a
 // line on stdin (the caller reads the daemon's CPU), makes N calls and
-// prints the mean wall time per call in microseconds.
+// prints the mean wall time per call in microseconds. Each call carries the
+// deadline kubelet gives it.
 package main
 
 import (
@@ -20,6 +21,19 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+const (
+	requestTimeout = 2 * time.Minute // kubelet's --runtime-request-timeout default
+	execTimeout    = 10              // seconds, the exec probe's
+)
+
+// a call's context as kubelet makes it: with its deadline, or only cancelled after
+func callContext(deadline time.Duration) (context.Context, context.CancelFunc) {
+	if deadline > 0 {
+		return context.WithTimeout(context.Background(), deadline)
+	}
+	return context.WithCancel(context.Background())
+}
 
 // warm-up calls, fewer for the verbs that start a process
 func warmup(verb string) int {
@@ -47,43 +61,49 @@ func main() {
 	}
 	defer conn.Close()
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
-	ctx := context.Background()
-	var call func() error
+	// kubelet's deadlines: its runtime-request-timeout (2 minutes) on the
+	// status and list calls, that plus the command's timeout on ExecSync, and
+	// none on the stats calls (they may take long; kubelet only cancels them).
+	deadline := requestTimeout
+	var call func(ctx context.Context) error
 	switch verb {
 	case "ContainerStatus":
-		call = func() error {
+		call = func(ctx context.Context) error {
 			_, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 			return err
 		}
 	case "PodSandboxStatus":
-		call = func() error {
+		call = func(ctx context.Context) error {
 			_, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
 			return err
 		}
 	case "ListContainers":
-		call = func() error {
+		call = func(ctx context.Context) error {
 			_, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
 			return err
 		}
 	case "ListPodSandbox":
-		call = func() error {
+		call = func(ctx context.Context) error {
 			_, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 			return err
 		}
 	case "ListContainerStats":
-		call = func() error {
+		deadline = 0
+		call = func(ctx context.Context) error {
 			_, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
 			return err
 		}
 	case "ListPodSandboxStats":
-		call = func() error {
+		deadline = 0
+		call = func(ctx context.Context) error {
 			_, err := rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{})
 			return err
 		}
 	case "ExecSync":
 		// kubelet's exec probe: a command that exits 0 at once, with a timeout
-		call = func() error {
-			got, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 10})
+		deadline = requestTimeout + execTimeout*time.Second
+		call = func(ctx context.Context) error {
+			got, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: execTimeout})
 			if err == nil && got.ExitCode != 0 {
 				err = fmt.Errorf("exit code %d", got.ExitCode)
 			}
@@ -95,7 +115,10 @@ func main() {
 	}
 	run := func(count int) {
 		for i := 0; i < count; i++ {
-			if err := call(); err != nil {
+			ctx, cancel := callContext(deadline)
+			err := call(ctx)
+			cancel()
+			if err != nil {
 				fmt.Fprintln(os.Stderr, "percall_client:", verb, err)
 				os.Exit(1)
 			}
