@@ -104,13 +104,16 @@ class CallContext:
 
 
 class _Call:
-    __slots__ = ("expired", "stream_id", "task", "timer")
+    __slots__ = ("deadline", "expired", "started", "stream_id", "task")
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
         self.task: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # the loop's clock
         self.expired = False
+        # Set by the task's first step: a task cancelled before it never runs
+        # its coroutine, so whoever cancels it answers the call instead.
+        self.started = False
 
 
 # recv_into's buffer: reading into a kept buffer spares asyncio's default
@@ -127,6 +130,11 @@ class _Protocol(asyncio.BufferedProtocol):
         self._window: asyncio.Future[None] | None = None
         self._read = bytearray(READ_BUFFER)
         self._flush_scheduled = False
+        # One timer for the connection, at its calls' earliest deadline, not
+        # one per call: kubelet gives nearly every call a deadline (2 minutes)
+        # and nearly every call ends long before it, so a timer per call was
+        # made and cancelled for nothing.
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     # --- the transport's callbacks -----------------------------------------
 
@@ -139,6 +147,8 @@ class _Protocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.conn.closed = True
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         for call in list(self.calls.values()):
             self._cancel(call)
         self._wake_writers()
@@ -216,17 +226,17 @@ class _Protocol(asyncio.BufferedProtocol):
             coro = self._serve_unary(call, handler, parsed, context)
         self.calls[sid] = call
         call.task = asyncio.get_running_loop().create_task(coro)
-        # A task cancelled before its first step never runs its coroutine,
-        # so nothing in it answers the call: this does.
-        call.task.add_done_callback(lambda _task: self._end(call, messages.CANCELLED, "Cancelled")
-                                    if self.calls.get(sid) is call else None)
         timeout = headers.get("grpc-timeout")
         if timeout is not None:
             seconds = messages.parse_timeout(timeout)
             if seconds is not None:
-                call.timer = asyncio.get_running_loop().call_later(seconds, self._expire, call)
+                call.deadline = asyncio.get_running_loop().time() + seconds
+                timer = self._deadline_timer
+                if timer is None or call.deadline < timer.when():
+                    self._arm(call.deadline)
 
     async def _serve_unary(self, call: _Call, handler: Any, request: Any, context: CallContext) -> None:
+        call.started = True
         try:
             response = await handler.unary_unary(request, context)
             payload = handler.response_serializer(response) if handler.response_serializer else response
@@ -244,6 +254,7 @@ class _Protocol(asyncio.BufferedProtocol):
         self._end(call, messages.OK, "")
 
     async def _serve_stream(self, call: _Call, handler: Any, request: Any, context: CallContext) -> None:
+        call.started = True
         sid = call.stream_id
         serialize = handler.response_serializer
         try:
@@ -281,22 +292,55 @@ class _Protocol(asyncio.BufferedProtocol):
             raise err
 
     def _end(self, call: _Call, code: int, message: str) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
         self.calls.pop(call.stream_id, None)
         self.conn.end(call.stream_id, code, message)
-        self.flush()
+        if self.calls:
+            # Calls still in flight on this connection may answer in this
+            # same loop iteration (a client's burst arrives in one read):
+            # their answers then leave in one write.
+            self._schedule_flush()
+        else:
+            self.flush()
+
+    def _arm(self, when: float) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_timer = asyncio.get_running_loop().call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """Expire the calls whose deadline has come; re-arm for the next one."""
+        self._deadline_timer = None
+        now = asyncio.get_running_loop().time()
+        following: float | None = None
+        for call in list(self.calls.values()):
+            if call.deadline is None or call.expired:
+                continue
+            if call.deadline <= now:
+                self._expire(call)
+            elif following is None or call.deadline < following:
+                following = call.deadline
+        if following is not None:
+            self._arm(following)
 
     def _expire(self, call: _Call) -> None:
         call.expired = True
         if call.task is not None:
             call.task.cancel()
+        if not call.started:
+            self._end(call, messages.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
-    def _cancel(self, call: _Call) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
+    def _cancel(self, call: _Call, *, answer: bool = False) -> None:
+        """Cancel a call's task; ``answer`` ends a call whose task never
+        started with CANCELLED (a started one answers for itself)."""
         if call.task is not None:
             call.task.cancel()
+        if answer and not call.started:
+            self._end(call, messages.CANCELLED, "Cancelled")
+
+    def cancel_calls(self) -> None:
+        """Cancel every call on this connection, answering those not yet started."""
+        for call in list(self.calls.values()):
+            self._cancel(call, answer=True)
 
     async def _writable(self) -> None:
         if self._window is None:
@@ -383,8 +427,7 @@ class Server:
         if tasks and grace:
             await asyncio.wait(tasks, timeout=grace)
         for protocol in list(self.connections):
-            for task in protocol.tasks():
-                task.cancel()
+            protocol.cancel_calls()
         tasks = [task for protocol in self.connections for task in protocol.tasks()]
         if tasks:
             await asyncio.wait(tasks)

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
+import hpack
 import pytest
 from cri_api.v1 import api_pb2, api_pb2_grpc
+from dockyard.cri.grpc_server import frames, messages
+from dockyard.cri.grpc_server import server as server_module
 from dockyard.cri.grpc_server.server import Server
 
 MAX = 1 << 20  # the server's message limit in these tests
@@ -150,6 +153,54 @@ def test_unary_call_answers_and_the_connection_is_reused(served: Any) -> None:
         assert [f.result(timeout=30).version for f in futures] == [f"p{i}" for i in range(100)]
 
 
+def test_answers_leave_while_another_call_on_the_connection_waits(served: Any) -> None:
+    """With a call still in flight on the connection, the others' answers wait
+    for the end of the loop's turn (to share one write), and no longer."""
+    _, handlers, _, path = served
+
+    async def version(request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionResponse:
+        return api_pb2.VersionResponse(version=request.version)
+
+    handlers.unary["ContainerStatus"] = handlers.hang
+    handlers.unary["Version"] = version
+    channel, rt = stub(path)
+    with channel:
+        hung = rt.ContainerStatus.future(api_pb2.ContainerStatusRequest(container_id="x"))
+        assert handlers.started.wait(30)
+        for i in range(20):
+            assert rt.Version(api_pb2.VersionRequest(version=f"v{i}"), timeout=30).version == f"v{i}"
+        futures = [rt.Version.future(api_pb2.VersionRequest(version=f"p{i}")) for i in range(50)]
+        assert [f.result(timeout=30).version for f in futures] == [f"p{i}" for i in range(50)]
+        assert not hung.done()
+        hung.cancel()
+
+
+def test_call_cancelled_before_its_first_step_is_answered(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call whose task is cancelled before it first runs (the server stops
+    between the read that brought it and the task's turn) never runs its
+    handler, and the client still gets CANCELLED from the server."""
+    _, handlers, _, path = served
+    ran = threading.Event()
+
+    async def version(request: Any, context: Any) -> Any:
+        ran.set()
+        return api_pb2.VersionResponse(version="ran")
+
+    original = server_module._Protocol._start
+
+    def start_then_cancel(self: Any, request: Any) -> None:
+        original(self, request)
+        self.cancel_calls()
+
+    monkeypatch.setattr(server_module._Protocol, "_start", start_then_cancel)
+    handlers.unary["Version"] = version
+    channel, rt = stub(path)
+    with channel, pytest.raises(grpc.RpcError) as err:
+        rt.Version(api_pb2.VersionRequest(), timeout=30)
+    assert err.value.code() == grpc.StatusCode.CANCELLED
+    assert not ran.is_set()
+
+
 def test_abort_carries_code_and_message_with_any_characters(served: Any) -> None:
     """context.abort's code and message reach the client intact, whatever the
     message holds (grpc-message is percent-encoded UTF-8)."""
@@ -207,6 +258,65 @@ def test_deadline_cancels_the_handler(served: Any) -> None:
         rt.ContainerStatus(api_pb2.ContainerStatusRequest(container_id="x"), timeout=0.3)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     loop.run(asyncio.wait_for(handlers.cancelled.wait(), 30))
+
+
+def _raw_call(sock: socket.socket, encoder: Any, stream_id: int, path: str, timeout: str, body: bytes) -> None:
+    """A unary request as raw HTTP/2 frames: a client that sends grpc-timeout but,
+    unlike grpc's, never enforces the deadline itself (nor resets the stream)."""
+    fields = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
+              ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", timeout)]
+    sock.sendall(frames.frame(frames.HEADERS, frames.END_HEADERS, stream_id, encoder.encode(fields))
+                 + frames.frame(frames.DATA, frames.END_STREAM, stream_id, messages.frame_message(body)))
+
+
+def _statuses(sock: socket.socket, decoder: Any, count: int) -> dict[int, str]:
+    """Read frames until ``count`` streams have ended; each one's grpc-status."""
+    found: dict[int, str] = {}
+    buf = b""
+    while len(found) < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection; statuses so far {found}"
+        buf += chunk
+        while len(buf) >= frames.HEADER_SIZE:
+            length, kind, flags, stream_id = frames.parse_header(buf, 0)
+            if len(buf) < frames.HEADER_SIZE + length:
+                break
+            payload, buf = buf[frames.HEADER_SIZE:frames.HEADER_SIZE + length], buf[frames.HEADER_SIZE + length:]
+            if kind == frames.HEADERS:
+                assert flags & frames.END_HEADERS  # these blocks are small
+                headers = dict(decoder.decode(payload))
+                if flags & frames.END_STREAM:
+                    found[stream_id] = headers["grpc-status"]
+    return found
+
+
+def test_server_enforces_each_deadline_itself(served: Any) -> None:
+    """The server ends a call at its own deadline even when the client does
+    not: a call with a later deadline that came first, and one with an
+    earlier deadline that came second, each end DEADLINE_EXCEEDED (4) and
+    their handlers are cancelled."""
+    loop, handlers, _, path = served
+    cancelled: list[str] = []
+
+    async def hang(request: Any, context: Any) -> Any:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.append(request.container_id)
+
+    handlers.unary["ContainerStatus"] = hang
+    encoder, decoder = hpack.Encoder(), hpack.Decoder()
+    method = "/runtime.v1.RuntimeService/ContainerStatus"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(path)
+        sock.sendall(frames.PREFACE + frames.settings({}))
+        _raw_call(sock, encoder, 1, method, "1500m",
+                  api_pb2.ContainerStatusRequest(container_id="later").SerializeToString())
+        _raw_call(sock, encoder, 3, method, "100m",
+                  api_pb2.ContainerStatusRequest(container_id="sooner").SerializeToString())
+        assert _statuses(sock, decoder, 2) == {1: "4", 3: "4"}
+    assert sorted(cancelled) == ["later", "sooner"]
 
 
 def test_client_cancel_cancels_the_handler(served: Any) -> None:
