@@ -211,13 +211,23 @@ class Metrics:
         ProcessCollector(registry=r)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+        # Each method's OK series, looked up once: labels() costs more than
+        # the inc and observe, and kubelet's polled calls nearly all end OK.
+        self._rpc_ok: dict[str, tuple[Counter, Histogram]] = {}
 
     # --- RPCs (instrument.py) ---
     def rpc_done(self, method: str, grpc_code: str, seconds: float) -> None:
+        if grpc_code == "OK":
+            ok = self._rpc_ok.get(method)
+            if ok is None:
+                ok = self._rpc_ok[method] = (self.rpc_handled.labels(method, "OK"),
+                                             self.rpc_seconds.labels(method, "OK"))
+            ok[0].inc()
+            ok[1].observe(seconds)
+            return
         self.rpc_handled.labels(method, grpc_code).inc()
         self.rpc_seconds.labels(method, grpc_code).observe(seconds)
-        if grpc_code != "OK":
-            self.rpc_errors.labels(method, grpc_code).inc()
+        self.rpc_errors.labels(method, grpc_code).inc()
 
     # --- pulls (server/images.py and the registry Puller) ---
     def pull_started(self) -> None:
