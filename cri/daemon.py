@@ -174,10 +174,18 @@ def claim_socket(path: str) -> None:
 # (bench/density.py); an idle thread costs only its stack.
 WORKER_THREADS = 16
 
+# How long a thread running Python keeps the GIL while the event loop waits
+# for it.  The workers build stats messages and unpack layers in Python; at
+# CPython's 5 ms every wake-up of the loop behind them waited about that long
+# (a loop's 2 ms sleep woke 6.0 ms late at the p50 beside a busy thread, 1.2
+# ms at 1 ms; this VM, 2026-12-08), and kubelet's relist calls waited with it.
+GIL_SWITCH_INTERVAL_S = 0.001
+
 
 async def serve(config: Config, ready_file: str | None = None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="asyncio"))
     metrics = Metrics()
