@@ -15,6 +15,17 @@ its steady-state CPU at 110 pods from 1.08x containerd's to 0.44-0.46x
 (bench/density.py).  The admin and cAdvisor sockets keep grpcio's (they
 take client streams, and nobody polls them).
 
+What a polled call costs now (2026-12-08, bench/percall.py's client with
+kubelet's deadlines, idle VM): a profile of ListPodSandbox put half of its
+77 us of CPU in the kernel (epoll_wait, send, recv) and about a third of the rest
+in asyncio.  A timer per call for its deadline and a done callback per task
+had added a third loop turn to every call; with one timer per connection
+(``_deadline_timer``) and none per task, dockyardd's CPU per PodSandboxStatus
+went from 126-156 us to 96-104 and per ListPodSandbox from 126-136 to
+116-120.  What would cut the next turn, running a handler's first step
+without a task, needs eager tasks (Python 3.12); the handlers' asyncio.timeout
+needs a current task.
+
 It serves what CRI needs, unary and server-streaming calls over cleartext
 HTTP/2 on a unix socket, and takes handlers the way grpcio's server does
 (``add_generic_rpc_handlers``, ``add_registered_method_handlers``), so the
