@@ -121,10 +121,9 @@ class Instrument:
         else:
             log.info("%s %s in %.3fs: %s", method, code.name, seconds, message)
 
-    def _refused(self, method: str) -> errors.Unavailable | None:
-        if self.readiness.ready:
-            return None
-        return errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
+    def _require_ready(self, method: str) -> None:
+        if not self.readiness.ready:
+            raise errors.Unavailable(f"dockyardd is starting (recovery not finished); retry {method}")
 
     def _cancelled(self, method: str, start: float, err: asyncio.CancelledError) -> None:
         # The client went away or the server is stopping: there is nobody
@@ -148,13 +147,12 @@ class Instrument:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.monotonic()
             try:
-                if refused := self._refused(method):
-                    raise refused
+                self._require_ready(method)
                 response = await handler(request)
             except asyncio.CancelledError as err:
                 self._cancelled(method, start, err)
                 raise
-            except Exception as err:  # noqa: BLE001  # _failed classifies it
+            except Exception as err:  # noqa: BLE001  # none swallowed: _failed answers its status
                 await self._failed(method, start, err, context)
             self._done(method, start, grpc.StatusCode.OK, "")
             return response
@@ -168,14 +166,13 @@ class Instrument:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.monotonic()
             try:
-                if refused := self._refused(method):
-                    raise refused
+                self._require_ready(method)
                 async for item in handler(request):
                     yield item
             except asyncio.CancelledError as err:
                 self._cancelled(method, start, err)
                 raise
-            except Exception as err:  # noqa: BLE001  # _failed classifies it
+            except Exception as err:  # noqa: BLE001  # none swallowed: _failed answers its status
                 await self._failed(method, start, err, context)
             self._done(method, start, grpc.StatusCode.OK, "")
 

@@ -288,8 +288,8 @@ class Snapshotter:
         temp = temp_name(os.path.join(self._snapshots, chain[7:19]))
         os.mkdir(temp, mode=0o755)  # exclusive: never another stage's dir
         fs = os.path.join(temp, "fs")
-        os.mkdir(fs, mode=0o755)
         try:
+            os.mkdir(fs, mode=0o755)
             layer = os.path.basename(layer_path)
             layer_name = f"sha256:{layer}" if len(layer) == 64 else layer_path
             if source is not None:
